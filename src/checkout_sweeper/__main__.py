@@ -1,0 +1,5 @@
+"""``python -m checkout_sweeper`` runs the console script."""
+
+from .cli import main
+
+main()

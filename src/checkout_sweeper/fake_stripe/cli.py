@@ -1,0 +1,113 @@
+"""``checkout-sweeper fake-stripe``: run the local Stripe fake in the foreground."""
+
+from __future__ import annotations
+
+import contextlib
+
+import click
+
+from .server import FakeStripeServer
+from .state import FakeStripeState
+
+
+def parse_latency(value: str) -> tuple[float, float]:
+    """``"150"`` is a fixed 150 ms; ``"150-400"`` is 150 ms plus up to 250 ms of jitter."""
+    low, _, high = value.partition("-")
+    try:
+        base = float(low)
+        top = float(high) if high else base
+    except ValueError:
+        raise click.BadParameter(f"expected MS or MIN-MAX in milliseconds, got {value!r}") from None
+    if base < 0 or top < base:
+        raise click.BadParameter(f"latency range must be 0 <= MIN <= MAX, got {value!r}")
+    return base, top - base
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise click.BadParameter("must be between 0 and 1")
+    return value
+
+
+@click.command("fake-stripe")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=12111, show_default=True, type=int)
+@click.option("--open", "open_", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--complete", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--expired", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--live", is_flag=True, help="Seed live-mode sessions instead of test-mode ones.")
+@click.option("--account", default="", help="Seed this connected account (Stripe-Account).")
+@click.option(
+    "--rps",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Requests per second per account before 429; 0 = unlimited.",
+)
+@click.option(
+    "--latency-ms",
+    default="0",
+    show_default=True,
+    help="Latency per answer: MS, or MIN-MAX for a uniform spread.",
+)
+@click.option(
+    "--fail-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    callback=_rate,
+    help="Share of requests answered 500 (Stripe-Should-Retry: true).",
+)
+@click.option(
+    "--race-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    callback=_rate,
+    help="Share of expires that find the session just paid.",
+)
+@click.option(
+    "--spawn-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="New open sessions created per expire call (customers arriving).",
+)
+@click.option("--seed", default=None, type=int, help="Random seed for repeatable faults.")
+def fake_stripe_command(
+    host: str,
+    port: int,
+    open_: int,
+    complete: int,
+    expired: int,
+    live: bool,
+    account: str,
+    rps: float,
+    latency_ms: str,
+    fail_rate: float,
+    race_rate: float,
+    spawn_rate: float,
+    seed: int | None,
+) -> None:
+    """Serve a stateful fake of Stripe's Checkout Sessions API on HOST:PORT."""
+    base, jitter = parse_latency(latency_ms)
+    state = FakeStripeState(seed=seed)
+    state.faults.update(
+        {
+            "rps": rps,
+            "latency_ms": base,
+            "jitter_ms": jitter,
+            "fail_rate": fail_rate,
+            "race_rate": race_rate,
+            "spawn_rate": spawn_rate,
+        }
+    )
+    state.seed(open_=open_, complete=complete, expired=expired, livemode=live, account=account)
+    server = FakeStripeServer(state, host=host, port=port)
+    click.echo(
+        f"fake Stripe on {server.url} ({open_} open, {complete} complete, {expired} expired); "
+        f"admin at {server.url}/_admin/stats; Ctrl-C stops",
+        err=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()

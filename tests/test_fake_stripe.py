@@ -1,0 +1,383 @@
+"""The fake Stripe, driven by the official SDK over real HTTP, against Stripe's documented rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+
+import pytest
+import requests
+import stripe
+
+from checkout_sweeper.fake_stripe import FakeStripeServer
+from checkout_sweeper.fake_stripe.forms import decode_form
+
+from conftest import LIVE_KEY, TEST_KEY, make_client
+
+FIXTURE_KEYS = set(
+    json.loads(
+        resources.files("checkout_sweeper.fake_stripe")
+        .joinpath("checkout_session.json")
+        .read_text()
+    )
+)
+
+
+def _new(client: stripe.StripeClient, **params) -> stripe.checkout.Session:
+    return client.v1.checkout.sessions.create(
+        {"mode": "payment", "success_url": "https://example.com/ok", **params}
+    )
+
+
+def _admin(server: FakeStripeServer, path: str, body: dict | None = None) -> dict:
+    if body is None:
+        response = requests.get(f"{server.url}/_admin/{path}", timeout=5)
+    else:
+        response = requests.post(f"{server.url}/_admin/{path}", json=body, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+# creating ---------------------------------------------------------------------------------------
+def test_create_reads_nested_form_params_and_returns_stripe_shape(stripe_client):
+    session = _new(
+        stripe_client,
+        metadata={"order": "A-17"},
+        line_items=[{"price": "price_123", "quantity": 2}],
+        customer_email="buyer@example.com",
+    )
+    assert session.id.startswith("cs_test_")
+    assert session.object == "checkout.session"
+    assert session.status == "open" and session.livemode is False
+    assert session.metadata.to_dict() == {"order": "A-17"}
+    assert session.customer_email == "buyer@example.com"
+    assert session.url.endswith(session.id)
+    assert set(session.to_dict()) >= FIXTURE_KEYS
+
+
+def test_live_key_creates_live_sessions(fake_stripe):
+    session = _new(make_client(fake_stripe, LIVE_KEY))
+    assert session.id.startswith("cs_live_") and session.livemode is True
+
+
+def test_create_rejects_unknown_parameter(stripe_client):
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        _new(stripe_client, colour="blue")
+    assert err.value.http_status == 400 and err.value.param == "colour"
+
+
+def test_form_decoding_of_lists_and_nested_keys():
+    decoded = decode_form(
+        [
+            ("line_items[0][price]", "p1"),
+            ("line_items[1][price]", "p2"),
+            ("expand[]", "x"),
+            ("metadata[a]", "1"),
+        ]
+    )
+    assert decoded == {
+        "line_items": [{"price": "p1"}, {"price": "p2"}],
+        "expand": ["x"],
+        "metadata": {"a": "1"},
+    }
+
+
+# listing ----------------------------------------------------------------------------------------
+def test_list_is_newest_first_with_default_limit_and_has_more(fake_stripe, stripe_client):
+    created = [_new(stripe_client).id for _ in range(12)]
+    page = stripe_client.v1.checkout.sessions.list()
+    assert [s.id for s in page.data] == list(reversed(created))[:10]
+    assert page.has_more is True
+
+
+@pytest.mark.parametrize("limit", [0, 101])
+def test_list_limit_out_of_range_is_400(stripe_client, limit):
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        stripe_client.v1.checkout.sessions.list({"limit": limit})
+    assert err.value.http_status == 400 and err.value.param == "limit"
+
+
+def test_list_unknown_parameter_is_named(stripe_client):
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        stripe_client.v1.checkout.sessions.list({"colour": "blue"})
+    assert err.value.param == "colour" and "colour" in str(err.value)
+
+
+def test_list_filters_by_status_customer_and_created(fake_stripe, stripe_client):
+    fake_stripe.state.seed(open_=5, complete=4, expired=3)
+    statuses = {
+        status: len(stripe_client.v1.checkout.sessions.list({"status": status, "limit": 100}).data)
+        for status in ("open", "complete", "expired")
+    }
+    assert statuses == {"open": 5, "complete": 4, "expired": 3}
+    mine = _new(stripe_client, customer="cus_123")
+    found = stripe_client.v1.checkout.sessions.list({"customer": "cus_123"}).data
+    assert [s.id for s in found] == [mine.id]
+    newer = stripe_client.v1.checkout.sessions.list({"created": {"gte": mine.created}}).data
+    older = stripe_client.v1.checkout.sessions.list(
+        {"created": {"lt": mine.created}, "limit": 100}
+    ).data
+    assert mine.id in {s.id for s in newer}
+    assert mine.id not in {s.id for s in older} and len(older) == 12
+
+
+def test_cursors_walk_every_session_once(fake_stripe, stripe_client):
+    fake_stripe.state.seed(open_=250, expired=30)
+    seen = [
+        s.id
+        for s in stripe_client.v1.checkout.sessions.list(
+            {"status": "open", "limit": 100}
+        ).auto_paging_iter()
+    ]
+    assert len(seen) == len(set(seen)) == 250
+    after = stripe_client.v1.checkout.sessions.list(
+        {"status": "open", "limit": 3, "starting_after": seen[10]}
+    ).data
+    assert [s.id for s in after] == seen[11:14]
+    before = stripe_client.v1.checkout.sessions.list(
+        {"status": "open", "limit": 3, "ending_before": seen[10]}
+    ).data
+    assert [s.id for s in before] == seen[7:10]
+
+
+def test_cursor_that_no_longer_matches_the_filter_is_resource_missing(stripe_client):
+    sessions = [_new(stripe_client) for _ in range(3)]
+    cursor = sessions[1].id
+    stripe_client.v1.checkout.sessions.expire(cursor)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        stripe_client.v1.checkout.sessions.list({"status": "open", "starting_after": cursor})
+    assert err.value.http_status == 404 and err.value.code == "resource_missing"
+    assert err.value.param == "starting_after"
+    # Without the filter the same cursor is fine.
+    stripe_client.v1.checkout.sessions.list({"starting_after": cursor})
+
+
+# retrieving and expiring -----------------------------------------------------------------------
+def test_retrieve_and_unknown_id(stripe_client):
+    session = _new(stripe_client)
+    assert stripe_client.v1.checkout.sessions.retrieve(session.id).id == session.id
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        stripe_client.v1.checkout.sessions.retrieve("cs_test_nope")
+    assert err.value.http_status == 404 and err.value.code == "resource_missing"
+
+
+def test_expire_open_session(stripe_client):
+    session = _new(stripe_client)
+    expired = stripe_client.v1.checkout.sessions.expire(session.id)
+    assert expired.status == "expired" and expired.url is None
+    assert stripe_client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+
+
+def test_expire_not_open_is_stripes_400(fake_stripe, stripe_client):
+    fake_stripe.state.seed(complete=1)
+    paid = stripe_client.v1.checkout.sessions.list().data[0]
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        stripe_client.v1.checkout.sessions.expire(paid.id)
+    assert err.value.http_status == 400 and err.value.code is None
+    assert err.value.user_message == (
+        'Only Checkout Sessions with a status in ["open"] can be expired. '
+        "This Checkout Session has a status of `complete`."
+    )
+
+
+def test_expire_unknown_is_404(stripe_client):
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        stripe_client.v1.checkout.sessions.expire("cs_test_unknown")
+    assert err.value.http_status == 404 and err.value.code == "resource_missing"
+
+
+# auth, accounts, idempotency --------------------------------------------------------------------
+def test_missing_key_is_401_with_stripe_body(fake_stripe):
+    response = requests.get(f"{fake_stripe.url}/v1/checkout/sessions", timeout=5)
+    assert response.status_code == 401
+    assert "did not provide an API key" in response.json()["error"]["message"]
+
+
+def test_malformed_key_is_401(fake_stripe):
+    with pytest.raises(stripe.AuthenticationError) as err:
+        make_client(fake_stripe, "pk_test_notasecret").v1.checkout.sessions.list()
+    assert "Invalid API Key" in str(err.value)
+    assert "notasecret" not in str(err.value)
+
+
+def test_connected_accounts_are_isolated(fake_stripe):
+    platform = make_client(fake_stripe)
+    connected = make_client(fake_stripe, stripe_account="acct_1Connected")
+    session = _new(connected)
+    assert len(platform.v1.checkout.sessions.list().data) == 0
+    assert [s.id for s in connected.v1.checkout.sessions.list().data] == [session.id]
+    with pytest.raises(stripe.InvalidRequestError):
+        platform.v1.checkout.sessions.expire(session.id)
+    live = make_client(fake_stripe, LIVE_KEY)
+    assert len(live.v1.checkout.sessions.list().data) == 0
+
+
+def test_idempotency_replays_and_refuses_other_params(stripe_client):
+    first = stripe_client.v1.checkout.sessions.create(
+        {"mode": "payment", "success_url": "https://a/ok"}, options={"idempotency_key": "k-1"}
+    )
+    again = stripe_client.v1.checkout.sessions.create(
+        {"mode": "payment", "success_url": "https://a/ok"}, options={"idempotency_key": "k-1"}
+    )
+    assert again.id == first.id
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    assert len(stripe_client.v1.checkout.sessions.list().data) == 1
+    with pytest.raises(stripe.IdempotencyError):
+        stripe_client.v1.checkout.sessions.create(
+            {"mode": "payment", "success_url": "https://b/ok"}, options={"idempotency_key": "k-1"}
+        )
+
+
+def test_idempotent_expire_replay_is_a_success(stripe_client):
+    session = _new(stripe_client)
+    key = {"idempotency_key": f"sweep-1-{session.id}"}
+    stripe_client.v1.checkout.sessions.expire(session.id, options=key)
+    replay = stripe_client.v1.checkout.sessions.expire(session.id, options=key)
+    assert replay.status == "expired"
+    assert replay.last_response.headers.get("Idempotent-Replayed") == "true"
+
+
+# faults -----------------------------------------------------------------------------------------
+def test_rate_limit_answers_429_rate_limit(fake_stripe, stripe_client):
+    fake_stripe.state.faults.update({"rps": 5})
+    outcomes = []
+    for _ in range(8):
+        try:
+            stripe_client.v1.checkout.sessions.list()
+            outcomes.append(200)
+        except stripe.RateLimitError as err:
+            outcomes.append(err.http_status)
+            assert err.json_body["error"]["code"] == "rate_limit"
+    assert outcomes.count(200) == 5 and outcomes.count(429) == 3
+    assert _admin(fake_stripe, "stats")["rate_limited"] == 3
+    time.sleep(1.05)
+    stripe_client.v1.checkout.sessions.list()
+
+
+def test_injected_server_errors_say_should_retry(fake_stripe, stripe_client):
+    _admin(fake_stripe, "faults", {"fail_rate": 1})
+    with pytest.raises(stripe.APIError) as err:
+        stripe_client.v1.checkout.sessions.list()
+    assert err.value.http_status == 500
+    assert err.value.headers.get("stripe-should-retry") == "true"
+
+
+def test_race_completes_the_session_before_expire(fake_stripe, stripe_client):
+    session = _new(stripe_client)
+    fake_stripe.state.faults.update({"race_rate": 1})
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        stripe_client.v1.checkout.sessions.expire(session.id)
+    assert "status of `complete`" in str(err.value)
+    assert stripe_client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+
+
+def test_spawn_creates_sessions_while_expiring(fake_stripe, stripe_client):
+    fake_stripe.state.seed(open_=4)
+    fake_stripe.state.faults.update({"spawn_rate": 0.5})
+    for session in stripe_client.v1.checkout.sessions.list({"status": "open"}).data:
+        stripe_client.v1.checkout.sessions.expire(session.id)
+    stats = _admin(fake_stripe, "stats")
+    assert stats["spawned"] >= 1 and stats["open_total"] == stats["spawned"]
+
+
+def test_latency_is_applied(fake_stripe, stripe_client):
+    fake_stripe.state.faults.update({"latency_ms": 120})
+    start = time.perf_counter()
+    stripe_client.v1.checkout.sessions.list()
+    assert time.perf_counter() - start >= 0.12
+
+
+# admin ------------------------------------------------------------------------------------------
+def test_admin_counts_requests_concurrency_and_expire_calls(fake_stripe, stripe_client):
+    fake_stripe.state.seed(open_=20)
+    fake_stripe.state.faults.update({"latency_ms": 50})
+    ids = [s.id for s in stripe_client.v1.checkout.sessions.list({"limit": 100}).data]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(stripe_client.v1.checkout.sessions.expire, ids))
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.checkout.sessions.expire(ids[0])
+    stats = _admin(fake_stripe, "stats")
+    assert stats["requests"] == {"list": 1, "expire": 21}
+    assert stats["max_in_flight"] >= 2
+    assert stats["expire_calls_max_per_session"] == 2 and stats["sessions_expired_twice"] == 0
+    assert stats["open_total"] == 0
+    assert _admin(fake_stripe, "expire_calls")[ids[0]] == 2
+
+
+def test_admin_seed_faults_and_reset(fake_stripe):
+    stats = _admin(fake_stripe, "seed", {"open": 7, "complete": 2, "account": "acct_9"})
+    assert stats["open_sessions"] == {"test:acct_9": 7}
+    assert _admin(fake_stripe, "faults", {"rps": 25, "latency_ms": 10})["rps"] == 25
+    bad = requests.post(f"{fake_stripe.url}/_admin/faults", json={"nope": 1}, timeout=5)
+    assert bad.status_code == 400 and "nope" in bad.json()["error"]
+    assert _admin(fake_stripe, "reset", {})["open_total"] == 0
+
+
+def test_command_line_fake_serves_the_sdk(tmp_path):
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "checkout_sweeper",
+            "fake-stripe",
+            "--port",
+            str(port),
+            "--open",
+            "120",
+            "--complete",
+            "5",
+            "--latency-ms",
+            "1-3",
+            "--seed",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_for(url)
+        client = stripe.StripeClient(TEST_KEY, base_addresses={"api": url})
+        open_ids = [
+            s.id
+            for s in client.v1.checkout.sessions.list(
+                {"status": "open", "limit": 100}
+            ).auto_paging_iter()
+        ]
+        assert len(open_ids) == 120
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_command_line_rejects_bad_latency():
+    result = subprocess.run(
+        [sys.executable, "-m", "checkout_sweeper", "fake-stripe", "--latency-ms", "400-100"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "latency" in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{url}/_admin/stats", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing answered at {url}")
