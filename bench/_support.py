@@ -59,10 +59,10 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
     """A Markdown table, so results paste straight into the README."""
     cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
     def line(row):
-        return (
-            "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-        )
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
     print(line(cells[0]))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells[1:]:

@@ -1,0 +1,70 @@
+"""Client-side pacing: a token bucket that keeps a sweep under its share of Stripe's rate limit.
+
+Stripe counts every request of an account against one budget, so the bucket is shared by the
+listing and the expiring threads alike. A 429 means someone else (the app itself, another
+tool) is spending the same budget: the bucket halves its rate and climbs back slowly, the way
+TCP does, instead of hammering the limit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class AdaptiveTokenBucket:
+    """Hands out request slots at ``rate`` per second, with a small burst; thread-safe."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float | None = None,
+        min_rate: float = 1.0,
+        recovery_per_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.max_rate = rate
+        self.rate = rate
+        self.min_rate = min(min_rate, rate)
+        self.burst = burst if burst is not None else max(1.0, rate / 10)
+        self.recovery_per_s = recovery_per_s if recovery_per_s is not None else rate / 10
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = clock()
+        self._last_adjust = self._next_slot
+        self.granted = 0
+        self.penalties = 0
+
+    def acquire(self) -> None:
+        """Block until this caller may send one request."""
+        with self._lock:
+            now = self._clock()
+            self._recover(now)
+            interval = 1.0 / self.rate
+            slot = max(self._next_slot, now - (self.burst - 1) * interval)
+            self._next_slot = slot + interval
+            self.granted += 1
+        wait = slot - now
+        if wait > 0:
+            self._sleep(wait)
+
+    def penalize(self) -> None:
+        """Stripe said 429: halve the rate (not below ``min_rate``) and push the next slot back."""
+        with self._lock:
+            now = self._clock()
+            self.rate = max(self.min_rate, self.rate / 2)
+            self._last_adjust = now
+            self._next_slot = max(self._next_slot, now + 1.0 / self.rate)
+            self.penalties += 1
+
+    def _recover(self, now: float) -> None:
+        if self.rate < self.max_rate:
+            elapsed = now - self._last_adjust
+            self.rate = min(self.max_rate, self.rate + elapsed * self.recovery_per_s)
+        self._last_adjust = now

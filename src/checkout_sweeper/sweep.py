@@ -1,0 +1,336 @@
+"""The sweep engine: find every open Checkout Session, expire it, and say what is left.
+
+Plain Python with no web framework: the HTTP endpoint and the command line both call
+``Sweeper.run``. How it stays correct and fast:
+
+* Paging. Stripe's ``status=open`` listing is a live view: a ``starting_after`` cursor that has
+  since been expired is a 404. So the last session of each page is held back (not expired) until
+  the next page has been fetched with it as the cursor. If the cursor still goes stale (a customer
+  paid it meanwhile), the engine lets in-flight expires finish and restarts from the head, which
+  then holds only sessions it has not handled.
+* Pace. Every Stripe request, listing included, takes a slot from one ``AdaptiveTokenBucket``
+  at ``max_rps``; a bounded pool of ``concurrency`` threads expires while the next page loads.
+* Retries. 429, 5xx and broken connections are retried with exponential backoff and full
+  jitter, and every expire carries an idempotency key per (sweep, session), so a retry never acts
+  twice.
+* Passes. Sessions created while the sweep runs appear at the head of the list; further passes
+  from the head pick them up until a pass finds nothing new (at most ``max_passes``). The last
+  pass's listing, or a separate verification listing, gives the sessions still open.
+* Memory. Only ids are kept while they are in flight (bounded by the pool) or failed; outcomes
+  go to the ``on_outcome`` callback (the audit trail) as they happen.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from .pacing import AdaptiveTokenBucket
+from .stripe_api import (
+    FatalStripeError,
+    RetryableError,
+    SessionNotOpen,
+    SessionPage,
+    SessionRejected,
+    StaleCursor,
+    StripeProblem,
+)
+
+Outcome = Literal["expired", "already_closed", "failed", "would_expire"]
+
+
+class Gateway(Protocol):
+    """What the engine needs from Stripe (``stripe_api.StripeGateway`` in production)."""
+
+    livemode: bool
+    account: str
+
+    def list_open(
+        self, *, limit: int, starting_after: str | None, created_before: int | None
+    ) -> SessionPage: ...
+
+    def expire(self, session_id: str, idempotency_key: str) -> None: ...
+
+
+class SweepAborted(Exception):
+    """Stripe could not be used (key rejected, or unreachable after every retry)."""
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    max_rps: float = 20.0
+    concurrency: int = 8
+    dry_run: bool = False
+    created_before: int | None = None  # only sessions created strictly before this epoch
+    page_size: int = 100
+    max_passes: int = 5
+    max_attempts: int = 6
+    backoff_base_s: float = 0.25
+    backoff_cap_s: float = 8.0
+    remaining_cap: int = 100  # full session objects kept for the answer; the count is exact
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    session_id: str
+    outcome: Outcome
+    error: str | None = None
+    attempts: int = 1
+
+
+@dataclass
+class SweepResult:
+    sweep_id: str
+    dry_run: bool
+    expired_count: int = 0
+    already_closed_count: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    would_expire: list[str] = field(default_factory=list)
+    remaining_open_sessions: list[dict[str, Any]] = field(default_factory=list)
+    remaining_open_count: int = 0
+    passes: int = 0
+    stripe_requests: int = 0
+    rate_limited: int = 0
+    duration_ms: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.failed and self.remaining_open_count == 0 and not self.dry_run
+
+    def as_data(self) -> dict[str, Any]:
+        """The ``data`` object of the endpoint and of ``sweep --json``."""
+        data = asdict(self)
+        if not self.dry_run:
+            data.pop("would_expire")
+        return data
+
+
+@dataclass
+class Progress:
+    """Live counters for a progress display; read from any thread."""
+
+    found: int = 0
+    expired: int = 0
+    already_closed: int = 0
+    failed: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.expired / elapsed if elapsed > 0 else 0.0
+
+
+class Sweeper:
+    """One sweep of one Stripe account; create a new one per run."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        options: SweepOptions | None = None,
+        *,
+        sweep_id: str | None = None,
+        on_outcome: Callable[[SessionOutcome], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.options = options or SweepOptions()
+        self.sweep_id = sweep_id or uuid.uuid4().hex
+        self._on_outcome = on_outcome or (lambda outcome: None)
+        self._on_progress = on_progress or (lambda progress: None)
+        self.bucket = AdaptiveTokenBucket(self.options.max_rps)
+        self.progress = Progress()
+        self.result = SweepResult(self.sweep_id, self.options.dry_run)
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
+        self._failed_ids: set[str] = set()
+        self._seen: set[str] = set()  # dry run only: nothing leaves the open list there
+        self._slots = threading.BoundedSemaphore(self.options.concurrency * 2)
+        self._idle = threading.Condition(self._lock)
+        self._fatal: StripeProblem | None = None
+        self._leftover_count = 0
+        self._random = random.Random()
+
+    # the run ----------------------------------------------------------------------------------
+    def run(self) -> SweepResult:
+        started = time.monotonic()
+        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="expire") as pool:
+            self._pool = pool
+            try:
+                self._passes()
+            finally:
+                self._drain()
+        if self._fatal is not None:
+            raise SweepAborted(str(self._fatal)) from self._fatal
+        self.result.stripe_requests = self.progress.requests
+        self.result.rate_limited = self.progress.rate_limited
+        self.result.duration_ms = int((time.monotonic() - started) * 1000)
+        return self.result
+
+    def _passes(self) -> None:
+        options = self.options
+        for _ in range(options.max_passes):
+            self.result.passes += 1
+            dispatched, still_open = self._one_pass()
+            self._drain()
+            if dispatched == 0 or options.dry_run:
+                self._report_remaining(still_open)
+                return
+        _, still_open = self._one_pass(verify_only=True)
+        self._report_remaining(still_open)
+
+    def _one_pass(self, verify_only: bool = False) -> tuple[int, Iterator[dict[str, Any]]]:
+        """Walk the open list from the head; returns (sessions dispatched, sessions left)."""
+        dispatched = 0
+        leftovers: list[dict[str, Any]] = []
+        leftover_count = 0
+        cursor: str | None = None
+        held: str | None = None
+        while self._fatal is None:
+            try:
+                page = self._call(
+                    lambda c=cursor: self.gateway.list_open(
+                        limit=self.options.page_size,
+                        starting_after=c,
+                        created_before=self.options.created_before,
+                    )
+                )
+            except StaleCursor:
+                # The held session stopped being open on its own: a customer paid, or it expired.
+                if held is not None:
+                    self._record(SessionOutcome(held, "already_closed"))
+                    held = None
+                self._drain()
+                cursor = None
+                continue
+            except StripeProblem as problem:
+                self._fatal = problem
+                break
+            if held is not None:
+                self._dispatch(held)
+                held = None
+            fresh = []
+            for session in page.sessions:
+                new = not verify_only and self._is_new(session["id"])
+                if new:
+                    fresh.append(session["id"])
+                if not new or self.options.dry_run:  # a dry run leaves every session open
+                    leftover_count += 1
+                    if len(leftovers) < self.options.remaining_cap:
+                        leftovers.append(session)
+            if page.has_more and page.sessions:
+                cursor = page.sessions[-1]["id"]
+                if fresh and fresh[-1] == cursor:
+                    held = fresh.pop()
+            for session_id in fresh:
+                self._dispatch(session_id)
+            dispatched += len(fresh) + (1 if held else 0)
+            if not page.has_more or not page.sessions:
+                break
+        self._leftover_count = leftover_count
+        return dispatched, iter(leftovers)
+
+    def _report_remaining(self, still_open: Iterator[dict[str, Any]]) -> None:
+        self.result.remaining_open_sessions = list(still_open)
+        self.result.remaining_open_count = self._leftover_count
+
+    def _is_new(self, session_id: str) -> bool:
+        with self._lock:
+            if session_id in self._in_flight or session_id in self._failed_ids:
+                return False
+            if self.options.dry_run:
+                if session_id in self._seen:
+                    return False
+                self._seen.add(session_id)
+            return True
+
+    # expiring ---------------------------------------------------------------------------------
+    def _dispatch(self, session_id: str) -> None:
+        with self._lock:
+            self.progress.found += 1
+        if self.options.dry_run:
+            self.result.would_expire.append(session_id)
+            self._record(SessionOutcome(session_id, "would_expire", attempts=0))
+            return
+        self._slots.acquire()
+        with self._lock:
+            self._in_flight.add(session_id)
+        self._pool.submit(self._expire, session_id)
+
+    def _expire(self, session_id: str) -> None:
+        key = f"checkout-sweeper:{self.sweep_id}:{session_id}"
+        attempts = [0]
+
+        def attempt() -> None:
+            attempts[0] += 1
+            self.gateway.expire(session_id, key)
+
+        try:
+            self._call(attempt)
+            outcome = SessionOutcome(session_id, "expired", attempts=attempts[0])
+        except SessionNotOpen as closed:
+            outcome = SessionOutcome(
+                session_id, "already_closed", closed.status, attempts=attempts[0]
+            )
+        except (SessionRejected, RetryableError) as problem:
+            outcome = SessionOutcome(session_id, "failed", str(problem), attempts=attempts[0])
+        except FatalStripeError as problem:
+            self._fatal = problem
+            outcome = SessionOutcome(session_id, "failed", str(problem), attempts=attempts[0])
+        except Exception as problem:  # a bug must not lose the record of the others
+            outcome = SessionOutcome(session_id, "failed", repr(problem), attempts=attempts[0])
+        finally:
+            self._slots.release()
+        self._record(outcome)
+
+    def _record(self, outcome: SessionOutcome) -> None:
+        with self._lock:
+            self._in_flight.discard(outcome.session_id)
+            result, progress = self.result, self.progress
+            if outcome.outcome == "expired":
+                result.expired_count += 1
+                progress.expired += 1
+            elif outcome.outcome == "already_closed":
+                result.already_closed_count += 1
+                progress.already_closed += 1
+            elif outcome.outcome == "failed":
+                self._failed_ids.add(outcome.session_id)
+                result.failed.append({"id": outcome.session_id, "error": outcome.error or ""})
+                progress.failed += 1
+            self._idle.notify_all()
+        self._on_outcome(outcome)
+        self._on_progress(self.progress)
+
+    def _drain(self) -> None:
+        """Wait until no expire is in flight."""
+        with self._idle:
+            self._idle.wait_for(lambda: not self._in_flight)
+
+    # pacing and retries -----------------------------------------------------------------------
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run one Stripe request under the bucket, retrying what is worth retrying."""
+        options = self.options
+        for attempt in range(1, options.max_attempts + 1):
+            self.bucket.acquire()
+            with self._lock:
+                self.progress.requests += 1
+            try:
+                return fn()
+            except RetryableError as problem:
+                if problem.rate_limited:
+                    self.bucket.penalize()
+                    with self._lock:
+                        self.progress.rate_limited += 1
+                if attempt == options.max_attempts or self._fatal is not None:
+                    raise
+                ceiling = min(options.backoff_cap_s, options.backoff_base_s * 2 ** (attempt - 1))
+                time.sleep(self._random.uniform(ceiling / 2, ceiling))
+        raise AssertionError("unreachable")
