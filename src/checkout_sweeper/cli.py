@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import click
 
+from .commands.database import db_group
+from .commands.demo import demo_command
+from .commands.serve import serve_command
+from .commands.sweep import history_command, sweep_command
+from .commands.users import token_command, users_group
 from .fake_stripe.cli import fake_stripe_command
 
 
@@ -13,4 +18,14 @@ def main() -> None:
     """Expire every open Stripe Checkout Session of an account, safely and fast."""
 
 
-main.add_command(fake_stripe_command)
+for command in (
+    serve_command,
+    users_group,
+    token_command,
+    db_group,
+    sweep_command,
+    history_command,
+    fake_stripe_command,
+    demo_command,
+):
+    main.add_command(command)

@@ -1,0 +1,100 @@
+"""The ``v1`` blueprint: ``GET /v1/active_checkout_sessions_and_expire_all``.
+
+The view runs the checks of the product contract in their fixed order (auth, claims, query,
+user, customer, rate limit, live mode, concurrent sweep) and hands the sweep itself to
+``service.run_recorded_sweep``. Every check answers with its own status and message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, g, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from ..auth import AuthError, bearer_token, user_id_from, verify
+from ..models import User
+from ..responses import UNEXPECTED, ApiError, success
+from ..service import SweepInProgress, run_recorded_sweep
+from ..stripe_api import StripeGateway
+from ..sweep import SweepAborted, SweepOptions
+from .state import app_state
+
+bp = Blueprint("v1", __name__)
+log = logging.getLogger("checkout_sweeper.api")
+RATE_LIMIT = "3 per hour"
+
+
+def _authenticated_user_id() -> str:
+    state = app_state()
+    try:
+        token = bearer_token(request.headers.get("Authorization"))
+        claims = verify(token, state.settings)
+        return user_id_from(claims, state.settings.jwt_user_id_claim)
+    except AuthError as err:
+        headers = (
+            {"WWW-Authenticate": 'Bearer realm="checkout-sweeper"'} if err.status == 401 else {}
+        )
+        raise ApiError(err.status, err.message, headers) from None
+
+
+def _load_user(user_id: str) -> User:
+    with app_state().db.session() as session:
+        user = (
+            session.scalar(select(User).where(User.id == int(user_id)))
+            if user_id.isdigit()
+            else None
+        )
+    if user is None:
+        raise ApiError(404, "User not found.")
+    return user
+
+
+@bp.get("/active_checkout_sessions_and_expire_all")
+def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
+    """Expire every open Checkout Session of the account; answer with what is left open."""
+    state = app_state()
+    settings = state.settings
+    g.user_id = _authenticated_user_id()
+    if request.args:
+        names = ", ".join(sorted(request.args))
+        raise ApiError(400, f"This endpoint accepts no query parameters; got: {names}.")
+    user = _load_user(g.user_id)
+    if user.stripe_customer_id:
+        raise ApiError(
+            409,
+            "This user already has a Stripe customer "
+            f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
+        )
+    with state.limiter.limit(RATE_LIMIT, key_func=lambda: f"user:{g.user_id}"):
+        pass  # raises RateLimitExceeded (429) once the user's hour is spent
+    if settings.live_key and not settings.allow_live_mode:
+        raise ApiError(
+            403,
+            "The configured Stripe key is a live-mode key; set SWEEPER_ALLOW_LIVE_MODE=true "
+            "to allow sweeps of live sessions.",
+        )
+    gateway = StripeGateway(
+        settings.stripe_api_key or "",
+        api_base=settings.stripe_api_base,
+        stripe_account=settings.stripe_account,
+    )
+    options = SweepOptions(max_rps=settings.max_rps, concurrency=settings.concurrency)
+    try:
+        result = run_recorded_sweep(state.db, gateway, options, trigger="api", user_id=user.id)
+    except SweepInProgress:
+        raise ApiError(
+            409, "A sweep of this Stripe account is already running; try again when it ends."
+        ) from None
+    except SweepAborted as err:
+        current_app.logger.error("sweep aborted: %s", err)
+        raise ApiError(500, UNEXPECTED) from None
+    g.sweep_counts = {
+        "sweep_id": result.sweep_id,
+        "expired": result.expired_count,
+        "already_closed": result.already_closed_count,
+        "failed": len(result.failed),
+        "remaining": result.remaining_open_count,
+    }
+    return success(result.as_data())

@@ -1,0 +1,92 @@
+"""``create_app()``: settings, database, limiter, proxy handling, blueprints, error handlers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask, Response, g, request
+from flask_limiter import Limiter
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .api.docs import bp as docs_bp
+from .api.health import bp as health_bp
+from .api.state import EXTENSION_KEY, AppState
+from .api.v1 import bp as v1_bp
+from .config import Settings, default_instance_path
+from .db import Database
+from .logs import setup_logging
+from .responses import register_error_handlers
+
+request_log = logging.getLogger("checkout_sweeper.request")
+
+
+def _user_key() -> str:
+    return f"user:{getattr(g, 'user_id', None) or request.remote_addr}"
+
+
+def create_app(
+    env: Mapping[str, str] | None = None,
+    *,
+    instance_path: str | Path | None = None,
+    upgrade_sqlite: bool = True,
+) -> Flask:
+    """Build the service from ``env`` (default: ``os.environ``); bad settings raise ConfigError."""
+    setup_logging()
+    app = Flask(__name__, instance_path=str(instance_path or default_instance_path(env)))
+    settings = Settings.from_env(env, instance_path=Path(app.instance_path))
+    settings.check_for_api()
+    db = Database(settings.database_url)
+    if upgrade_sqlite and db.dialect == "sqlite":
+        db.upgrade()
+    app.config.update(
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=False,
+        RATELIMIT_KEY_PREFIX="checkout-sweeper",
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    limiter = Limiter(key_func=_user_key, app=app)
+    app.extensions[EXTENSION_KEY] = AppState(settings=settings, db=db, limiter=limiter)
+    if settings.trusted_proxy_count:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.trusted_proxy_count,
+            x_proto=settings.trusted_proxy_count,
+            x_host=settings.trusted_proxy_count,
+        )
+    register_error_handlers(app)
+    app.register_blueprint(v1_bp, url_prefix=settings.api_prefix or None)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(docs_bp)
+    _log_requests(app)
+    return app
+
+
+def _log_requests(app: Flask) -> None:
+    @app.before_request
+    def start_clock() -> None:
+        g.started = time.monotonic()
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        if request.blueprint == "v1":
+            response.headers["Cache-Control"] = "no-store"
+        if response.status_code != 429:
+            response.headers.pop("Retry-After", None)  # the limiter adds it to every answer
+        fields = {
+            "ip": request.remote_addr,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "user_id": getattr(g, "user_id", None),
+            "duration_ms": int((time.monotonic() - g.get("started", time.monotonic())) * 1000),
+        }
+        fields.update(getattr(g, "sweep_counts", {}))
+        request_log.info(
+            "%s %s %s", request.method, request.path, response.status_code, extra={"fields": fields}
+        )
+        return response

@@ -1,0 +1,104 @@
+"""Who is calling: a Bearer JWT, verified with PyJWT, gives the user id.
+
+Each way a token can be wrong has its own message, so a developer sees at once whether the
+token expired, was signed with another secret, or lacks a claim. Nothing here knows Flask.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+from jwt.exceptions import InvalidIssuedAtError, InvalidSubjectError
+
+from .config import Settings
+
+LEEWAY_S = 30
+
+
+class AuthError(Exception):
+    """A request that cannot be attributed to a user: ``status`` is 401 or 400."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise AuthError(401, "Missing Authorization header: send 'Authorization: Bearer <JWT>'.")
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthError(401, "Malformed Authorization header: expected 'Bearer <JWT>'.")
+    return token
+
+
+_MESSAGES: list[tuple[type[Exception], str]] = [
+    (jwt.ExpiredSignatureError, "Token has expired."),
+    (jwt.ImmatureSignatureError, "Token is not valid yet (nbf or iat is in the future)."),
+    (jwt.InvalidAudienceError, "Token audience (aud) is not accepted by this service."),
+    (jwt.InvalidIssuerError, "Token issuer (iss) is not accepted by this service."),
+    (jwt.InvalidAlgorithmError, "Token algorithm is not allowed."),
+    (InvalidIssuedAtError, "Token issued-at (iat) is not a valid time."),
+    (jwt.InvalidSignatureError, "Token signature is invalid."),
+    (jwt.DecodeError, "Token is malformed."),
+]
+
+
+def verify(token: str, settings: Settings) -> dict[str, Any]:
+    """Check signature, algorithm, ``exp`` (required), ``nbf``, ``aud`` and ``iss`` if set."""
+    required = ["exp"]
+    if settings.jwt_audience:
+        required.append("aud")
+    if settings.jwt_issuer:
+        required.append("iss")
+    try:
+        return jwt.decode(
+            token,
+            settings.jwt_key,
+            algorithms=list(settings.jwt_algorithms),
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=LEEWAY_S,
+            options={"require": required, "verify_aud": bool(settings.jwt_audience)},
+        )
+    except InvalidSubjectError:
+        raise AuthError(400, "Token claim 'sub' must be a string user id.") from None
+    except jwt.MissingRequiredClaimError as err:
+        raise AuthError(401, f"Token is missing the required '{err.claim}' claim.") from None
+    except jwt.InvalidTokenError as err:
+        for kind, message in _MESSAGES:
+            if isinstance(err, kind):
+                raise AuthError(401, message) from None
+        raise AuthError(401, "Token is invalid.") from None
+
+
+def user_id_from(claims: dict[str, Any], claim: str) -> str:
+    """The user id claim, a non-empty string; its absence is the spec's missing field (400)."""
+    value = claims.get(claim)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise AuthError(400, f"Token has no user id: the '{claim}' claim is required.")
+    if not isinstance(value, str):
+        raise AuthError(400, f"Token claim '{claim}' must be a string user id.")
+    return value.strip()
+
+
+def mint_token(
+    settings: Settings, user_id: str, *, ttl_s: int = 3600, private_key: str | None = None
+) -> str:
+    """A signed token for development (``checkout-sweeper token``): HS* with JWT_SECRET only,
+    or with ``private_key`` for public-key algorithms."""
+    import time
+
+    now = int(time.time())
+    claims: dict[str, Any] = {settings.jwt_user_id_claim: user_id, "iat": now, "exp": now + ttl_s}
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    key = private_key or settings.jwt_key
+    if key is None:
+        raise AuthError(400, "No signing key: set JWT_SECRET (or pass a private key).")
+    return jwt.encode(claims, key, algorithm=settings.jwt_algorithms[0])

@@ -1,0 +1,1 @@
+"""Console commands, one module per job; ``cli.py`` gathers them into one group."""

@@ -1,0 +1,32 @@
+"""What every command needs: settings from the environment and an up-to-date database."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..config import ConfigError, Settings, default_instance_path
+from ..db import Database
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env(instance_path=default_instance_path())
+    except ConfigError as err:
+        raise click.ClickException(f"configuration: {err}") from None
+
+
+def open_database(settings: Settings) -> Database:
+    """The configured database; an embedded SQLite file is migrated on the spot."""
+    db = Database(settings.database_url)
+    if db.dialect == "sqlite":
+        db.upgrade()
+    return db
+
+
+def print_json(payload: Any) -> None:
+    json.dump(payload, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")

@@ -1,0 +1,22 @@
+"""``db upgrade``: apply the Alembic migrations to the configured database."""
+
+from __future__ import annotations
+
+import click
+
+from ..db import Database
+from .common import load_settings
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+def upgrade() -> None:
+    """Bring the schema up to date (idempotent; safe from several instances at once)."""
+    settings = load_settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    click.echo(f"database at the newest schema ({db.dialect})")

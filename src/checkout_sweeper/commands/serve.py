@@ -1,0 +1,57 @@
+"""``serve``: the API under gunicorn, with settings checked and the schema migrated first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from .. import gunicorn_conf
+from ..config import ConfigError
+from ..db import Database
+from .common import load_settings
+
+
+class _Gunicorn(BaseApplication):
+    """Gunicorn driven from Python: our config module plus the command's options."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name in dir(gunicorn_conf):
+            if name in self.cfg.settings and not name.startswith("_"):
+                self.cfg.set(name, getattr(gunicorn_conf, name))
+        for name, value in self._options.items():
+            if value is not None:
+                self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        from ..app import create_app
+
+        return create_app(upgrade_sqlite=False)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers", default=None, type=click.IntRange(1), help="Default: WEB_CONCURRENCY or 2."
+)
+def serve_command(host: str, port: int, workers: int | None) -> None:
+    """Serve the HTTP API with gunicorn."""
+    settings = load_settings()
+    try:
+        settings.check_for_api()
+    except ConfigError as err:
+        raise click.ClickException(f"configuration: {err}") from None
+    db = Database(settings.database_url)
+    db.upgrade()
+    db.dispose()
+    if settings.live_key and not settings.allow_live_mode:
+        click.echo(
+            "note: live-mode key without SWEEPER_ALLOW_LIVE_MODE; sweeps answer 403", err=True
+        )
+    _Gunicorn({"bind": f"{host}:{port}", "workers": workers}).run()

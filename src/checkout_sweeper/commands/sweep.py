@@ -1,0 +1,178 @@
+"""``sweep`` and ``history``: the operator's door onto the same recorded sweep as the API."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..audit import recent_runs
+from ..service import SweepInProgress, run_recorded_sweep
+from ..stripe_api import StripeGateway
+from ..sweep import Progress as SweepProgress
+from ..sweep import SweepAborted, SweepOptions, SweepResult
+from .common import load_settings, open_database, print_json
+
+
+def parse_moment(value: str) -> int:
+    """An epoch in seconds, or an ISO 8601 date/time (UTC when no offset is given)."""
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected an ISO 8601 time (2026-11-29T12:00:00Z) or epoch seconds, got {value!r}",
+            param_hint="--created-before",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+class _LiveProgress:
+    """A rich progress bar on stderr: found, expired, already closed, failed, rate."""
+
+    def __init__(self, console: Console, dry_run: bool) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.dry_run = dry_run
+        verb = "listing" if dry_run else "expiring"
+        self.task = self.bar.add_task(verb, total=0, detail="")
+
+    def update(self, p: SweepProgress) -> None:
+        done = p.expired + p.already_closed + p.failed
+        self.bar.update(
+            self.task,
+            total=max(p.found, 1),
+            completed=p.found if self.dry_run else done,
+            detail=(
+                f"found {p.found} · expired {p.expired} · already closed {p.already_closed} · "
+                f"failed {p.failed} · {p.rate:.1f}/s · 429s {p.rate_limited}"
+            ),
+        )
+
+
+def _summary(console: Console, result: SweepResult) -> None:
+    table = Table(title=f"sweep {result.sweep_id}" + (" (dry run)" if result.dry_run else ""))
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        (
+            "would expire" if result.dry_run else "expired",
+            result.expired_count if not result.dry_run else len(result.would_expire),
+        ),
+        ("already closed", result.already_closed_count),
+        ("failed", len(result.failed)),
+        ("still open", result.remaining_open_count),
+        ("Stripe requests", result.stripe_requests),
+        ("429s received", result.rate_limited),
+        ("passes", result.passes),
+        ("duration", f"{result.duration_ms / 1000:.1f} s"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+    for failure in result.failed[:20]:
+        console.print(f"[red]failed[/red] {failure['id']}: {failure['error']}")
+    if result.dry_run:
+        for session_id in result.would_expire[:50]:
+            console.print(f"would expire {session_id}")
+        if len(result.would_expire) > 50:
+            console.print(f"... and {len(result.would_expire) - 50} more (use --json for all)")
+
+
+@click.command("sweep")
+@click.option("--dry-run", is_flag=True, help="List what would be expired; expire nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoint's data object.")
+@click.option(
+    "--created-before",
+    default=None,
+    help="Only sessions created before this moment (ISO 8601 or epoch seconds).",
+)
+def sweep_command(dry_run: bool, as_json: bool, created_before: str | None) -> None:
+    """Expire every open Checkout Session of the account in STRIPE_API_KEY.
+
+    Exit status: 0 when nothing failed and nothing is left open; 1 when sessions failed or
+    remain open; 2 on bad input; 3 when Stripe could not be used; 4 when another sweep of the
+    account is running.
+    """
+    cutoff = parse_moment(created_before) if created_before else None
+    settings = load_settings()
+    if not settings.stripe_api_key:
+        raise click.ClickException("STRIPE_API_KEY is not set")
+    if settings.live_key and not settings.allow_live_mode:
+        raise click.ClickException(
+            "STRIPE_API_KEY is a live-mode key; set SWEEPER_ALLOW_LIVE_MODE=true to sweep live "
+            "sessions"
+        )
+    db = open_database(settings)
+    gateway = StripeGateway(
+        settings.stripe_api_key,
+        api_base=settings.stripe_api_base,
+        stripe_account=settings.stripe_account,
+    )
+    options = SweepOptions(
+        max_rps=settings.max_rps,
+        concurrency=settings.concurrency,
+        dry_run=dry_run,
+        created_before=cutoff,
+    )
+    console = Console(stderr=True)
+    live = _LiveProgress(console, dry_run) if console.is_terminal else None
+    try:
+        if live:
+            with live.bar:
+                result = run_recorded_sweep(
+                    db, gateway, options, trigger="cli", on_progress=live.update
+                )
+        else:
+            result = run_recorded_sweep(db, gateway, options, trigger="cli")
+    except SweepInProgress:
+        console.print("[red]error:[/red] a sweep of this Stripe account is already running")
+        sys.exit(4)
+    except SweepAborted as err:
+        console.print(f"[red]error:[/red] Stripe could not be used: {err}")
+        sys.exit(3)
+    if as_json:
+        print_json(result.as_data())
+    else:
+        _summary(Console(), result)
+    sys.exit(0 if result.clean or (dry_run and not result.failed) else 1)
+
+
+@click.command("history")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+def history_command(as_json: bool, limit: int) -> None:
+    """Recent sweeps, newest first; a run whose process died shows as interrupted."""
+    runs = recent_runs(open_database(load_settings()), limit)
+    if as_json:
+        print_json(runs)
+        return
+    table = Table("started", "id", "by", "status", "expired", "closed", "failed", "left", "mode")
+    for run in runs:
+        table.add_row(
+            run["started_at"][:19],
+            run["id"][:12],
+            run["trigger"] + (f":{run['user_id']}" if run["user_id"] else ""),
+            run["status"],
+            str(run["expired_count"]),
+            str(run["already_closed_count"]),
+            str(run["failed_count"]),
+            "-" if run["remaining_count"] is None else str(run["remaining_count"]),
+            ("live" if run["livemode"] else "test") + (" dry" if run["dry_run"] else ""),
+        )
+    Console().print(table)

@@ -1,0 +1,81 @@
+"""One sweep at a time per Stripe account, across threads, workers, instances and the CLI.
+
+A lease row in the shared database (SQLite or PostgreSQL): taking it is one INSERT, or one
+UPDATE of a lease that has run out, so the database decides atomically who wins and a second
+caller learns at once that it lost. The holder renews the lease while it works; a process that
+is killed simply stops renewing, and the lease lapses after ``ttl_s`` seconds, so no crash can
+block an account forever.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+
+from .db import Database
+from .models import SweepLock
+
+DEFAULT_TTL_S = 30.0
+
+
+class SweepInProgress(Exception):
+    """Another sweep holds this account's lease."""
+
+
+class AccountLease:
+    """``acquire()`` or raise ``SweepInProgress``; ``renew()`` while working; ``release()``."""
+
+    def __init__(
+        self, db: Database, account: str, run_id: str, ttl_s: float = DEFAULT_TTL_S
+    ) -> None:
+        self.db = db
+        self.account = account
+        self.run_id = run_id
+        self.ttl_s = ttl_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def acquire(self) -> None:
+        expires = time.time() + self.ttl_s
+        try:
+            with self.db.session() as session:
+                session.add(
+                    SweepLock(
+                        account=self.account,
+                        run_id=self.run_id,
+                        owner=self.owner,
+                        expires_at=expires,
+                    )
+                )
+            return
+        except IntegrityError:
+            pass
+        with self.db.session() as session:
+            taken = session.execute(
+                update(SweepLock)
+                .where(SweepLock.account == self.account, SweepLock.expires_at < time.time())
+                .values(run_id=self.run_id, owner=self.owner, expires_at=expires)
+            )
+            if taken.rowcount != 1:
+                raise SweepInProgress(self.account)
+
+    def renew(self) -> bool:
+        """Push the lease forward; False if it was lost (expired and taken by someone else)."""
+        with self.db.session() as session:
+            kept = session.execute(
+                update(SweepLock)
+                .where(SweepLock.account == self.account, SweepLock.run_id == self.run_id)
+                .values(expires_at=time.time() + self.ttl_s)
+            )
+            return kept.rowcount == 1
+
+    def release(self) -> None:
+        with self.db.session() as session:
+            session.execute(
+                delete(SweepLock).where(
+                    SweepLock.account == self.account, SweepLock.run_id == self.run_id
+                )
+            )

@@ -1,0 +1,96 @@
+"""A recorded sweep: lease the account, run the engine, keep the audit trail, release.
+
+The endpoint and the ``sweep`` command both come through here, so the two doors share the same
+guarantees: one sweep per account at a time, every outcome written down, a run row that always
+ends as succeeded, incomplete, failed or interrupted.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+from .audit import RunRecorder
+from .db import Database
+from .locks import AccountLease, SweepInProgress
+from .sweep import Gateway, Progress, Sweeper, SweepOptions, SweepResult
+
+__all__ = ["SweepInProgress", "run_recorded_sweep"]
+
+HEARTBEAT_EVERY_S = 5.0
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the account lease and flushes the audit buffer while the sweep runs."""
+
+    def __init__(self, beat: Callable[[], None], every_s: float) -> None:
+        super().__init__(name="sweep-heartbeat", daemon=True)
+        self._beat = beat
+        self._every_s = every_s
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._every_s):
+            try:
+                self._beat()
+            except Exception:  # a missed beat is retried at the next one
+                continue
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=self._every_s + 1)
+
+
+def run_recorded_sweep(
+    db: Database,
+    gateway: Gateway,
+    options: SweepOptions,
+    *,
+    trigger: str,
+    user_id: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> SweepResult:
+    """Run one sweep under the account lease; raises ``SweepInProgress`` or ``SweepAborted``."""
+    run_id = uuid.uuid4().hex
+    lease = AccountLease(db, gateway.account, run_id)
+    lease.acquire()
+    try:
+        recorder = RunRecorder(
+            db,
+            run_id,
+            trigger=trigger,
+            account=gateway.account,
+            livemode=gateway.livemode,
+            dry_run=options.dry_run,
+            user_id=user_id,
+        )
+
+        def progress(snapshot: Progress) -> None:
+            recorder.on_progress(snapshot)
+            if on_progress is not None:
+                on_progress(snapshot)
+
+        def beat() -> None:
+            lease.renew()
+            recorder.flush()
+
+        sweeper = Sweeper(
+            gateway, options, sweep_id=run_id, on_outcome=recorder.on_outcome, on_progress=progress
+        )
+        heartbeat = _Heartbeat(beat, HEARTBEAT_EVERY_S)
+        heartbeat.start()
+        try:
+            result = sweeper.run()
+        except Exception as problem:
+            recorder.finish(None, error=str(problem))
+            raise
+        except BaseException as stop:  # KeyboardInterrupt, SystemExit from a signal
+            recorder.interrupted(type(stop).__name__)
+            raise
+        finally:
+            heartbeat.stop()
+        recorder.finish(result)
+        return result
+    finally:
+        lease.release()
