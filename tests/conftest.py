@@ -27,3 +27,97 @@ def stripe_client(fake_stripe: FakeStripeServer) -> stripe.StripeClient:
 
 def make_client(server: FakeStripeServer, key: str = TEST_KEY, **kwargs) -> stripe.StripeClient:
     return stripe.StripeClient(key, base_addresses={"api": server.url}, **kwargs)
+
+
+JWT_SECRET = "test-secret-for-hs256-which-is-long-enough"
+
+
+class RunningApi:
+    """The service on a real local port, plus helpers to seed users and mint tokens."""
+
+    def __init__(self, app, server) -> None:
+        self.app = app
+        self.server = server
+        self.url = f"http://127.0.0.1:{server.port}"
+        self.state = app.extensions["checkout_sweeper"]
+        self.db = self.state.db
+
+    def add_user(self, email: str = "dev@example.com", customer: str | None = None) -> int:
+        from checkout_sweeper.models import User
+
+        with self.db.session() as session:
+            user = User(email=email, stripe_customer_id=customer)
+            session.add(user)
+            session.flush()
+            return user.id
+
+    def token(
+        self,
+        user_id: object = None,
+        *,
+        secret: str = JWT_SECRET,
+        alg: str = "HS256",
+        ttl: int = 300,
+        drop: tuple[str, ...] = (),
+        **claims,
+    ) -> str:
+        import time
+
+        import jwt
+
+        now = int(time.time())
+        body = {"sub": None if user_id is None else str(user_id), "iat": now, "exp": now + ttl}
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None and k not in drop}
+        return jwt.encode(body, secret, algorithm=alg)
+
+    def sweep(self, token: str | None = None, *, path: str = "", headers: dict | None = None):
+        import requests
+
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        return requests.get(
+            f"{self.url}/v1/active_checkout_sessions_and_expire_all{path}",
+            headers=all_headers,
+            timeout=120,
+        )
+
+
+@pytest.fixture
+def start_api(tmp_path, fake_stripe):
+    """Factory: ``start_api(**env_overrides)`` serves a fresh app against ``fake_stripe``."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from checkout_sweeper.app import create_app
+
+    servers = []
+
+    def start(**overrides: str) -> RunningApi:
+        env = {
+            "STRIPE_API_KEY": TEST_KEY,
+            "STRIPE_API_BASE": fake_stripe.url,
+            "JWT_SECRET": JWT_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path / f'api{len(servers)}.sqlite3'}",
+            "SWEEPER_MAX_RPS": "200",
+            "SWEEPER_CONCURRENCY": "8",
+        }
+        env.update(overrides)
+        env = {k: v for k, v in env.items() if v is not None}
+        app = create_app(env, instance_path=tmp_path)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return RunningApi(app, server)
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def api(start_api) -> RunningApi:
+    return start_api()

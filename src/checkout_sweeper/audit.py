@@ -3,7 +3,7 @@
 Outcomes arrive from many expire threads; they are buffered and written in batches (every
 ``batch_size`` outcomes or ``flush_every_s`` seconds), and each write also refreshes the run's
 counters and heartbeat. A process that dies mid-sweep loses at most the last unflushed batch,
-and its run, whose heartbeat stops, is reported as interrupted.
+and its run, whose account lease then lapses, is reported as interrupted.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ import os
 import socket
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
 from .db import Database
-from .models import SweepRun, SweptSession, utcnow
+from .models import SweepLock, SweepRun, SweptSession, utcnow
 from .sweep import Progress, SessionOutcome, SweepResult
-
-HEARTBEAT_STALE_AFTER = timedelta(seconds=90)
 
 
 class RunRecorder:
@@ -140,13 +137,13 @@ class RunRecorder:
 
 
 def mark_stale_runs_interrupted(db: Database) -> int:
-    """Runs still 'running' whose heartbeat stopped belong to a dead process."""
-    cutoff = datetime.now(UTC) - HEARTBEAT_STALE_AFTER
+    """Runs still 'running' without a live lease belong to a process that died mid-sweep."""
+    alive = select(SweepLock.run_id).where(SweepLock.expires_at >= time.time())
     with db.session() as session:
         result = session.execute(
             update(SweepRun)
-            .where(SweepRun.status == "running", SweepRun.heartbeat_at < cutoff)
-            .values(status="interrupted", error="no heartbeat: the process stopped mid-sweep")
+            .where(SweepRun.status == "running", SweepRun.id.not_in(alive))
+            .values(status="interrupted", error="the process stopped mid-sweep (lease lapsed)")
         )
         return result.rowcount or 0
 

@@ -71,6 +71,7 @@ class Settings:
     max_rps: float
     concurrency: int
     trusted_proxy_count: int
+    lease_ttl_s: float = 30.0
     api_prefix: str = "/v1"
 
     @property
@@ -136,5 +137,6 @@ class Settings:
             max_rps=_number(env, "SWEEPER_MAX_RPS", 20.0, minimum=0.1),
             concurrency=int(_number(env, "SWEEPER_CONCURRENCY", 8, minimum=1)),
             trusted_proxy_count=int(_number(env, "TRUSTED_PROXY_COUNT", 0, minimum=0)),
+            lease_ttl_s=_number(env, "SWEEPER_LEASE_TTL", 30.0, minimum=1.0),
             api_prefix="" if prefix == "/" else prefix,
         )

@@ -28,12 +28,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now, so redirections made later are honoured."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def setup_logging(level: str | None = None) -> None:
     """Idempotent: configures the ``checkout_sweeper`` logger tree only once."""
     logger = logging.getLogger("checkout_sweeper")
     if getattr(logger, "_configured", False):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)
     logger.setLevel(level or os.environ.get("LOG_LEVEL", "INFO").upper())

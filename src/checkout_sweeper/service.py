@@ -13,12 +13,10 @@ from collections.abc import Callable
 
 from .audit import RunRecorder
 from .db import Database
-from .locks import AccountLease, SweepInProgress
+from .locks import DEFAULT_TTL_S, AccountLease, SweepInProgress
 from .sweep import Gateway, Progress, Sweeper, SweepOptions, SweepResult
 
 __all__ = ["SweepInProgress", "run_recorded_sweep"]
-
-HEARTBEAT_EVERY_S = 5.0
 
 
 class _Heartbeat(threading.Thread):
@@ -50,10 +48,14 @@ def run_recorded_sweep(
     trigger: str,
     user_id: int | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    lease_ttl_s: float = DEFAULT_TTL_S,
 ) -> SweepResult:
-    """Run one sweep under the account lease; raises ``SweepInProgress`` or ``SweepAborted``."""
+    """Run one sweep under the account lease; raises ``SweepInProgress`` or ``SweepAborted``.
+
+    The lease is renewed six times per ``lease_ttl_s``; a process that dies lets it lapse.
+    """
     run_id = uuid.uuid4().hex
-    lease = AccountLease(db, gateway.account, run_id)
+    lease = AccountLease(db, gateway.account, run_id, ttl_s=lease_ttl_s)
     lease.acquire()
     try:
         recorder = RunRecorder(
@@ -78,7 +80,7 @@ def run_recorded_sweep(
         sweeper = Sweeper(
             gateway, options, sweep_id=run_id, on_outcome=recorder.on_outcome, on_progress=progress
         )
-        heartbeat = _Heartbeat(beat, HEARTBEAT_EVERY_S)
+        heartbeat = _Heartbeat(beat, lease_ttl_s / 6)
         heartbeat.start()
         try:
             result = sweeper.run()

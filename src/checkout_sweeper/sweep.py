@@ -156,6 +156,7 @@ class Sweeper:
         self._slots = threading.BoundedSemaphore(self.options.concurrency * 2)
         self._idle = threading.Condition(self._lock)
         self._fatal: StripeProblem | None = None
+        self._stopping = threading.Event()
         self._leftover_count = 0
         self._random = random.Random()
 
@@ -166,6 +167,11 @@ class Sweeper:
             self._pool = pool
             try:
                 self._passes()
+            except BaseException:
+                # Interrupted (a signal, a bug): queued expires are dropped, those in flight
+                # finish and are recorded, and the caller sees the original exception.
+                self._stopping.set()
+                raise
             finally:
                 self._drain()
         if self._fatal is not None:
@@ -194,7 +200,7 @@ class Sweeper:
         leftover_count = 0
         cursor: str | None = None
         held: str | None = None
-        while self._fatal is None:
+        while self._fatal is None and not self._stopping.is_set():
             try:
                 page = self._call(
                     lambda c=cursor: self.gateway.list_open(
@@ -266,6 +272,12 @@ class Sweeper:
         self._pool.submit(self._expire, session_id)
 
     def _expire(self, session_id: str) -> None:
+        if self._stopping.is_set() or self._fatal is not None:
+            self._slots.release()
+            with self._idle:
+                self._in_flight.discard(session_id)
+                self._idle.notify_all()
+            return
         key = f"checkout-sweeper:{self.sweep_id}:{session_id}"
         attempts = [0]
 

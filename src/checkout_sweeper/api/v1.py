@@ -82,7 +82,14 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
     )
     options = SweepOptions(max_rps=settings.max_rps, concurrency=settings.concurrency)
     try:
-        result = run_recorded_sweep(state.db, gateway, options, trigger="api", user_id=user.id)
+        result = run_recorded_sweep(
+            state.db,
+            gateway,
+            options,
+            trigger="api",
+            lease_ttl_s=settings.lease_ttl_s,
+            user_id=user.id,
+        )
     except SweepInProgress:
         raise ApiError(
             409, "A sweep of this Stripe account is already running; try again when it ends."

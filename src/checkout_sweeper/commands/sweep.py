@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import UTC, datetime
 
@@ -94,6 +95,11 @@ def _summary(console: Console, result: SweepResult) -> None:
             console.print(f"... and {len(result.would_expire) - 50} more (use --json for all)")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM behaves like Ctrl-C: stop dispatching, let in-flight expires finish, record."""
+    raise KeyboardInterrupt
+
+
 @click.command("sweep")
 @click.option("--dry-run", is_flag=True, help="List what would be expired; expire nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's data object.")
@@ -131,18 +137,29 @@ def sweep_command(dry_run: bool, as_json: bool, created_before: str | None) -> N
         created_before=cutoff,
     )
     console = Console(stderr=True)
+    signal.signal(signal.SIGTERM, _interrupt)
     live = _LiveProgress(console, dry_run) if console.is_terminal else None
     try:
         if live:
             with live.bar:
                 result = run_recorded_sweep(
-                    db, gateway, options, trigger="cli", on_progress=live.update
+                    db,
+                    gateway,
+                    options,
+                    trigger="cli",
+                    lease_ttl_s=settings.lease_ttl_s,
+                    on_progress=live.update,
                 )
         else:
-            result = run_recorded_sweep(db, gateway, options, trigger="cli")
+            result = run_recorded_sweep(
+                db, gateway, options, trigger="cli", lease_ttl_s=settings.lease_ttl_s
+            )
     except SweepInProgress:
         console.print("[red]error:[/red] a sweep of this Stripe account is already running")
         sys.exit(4)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted:[/yellow] the run is recorded as interrupted")
+        sys.exit(130)
     except SweepAborted as err:
         console.print(f"[red]error:[/red] Stripe could not be used: {err}")
         sys.exit(3)

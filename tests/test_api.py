@@ -1,0 +1,302 @@
+"""The endpoint over real HTTP, against the project's fake Stripe: every status of the contract."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from checkout_sweeper.config import ConfigError
+from checkout_sweeper.models import SweepRun, SweptSession
+
+from conftest import JWT_SECRET, LIVE_KEY
+
+UNEXPECTED = "An unexpected error occurred."
+
+
+def _error(response: requests.Response, code: int) -> str:
+    assert response.status_code == code, response.text
+    body = response.json()
+    assert body["status"] == "error" and body["code"] == code
+    return body["message"]
+
+
+# 200 ---------------------------------------------------------------------------------------------
+def test_sweep_expires_every_open_session_across_pages(api, fake_stripe):
+    fake_stripe.state.seed(open_=250, complete=40, expired=30)
+    user = api.add_user()
+    response = api.sweep(api.token(user))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "success" and body["code"] == 200
+    data = body["data"]
+    assert data["expired_count"] == 250
+    assert data["failed"] == []
+    assert data["remaining_open_sessions"] == []
+    assert data["already_closed_count"] == 0
+    assert response.headers["Cache-Control"] == "no-store"
+    stats = fake_stripe.state.snapshot()
+    assert stats["open_total"] == 0 and stats["sessions_expired_twice"] == 0
+    with api.db.session() as session:
+        run = session.get(SweepRun, data["sweep_id"])
+        recorded = session.scalar(select(func.count()).select_from(SweptSession))
+    assert run.status == "succeeded" and run.user_id == user and run.expired_count == 250
+    assert recorded == 250
+
+
+def test_session_paid_mid_sweep_counts_as_already_closed(api, fake_stripe):
+    fake_stripe.state.seed(open_=30)
+    fake_stripe.state.faults.update({"race_rate": 0.2})
+    response = api.sweep(api.token(api.add_user()))
+    data = response.json()["data"]
+    races = fake_stripe.state.snapshot()["races"]
+    assert races > 0
+    assert data["already_closed_count"] == races
+    assert data["expired_count"] + data["already_closed_count"] == 30
+    assert data["failed"] == [] and data["remaining_open_sessions"] == []
+
+
+def test_remaining_open_sessions_lists_what_could_not_be_expired(api, fake_stripe):
+    fake_stripe.state.seed(open_=3, account="")
+    # A session in another account is not this key's business and is never touched.
+    fake_stripe.state.seed(open_=2, account="acct_other")
+    data = api.sweep(api.token(api.add_user())).json()["data"]
+    assert data["expired_count"] == 3
+    assert fake_stripe.state.snapshot()["open_sessions"]["test:acct_other"] == 2
+
+
+# 401 ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "header, message_part",
+    [
+        (None, "Missing Authorization"),
+        ("Basic dXNlcjpwYXNz", "Malformed"),
+        ("Bearer", "Malformed"),
+        ("Bearer not-a-jwt", "malformed"),
+    ],
+)
+def test_missing_or_malformed_header_is_401(api, header, message_part):
+    headers = {"Authorization": header} if header else {}
+    response = api.sweep(headers=headers)
+    assert message_part in _error(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    "make_token, message_part",
+    [
+        (
+            lambda api, uid: api.token(uid, secret="another-secret-that-is-long-enough!!"),
+            "signature",
+        ),
+        (lambda api, uid: api.token(uid, ttl=-120), "expired"),
+        (lambda api, uid: api.token(uid, nbf=int(time.time()) + 600), "not valid yet"),
+        (lambda api, uid: api.token(uid, drop=("exp",)), "'exp'"),
+        (lambda api, uid: api.token(uid, alg="HS512"), "algorithm"),
+    ],
+    ids=["bad-signature", "expired", "not-yet-valid", "no-exp", "wrong-alg"],
+)
+def test_invalid_token_is_401(api, make_token, message_part):
+    uid = api.add_user()
+    assert message_part in _error(api.sweep(make_token(api, uid)), 401)
+
+
+def test_audience_and_issuer_are_checked_when_configured(start_api):
+    api = start_api(JWT_AUDIENCE="checkout-sweeper", JWT_ISSUER="https://auth.example.com")
+    uid = api.add_user()
+    good = {"aud": "checkout-sweeper", "iss": "https://auth.example.com"}
+    assert "audience" in _error(api.sweep(api.token(uid, **{**good, "aud": "other"})), 401)
+    assert "issuer" in _error(api.sweep(api.token(uid, **{**good, "iss": "https://evil"})), 401)
+    assert "'aud'" in _error(api.sweep(api.token(uid, iss=good["iss"])), 401)
+    assert api.sweep(api.token(uid, **good)).status_code == 200
+
+
+def test_public_key_tokens(start_api):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    api = start_api(JWT_SECRET=None, JWT_PUBLIC_KEY=public_pem, JWT_ALGORITHMS="ES256")
+    uid = api.add_user()
+    assert api.sweep(api.token(uid, secret=private, alg="ES256")).status_code == 200
+    # An HMAC token signed with the public key text is the classic confusion attack.
+    assert _error(api.sweep(api.token(uid, secret=JWT_SECRET)), 401)
+
+
+# 400 ---------------------------------------------------------------------------------------------
+def test_token_without_user_id_is_400(api):
+    assert "'sub'" in _error(api.sweep(api.token(None)), 400)
+
+
+def test_custom_user_id_claim(start_api):
+    api = start_api(JWT_USER_ID_CLAIM="uid")
+    uid = api.add_user()
+    assert "'uid'" in _error(api.sweep(api.token(uid)), 400)
+    assert api.sweep(api.token(None, uid=str(uid))).status_code == 200
+
+
+def test_query_parameters_are_400_and_named(api, fake_stripe):
+    fake_stripe.state.seed(open_=2)
+    message = _error(api.sweep(api.token(api.add_user()), path="?limit=5&dry=1"), 400)
+    assert "dry" in message and "limit" in message
+    assert fake_stripe.state.snapshot()["open_total"] == 2
+
+
+# 404, 409 ----------------------------------------------------------------------------------------
+def test_unknown_user_is_404(api):
+    assert _error(api.sweep(api.token(999)), 404) == "User not found."
+    assert _error(api.sweep(api.token("not-a-number")), 404) == "User not found."
+
+
+def test_user_with_stripe_customer_is_409(api, fake_stripe):
+    fake_stripe.state.seed(open_=2)
+    uid = api.add_user(customer="cus_Q1w2e3r4")
+    assert "Stripe customer" in _error(api.sweep(api.token(uid)), 409)
+    assert fake_stripe.state.snapshot()["open_total"] == 2
+
+
+def test_second_sweep_of_the_same_account_is_409_at_once(api, fake_stripe):
+    fake_stripe.state.seed(open_=40)
+    fake_stripe.state.faults.update({"latency_ms": 100})
+    first_user, second_user = api.add_user("a@example.com"), api.add_user("b@example.com")
+    first: dict = {}
+    runner = threading.Thread(
+        target=lambda: first.update(response=api.sweep(api.token(first_user)))
+    )
+    runner.start()
+    deadline = time.monotonic() + 10
+    while fake_stripe.state.snapshot()["requests"].get("expire", 0) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    second = api.sweep(api.token(second_user))
+    assert "already running" in _error(second, 409)
+    assert time.monotonic() - started < 2
+    runner.join()
+    assert first["response"].status_code == 200
+    assert first["response"].json()["data"]["expired_count"] == 40
+
+
+# 429 ---------------------------------------------------------------------------------------------
+def test_fourth_call_in_an_hour_is_429_with_retry_after(api):
+    uid = api.add_user()
+    token = api.token(uid)
+    for expected_remaining in ("2", "1", "0"):
+        response = api.sweep(token)
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Limit"] == "3"
+        assert response.headers["X-RateLimit-Remaining"] == expected_remaining
+    limited = api.sweep(token)
+    assert "Rate limit" in _error(limited, 429)
+    assert 3500 < int(limited.headers["Retry-After"]) <= 3600
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    # Another user has a quota of their own.
+    assert api.sweep(api.token(api.add_user("other@example.com"))).status_code == 200
+
+
+def test_rejected_requests_spend_no_quota(api):
+    uid = api.add_user()
+    for _ in range(4):
+        _error(api.sweep(api.token(uid, secret="wrong-secret-that-is-long-enough!!!!")), 401)
+        _error(api.sweep(api.token(uid), path="?x=1"), 400)
+    assert [api.sweep(api.token(uid)).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+# 403 ---------------------------------------------------------------------------------------------
+def test_live_key_is_403_unless_allowed(start_api, fake_stripe):
+    fake_stripe.state.seed(open_=3, livemode=True)
+    guarded = start_api(STRIPE_API_KEY=LIVE_KEY)
+    assert "live-mode" in _error(guarded.sweep(guarded.token(guarded.add_user())), 403)
+    assert fake_stripe.state.snapshot()["open_sessions"]["live:platform"] == 3
+    allowed = start_api(STRIPE_API_KEY=LIVE_KEY, SWEEPER_ALLOW_LIVE_MODE="true")
+    response = allowed.sweep(allowed.token(allowed.add_user()))
+    assert response.status_code == 200 and response.json()["data"]["expired_count"] == 3
+
+
+# 500 ---------------------------------------------------------------------------------------------
+def test_stripe_failing_throughout_is_the_spec_500(api, fake_stripe, capfd):
+    fake_stripe.state.seed(open_=5)
+    fake_stripe.state.faults.update({"fail_rate": 1})
+    response = api.sweep(api.token(api.add_user()))
+    assert _error(response, 500) == UNEXPECTED
+    assert set(response.json()) == {"status", "code", "message"}
+    logs = capfd.readouterr().err
+    assert "sweep aborted" in logs
+    assert "sk_test_" not in logs and "sk_test_" not in response.text
+    with api.db.session() as session:
+        assert session.scalar(select(SweepRun.status)) == "failed"
+
+
+def test_stripe_rejecting_the_key_is_the_spec_500(start_api):
+    api = start_api(STRIPE_API_KEY="sk_test_short")
+    response = api.sweep(api.token(api.add_user()))
+    assert _error(response, 500) == UNEXPECTED
+    assert "short" not in response.text
+
+
+def test_unreachable_stripe_is_the_spec_500(start_api):
+    api = start_api(STRIPE_API_BASE="http://127.0.0.1:9")
+    assert _error(api.sweep(api.token(api.add_user())), 500) == UNEXPECTED
+
+
+# the rest of the surface -------------------------------------------------------------------------
+def test_unknown_route_and_wrong_method_are_json(api):
+    assert _error(requests.get(f"{api.url}/nope", timeout=5), 404)
+    response = requests.post(f"{api.url}/v1/active_checkout_sessions_and_expire_all", timeout=5)
+    _error(response, 405)
+    assert "GET" in response.headers["Allow"]
+
+
+def test_health_docs_and_openapi(api):
+    assert requests.get(f"{api.url}/healthz", timeout=5).json()["data"]["alive"] is True
+    ready = requests.get(f"{api.url}/readyz", timeout=5).json()["data"]
+    assert ready["checks"] == {"database": "ok", "rate_limit_storage": "ok"}
+    spec = requests.get(f"{api.url}/openapi.json", timeout=5).json()
+    operation = spec["paths"]["/v1/active_checkout_sessions_and_expire_all"]["get"]
+    assert {"200", "400", "401", "403", "404", "409", "429", "500"} <= set(operation["responses"])
+    page = requests.get(f"{api.url}/docs", timeout=5)
+    assert page.headers["Content-Type"].startswith("text/html") and "429" in page.text
+
+
+def test_one_structured_log_line_per_request_without_secrets(start_api, fake_stripe, capfd):
+    api = start_api(TRUSTED_PROXY_COUNT="1")
+    fake_stripe.state.seed(open_=4)
+    token = api.token(api.add_user())
+    capfd.readouterr()
+    api.sweep(token, headers={"X-Forwarded-For": "203.0.113.9"})
+    lines = [
+        json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    request_lines = [entry for entry in lines if entry["logger"] == "checkout_sweeper.request"]
+    assert len(request_lines) == 1
+    entry = request_lines[0]
+    assert entry["ip"] == "203.0.113.9" and entry["status"] == 200 and entry["expired"] == 4
+    raw = json.dumps(lines)
+    assert token not in raw and "sk_test_" not in raw
+
+
+def test_bad_configuration_fails_at_start_with_a_named_variable(tmp_path):
+    from checkout_sweeper.app import create_app
+
+    base = {"STRIPE_API_KEY": "sk_test_abcdefgh12", "JWT_SECRET": JWT_SECRET}
+    cases = [
+        ({**base, "STRIPE_API_KEY": "pk_test_abc"}, "STRIPE_API_KEY"),
+        ({"JWT_SECRET": JWT_SECRET}, "STRIPE_API_KEY"),
+        ({"STRIPE_API_KEY": "sk_test_abcdefgh12"}, "JWT_SECRET"),
+        ({**base, "JWT_ALGORITHMS": "HS256,RS256"}, "mix"),
+        ({**base, "SWEEPER_MAX_RPS": "fast"}, "SWEEPER_MAX_RPS"),
+        ({**base, "SWEEPER_ALLOW_LIVE_MODE": "maybe"}, "SWEEPER_ALLOW_LIVE_MODE"),
+        ({**base, "RATELIMIT_STORAGE_URI": "memcached://x"}, "RATELIMIT_STORAGE_URI"),
+    ]
+    for env, needle in cases:
+        with pytest.raises(ConfigError, match=needle):
+            create_app(env, instance_path=tmp_path)
