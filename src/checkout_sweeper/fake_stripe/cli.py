@@ -85,6 +85,7 @@ def fake_stripe_command(
     rps: float,
     latency_ms: str,
     fail_rate: float,
+    expire_fail_rate: float,
     race_rate: float,
     spawn_rate: float,
     seed: int | None,
@@ -98,6 +99,7 @@ def fake_stripe_command(
             "latency_ms": base,
             "jitter_ms": jitter,
             "fail_rate": fail_rate,
+            "expire_fail_rate": expire_fail_rate,
             "race_rate": race_rate,
             "spawn_rate": spawn_rate,
         }

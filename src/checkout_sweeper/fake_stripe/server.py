@@ -145,7 +145,10 @@ class FakeStripeApp:
                     code="rate_limit",
                 )
             self._delay()
-            if state.faults.fail_rate and state.random.random() < state.faults.fail_rate:
+            fail_rate = state.faults.fail_rate
+            if endpoint == "expire":
+                fail_rate = max(fail_rate, state.faults.expire_fail_rate)
+            if fail_rate and state.random.random() < fail_rate:
                 with state.lock:
                     state.stats.server_errors += 1
                 raise StripeFault(

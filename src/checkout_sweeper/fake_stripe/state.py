@@ -68,6 +68,7 @@ class Faults:
     latency_ms: float = 0.0  # base latency of every answer
     jitter_ms: float = 0.0  # plus a uniform random extra up to this
     fail_rate: float = 0.0  # share of requests answered 500 with Stripe-Should-Retry: true
+    expire_fail_rate: float = 0.0  # extra share of expires alone answered 500
     race_rate: float = 0.0  # share of expires that find the session just paid (complete)
     spawn_rate: float = 0.0  # new open sessions created per expire call (customers arriving)
 

@@ -1,0 +1,196 @@
+"""The console script, run as a user runs it: a real process, real env, real fake Stripe."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jwt
+import pytest
+
+from conftest import JWT_SECRET, LIVE_KEY, TEST_KEY
+
+
+@pytest.fixture
+def cli(tmp_path, fake_stripe):
+    env = {
+        **os.environ,
+        "STRIPE_API_KEY": TEST_KEY,
+        "STRIPE_API_BASE": fake_stripe.url,
+        "JWT_SECRET": JWT_SECRET,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "SWEEPER_MAX_RPS": "200",
+        "SWEEPER_LEASE_TTL": "2",
+    }
+
+    def run(*args: str, check: bool = False, **overrides: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "checkout_sweeper", *args],
+            env={**env, **overrides},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    run.env = env  # type: ignore[attr-defined]
+    return run
+
+
+def test_users_add_list_and_token(cli):
+    added = json.loads(
+        cli("users", "add", "--email", "dev@example.com", "--json", check=True).stdout
+    )
+    assert added["email"] == "dev@example.com" and added["stripe_customer_id"] is None
+    other = json.loads(
+        cli(
+            "users",
+            "add",
+            "--email",
+            "b@example.com",
+            "--stripe-customer-id",
+            "cus_Abc123",
+            "--json",
+            check=True,
+        ).stdout
+    )
+    assert other["stripe_customer_id"] == "cus_Abc123"
+    listed = json.loads(cli("users", "list", "--json", check=True).stdout)
+    assert [u["email"] for u in listed] == ["dev@example.com", "b@example.com"]
+    token = cli("token", str(added["id"]), "--ttl", "60", check=True).stdout.strip()
+    claims = jwt.decode(token, JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == str(added["id"]) and claims["exp"] - claims["iat"] == 60
+
+
+def test_users_add_rejects_bad_input_and_duplicates(cli):
+    bad = cli("users", "add", "--email", "not-an-email")
+    assert bad.returncode == 2 and "e-mail" in bad.stderr
+    bad_customer = cli("users", "add", "--email", "a@example.com", "--stripe-customer-id", "x1")
+    assert bad_customer.returncode == 2 and "cus_" in bad_customer.stderr
+    cli("users", "add", "--email", "a@example.com", check=True)
+    duplicate = cli("users", "add", "--email", "a@example.com")
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    assert len(json.loads(cli("users", "list", "--json", check=True).stdout)) == 1
+
+
+def test_db_upgrade_is_idempotent(cli):
+    assert "newest schema" in cli("db", "upgrade", check=True).stdout
+    assert "newest schema" in cli("db", "upgrade", check=True).stdout
+
+
+def test_sweep_json_is_the_endpoint_data_and_exit_0_when_clean(cli, fake_stripe):
+    fake_stripe.state.seed(open_=150, complete=10)
+    result = cli("sweep", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["expired_count"] == 150 and data["remaining_open_sessions"] == []
+    history = json.loads(cli("history", "--json", check=True).stdout)
+    assert history[0]["id"] == data["sweep_id"] and history[0]["status"] == "succeeded"
+    assert history[0]["trigger"] == "cli" and history[0]["expired_count"] == 150
+
+
+def test_sweep_exits_1_when_sessions_fail(cli, fake_stripe):
+    fake_stripe.state.seed(open_=2)
+    fake_stripe.state.faults.update({"expire_fail_rate": 1})
+    result = cli("sweep", "--json")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert len(data["failed"]) == 2 and data["remaining_open_count"] == 2
+
+
+def test_dry_run_lists_without_expiring(cli, fake_stripe):
+    fake_stripe.state.seed(open_=12)
+    data = json.loads(cli("sweep", "--dry-run", "--json", check=True).stdout)
+    assert len(data["would_expire"]) == 12 and data["expired_count"] == 0
+    assert fake_stripe.state.snapshot()["open_total"] == 12
+    table = cli("sweep", "--dry-run", check=True).stdout
+    assert "would expire" in table and "dry run" in table
+
+
+def test_created_before_accepts_iso_and_epoch_and_rejects_junk(cli, fake_stripe):
+    fake_stripe.state.seed(open_=5)
+    assert cli("sweep", "--json", "--created-before", "2000-01-01T00:00:00Z").returncode == 0
+    assert fake_stripe.state.snapshot()["open_total"] == 5
+    assert cli("sweep", "--json", "--created-before", str(int(time.time()))).returncode == 0
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+    junk = cli("sweep", "--created-before", "yesterday-ish")
+    assert junk.returncode == 2 and "ISO 8601" in junk.stderr
+
+
+def test_live_key_is_refused_unless_allowed(cli, fake_stripe):
+    fake_stripe.state.seed(open_=2, livemode=True)
+    refused = cli("sweep", "--json", STRIPE_API_KEY=LIVE_KEY)
+    assert refused.returncode == 1 and "SWEEPER_ALLOW_LIVE_MODE" in refused.stderr
+    assert fake_stripe.state.snapshot()["open_total"] == 2
+    allowed = cli("sweep", "--json", STRIPE_API_KEY=LIVE_KEY, SWEEPER_ALLOW_LIVE_MODE="1")
+    assert allowed.returncode == 0 and json.loads(allowed.stdout)["expired_count"] == 2
+
+
+def test_stripe_unusable_exits_3(cli, fake_stripe):
+    result = cli("sweep", STRIPE_API_KEY="sk_test_bad")
+    assert result.returncode == 3 and "Invalid API Key" in result.stderr
+
+
+def _start_slow_sweep(cli, fake_stripe, open_: int) -> subprocess.Popen:
+    fake_stripe.state.seed(open_=open_)
+    fake_stripe.state.faults.update({"latency_ms": 20})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "checkout_sweeper", "sweep", "--json"],
+        env={**cli.env, "SWEEPER_MAX_RPS": "40"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while fake_stripe.state.snapshot()["requests"].get("expire", 0) < 20:
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    return process
+
+
+def test_second_sweep_of_the_account_exits_4_at_once(cli, fake_stripe):
+    first = _start_slow_sweep(cli, fake_stripe, 200)
+    started = time.monotonic()
+    second = cli("sweep", "--json")
+    assert second.returncode == 4 and "already running" in second.stderr
+    assert time.monotonic() - started < 10
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=30)
+
+
+def test_sigterm_mid_sweep_records_every_expired_session_and_an_interrupted_run(cli, fake_stripe):
+    process = _start_slow_sweep(cli, fake_stripe, 300)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 130
+    history = json.loads(cli("history", "--json", check=True).stdout)
+    assert history[0]["status"] == "interrupted"
+    expired_at_stripe = 300 - fake_stripe.state.snapshot()["open_total"]
+    assert 0 < expired_at_stripe < 300
+    assert history[0]["expired_count"] == expired_at_stripe
+
+
+def test_killed_sweep_shows_as_interrupted_once_its_lease_lapses(cli, fake_stripe):
+    process = _start_slow_sweep(cli, fake_stripe, 300)
+    process.kill()
+    process.wait(timeout=10)
+    time.sleep(2.5)  # SWEEPER_LEASE_TTL=2 in this fixture
+    history = json.loads(cli("history", "--json", check=True).stdout)
+    assert history[0]["status"] == "interrupted"
+    # The lease lapsed, so the account is free again and a new sweep finishes the job.
+    fake_stripe.state.faults.update({"latency_ms": 0})
+    result = cli("sweep", "--json")
+    assert result.returncode == 0 and fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_demo_runs_offline_to_success(cli):
+    result = cli(
+        "demo", "--open", "60", "--complete", "6", "--stripe-rps", "100", "--max-rps", "80"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HTTP 200" in result.stdout and "open sessions left" in result.stdout

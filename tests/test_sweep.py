@@ -1,0 +1,182 @@
+"""The sweep engine without any web app: the official SDK, over HTTP, against the fake Stripe."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from checkout_sweeper.pacing import AdaptiveTokenBucket
+from checkout_sweeper.stripe_api import SessionPage, StripeGateway
+from checkout_sweeper.sweep import SessionOutcome, SweepAborted, Sweeper, SweepOptions
+
+from conftest import TEST_KEY
+
+FAST = {"max_rps": 400.0, "concurrency": 8, "backoff_base_s": 0.01, "backoff_cap_s": 0.05}
+
+
+def sweep(server, *, key: str = TEST_KEY, gateway=None, **options):
+    outcomes: list[SessionOutcome] = []
+    gateway = gateway or StripeGateway(key, api_base=server.url)
+    sweeper = Sweeper(gateway, SweepOptions(**{**FAST, **options}), on_outcome=outcomes.append)
+    return sweeper.run(), outcomes
+
+
+def test_every_open_session_on_every_page_is_expired_once(fake_stripe):
+    fake_stripe.state.seed(open_=730, complete=50, expired=50)
+    result, outcomes = sweep(fake_stripe)
+    assert result.expired_count == 730 and result.failed == []
+    assert result.remaining_open_count == 0 and result.remaining_open_sessions == []
+    assert sorted(o.session_id for o in outcomes) == sorted(set(o.session_id for o in outcomes))
+    stats = fake_stripe.state.snapshot()
+    assert stats["open_total"] == 0
+    assert stats["expire_calls_max_per_session"] == 1
+    assert stats["requests"]["expire"] == 730  # paid and expired sessions are never touched
+
+
+def test_each_expire_carries_an_idempotency_key_of_sweep_and_session(fake_stripe):
+    fake_stripe.state.seed(open_=5)
+    result, outcomes = sweep(fake_stripe)
+    keys = {key for (_, _, key) in fake_stripe.state.idempotency}
+    assert keys == {f"checkout-sweeper:{result.sweep_id}:{o.session_id}" for o in outcomes}
+
+
+class _CustomerPaysTheCursor(StripeGateway):
+    """After the first page, a customer pays for the session the next page starts after."""
+
+    def __init__(self, server, **kwargs) -> None:
+        super().__init__(TEST_KEY, api_base=server.url, **kwargs)
+        self.server = server
+        self.paid: str | None = None
+
+    def list_open(self, **kwargs) -> SessionPage:
+        page = super().list_open(**kwargs)
+        if self.paid is None and page.has_more:
+            self.paid = page.sessions[-1]["id"]
+            with self.server.state.lock:
+                record = self.server.state.ledger(False, "").records[self.paid]
+                record.update(status="complete", payment_status="paid", url=None)
+        return page
+
+
+def test_a_cursor_that_goes_stale_restarts_from_the_head(fake_stripe):
+    fake_stripe.state.seed(open_=250)
+    gateway = _CustomerPaysTheCursor(fake_stripe)
+    result, outcomes = sweep(fake_stripe, gateway=gateway)
+    assert result.failed == []
+    assert result.expired_count == 249 and result.already_closed_count == 1
+    assert {o.session_id for o in outcomes if o.outcome == "already_closed"} == {gateway.paid}
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_transient_errors_and_races_fail_nothing(fake_stripe):
+    fake_stripe.state.seed(open_=400, complete=20)
+    fake_stripe.state.faults.update({"fail_rate": 0.05, "race_rate": 0.05})
+    result, _ = sweep(fake_stripe)
+    stats = fake_stripe.state.snapshot()
+    assert stats["server_errors"] > 0 and stats["races"] > 0
+    assert result.failed == []
+    assert result.already_closed_count == stats["races"]
+    assert result.expired_count + result.already_closed_count == 400
+    assert stats["sessions_expired_twice"] == 0 and stats["open_total"] == 0
+
+
+def test_a_429_slows_the_sweep_down_instead_of_failing(fake_stripe):
+    fake_stripe.state.seed(open_=120)
+    fake_stripe.state.faults.update({"rps": 40})
+    result, _ = sweep(fake_stripe, max_rps=80.0)
+    assert result.failed == [] and result.expired_count == 120
+    assert result.rate_limited > 0
+    assert result.rate_limited == fake_stripe.state.snapshot()["rate_limited"]
+
+
+def test_budget_below_the_limit_gets_no_429(fake_stripe):
+    fake_stripe.state.seed(open_=120)
+    fake_stripe.state.faults.update({"rps": 40, "latency_ms": 5})
+    result, _ = sweep(fake_stripe, max_rps=30.0)
+    assert result.expired_count == 120 and result.rate_limited == 0
+
+
+def test_sessions_created_during_the_sweep_are_caught_by_later_passes(fake_stripe):
+    fake_stripe.state.seed(open_=300)
+    fake_stripe.state.faults.update({"spawn_rate": 0.05})
+    result, _ = sweep(fake_stripe)
+    spawned = fake_stripe.state.snapshot()["spawned"]
+    assert spawned > 0 and result.passes >= 2
+    assert result.expired_count == 300 + spawned - fake_stripe.state.snapshot()["open_total"]
+    assert result.remaining_open_count == fake_stripe.state.snapshot()["open_total"]
+
+
+def test_dry_run_lists_and_expires_nothing(fake_stripe):
+    fake_stripe.state.seed(open_=150, complete=10)
+    result, outcomes = sweep(fake_stripe, dry_run=True)
+    assert result.expired_count == 0 and len(result.would_expire) == 150
+    assert result.remaining_open_count == 150
+    assert {o.outcome for o in outcomes} == {"would_expire"}
+    stats = fake_stripe.state.snapshot()
+    assert stats["open_total"] == 150 and "expire" not in stats["requests"]
+    assert "would_expire" in result.as_data()
+
+
+def test_created_before_leaves_newer_sessions_alone(fake_stripe, stripe_client):
+    fake_stripe.state.seed(open_=20)  # created over the past day
+    cutoff = int(time.time()) - 1
+    fresh = stripe_client.v1.checkout.sessions.create(
+        {"mode": "payment", "success_url": "https://example.com/ok"}
+    )
+    result, _ = sweep(fake_stripe, created_before=cutoff)
+    assert result.expired_count == 20 and result.remaining_open_count == 0
+    assert stripe_client.v1.checkout.sessions.retrieve(fresh.id).status == "open"
+
+
+def test_a_session_that_keeps_failing_is_reported_and_left_open(fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    fake_stripe.state.faults.update({"expire_fail_rate": 1})
+    result, outcomes = sweep(fake_stripe, max_attempts=3)
+    assert len(result.failed) == 3 and all("500" in f["error"] for f in result.failed)
+    assert result.remaining_open_count == 3 and len(result.remaining_open_sessions) == 3
+    assert {s["status"] for s in result.remaining_open_sessions} == {"open"}
+    assert not result.clean
+    assert [o.attempts for o in outcomes] == [3, 3, 3]
+
+
+def test_a_rejected_key_aborts_the_sweep(fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    with pytest.raises(SweepAborted, match="Invalid API Key"):
+        sweep(fake_stripe, key="sk_test_bad")
+
+
+def test_remaining_sessions_are_capped_but_counted(fake_stripe):
+    fake_stripe.state.seed(open_=30)
+    result, _ = sweep(fake_stripe, dry_run=True, remaining_cap=10)
+    assert result.remaining_open_count == 30 and len(result.remaining_open_sessions) == 10
+
+
+# pacing ------------------------------------------------------------------------------------------
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_bucket_spaces_requests_at_its_rate():
+    clock = _Clock()
+    bucket = AdaptiveTokenBucket(20, burst=1, clock=clock, sleep=clock.sleep)
+    for _ in range(100):
+        bucket.acquire()
+    assert clock.now == pytest.approx(99 / 20)
+
+
+def test_bucket_halves_on_429_and_recovers():
+    clock = _Clock()
+    bucket = AdaptiveTokenBucket(20, burst=1, clock=clock, sleep=clock.sleep)
+    bucket.penalize()
+    assert bucket.rate == 10
+    clock.now += 10
+    bucket.acquire()
+    assert bucket.rate == 20
