@@ -121,3 +121,60 @@ def start_api(tmp_path, fake_stripe):
 @pytest.fixture
 def api(start_api) -> RunningApi:
     return start_api()
+
+
+# real services: PostgreSQL and Redis --------------------------------------------------------------
+def service_missing(what: str, how: str) -> None:
+    """Skip with instructions on a developer machine; fail in CI, where they must run."""
+    import os
+
+    message = f"{what} is not reachable: {how}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: these tests must run)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    base = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        connection = engine.connect()
+    except OperationalError:
+        service_missing(
+            "PostgreSQL",
+            "start it (pg_ctlcluster 15 main start) on 127.0.0.1:5432 with trust auth and a "
+            "database 'test', or set TEST_POSTGRES_URL",
+        )
+    name = f"sweeper_{uuid.uuid4().hex[:12]}"
+    connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.rsplit("/", 1)[0] + "/" + name
+    connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    connection.close()
+    engine.dispose()
+
+
+@pytest.fixture
+def redis_url():
+    """Redis database 9, emptied for this test."""
+    import os
+
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        service_missing("Redis", "start redis-server on 127.0.0.1:6379, or set TEST_REDIS_URL")
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()

@@ -300,3 +300,17 @@ def test_bad_configuration_fails_at_start_with_a_named_variable(tmp_path):
     for env, needle in cases:
         with pytest.raises(ConfigError, match=needle):
             create_app(env, instance_path=tmp_path)
+
+
+# 503 ---------------------------------------------------------------------------------------------
+def test_unreachable_rate_limit_storage_fails_closed_with_503(start_api, fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    api = start_api(RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    response = api.sweep(api.token(api.add_user()))
+    assert "Rate limiting is unavailable" in _error(response, 503)
+    assert response.headers["Retry-After"] == "30"
+    assert fake_stripe.state.snapshot()["open_total"] == 3
+    assert "list" not in fake_stripe.state.snapshot()["requests"]
+    assert requests.get(f"{api.url}/healthz", timeout=5).status_code == 200
+    ready = requests.get(f"{api.url}/readyz", timeout=5)
+    assert "rate_limit_storage" in _error(ready, 503)

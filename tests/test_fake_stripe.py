@@ -15,6 +15,7 @@ import stripe
 
 from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.fake_stripe.forms import decode_form
+from checkout_sweeper.fake_stripe.process import fake_stripe_process
 
 from conftest import LIVE_KEY, TEST_KEY, make_client
 
@@ -317,30 +318,9 @@ def test_admin_seed_faults_and_reset(fake_stripe):
     assert _admin(fake_stripe, "reset", {})["open_total"] == 0
 
 
-def test_command_line_fake_serves_the_sdk(tmp_path):
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "checkout_sweeper",
-            "fake-stripe",
-            "--port",
-            str(port),
-            "--open",
-            "120",
-            "--complete",
-            "5",
-            "--latency-ms",
-            "1-3",
-            "--seed",
-            "1",
-        ],
-        stderr=subprocess.PIPE,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_for(url)
+def test_command_line_fake_serves_the_sdk():
+    args = ("--open", "120", "--complete", "5", "--latency-ms", "1-3", "--seed", "1")
+    with fake_stripe_process(*args) as url:
         client = stripe.StripeClient(TEST_KEY, base_addresses={"api": url})
         open_ids = [
             s.id
@@ -349,9 +329,6 @@ def test_command_line_fake_serves_the_sdk(tmp_path):
             ).auto_paging_iter()
         ]
         assert len(open_ids) == 120
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_command_line_rejects_bad_latency():
@@ -362,22 +339,3 @@ def test_command_line_rejects_bad_latency():
         timeout=30,
     )
     assert result.returncode == 2 and "latency" in result.stderr
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/_admin/stats", timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing answered at {url}")

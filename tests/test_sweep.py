@@ -172,11 +172,14 @@ def test_bucket_spaces_requests_at_its_rate():
     assert clock.now == pytest.approx(99 / 20)
 
 
-def test_bucket_halves_on_429_and_recovers():
+def test_bucket_slows_down_on_429_and_recovers_gradually():
     clock = _Clock()
     bucket = AdaptiveTokenBucket(20, burst=1, clock=clock, sleep=clock.sleep)
     bucket.penalize()
-    assert bucket.rate == 10
-    clock.now += 10
+    assert bucket.rate == pytest.approx(14)
+    clock.now += 4
+    bucket.acquire()
+    assert bucket.rate == pytest.approx(16)  # 0.5 request/s more per second
+    clock.now += 60
     bucket.acquire()
     assert bucket.rate == 20

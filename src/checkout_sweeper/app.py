@@ -75,7 +75,7 @@ def _log_requests(app: Flask) -> None:
     def finish(response: Response) -> Response:
         if request.blueprint == "v1":
             response.headers["Cache-Control"] = "no-store"
-        if response.status_code != 429:
+        if response.status_code not in (429, 503):
             response.headers.pop("Retry-After", None)  # the limiter adds it to every answer
         fields = {
             "ip": request.remote_addr,

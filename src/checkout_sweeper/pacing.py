@@ -2,8 +2,8 @@
 
 Stripe counts every request of an account against one budget, so the bucket is shared by the
 listing and the expiring threads alike. A 429 means someone else (the app itself, another
-tool) is spending the same budget: the bucket halves its rate and climbs back slowly, the way
-TCP does, instead of hammering the limit.
+tool) is spending the same budget: the bucket cuts its rate by 30% and climbs back slowly
+(additive increase, multiplicative decrease, as TCP does) instead of hammering the limit.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+
+DECREASE_ON_429 = 0.7
 
 
 class AdaptiveTokenBucket:
@@ -32,7 +34,7 @@ class AdaptiveTokenBucket:
         self.rate = rate
         self.min_rate = min(min_rate, rate)
         self.burst = burst if burst is not None else max(1.0, rate / 10)
-        self.recovery_per_s = recovery_per_s if recovery_per_s is not None else rate / 10
+        self.recovery_per_s = recovery_per_s if recovery_per_s is not None else max(0.5, rate / 40)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -55,10 +57,10 @@ class AdaptiveTokenBucket:
             self._sleep(wait)
 
     def penalize(self) -> None:
-        """Stripe said 429: halve the rate (not below ``min_rate``) and push the next slot back."""
+        """Stripe said 429: cut the rate by 30% (not below ``min_rate``); delay the next slot."""
         with self._lock:
             now = self._clock()
-            self.rate = max(self.min_rate, self.rate / 2)
+            self.rate = max(self.min_rate, self.rate * DECREASE_ON_429)
             self._last_adjust = now
             self._next_slot = max(self._next_slot, now + 1.0 / self.rate)
             self.penalties += 1

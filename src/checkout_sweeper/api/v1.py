@@ -11,6 +11,7 @@ import logging
 
 from flask import Blueprint, current_app, g, request
 from flask.typing import ResponseReturnValue
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select
 
 from ..auth import AuthError, bearer_token, user_id_from, verify
@@ -51,6 +52,26 @@ def _load_user(user_id: str) -> User:
     return user
 
 
+def _spend_quota() -> None:
+    """Count this call against the user's 3 per hour: 429 when spent, 503 if storage is down.
+
+    Failing closed is deliberate: without its limiter a destructive endpoint must not run.
+    """
+    try:
+        with app_state().limiter.limit(RATE_LIMIT, key_func=lambda: f"user:{g.user_id}"):
+            pass
+    except RateLimitExceeded:
+        raise
+    except Exception as err:
+        log.error("rate-limit storage unavailable: %s", type(err).__name__)
+        raise ApiError(
+            503,
+            "Rate limiting is unavailable (its storage cannot be reached), so no sweep is "
+            "started; try again shortly.",
+            {"Retry-After": "30"},
+        ) from None
+
+
 @bp.get("/active_checkout_sessions_and_expire_all")
 def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
     """Expire every open Checkout Session of the account; answer with what is left open."""
@@ -67,8 +88,7 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
             "This user already has a Stripe customer "
             f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
         )
-    with state.limiter.limit(RATE_LIMIT, key_func=lambda: f"user:{g.user_id}"):
-        pass  # raises RateLimitExceeded (429) once the user's hour is spent
+    _spend_quota()
     if settings.live_key and not settings.allow_live_mode:
         raise ApiError(
             403,

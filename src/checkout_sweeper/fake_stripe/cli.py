@@ -59,6 +59,14 @@ def _rate(ctx: click.Context, param: click.Parameter, value: float) -> float:
     help="Share of requests answered 500 (Stripe-Should-Retry: true).",
 )
 @click.option(
+    "--expire-fail-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    callback=_rate,
+    help="Extra share of expire calls alone answered 500.",
+)
+@click.option(
     "--race-rate",
     default=0.0,
     show_default=True,

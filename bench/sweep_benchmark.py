@@ -1,0 +1,181 @@
+"""Sweep throughput against the configured Stripe budget: our engine and a sequential baseline.
+
+Each row runs in a fresh process (so its peak RSS is its own) against ``checkout-sweeper
+fake-stripe`` in another process with a Stripe-like rate limit and latency. The baseline is the
+spec's approach made complete: list a page of open sessions, expire them one by one, list again.
+
+    python bench/sweep_benchmark.py            # the full table (about 5 minutes)
+    python bench/sweep_benchmark.py --quick    # smaller counts, same rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import requests
+
+from _support import print_table, running_fake
+
+KEY = "sk_test_benchmarkkey0001"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    engine: str  # "engine" or "sequential"
+    sessions: int
+    stripe_rps: float
+    latency_ms: str
+    max_rps: float
+    concurrency: int = 8
+    fail_rate: float = 0.0
+    race_rate: float = 0.0
+
+
+def scenarios(quick: bool) -> list[Scenario]:
+    big = 600 if quick else 2000
+    base = 100 if quick else 300
+    return [
+        Scenario("stripe-like", "engine", big, 25, "150-400", 20),
+        Scenario("stripe-like", "sequential", base, 25, "150-400", 20),
+        Scenario("stripe-like, 5% 5xx + 5% races", "engine", big, 25, "150-400", 20, 8, 0.05, 0.05),
+        Scenario("fast", "engine", big, 100, "50", 90, 16),
+        Scenario("fast", "sequential", base, 100, "50", 90),
+        Scenario("budget over the limit", "engine", big // 2, 25, "150-400", 40),
+        Scenario("memory, 1k sessions", "engine", 1000, 0, "0", 400),
+        Scenario("memory, 20k sessions", "engine", 5000 if quick else 20000, 0, "0", 400),
+    ]
+
+
+# the measured side: runs in a child process ---------------------------------------------------
+def run_engine(url: str, s: Scenario) -> dict:
+    from checkout_sweeper.stripe_api import StripeGateway
+    from checkout_sweeper.sweep import Sweeper, SweepOptions
+
+    gateway = StripeGateway(KEY, api_base=url)
+    result = Sweeper(gateway, SweepOptions(max_rps=s.max_rps, concurrency=s.concurrency)).run()
+    return {
+        "closed": result.expired_count + result.already_closed_count,
+        "failed": len(result.failed),
+        "remaining": result.remaining_open_count,
+    }
+
+
+def run_sequential(url: str, s: Scenario) -> dict:
+    import stripe
+
+    client = stripe.StripeClient(KEY, base_addresses={"api": url})
+    closed = failed = 0
+    while True:
+        try:
+            page = client.v1.checkout.sessions.list({"status": "open", "limit": 100})
+        except stripe.StripeError:
+            failed += 1
+            continue
+        if not page.data:
+            break
+        for session in page.data:
+            try:
+                client.v1.checkout.sessions.expire(session.id)
+                closed += 1
+            except stripe.InvalidRequestError:
+                closed += 1  # already paid or expired
+            except stripe.StripeError:
+                failed += 1
+    return {"closed": closed, "failed": failed, "remaining": 0}
+
+
+def worker(payload: str) -> None:
+    url, fields = json.loads(payload)
+    s = Scenario(**fields)
+    started = time.perf_counter()
+    outcome = (run_engine if s.engine == "engine" else run_sequential)(url, s)
+    outcome["seconds"] = time.perf_counter() - started
+    outcome["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(outcome))
+
+
+# the driving side ---------------------------------------------------------------------------------
+def measure(s: Scenario) -> tuple:
+    fake_args = [
+        "--rps",
+        str(s.stripe_rps),
+        "--latency-ms",
+        s.latency_ms,
+        "--fail-rate",
+        str(s.fail_rate),
+        "--race-rate",
+        str(s.race_rate),
+    ]
+    with running_fake(*fake_args, open_=s.sessions, complete=s.sessions // 10) as url:
+        child = subprocess.run(
+            [sys.executable, __file__, "--worker", json.dumps([url, s.__dict__])],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outcome = json.loads(child.stdout.strip().splitlines()[-1])
+        stats = requests.get(f"{url}/_admin/stats", timeout=10).json()
+    total = stats["requests_total"]
+    accepted = total - stats["rate_limited"]
+    rate = accepted / outcome["seconds"]
+    return (
+        s.name,
+        s.engine,
+        s.sessions,
+        f"{s.max_rps:g}/{s.stripe_rps:g}" if s.stripe_rps else f"{s.max_rps:g}/-",
+        f"{outcome['closed'] / outcome['seconds']:.1f}",
+        f"{rate:.1f}",
+        f"{100 * rate / s.max_rps:.0f}%",
+        stats["rate_limited"],
+        f"{100 * stats['rate_limited'] / max(total, 1):.1f}%",
+        total,
+        outcome["failed"],
+        stats["open_total"],
+        f"{outcome['peak_rss_mb']:.0f}",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=None, help="run the rows whose name contains this")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker)
+        return
+    rows = []
+    for scenario in scenarios(args.quick):
+        if args.only and args.only not in scenario.name:
+            continue
+        rows.append(measure(scenario))
+        print(f"done: {scenario.name} / {scenario.engine}", file=sys.stderr)
+    print_table(
+        (
+            "scenario",
+            "sweeper",
+            "sessions",
+            "budget/limit rps",
+            "sessions/s",
+            "requests/s",
+            "of budget",
+            "429s",
+            "429 share",
+            "requests",
+            "failed",
+            "left open",
+            "peak RSS MB",
+        ),
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""The production topology: gunicorn workers and instances sharing PostgreSQL and Redis.
+
+These run the real ``checkout-sweeper serve`` processes against this machine's PostgreSQL and
+Redis. Without those services they skip and say what to start; with CI=true they must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import jwt
+import pytest
+import requests
+from sqlalchemy import create_engine, inspect, select
+
+from checkout_sweeper.fake_stripe.process import free_port
+from checkout_sweeper.models import SweepRun
+
+from conftest import JWT_SECRET, TEST_KEY
+
+pytestmark = pytest.mark.services
+ENDPOINT = "/v1/active_checkout_sessions_and_expire_all"
+
+
+@pytest.fixture
+def stack(postgres_url, redis_url, fake_stripe, tmp_path):
+    """Start ``serve`` instances and run CLI commands on one shared PostgreSQL and Redis."""
+    env = {
+        **os.environ,
+        "STRIPE_API_KEY": TEST_KEY,
+        "STRIPE_API_BASE": fake_stripe.url,
+        "JWT_SECRET": JWT_SECRET,
+        "DATABASE_URL": postgres_url,
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "SWEEPER_MAX_RPS": "100",
+        "SWEEPER_LEASE_TTL": "2",
+        "LOG_LEVEL": "WARNING",
+    }
+    processes: list[subprocess.Popen] = []
+
+    class Stack:
+        def cli(self, *args: str) -> str:
+            result = subprocess.run(
+                [sys.executable, "-m", "checkout_sweeper", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert result.returncode == 0, result.stderr
+            return result.stdout
+
+        def serve(self, workers: int) -> str:
+            port = free_port()
+            log = open(tmp_path / f"serve-{port}.log", "w")  # noqa: SIM115
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "checkout_sweeper",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            processes.append(process)
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        return url
+                except requests.ConnectionError:
+                    pass
+                assert process.poll() is None, (tmp_path / f"serve-{port}.log").read_text()
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+
+        def user(self, email: str) -> str:
+            return str(json.loads(self.cli("users", "add", "--email", email, "--json"))["id"])
+
+        @staticmethod
+        def token(user_id: str) -> str:
+            now = int(time.time())
+            return jwt.encode({"sub": user_id, "iat": now, "exp": now + 600}, JWT_SECRET)
+
+        @staticmethod
+        def call(url: str, token: str, timeout: float = 120) -> requests.Response:
+            return requests.get(
+                url + ENDPOINT, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+            )
+
+    yield Stack()
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_for_expires(fake_stripe, count: int = 10) -> None:
+    deadline = time.monotonic() + 20
+    while fake_stripe.state.snapshot()["requests"].get("expire", 0) < count:
+        assert time.monotonic() < deadline, "the sweep did not start"
+        time.sleep(0.02)
+
+
+def test_migrations_are_idempotent_and_safe_when_run_together(postgres_url):
+    env = {**os.environ, "DATABASE_URL": postgres_url}
+    command = [sys.executable, "-m", "checkout_sweeper", "db", "upgrade"]
+    runs = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE) for _ in range(3)]
+    assert [p.wait(timeout=60) for p in runs] == [0, 0, 0]
+    assert subprocess.run(command, env=env, timeout=60).returncode == 0
+    tables = set(inspect(create_engine(postgres_url)).get_table_names())
+    assert {"users", "sweep_runs", "swept_sessions", "sweep_locks", "alembic_version"} <= tables
+
+
+def test_limit_is_exact_across_four_workers(stack):
+    url = stack.serve(workers=4)
+    token = stack.token(stack.user("four@example.com"))
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda _: stack.call(url, token).status_code, range(12)))
+    assert sum(1 for s in statuses if s != 429) == 3, statuses
+    assert set(statuses) <= {200, 409, 429}
+    ready = requests.get(f"{url}/readyz", timeout=5).json()
+    assert ready["data"]["checks"] == {"database": "ok", "rate_limit_storage": "ok"}
+
+
+def test_limit_is_counted_once_across_two_instances(stack):
+    urls = [stack.serve(workers=2), stack.serve(workers=2)]
+    token = stack.token(stack.user("two@example.com"))
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda i: stack.call(urls[i % 2], token).status_code, range(12)))
+    assert sum(1 for s in statuses if s != 429) == 3, statuses
+
+
+def test_two_users_on_two_instances_get_one_sweep_and_one_prompt_409(stack, fake_stripe):
+    first_url, second_url = stack.serve(workers=2), stack.serve(workers=2)
+    fake_stripe.state.seed(open_=300)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    alice, bob = (
+        stack.token(stack.user("alice@example.com")),
+        stack.token(stack.user("bob@example.com")),
+    )
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(stack.call, first_url, alice)
+        _wait_for_expires(fake_stripe)
+        started = time.monotonic()
+        second = stack.call(second_url, bob)
+        assert second.status_code == 409 and "already running" in second.json()["message"]
+        assert time.monotonic() - started < 2
+        assert first.result().status_code == 200
+    assert first.result().json()["data"]["expired_count"] == 300
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_a_killed_worker_leaves_no_lock_and_its_run_shows_interrupted(
+    stack, fake_stripe, postgres_url
+):
+    url = stack.serve(workers=2)
+    fake_stripe.state.seed(open_=400)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    carol, dave = (
+        stack.token(stack.user("carol@example.com")),
+        stack.token(stack.user("dave@example.com")),
+    )
+    with ThreadPoolExecutor(1) as pool:
+        doomed = pool.submit(stack.call, url, carol)
+        _wait_for_expires(fake_stripe)
+        engine = create_engine(postgres_url)
+        with engine.connect() as connection:
+            pid = connection.execute(select(SweepRun.pid)).scalar_one()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(requests.RequestException):
+            doomed.result()
+    engine.dispose()
+    time.sleep(2.5)  # SWEEPER_LEASE_TTL=2: the dead worker's lease lapses
+    history = json.loads(stack.cli("history", "--json"))
+    assert history[0]["status"] == "interrupted"
+    retry = stack.call(url, dave)
+    assert retry.status_code == 200, retry.text
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_sigterm_lets_a_running_sweep_finish(stack, fake_stripe):
+    url = stack.serve(workers=1)
+    fake_stripe.state.seed(open_=200)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    token = stack.token(stack.user("erin@example.com"))
+    master = None
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(stack.call, url, token)
+        _wait_for_expires(fake_stripe)
+        port = int(url.rsplit(":", 1)[1])
+        master = next(p for p in _serve_processes() if f"--port {port}" in p[1])[0]
+        os.kill(master, signal.SIGTERM)
+        response = answer.result()
+    assert response.status_code == 200
+    assert response.json()["data"]["expired_count"] == 200
+    history = json.loads(stack.cli("history", "--json"))
+    assert history[0]["status"] == "succeeded"
+
+
+def _serve_processes() -> list[tuple[int, str]]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [
+        (int(line.split(None, 1)[0]), line.split(None, 1)[1])
+        for line in out.splitlines()[1:]
+        if "checkout_sweeper serve" in line
+    ]
