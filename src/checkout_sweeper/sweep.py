@@ -289,9 +289,14 @@ class Sweeper:
             self._call(attempt)
             outcome = SessionOutcome(session_id, "expired", attempts=attempts[0])
         except SessionNotOpen as closed:
-            outcome = SessionOutcome(
-                session_id, "already_closed", closed.status, attempts=attempts[0]
-            )
+            if closed.status == "expired" and attempts[0] > 1:
+                # An earlier attempt whose answer was lost did the work (a 5xx or a dropped
+                # connection after Stripe acted, on a Stripe that did not replay the key).
+                outcome = SessionOutcome(session_id, "expired", attempts=attempts[0])
+            else:
+                outcome = SessionOutcome(
+                    session_id, "already_closed", closed.status, attempts=attempts[0]
+                )
         except (SessionRejected, RetryableError) as problem:
             outcome = SessionOutcome(session_id, "failed", str(problem), attempts=attempts[0])
         except FatalStripeError as problem:
