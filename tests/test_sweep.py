@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 
 import pytest
@@ -183,3 +185,74 @@ def test_bucket_slows_down_on_429_and_recovers_gradually():
     clock.now += 60
     bucket.acquire()
     assert bucket.rate == 20
+
+
+# other Stripes ----------------------------------------------------------------------------------
+class _OtherStripe:
+    """The fake behind a filter, to act like a Stripe that words or remembers things otherwise."""
+
+    def __init__(self, app, *, reword_400: bool = False, forget_keys: bool = False) -> None:
+        self.app, self.reword_400, self.forget_keys = app, reword_400, forget_keys
+
+    def __call__(self, environ, start_response):
+        from werkzeug.wrappers import Request
+
+        if self.forget_keys:
+            environ.pop("HTTP_IDEMPOTENCY_KEY", None)
+        response = self.app.dispatch(Request(environ))
+        if self.reword_400 and response.status_code == 400:
+            body = {"error": {"type": "invalid_request_error", "message": "Session not active."}}
+            response.set_data(json.dumps(body))
+        return response(environ, start_response)
+
+
+@pytest.fixture
+def other_stripe():
+    from werkzeug.serving import make_server
+
+    from checkout_sweeper.fake_stripe import FakeStripeApp
+
+    servers = []
+
+    def start(**behaviour):
+        app = FakeStripeApp()
+        server = make_server("127.0.0.1", 0, _OtherStripe(app, **behaviour), threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        server.state = app.state
+        server.url = f"http://127.0.0.1:{server.port}"
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def test_an_oddly_worded_refusal_is_checked_before_it_counts_as_failed(other_stripe):
+    stripe_ = other_stripe(reword_400=True)
+    stripe_.state.seed(open_=6)
+    stripe_.state.faults.update({"race_rate": 1})
+    result, outcomes = sweep(stripe_)
+    assert result.failed == [] and result.already_closed_count == 6
+    assert {o.error for o in outcomes} == {"complete"}
+    assert stripe_.state.snapshot()["requests"]["retrieve"] == 6
+
+
+def test_lost_answers_are_retried_with_the_same_key_and_count_once(fake_stripe):
+    fake_stripe.state.seed(open_=80)
+    fake_stripe.state.faults.update({"lost_rate": 0.3})
+    result, _ = sweep(fake_stripe)
+    stats = fake_stripe.state.snapshot()
+    assert stats["lost_answers"] > 0
+    assert result.failed == [] and result.expired_count == 80
+    assert stats["sessions_expired_twice"] == 0
+
+
+def test_lost_answers_on_a_stripe_without_replay_still_count_as_expired(other_stripe):
+    stripe_ = other_stripe(forget_keys=True)
+    stripe_.state.seed(open_=80)
+    stripe_.state.faults.update({"lost_rate": 0.3})
+    result, _ = sweep(stripe_)
+    assert stripe_.state.snapshot()["lost_answers"] > 0
+    assert result.failed == [] and result.expired_count == 80
+    assert result.already_closed_count == 0

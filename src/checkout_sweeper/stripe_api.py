@@ -28,9 +28,12 @@ class StripeProblem(Exception):
 class RetryableError(StripeProblem):
     """A 429, a 5xx, a 409 on a busy idempotency key, or a broken connection."""
 
-    def __init__(self, message: str, *, rate_limited: bool = False) -> None:
+    def __init__(
+        self, message: str, *, rate_limited: bool = False, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.rate_limited = rate_limited
+        self.retry_after_s = retry_after_s
 
 
 class FatalStripeError(StripeProblem):
@@ -47,6 +50,10 @@ class SessionNotOpen(StripeProblem):
 
 class SessionRejected(StripeProblem):
     """Expire refused for this session alone (unknown id, idempotency conflict, ...)."""
+
+    def __init__(self, message: str, http_status: int = 0) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
 class StaleCursor(StripeProblem):
@@ -70,21 +77,28 @@ def account_fingerprint(api_key: str, stripe_account: str | None = None) -> str:
     return f"{mode}:{digest}"
 
 
+def _retry_after(headers: dict[str, str] | None) -> float | None:
+    try:
+        return float((headers or {}).get("retry-after", ""))
+    except ValueError:
+        return None
+
+
 def _translate(err: stripe.StripeError) -> StripeProblem:
     status = err.http_status or 0
     should_retry = (err.headers or {}).get("stripe-should-retry")
     summary = f"Stripe {status or 'connection'} error: {err.user_message or type(err).__name__}"
     if isinstance(err, stripe.RateLimitError):
-        return RetryableError(summary, rate_limited=True)
+        return RetryableError(summary, rate_limited=True, retry_after_s=_retry_after(err.headers))
     if isinstance(err, stripe.APIConnectionError):
         return RetryableError(summary)
     if should_retry == "true" or status >= 500 or status == 409:
         if should_retry == "false":
             return FatalStripeError(summary)
-        return RetryableError(summary)
+        return RetryableError(summary, retry_after_s=_retry_after(err.headers))
     if isinstance(err, stripe.AuthenticationError | stripe.PermissionError):
         return FatalStripeError(summary)
-    return SessionRejected(summary)
+    return SessionRejected(summary, status)
 
 
 class StripeGateway:
@@ -128,6 +142,13 @@ class StripeGateway:
         except stripe.StripeError as err:
             raise _translate(err) from None
         return SessionPage([s.to_dict() for s in page.data], bool(page.has_more))
+
+    def session_status(self, session_id: str) -> str:
+        """The session's current status, to explain an expire refusal Stripe worded oddly."""
+        try:
+            return str(self._client.v1.checkout.sessions.retrieve(session_id).status)
+        except stripe.StripeError as err:
+            raise _translate(err) from None
 
     def expire(self, session_id: str, idempotency_key: str) -> None:
         try:

@@ -57,6 +57,8 @@ class Gateway(Protocol):
 
     def expire(self, session_id: str, idempotency_key: str) -> None: ...
 
+    def session_status(self, session_id: str) -> str: ...
+
 
 class SweepAborted(Exception):
     """Stripe could not be used (key rejected, or unreachable after every retry)."""
@@ -297,7 +299,9 @@ class Sweeper:
                 outcome = SessionOutcome(
                     session_id, "already_closed", closed.status, attempts=attempts[0]
                 )
-        except (SessionRejected, RetryableError) as problem:
+        except SessionRejected as problem:
+            outcome = self._explain_refusal(session_id, problem, attempts[0])
+        except RetryableError as problem:
             outcome = SessionOutcome(session_id, "failed", str(problem), attempts=attempts[0])
         except FatalStripeError as problem:
             self._fatal = problem
@@ -307,6 +311,20 @@ class Sweeper:
         finally:
             self._slots.release()
         self._record(outcome)
+
+    def _explain_refusal(
+        self, session_id: str, problem: SessionRejected, attempts: int
+    ) -> SessionOutcome:
+        """A 400 without Stripe's usual wording: ask for the session's status before calling
+        it a failure, since a session that is no longer open is not one."""
+        if problem.http_status == 400:
+            try:
+                status = self._call(lambda: self.gateway.session_status(session_id))
+            except StripeProblem:
+                status = "unknown"
+            if status in ("complete", "expired"):
+                return SessionOutcome(session_id, "already_closed", status, attempts=attempts)
+        return SessionOutcome(session_id, "failed", str(problem), attempts=attempts)
 
     def _record(self, outcome: SessionOutcome) -> None:
         with self._lock:
@@ -349,5 +367,6 @@ class Sweeper:
                 if attempt == options.max_attempts or self._fatal is not None:
                     raise
                 ceiling = min(options.backoff_cap_s, options.backoff_base_s * 2 ** (attempt - 1))
-                time.sleep(self._random.uniform(ceiling / 2, ceiling))
+                delay = self._random.uniform(ceiling / 2, ceiling)
+                time.sleep(max(delay, min(problem.retry_after_s or 0.0, options.backoff_cap_s)))
         raise AssertionError("unreachable")

@@ -67,6 +67,14 @@ def _rate(ctx: click.Context, param: click.Parameter, value: float) -> float:
     help="Extra share of expire calls alone answered 500.",
 )
 @click.option(
+    "--lost-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    callback=_rate,
+    help="Share of POSTs carried out whose answer is lost (500 instead).",
+)
+@click.option(
     "--race-rate",
     default=0.0,
     show_default=True,
@@ -94,6 +102,7 @@ def fake_stripe_command(
     latency_ms: str,
     fail_rate: float,
     expire_fail_rate: float,
+    lost_rate: float,
     race_rate: float,
     spawn_rate: float,
     seed: int | None,
@@ -108,6 +117,7 @@ def fake_stripe_command(
             "jitter_ms": jitter,
             "fail_rate": fail_rate,
             "expire_fail_rate": expire_fail_rate,
+            "lost_rate": lost_rate,
             "race_rate": race_rate,
             "spawn_rate": spawn_rate,
         }

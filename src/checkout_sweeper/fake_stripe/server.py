@@ -71,6 +71,15 @@ def _integer(params: dict[str, Any], name: str, value: Any) -> int:
         ) from None
 
 
+def _server_error() -> StripeFault:
+    return StripeFault(
+        500,
+        "An unknown error occurred",
+        type_="api_error",
+        headers={"Stripe-Should-Retry": "true"},
+    )
+
+
 class Caller:
     """Who is asking: mode from the key, account from ``Stripe-Account``."""
 
@@ -148,24 +157,28 @@ class FakeStripeApp:
             fail_rate = state.faults.fail_rate
             if endpoint == "expire":
                 fail_rate = max(fail_rate, state.faults.expire_fail_rate)
-            if fail_rate and state.random.random() < fail_rate:
+            if self._chance(fail_rate):
                 with state.lock:
                     state.stats.server_errors += 1
-                raise StripeFault(
-                    500,
-                    "An unknown error occurred",
-                    type_="api_error",
-                    headers={"Stripe-Should-Retry": "true"},
-                )
+                raise _server_error()
             params = self._params(request)
             if request.method == "POST" and request.headers.get("Idempotency-Key"):
-                return self._idempotent(request, caller, endpoint, args, params)
-            return self._execute(caller, endpoint, args, params)
+                response = self._idempotent(request, caller, endpoint, args, params)
+            else:
+                response = self._execute(caller, endpoint, args, params)
+            if request.method == "POST" and self._chance(state.faults.lost_rate):
+                with state.lock:
+                    state.stats.lost_answers += 1
+                raise _server_error()  # Stripe acted; the client never hears of it
+            return response
         except StripeFault as fault:
             return _fault_response(fault)
         finally:
             with state.lock:
                 state.stats.in_flight -= 1
+
+    def _chance(self, rate: float) -> bool:
+        return rate > 0 and self.state.random.random() < rate
 
     def _delay(self) -> None:
         faults = self.state.faults

@@ -69,6 +69,7 @@ class Faults:
     jitter_ms: float = 0.0  # plus a uniform random extra up to this
     fail_rate: float = 0.0  # share of requests answered 500 with Stripe-Should-Retry: true
     expire_fail_rate: float = 0.0  # extra share of expires alone answered 500
+    lost_rate: float = 0.0  # share of POSTs carried out whose answer is lost (a 500 instead)
     race_rate: float = 0.0  # share of expires that find the session just paid (complete)
     spawn_rate: float = 0.0  # new open sessions created per expire call (customers arriving)
 
@@ -91,6 +92,7 @@ class Stats:
     requests: Counter = field(default_factory=Counter)
     rate_limited: int = 0
     server_errors: int = 0
+    lost_answers: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     expire_calls: Counter = field(default_factory=Counter)
@@ -332,6 +334,7 @@ class FakeStripeState:
                 "requests_total": sum(self.stats.requests.values()),
                 "rate_limited": self.stats.rate_limited,
                 "server_errors": self.stats.server_errors,
+                "lost_answers": self.stats.lost_answers,
                 "max_in_flight": self.stats.max_in_flight,
                 "expire_calls_sessions": len(calls),
                 "expire_calls_max_per_session": max(calls.values(), default=0),
