@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import select
 
 from checkout_sweeper.pacing import AdaptiveTokenBucket
 from checkout_sweeper.stripe_api import SessionPage, StripeGateway
@@ -256,3 +257,30 @@ def test_lost_answers_on_a_stripe_without_replay_still_count_as_expired(other_st
     assert stripe_.state.snapshot()["lost_answers"] > 0
     assert result.failed == [] and result.expired_count == 80
     assert result.already_closed_count == 0
+
+
+def test_losing_the_account_lease_stops_the_sweep(fake_stripe, tmp_path):
+    from checkout_sweeper.db import Database
+    from checkout_sweeper.models import SweepLock, SweepRun
+    from checkout_sweeper.service import run_recorded_sweep
+
+    db = Database(f"sqlite:///{tmp_path / 'lease.sqlite3'}")
+    db.upgrade()
+    fake_stripe.state.seed(open_=200)
+    fake_stripe.state.faults.update({"latency_ms": 20})
+    gateway = StripeGateway(TEST_KEY, api_base=fake_stripe.url)
+
+    def steal_the_lease() -> None:
+        while fake_stripe.state.snapshot()["requests"].get("expire", 0) < 10:
+            time.sleep(0.01)
+        with db.session() as session:
+            session.get(SweepLock, gateway.account).run_id = "someone-else"
+
+    thief = threading.Thread(target=steal_the_lease)
+    thief.start()
+    with pytest.raises(SweepAborted, match="lease was lost"):
+        run_recorded_sweep(db, gateway, SweepOptions(max_rps=40), trigger="cli", lease_ttl_s=0.6)
+    thief.join()
+    assert fake_stripe.state.snapshot()["open_total"] > 0
+    with db.session() as session:
+        assert session.scalars(select(SweepRun.status)).one() == "failed"

@@ -73,13 +73,17 @@ def run_recorded_sweep(
             if on_progress is not None:
                 on_progress(snapshot)
 
-        def beat() -> None:
-            lease.renew()
-            recorder.flush()
-
         sweeper = Sweeper(
             gateway, options, sweep_id=run_id, on_outcome=recorder.on_outcome, on_progress=progress
         )
+
+        def beat() -> None:
+            if not lease.renew():
+                # The lease lapsed (the database was out of reach for longer than its TTL) and
+                # another sweep may own the account now: two sweeps must never run at once.
+                sweeper.abort("the account lease was lost; stopped so two sweeps never overlap")
+            recorder.flush()
+
         heartbeat = _Heartbeat(beat, lease_ttl_s / 6)
         heartbeat.start()
         try:

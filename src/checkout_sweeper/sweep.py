@@ -163,6 +163,10 @@ class Sweeper:
         self._random = random.Random()
 
     # the run ----------------------------------------------------------------------------------
+    def abort(self, reason: str) -> None:
+        """Stop from another thread: no new requests; ``run`` raises ``SweepAborted(reason)``."""
+        self._fatal = StripeProblem(reason)
+
     def run(self) -> SweepResult:
         started = time.monotonic()
         with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="expire") as pool:
