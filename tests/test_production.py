@@ -111,6 +111,17 @@ def stack(postgres_url, redis_url, fake_stripe, tmp_path):
             process.kill()
 
 
+def _sweep_under_way(stack, fake_stripe, url: str, sessions: int, *emails: str):
+    """Seed a slow sweep, start it for the first user, return (future, pool, other tokens)."""
+    fake_stripe.state.seed(open_=sessions)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    tokens = [stack.token(stack.user(email)) for email in emails]
+    pool = ThreadPoolExecutor(1)
+    running = pool.submit(stack.call, url, tokens[0])
+    _wait_for_expires(fake_stripe)
+    return running, pool, tokens[1:]
+
+
 def _wait_for_expires(fake_stripe, count: int = 10) -> None:
     deadline = time.monotonic() + 20
     while fake_stripe.state.snapshot()["requests"].get("expire", 0) < count:
@@ -149,20 +160,15 @@ def test_limit_is_counted_once_across_two_instances(stack):
 
 def test_two_users_on_two_instances_get_one_sweep_and_one_prompt_409(stack, fake_stripe):
     first_url, second_url = stack.serve(workers=2), stack.serve(workers=2)
-    fake_stripe.state.seed(open_=300)
-    fake_stripe.state.faults.update({"latency_ms": 30})
-    alice, bob = (
-        stack.token(stack.user("alice@example.com")),
-        stack.token(stack.user("bob@example.com")),
+    first, pool, (bob,) = _sweep_under_way(
+        stack, fake_stripe, first_url, 300, "alice@example.com", "bob@example.com"
     )
-    with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(stack.call, first_url, alice)
-        _wait_for_expires(fake_stripe)
-        started = time.monotonic()
-        second = stack.call(second_url, bob)
-        assert second.status_code == 409 and "already running" in second.json()["message"]
-        assert time.monotonic() - started < 2
-        assert first.result().status_code == 200
+    started = time.monotonic()
+    second = stack.call(second_url, bob)
+    assert second.status_code == 409 and "already running" in second.json()["message"]
+    assert time.monotonic() - started < 2
+    assert first.result().status_code == 200
+    pool.shutdown()
     assert first.result().json()["data"]["expired_count"] == 300
     assert fake_stripe.state.snapshot()["open_total"] == 0
 
@@ -171,22 +177,17 @@ def test_a_killed_worker_leaves_no_lock_and_its_run_shows_interrupted(
     stack, fake_stripe, postgres_url
 ):
     url = stack.serve(workers=2)
-    fake_stripe.state.seed(open_=400)
-    fake_stripe.state.faults.update({"latency_ms": 30})
-    carol, dave = (
-        stack.token(stack.user("carol@example.com")),
-        stack.token(stack.user("dave@example.com")),
+    doomed, pool, (dave,) = _sweep_under_way(
+        stack, fake_stripe, url, 400, "carol@example.com", "dave@example.com"
     )
-    with ThreadPoolExecutor(1) as pool:
-        doomed = pool.submit(stack.call, url, carol)
-        _wait_for_expires(fake_stripe)
-        engine = create_engine(postgres_url)
-        with engine.connect() as connection:
-            pid = connection.execute(select(SweepRun.pid)).scalar_one()
-        os.kill(pid, signal.SIGKILL)
-        with pytest.raises(requests.RequestException):
-            doomed.result()
+    engine = create_engine(postgres_url)
+    with engine.connect() as connection:
+        pid = connection.execute(select(SweepRun.pid)).scalar_one()
     engine.dispose()
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(requests.RequestException):
+        doomed.result()
+    pool.shutdown()
     time.sleep(2.5)  # SWEEPER_LEASE_TTL=2: the dead worker's lease lapses
     history = json.loads(stack.cli("history", "--json"))
     assert history[0]["status"] == "interrupted"
@@ -197,17 +198,12 @@ def test_a_killed_worker_leaves_no_lock_and_its_run_shows_interrupted(
 
 def test_sigterm_lets_a_running_sweep_finish(stack, fake_stripe):
     url = stack.serve(workers=1)
-    fake_stripe.state.seed(open_=200)
-    fake_stripe.state.faults.update({"latency_ms": 30})
-    token = stack.token(stack.user("erin@example.com"))
-    master = None
-    with ThreadPoolExecutor(1) as pool:
-        answer = pool.submit(stack.call, url, token)
-        _wait_for_expires(fake_stripe)
-        port = int(url.rsplit(":", 1)[1])
-        master = next(p for p in _serve_processes() if f"--port {port}" in p[1])[0]
-        os.kill(master, signal.SIGTERM)
-        response = answer.result()
+    answer, pool, _ = _sweep_under_way(stack, fake_stripe, url, 200, "erin@example.com")
+    port = int(url.rsplit(":", 1)[1])
+    master = next(pid for pid, args in _serve_processes() if f"--port {port}" in args)
+    os.kill(master, signal.SIGTERM)
+    response = answer.result()
+    pool.shutdown()
     assert response.status_code == 200
     assert response.json()["data"]["expired_count"] == 200
     history = json.loads(stack.cli("history", "--json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import click
 
@@ -29,6 +30,13 @@ def _rate(ctx: click.Context, param: click.Parameter, value: float) -> float:
     return value
 
 
+def _rate_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
+    """A share between 0 and 1, default 0: the shape of every fault rate."""
+    return click.option(
+        flag, default=0.0, show_default=True, type=float, callback=_rate, help=help_text
+    )
+
+
 @click.command("fake-stripe")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=12111, show_default=True, type=int)
@@ -50,38 +58,10 @@ def _rate(ctx: click.Context, param: click.Parameter, value: float) -> float:
     show_default=True,
     help="Latency per answer: MS, or MIN-MAX for a uniform spread.",
 )
-@click.option(
-    "--fail-rate",
-    default=0.0,
-    show_default=True,
-    type=float,
-    callback=_rate,
-    help="Share of requests answered 500 (Stripe-Should-Retry: true).",
-)
-@click.option(
-    "--expire-fail-rate",
-    default=0.0,
-    show_default=True,
-    type=float,
-    callback=_rate,
-    help="Extra share of expire calls alone answered 500.",
-)
-@click.option(
-    "--lost-rate",
-    default=0.0,
-    show_default=True,
-    type=float,
-    callback=_rate,
-    help="Share of POSTs carried out whose answer is lost (500 instead).",
-)
-@click.option(
-    "--race-rate",
-    default=0.0,
-    show_default=True,
-    type=float,
-    callback=_rate,
-    help="Share of expires that find the session just paid.",
-)
+@_rate_option("--fail-rate", "Share of requests answered 500 (Stripe-Should-Retry: true).")
+@_rate_option("--expire-fail-rate", "Extra share of expire calls alone answered 500.")
+@_rate_option("--lost-rate", "Share of POSTs carried out whose answer is lost (500 instead).")
+@_rate_option("--race-rate", "Share of expires that find the session just paid.")
 @click.option(
     "--spawn-rate",
     default=0.0,
