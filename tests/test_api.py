@@ -137,6 +137,12 @@ def test_token_without_user_id_is_400(api):
     assert "'sub'" in _error(api.sweep(api.token(None)), 400)
 
 
+def test_user_id_claim_of_the_wrong_type_is_400_but_a_whole_number_is_accepted(api):
+    uid = api.add_user()
+    assert "must be a string" in _error(api.sweep(api.token(None, sub=["1"])), 400)
+    assert api.sweep(api.token(None, sub=uid)).status_code == 200
+
+
 def test_custom_user_id_claim(start_api):
     api = start_api(JWT_USER_ID_CLAIM="uid")
     uid = api.add_user()
@@ -237,10 +243,10 @@ def test_stripe_failing_throughout_is_the_spec_500(api, fake_stripe, capfd):
 
 
 def test_stripe_rejecting_the_key_is_the_spec_500(start_api):
-    api = start_api(STRIPE_API_KEY="sk_test_short")
+    api = start_api(STRIPE_API_KEY="sk_test_revoked_key")
     response = api.sweep(api.token(api.add_user()))
     assert _error(response, 500) == UNEXPECTED
-    assert "short" not in response.text
+    assert "revoked" not in response.text
 
 
 def test_unreachable_stripe_is_the_spec_500(start_api):

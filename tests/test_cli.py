@@ -133,7 +133,7 @@ def test_live_key_is_refused_unless_allowed(cli, fake_stripe):
 
 
 def test_stripe_unusable_exits_3(cli, fake_stripe):
-    result = cli("sweep", STRIPE_API_KEY="sk_test_bad")
+    result = cli("sweep", STRIPE_API_KEY="sk_test_revoked_key")
     assert result.returncode == 3 and "Invalid API Key" in result.stderr
 
 

@@ -146,7 +146,7 @@ def test_a_session_that_keeps_failing_is_reported_and_left_open(fake_stripe):
 def test_a_rejected_key_aborts_the_sweep(fake_stripe):
     fake_stripe.state.seed(open_=3)
     with pytest.raises(SweepAborted, match="Invalid API Key"):
-        sweep(fake_stripe, key="sk_test_bad")
+        sweep(fake_stripe, key="sk_test_revoked_key")
 
 
 def test_remaining_sessions_are_capped_but_counted(fake_stripe):

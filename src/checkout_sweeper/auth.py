@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import jwt
-from jwt.exceptions import InvalidIssuedAtError, InvalidSubjectError
+from jwt.exceptions import InvalidIssuedAtError
 
 from .config import Settings
 
@@ -62,10 +62,13 @@ def verify(token: str, settings: Settings) -> dict[str, Any]:
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             leeway=LEEWAY_S,
-            options={"require": required, "verify_aud": bool(settings.jwt_audience)},
+            # The user id claim's type is checked by user_id_from, for whichever claim it is.
+            options={
+                "require": required,
+                "verify_aud": bool(settings.jwt_audience),
+                "verify_sub": False,
+            },
         )
-    except InvalidSubjectError:
-        raise AuthError(400, "Token claim 'sub' must be a string user id.") from None
     except jwt.MissingRequiredClaimError as err:
         raise AuthError(401, f"Token is missing the required '{err.claim}' claim.") from None
     except jwt.InvalidTokenError as err:
@@ -76,10 +79,15 @@ def verify(token: str, settings: Settings) -> dict[str, Any]:
 
 
 def user_id_from(claims: dict[str, Any], claim: str) -> str:
-    """The user id claim, a non-empty string; its absence is the spec's missing field (400)."""
+    """The user id claim as a string; its absence is the spec's missing field (400).
+
+    A whole number is accepted too: many token issuers put integer ids in ``sub``.
+    """
     value = claims.get(claim)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise AuthError(400, f"Token has no user id: the '{claim}' claim is required.")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if not isinstance(value, str):
         raise AuthError(400, f"Token claim '{claim}' must be a string user id.")
     return value.strip()

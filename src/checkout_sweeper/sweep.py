@@ -71,7 +71,7 @@ class SweepOptions:
     dry_run: bool = False
     created_before: int | None = None  # only sessions created strictly before this epoch
     page_size: int = 100
-    max_passes: int = 5
+    max_passes: int = 10
     max_attempts: int = 6
     backoff_base_s: float = 0.25
     backoff_cap_s: float = 8.0

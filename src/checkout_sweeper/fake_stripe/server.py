@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 from .forms import FormError, decode_form
 from .state import LIST_FILTERS, STATUSES, FakeStripeState, StripeFault, render
 
-_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{8,}$")
+_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
 _CREATED_OPS = ("gt", "gte", "lt", "lte")
 _LIST_PARAMS = {
     "limit",
@@ -103,7 +103,7 @@ def authenticate(request: Request) -> Caller:
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
             "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details.",
         )
-    if not _KEY.match(key):
+    if not _KEY.match(key):  # real keys are letters and digits after the prefix
         raise StripeFault(401, f"Invalid API Key provided: {key[:8]}{'*' * 12}{key[-4:]}")
     return Caller(key, request.headers.get("Stripe-Account", ""))
 
