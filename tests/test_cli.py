@@ -194,3 +194,24 @@ def test_demo_runs_offline_to_success(cli):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HTTP 200" in result.stdout and "open sessions left" in result.stdout
+
+
+def test_sweep_on_a_terminal_shows_progress_and_a_summary(cli, fake_stripe, tmp_path):
+    import shlex
+    import shutil
+
+    if shutil.which("script") is None:
+        pytest.skip("needs util-linux 'script' to give the command a terminal")
+    fake_stripe.state.seed(open_=40)
+    command = shlex.join([sys.executable, "-m", "checkout_sweeper", "sweep"])
+    result = subprocess.run(
+        ["script", "-qec", command, str(tmp_path / "typescript")],
+        env={**cli.env, "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout
+    screen = result.stdout
+    assert "expiring" in screen and "40/40" in screen and "expired 40" in screen
+    assert "Stripe requests" in screen and "still open" in screen

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..audit import recent_runs
@@ -37,31 +37,30 @@ def parse_moment(value: str) -> int:
 
 
 class _LiveProgress:
-    """A rich progress bar on stderr: found, expired, already closed, failed, rate."""
+    """A progress bar on stderr that fits 80 columns: handled/found, outcomes, current rate."""
 
     def __init__(self, console: Console, dry_run: bool) -> None:
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
+            BarColumn(bar_width=16),
+            MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             console=console,
-            transient=False,
         )
         self.dry_run = dry_run
-        verb = "listing" if dry_run else "expiring"
-        self.task = self.bar.add_task(verb, total=0, detail="")
+        self.task = self.bar.add_task("listing" if dry_run else "expiring", total=None, detail="")
 
     def update(self, p: SweepProgress) -> None:
-        done = p.expired + p.already_closed + p.failed
+        if self.dry_run:
+            self.bar.update(self.task, total=p.found, completed=p.found, detail="")
+            return
         self.bar.update(
             self.task,
-            total=max(p.found, 1),
-            completed=p.found if self.dry_run else done,
+            total=p.found,
+            completed=p.expired + p.already_closed + p.failed,
             detail=(
-                f"found {p.found} · expired {p.expired} · already closed {p.already_closed} · "
-                f"failed {p.failed} · {p.rate:.1f}/s · 429s {p.rate_limited}"
+                f"expired {p.expired} closed {p.already_closed} failed {p.failed} {p.rate:.1f}/s"
             ),
         )
 
