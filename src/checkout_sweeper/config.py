@@ -74,12 +74,6 @@ class Settings:
     lease_ttl_s: float = 30.0
     api_prefix: str = "/v1"
 
-    @property
-    def live_key(self) -> bool:
-        return bool(self.stripe_api_key) and self.stripe_api_key.startswith(
-            ("sk_live_", "rk_live_")
-        )
-
     def check_for_api(self) -> None:
         """What serving the endpoint needs on top of the database: a Stripe key and a JWT key."""
         if not self.stripe_api_key:

@@ -12,11 +12,25 @@ import uuid
 from collections.abc import Callable
 
 from .audit import RunRecorder
+from .config import Settings
 from .db import Database
 from .locks import DEFAULT_TTL_S, AccountLease, SweepInProgress
+from .stripe_api import StripeGateway
 from .sweep import Gateway, Progress, Sweeper, SweepOptions, SweepResult
 
-__all__ = ["SweepInProgress", "run_recorded_sweep"]
+__all__ = ["LiveModeRefused", "SweepInProgress", "configured_sweep", "run_recorded_sweep"]
+
+LIVE_MODE_REFUSAL = (
+    "The configured Stripe key is a live-mode key; set SWEEPER_ALLOW_LIVE_MODE=true to allow "
+    "sweeps of live sessions."
+)
+
+
+class LiveModeRefused(Exception):
+    """A live-mode key without SWEEPER_ALLOW_LIVE_MODE: this cleanup is for development."""
+
+    def __init__(self) -> None:
+        super().__init__(LIVE_MODE_REFUSAL)
 
 
 class _Heartbeat(threading.Thread):
@@ -100,3 +114,40 @@ def run_recorded_sweep(
         return result
     finally:
         lease.release()
+
+
+def configured_sweep(
+    settings: Settings,
+    db: Database,
+    *,
+    trigger: str,
+    user_id: int | None = None,
+    dry_run: bool = False,
+    created_before: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> SweepResult:
+    """A recorded sweep of the account in ``settings``, paced as configured.
+
+    Raises ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``.
+    """
+    key = settings.stripe_api_key or ""
+    gateway = StripeGateway(
+        key, api_base=settings.stripe_api_base, stripe_account=settings.stripe_account
+    )
+    if gateway.livemode and not settings.allow_live_mode:
+        raise LiveModeRefused()
+    options = SweepOptions(
+        max_rps=settings.max_rps,
+        concurrency=settings.concurrency,
+        dry_run=dry_run,
+        created_before=created_before,
+    )
+    return run_recorded_sweep(
+        db,
+        gateway,
+        options,
+        trigger=trigger,
+        user_id=user_id,
+        on_progress=on_progress,
+        lease_ttl_s=settings.lease_ttl_s,
+    )

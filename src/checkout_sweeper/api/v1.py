@@ -17,9 +17,8 @@ from sqlalchemy import select
 from ..auth import AuthError, bearer_token, user_id_from, verify
 from ..models import User
 from ..responses import UNEXPECTED, ApiError, success
-from ..service import SweepInProgress, run_recorded_sweep
-from ..stripe_api import StripeGateway
-from ..sweep import SweepAborted, SweepOptions
+from ..service import LiveModeRefused, SweepInProgress, configured_sweep
+from ..sweep import SweepAborted
 from .state import app_state
 
 bp = Blueprint("v1", __name__)
@@ -76,7 +75,6 @@ def _spend_quota() -> None:
 def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
     """Expire every open Checkout Session of the account; answer with what is left open."""
     state = app_state()
-    settings = state.settings
     g.user_id = _authenticated_user_id()
     if request.args:
         names = ", ".join(sorted(request.args))
@@ -89,27 +87,10 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
             f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
         )
     _spend_quota()
-    if settings.live_key and not settings.allow_live_mode:
-        raise ApiError(
-            403,
-            "The configured Stripe key is a live-mode key; set SWEEPER_ALLOW_LIVE_MODE=true "
-            "to allow sweeps of live sessions.",
-        )
-    gateway = StripeGateway(
-        settings.stripe_api_key or "",
-        api_base=settings.stripe_api_base,
-        stripe_account=settings.stripe_account,
-    )
-    options = SweepOptions(max_rps=settings.max_rps, concurrency=settings.concurrency)
     try:
-        result = run_recorded_sweep(
-            state.db,
-            gateway,
-            options,
-            trigger="api",
-            lease_ttl_s=settings.lease_ttl_s,
-            user_id=user.id,
-        )
+        result = configured_sweep(state.settings, state.db, trigger="api", user_id=user.id)
+    except LiveModeRefused as refusal:
+        raise ApiError(403, str(refusal)) from None
     except SweepInProgress:
         raise ApiError(
             409, "A sweep of this Stripe account is already running; try again when it ends."

@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 from .. import gunicorn_conf
 from ..config import ConfigError
 from ..db import Database
+from ..stripe_api import is_live_key
 from .common import load_settings
 
 
@@ -50,7 +51,7 @@ def serve_command(host: str, port: int, workers: int | None) -> None:
     db = Database(settings.database_url)
     db.upgrade()
     db.dispose()
-    if settings.live_key and not settings.allow_live_mode:
+    if is_live_key(settings.stripe_api_key or "") and not settings.allow_live_mode:
         click.echo(
             "note: live-mode key without SWEEPER_ALLOW_LIVE_MODE; sweeps answer 403", err=True
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from datetime import UTC, datetime
@@ -12,10 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..audit import recent_runs
-from ..service import SweepInProgress, run_recorded_sweep
-from ..stripe_api import StripeGateway
+from ..service import LiveModeRefused, SweepInProgress, configured_sweep
 from ..sweep import Progress as SweepProgress
-from ..sweep import SweepAborted, SweepOptions, SweepResult
+from ..sweep import SweepAborted, SweepResult
 from .common import load_settings, open_database, print_json
 
 
@@ -118,41 +118,22 @@ def sweep_command(dry_run: bool, as_json: bool, created_before: str | None) -> N
     settings = load_settings()
     if not settings.stripe_api_key:
         raise click.ClickException("STRIPE_API_KEY is not set")
-    if settings.live_key and not settings.allow_live_mode:
-        raise click.ClickException(
-            "STRIPE_API_KEY is a live-mode key; set SWEEPER_ALLOW_LIVE_MODE=true to sweep live "
-            "sessions"
-        )
     db = open_database(settings)
-    gateway = StripeGateway(
-        settings.stripe_api_key,
-        api_base=settings.stripe_api_base,
-        stripe_account=settings.stripe_account,
-    )
-    options = SweepOptions(
-        max_rps=settings.max_rps,
-        concurrency=settings.concurrency,
-        dry_run=dry_run,
-        created_before=cutoff,
-    )
     console = Console(stderr=True)
     signal.signal(signal.SIGTERM, _interrupt)
     live = _LiveProgress(console, dry_run) if console.is_terminal else None
     try:
-        if live:
-            with live.bar:
-                result = run_recorded_sweep(
-                    db,
-                    gateway,
-                    options,
-                    trigger="cli",
-                    lease_ttl_s=settings.lease_ttl_s,
-                    on_progress=live.update,
-                )
-        else:
-            result = run_recorded_sweep(
-                db, gateway, options, trigger="cli", lease_ttl_s=settings.lease_ttl_s
+        with live.bar if live else contextlib.nullcontext():
+            result = configured_sweep(
+                settings,
+                db,
+                trigger="cli",
+                dry_run=dry_run,
+                created_before=cutoff,
+                on_progress=live.update if live else None,
             )
+    except LiveModeRefused as refusal:
+        raise click.ClickException(str(refusal)) from None
     except SweepInProgress:
         console.print("[red]error:[/red] a sweep of this Stripe account is already running")
         sys.exit(4)
