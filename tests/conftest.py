@@ -29,7 +29,7 @@ def make_client(server: FakeStripeServer, key: str = TEST_KEY, **kwargs) -> stri
     return stripe.StripeClient(key, base_addresses={"api": server.url}, **kwargs)
 
 
-JWT_SECRET = "test-secret-for-hs256-which-is-long-enough"
+JWT_SECRET = "test-secret-long-enough-for-hs256-hs384-and-hs512-0123456789abcdef"
 
 
 class RunningApi:

@@ -93,6 +93,8 @@ def test_sweep_json_is_the_endpoint_data_and_exit_0_when_clean(cli, fake_stripe)
     history = json.loads(cli("history", "--json", check=True).stdout)
     assert history[0]["id"] == data["sweep_id"] and history[0]["status"] == "succeeded"
     assert history[0]["trigger"] == "cli" and history[0]["expired_count"] == 150
+    table = cli("history", check=True).stdout
+    assert data["sweep_id"][:12] in table and "succeeded" in table
 
 
 def test_sweep_exits_1_when_sessions_fail(cli, fake_stripe):

@@ -152,23 +152,4 @@ def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
     mark_stale_runs_interrupted(db)
     with db.session() as session:
         runs = session.scalars(select(SweepRun).order_by(SweepRun.started_at.desc()).limit(limit))
-        return [
-            {
-                "id": run.id,
-                "status": run.status,
-                "trigger": run.trigger,
-                "user_id": run.user_id,
-                "account": run.account,
-                "livemode": run.livemode,
-                "dry_run": run.dry_run,
-                "started_at": run.started_at.isoformat(),
-                "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-                "expired_count": run.expired_count,
-                "already_closed_count": run.already_closed_count,
-                "failed_count": run.failed_count,
-                "remaining_count": run.remaining_count,
-                "stripe_requests": run.stripe_requests,
-                "error": run.error,
-            }
-            for run in runs
-        ]
+        return [run.as_dict() for run in runs]

@@ -63,6 +63,27 @@ class SweepRun(Base):
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None] = mapped_column(Integer)
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "trigger": self.trigger,
+            "user_id": self.user_id,
+            "account": self.account,
+            "livemode": self.livemode,
+            "dry_run": self.dry_run,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "expired_count": self.expired_count,
+            "already_closed_count": self.already_closed_count,
+            "failed_count": self.failed_count,
+            "remaining_count": self.remaining_count,
+            "stripe_requests": self.stripe_requests,
+            "error": self.error,
+            "host": self.host,
+            "pid": self.pid,
+        }
+
 
 class SweptSession(Base):
     """What happened to one Checkout Session in one sweep."""
