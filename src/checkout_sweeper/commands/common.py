@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import click
+from rich.console import Console
 
 from ..config import ConfigError, Settings, default_instance_path
 from ..db import Database
@@ -30,3 +31,9 @@ def open_database(settings: Settings) -> Database:
 def print_json(payload: Any) -> None:
     json.dump(payload, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def table_console() -> Console:
+    """Stdout for tables: the terminal's width, or a wide page when piped so nothing is cut."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)

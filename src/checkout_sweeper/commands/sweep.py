@@ -16,7 +16,7 @@ from ..audit import recent_runs
 from ..service import LiveModeRefused, SweepInProgress, configured_sweep
 from ..sweep import Progress as SweepProgress
 from ..sweep import SweepAborted, SweepResult
-from .common import load_settings, open_database, print_json
+from .common import load_settings, open_database, print_json, table_console
 
 
 def parse_moment(value: str) -> int:
@@ -146,7 +146,7 @@ def sweep_command(dry_run: bool, as_json: bool, created_before: str | None) -> N
     if as_json:
         print_json(result.as_data())
     else:
-        _summary(Console(), result)
+        _summary(table_console(), result)
     sys.exit(0 if result.clean or (dry_run and not result.failed) else 1)
 
 
@@ -172,4 +172,4 @@ def history_command(as_json: bool, limit: int) -> None:
             "-" if run["remaining_count"] is None else str(run["remaining_count"]),
             ("live" if run["livemode"] else "test") + (" dry" if run["dry_run"] else ""),
         )
-    Console().print(table)
+    table_console().print(table)

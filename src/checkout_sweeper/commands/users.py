@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 
 import click
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import AuthError, mint_token
 from ..models import User
-from .common import load_settings, open_database, print_json
+from .common import load_settings, open_database, print_json, table_console
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]+$")
@@ -72,7 +71,7 @@ def list_users(as_json: bool) -> None:
             str(user["stripe_customer_id"] or "-"),
             str(user["created_at"]),
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 @click.command("token")
