@@ -8,6 +8,7 @@ import time
 
 import pytest
 import requests
+from openapi_spec_validator import validate
 from sqlalchemy import func, select
 
 from checkout_sweeper.config import ConfigError
@@ -267,6 +268,7 @@ def test_health_docs_and_openapi(api):
     ready = requests.get(f"{api.url}/readyz", timeout=5).json()["data"]
     assert ready["checks"] == {"database": "ok", "rate_limit_storage": "ok"}
     spec = requests.get(f"{api.url}/openapi.json", timeout=5).json()
+    validate(spec)  # a valid OpenAPI 3.1 document
     operation = spec["paths"]["/v1/active_checkout_sessions_and_expire_all"]["get"]
     assert {"200", "400", "401", "403", "404", "409", "429", "500"} <= set(operation["responses"])
     page = requests.get(f"{api.url}/docs", timeout=5)
