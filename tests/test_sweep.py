@@ -72,6 +72,16 @@ def test_a_cursor_that_goes_stale_restarts_from_the_head(fake_stripe):
     assert fake_stripe.state.snapshot()["open_total"] == 0
 
 
+def test_a_restart_does_not_count_open_sessions_twice(fake_stripe):
+    fake_stripe.state.seed(open_=250)
+    gateway = _CustomerPaysTheCursor(fake_stripe)
+    result, _ = sweep(fake_stripe, gateway=gateway, dry_run=True)
+    assert len(result.would_expire) == len(set(result.would_expire)) == 249
+    assert result.remaining_open_count == 249
+    ids = [s["id"] for s in result.remaining_open_sessions]
+    assert len(ids) == len(set(ids)) == 100
+
+
 def test_transient_errors_and_races_fail_nothing(fake_stripe):
     fake_stripe.state.seed(open_=400, complete=20)
     fake_stripe.state.faults.update({"fail_rate": 0.05, "race_rate": 0.05})

@@ -26,7 +26,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
@@ -131,6 +131,25 @@ class Progress:
         return self.expired / elapsed if elapsed > 0 else 0.0
 
 
+@dataclass
+class _PassListing:
+    """What one walk of the open list found: how many it dispatched, and what stays open."""
+
+    dispatched: int = 0
+    count: int = 0
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+    def still_open(self, session: dict[str, Any], cap: int) -> None:
+        self.count += 1
+        if len(self.sample) < cap:
+            self.sample.append(session)
+
+    def restart(self) -> None:
+        """Listing starts again from the head, so what stays open will be seen again."""
+        self.count = 0
+        self.sample.clear()
+
+
 class Sweeper:
     """One sweep of one Stripe account; create a new one per run."""
 
@@ -159,7 +178,6 @@ class Sweeper:
         self._idle = threading.Condition(self._lock)
         self._fatal: StripeProblem | None = None
         self._stopping = threading.Event()
-        self._leftover_count = 0
         self._random = random.Random()
 
     # the run ----------------------------------------------------------------------------------
@@ -191,19 +209,16 @@ class Sweeper:
         options = self.options
         for _ in range(options.max_passes):
             self.result.passes += 1
-            dispatched, still_open = self._one_pass()
+            listing = self._one_pass()
             self._drain()
-            if dispatched == 0 or options.dry_run:
-                self._report_remaining(still_open)
+            if listing.dispatched == 0 or options.dry_run:
+                self._report_remaining(listing)
                 return
-        _, still_open = self._one_pass(verify_only=True)
-        self._report_remaining(still_open)
+        self._report_remaining(self._one_pass(verify_only=True))
 
-    def _one_pass(self, verify_only: bool = False) -> tuple[int, Iterator[dict[str, Any]]]:
-        """Walk the open list from the head; returns (sessions dispatched, sessions left)."""
-        dispatched = 0
-        leftovers: list[dict[str, Any]] = []
-        leftover_count = 0
+    def _one_pass(self, verify_only: bool = False) -> _PassListing:
+        """Walk the open list from the head, dispatching sessions not handled yet."""
+        listing = _PassListing()
         cursor: str | None = None
         held: str | None = None
         while self._fatal is None and not self._stopping.is_set():
@@ -222,6 +237,7 @@ class Sweeper:
                     held = None
                 self._drain()
                 cursor = None
+                listing.restart()
                 continue
             except StripeProblem as problem:
                 self._fatal = problem
@@ -235,24 +251,21 @@ class Sweeper:
                 if new:
                     fresh.append(session["id"])
                 if not new or self.options.dry_run:  # a dry run leaves every session open
-                    leftover_count += 1
-                    if len(leftovers) < self.options.remaining_cap:
-                        leftovers.append(session)
+                    listing.still_open(session, self.options.remaining_cap)
             if page.has_more and page.sessions:
                 cursor = page.sessions[-1]["id"]
                 if fresh and fresh[-1] == cursor:
                     held = fresh.pop()
             for session_id in fresh:
                 self._dispatch(session_id)
-            dispatched += len(fresh) + (1 if held else 0)
+            listing.dispatched += len(fresh) + (1 if held else 0)
             if not page.has_more or not page.sessions:
                 break
-        self._leftover_count = leftover_count
-        return dispatched, iter(leftovers)
+        return listing
 
-    def _report_remaining(self, still_open: Iterator[dict[str, Any]]) -> None:
-        self.result.remaining_open_sessions = list(still_open)
-        self.result.remaining_open_count = self._leftover_count
+    def _report_remaining(self, listing: _PassListing) -> None:
+        self.result.remaining_open_sessions = listing.sample
+        self.result.remaining_open_count = listing.count
 
     def _is_new(self, session_id: str) -> bool:
         with self._lock:
