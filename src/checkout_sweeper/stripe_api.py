@@ -92,9 +92,9 @@ def _translate(err: stripe.StripeError) -> StripeProblem:
         return RetryableError(summary, rate_limited=True, retry_after_s=_retry_after(err.headers))
     if isinstance(err, stripe.APIConnectionError):
         return RetryableError(summary)
+    if should_retry == "false" and status >= 409:
+        return SessionRejected(summary, status)  # Stripe says a retry cannot help this call
     if should_retry == "true" or status >= 500 or status == 409:
-        if should_retry == "false":
-            return FatalStripeError(summary)
         return RetryableError(summary, retry_after_s=_retry_after(err.headers))
     if isinstance(err, stripe.AuthenticationError | stripe.PermissionError):
         return FatalStripeError(summary)
