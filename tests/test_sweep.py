@@ -202,14 +202,20 @@ def test_bucket_slows_down_on_429_and_recovers_gradually():
 class _OtherStripe:
     """The fake behind a filter, to act like a Stripe that words or remembers things otherwise."""
 
-    def __init__(self, app, *, reword_400: bool = False, forget_keys: bool = False) -> None:
+    def __init__(
+        self, app, *, reword_400: bool = False, forget_keys: bool = False, no_cursors: bool = False
+    ) -> None:
         self.app, self.reword_400, self.forget_keys = app, reword_400, forget_keys
+        self.no_cursors = no_cursors
 
     def __call__(self, environ, start_response):
-        from werkzeug.wrappers import Request
+        from werkzeug.wrappers import Request, Response
 
         if self.forget_keys:
             environ.pop("HTTP_IDEMPOTENCY_KEY", None)
+        if self.no_cursors and "starting_after" in environ.get("QUERY_STRING", ""):
+            body = {"error": {"type": "invalid_request_error", "message": "Bad cursor."}}
+            return Response(json.dumps(body), 400)(environ, start_response)
         response = self.app.dispatch(Request(environ))
         if self.reword_400 and response.status_code == 400:
             body = {"error": {"type": "invalid_request_error", "message": "Session not active."}}
@@ -294,3 +300,14 @@ def test_losing_the_account_lease_stops_the_sweep(fake_stripe, tmp_path):
     assert fake_stripe.state.snapshot()["open_total"] > 0
     with db.session() as session:
         assert session.scalars(select(SweepRun.status)).one() == "failed"
+
+
+def test_a_stripe_that_refuses_cursors_is_still_swept_clean(other_stripe):
+    stripe_ = other_stripe(no_cursors=True)
+    stripe_.state.seed(open_=250)
+    result, _ = sweep(stripe_)
+    assert result.failed == [] and result.expired_count == 250
+    assert stripe_.state.snapshot()["open_total"] == 0
+    with pytest.raises(SweepAborted, match="Bad cursor"):
+        stripe_.state.seed(open_=250)
+        sweep(stripe_, dry_run=True)  # nothing changes between restarts: it must stop

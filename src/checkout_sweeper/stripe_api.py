@@ -136,7 +136,10 @@ class StripeGateway:
         try:
             page = self._client.v1.checkout.sessions.list(params)
         except stripe.InvalidRequestError as err:
-            if err.code == "resource_missing" and err.param == "starting_after":
+            if starting_after and err.http_status in (400, 404):
+                # Stripe says resource_missing on the cursor; other Stripes word it otherwise.
+                # Either way the engine restarts without a cursor, and an error that is not
+                # about the cursor comes back there and ends the sweep.
                 raise StaleCursor(str(err.user_message)) from None
             raise _translate(err) from None
         except stripe.StripeError as err:

@@ -42,6 +42,8 @@ from .stripe_api import (
     StripeProblem,
 )
 
+MAX_RESTARTS_PER_PASS = 50  # a Stripe that refuses every cursor must not loop a dry run forever
+
 Outcome = Literal["expired", "already_closed", "failed", "would_expire"]
 
 
@@ -221,6 +223,7 @@ class Sweeper:
         listing = _PassListing()
         cursor: str | None = None
         held: str | None = None
+        restarts = 0
         while self._fatal is None and not self._stopping.is_set():
             try:
                 page = self._call(
@@ -230,10 +233,18 @@ class Sweeper:
                         created_before=self.options.created_before,
                     )
                 )
-            except StaleCursor:
-                # The held session stopped being open on its own: a customer paid, or it expired.
+            except StaleCursor as stale:
+                # Most likely the held session stopped being open on its own (a customer paid).
+                # Expire it anyway: Stripe's answer says which it was, at the cost of one call.
+                restarts += 1
+                if restarts > MAX_RESTARTS_PER_PASS:
+                    self._fatal = stale
+                    break
                 if held is not None:
-                    self._record(SessionOutcome(held, "already_closed"))
+                    if self.options.dry_run:
+                        self._forget(held)  # listed again from the head if it is still open
+                    else:
+                        self._dispatch(held)
                     held = None
                 self._drain()
                 cursor = None
@@ -276,6 +287,10 @@ class Sweeper:
                     return False
                 self._seen.add(session_id)
             return True
+
+    def _forget(self, session_id: str) -> None:
+        with self._lock:
+            self._seen.discard(session_id)
 
     # expiring ---------------------------------------------------------------------------------
     def _dispatch(self, session_id: str) -> None:
