@@ -11,6 +11,7 @@ import time
 
 import jwt
 import pytest
+import requests
 
 from conftest import JWT_SECRET, LIVE_KEY, TEST_KEY
 
@@ -217,3 +218,45 @@ def test_sweep_on_a_terminal_shows_progress_and_a_summary(cli, fake_stripe, tmp_
     screen = result.stdout
     assert "expiring" in screen and "40/40" in screen and "expired 40" in screen
     assert "Stripe requests" in screen and "still open" in screen
+
+
+def test_serve_refuses_several_workers_with_per_process_rate_limits(cli):
+    result = cli("serve", "--workers", "3", RATELIMIT_STORAGE_URI="memory://")
+    assert result.returncode == 1
+    assert "RATELIMIT_STORAGE_URI" in result.stderr and "9 per hour" in result.stderr
+
+
+def test_default_serve_holds_the_limit_in_one_process(cli):
+    from checkout_sweeper.fake_stripe.process import free_port
+
+    user = json.loads(cli("users", "add", "--email", "s@example.com", "--json", check=True).stdout)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "checkout_sweeper", "serve", "--port", str(port)],
+        env={**cli.env, "LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{url}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+        now = int(time.time())
+        token = jwt.encode({"sub": str(user["id"]), "exp": now + 300}, JWT_SECRET)
+        headers = {"Authorization": f"Bearer {token}"}
+        statuses = [
+            requests.get(
+                f"{url}/v1/active_checkout_sessions_and_expire_all", headers=headers, timeout=60
+            ).status_code
+            for _ in range(6)
+        ]
+        assert statuses == [200, 200, 200, 429, 429, 429]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -39,7 +39,10 @@ class _Gunicorn(BaseApplication):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
-    "--workers", default=None, type=click.IntRange(1), help="Default: WEB_CONCURRENCY or 2."
+    "--workers",
+    default=None,
+    type=click.IntRange(1),
+    help="Processes. Default: WEB_CONCURRENCY, else 1. More than 1 needs redis:// rate limits.",
 )
 def serve_command(host: str, port: int, workers: int | None) -> None:
     """Serve the HTTP API with gunicorn."""
@@ -48,6 +51,13 @@ def serve_command(host: str, port: int, workers: int | None) -> None:
         settings.check_for_api()
     except ConfigError as err:
         raise click.ClickException(f"configuration: {err}") from None
+    workers = workers or gunicorn_conf.workers
+    if workers > 1 and settings.ratelimit_storage_uri.startswith("memory://"):
+        raise click.ClickException(
+            f"configuration: {workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
+            f"count the 3-per-hour limit in each process ({3 * workers} per hour in all); "
+            "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1"
+        )
     db = Database(settings.database_url)
     db.upgrade()
     db.dispose()
