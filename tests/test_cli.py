@@ -56,12 +56,12 @@ def test_users_add_list_and_token(cli):
             "--email",
             "b@example.com",
             "--stripe-customer-id",
-            "cus_Abc123",
+            "cus_test_Abc123",
             "--json",
             check=True,
         ).stdout
     )
-    assert other["stripe_customer_id"] == "cus_Abc123"
+    assert other["stripe_customer_id"] == "cus_test_Abc123"
     listed = json.loads(cli("users", "list", "--json", check=True).stdout)
     assert [u["email"] for u in listed] == ["dev@example.com", "b@example.com"]
     token = cli("token", str(added["id"]), "--ttl", "60", check=True).stdout.strip()

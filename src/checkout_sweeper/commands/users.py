@@ -14,7 +14,7 @@ from ..models import User
 from .common import load_settings, open_database, print_json, table_console
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]+$")
+CUSTOMER_ID = re.compile(r"^cus_\w+$")
 
 
 @click.group("users")
