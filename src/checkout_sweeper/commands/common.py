@@ -29,7 +29,8 @@ def open_database(settings: Settings) -> Database:
 
 
 def print_json(payload: Any) -> None:
-    json.dump(payload, sys.stdout, indent=2, default=str)
+    """One JSON document on one line: what scripts and ``jq`` read most easily."""
+    json.dump(payload, sys.stdout, default=str)
     sys.stdout.write("\n")
 
 
