@@ -217,3 +217,25 @@ def _serve_processes() -> list[tuple[int, str]]:
         for line in out.splitlines()[1:]
         if "checkout_sweeper serve" in line
     ]
+
+
+def test_users_add_works_on_a_fresh_postgres_database(postgres_url):
+    env = {**os.environ, "DATABASE_URL": postgres_url}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "checkout_sweeper",
+            "users",
+            "add",
+            "--email",
+            "pg@example.com",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["email"] == "pg@example.com"

@@ -21,10 +21,10 @@ def load_settings() -> Settings:
 
 
 def open_database(settings: Settings) -> Database:
-    """The configured database; an embedded SQLite file is migrated on the spot."""
+    """The configured database, migrated on the spot (idempotent, and safe when concurrent),
+    so ``users add`` works on a fresh database before anything else has run."""
     db = Database(settings.database_url)
-    if db.dialect == "sqlite":
-        db.upgrade()
+    db.upgrade()
     return db
 
 
