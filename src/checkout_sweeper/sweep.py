@@ -202,8 +202,11 @@ class Sweeper:
                 self._drain()
         if self._fatal is not None:
             raise SweepAborted(str(self._fatal)) from self._fatal
-        self.result.stripe_requests = self.progress.requests
-        self.result.rate_limited = self.progress.rate_limited
+        progress = self.progress
+        self.result.expired_count = progress.expired
+        self.result.already_closed_count = progress.already_closed
+        self.result.stripe_requests = progress.requests
+        self.result.rate_limited = progress.rate_limited
         self.result.duration_ms = int((time.monotonic() - started) * 1000)
         return self.result
 
@@ -361,16 +364,14 @@ class Sweeper:
     def _record(self, outcome: SessionOutcome) -> None:
         with self._lock:
             self._in_flight.discard(outcome.session_id)
-            result, progress = self.result, self.progress
+            progress = self.progress
             if outcome.outcome == "expired":
-                result.expired_count += 1
                 progress.expired += 1
             elif outcome.outcome == "already_closed":
-                result.already_closed_count += 1
                 progress.already_closed += 1
             elif outcome.outcome == "failed":
                 self._failed_ids.add(outcome.session_id)
-                result.failed.append({"id": outcome.session_id, "error": outcome.error or ""})
+                self.result.failed.append({"id": outcome.session_id, "error": outcome.error or ""})
                 progress.failed += 1
             self._idle.notify_all()
         self._on_outcome(outcome)
