@@ -104,7 +104,8 @@ def authenticate(request: Request) -> Caller:
             "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details.",
         )
     if not _KEY.match(key):  # real keys are letters and digits after the prefix
-        raise StripeFault(401, f"Invalid API Key provided: {key[:8]}{'*' * 12}{key[-4:]}")
+        masked = key[:8] + "*" * max(len(key) - 12, 0) + key[-4:]  # as Stripe masks it
+        raise StripeFault(401, f"Invalid API Key provided: {masked}")
     return Caller(key, request.headers.get("Stripe-Account", ""))
 
 
