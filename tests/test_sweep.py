@@ -203,10 +203,16 @@ class _OtherStripe:
     """The fake behind a filter, to act like a Stripe that words or remembers things otherwise."""
 
     def __init__(
-        self, app, *, reword_400: bool = False, forget_keys: bool = False, no_cursors: bool = False
+        self,
+        app,
+        *,
+        reword_400: bool = False,
+        forget_keys: bool = False,
+        no_cursors: bool = False,
+        final_500s: bool = False,
     ) -> None:
         self.app, self.reword_400, self.forget_keys = app, reword_400, forget_keys
-        self.no_cursors = no_cursors
+        self.no_cursors, self.final_500s = no_cursors, final_500s
 
     def __call__(self, environ, start_response):
         from werkzeug.wrappers import Request, Response
@@ -216,6 +222,10 @@ class _OtherStripe:
         if self.no_cursors and "starting_after" in environ.get("QUERY_STRING", ""):
             body = {"error": {"type": "invalid_request_error", "message": "Bad cursor."}}
             return Response(json.dumps(body), 400)(environ, start_response)
+        if self.final_500s and environ["PATH_INFO"].endswith("/expire"):
+            body = {"error": {"type": "api_error", "message": "Cannot be retried."}}
+            response = Response(json.dumps(body), 500, {"Stripe-Should-Retry": "false"})
+            return response(environ, start_response)
         response = self.app.dispatch(Request(environ))
         if self.reword_400 and response.status_code == 400:
             body = {"error": {"type": "invalid_request_error", "message": "Session not active."}}
@@ -311,3 +321,11 @@ def test_a_stripe_that_refuses_cursors_is_still_swept_clean(other_stripe):
     with pytest.raises(SweepAborted, match="Bad cursor"):
         stripe_.state.seed(open_=250)
         sweep(stripe_, dry_run=True)  # nothing changes between restarts: it must stop
+
+
+def test_should_retry_false_fails_that_session_at_once_and_the_sweep_goes_on(other_stripe):
+    stripe_ = other_stripe(final_500s=True)
+    stripe_.state.seed(open_=5)
+    result, outcomes = sweep(stripe_)
+    assert len(result.failed) == 5 and [o.attempts for o in outcomes] == [1] * 5
+    assert result.remaining_open_count == 5 and not result.clean
