@@ -6,6 +6,7 @@ token expired, was signed with another secret, or lacks a claim. Nothing here kn
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import jwt
@@ -98,8 +99,6 @@ def mint_token(
 ) -> str:
     """A signed token for development (``checkout-sweeper token``): HS* with JWT_SECRET only,
     or with ``private_key`` for public-key algorithms."""
-    import time
-
     now = int(time.time())
     claims: dict[str, Any] = {settings.jwt_user_id_claim: user_id, "iat": now, "exp": now + ttl_s}
     if settings.jwt_audience:

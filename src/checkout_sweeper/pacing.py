@@ -40,8 +40,6 @@ class AdaptiveTokenBucket:
         self._lock = threading.Lock()
         self._next_slot = clock()
         self._last_adjust = self._next_slot
-        self.granted = 0
-        self.penalties = 0
 
     def acquire(self) -> None:
         """Block until this caller may send one request."""
@@ -51,7 +49,6 @@ class AdaptiveTokenBucket:
             interval = 1.0 / self.rate
             slot = max(self._next_slot, now - (self.burst - 1) * interval)
             self._next_slot = slot + interval
-            self.granted += 1
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
@@ -63,7 +60,6 @@ class AdaptiveTokenBucket:
             self.rate = max(self.min_rate, self.rate * DECREASE_ON_429)
             self._last_adjust = now
             self._next_slot = max(self._next_slot, now + 1.0 / self.rate)
-            self.penalties += 1
 
     def _recover(self, now: float) -> None:
         if self.rate < self.max_rate:

@@ -62,7 +62,7 @@ def _fault_response(fault: StripeFault) -> Response:
     return _json(fault.status, {"error": fault.body}, fault.headers)
 
 
-def _integer(params: dict[str, Any], name: str, value: Any) -> int:
+def _integer(name: str, value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -286,7 +286,7 @@ class FakeStripeApp:
 
     def _list(self, caller: Caller, params: dict[str, Any]) -> Response:
         self._reject_unknown(params, _LIST_PARAMS)
-        limit = _integer(params, "limit", params.get("limit", 10))
+        limit = _integer("limit", params.get("limit", 10))
         if not 1 <= limit <= 100:
             raise StripeFault(
                 400,
@@ -342,8 +342,8 @@ class FakeStripeApp:
                     param=f"created[{unknown[0]}]",
                     code="parameter_unknown",
                 )
-            return {op: _integer({}, f"created[{op}]", value) for op, value in raw.items()}
-        return {"eq": _integer({}, "created", raw)}
+            return {op: _integer(f"created[{op}]", value) for op, value in raw.items()}
+        return {"eq": _integer("created", raw)}
 
     # admin ------------------------------------------------------------------------------------
     def admin_stats(self, request: Request) -> Response:
