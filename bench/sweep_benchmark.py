@@ -47,6 +47,7 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("stripe-like, 5% 5xx + 5% races", "engine", big, 25, "150-400", 20, 8, 0.05, 0.05),
         Scenario("fast", "engine", big, 100, "50", 90, 16),
         Scenario("fast", "sequential", base, 100, "50", 90),
+        Scenario("budget just under the limit", "engine", big // 2, 25, "150-400", 24),
         Scenario("budget over the limit", "engine", big // 2, 25, "150-400", 40),
         Scenario("memory, 1k sessions", "engine", 1000, 0, "0", 400),
         Scenario("memory, 20k sessions", "engine", 5000 if quick else 20000, 0, "0", 400),
