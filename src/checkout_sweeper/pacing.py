@@ -33,9 +33,10 @@ class AdaptiveTokenBucket:
         self.max_rate = rate
         self.rate = rate
         self.min_rate = min(min_rate, rate)
-        # No burst by default: requests evenly spaced at 1/rate never put more than rate + 1
-        # into any one-second window, whatever window the limiter on the other side uses.
-        self.burst = burst if burst is not None else 1.0
+        # Evenly spaced requests put at most rate + burst into any one-second window, whatever
+        # window the limiter on the other side uses. At Stripe's rates (up to 20/s) there is no
+        # burst at all; at hundreds a second a 5% catch-up absorbs thread-scheduling jitter.
+        self.burst = burst if burst is not None else max(1.0, rate / 20)
         self.recovery_per_s = recovery_per_s if recovery_per_s is not None else max(0.5, rate / 40)
         self._clock = clock
         self._sleep = sleep
