@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select
@@ -96,7 +96,7 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
             409, "A sweep of this Stripe account is already running; try again when it ends."
         ) from None
     except SweepAborted as err:
-        current_app.logger.error("sweep aborted: %s", err)
+        log.error("sweep aborted: %s", err)
         raise ApiError(500, UNEXPECTED) from None
     g.sweep_counts = {
         "sweep_id": result.sweep_id,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..db import Database
-from .common import load_settings
+from .common import load_settings, open_database
 
 
 @click.group("db")
@@ -16,7 +15,5 @@ def db_group() -> None:
 @db_group.command("upgrade")
 def upgrade() -> None:
     """Bring the schema up to date (idempotent; safe from several instances at once)."""
-    settings = load_settings()
-    db = Database(settings.database_url)
-    db.upgrade()
+    db = open_database(load_settings())
     click.echo(f"database at the newest schema ({db.dialect})")

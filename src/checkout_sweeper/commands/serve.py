@@ -9,9 +9,8 @@ from gunicorn.app.base import BaseApplication
 
 from .. import gunicorn_conf
 from ..config import ConfigError
-from ..db import Database
 from ..stripe_api import is_live_key
-from .common import load_settings
+from .common import load_settings, open_database
 
 
 class _Gunicorn(BaseApplication):
@@ -58,9 +57,7 @@ def serve_command(host: str, port: int, workers: int | None) -> None:
             f"count the 3-per-hour limit in each process ({3 * workers} per hour in all); "
             "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1"
         )
-    db = Database(settings.database_url)
-    db.upgrade()
-    db.dispose()
+    open_database(settings).dispose()  # migrate once here, before gunicorn forks its workers
     if is_live_key(settings.stripe_api_key or "") and not settings.allow_live_mode:
         click.echo(
             "note: live-mode key without SWEEPER_ALLOW_LIVE_MODE; sweeps answer 403", err=True
