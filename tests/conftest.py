@@ -1,4 +1,6 @@
-"""Shared fixtures: the project's fake Stripe over real HTTP, and SDK clients pointed at it."""
+"""Shared fixtures: the fake Stripe over real HTTP, the API on a real port, PostgreSQL, Redis.
+
+Plain helpers live in ``helpers.py``, which test modules import directly."""
 
 from __future__ import annotations
 
@@ -9,8 +11,7 @@ import stripe
 
 from checkout_sweeper.fake_stripe import FakeStripeServer
 
-TEST_KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
-LIVE_KEY = "sk_live_51Habcdefghijklmnop"
+from helpers import JWT_SECRET, TEST_KEY, RunningApi, make_client, service_missing
 
 
 @pytest.fixture
@@ -22,66 +23,7 @@ def fake_stripe() -> Iterator[FakeStripeServer]:
 
 @pytest.fixture
 def stripe_client(fake_stripe: FakeStripeServer) -> stripe.StripeClient:
-    return stripe.StripeClient(TEST_KEY, base_addresses={"api": fake_stripe.url})
-
-
-def make_client(server: FakeStripeServer, key: str = TEST_KEY, **kwargs) -> stripe.StripeClient:
-    return stripe.StripeClient(key, base_addresses={"api": server.url}, **kwargs)
-
-
-JWT_SECRET = "test-secret-long-enough-for-hs256-hs384-and-hs512-0123456789abcdef"
-
-
-class RunningApi:
-    """The service on a real local port, plus helpers to seed users and mint tokens."""
-
-    def __init__(self, app, server) -> None:
-        self.app = app
-        self.server = server
-        self.url = f"http://127.0.0.1:{server.port}"
-        self.state = app.extensions["checkout_sweeper"]
-        self.db = self.state.db
-
-    def add_user(self, email: str = "dev@example.com", customer: str | None = None) -> int:
-        from checkout_sweeper.models import User
-
-        with self.db.session() as session:
-            user = User(email=email, stripe_customer_id=customer)
-            session.add(user)
-            session.flush()
-            return user.id
-
-    def token(
-        self,
-        user_id: object = None,
-        *,
-        secret: str = JWT_SECRET,
-        alg: str = "HS256",
-        ttl: int = 300,
-        drop: tuple[str, ...] = (),
-        **claims,
-    ) -> str:
-        import time
-
-        import jwt
-
-        now = int(time.time())
-        body = {"sub": None if user_id is None else str(user_id), "iat": now, "exp": now + ttl}
-        body.update(claims)
-        body = {k: v for k, v in body.items() if v is not None and k not in drop}
-        return jwt.encode(body, secret, algorithm=alg)
-
-    def sweep(self, token: str | None = None, *, path: str = "", headers: dict | None = None):
-        import requests
-
-        all_headers = dict(headers or {})
-        if token is not None:
-            all_headers["Authorization"] = f"Bearer {token}"
-        return requests.get(
-            f"{self.url}/v1/active_checkout_sessions_and_expire_all{path}",
-            headers=all_headers,
-            timeout=120,
-        )
+    return make_client(fake_stripe)
 
 
 @pytest.fixture
@@ -124,16 +66,6 @@ def api(start_api) -> RunningApi:
 
 
 # real services: PostgreSQL and Redis --------------------------------------------------------------
-def service_missing(what: str, how: str) -> None:
-    """Skip with instructions on a developer machine; fail in CI, where they must run."""
-    import os
-
-    message = f"{what} is not reachable: {how}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: these tests must run)")
-    pytest.skip(message)
-
-
 @pytest.fixture
 def postgres_url():
     """A fresh, empty PostgreSQL database for this test, dropped afterwards."""

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from checkout_sweeper.config import ConfigError
 from checkout_sweeper.models import SweepRun, SweptSession
 
-from conftest import JWT_SECRET, LIVE_KEY
+from helpers import JWT_SECRET, LIVE_KEY
 
 UNEXPECTED = "An unexpected error occurred."
 

@@ -13,7 +13,7 @@ import jwt
 import pytest
 import requests
 
-from conftest import JWT_SECRET, LIVE_KEY, TEST_KEY
+from helpers import JWT_SECRET, LIVE_KEY, TEST_KEY
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, inspect, select
 from checkout_sweeper.fake_stripe.process import free_port
 from checkout_sweeper.models import SweepRun
 
-from conftest import JWT_SECRET, TEST_KEY
+from helpers import JWT_SECRET, TEST_KEY
 
 pytestmark = pytest.mark.services
 ENDPOINT = "/v1/active_checkout_sessions_and_expire_all"

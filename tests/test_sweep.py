@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from checkout_sweeper.pacing import AdaptiveTokenBucket
-from checkout_sweeper.stripe_api import SessionPage, StripeGateway
+from checkout_sweeper.gateway import SessionPage
+from checkout_sweeper.stripe_api import StripeGateway
 from checkout_sweeper.sweep import SessionOutcome, SweepAborted, Sweeper, SweepOptions
 
-from conftest import TEST_KEY
+from helpers import TEST_KEY
 
 FAST = {"max_rps": 400.0, "concurrency": 8, "backoff_base_s": 0.01, "backoff_cap_s": 0.05}
 
@@ -40,7 +41,7 @@ def test_every_open_session_on_every_page_is_expired_once(fake_stripe):
 def test_each_expire_carries_an_idempotency_key_of_sweep_and_session(fake_stripe):
     fake_stripe.state.seed(open_=5)
     result, outcomes = sweep(fake_stripe)
-    keys = {key for (_, _, key) in fake_stripe.state.idempotency}
+    keys = fake_stripe.state.idempotency_keys()
     assert keys == {f"checkout-sweeper:{result.sweep_id}:{o.session_id}" for o in outcomes}
 
 
@@ -56,9 +57,7 @@ class _CustomerPaysTheCursor(StripeGateway):
         page = super().list_open(**kwargs)
         if self.paid is None and page.has_more:
             self.paid = page.sessions[-1]["id"]
-            with self.server.state.lock:
-                record = self.server.state.ledger(False, "").records[self.paid]
-                record.update(status="complete", payment_status="paid", url=None)
+            self.server.state.pay(False, "", self.paid)
         return page
 
 
@@ -149,7 +148,7 @@ def test_a_session_that_keeps_failing_is_reported_and_left_open(fake_stripe):
     assert len(result.failed) == 3 and all("500" in f["error"] for f in result.failed)
     assert result.remaining_open_count == 3 and len(result.remaining_open_sessions) == 3
     assert {s["status"] for s in result.remaining_open_sessions} == {"open"}
-    assert not result.clean
+    assert not result.succeeded
     assert [o.attempts for o in outcomes] == [3, 3, 3]
 
 
@@ -328,4 +327,4 @@ def test_should_retry_false_fails_that_session_at_once_and_the_sweep_goes_on(oth
     stripe_.state.seed(open_=5)
     result, outcomes = sweep(stripe_)
     assert len(result.failed) == 5 and [o.attempts for o in outcomes] == [1] * 5
-    assert result.remaining_open_count == 5 and not result.clean
+    assert result.remaining_open_count == 5 and not result.succeeded

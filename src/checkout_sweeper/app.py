@@ -34,9 +34,9 @@ def create_app(
     upgrade_sqlite: bool = True,
 ) -> Flask:
     """Build the service from ``env`` (default: ``os.environ``); bad settings raise ConfigError."""
-    setup_logging()
     app = Flask(__name__, instance_path=str(instance_path or default_instance_path(env)))
     settings = Settings.from_env(env, instance_path=Path(app.instance_path))
+    setup_logging(settings.server.log_level)
     settings.check_for_api()
     db = Database(settings.database_url)
     if upgrade_sqlite and db.dialect == "sqlite":

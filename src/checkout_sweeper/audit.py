@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from .db import Database
 from .models import SweepLock, SweepRun, SweptSession, utcnow
-from .sweep import Progress, SessionOutcome, SweepResult
+from .tally import SessionOutcome, SweepProgress, SweepResult
 
 
 class RunRecorder:
@@ -45,7 +45,7 @@ class RunRecorder:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._last_flush = time.monotonic()
-        self._progress: Progress | None = None
+        self._progress: SweepProgress | None = None
         with db.session() as session:
             session.add(
                 SweepRun(
@@ -75,7 +75,7 @@ class RunRecorder:
         if due:
             self.flush()
 
-    def on_progress(self, progress: Progress) -> None:
+    def on_progress(self, progress: SweepProgress) -> None:
         self._progress = progress
 
     def flush(self) -> None:
@@ -113,7 +113,7 @@ class RunRecorder:
         values: dict[str, Any] = {"finished_at": utcnow(), "heartbeat_at": utcnow()}
         if result is not None:
             values.update(
-                status="succeeded" if result.clean or result.dry_run else "incomplete",
+                status="succeeded" if result.succeeded else "incomplete",
                 expired_count=result.expired_count,
                 already_closed_count=result.already_closed_count,
                 failed_count=len(result.failed),

@@ -12,18 +12,10 @@ from typing import Any
 import jwt
 from jwt.exceptions import InvalidIssuedAtError
 
-from .config import Settings
+from .config import JwtSettings
+from .errors import AuthError
 
-LEEWAY_S = 30
-
-
-class AuthError(Exception):
-    """A request that cannot be attributed to a user: ``status`` is 401 or 400."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+__all__ = ["AuthError", "bearer_token", "mint_token", "user_id_from", "verify"]
 
 
 def bearer_token(header: str | None) -> str:
@@ -48,25 +40,25 @@ _MESSAGES: list[tuple[type[Exception], str]] = [
 ]
 
 
-def verify(token: str, settings: Settings) -> dict[str, Any]:
+def verify(token: str, settings: JwtSettings) -> dict[str, Any]:
     """Check signature, algorithm, ``exp`` (required), ``nbf``, ``aud`` and ``iss`` if set."""
     required = ["exp"]
-    if settings.jwt_audience:
+    if settings.audience:
         required.append("aud")
-    if settings.jwt_issuer:
+    if settings.issuer:
         required.append("iss")
     try:
         return jwt.decode(
             token,
-            settings.jwt_key,
-            algorithms=list(settings.jwt_algorithms),
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-            leeway=LEEWAY_S,
+            settings.key,
+            algorithms=list(settings.algorithms),
+            audience=settings.audience,
+            issuer=settings.issuer,
+            leeway=settings.leeway_s,
             # The user id claim's type is checked by user_id_from, for whichever claim it is.
             options={
                 "require": required,
-                "verify_aud": bool(settings.jwt_audience),
+                "verify_aud": bool(settings.audience),
                 "verify_sub": False,
             },
         )
@@ -95,17 +87,17 @@ def user_id_from(claims: dict[str, Any], claim: str) -> str:
 
 
 def mint_token(
-    settings: Settings, user_id: str, *, ttl_s: int = 3600, private_key: str | None = None
+    settings: JwtSettings, user_id: str, *, ttl_s: int = 3600, private_key: str | None = None
 ) -> str:
     """A signed token for development (``checkout-sweeper token``): HS* with JWT_SECRET only,
     or with ``private_key`` for public-key algorithms."""
     now = int(time.time())
-    claims: dict[str, Any] = {settings.jwt_user_id_claim: user_id, "iat": now, "exp": now + ttl_s}
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    key = private_key or settings.jwt_key
+    claims: dict[str, Any] = {settings.user_id_claim: user_id, "iat": now, "exp": now + ttl_s}
+    if settings.audience:
+        claims["aud"] = settings.audience
+    if settings.issuer:
+        claims["iss"] = settings.issuer
+    key = private_key or settings.key
     if key is None:
         raise AuthError(400, "No signing key: set JWT_SECRET (or pass a private key).")
-    return jwt.encode(claims, key, algorithm=settings.jwt_algorithms[0])
+    return jwt.encode(claims, key, algorithm=settings.algorithms[0])

@@ -1,7 +1,9 @@
 """Settings from the environment, read and checked once at start-up.
 
-A missing or contradictory setting stops the service with a message that names the variable,
-instead of surfacing as a 500 on the first request.
+Every variable the project reads is declared once in ``VARIABLES`` (name, default, meaning);
+``Settings.from_env`` reads them, and a test checks the README's configuration table against
+that declaration. A missing or contradictory setting stops the service with a message that
+names the variable, instead of surfacing as a 500 on the first request.
 """
 
 from __future__ import annotations
@@ -11,16 +13,94 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .stripe_api import KEY_PATTERN
+from . import defaults
+from .errors import ConfigError
+from .keys import KEY_PATTERN
+
+__all__ = ["VARIABLES", "ConfigError", "ServerSettings", "Settings", "Variable"]
 
 HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
 PUBLIC_KEY_ALGORITHMS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+RATELIMIT_SCHEMES = ("memory://", "redis://", "rediss://", "redis+sentinel://")
 
 
-class ConfigError(ValueError):
-    """A setting is missing, malformed or contradicts another; the message names it."""
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable, as the README's configuration table shows it."""
+
+    name: str
+    default: str
+    meaning: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "STRIPE_API_KEY",
+        "none",
+        "secret (`sk_`) or restricted (`rk_`) key; required to serve or sweep",
+    ),
+    Variable("STRIPE_API_BASE", "Stripe's", "point the SDK elsewhere (the fake, stripe-mock)"),
+    Variable("STRIPE_ACCOUNT", "none", "sweep a connected account (`Stripe-Account` header)"),
+    Variable(
+        "DATABASE_URL",
+        "SQLite in the instance folder",
+        "SQLAlchemy URL; `postgresql+psycopg://...` in production",
+    ),
+    Variable("SWEEPER_INSTANCE_PATH", "`./instance`", "where the default SQLite file lives"),
+    Variable(
+        "JWT_SECRET / JWT_PUBLIC_KEY",
+        "none",
+        "HS* secret, or a PEM public key for RS*/ES*/PS*/EdDSA",
+    ),
+    Variable("JWT_ALGORITHMS", "`HS256`", "comma-separated; HMAC and public-key ones never mixed"),
+    Variable("JWT_AUDIENCE, JWT_ISSUER", "unset", "required and checked when set"),
+    Variable("JWT_USER_ID_CLAIM", "`sub`", "claim holding the user id (a string)"),
+    Variable(
+        "JWT_LEEWAY_S",
+        f"{defaults.JWT_LEEWAY_S}",
+        "seconds of clock skew allowed on `exp`, `nbf` and `iat`",
+    ),
+    Variable(
+        "RATELIMIT_STORAGE_URI",
+        "`memory://`",
+        "`redis://...` when more than one process serves",
+    ),
+    Variable("SWEEPER_ALLOW_LIVE_MODE", "false", "allow sweeps with a live-mode key"),
+    Variable(
+        "SWEEPER_MAX_RPS",
+        f"{defaults.MAX_RPS:g}",
+        "Stripe requests per second one sweep may use (lists included)",
+    ),
+    Variable("SWEEPER_CONCURRENCY", f"{defaults.CONCURRENCY}", "requests in flight at once"),
+    Variable(
+        "SWEEPER_LEASE_TTL",
+        f"{defaults.LEASE_TTL_S:g}",
+        "seconds before a dead sweeper's account lease lapses",
+    ),
+    Variable("SWEEPER_API_PREFIX", "`/v1`", "where the endpoint's blueprint is mounted"),
+    Variable(
+        "TRUSTED_PROXY_COUNT",
+        "0",
+        "proxies in front that append `X-Forwarded-For` (werkzeug ProxyFix)",
+    ),
+    Variable("BIND", "`127.0.0.1:8000`", "address gunicorn listens on (`serve --host/--port`)"),
+    Variable(
+        "WEB_CONCURRENCY",
+        "1",
+        "gunicorn workers for `serve` (or `--workers`); more than 1 needs `redis://` rate limits",
+    ),
+    Variable("GUNICORN_THREADS", "4", "threads per gunicorn worker (gthread)"),
+    Variable("GUNICORN_TIMEOUT", "900", "seconds before gunicorn restarts a silent worker"),
+    Variable(
+        "GUNICORN_GRACEFUL_TIMEOUT",
+        "600",
+        "seconds a stopping worker has to finish a running sweep",
+    ),
+    Variable("LOG_LEVEL", "`INFO`", "level of the JSON log lines"),
+)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -45,6 +125,13 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     return value
 
 
+def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    value = _number(env, name, default, minimum=minimum)
+    if value != int(value):
+        raise ConfigError(f"{name} must be a whole number, got {env.get(name)!r}")
+    return int(value)
+
+
 def default_instance_path(env: Mapping[str, str] | None = None) -> Path:
     """Where the embedded SQLite database lives: ``SWEEPER_INSTANCE_PATH`` or ./instance."""
     env = os.environ if env is None else env
@@ -56,81 +143,137 @@ def default_database_url(instance_path: Path) -> str:
 
 
 @dataclass(frozen=True)
-class Settings:
-    stripe_api_key: str | None
-    stripe_api_base: str | None
-    stripe_account: str | None
-    database_url: str
-    jwt_key: str | None
-    jwt_algorithms: tuple[str, ...]
-    jwt_audience: str | None
-    jwt_issuer: str | None
-    jwt_user_id_claim: str
-    ratelimit_storage_uri: str
-    allow_live_mode: bool
-    max_rps: float
-    concurrency: int
-    trusted_proxy_count: int
-    lease_ttl_s: float = 30.0
-    api_prefix: str = "/v1"
+class ServerSettings:
+    """How ``serve`` runs gunicorn, and how loud the logs are."""
 
-    def check_for_api(self) -> None:
-        """What serving the endpoint needs on top of the database: a Stripe key and a JWT key."""
-        if not self.stripe_api_key:
-            raise ConfigError("STRIPE_API_KEY is required to serve the API")
-        if not self.jwt_key:
-            which = "JWT_SECRET" if self.jwt_algorithms[0].startswith("HS") else "JWT_PUBLIC_KEY"
-            raise ConfigError(f"{which} is required for {', '.join(self.jwt_algorithms)}")
+    bind: str = "127.0.0.1:8000"
+    workers: int = 1
+    threads: int = 4
+    timeout_s: int = 900
+    graceful_timeout_s: int = 600
+    log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, instance_path: Path) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
         env = os.environ if env is None else env
-        key = env.get("STRIPE_API_KEY") or None
-        if key is not None and not KEY_PATTERN.match(key):
-            raise ConfigError(
-                "STRIPE_API_KEY must be a secret (sk_) or restricted (rk_) key, "
-                "test or live; publishable keys (pk_) cannot expire sessions"
-            )
+        level = (env.get("LOG_LEVEL") or cls.log_level).strip().upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        return cls(
+            bind=env.get("BIND") or cls.bind,
+            workers=_whole(env, "WEB_CONCURRENCY", cls.workers, minimum=1),
+            threads=_whole(env, "GUNICORN_THREADS", cls.threads, minimum=1),
+            timeout_s=_whole(env, "GUNICORN_TIMEOUT", cls.timeout_s, minimum=1),
+            graceful_timeout_s=_whole(
+                env, "GUNICORN_GRACEFUL_TIMEOUT", cls.graceful_timeout_s, minimum=1
+            ),
+            log_level=level,
+        )
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    key: str | None
+    algorithms: tuple[str, ...]
+    audience: str | None
+    issuer: str | None
+    user_id_claim: str
+    leeway_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JwtSettings:
         algorithms = tuple(
             a.strip() for a in env.get("JWT_ALGORITHMS", "HS256").split(",") if a.strip()
         )
         unknown = [a for a in algorithms if a not in HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS]
         if not algorithms or unknown:
             raise ConfigError(f"JWT_ALGORITHMS has unsupported algorithm(s): {unknown or '(none)'}")
-        hmac = set(algorithms) & HMAC_ALGORITHMS
-        if hmac and set(algorithms) - HMAC_ALGORITHMS:
-            raise ConfigError("JWT_ALGORITHMS must not mix HMAC (HS*) and public-key algorithms")
-        secret, public_key = env.get("JWT_SECRET") or None, env.get("JWT_PUBLIC_KEY") or None
-        if secret and public_key:
-            raise ConfigError("set JWT_SECRET or JWT_PUBLIC_KEY, not both")
-        if hmac and public_key:
-            raise ConfigError("JWT_PUBLIC_KEY is set but JWT_ALGORITHMS are HMAC (HS*) ones")
-        if not hmac and secret:
-            raise ConfigError(f"JWT_SECRET is set but JWT_ALGORITHMS are {', '.join(algorithms)}")
-        if public_key and "BEGIN" not in public_key:
-            raise ConfigError("JWT_PUBLIC_KEY must be a PEM-encoded public key")
-        jwt_key = secret or public_key
-        storage = env.get("RATELIMIT_STORAGE_URI", "memory://")
-        if not storage.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://")):
-            raise ConfigError(
-                f"RATELIMIT_STORAGE_URI must be memory:// or redis://..., got {storage!r}"
-            )
+        return cls(
+            key=_jwt_key(env, algorithms),
+            algorithms=algorithms,
+            audience=env.get("JWT_AUDIENCE") or None,
+            issuer=env.get("JWT_ISSUER") or None,
+            user_id_claim=env.get("JWT_USER_ID_CLAIM", "sub") or "sub",
+            leeway_s=_number(env, "JWT_LEEWAY_S", defaults.JWT_LEEWAY_S, minimum=0),
+        )
+
+
+def _jwt_key(env: Mapping[str, str], algorithms: tuple[str, ...]) -> str | None:
+    """JWT_SECRET for HS*, JWT_PUBLIC_KEY for the others; never both, never mixed."""
+    hmac = set(algorithms) & HMAC_ALGORITHMS
+    if hmac and set(algorithms) - HMAC_ALGORITHMS:
+        raise ConfigError("JWT_ALGORITHMS must not mix HMAC (HS*) and public-key algorithms")
+    secret, public_key = env.get("JWT_SECRET") or None, env.get("JWT_PUBLIC_KEY") or None
+    if secret and public_key:
+        raise ConfigError("set JWT_SECRET or JWT_PUBLIC_KEY, not both")
+    if hmac and public_key:
+        raise ConfigError("JWT_PUBLIC_KEY is set but JWT_ALGORITHMS are HMAC (HS*) ones")
+    if not hmac and secret:
+        raise ConfigError(f"JWT_SECRET is set but JWT_ALGORITHMS are {', '.join(algorithms)}")
+    if public_key and "BEGIN" not in public_key:
+        raise ConfigError("JWT_PUBLIC_KEY must be a PEM-encoded public key")
+    return secret or public_key
+
+
+def _stripe_key(env: Mapping[str, str]) -> str | None:
+    key = env.get("STRIPE_API_KEY") or None
+    if key is not None and not KEY_PATTERN.match(key):
+        raise ConfigError(
+            "STRIPE_API_KEY must be a secret (sk_) or restricted (rk_) key, "
+            "test or live; publishable keys (pk_) cannot expire sessions"
+        )
+    return key
+
+
+def _ratelimit_storage(env: Mapping[str, str]) -> str:
+    storage = env.get("RATELIMIT_STORAGE_URI", "memory://")
+    if not storage.startswith(RATELIMIT_SCHEMES):
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI must be memory:// or redis://..., got {storage!r}"
+        )
+    return storage
+
+
+@dataclass(frozen=True)
+class Settings:
+    stripe_api_key: str | None
+    stripe_api_base: str | None
+    stripe_account: str | None
+    database_url: str
+    jwt: JwtSettings
+    ratelimit_storage_uri: str
+    allow_live_mode: bool
+    max_rps: float
+    concurrency: int
+    trusted_proxy_count: int
+    server: ServerSettings
+    lease_ttl_s: float = defaults.LEASE_TTL_S
+    api_prefix: str = "/v1"
+
+    def check_for_api(self) -> None:
+        """What serving the endpoint needs on top of the database: a Stripe key and a JWT key."""
+        if not self.stripe_api_key:
+            raise ConfigError("STRIPE_API_KEY is required to serve the API")
+        if not self.jwt.key:
+            which = "JWT_SECRET" if self.jwt.algorithms[0].startswith("HS") else "JWT_PUBLIC_KEY"
+            raise ConfigError(f"{which} is required for {', '.join(self.jwt.algorithms)}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, instance_path: Path) -> Settings:
+        env = os.environ if env is None else env
         prefix = "/" + env.get("SWEEPER_API_PREFIX", "/v1").strip("/")
         return cls(
-            stripe_api_key=key,
+            stripe_api_key=_stripe_key(env),
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             stripe_account=env.get("STRIPE_ACCOUNT") or None,
             database_url=env.get("DATABASE_URL") or default_database_url(instance_path),
-            jwt_key=jwt_key,
-            jwt_algorithms=algorithms,
-            jwt_audience=env.get("JWT_AUDIENCE") or None,
-            jwt_issuer=env.get("JWT_ISSUER") or None,
-            jwt_user_id_claim=env.get("JWT_USER_ID_CLAIM", "sub") or "sub",
-            ratelimit_storage_uri=storage,
+            jwt=JwtSettings.from_env(env),
+            ratelimit_storage_uri=_ratelimit_storage(env),
             allow_live_mode=_flag(env, "SWEEPER_ALLOW_LIVE_MODE"),
-            max_rps=_number(env, "SWEEPER_MAX_RPS", 20.0, minimum=0.1),
-            concurrency=int(_number(env, "SWEEPER_CONCURRENCY", 8, minimum=1)),
-            trusted_proxy_count=int(_number(env, "TRUSTED_PROXY_COUNT", 0, minimum=0)),
-            lease_ttl_s=_number(env, "SWEEPER_LEASE_TTL", 30.0, minimum=1.0),
+            max_rps=_number(env, "SWEEPER_MAX_RPS", defaults.MAX_RPS, minimum=0.1),
+            concurrency=_whole(env, "SWEEPER_CONCURRENCY", defaults.CONCURRENCY, minimum=1),
+            trusted_proxy_count=_whole(env, "TRUSTED_PROXY_COUNT", 0, minimum=0),
+            server=ServerSettings.from_env(env),
+            lease_ttl_s=_number(env, "SWEEPER_LEASE_TTL", defaults.LEASE_TTL_S, minimum=1.0),
             api_prefix="" if prefix == "/" else prefix,
         )

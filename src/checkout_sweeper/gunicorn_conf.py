@@ -8,14 +8,16 @@ sessions at Stripe's pace to finish when the server is told to stop.
 from __future__ import annotations
 
 import json
-import os
 
-bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))  # more only with a shared limiter store
+from .config import ServerSettings
+
+_server = ServerSettings.from_env()
+bind = _server.bind
+workers = _server.workers  # more only with a shared limiter store
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "900"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "600"))
+threads = _server.threads
+timeout = _server.timeout_s
+graceful_timeout = _server.graceful_timeout_s
 keepalive = 5
 accesslog = "-"
 errorlog = "-"

@@ -16,21 +16,19 @@ import time
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from . import defaults
 from .db import Database
+from .errors import SweepInProgress
 from .models import SweepLock
 
-DEFAULT_TTL_S = 30.0
-
-
-class SweepInProgress(Exception):
-    """Another sweep holds this account's lease."""
+__all__ = ["AccountLease", "SweepInProgress"]
 
 
 class AccountLease:
     """``acquire()`` or raise ``SweepInProgress``; ``renew()`` while working; ``release()``."""
 
     def __init__(
-        self, db: Database, account: str, run_id: str, ttl_s: float = DEFAULT_TTL_S
+        self, db: Database, account: str, run_id: str, ttl_s: float = defaults.LEASE_TTL_S
     ) -> None:
         self.db = db
         self.account = account

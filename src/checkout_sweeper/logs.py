@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 
@@ -40,14 +39,15 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def setup_logging(level: str | None = None) -> None:
-    """Idempotent: configures the ``checkout_sweeper`` logger tree only once."""
+def setup_logging(level: str = "INFO") -> None:
+    """Idempotent: configures the ``checkout_sweeper`` logger tree only once; the level comes
+    from ``LOG_LEVEL`` through ``config.ServerSettings``."""
     logger = logging.getLogger("checkout_sweeper")
     if getattr(logger, "_configured", False):
         return
     handler = _StderrHandler()
     handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)
-    logger.setLevel(level or os.environ.get("LOG_LEVEL", "INFO").upper())
+    logger.setLevel(level)
     logger.propagate = False
     logger._configured = True  # type: ignore[attr-defined]

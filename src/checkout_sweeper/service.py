@@ -11,26 +11,17 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from . import defaults
 from .audit import RunRecorder
 from .config import Settings
 from .db import Database
-from .locks import DEFAULT_TTL_S, AccountLease, SweepInProgress
+from .errors import LiveModeRefused
+from .gateway import Gateway
+from .locks import AccountLease
 from .stripe_api import StripeGateway
-from .sweep import Gateway, Progress, Sweeper, SweepOptions, SweepResult
+from .sweep import Sweeper, SweepOptions, SweepProgress, SweepResult
 
-__all__ = ["LiveModeRefused", "SweepInProgress", "configured_sweep", "run_recorded_sweep"]
-
-LIVE_MODE_REFUSAL = (
-    "The configured Stripe key is a live-mode key; set SWEEPER_ALLOW_LIVE_MODE=true to allow "
-    "sweeps of live sessions."
-)
-
-
-class LiveModeRefused(Exception):
-    """A live-mode key without SWEEPER_ALLOW_LIVE_MODE: this cleanup is for development."""
-
-    def __init__(self) -> None:
-        super().__init__(LIVE_MODE_REFUSAL)
+__all__ = ["configured_sweep", "run_recorded_sweep"]
 
 
 class _Heartbeat(threading.Thread):
@@ -61,10 +52,10 @@ def run_recorded_sweep(
     *,
     trigger: str,
     user_id: int | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-    lease_ttl_s: float = DEFAULT_TTL_S,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+    lease_ttl_s: float = defaults.LEASE_TTL_S,
 ) -> SweepResult:
-    """Run one sweep under the account lease; raises ``SweepInProgress`` or ``SweepAborted``.
+    """Run one sweep under the account lease; raises ``SweepInSweepProgress`` or ``SweepAborted``.
 
     The lease is renewed six times per ``lease_ttl_s``; a process that dies lets it lapse.
     """
@@ -82,7 +73,7 @@ def run_recorded_sweep(
             user_id=user_id,
         )
 
-        def progress(snapshot: Progress) -> None:
+        def progress(snapshot: SweepProgress) -> None:
             recorder.on_progress(snapshot)
             if on_progress is not None:
                 on_progress(snapshot)
@@ -124,11 +115,11 @@ def configured_sweep(
     user_id: int | None = None,
     dry_run: bool = False,
     created_before: int | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[SweepProgress], None] | None = None,
 ) -> SweepResult:
     """A recorded sweep of the account in ``settings``, paced as configured.
 
-    Raises ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``.
+    Raises ``LiveModeRefused``, ``SweepInSweepProgress`` or ``SweepAborted``.
     """
     key = settings.stripe_api_key or ""
     gateway = StripeGateway(

@@ -1,80 +1,31 @@
 """The one place that talks to the ``stripe`` SDK.
 
-It turns SDK calls and SDK exceptions into the few facts the sweep engine reasons about: a page
-of open sessions, an expired session, a session that was no longer open, a cursor that went
-stale, an error worth retrying, and an error that ends the sweep. Nothing else in the project
+It implements ``gateway.Gateway`` and turns SDK exceptions, at this one boundary, into the
+``StripeProblem`` branch of ``errors``: a session that was no longer open, a cursor that went
+stale, an error worth retrying, an error that ends the sweep. Nothing else in the project
 imports ``stripe``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import stripe
 
-LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
-KEY_PATTERN = re.compile(r"^(sk|rk)_(test|live)_\w+$")
+from .errors import (
+    FatalStripeError,
+    RetryableError,
+    SessionNotOpen,
+    SessionRejected,
+    StaleCursor,
+    StripeProblem,
+)
+from .gateway import SessionPage
+from .keys import account_fingerprint, is_live_key
+
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
 REQUEST_TIMEOUT_S = 30
-
-
-class StripeProblem(Exception):
-    """Base of the gateway's errors; ``message`` is safe to log (never holds the key)."""
-
-
-class RetryableError(StripeProblem):
-    """A 429, a 5xx, a 409 on a busy idempotency key, or a broken connection."""
-
-    def __init__(
-        self, message: str, *, rate_limited: bool = False, retry_after_s: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.rate_limited = rate_limited
-        self.retry_after_s = retry_after_s
-
-
-class FatalStripeError(StripeProblem):
-    """Stripe rejected the key, or answered in a way retrying cannot change."""
-
-
-class SessionNotOpen(StripeProblem):
-    """Expire refused because the session is ``complete`` or ``expired`` already."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(f"session is {status}")
-        self.status = status
-
-
-class SessionRejected(StripeProblem):
-    """Expire refused for this session alone (unknown id, idempotency conflict, ...)."""
-
-    def __init__(self, message: str, http_status: int = 0) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-
-
-class StaleCursor(StripeProblem):
-    """The ``starting_after`` session no longer matches ``status=open``."""
-
-
-@dataclass(frozen=True)
-class SessionPage:
-    sessions: list[dict[str, Any]]
-    has_more: bool
-
-
-def is_live_key(api_key: str) -> bool:
-    return api_key.startswith(LIVE_KEY_PREFIXES)
-
-
-def account_fingerprint(api_key: str, stripe_account: str | None = None) -> str:
-    """A stable, non-secret name for the account a key acts on, for locks and audit rows."""
-    digest = hashlib.sha256(f"{api_key}\0{stripe_account or ''}".encode()).hexdigest()[:16]
-    mode = "live" if is_live_key(api_key) else "test"
-    return f"{mode}:{digest}"
 
 
 def _retry_after(headers: dict[str, str] | None) -> float | None:

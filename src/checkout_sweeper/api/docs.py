@@ -7,11 +7,15 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from .. import defaults
+from ..tally import SweepResult
+from .schemas import dataclass_schema
 from .state import app_state
 
 bp = Blueprint("docs", __name__)
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_DRY_RUN_ONLY = frozenset({"would_expire"})  # the endpoint never makes a dry run
 STATUSES: list[tuple[str, str]] = [
     ("200", "Sweep done: counts, failures and the sessions still open (empty means clean)."),
     ("400", "The token has no user id claim, or a query parameter was sent (none are accepted)."),
@@ -19,7 +23,10 @@ STATUSES: list[tuple[str, str]] = [
     ("403", "The configured Stripe key is live-mode and SWEEPER_ALLOW_LIVE_MODE is not set."),
     ("404", "The token's user id is not in the database: 'User not found.'"),
     ("409", "The user already has a stripe_customer_id, or a sweep of the account is running."),
-    ("429", "More than 3 requests by this user in one hour; see Retry-After."),
+    (
+        "429",
+        f"More than {defaults.SWEEPS_PER_HOUR} requests by this user in one hour; see Retry-After.",
+    ),
     ("500", "Stripe unreachable or rejected the key, or anything unexpected."),
     ("503", "The shared rate-limit storage (Redis) is unreachable: the endpoint fails closed."),
 ]
@@ -86,31 +93,7 @@ def openapi_spec(prefix: str) -> dict[str, Any]:
                     "properties": {
                         "status": {"const": "success"},
                         "code": {"const": 200},
-                        "data": {
-                            "type": "object",
-                            "properties": {
-                                "sweep_id": {"type": "string"},
-                                "expired_count": {"type": "integer"},
-                                "already_closed_count": {"type": "integer"},
-                                "failed": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "properties": {
-                                            "id": {"type": "string"},
-                                            "error": {"type": "string"},
-                                        },
-                                    },
-                                },
-                                "remaining_open_sessions": {
-                                    "type": "array",
-                                    "items": {"type": "object"},
-                                    "description": "Stripe checkout.session objects, at most 100",
-                                },
-                                "remaining_open_count": {"type": "integer"},
-                                "duration_ms": {"type": "integer"},
-                            },
-                        },
+                        "data": dataclass_schema(SweepResult, optional=_DRY_RUN_ONLY),
                     },
                 },
             },
@@ -134,7 +117,8 @@ border-bottom:1px solid #ddd;vertical-align:top}}code{{background:#f4f4f4}}</sty
 <h2><code>GET {escape(prefix)}/active_checkout_sessions_and_expire_all</code></h2>
 <p>Expires every open Stripe Checkout Session of the configured account and answers with the
 sessions still open afterwards. Send <code>Authorization: Bearer &lt;JWT&gt;</code>; the user id
-comes from the token's user id claim. No query parameters. 3 requests per user per hour.</p>
+comes from the token's user id claim. No query parameters.
+{defaults.SWEEPS_PER_HOUR} requests per user per hour.</p>
 <table><tr><th>status</th><th>when</th></tr>{rows}</table>
 <p>Machine-readable: <a href="/openapi.json">/openapi.json</a>. Health: <code>/healthz</code>,
 <code>/readyz</code>.</p></body></html>"""

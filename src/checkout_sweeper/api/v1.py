@@ -12,26 +12,26 @@ import logging
 from flask import Blueprint, g, request
 from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
-from sqlalchemy import select
 
-from ..auth import AuthError, bearer_token, user_id_from, verify
+from .. import defaults
+from ..auth import bearer_token, user_id_from, verify
+from ..errors import AuthError, LiveModeRefused, SweepAborted, SweepInProgress
 from ..models import User
 from ..responses import UNEXPECTED, ApiError, success
-from ..service import LiveModeRefused, SweepInProgress, configured_sweep
-from ..sweep import SweepAborted
+from ..service import configured_sweep
+from ..users import find_user
 from .state import app_state
 
 bp = Blueprint("v1", __name__)
 log = logging.getLogger("checkout_sweeper.api")
-RATE_LIMIT = "3 per hour"
 
 
 def _authenticated_user_id() -> str:
     state = app_state()
     try:
         token = bearer_token(request.headers.get("Authorization"))
-        claims = verify(token, state.settings)
-        return user_id_from(claims, state.settings.jwt_user_id_claim)
+        claims = verify(token, state.settings.jwt)
+        return user_id_from(claims, state.settings.jwt.user_id_claim)
     except AuthError as err:
         headers = (
             {"WWW-Authenticate": 'Bearer realm="checkout-sweeper"'} if err.status == 401 else {}
@@ -40,24 +40,21 @@ def _authenticated_user_id() -> str:
 
 
 def _load_user(user_id: str) -> User:
-    with app_state().db.session() as session:
-        user = (
-            session.scalar(select(User).where(User.id == int(user_id)))
-            if user_id.isdigit()
-            else None
-        )
+    user = find_user(app_state().db, int(user_id)) if user_id.isdigit() else None
     if user is None:
         raise ApiError(404, "User not found.")
     return user
 
 
 def _spend_quota() -> None:
-    """Count this call against the user's 3 per hour: 429 when spent, 503 if storage is down.
+    """Count this call against the user's hourly quota: 429 when spent, 503 if storage is down.
 
     Failing closed is deliberate: without its limiter a destructive endpoint must not run.
     """
     try:
-        with app_state().limiter.limit(RATE_LIMIT, key_func=lambda: f"user:{g.user_id}"):
+        with app_state().limiter.limit(
+            defaults.sweep_rate_limit(), key_func=lambda: f"user:{g.user_id}"
+        ):
             pass
     except RateLimitExceeded:
         raise
@@ -104,5 +101,6 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
         "already_closed": result.already_closed_count,
         "failed": len(result.failed),
         "remaining": result.remaining_open_count,
+        "succeeded": result.succeeded,
     }
     return success(result.as_data())

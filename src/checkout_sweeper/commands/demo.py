@@ -24,7 +24,7 @@ from ..app import create_app
 from ..auth import mint_token
 from ..fake_stripe import FakeStripeServer
 from ..logs import setup_logging
-from ..models import User
+from ..users import add_user
 
 DEMO_KEY = "sk_test_demo0000000000000000"
 DEMO_SECRET = "demo-secret-" + "0" * 32
@@ -62,12 +62,8 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
         }
         app = create_app(env, instance_path=tmp)
         state = app.extensions["checkout_sweeper"]
-        with state.db.session() as session:
-            user = User(email="developer@example.com")
-            session.add(user)
-            session.flush()
-            user_id = user.id
-        token = mint_token(state.settings, str(user_id), ttl_s=600)
+        user_id = add_user(state.db, "developer@example.com")["id"]
+        token = mint_token(state.settings.jwt, str(user_id), ttl_s=600)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         api = f"http://127.0.0.1:{server.port}"

@@ -7,9 +7,9 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
-from .. import gunicorn_conf
-from ..config import ConfigError
-from ..stripe_api import is_live_key
+from .. import defaults, gunicorn_conf
+from ..errors import ConfigError
+from ..keys import is_live_key
 from .common import load_settings, open_database
 
 
@@ -54,7 +54,8 @@ def serve_command(host: str, port: int, workers: int | None) -> None:
     if workers > 1 and settings.ratelimit_storage_uri.startswith("memory://"):
         raise click.ClickException(
             f"configuration: {workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
-            f"count the 3-per-hour limit in each process ({3 * workers} per hour in all); "
+            f"count the {defaults.sweep_rate_limit()} limit in each process "
+            f"({defaults.SWEEPS_PER_HOUR * workers} per hour in all); "
             "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1"
         )
     open_database(settings).dispose()  # migrate once here, before gunicorn forks its workers

@@ -13,9 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..audit import recent_runs
-from ..service import LiveModeRefused, SweepInProgress, configured_sweep
-from ..sweep import Progress as SweepProgress
-from ..sweep import SweepAborted, SweepResult
+from ..errors import LiveModeRefused, SweepAborted, SweepInProgress
+from ..service import configured_sweep
+from ..tally import SweepProgress, SweepResult
 from .common import load_settings, open_database, print_json, table_console
 
 
@@ -58,7 +58,7 @@ class _LiveProgress:
         self.bar.update(
             self.task,
             total=p.found,
-            completed=p.expired + p.already_closed + p.failed,
+            completed=p.handled,
             detail=(
                 f"expired {p.expired} closed {p.already_closed} failed {p.failed} {p.rate:.1f}/s"
             ),
@@ -147,7 +147,7 @@ def sweep_command(dry_run: bool, as_json: bool, created_before: str | None) -> N
         print_json(result.as_data())
     else:
         _summary(table_console(), result)
-    sys.exit(0 if result.clean or (dry_run and not result.failed) else 1)
+    sys.exit(0 if result.succeeded else 1)
 
 
 @click.command("history")

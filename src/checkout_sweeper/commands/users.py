@@ -1,20 +1,14 @@
-"""``users add`` / ``users list``, and ``token``: the people allowed to call the endpoint."""
+"""``users add`` / ``users list``, and ``token``: the door onto ``checkout_sweeper.users``."""
 
 from __future__ import annotations
 
-import re
-
 import click
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from ..auth import AuthError, mint_token
-from ..models import User
+from ..auth import mint_token
+from ..errors import AuthError, UserError
+from ..users import add_user, check_customer_id, check_email, list_users
 from .common import load_settings, open_database, print_json, table_console
-
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-CUSTOMER_ID = re.compile(r"^cus_\w+$")
 
 
 @click.group("users")
@@ -26,27 +20,19 @@ def users_group() -> None:
 @click.option("--email", required=True, help="Unique e-mail address.")
 @click.option("--stripe-customer-id", default=None, help="cus_...; such users get a 409.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new user as JSON.")
-def add_user(email: str, stripe_customer_id: str | None, as_json: bool) -> None:
+def add_command(email: str, stripe_customer_id: str | None, as_json: bool) -> None:
     """Add a user."""
-    email = email.strip()
-    if not EMAIL.match(email):
-        raise click.BadParameter(f"not an e-mail address: {email!r}", param_hint="--email")
-    if stripe_customer_id is not None and not CUSTOMER_ID.match(stripe_customer_id):
+    try:  # bad input is refused before any database is opened
+        check_email(email)
+        check_customer_id(stripe_customer_id)
+    except UserError as err:
         raise click.BadParameter(
-            f"a Stripe customer id looks like cus_..., got {stripe_customer_id!r}",
-            param_hint="--stripe-customer-id",
-        )
-    db = open_database(load_settings())
-    try:
-        with db.session() as session:
-            user = User(email=email, stripe_customer_id=stripe_customer_id)
-            session.add(user)
-            session.flush()
-            payload = user.as_dict()
-    except IntegrityError:
-        raise click.ClickException(
-            "a user with that e-mail or Stripe customer id already exists; nothing was added"
+            str(err), param_hint=f"--{(err.field or '').replace('_', '-')}"
         ) from None
+    try:
+        payload = add_user(open_database(load_settings()), email, stripe_customer_id)
+    except UserError as err:
+        raise click.ClickException(str(err)) from None
     if as_json:
         print_json(payload)
     else:
@@ -55,11 +41,9 @@ def add_user(email: str, stripe_customer_id: str | None, as_json: bool) -> None:
 
 @users_group.command("list")
 @click.option("--json", "as_json", is_flag=True)
-def list_users(as_json: bool) -> None:
+def list_command(as_json: bool) -> None:
     """List users."""
-    db = open_database(load_settings())
-    with db.session() as session:
-        users = [u.as_dict() for u in session.scalars(select(User).order_by(User.id))]
+    users = list_users(open_database(load_settings()))
     if as_json:
         print_json(users)
         return
@@ -80,9 +64,9 @@ def list_users(as_json: bool) -> None:
 def token_command(user_id: str, ttl: int) -> None:
     """Print a signed JWT for USER_ID (development helper; needs JWT_SECRET)."""
     settings = load_settings()
-    if not settings.jwt_algorithms[0].startswith("HS") or not settings.jwt_key:
+    if not settings.jwt.algorithms[0].startswith("HS") or not settings.jwt.key:
         raise click.ClickException("token needs JWT_SECRET with an HS* algorithm")
     try:
-        click.echo(mint_token(settings, user_id, ttl_s=ttl))
+        click.echo(mint_token(settings.jwt, user_id, ttl_s=ttl))
     except AuthError as err:
         raise click.ClickException(err.message) from None

@@ -1,0 +1,50 @@
+"""JSON Schemas derived from the dataclasses the endpoint returns, so the OpenAPI document
+cannot drift from the answers: a field added to ``SweepResult`` appears in ``/openapi.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+_SCALARS: dict[Any, dict[str, Any]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    bool: {"type": "boolean"},
+    float: {"type": "number"},
+    Any: {},
+}
+
+
+def type_schema(hint: Any) -> dict[str, Any]:
+    """The JSON Schema of one Python type hint (scalars, lists, dicts, optionals)."""
+    if hint in _SCALARS:
+        return dict(_SCALARS[hint])
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        return {"type": "array", "items": type_schema(args[0])}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": type_schema(args[1])}
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return {"anyOf": [type_schema(inner[0]), {"type": "null"}]}
+    raise TypeError(f"no JSON Schema for {hint!r}")
+
+
+def dataclass_schema(cls: type, *, optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """An object schema with every field of ``cls``, described by its ``description`` metadata;
+    fields not in ``optional`` are required."""
+    hints = typing.get_type_hints(cls)
+    properties: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        schema = type_schema(hints[item.name])
+        if "description" in item.metadata:
+            schema["description"] = item.metadata["description"]
+        properties[item.name] = schema
+    return {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+        "additionalProperties": False,
+    }

@@ -1,0 +1,129 @@
+"""Every error the project raises on purpose, in one tree under one base class.
+
+Callers catch the branch they can act on; a door (the HTTP view, a command) turns each branch
+into its own status or exit code. The SDK's exceptions never leave ``stripe_api.py``: the
+gateway translates them into the ``StripeProblem`` branch at that one boundary.
+
+::
+
+    SweeperError
+    ├── ConfigError             a setting is missing, malformed or contradicts another
+    ├── AuthError               a request cannot be attributed to a user (401 / 400)
+    ├── UserError               a user cannot be added as asked (bad e-mail, taken, ...)
+    ├── StripeProblem           what the gateway reports about one Stripe call
+    │   ├── RetryableError      429, 5xx, 409 on a busy idempotency key, broken connection
+    │   ├── FatalStripeError    key rejected, or an answer no retry can change
+    │   ├── SessionNotOpen      expire refused: the session is complete or expired already
+    │   ├── SessionRejected     expire refused for this session alone
+    │   └── StaleCursor         the ``starting_after`` session no longer matches the filter
+    ├── SweepError              a sweep could not run or did not finish
+    │   ├── LiveModeRefused     a live-mode key without SWEEPER_ALLOW_LIVE_MODE
+    │   └── SweepAborted        Stripe could not be used, or the lease was lost
+    ├── LeaseError              the one-sweep-per-account lease
+    │   └── SweepInProgress     another sweep holds the account's lease
+    └── AuditError              the audit trail could not be written
+"""
+
+from __future__ import annotations
+
+
+class SweeperError(Exception):
+    """Base of every error checkout-sweeper raises on purpose; ``str()`` is safe to show."""
+
+
+# configuration and requests ---------------------------------------------------------------------
+class ConfigError(SweeperError, ValueError):
+    """A setting is missing, malformed or contradicts another; the message names it."""
+
+
+class AuthError(SweeperError):
+    """A request that cannot be attributed to a user: ``status`` is 401 or 400."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class UserError(SweeperError):
+    """A user cannot be added as asked; ``field`` names the offending input, if one."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# Stripe ---------------------------------------------------------------------------------------
+class StripeProblem(SweeperError):
+    """Base of the gateway's errors; the message is safe to log (never holds the key)."""
+
+
+class RetryableError(StripeProblem):
+    """A 429, a 5xx, a 409 on a busy idempotency key, or a broken connection."""
+
+    def __init__(
+        self, message: str, *, rate_limited: bool = False, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
+        self.retry_after_s = retry_after_s
+
+
+class FatalStripeError(StripeProblem):
+    """Stripe rejected the key, or answered in a way retrying cannot change."""
+
+
+class SessionNotOpen(StripeProblem):
+    """Expire refused because the session is ``complete`` or ``expired`` already."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"session is {status}")
+        self.status = status
+
+
+class SessionRejected(StripeProblem):
+    """Expire refused for this session alone (unknown id, idempotency conflict, ...)."""
+
+    def __init__(self, message: str, http_status: int = 0) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class StaleCursor(StripeProblem):
+    """The ``starting_after`` session no longer matches ``status=open``."""
+
+
+# sweeps -----------------------------------------------------------------------------------------
+class SweepError(SweeperError):
+    """A sweep could not run, or stopped before it finished."""
+
+
+LIVE_MODE_REFUSAL = (
+    "The configured Stripe key is a live-mode key; set SWEEPER_ALLOW_LIVE_MODE=true to allow "
+    "sweeps of live sessions."
+)
+
+
+class LiveModeRefused(SweepError):
+    """A live-mode key without SWEEPER_ALLOW_LIVE_MODE: this cleanup is for development."""
+
+    def __init__(self) -> None:
+        super().__init__(LIVE_MODE_REFUSAL)
+
+
+class SweepAborted(SweepError):
+    """Stripe could not be used (key rejected, unreachable after every retry), or the
+    account lease was lost; what was done before is in the tally and the audit trail."""
+
+
+# leases and audit -------------------------------------------------------------------------------
+class LeaseError(SweeperError):
+    """The one-sweep-per-account lease could not be taken or kept."""
+
+
+class SweepInProgress(LeaseError):
+    """Another sweep holds this account's lease."""
+
+
+class AuditError(SweeperError):
+    """The audit trail could not be written."""

@@ -1,0 +1,84 @@
+"""Stripe-shaped error answers, and the misbehaviour the fake adds on purpose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class StripeFault(Exception):
+    """An error answer in Stripe's shape: status, error body and extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"type": type_, "message": message}
+        if code:
+            self.body["code"] = code
+            self.body["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
+        if param:
+            self.body["param"] = param
+        self.headers = headers or {}
+
+
+def resource_missing(session_id: str, param: str = "session") -> StripeFault:
+    return StripeFault(
+        404, f"No such checkout.session: '{session_id}'", code="resource_missing", param=param
+    )
+
+
+def server_error() -> StripeFault:
+    return StripeFault(
+        500,
+        "An unknown error occurred",
+        type_="api_error",
+        headers={"Stripe-Should-Retry": "true"},
+    )
+
+
+def rate_limited() -> StripeFault:
+    return StripeFault(
+        429,
+        "Request rate limit exceeded. You can learn more about rate limits here "
+        "https://stripe.com/docs/rate-limits.",
+        code="rate_limit",
+    )
+
+
+@dataclass
+class Faults:
+    """Misbehaviour the fake adds on purpose; every field can change while it runs."""
+
+    rps: float = 0.0  # accepted requests per second per account; 0 means unlimited
+    latency_ms: float = 0.0  # base latency of every answer
+    jitter_ms: float = 0.0  # plus a uniform random extra up to this
+    fail_rate: float = 0.0  # share of requests answered 500 with Stripe-Should-Retry: true
+    expire_fail_rate: float = 0.0  # extra share of expires alone answered 500
+    lost_rate: float = 0.0  # share of POSTs carried out whose answer is lost (a 500 instead)
+    race_rate: float = 0.0  # share of expires that find the session just paid (complete)
+    spawn_rate: float = 0.0  # new open sessions created per expire call (customers arriving)
+
+    def update(self, values: dict[str, Any]) -> None:
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
+        for name, value in values.items():
+            number = float(value)
+            if number < 0 or (name.endswith("_rate") and name != "spawn_rate" and number > 1):
+                raise ValueError(f"{name} out of range: {value}")
+            setattr(self, name, number)
+
+    def fail_rate_for(self, operation: str) -> float:
+        if operation == "expire":
+            return max(self.fail_rate, self.expire_fail_rate)
+        return self.fail_rate

@@ -1,0 +1,144 @@
+"""Stripe's Checkout Sessions operations over the fake's state: parameter checks as Stripe
+makes them, then one state call. Each returns the JSON body of a 200 or raises ``StripeFault``;
+nothing here knows HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .faults import StripeFault
+from .ledger import LIST_FILTERS, STATUSES, ListQuery
+from .state import FakeStripeState
+
+CREATED_OPS = ("gt", "gte", "lt", "lte")
+LIST_PARAMS = {
+    "limit",
+    "status",
+    "created",
+    "starting_after",
+    "ending_before",
+    "expand",
+    "customer_details",
+    *LIST_FILTERS,
+}
+CREATE_PARAMS = {
+    "mode",
+    "success_url",
+    "cancel_url",
+    "line_items",
+    "metadata",
+    "customer",
+    "customer_email",
+    "client_reference_id",
+    "payment_method_types",
+    "expires_at",
+    "ui_mode",
+    "currency",
+    "expand",
+    "allow_promotion_codes",
+    "subscription_data",
+    "payment_intent_data",
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: mode from the key, account from ``Stripe-Account``."""
+
+    key: str
+    account: str
+
+    @property
+    def livemode(self) -> bool:
+        return "_live_" in self.key[:8]
+
+
+def reject_unknown(params: dict[str, Any], allowed: set[str]) -> None:
+    unknown = [name for name in params if name not in allowed]
+    if unknown:
+        raise StripeFault(
+            400,
+            f"Received unknown parameter: {unknown[0]}",
+            param=unknown[0],
+            code="parameter_unknown",
+        )
+
+
+def integer(name: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StripeFault(
+            400, f"Invalid integer: {value}", param=name, code="parameter_invalid_integer"
+        ) from None
+
+
+def created_filter(raw: Any) -> dict[str, int]:
+    """``created=N`` or ``created[gt|gte|lt|lte]=N``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        return {"eq": integer("created", raw)}
+    for op in raw:
+        if op not in CREATED_OPS:
+            reject_unknown({f"created[{op}]": None}, set())
+    return {op: integer(f"created[{op}]", value) for op, value in raw.items()}
+
+
+def list_query(params: dict[str, Any]) -> ListQuery:
+    reject_unknown(params, LIST_PARAMS)
+    limit = integer("limit", params.get("limit", 10))
+    if not 1 <= limit <= 100:
+        raise StripeFault(
+            400,
+            "This value must be greater than or equal to 1 and less than or equal to 100 "
+            f"(it currently is '{limit}').",
+            param="limit",
+            code="parameter_invalid_integer",
+        )
+    filters = {name: params[name] for name in ("status", *LIST_FILTERS) if name in params}
+    if "status" in filters and filters["status"] not in STATUSES:
+        raise StripeFault(
+            400, f"Invalid status: must be one of {', '.join(STATUSES)}", param="status"
+        )
+    if params.get("starting_after") and params.get("ending_before"):
+        raise StripeFault(
+            400,
+            "You may only specify one of these parameters: ending_before, starting_after.",
+            param="ending_before",
+        )
+    return ListQuery(
+        limit=limit,
+        filters=filters,
+        created=created_filter(params.get("created")),
+        starting_after=params.get("starting_after") or None,
+        ending_before=params.get("ending_before") or None,
+    )
+
+
+def perform(
+    state: FakeStripeState,
+    operation: str,
+    caller: Caller,
+    params: dict[str, Any],
+    session_id: str | None = None,
+) -> dict[str, Any]:
+    """Carry out one operation: ``list``, ``create``, ``retrieve`` or ``expire``."""
+    live, account = caller.livemode, caller.account
+    if operation == "list":
+        data, has_more = state.list_sessions(live, account, list_query(params))
+        return {
+            "object": "list",
+            "data": data,
+            "has_more": has_more,
+            "url": "/v1/checkout/sessions",
+        }
+    if operation == "create":
+        reject_unknown(params, CREATE_PARAMS)
+        return state.create_session(live, account, params)
+    reject_unknown(params, {"expand"})
+    assert session_id is not None
+    if operation == "retrieve":
+        return state.retrieve(live, account, session_id)
+    return state.expire(live, account, session_id)

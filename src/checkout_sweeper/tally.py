@@ -1,0 +1,173 @@
+"""Outcome accounting: what happened to each session, live counters, and the final result.
+
+Expire threads report outcomes here; the progress display and the audit writer read the same
+counters, so the numbers a user watches are the numbers that end up in the result and the run
+row. ``SweepResult.succeeded`` is the one definition of success for the endpoint's log, the
+audit row and the command's exit status.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Outcome = Literal["expired", "already_closed", "failed", "would_expire"]
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    session_id: str
+    outcome: Outcome
+    error: str | None = None
+    attempts: int = 1
+
+
+@dataclass
+class SweepProgress:
+    """Live counters for a progress display; read from any thread."""
+
+    found: int = 0
+    expired: int = 0
+    already_closed: int = 0
+    failed: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def handled(self) -> int:
+        return self.expired + self.already_closed + self.failed
+
+    @property
+    def rate(self) -> float:
+        """Sessions expired per second so far."""
+        elapsed = time.monotonic() - self.started
+        return self.expired / elapsed if elapsed > 0 else 0.0
+
+
+def _doc(text: str) -> dict[str, str]:
+    """Field metadata: the description the OpenAPI schema shows."""
+    return {"description": text}
+
+
+@dataclass
+class SweepResult:
+    """The ``data`` object of the endpoint and of ``sweep --json``."""
+
+    sweep_id: str = field(metadata=_doc("Id of the sweep in the audit trail."))
+    dry_run: bool = field(metadata=_doc("True when nothing was expired on purpose."))
+    expired_count: int = field(default=0, metadata=_doc("Sessions this sweep expired."))
+    already_closed_count: int = field(
+        default=0,
+        metadata=_doc(
+            "Sessions that stopped being open on their own (paid or expired) before the expire."
+        ),
+    )
+    failed: list[dict[str, str]] = field(
+        default_factory=list,
+        metadata=_doc("Sessions that could not be expired, each with Stripe's message."),
+    )
+    would_expire: list[str] = field(
+        default_factory=list,
+        metadata=_doc("Dry runs only: the ids that a real sweep would expire."),
+    )
+    remaining_open_sessions: list[dict[str, Any]] = field(
+        default_factory=list,
+        metadata=_doc(
+            "Stripe checkout.session objects still open after the sweep (at most 100); empty "
+            "means clean."
+        ),
+    )
+    remaining_open_count: int = field(
+        default=0, metadata=_doc("How many sessions are still open, exactly.")
+    )
+    passes: int = field(
+        default=0,
+        metadata=_doc("Walks of the open list from its head (new sessions appear there)."),
+    )
+    stripe_requests: int = field(
+        default=0, metadata=_doc("Requests sent to Stripe, retries and listings included.")
+    )
+    rate_limited: int = field(default=0, metadata=_doc("Of those, how many Stripe answered 429."))
+    duration_ms: int = field(default=0, metadata=_doc("Wall time of the sweep in milliseconds."))
+
+    @property
+    def succeeded(self) -> bool:
+        """Nothing failed and, unless it only looked, nothing is left open."""
+        return not self.failed and (self.dry_run or self.remaining_open_count == 0)
+
+    def as_data(self) -> dict[str, Any]:
+        data = asdict(self)
+        if not self.dry_run:
+            data.pop("would_expire")
+        return data
+
+
+class Tally:
+    """Counts outcomes and requests from every thread and builds the ``SweepResult``."""
+
+    def __init__(
+        self,
+        sweep_id: str,
+        dry_run: bool,
+        *,
+        on_outcome: Callable[[SessionOutcome], None] | None = None,
+        on_progress: Callable[[SweepProgress], None] | None = None,
+    ) -> None:
+        self.result = SweepResult(sweep_id, dry_run)
+        self.progress = SweepProgress()
+        self._on_outcome = on_outcome or (lambda outcome: None)
+        self._on_progress = on_progress or (lambda progress: None)
+        self._lock = threading.Lock()
+        self._failed_ids: set[str] = set()
+
+    def found(self) -> None:
+        with self._lock:
+            self.progress.found += 1
+
+    def request(self) -> None:
+        with self._lock:
+            self.progress.requests += 1
+
+    def rate_limited(self) -> None:
+        with self._lock:
+            self.progress.rate_limited += 1
+
+    def has_failed(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._failed_ids
+
+    def record(self, outcome: SessionOutcome) -> None:
+        """Count one outcome, then tell the audit writer and the progress display."""
+        with self._lock:
+            progress = self.progress
+            if outcome.outcome == "expired":
+                progress.expired += 1
+            elif outcome.outcome == "already_closed":
+                progress.already_closed += 1
+            elif outcome.outcome == "failed":
+                self._failed_ids.add(outcome.session_id)
+                self.result.failed.append({"id": outcome.session_id, "error": outcome.error or ""})
+                progress.failed += 1
+            else:
+                self.result.would_expire.append(outcome.session_id)
+        self._on_outcome(outcome)
+        self._on_progress(self.progress)
+
+    def still_open(self, count: int, sample: list[dict[str, Any]]) -> None:
+        self.result.remaining_open_count = count
+        self.result.remaining_open_sessions = sample
+
+    def finish(self, passes: int, duration_s: float) -> SweepResult:
+        """The result, with the counters as they stand now."""
+        result, progress = self.result, self.progress
+        result.expired_count = progress.expired
+        result.already_closed_count = progress.already_closed
+        result.stripe_requests = progress.requests
+        result.rate_limited = progress.rate_limited
+        result.passes = passes
+        result.duration_ms = int(duration_s * 1000)
+        return result

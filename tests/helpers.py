@@ -1,0 +1,77 @@
+"""What several test modules share: keys, the JWT secret, SDK clients, the running API, and how
+a test says that a local service is missing."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import jwt
+import pytest
+import requests
+import stripe
+
+from checkout_sweeper.db import Database
+from checkout_sweeper.fake_stripe import FakeStripeServer
+from checkout_sweeper.users import add_user
+
+TEST_KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
+LIVE_KEY = "sk_live_51Habcdefghijklmnop"
+JWT_SECRET = "test-secret-long-enough-for-hs256-hs384-and-hs512-0123456789abcdef"
+
+
+def make_client(server: FakeStripeServer, key: str = TEST_KEY, **kwargs) -> stripe.StripeClient:
+    return stripe.StripeClient(key, base_addresses={"api": server.url}, **kwargs)
+
+
+def mint(
+    user_id: object = None,
+    *,
+    secret: str = JWT_SECRET,
+    alg: str = "HS256",
+    ttl: int = 300,
+    drop: tuple[str, ...] = (),
+    **claims: Any,
+) -> str:
+    """A token as an app would sign it; ``drop`` leaves standard claims out."""
+    now = int(time.time())
+    body = {"sub": None if user_id is None else str(user_id), "iat": now, "exp": now + ttl}
+    body.update(claims)
+    body = {k: v for k, v in body.items() if v is not None and k not in drop}
+    return jwt.encode(body, secret, algorithm=alg)
+
+
+class RunningApi:
+    """The service on a real local port, plus helpers to seed users and mint tokens."""
+
+    def __init__(self, app, server) -> None:
+        self.app = app
+        self.server = server
+        self.url = f"http://127.0.0.1:{server.port}"
+        self.state = app.extensions["checkout_sweeper"]
+        self.db: Database = self.state.db
+
+    def add_user(self, email: str = "dev@example.com", customer: str | None = None) -> int:
+        return int(add_user(self.db, email, customer)["id"])
+
+    def token(self, user_id: object = None, **kwargs: Any) -> str:
+        return mint(user_id, **kwargs)
+
+    def sweep(self, token: str | None = None, *, path: str = "", headers: dict | None = None):
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        return requests.get(
+            f"{self.url}/v1/active_checkout_sessions_and_expire_all{path}",
+            headers=all_headers,
+            timeout=120,
+        )
+
+
+def service_missing(what: str, how: str) -> None:
+    """Skip with instructions on a developer machine; fail in CI, where they must run."""
+    message = f"{what} is not reachable: {how}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: these tests must run)")
+    pytest.skip(message)
