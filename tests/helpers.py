@@ -75,3 +75,16 @@ def service_missing(what: str, how: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message} (CI=true: these tests must run)")
     pytest.skip(message)
+
+
+class FakeClock:
+    """A clock that only moves when someone sleeps: pacing tests run in no time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)

@@ -9,6 +9,7 @@ names the variable, instead of surfacing as a 500 on the first request.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,39 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 RATELIMIT_SCHEMES = ("memory://", "redis://", "rediss://", "redis+sentinel://")
+DEFAULT_JWT_ALGORITHMS = "HS256"
+DEFAULT_USER_ID_CLAIM = "sub"
+DEFAULT_RATELIMIT_STORAGE = "memory://"
+DEFAULT_API_PREFIX = "/v1"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How ``serve`` runs gunicorn, and how loud the logs are."""
+
+    bind: str = "127.0.0.1:8000"
+    workers: int = 1
+    threads: int = 4
+    timeout_s: int = 900
+    graceful_timeout_s: int = 600
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
+        env = os.environ if env is None else env
+        level = (env.get("LOG_LEVEL") or cls.log_level).strip().upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        return cls(
+            bind=env.get("BIND") or cls.bind,
+            workers=_whole(env, "WEB_CONCURRENCY", cls.workers, minimum=1),
+            threads=_whole(env, "GUNICORN_THREADS", cls.threads, minimum=1),
+            timeout_s=_whole(env, "GUNICORN_TIMEOUT", cls.timeout_s, minimum=1),
+            graceful_timeout_s=_whole(
+                env, "GUNICORN_GRACEFUL_TIMEOUT", cls.graceful_timeout_s, minimum=1
+            ),
+            log_level=level,
+        )
 
 
 @dataclass(frozen=True)
@@ -55,9 +89,15 @@ VARIABLES: tuple[Variable, ...] = (
         "none",
         "HS* secret, or a PEM public key for RS*/ES*/PS*/EdDSA",
     ),
-    Variable("JWT_ALGORITHMS", "`HS256`", "comma-separated; HMAC and public-key ones never mixed"),
+    Variable(
+        "JWT_ALGORITHMS",
+        f"`{DEFAULT_JWT_ALGORITHMS}`",
+        "comma-separated; HMAC and public-key ones never mixed",
+    ),
     Variable("JWT_AUDIENCE, JWT_ISSUER", "unset", "required and checked when set"),
-    Variable("JWT_USER_ID_CLAIM", "`sub`", "claim holding the user id (a string)"),
+    Variable(
+        "JWT_USER_ID_CLAIM", f"`{DEFAULT_USER_ID_CLAIM}`", "claim holding the user id (a string)"
+    ),
     Variable(
         "JWT_LEEWAY_S",
         f"{defaults.JWT_LEEWAY_S}",
@@ -65,7 +105,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "RATELIMIT_STORAGE_URI",
-        "`memory://`",
+        f"`{DEFAULT_RATELIMIT_STORAGE}`",
         "`redis://...` when more than one process serves",
     ),
     Variable("SWEEPER_ALLOW_LIVE_MODE", "false", "allow sweeps with a live-mode key"),
@@ -80,27 +120,46 @@ VARIABLES: tuple[Variable, ...] = (
         f"{defaults.LEASE_TTL_S:g}",
         "seconds before a dead sweeper's account lease lapses",
     ),
-    Variable("SWEEPER_API_PREFIX", "`/v1`", "where the endpoint's blueprint is mounted"),
+    Variable(
+        "SWEEPER_API_PREFIX", f"`{DEFAULT_API_PREFIX}`", "where the endpoint's blueprint is mounted"
+    ),
     Variable(
         "TRUSTED_PROXY_COUNT",
         "0",
         "proxies in front that append `X-Forwarded-For` (werkzeug ProxyFix)",
     ),
-    Variable("BIND", "`127.0.0.1:8000`", "address gunicorn listens on (`serve --host/--port`)"),
+    Variable(
+        "BIND", f"`{ServerSettings.bind}`", "address gunicorn listens on (`serve --host/--port`)"
+    ),
     Variable(
         "WEB_CONCURRENCY",
-        "1",
+        f"{ServerSettings.workers}",
         "gunicorn workers for `serve` (or `--workers`); more than 1 needs `redis://` rate limits",
     ),
-    Variable("GUNICORN_THREADS", "4", "threads per gunicorn worker (gthread)"),
-    Variable("GUNICORN_TIMEOUT", "900", "seconds before gunicorn restarts a silent worker"),
+    Variable(
+        "GUNICORN_THREADS", f"{ServerSettings.threads}", "threads per gunicorn worker (gthread)"
+    ),
+    Variable(
+        "GUNICORN_TIMEOUT",
+        f"{ServerSettings.timeout_s}",
+        "seconds before gunicorn restarts a silent worker",
+    ),
     Variable(
         "GUNICORN_GRACEFUL_TIMEOUT",
-        "600",
+        f"{ServerSettings.graceful_timeout_s}",
         "seconds a stopping worker has to finish a running sweep",
     ),
-    Variable("LOG_LEVEL", "`INFO`", "level of the JSON log lines"),
+    Variable("LOG_LEVEL", f"`{ServerSettings.log_level}`", "level of the JSON log lines"),
 )
+
+
+def configuration_table() -> str:
+    """The README's configuration table, rendered from ``VARIABLES``."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for variable in VARIABLES:
+        name = re.sub(r"([A-Z][A-Z_]+[A-Z])", r"`\1`", variable.name)
+        rows.append(f"| {name} | {variable.default} | {variable.meaning} |")
+    return "\n".join(rows)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -143,35 +202,6 @@ def default_database_url(instance_path: Path) -> str:
 
 
 @dataclass(frozen=True)
-class ServerSettings:
-    """How ``serve`` runs gunicorn, and how loud the logs are."""
-
-    bind: str = "127.0.0.1:8000"
-    workers: int = 1
-    threads: int = 4
-    timeout_s: int = 900
-    graceful_timeout_s: int = 600
-    log_level: str = "INFO"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
-        env = os.environ if env is None else env
-        level = (env.get("LOG_LEVEL") or cls.log_level).strip().upper()
-        if level not in LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-        return cls(
-            bind=env.get("BIND") or cls.bind,
-            workers=_whole(env, "WEB_CONCURRENCY", cls.workers, minimum=1),
-            threads=_whole(env, "GUNICORN_THREADS", cls.threads, minimum=1),
-            timeout_s=_whole(env, "GUNICORN_TIMEOUT", cls.timeout_s, minimum=1),
-            graceful_timeout_s=_whole(
-                env, "GUNICORN_GRACEFUL_TIMEOUT", cls.graceful_timeout_s, minimum=1
-            ),
-            log_level=level,
-        )
-
-
-@dataclass(frozen=True)
 class JwtSettings:
     key: str | None
     algorithms: tuple[str, ...]
@@ -183,7 +213,9 @@ class JwtSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JwtSettings:
         algorithms = tuple(
-            a.strip() for a in env.get("JWT_ALGORITHMS", "HS256").split(",") if a.strip()
+            a.strip()
+            for a in env.get("JWT_ALGORITHMS", DEFAULT_JWT_ALGORITHMS).split(",")
+            if a.strip()
         )
         unknown = [a for a in algorithms if a not in HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS]
         if not algorithms or unknown:
@@ -193,7 +225,7 @@ class JwtSettings:
             algorithms=algorithms,
             audience=env.get("JWT_AUDIENCE") or None,
             issuer=env.get("JWT_ISSUER") or None,
-            user_id_claim=env.get("JWT_USER_ID_CLAIM", "sub") or "sub",
+            user_id_claim=env.get("JWT_USER_ID_CLAIM") or DEFAULT_USER_ID_CLAIM,
             leeway_s=_number(env, "JWT_LEEWAY_S", defaults.JWT_LEEWAY_S, minimum=0),
         )
 
@@ -226,7 +258,7 @@ def _stripe_key(env: Mapping[str, str]) -> str | None:
 
 
 def _ratelimit_storage(env: Mapping[str, str]) -> str:
-    storage = env.get("RATELIMIT_STORAGE_URI", "memory://")
+    storage = env.get("RATELIMIT_STORAGE_URI") or DEFAULT_RATELIMIT_STORAGE
     if not storage.startswith(RATELIMIT_SCHEMES):
         raise ConfigError(
             f"RATELIMIT_STORAGE_URI must be memory:// or redis://..., got {storage!r}"
@@ -248,7 +280,7 @@ class Settings:
     trusted_proxy_count: int
     server: ServerSettings
     lease_ttl_s: float = defaults.LEASE_TTL_S
-    api_prefix: str = "/v1"
+    api_prefix: str = DEFAULT_API_PREFIX
 
     def check_for_api(self) -> None:
         """What serving the endpoint needs on top of the database: a Stripe key and a JWT key."""
@@ -261,7 +293,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, instance_path: Path) -> Settings:
         env = os.environ if env is None else env
-        prefix = "/" + env.get("SWEEPER_API_PREFIX", "/v1").strip("/")
+        prefix = "/" + env.get("SWEEPER_API_PREFIX", DEFAULT_API_PREFIX).strip("/")
         return cls(
             stripe_api_key=_stripe_key(env),
             stripe_api_base=env.get("STRIPE_API_BASE") or None,

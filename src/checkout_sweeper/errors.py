@@ -21,7 +21,8 @@ gateway translates them into the ``StripeProblem`` branch at that one boundary.
     │   └── SweepAborted        Stripe could not be used, or the lease was lost
     ├── LeaseError              the one-sweep-per-account lease
     │   └── SweepInProgress     another sweep holds the account's lease
-    └── AuditError              the audit trail could not be written
+    ├── AuditError              the audit trail could not be written
+    └── ApiError                an HTTP answer in the error envelope (status, message, headers)
 """
 
 from __future__ import annotations
@@ -127,3 +128,13 @@ class SweepInProgress(LeaseError):
 
 class AuditError(SweeperError):
     """The audit trail could not be written."""
+
+
+class ApiError(SweeperError):
+    """Raised by a view to answer with the error envelope: ``code``, ``message``, headers."""
+
+    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.headers = headers or {}

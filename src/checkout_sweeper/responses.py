@@ -15,18 +15,12 @@ from flask import Flask, Response, jsonify
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
+from .errors import ApiError
+
+__all__ = ["UNEXPECTED", "ApiError", "error", "register_error_handlers", "success"]
+
 UNEXPECTED = "An unexpected error occurred."
 log = logging.getLogger("checkout_sweeper.api")
-
-
-class ApiError(Exception):
-    """Raise from a view to answer with the error envelope."""
-
-    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
 
 
 def success(data: Any, code: int = 200) -> Response:

@@ -55,7 +55,7 @@ def run_recorded_sweep(
     on_progress: Callable[[SweepProgress], None] | None = None,
     lease_ttl_s: float = defaults.LEASE_TTL_S,
 ) -> SweepResult:
-    """Run one sweep under the account lease; raises ``SweepInSweepProgress`` or ``SweepAborted``.
+    """Run one sweep under the account lease; raises ``SweepInProgress`` or ``SweepAborted``.
 
     The lease is renewed six times per ``lease_ttl_s``; a process that dies lets it lapse.
     """
@@ -81,30 +81,38 @@ def run_recorded_sweep(
         sweeper = Sweeper(
             gateway, options, sweep_id=run_id, on_outcome=recorder.on_outcome, on_progress=progress
         )
-
-        def beat() -> None:
-            if not lease.renew():
-                # The lease lapsed (the database was out of reach for longer than its TTL) and
-                # another sweep may own the account now: two sweeps must never run at once.
-                sweeper.abort("the account lease was lost; stopped so two sweeps never overlap")
-            recorder.flush()
-
-        heartbeat = _Heartbeat(beat, lease_ttl_s / 6)
-        heartbeat.start()
-        try:
-            result = sweeper.run()
-        except Exception as problem:
-            recorder.finish(None, error=str(problem))
-            raise
-        except BaseException as stop:  # KeyboardInterrupt, SystemExit from a signal
-            recorder.interrupted(type(stop).__name__)
-            raise
-        finally:
-            heartbeat.stop()
-        recorder.finish(result)
-        return result
+        return _run_recorded(sweeper, lease, recorder, lease_ttl_s / 6)
     finally:
         lease.release()
+
+
+def _run_recorded(
+    sweeper: Sweeper, lease: AccountLease, recorder: RunRecorder, beat_every_s: float
+) -> SweepResult:
+    """The sweep with its heartbeat; the run row ends succeeded, incomplete, failed or
+    interrupted whatever happens."""
+
+    def beat() -> None:
+        if not lease.renew():
+            # The lease lapsed (the database was out of reach for longer than its TTL) and
+            # another sweep may own the account now: two sweeps must never run at once.
+            sweeper.abort("the account lease was lost; stopped so two sweeps never overlap")
+        recorder.flush()
+
+    heartbeat = _Heartbeat(beat, beat_every_s)
+    heartbeat.start()
+    try:
+        result = sweeper.run()
+    except Exception as problem:
+        recorder.finish(None, error=str(problem))
+        raise
+    except BaseException as stop:  # KeyboardInterrupt, SystemExit from a signal
+        recorder.interrupted(type(stop).__name__)
+        raise
+    finally:
+        heartbeat.stop()
+    recorder.finish(result)
+    return result
 
 
 def configured_sweep(
@@ -119,7 +127,7 @@ def configured_sweep(
 ) -> SweepResult:
     """A recorded sweep of the account in ``settings``, paced as configured.
 
-    Raises ``LiveModeRefused``, ``SweepInSweepProgress`` or ``SweepAborted``.
+    Raises ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``.
     """
     key = settings.stripe_api_key or ""
     gateway = StripeGateway(

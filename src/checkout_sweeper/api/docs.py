@@ -32,7 +32,8 @@ STATUSES: list[tuple[str, str]] = [
 ]
 
 
-def openapi_spec(prefix: str) -> dict[str, Any]:
+def _sweep_responses() -> dict[str, Any]:
+    """Every status of the endpoint: the success schema for 200, the error envelope else."""
     responses: dict[str, Any] = {
         code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
         for code, text in STATUSES
@@ -46,6 +47,33 @@ def openapi_spec(prefix: str) -> dict[str, Any]:
         "X-RateLimit-Remaining": {"schema": {"type": "integer"}},
         "X-RateLimit-Reset": {"schema": {"type": "integer"}},
     }
+    return responses
+
+
+def _schemas() -> dict[str, Any]:
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["status", "code", "message"],
+            "properties": {
+                "status": {"const": "error"},
+                "code": {"type": "integer"},
+                "message": {"type": "string"},
+            },
+        },
+        "SweepSuccess": {
+            "type": "object",
+            "required": ["status", "code", "data"],
+            "properties": {
+                "status": {"const": "success"},
+                "code": {"const": 200},
+                "data": dataclass_schema(SweepResult, optional=_DRY_RUN_ONLY),
+            },
+        },
+    }
+
+
+def openapi_spec(prefix: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -60,7 +88,7 @@ def openapi_spec(prefix: str) -> dict[str, Any]:
                     "operationId": "expireAllOpenCheckoutSessions",
                     "security": [{"bearer": []}],
                     "parameters": [],
-                    "responses": responses,
+                    "responses": _sweep_responses(),
                 }
             },
             "/healthz": {
@@ -77,26 +105,7 @@ def openapi_spec(prefix: str) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["status", "code", "message"],
-                    "properties": {
-                        "status": {"const": "error"},
-                        "code": {"type": "integer"},
-                        "message": {"type": "string"},
-                    },
-                },
-                "SweepSuccess": {
-                    "type": "object",
-                    "required": ["status", "code", "data"],
-                    "properties": {
-                        "status": {"const": "success"},
-                        "code": {"const": 200},
-                        "data": dataclass_schema(SweepResult, optional=_DRY_RUN_ONLY),
-                    },
-                },
-            },
+            "schemas": _schemas(),
         },
     }
 

@@ -12,9 +12,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import requests
+from flask import Flask
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -44,23 +46,9 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
         FakeStripeServer() as fake,
     ):
         fake.state.seed(open_=open_, complete=complete, expired=complete // 2)
-        fake.state.faults.update(
-            {
-                "rps": stripe_rps,
-                "latency_ms": 40,
-                "jitter_ms": 80,
-                "fail_rate": 0.02,
-                "race_rate": 0.02,
-            }
-        )
-        env = {
-            "STRIPE_API_KEY": DEMO_KEY,
-            "STRIPE_API_BASE": fake.url,
-            "JWT_SECRET": DEMO_SECRET,
-            "SWEEPER_MAX_RPS": str(max_rps),
-            "DATABASE_URL": f"sqlite:///{Path(tmp) / 'demo.sqlite3'}",
-        }
-        app = create_app(env, instance_path=tmp)
+        faults = {"rps": stripe_rps, "latency_ms": 40, "jitter_ms": 80}
+        fake.state.faults.update({**faults, "fail_rate": 0.02, "race_rate": 0.02})
+        app = _demo_app(fake.url, max_rps, tmp)
         state = app.extensions["checkout_sweeper"]
         user_id = add_user(state.db, "developer@example.com")["id"]
         token = mint_token(state.settings.jwt, str(user_id), ttl_s=600)
@@ -72,41 +60,49 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
             f"{complete // 2} expired; limit {stripe_rps:g} req/s, 40-120 ms latency, 2% 5xx, "
             f"2% paid mid-sweep\n[bold]API[/bold] {api}  user {user_id}  budget {max_rps:g} req/s"
         )
-        console.print(
-            f"GET {api}/v1/active_checkout_sessions_and_expire_all  "
-            f"(Authorization: Bearer {token[:24]}...)"
-        )
-        answer: dict = {}
-
-        def call() -> None:
-            response = requests.get(
-                f"{api}/v1/active_checkout_sessions_and_expire_all",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=600,
-            )
-            answer.update(status=response.status_code, body=response.json())
-
-        caller = threading.Thread(target=call)
         started = time.monotonic()
-        caller.start()
-        with Progress(
-            TextColumn("[bold]open sessions closing"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("sweep", total=open_)
-            while caller.is_alive():
-                bar.update(task, completed=open_ - min(open_, fake.state.snapshot()["open_total"]))
-                caller.join(0.2)
-            bar.update(task, completed=open_ - min(open_, fake.state.snapshot()["open_total"]))
+        answer = _call_and_watch(console, api, token, fake, open_)
         server.shutdown()
-        elapsed = time.monotonic() - started
-        _report(console, answer, fake.state.snapshot(), elapsed, max_rps)
+        _report(console, answer, fake.state.snapshot(), time.monotonic() - started, max_rps)
         ok = answer.get("status") == 200 and not answer["body"]["data"]["remaining_open_sessions"]
     if not ok:
         raise SystemExit(1)
+
+
+def _demo_app(stripe_url: str, max_rps: float, folder: str) -> Flask:
+    env = {
+        "STRIPE_API_KEY": DEMO_KEY,
+        "STRIPE_API_BASE": stripe_url,
+        "JWT_SECRET": DEMO_SECRET,
+        "SWEEPER_MAX_RPS": str(max_rps),
+        "DATABASE_URL": f"sqlite:///{Path(folder) / 'demo.sqlite3'}",
+    }
+    return create_app(env, instance_path=folder)
+
+
+def _call_and_watch(
+    console: Console, api: str, token: str, fake: FakeStripeServer, open_: int
+) -> dict[str, Any]:
+    """One call to the endpoint, with a bar fed by the fake's own count of open sessions."""
+    url = f"{api}/v1/active_checkout_sessions_and_expire_all"
+    console.print(f"GET {url}  (Authorization: Bearer {token[:24]}...)")
+    answer: dict[str, Any] = {}
+
+    def call() -> None:
+        response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=600)
+        answer.update(status=response.status_code, body=response.json())
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    columns = (TextColumn("[bold]open sessions closing"), BarColumn())
+    columns += (TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("sweep", total=open_)
+        while caller.is_alive():
+            bar.update(task, completed=open_ - min(open_, fake.state.snapshot()["open_total"]))
+            caller.join(0.2)
+        bar.update(task, completed=open_ - min(open_, fake.state.snapshot()["open_total"]))
+    return answer
 
 
 def _report(console: Console, answer: dict, stats: dict, elapsed: float, max_rps: float) -> None:

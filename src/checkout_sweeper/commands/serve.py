@@ -7,7 +7,7 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
-from .. import defaults, gunicorn_conf
+from .. import defaults
 from ..errors import ConfigError
 from ..keys import is_live_key
 from .common import load_settings, open_database
@@ -21,6 +21,8 @@ class _Gunicorn(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
+        from .. import gunicorn_conf  # reads the environment: only once settings are checked
+
         for name in dir(gunicorn_conf):
             if name in self.cfg.settings and not name.startswith("_"):
                 self.cfg.set(name, getattr(gunicorn_conf, name))
@@ -35,22 +37,24 @@ class _Gunicorn(BaseApplication):
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default=None, help="Default: the host of BIND (127.0.0.1).")
+@click.option(
+    "--port", default=None, type=click.IntRange(1, 65535), help="Default: the port of BIND (8000)."
+)
 @click.option(
     "--workers",
     default=None,
     type=click.IntRange(1),
     help="Processes. Default: WEB_CONCURRENCY, else 1. More than 1 needs redis:// rate limits.",
 )
-def serve_command(host: str, port: int, workers: int | None) -> None:
+def serve_command(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the HTTP API with gunicorn."""
     settings = load_settings()
     try:
         settings.check_for_api()
     except ConfigError as err:
         raise click.ClickException(f"configuration: {err}") from None
-    workers = workers or gunicorn_conf.workers
+    workers = workers or settings.server.workers
     if workers > 1 and settings.ratelimit_storage_uri.startswith("memory://"):
         raise click.ClickException(
             f"configuration: {workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
@@ -63,4 +67,6 @@ def serve_command(host: str, port: int, workers: int | None) -> None:
         click.echo(
             "note: live-mode key without SWEEPER_ALLOW_LIVE_MODE; sweeps answer 403", err=True
         )
-    _Gunicorn({"bind": f"{host}:{port}", "workers": workers}).run()
+    default_host, _, default_port = settings.server.bind.rpartition(":")
+    bind = f"{host or default_host}:{port or default_port}"
+    _Gunicorn({"bind": bind, "workers": workers}).run()

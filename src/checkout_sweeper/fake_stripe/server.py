@@ -111,7 +111,7 @@ class FakeStripeApp:
             return _not_found(request)
         if endpoint.startswith("admin_"):
             return getattr(self, endpoint)(request)
-        with self.state.tracking(endpoint):
+        with self.state.gate.tracking(endpoint):
             try:
                 return self._stripe_call(request, endpoint, args.get("session_id"))
             except StripeFault as fault:
@@ -121,8 +121,8 @@ class FakeStripeApp:
         """Auth, the rate limit and injected faults, then the operation (idempotent if keyed)."""
         state = self.state
         caller = authenticate(request)
-        state.admit(caller.livemode, caller.account)
-        state.before_work(operation)
+        state.gate.admit(caller.livemode, caller.account)
+        state.gate.before_work(operation)
         params = _params(request)
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
 
@@ -140,7 +140,7 @@ class FakeStripeApp:
         else:
             (status, body), headers = execute(), {}
         if not key or not replayed:
-            state.after_work(request.method)
+            state.gate.after_work(request.method)
         return _json(status, body, headers)
 
     # admin ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The fake's memory behind one lock: sessions per account, idempotency records, the rate
-limiter, faults and counters. The HTTP server only speaks HTTP and calls these methods; every
-operation is a few dictionary look-ups, far cheaper than the HTTP around it.
+"""The fake's memory behind one lock: sessions per account, idempotency records, faults and
+counters, and the ``gate`` (rate limit, latency, injected errors) each request passes. The HTTP
+server only speaks HTTP and calls these methods; every operation is a few dictionary look-ups,
+far cheaper than the HTTP around it.
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .faults import Faults, StripeFault, rate_limited, server_error
+from .faults import Faults, StripeFault
+from .gate import RequestGate
 from .idempotency import Answer, IdempotencyStore, run_once
 from .ledger import Ledger, ListQuery, new_record, render
-from .limiter import SlidingWindowLimiter
 
 NOT_OPEN = (
     'Only Checkout Sessions with a status in ["open"] can be expired. '
@@ -69,7 +69,7 @@ class FakeStripeState:
         self.stats = Stats()
         self.ledgers: dict[tuple[bool, str], Ledger] = {}
         self._idempotency = IdempotencyStore()
-        self._limiter = SlidingWindowLimiter()
+        self.gate = RequestGate(self)
 
     def ledger(self, livemode: bool, account: str) -> Ledger:
         """The sessions of one account and mode; callers hold the lock."""
@@ -149,49 +149,6 @@ class FakeStripeState:
             ledger.add(new_record(livemode, {}, "open", None))
             self.stats.spawned += 1
 
-    # one request's way through the faults ------------------------------------------------------
-    @contextmanager
-    def tracking(self, operation: str) -> Iterator[None]:
-        """Count the request and how many are in flight at once."""
-        with self.lock:
-            self.stats.requests[operation] += 1
-            self.stats.in_flight += 1
-            self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.stats.in_flight -= 1
-
-    def admit(self, livemode: bool, account: str, now: float | None = None) -> None:
-        """Raise Stripe's 429 when the account's one-second window is full."""
-        with self.lock:
-            now = time.monotonic() if now is None else now
-            if not self._limiter.admit((livemode, account), self.faults.rps, now):
-                self.stats.rate_limited += 1
-                raise rate_limited()
-
-    def before_work(self, operation: str) -> None:
-        """Latency, then perhaps an injected 5xx (before the request does anything)."""
-        faults = self.faults
-        if faults.latency_ms or faults.jitter_ms:
-            extra = self.random.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0.0
-            time.sleep((faults.latency_ms + extra) / 1000.0)
-        if self._chance(faults.fail_rate_for(operation)):
-            with self.lock:
-                self.stats.server_errors += 1
-            raise server_error()
-
-    def after_work(self, method: str) -> None:
-        """Perhaps lose the answer of a POST that was carried out."""
-        if method == "POST" and self._chance(self.faults.lost_rate):
-            with self.lock:
-                self.stats.lost_answers += 1
-            raise server_error()
-
-    def _chance(self, rate: float) -> bool:
-        return rate > 0 and self.random.random() < rate
-
     def idempotent(
         self, slot: tuple[Any, ...], fingerprint: str, execute: Callable[[], Answer]
     ) -> tuple[Answer, bool]:
@@ -223,7 +180,7 @@ class FakeStripeState:
     def reset_counters(self) -> None:
         with self.lock:
             self.stats = Stats()
-            self._limiter.clear()
+            self.gate.limiter.clear()
 
     def wipe(self) -> None:
         """Forget every session and idempotency record as well as the counters."""

@@ -1,4 +1,7 @@
-"""The sweep engine without any web app: the official SDK, over HTTP, against the fake Stripe."""
+"""The engine end to end: the official SDK over HTTP against the fake Stripe, no web app.
+
+Engine logic alone is tested in memory (``test_engine_*.py``); these show the same rules hold
+with real HTTP, real idempotency keys, real 429s and other Stripes' wording."""
 
 from __future__ import annotations
 
@@ -7,9 +10,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select
 
-from checkout_sweeper.pacing import AdaptiveTokenBucket
 from checkout_sweeper.gateway import SessionPage
 from checkout_sweeper.stripe_api import StripeGateway
 from checkout_sweeper.sweep import SessionOutcome, SweepAborted, Sweeper, SweepOptions
@@ -164,39 +165,6 @@ def test_remaining_sessions_are_capped_but_counted(fake_stripe):
     assert result.remaining_open_count == 30 and len(result.remaining_open_sessions) == 10
 
 
-# pacing ------------------------------------------------------------------------------------------
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def test_bucket_spaces_requests_at_its_rate():
-    clock = _Clock()
-    bucket = AdaptiveTokenBucket(20, burst=1, clock=clock, sleep=clock.sleep)
-    for _ in range(100):
-        bucket.acquire()
-    assert clock.now == pytest.approx(99 / 20)
-
-
-def test_bucket_slows_down_on_429_and_recovers_gradually():
-    clock = _Clock()
-    bucket = AdaptiveTokenBucket(20, burst=1, clock=clock, sleep=clock.sleep)
-    bucket.penalize()
-    assert bucket.rate == pytest.approx(14)
-    clock.now += 4
-    bucket.acquire()
-    assert bucket.rate == pytest.approx(16)  # 0.5 request/s more per second
-    clock.now += 60
-    bucket.acquire()
-    assert bucket.rate == 20
-
-
 # other Stripes ----------------------------------------------------------------------------------
 class _OtherStripe:
     """The fake behind a filter, to act like a Stripe that words or remembers things otherwise."""
@@ -282,33 +250,6 @@ def test_lost_answers_on_a_stripe_without_replay_still_count_as_expired(other_st
     assert stripe_.state.snapshot()["lost_answers"] > 0
     assert result.failed == [] and result.expired_count == 80
     assert result.already_closed_count == 0
-
-
-def test_losing_the_account_lease_stops_the_sweep(fake_stripe, tmp_path):
-    from checkout_sweeper.db import Database
-    from checkout_sweeper.models import SweepLock, SweepRun
-    from checkout_sweeper.service import run_recorded_sweep
-
-    db = Database(f"sqlite:///{tmp_path / 'lease.sqlite3'}")
-    db.upgrade()
-    fake_stripe.state.seed(open_=200)
-    fake_stripe.state.faults.update({"latency_ms": 20})
-    gateway = StripeGateway(TEST_KEY, api_base=fake_stripe.url)
-
-    def steal_the_lease() -> None:
-        while fake_stripe.state.snapshot()["requests"].get("expire", 0) < 10:
-            time.sleep(0.01)
-        with db.session() as session:
-            session.get(SweepLock, gateway.account).run_id = "someone-else"
-
-    thief = threading.Thread(target=steal_the_lease)
-    thief.start()
-    with pytest.raises(SweepAborted, match="lease was lost"):
-        run_recorded_sweep(db, gateway, SweepOptions(max_rps=40), trigger="cli", lease_ttl_s=0.6)
-    thief.join()
-    assert fake_stripe.state.snapshot()["open_total"] > 0
-    with db.session() as session:
-        assert session.scalars(select(SweepRun.status)).one() == "failed"
 
 
 def test_a_stripe_that_refuses_cursors_is_still_swept_clean(other_stripe):

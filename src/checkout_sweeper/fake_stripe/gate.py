@@ -1,0 +1,67 @@
+"""The gate every Stripe request of the fake passes before it does anything: counted, rate
+limited per account as Stripe does, delayed, and perhaps failed on purpose; after it acts, its
+answer may be lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from .faults import rate_limited, server_error
+from .limiter import SlidingWindowLimiter
+
+if TYPE_CHECKING:
+    from .state import FakeStripeState
+
+
+class RequestGate:
+    """Faults and counters on one request's way in and out; shares the state's lock."""
+
+    def __init__(self, state: FakeStripeState) -> None:
+        self._state = state
+        self.limiter = SlidingWindowLimiter()
+
+    @contextmanager
+    def tracking(self, operation: str) -> Iterator[None]:
+        """Count the request and how many are in flight at once."""
+        with self._state.lock:
+            stats = self._state.stats
+            stats.requests[operation] += 1
+            stats.in_flight += 1
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            yield
+        finally:
+            with self._state.lock:
+                self._state.stats.in_flight -= 1
+
+    def admit(self, livemode: bool, account: str, now: float | None = None) -> None:
+        """Raise Stripe's 429 when the account's one-second window is full."""
+        with self._state.lock:
+            now = time.monotonic() if now is None else now
+            if not self.limiter.admit((livemode, account), self._state.faults.rps, now):
+                self._state.stats.rate_limited += 1
+                raise rate_limited()
+
+    def before_work(self, operation: str) -> None:
+        """Latency, then perhaps an injected 5xx (before the request does anything)."""
+        faults = self._state.faults
+        if faults.latency_ms or faults.jitter_ms:
+            extra = self._state.random.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0.0
+            time.sleep((faults.latency_ms + extra) / 1000.0)
+        if self._chance(faults.fail_rate_for(operation)):
+            with self._state.lock:
+                self._state.stats.server_errors += 1
+            raise server_error()
+
+    def after_work(self, method: str) -> None:
+        """Perhaps lose the answer of a POST that was carried out."""
+        if method == "POST" and self._chance(self._state.faults.lost_rate):
+            with self._state.lock:
+                self._state.stats.lost_answers += 1
+            raise server_error()
+
+    def _chance(self, rate: float) -> bool:
+        return rate > 0 and self._state.random.random() < rate

@@ -1,0 +1,125 @@
+"""An in-memory ``Gateway`` for engine tests: Stripe's list and expire rules without HTTP.
+
+Deterministic and fast: faults are scripted per call instead of drawn at random, and hooks let a
+test act between calls (a customer pays, a session appears), so each engine rule can be shown
+alone. The SDK-over-HTTP tests against the fake Stripe stay as the end-to-end check.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+
+from checkout_sweeper.errors import RetryableError, SessionNotOpen, StaleCursor, StripeProblem
+from checkout_sweeper.gateway import SessionPage
+from checkout_sweeper.sweep import SessionOutcome, Sweeper, SweepOptions, SweepResult
+
+
+class MemoryGateway:
+    """Sessions newest first; ``fail_expire``/``fail_list`` queue errors for coming calls."""
+
+    livemode = False
+    account = "test:memory"
+
+    def __init__(self, open_: int = 0, *, closed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._order: list[str] = []  # oldest first; listing walks it backwards
+        self.status: dict[str, str] = {}
+        self.calls: Counter[str] = Counter()
+        self.expire_keys: dict[str, set[str]] = {}
+        self._expire_faults: dict[str, deque[StripeProblem]] = {}
+        self._list_faults: deque[StripeProblem] = deque()
+        self._lost: set[str] = set()
+        self.events: list[tuple[str, str | None]] = []  # ("list", cursor) / ("expire", id)
+        self.after_list: Callable[[SessionPage], None] | None = None
+        self.expire_delay_s = 0.0  # how long Stripe takes to answer an expire
+        for _ in range(closed):
+            self.add("complete")
+        for _ in range(open_):
+            self.add()
+
+    def add(self, status: str = "open") -> str:
+        with self._lock:
+            session_id = f"cs_test_{len(self._order):06d}"
+            self._order.append(session_id)
+            self.status[session_id] = status
+            return session_id
+
+    def fail_expire(self, session_id: str, *problems: StripeProblem) -> None:
+        self._expire_faults.setdefault(session_id, deque()).extend(problems)
+
+    def lose_answer(self, session_id: str) -> None:
+        """The next expire of ``session_id`` acts, then its answer is lost (a retryable 500)."""
+        self._lost.add(session_id)
+
+    def fail_list(self, *problems: StripeProblem) -> None:
+        self._list_faults.extend(problems)
+
+    def open_ids(self) -> list[str]:
+        return [s for s in reversed(self._order) if self.status[s] == "open"]
+
+    # the Gateway protocol ---------------------------------------------------------------------
+    def list_open(
+        self, *, limit: int, starting_after: str | None, created_before: int | None
+    ) -> SessionPage:
+        with self._lock:
+            self.calls["list"] += 1
+            self.events.append(("list", starting_after))
+            if self._list_faults:
+                raise self._list_faults.popleft()
+            newest_first = list(reversed(self._order))
+            if starting_after is not None:
+                if self.status.get(starting_after) != "open":
+                    raise StaleCursor(f"No such checkout.session: '{starting_after}'")
+                newest_first = newest_first[newest_first.index(starting_after) + 1 :]
+            matching = [s for s in newest_first if self.status[s] == "open"]
+            page = SessionPage([_session(s) for s in matching[:limit]], len(matching) > limit)
+        if self.after_list is not None:
+            self.after_list(page)
+        return page
+
+    def expire(self, session_id: str, idempotency_key: str) -> None:
+        if self.expire_delay_s:
+            time.sleep(self.expire_delay_s)
+        with self._lock:
+            self.calls["expire"] += 1
+            self.events.append(("expire", session_id))
+            self.expire_keys.setdefault(session_id, set()).add(idempotency_key)
+            queued = self._expire_faults.get(session_id)
+            if queued:
+                raise queued.popleft()
+            if self.status[session_id] != "open":
+                raise SessionNotOpen(self.status[session_id])
+            self.status[session_id] = "expired"
+            if session_id in self._lost:
+                self._lost.discard(session_id)
+                raise RetryableError("Stripe 500 error: answer lost")
+
+    def session_status(self, session_id: str) -> str:
+        with self._lock:
+            self.calls["retrieve"] += 1
+            return self.status[session_id]
+
+
+def _session(session_id: str) -> dict[str, Any]:
+    return {"id": session_id, "object": "checkout.session", "status": "open"}
+
+
+INSTANT = {"max_rps": 1e6, "backoff_base_s": 0.0, "backoff_cap_s": 0.0}
+
+
+def sweep_in_memory(
+    gateway: MemoryGateway, **options: Any
+) -> tuple[SweepResult, list[SessionOutcome]]:
+    """Run one sweep against ``gateway`` with no pacing delay; return result and outcomes."""
+    outcomes: list[SessionOutcome] = []
+    sweeper = Sweeper(
+        gateway,
+        SweepOptions(**{**INSTANT, **options}),
+        on_outcome=outcomes.append,
+        sleep=lambda seconds: None,
+    )
+    return sweeper.run(), outcomes

@@ -1,0 +1,78 @@
+"""Settings: every variable declared once, checked at start, and documented as declared."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from checkout_sweeper import config
+from checkout_sweeper.config import VARIABLES, ConfigError, ServerSettings, Settings
+
+from helpers import JWT_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = {"STRIPE_API_KEY": "sk_test_abcdefgh12", "JWT_SECRET": JWT_SECRET}
+
+
+def _settings(env: dict[str, str], tmp_path: Path) -> Settings:
+    settings = Settings.from_env(env, instance_path=tmp_path)
+    settings.check_for_api()
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({**BASE, "STRIPE_API_KEY": "pk_test_abc"}, "STRIPE_API_KEY"),
+        ({"JWT_SECRET": JWT_SECRET}, "STRIPE_API_KEY"),
+        ({"STRIPE_API_KEY": "sk_test_abcdefgh12"}, "JWT_SECRET"),
+        ({**BASE, "JWT_ALGORITHMS": "HS256,RS256"}, "mix"),
+        ({**BASE, "JWT_ALGORITHMS": "none"}, "JWT_ALGORITHMS"),
+        ({**BASE, "JWT_LEEWAY_S": "-1"}, "JWT_LEEWAY_S"),
+        ({**BASE, "SWEEPER_MAX_RPS": "fast"}, "SWEEPER_MAX_RPS"),
+        ({**BASE, "SWEEPER_CONCURRENCY": "2.5"}, "SWEEPER_CONCURRENCY"),
+        ({**BASE, "SWEEPER_ALLOW_LIVE_MODE": "maybe"}, "SWEEPER_ALLOW_LIVE_MODE"),
+        ({**BASE, "RATELIMIT_STORAGE_URI": "memcached://x"}, "RATELIMIT_STORAGE_URI"),
+        ({**BASE, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+        ({**BASE, "GUNICORN_TIMEOUT": "soon"}, "GUNICORN_TIMEOUT"),
+        ({**BASE, "LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+    ],
+)
+def test_a_bad_setting_is_refused_with_the_variable_named(env, needle, tmp_path):
+    with pytest.raises(ConfigError, match=needle):
+        _settings(env, tmp_path)
+
+
+def test_defaults_when_nothing_but_the_keys_is_set(tmp_path):
+    settings = _settings(BASE, tmp_path)
+    assert (settings.max_rps, settings.concurrency, settings.lease_ttl_s) == (20, 8, 30)
+    assert settings.jwt.algorithms == ("HS256",) and settings.jwt.leeway_s == 30
+    assert settings.server == ServerSettings()
+    assert settings.database_url.endswith("checkout_sweeper.sqlite3")
+
+
+def test_server_and_log_settings_are_read_with_the_rest(tmp_path):
+    env = {**BASE, "BIND": "0.0.0.0:9000", "WEB_CONCURRENCY": "3", "LOG_LEVEL": "debug"}
+    server = _settings(env, tmp_path).server
+    assert (server.bind, server.workers, server.log_level) == ("0.0.0.0:9000", 3, "DEBUG")
+
+
+def test_the_readme_configuration_table_is_the_declared_one():
+    readme = (ROOT / "README.md").read_text()
+    assert config.configuration_table() in readme, (
+        "README.md's configuration table differs from config.VARIABLES; paste the output of "
+        "`python -c 'from checkout_sweeper.config import configuration_table as t; print(t())'`"
+    )
+
+
+def test_every_variable_the_code_reads_is_declared():
+    declared = {name for v in VARIABLES for name in re.findall(r"[A-Z][A-Z_]+[A-Z]", v.name)}
+    read = set()
+    for path in (ROOT / "src" / "checkout_sweeper").rglob("*.py"):
+        if "fake_stripe" in path.parts:
+            continue  # the fake is a separate tool with its own command-line options
+        read |= set(re.findall(r"""env(?:\.get\(|, )["']([A-Z][A-Z_]+)["']""", path.read_text()))
+    assert read and read <= declared, f"read but not declared: {sorted(read - declared)}"
+    assert declared - read <= {"JWT_SECRET", "JWT_PUBLIC_KEY"} | {"SWEEPER_INSTANCE_PATH"}

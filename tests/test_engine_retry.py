@@ -1,0 +1,89 @@
+"""The retry policy and the paced calls: what is retried, how long it waits, what it costs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from checkout_sweeper.errors import RetryableError, SessionRejected
+from checkout_sweeper.pacing import AdaptiveTokenBucket
+from checkout_sweeper.retry import PacedCalls, RetryPolicy
+from checkout_sweeper.stop import StopSignal
+from checkout_sweeper.tally import Tally
+
+from helpers import FakeClock
+
+
+def test_backoff_is_full_jitter_under_a_doubling_ceiling():
+    policy = RetryPolicy(max_attempts=6, base_s=0.25, cap_s=8.0)
+    rng = random.Random(7)
+    problem = RetryableError("500")
+    for attempt, ceiling in [(1, 0.25), (3, 1.0), (6, 8.0), (9, 8.0)]:
+        waits = [policy.backoff_s(attempt, problem, rng) for _ in range(500)]
+        assert 0 <= min(waits) < ceiling * 0.05 and ceiling * 0.95 < max(waits) <= ceiling
+
+
+def test_backoff_honours_retry_after_up_to_the_cap():
+    policy = RetryPolicy(base_s=0.25, cap_s=8.0)
+    rng = random.Random(1)
+    assert policy.backoff_s(1, RetryableError("429", retry_after_s=3), rng) >= 3
+    assert policy.backoff_s(1, RetryableError("429", retry_after_s=600), rng) <= 8.0
+
+
+def _calls(max_attempts: int = 4) -> tuple[PacedCalls, Tally, StopSignal, list[float]]:
+    clock = FakeClock()
+    slept: list[float] = []
+    bucket = AdaptiveTokenBucket(20, clock=clock, sleep=clock.sleep)
+    tally, stop = Tally("s", False), StopSignal()
+    policy = RetryPolicy(max_attempts=max_attempts, base_s=0.25, cap_s=8.0)
+    return PacedCalls(bucket, policy, tally, stop, sleep=slept.append), tally, stop, slept
+
+
+def test_a_429_is_retried_counted_and_slows_the_bucket():
+    calls, tally, _, slept = _calls()
+    answers = iter([RetryableError("429", rate_limited=True), "ok"])
+
+    def request() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert calls.call(request) == "ok"
+    assert tally.progress.requests == 2 and tally.progress.rate_limited == 1
+    assert calls.bucket.rate == pytest.approx(14) and len(slept) == 1
+
+
+def test_retries_stop_after_the_last_attempt_with_the_last_error():
+    calls, tally, _, slept = _calls(max_attempts=3)
+
+    def request() -> None:
+        raise RetryableError("Stripe 503 error")
+
+    with pytest.raises(RetryableError, match="503"):
+        calls.call(request)
+    assert tally.progress.requests == 3 and len(slept) == 2
+
+
+def test_errors_that_are_not_retryable_are_raised_at_once():
+    calls, tally, _, slept = _calls()
+
+    def request() -> None:
+        raise SessionRejected("No such checkout.session", 404)
+
+    with pytest.raises(SessionRejected):
+        calls.call(request)
+    assert tally.progress.requests == 1 and slept == []
+
+
+def test_a_stopped_sweep_does_not_retry():
+    calls, tally, stop, slept = _calls()
+    stop.interrupt()
+
+    def request() -> None:
+        raise RetryableError("Stripe 500 error")
+
+    with pytest.raises(RetryableError):
+        calls.call(request)
+    assert tally.progress.requests == 1 and slept == []

@@ -1,0 +1,88 @@
+"""A recorded sweep: the account lease around the engine, and the run row it leaves behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from checkout_sweeper.db import Database
+from checkout_sweeper.errors import RetryableError, SweepAborted, SweepInProgress
+from checkout_sweeper.locks import AccountLease
+from checkout_sweeper.models import SweepLock, SweepRun, SweptSession
+from checkout_sweeper.service import run_recorded_sweep
+from checkout_sweeper.sweep import SweepOptions
+
+from memory_gateway import INSTANT, MemoryGateway
+
+
+@pytest.fixture
+def db(tmp_path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'service.sqlite3'}")
+    database.upgrade()
+    return database
+
+
+def _run(db: Database, gateway: MemoryGateway, **options) -> None:
+    run_recorded_sweep(
+        db, gateway, SweepOptions(**{**INSTANT, **options}), trigger="cli", lease_ttl_s=0.6
+    )
+
+
+def _only_run(db: Database) -> SweepRun:
+    with db.session() as session:
+        return session.scalars(select(SweepRun)).one()
+
+
+def test_a_clean_sweep_is_recorded_succeeded_with_a_row_per_session(db):
+    gateway = MemoryGateway(open_=7)
+    _run(db, gateway)
+    run = _only_run(db)
+    assert (run.status, run.expired_count, run.remaining_count) == ("succeeded", 7, 0)
+    with db.session() as session:
+        outcomes = session.scalars(select(SweptSession.outcome)).all()
+        assert outcomes == ["expired"] * 7
+        assert session.scalars(select(SweepLock)).all() == []  # the lease is released
+
+
+def test_a_sweep_with_failures_is_recorded_incomplete(db):
+    gateway = MemoryGateway(open_=3)
+    gateway.fail_expire(gateway.open_ids()[0], *[RetryableError("Stripe 500 error")] * 9)
+    _run(db, gateway, max_attempts=2)
+    run = _only_run(db)
+    assert (run.status, run.failed_count, run.remaining_count) == ("incomplete", 1, 1)
+
+
+def test_a_dry_run_is_recorded_succeeded_though_sessions_stay_open(db):
+    _run(db, MemoryGateway(open_=4), dry_run=True)
+    run = _only_run(db)
+    assert (run.status, run.dry_run, run.remaining_count) == ("succeeded", True, 4)
+
+
+def test_a_second_sweep_of_the_account_is_refused_while_the_first_holds_the_lease(db):
+    gateway = MemoryGateway(open_=1)
+    AccountLease(db, gateway.account, "someone-else", ttl_s=30).acquire()
+    with pytest.raises(SweepInProgress):
+        _run(db, gateway)
+    assert gateway.calls["list"] == 0
+
+
+def test_losing_the_account_lease_stops_the_sweep(db):
+    gateway = MemoryGateway(open_=200)
+    gateway.expire_delay_s = 0.01
+
+    def steal_the_lease() -> None:
+        while gateway.calls["expire"] < 10:
+            time.sleep(0.01)
+        with db.session() as session:
+            session.get(SweepLock, gateway.account).run_id = "someone-else"
+
+    thief = threading.Thread(target=steal_the_lease)
+    thief.start()
+    with pytest.raises(SweepAborted, match="lease was lost"):
+        _run(db, gateway, max_rps=40, concurrency=2)
+    thief.join()
+    assert gateway.open_ids()
+    assert _only_run(db).status == "failed"
