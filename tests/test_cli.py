@@ -76,7 +76,7 @@ def test_users_add_rejects_bad_input_and_duplicates(cli):
     assert bad_customer.returncode == 2 and "cus_" in bad_customer.stderr
     cli("users", "add", "--email", "a@example.com", check=True)
     duplicate = cli("users", "add", "--email", "a@example.com")
-    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
     assert len(json.loads(cli("users", "list", "--json", check=True).stdout)) == 1
 
 
@@ -129,7 +129,7 @@ def test_created_before_accepts_iso_and_epoch_and_rejects_junk(cli, fake_stripe)
 def test_live_key_is_refused_unless_allowed(cli, fake_stripe):
     fake_stripe.state.seed(open_=2, livemode=True)
     refused = cli("sweep", "--json", STRIPE_API_KEY=LIVE_KEY)
-    assert refused.returncode == 1 and "SWEEPER_ALLOW_LIVE_MODE" in refused.stderr
+    assert refused.returncode == 2 and "SWEEPER_ALLOW_LIVE_MODE" in refused.stderr
     assert fake_stripe.state.snapshot()["open_total"] == 2
     allowed = cli("sweep", "--json", STRIPE_API_KEY=LIVE_KEY, SWEEPER_ALLOW_LIVE_MODE="1")
     assert allowed.returncode == 0 and json.loads(allowed.stdout)["expired_count"] == 2
@@ -222,7 +222,7 @@ def test_sweep_on_a_terminal_shows_progress_and_a_summary(cli, fake_stripe, tmp_
 
 def test_serve_refuses_several_workers_with_per_process_rate_limits(cli):
     result = cli("serve", "--workers", "3", RATELIMIT_STORAGE_URI="memory://")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "RATELIMIT_STORAGE_URI" in result.stderr and "9 per hour" in result.stderr
 
 

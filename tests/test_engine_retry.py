@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from checkout_sweeper.errors import RetryableError, SessionRejected
+from checkout_sweeper.errors import LeaseLost, RetryableError, SessionRejected, SweepStopped
 from checkout_sweeper.pacing import AdaptiveTokenBucket
 from checkout_sweeper.retry import PacedCalls, RetryPolicy
 from checkout_sweeper.stop import StopSignal
@@ -77,13 +77,34 @@ def test_errors_that_are_not_retryable_are_raised_at_once():
     assert tally.progress.requests == 1 and slept == []
 
 
-def test_a_stopped_sweep_does_not_retry():
+def test_a_sweep_stopped_during_a_request_does_not_retry_it():
     calls, tally, stop, slept = _calls()
-    stop.interrupt()
 
     def request() -> None:
+        stop.interrupt()
         raise RetryableError("Stripe 500 error")
 
     with pytest.raises(RetryableError):
         calls.call(request)
     assert tally.progress.requests == 1 and slept == []
+
+
+def test_no_request_starts_once_the_sweep_stopped():
+    calls, tally, stop, _ = _calls()
+    stop.interrupt()
+    with pytest.raises(SweepStopped):
+        calls.call(lambda: "never sent")
+    assert tally.progress.requests == 0
+
+
+def test_no_request_starts_after_the_deadline():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(1, clock=clock, sleep=clock.sleep)  # one a second
+    tally, stop = Tally("s", False), StopSignal(clock=clock)
+    stop.set_deadline(2.5, LeaseLost("lease could not be renewed"))
+    calls = PacedCalls(bucket, RetryPolicy(), tally, stop, sleep=clock.sleep)
+    sent = []
+    with pytest.raises(SweepStopped):
+        for _ in range(10):
+            calls.call(lambda: sent.append(clock.now))
+    assert sent == [0.0, 1.0, 2.0] and isinstance(stop.reason, LeaseLost)

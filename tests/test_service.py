@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from checkout_sweeper.db import Database
-from checkout_sweeper.errors import RetryableError, SweepAborted, SweepInProgress
+from checkout_sweeper.errors import LeaseLost, RetryableError, SweepAborted, SweepInProgress
 from checkout_sweeper.locks import AccountLease
 from checkout_sweeper.models import SweepLock, SweepRun, SweptSession
-from checkout_sweeper.service import run_recorded_sweep
+from checkout_sweeper.service import Recording, run_recorded_sweep
 from checkout_sweeper.sweep import SweepOptions
 
 from memory_gateway import INSTANT, MemoryGateway
@@ -25,10 +26,9 @@ def db(tmp_path) -> Database:
     return database
 
 
-def _run(db: Database, gateway: MemoryGateway, **options) -> None:
-    run_recorded_sweep(
-        db, gateway, SweepOptions(**{**INSTANT, **options}), trigger="cli", lease_ttl_s=0.6
-    )
+def _run(db: Database, gateway: MemoryGateway, journal_dir=None, **options) -> None:
+    recording = Recording(db, journal_dir or Path(db.url.split("///")[1]).parent / "journal", 0.6)
+    run_recorded_sweep(recording, gateway, SweepOptions(**{**INSTANT, **options}), trigger="cli")
 
 
 def _only_run(db: Database) -> SweepRun:
@@ -81,8 +81,18 @@ def test_losing_the_account_lease_stops_the_sweep(db):
 
     thief = threading.Thread(target=steal_the_lease)
     thief.start()
-    with pytest.raises(SweepAborted, match="lease was lost"):
+    with pytest.raises(LeaseLost, match="taken by another sweep"):
         _run(db, gateway, max_rps=40, concurrency=2)
     thief.join()
     assert gateway.open_ids()
-    assert _only_run(db).status == "failed"
+    assert _only_run(db).status == "interrupted"
+
+
+def test_a_sweep_that_stripe_stops_is_recorded_failed_with_what_it_did(db):
+    gateway = MemoryGateway(open_=5)
+    gateway.fail_list(*[RetryableError("Stripe 500 error")] * 20)
+    with pytest.raises(SweepAborted, match="500") as aborted:
+        _run(db, gateway, max_attempts=2)
+    run = _only_run(db)
+    assert (run.status, run.error) == ("failed", "Stripe 500 error")
+    assert aborted.value.result is not None and aborted.value.result.stripe_requests == 2

@@ -18,9 +18,11 @@ from .api.v1 import bp as v1_bp
 from .config import Settings, default_instance_path
 from .db import Database
 from .logs import setup_logging
+from .recovery import import_journals
 from .responses import register_error_handlers
 
 request_log = logging.getLogger("checkout_sweeper.request")
+REDIS_TIMEOUT_S = 2.0
 
 
 def _user_key() -> str:
@@ -41,8 +43,10 @@ def create_app(
     db = Database(settings.database_url)
     if upgrade_sqlite and db.dialect == "sqlite":
         db.upgrade()
+    _import_left_journals(db, settings)
     app.config.update(
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_STORAGE_OPTIONS=_storage_options(settings.ratelimit_storage_uri),
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=False,
@@ -50,6 +54,7 @@ def create_app(
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     limiter = Limiter(key_func=_user_key, app=app)
+    limiter.exempt(health_bp)
     app.extensions[EXTENSION_KEY] = AppState(settings=settings, db=db, limiter=limiter)
     if settings.trusted_proxy_count:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -64,6 +69,21 @@ def create_app(
     app.register_blueprint(docs_bp)
     _log_requests(app)
     return app
+
+
+def _storage_options(uri: str) -> dict[str, float]:
+    """Redis answers within seconds or the endpoint fails closed (503): never a hung request."""
+    if uri.startswith("memory://"):
+        return {}
+    return {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S}
+
+
+def _import_left_journals(db: Database, settings: Settings) -> None:
+    """Outcomes a dead sweep left on disk reach the database when a worker starts."""
+    try:
+        import_journals(db, settings.journal_dir)
+    except Exception as err:  # the next start tries again; the files stay
+        logging.getLogger("checkout_sweeper.audit").warning("journal import skipped: %s", err)
 
 
 def _log_requests(app: Flask) -> None:

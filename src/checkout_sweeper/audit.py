@@ -1,155 +1,159 @@
-"""The audit trail: a ``SweepRun`` row per sweep and a ``SweptSession`` row per session.
+"""The audit trail of one sweep: a ``SweepRun`` row and a ``SweptSession`` row per session.
 
-Outcomes arrive from many expire threads; they are buffered and written in batches (every
-``batch_size`` outcomes or ``flush_every_s`` seconds), and each write also refreshes the run's
-counters and heartbeat. A process that dies mid-sweep loses at most the last unflushed batch,
-and its run, whose account lease then lapses, is reported as interrupted.
+Nothing is lost on the way. Each outcome is first appended to the run's local journal (on disk
+at once), then kept in memory until a background writer has it in the database; a write that
+fails keeps its batch and is retried with backoff, and logged. At the end, ``finish`` waits up
+to a grace period for the database; if it is still out of reach, it raises ``AuditError``
+naming the journal, which the next command or worker imports (``recovery``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
-
+from .audit_store import close_run, insert_outcomes, outcome_entry, update_run
 from .db import Database
-from .models import SweepLock, SweepRun, SweptSession, utcnow
-from .tally import SessionOutcome, SweepProgress, SweepResult
+from .errors import AuditError
+from .journal import Journal
+from .models import SweepRun, utcnow
+from .tally import SessionOutcome, SweepProgress
+
+log = logging.getLogger("checkout_sweeper.audit")
+MAX_RETRY_WAIT_S = 8.0
 
 
 class RunRecorder:
-    """Writes one sweep's run row and session rows as the sweep goes."""
+    """Writes one sweep's run row and session rows as the sweep goes; thread-safe."""
 
     def __init__(
         self,
         db: Database,
-        run_id: str,
+        journal_dir: Path,
+        run: dict[str, Any],
         *,
-        trigger: str,
-        account: str,
-        livemode: bool,
-        dry_run: bool,
-        user_id: int | None = None,
         batch_size: int = 100,
         flush_every_s: float = 1.0,
     ) -> None:
         self.db = db
-        self.run_id = run_id
+        self.run_id: str = run["id"]
         self.batch_size = batch_size
         self.flush_every_s = flush_every_s
-        self._buffer: list[SessionOutcome] = []
+        self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._last_flush = time.monotonic()
         self._progress: SweepProgress | None = None
-        with db.session() as session:
-            session.add(
-                SweepRun(
-                    id=run_id,
-                    trigger=trigger,
-                    user_id=user_id,
-                    account=account,
-                    livemode=livemode,
-                    dry_run=dry_run,
-                    status="running",
-                    expired_count=0,
-                    already_closed_count=0,
-                    failed_count=0,
-                    stripe_requests=0,
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                )
-            )
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self.write_failures = 0
+        with db.session() as session:  # the database must answer for a sweep to start
+            session.add(SweepRun(**run, host=socket.gethostname(), pid=os.getpid()))
+        self.journal = Journal(journal_dir, self.run_id)
+        self.journal.append({"kind": "run", **run})
+        self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
+        self._writer.start()
+
+    @property
+    def pending(self) -> int:
+        """Outcomes in the journal that have not reached the database yet."""
+        with self._lock:
+            return len(self._pending)
 
     def on_outcome(self, outcome: SessionOutcome) -> None:
+        entry = outcome_entry(outcome.session_id, outcome.outcome, outcome.error, outcome.attempts)
+        self.journal.append(entry)
         with self._lock:
-            self._buffer.append(outcome)
-            due = (
-                len(self._buffer) >= self.batch_size
-                or time.monotonic() - self._last_flush >= self.flush_every_s
-            )
+            self._pending.append(entry)
+            due = len(self._pending) >= self.batch_size
         if due:
-            self.flush()
+            self._wake.set()
 
     def on_progress(self, progress: SweepProgress) -> None:
         self._progress = progress
 
-    def flush(self) -> None:
-        """Write what is buffered, with the run's counters so far; safe from any thread."""
+    def finish(self, status: str, values: dict[str, Any], *, grace_s: float) -> None:
+        """Close the run with ``status``; wait up to ``grace_s`` for the database, else raise
+        ``AuditError`` naming the journal that holds everything."""
+        self._closing.set()
+        self._wake.set()
+        self._writer.join(timeout=self.flush_every_s + 1)
+        final = {"status": status, "finished_at": utcnow(), **values}
+        self.journal.append({"kind": "finish", **final})
+        deadline = time.monotonic() + grace_s
+        wait = 0.25
+        while True:
+            try:
+                self._write(final)
+                break
+            except Exception as err:
+                self._note_failure(err)
+                if time.monotonic() + wait > deadline:
+                    raise AuditError(
+                        f"the database could not be reached to record sweep {self.run_id}; "
+                        f"every outcome is kept in {self.journal.path} and will be imported "
+                        "by the next command once the database answers"
+                    ) from err
+                time.sleep(wait)
+                wait = min(wait * 2, MAX_RETRY_WAIT_S)
+        self.journal.remove()
+
+    # the writer -------------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        wait = self.flush_every_s
+        while not self._closing.is_set():
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            try:
+                self._write()
+                wait = self.flush_every_s
+            except Exception as err:  # kept, logged, retried with backoff
+                self._note_failure(err)
+                wait = min(max(wait, 0.25) * 2, MAX_RETRY_WAIT_S)
+
+    def _write(self, final: dict[str, Any] | None = None) -> None:
+        """One transaction: the pending outcomes and the run's counters (or its close)."""
         with self._write_lock:
             with self._lock:
-                batch, self._buffer = self._buffer, []
-                self._last_flush = time.monotonic()
-            progress = self._progress
+                batch = list(self._pending)
             with self.db.session() as session:
-                if batch:
-                    session.add_all(
-                        SweptSession(
-                            run_id=self.run_id,
-                            session_id=o.session_id,
-                            outcome=o.outcome,
-                            error=o.error,
-                            attempts=o.attempts,
-                        )
-                        for o in batch
-                    )
-                values: dict[str, Any] = {"heartbeat_at": utcnow()}
-                if progress is not None:
-                    values.update(
-                        expired_count=progress.expired,
-                        already_closed_count=progress.already_closed,
-                        failed_count=progress.failed,
-                        stripe_requests=progress.requests,
-                    )
-                session.execute(update(SweepRun).where(SweepRun.id == self.run_id).values(values))
+                insert_outcomes(session, self.run_id, batch)
+                if final is not None:
+                    close_run(session, self.run_id, final)
+                else:
+                    update_run(session, self.run_id, self._counters())
+            with self._lock:
+                del self._pending[: len(batch)]
+        if self.write_failures:
+            log.info("audit writes for sweep %s work again", self.run_id)
+            self.write_failures = 0
 
-    def finish(self, result: SweepResult | None, error: str | None = None) -> None:
-        """Flush the rest and close the run: succeeded, incomplete (work left) or failed."""
-        self.flush()
-        values: dict[str, Any] = {"finished_at": utcnow(), "heartbeat_at": utcnow()}
-        if result is not None:
+    def _counters(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        progress = self._progress
+        if progress is not None:
             values.update(
-                status="succeeded" if result.succeeded else "incomplete",
-                expired_count=result.expired_count,
-                already_closed_count=result.already_closed_count,
-                failed_count=len(result.failed),
-                remaining_count=result.remaining_open_count,
-                stripe_requests=result.stripe_requests,
+                expired_count=progress.expired,
+                already_closed_count=progress.already_closed,
+                failed_count=progress.failed,
+                stripe_requests=progress.requests,
             )
-        else:
-            values.update(status="failed", error=error)
-        with self.db.session() as session:
-            session.execute(update(SweepRun).where(SweepRun.id == self.run_id).values(values))
+        return values
 
-    def interrupted(self, reason: str) -> None:
-        """The process is going away mid-sweep (a signal): say so rather than look alive."""
-        self.flush()
-        with self.db.session() as session:
-            session.execute(
-                update(SweepRun)
-                .where(SweepRun.id == self.run_id, SweepRun.status == "running")
-                .values(status="interrupted", error=reason, finished_at=utcnow())
-            )
-
-
-def mark_stale_runs_interrupted(db: Database) -> int:
-    """Runs still 'running' without a live lease belong to a process that died mid-sweep."""
-    alive = select(SweepLock.run_id).where(SweepLock.expires_at >= time.time())
-    with db.session() as session:
-        result = session.execute(
-            update(SweepRun)
-            .where(SweepRun.status == "running", SweepRun.id.not_in(alive))
-            .values(status="interrupted", error="the process stopped mid-sweep (lease lapsed)")
+    def _note_failure(self, err: Exception) -> None:
+        self.write_failures += 1
+        log.warning(
+            "audit write for sweep %s failed (%d in a row; %d outcomes wait in %s): %s",
+            self.run_id,
+            self.write_failures,
+            self.pending,
+            self.journal.path,
+            err,
+            extra={"fields": {"sweep_id": self.run_id, "pending": self.pending}},
         )
-        return result.rowcount or 0
-
-
-def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
-    mark_stale_runs_interrupted(db)
-    with db.session() as session:
-        runs = session.scalars(select(SweepRun).order_by(SweepRun.started_at.desc()).limit(limit))
-        return [run.as_dict() for run in runs]

@@ -14,8 +14,11 @@ from .fake_stripe.cli import fake_stripe_command
 
 @click.group()
 @click.version_option(package_name="checkout-sweeper")
-def main() -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Debug logs, and the traceback of an error.")
+@click.pass_context
+def main(context: click.Context, verbose: bool) -> None:
     """Expire every open Stripe Checkout Session of an account, safely and fast."""
+    context.meta["verbose"] = verbose
 
 
 for command in (

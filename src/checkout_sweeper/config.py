@@ -38,7 +38,7 @@ class ServerSettings:
 
     bind: str = "127.0.0.1:8000"
     workers: int = 1
-    threads: int = 4
+    threads: int = 16  # health checks keep a thread while requests wait on a dependency
     timeout_s: int = 900
     graceful_timeout_s: int = 600
     log_level: str = "INFO"
@@ -119,6 +119,11 @@ VARIABLES: tuple[Variable, ...] = (
         "SWEEPER_LEASE_TTL",
         f"{defaults.LEASE_TTL_S:g}",
         "seconds before a dead sweeper's account lease lapses",
+    ),
+    Variable(
+        "SWEEPER_AUDIT_GRACE_S",
+        f"{defaults.AUDIT_GRACE_S:g}",
+        "how long a finished sweep waits for an unreachable database before leaving its journal",
     ),
     Variable(
         "SWEEPER_API_PREFIX", f"`{DEFAULT_API_PREFIX}`", "where the endpoint's blueprint is mounted"
@@ -279,7 +284,9 @@ class Settings:
     concurrency: int
     trusted_proxy_count: int
     server: ServerSettings
+    journal_dir: Path
     lease_ttl_s: float = defaults.LEASE_TTL_S
+    audit_grace_s: float = defaults.AUDIT_GRACE_S
     api_prefix: str = DEFAULT_API_PREFIX
 
     def check_for_api(self) -> None:
@@ -306,6 +313,10 @@ class Settings:
             concurrency=_whole(env, "SWEEPER_CONCURRENCY", defaults.CONCURRENCY, minimum=1),
             trusted_proxy_count=_whole(env, "TRUSTED_PROXY_COUNT", 0, minimum=0),
             server=ServerSettings.from_env(env),
+            journal_dir=instance_path / "journal",
             lease_ttl_s=_number(env, "SWEEPER_LEASE_TTL", defaults.LEASE_TTL_S, minimum=1.0),
+            audit_grace_s=_number(
+                env, "SWEEPER_AUDIT_GRACE_S", defaults.AUDIT_GRACE_S, minimum=0.0
+            ),
             api_prefix="" if prefix == "/" else prefix,
         )

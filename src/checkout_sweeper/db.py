@@ -14,10 +14,24 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 _MIGRATION_LOCK_ID = 0x5EE9_C0DE  # pg_advisory_lock key for "checkout-sweeper migrations"
+CONNECT_TIMEOUT_S = 3
+STATEMENT_TIMEOUT_MS = 5000
+# A PostgreSQL that refuses, drops packets or waits on a lock becomes an error in seconds:
+# connecting is bounded, a statement is cancelled by the server after 5 s, and keepalives plus
+# tcp_user_timeout notice a peer that stopped acknowledging.
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 5000,
+    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout=3000",
+}
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -42,7 +56,12 @@ class Database:
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_timeout=CONNECT_TIMEOUT_S * 2,
+                connect_args=POSTGRES_CONNECT_ARGS if url.startswith("postgresql") else {},
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -63,6 +82,8 @@ class Database:
         )
         with self.engine.connect() as connection:
             if self.dialect == "postgresql":
+                # Another instance may hold the lock while it migrates: wait for it.
+                connection.execute(text("SET statement_timeout = 0; SET lock_timeout = 0"))
                 connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
                 connection.commit()
             try:
@@ -74,7 +95,13 @@ class Database:
                     connection.execute(
                         text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID}
                     )
+                    connection.execute(text("RESET statement_timeout; RESET lock_timeout"))
                     connection.commit()
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     def dispose(self) -> None:
         self.engine.dispose()

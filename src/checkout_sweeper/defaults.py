@@ -10,6 +10,7 @@ from __future__ import annotations
 MAX_RPS = 20.0  # Stripe requests per second one sweep may use: headroom under the 25/s limit
 CONCURRENCY = 8  # expire requests in flight at once
 LEASE_TTL_S = 30.0  # seconds before a silent sweeper's account lease lapses
+AUDIT_GRACE_S = 60.0  # how long a finished sweep waits for an unreachable database
 SWEEPS_PER_HOUR = 3  # the spec's per-user quota on the endpoint
 JWT_LEEWAY_S = 30  # clock skew allowed on exp, nbf and iat
 REMAINING_CAP = 100  # full session objects kept in an answer; the count beside them is exact

@@ -18,7 +18,10 @@ gateway translates them into the ``StripeProblem`` branch at that one boundary.
     │   └── StaleCursor         the ``starting_after`` session no longer matches the filter
     ├── SweepError              a sweep could not run or did not finish
     │   ├── LiveModeRefused     a live-mode key without SWEEPER_ALLOW_LIVE_MODE
-    │   └── SweepAborted        Stripe could not be used, or the lease was lost
+    │   ├── SweepStopped        no request may start: stopped, interrupted or past the deadline
+    │   └── SweepAborted        the sweep ended early (carries what was done)
+    │       ├── LeaseLost       the lease could not be renewed in time, or was taken
+    │       └── SweepInterrupted  a signal (Ctrl-C, SIGTERM) stopped it
     ├── LeaseError              the one-sweep-per-account lease
     │   └── SweepInProgress     another sweep holds the account's lease
     ├── AuditError              the audit trail could not be written
@@ -26,6 +29,11 @@ gateway translates them into the ``StripeProblem`` branch at that one boundary.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .tally import SweepResult
 
 
 class SweeperError(Exception):
@@ -112,9 +120,25 @@ class LiveModeRefused(SweepError):
         super().__init__(LIVE_MODE_REFUSAL)
 
 
+class SweepStopped(SweepError):
+    """Raised inside the engine where a request was about to start after the sweep stopped."""
+
+
 class SweepAborted(SweepError):
-    """Stripe could not be used (key rejected, unreachable after every retry), or the
-    account lease was lost; what was done before is in the tally and the audit trail."""
+    """The sweep ended early: Stripe could not be used (key rejected, unreachable after every
+    retry) or the lease was lost. ``result`` holds what was done before it stopped."""
+
+    def __init__(self, message: str, result: SweepResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class LeaseLost(SweepAborted):
+    """The lease was taken by another sweep, or could not be renewed before its deadline."""
+
+
+class SweepInterrupted(SweepAborted):
+    """A signal stopped the sweep; in-flight expires finished and were recorded."""
 
 
 # leases and audit -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from .errors import (
     SessionNotOpen,
     SessionRejected,
     StripeProblem,
+    SweepStopped,
 )
 from .gateway import Gateway
 from .retry import PacedCalls
@@ -74,9 +75,10 @@ class ExpirePool:
 
     def _expire(self, session_id: str) -> None:
         try:
-            if not self._stop.stopped:  # queued when the sweep stopped: left for next time
-                key = idempotency_key(self._sweep_id, session_id)
-                self._tally.record(self._outcome(session_id, key))
+            key = idempotency_key(self._sweep_id, session_id)
+            self._tally.record(self._outcome(session_id, key))
+        except SweepStopped:
+            pass  # never sent, or its answer is unknown: left open for the next sweep
         finally:
             self._slots.release()
             with self._idle:
@@ -107,6 +109,8 @@ class ExpirePool:
         except FatalStripeError as problem:
             self._stop.abort(problem)
             return SessionOutcome(session_id, "failed", str(problem), attempts=attempts)
+        except SweepStopped:
+            raise
         except Exception as problem:  # a bug must not lose the record of the others
             log.exception("expire of %s failed unexpectedly", session_id)
             return SessionOutcome(session_id, "failed", repr(problem), attempts=attempts)

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -86,9 +95,12 @@ class SweepRun(Base):
 
 
 class SweptSession(Base):
-    """What happened to one Checkout Session in one sweep."""
+    """What happened to one Checkout Session in one sweep (one row per session per run)."""
 
     __tablename__ = "swept_sessions"
+    __table_args__ = (
+        UniqueConstraint("run_id", "session_id", name="uq_swept_sessions_run_session"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("sweep_runs.id", ondelete="CASCADE"), index=True)

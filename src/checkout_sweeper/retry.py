@@ -58,11 +58,13 @@ class PacedCalls:
         self._rng = rng or random.Random()
 
     def call(self, request: Callable[[], T]) -> T:
-        """``request()`` once or more; the last ``RetryableError`` is raised when they run out."""
+        """``request()`` once or more; the last ``RetryableError`` is raised when they run out,
+        ``SweepStopped`` when the sweep stopped before a request could start."""
         attempt = 0
         while True:
             attempt += 1
             self.bucket.acquire()
+            self._stop.check()  # the wait for a slot may have outlasted the lease deadline
             self._tally.request()
             try:
                 return request()

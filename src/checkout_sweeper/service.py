@@ -1,77 +1,116 @@
 """A recorded sweep: lease the account, run the engine, keep the audit trail, release.
 
 The endpoint and the ``sweep`` command both come through here, so the two doors share the same
-guarantees: one sweep per account at a time, every outcome written down, a run row that always
-ends as succeeded, incomplete, failed or interrupted.
+guarantees:
+
+* one sweep per account at a time: the lease is renewed every ``ttl/6`` seconds, and the
+  sweeper may send no Stripe request after ``last renewal + ttl - margin`` (``LeaseKeeper``), so
+  it stops before its lease can lapse and another sweeper take the account, whatever keeps the
+  renewal from succeeding;
+* every outcome written down (``audit.RunRecorder``, with its local journal);
+* a run row that always ends as succeeded, incomplete, failed or interrupted.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from . import defaults
 from .audit import RunRecorder
-from .config import Settings
 from .db import Database
-from .errors import LiveModeRefused
+from .errors import LeaseLost, SweepAborted, SweepInterrupted
 from .gateway import Gateway
 from .locks import AccountLease
-from .stripe_api import StripeGateway
+from .stop import StopSignal
 from .sweep import Sweeper, SweepOptions, SweepProgress, SweepResult
 
-__all__ = ["configured_sweep", "run_recorded_sweep"]
+__all__ = ["Recording", "lease_margin_s", "run_recorded_sweep"]
+
+log = logging.getLogger("checkout_sweeper.service")
 
 
-class _Heartbeat(threading.Thread):
-    """Renews the account lease and flushes the audit buffer while the sweep runs."""
+@dataclass(frozen=True)
+class Recording:
+    """Where and how a sweep is recorded: the database, the journal folder, the lease."""
 
-    def __init__(self, beat: Callable[[], None], every_s: float) -> None:
-        super().__init__(name="sweep-heartbeat", daemon=True)
-        self._beat = beat
-        self._every_s = every_s
-        self._stop_event = threading.Event()
+    db: Database
+    journal_dir: Path
+    lease_ttl_s: float = defaults.LEASE_TTL_S
+    audit_grace_s: float = defaults.AUDIT_GRACE_S
+
+
+def lease_margin_s(ttl_s: float) -> float:
+    """How long before its lease could lapse a sweeper stops sending requests."""
+    return max(ttl_s / 3, min(1.0, ttl_s / 2))
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the lease and moves the sweeper's deadline after each renewal that succeeds."""
+
+    def __init__(self, lease: AccountLease, stop: StopSignal, ttl_s: float) -> None:
+        super().__init__(name="lease-keeper", daemon=True)
+        self._lease = lease
+        self._signal = stop
+        self._ttl_s = ttl_s
+        self._done = threading.Event()
+        self.failures = 0
+
+    def start_deadline(self, renewed_at: float) -> None:
+        deadline = renewed_at + self._ttl_s - lease_margin_s(self._ttl_s)
+        lapse = LeaseLost(
+            "the account lease could not be renewed in time (the database did not answer); "
+            "stopped so that two sweeps never overlap"
+        )
+        self._signal.set_deadline(deadline, lapse)
 
     def run(self) -> None:
-        while not self._stop_event.wait(self._every_s):
+        while not self._done.wait(self._ttl_s / 6):
+            started = time.monotonic()
             try:
-                self._beat()
-            except Exception:  # a missed beat is retried at the next one
+                kept = self._lease.renew()
+            except Exception as err:  # the deadline stays where it was; logged and counted
+                self.failures += 1
+                log.warning("lease renewal failed (%d in a row): %s", self.failures, err)
                 continue
+            if not kept:
+                self._signal.abort(LeaseLost("the account lease was taken by another sweep"))
+                return
+            self.failures = 0
+            self.start_deadline(started)
 
     def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=self._every_s + 1)
+        self._done.set()
+        self.join(timeout=1)
 
 
 def run_recorded_sweep(
-    db: Database,
+    recording: Recording,
     gateway: Gateway,
     options: SweepOptions,
     *,
     trigger: str,
     user_id: int | None = None,
     on_progress: Callable[[SweepProgress], None] | None = None,
-    lease_ttl_s: float = defaults.LEASE_TTL_S,
 ) -> SweepResult:
-    """Run one sweep under the account lease; raises ``SweepInProgress`` or ``SweepAborted``.
+    """Run one sweep under the account lease.
 
-    The lease is renewed six times per ``lease_ttl_s``; a process that dies lets it lapse.
+    Raises ``SweepInProgress`` (the lease is held), ``SweepAborted`` (carrying what was done)
+    or ``AuditError`` (the database stayed out of reach; the journal keeps everything).
     """
     run_id = uuid.uuid4().hex
-    lease = AccountLease(db, gateway.account, run_id, ttl_s=lease_ttl_s)
+    lease = AccountLease(recording.db, gateway.account, run_id, ttl_s=recording.lease_ttl_s)
+    acquired_at = time.monotonic()
     lease.acquire()
     try:
-        recorder = RunRecorder(
-            db,
-            run_id,
-            trigger=trigger,
-            account=gateway.account,
-            livemode=gateway.livemode,
-            dry_run=options.dry_run,
-            user_id=user_id,
-        )
+        run = {"id": run_id, "trigger": trigger, "user_id": user_id, "account": gateway.account}
+        run.update(livemode=gateway.livemode, dry_run=options.dry_run, status="running")
+        recorder = RunRecorder(recording.db, recording.journal_dir, run)
 
         def progress(snapshot: SweepProgress) -> None:
             recorder.on_progress(snapshot)
@@ -81,72 +120,51 @@ def run_recorded_sweep(
         sweeper = Sweeper(
             gateway, options, sweep_id=run_id, on_outcome=recorder.on_outcome, on_progress=progress
         )
-        return _run_recorded(sweeper, lease, recorder, lease_ttl_s / 6)
+        keeper = LeaseKeeper(lease, sweeper.stop, recording.lease_ttl_s)
+        keeper.start_deadline(acquired_at)
+        return _run_recorded(sweeper, keeper, recorder, recording.audit_grace_s)
     finally:
-        lease.release()
+        _release(lease)
 
 
 def _run_recorded(
-    sweeper: Sweeper, lease: AccountLease, recorder: RunRecorder, beat_every_s: float
+    sweeper: Sweeper, keeper: LeaseKeeper, recorder: RunRecorder, grace_s: float
 ) -> SweepResult:
-    """The sweep with its heartbeat; the run row ends succeeded, incomplete, failed or
-    interrupted whatever happens."""
-
-    def beat() -> None:
-        if not lease.renew():
-            # The lease lapsed (the database was out of reach for longer than its TTL) and
-            # another sweep may own the account now: two sweeps must never run at once.
-            sweeper.abort("the account lease was lost; stopped so two sweeps never overlap")
-        recorder.flush()
-
-    heartbeat = _Heartbeat(beat, beat_every_s)
-    heartbeat.start()
+    """The sweep with its lease keeper; the run row ends whatever happens."""
+    keeper.start()
     try:
         result = sweeper.run()
-    except Exception as problem:
-        recorder.finish(None, error=str(problem))
+    except LeaseLost as lost:
+        recorder.finish("interrupted", _values(lost.result, str(lost)), grace_s=grace_s)
         raise
-    except BaseException as stop:  # KeyboardInterrupt, SystemExit from a signal
-        recorder.interrupted(type(stop).__name__)
+    except SweepAborted as aborted:
+        recorder.finish("failed", _values(aborted.result, str(aborted)), grace_s=grace_s)
+        raise
+    except KeyboardInterrupt as signal:  # Ctrl-C, or SIGTERM turned into one by the door
+        partial = sweeper.partial_result()
+        recorder.finish("interrupted", _values(partial, "interrupted"), grace_s=grace_s)
+        raise SweepInterrupted("the sweep was interrupted", partial) from signal
+    except BaseException as crash:  # SystemExit, or a bug: the run row still ends
+        recorder.finish("failed", {"error": type(crash).__name__}, grace_s=grace_s)
         raise
     finally:
-        heartbeat.stop()
-    recorder.finish(result)
+        keeper.stop()
+    status = "succeeded" if result.succeeded else "incomplete"
+    recorder.finish(status, _values(result), grace_s=grace_s)
     return result
 
 
-def configured_sweep(
-    settings: Settings,
-    db: Database,
-    *,
-    trigger: str,
-    user_id: int | None = None,
-    dry_run: bool = False,
-    created_before: int | None = None,
-    on_progress: Callable[[SweepProgress], None] | None = None,
-) -> SweepResult:
-    """A recorded sweep of the account in ``settings``, paced as configured.
+def _values(result: SweepResult | None, error: str | None = None) -> dict[str, object]:
+    values: dict[str, object] = {"error": error}
+    if result is not None:
+        values["stripe_requests"] = result.stripe_requests
+        if error is None:
+            values["remaining_count"] = result.remaining_open_count
+    return values
 
-    Raises ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``.
-    """
-    key = settings.stripe_api_key or ""
-    gateway = StripeGateway(
-        key, api_base=settings.stripe_api_base, stripe_account=settings.stripe_account
-    )
-    if gateway.livemode and not settings.allow_live_mode:
-        raise LiveModeRefused()
-    options = SweepOptions(
-        max_rps=settings.max_rps,
-        concurrency=settings.concurrency,
-        dry_run=dry_run,
-        created_before=created_before,
-    )
-    return run_recorded_sweep(
-        db,
-        gateway,
-        options,
-        trigger=trigger,
-        user_id=user_id,
-        on_progress=on_progress,
-        lease_ttl_s=settings.lease_ttl_s,
-    )
+
+def _release(lease: AccountLease) -> None:
+    try:
+        lease.release()
+    except Exception as err:  # it lapses on its own after its TTL
+        log.warning("could not release the account lease (it lapses by itself): %s", err)

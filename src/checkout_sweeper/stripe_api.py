@@ -8,6 +8,7 @@ imports ``stripe``.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -24,6 +25,7 @@ from .errors import (
 from .gateway import SessionPage
 from .keys import account_fingerprint, is_live_key
 
+log = logging.getLogger("checkout_sweeper.stripe")
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
 REQUEST_TIMEOUT_S = 30
 
@@ -71,6 +73,28 @@ class StripeGateway:
             max_network_retries=0,  # the engine retries, with its own pacing and backoff
             http_client=stripe.RequestsClient(timeout=REQUEST_TIMEOUT_S),
         )
+
+    def identify(self) -> str:
+        """Key the lease on the Stripe account itself (``test:acct_...``), read once, so that
+        every key of one account shares one lease; a key that may not read the account (a
+        restricted key without that permission) keeps the key's fingerprint, and it is logged.
+        """
+        try:
+            account = self._client.v1.accounts.retrieve_current()
+        except (stripe.PermissionError, stripe.InvalidRequestError) as err:
+            if err.http_status not in (403, 404):
+                raise _translate(err) from None
+            log.warning(
+                "this key may not read its Stripe account (%s); the one-sweep lease is keyed on "
+                "the key instead, so another key of the same account is not kept out",
+                err.http_status,
+            )
+            return self.account
+        except stripe.StripeError as err:
+            raise _translate(err) from None
+        mode = "live" if self.livemode else "test"
+        self.account = f"{mode}:{account.id}"
+        return self.account
 
     def list_open(
         self,

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import defaults
-from .errors import StripeProblem, SweepAborted
+from .errors import SweepAborted, SweeperError
 from .expirer import ExpirePool
 from .gateway import Gateway
 from .pacing import AdaptiveTokenBucket
@@ -95,22 +95,25 @@ class Sweeper:
         self._seen: set[str] = set()  # dry run only: nothing leaves the open list there
         self._seen_lock = threading.Lock()
         self._pool: ExpirePool | None = None
+        self._passes_made = 0
+        self._started = time.monotonic()
 
     @property
     def progress(self) -> SweepProgress:
         return self.tally.progress
 
-    def abort(self, reason: str) -> None:
-        """Stop from another thread: no new requests; ``run`` raises ``SweepAborted(reason)``."""
-        self.stop.abort(StripeProblem(reason))
+    def abort(self, problem: SweeperError) -> None:
+        """Stop from another thread: no new requests; ``run`` raises ``SweepAborted`` (or the
+        ``problem`` itself when it is one), carrying what was done."""
+        self.stop.abort(problem)
 
     def run(self) -> SweepResult:
         """Sweep until clean, stopped or out of passes; raises ``SweepAborted`` when stopped."""
-        started = time.monotonic()
+        self._started = started = time.monotonic()
         walker = ListWalker(self.gateway, self.calls, self.stop, self, self.options.walk_options())
         self._pool = self._new_pool()
         try:
-            passes = self._passes(walker)
+            self._passes(walker)
         except BaseException:
             # Interrupted (a signal, a bug): queued expires are dropped, those in flight
             # finish and are recorded, and the caller sees the original exception.
@@ -119,9 +122,17 @@ class Sweeper:
         finally:
             self.drain()
             self._pool.close()
-        if self.stop.reason is not None:
-            raise SweepAborted(str(self.stop.reason)) from self.stop.reason
-        return self.tally.finish(passes, time.monotonic() - started)
+        result = self.tally.finish(self._passes_made, time.monotonic() - started)
+        reason = self.stop.reason
+        if isinstance(reason, SweepAborted):
+            raise type(reason)(str(reason), result) from reason
+        if reason is not None:
+            raise SweepAborted(str(reason), result) from reason
+        return result
+
+    def partial_result(self) -> SweepResult:
+        """What was done so far: for a sweep that was interrupted."""
+        return self.tally.finish(self._passes_made, time.monotonic() - self._started)
 
     def _new_pool(self) -> ExpirePool:
         return ExpirePool(
@@ -133,16 +144,18 @@ class Sweeper:
             concurrency=self.options.concurrency,
         )
 
-    def _passes(self, walker: ListWalker) -> int:
-        """Passes from the head until one hands on nothing; returns how many were made."""
-        for number in range(1, self.options.max_passes + 1):
+    def _passes(self, walker: ListWalker) -> None:
+        """Passes from the head until one hands on nothing (or the sweep stops)."""
+        for _ in range(self.options.max_passes):
+            self._passes_made += 1
             listing = walker.walk()
             self.drain()
+            if self.stop.stopped:
+                return
             if listing.dispatched == 0 or self.options.dry_run:
                 self._report_remaining(listing)
-                return number
+                return
         self._report_remaining(walker.walk(verify_only=True))
-        return self.options.max_passes
 
     def _report_remaining(self, listing: PassListing) -> None:
         self.tally.still_open(listing.count, listing.sample)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import StaleCursor, StripeProblem
+from .errors import StaleCursor, StripeProblem, SweepStopped
 from .gateway import Gateway, SessionPage
 from .retry import PacedCalls
 from .stop import StopSignal
@@ -94,6 +94,8 @@ class ListWalker:
                 self._restart(held, listing)
                 cursor = held = None
                 continue
+            except SweepStopped:
+                break
             except StripeProblem as problem:
                 self._stop.abort(problem)
                 break

@@ -15,10 +15,10 @@ from flask_limiter.errors import RateLimitExceeded
 
 from .. import defaults
 from ..auth import bearer_token, user_id_from, verify
-from ..errors import AuthError, LiveModeRefused, SweepAborted, SweepInProgress
+from ..configured import configured_sweep
+from ..errors import AuditError, AuthError, LiveModeRefused, SweepAborted, SweepInProgress
 from ..models import User
 from ..responses import UNEXPECTED, ApiError, success
-from ..service import configured_sweep
 from ..users import find_user
 from .state import app_state
 
@@ -94,6 +94,9 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
         ) from None
     except SweepAborted as err:
         log.error("sweep aborted: %s", err)
+        raise ApiError(500, UNEXPECTED) from None
+    except AuditError as err:
+        log.error("sweep not fully recorded: %s", err)
         raise ApiError(500, UNEXPECTED) from None
     g.sweep_counts = {
         "sweep_id": result.sweep_id,

@@ -10,7 +10,7 @@ from gunicorn.app.base import BaseApplication
 from .. import defaults
 from ..errors import ConfigError
 from ..keys import is_live_key
-from .common import load_settings, open_database
+from .common import EXIT_USAGE, Failure, load_settings, open_database
 
 
 class _Gunicorn(BaseApplication):
@@ -53,14 +53,15 @@ def serve_command(host: str | None, port: int | None, workers: int | None) -> No
     try:
         settings.check_for_api()
     except ConfigError as err:
-        raise click.ClickException(f"configuration: {err}") from None
+        raise Failure(f"configuration: {err}", EXIT_USAGE) from None
     workers = workers or settings.server.workers
     if workers > 1 and settings.ratelimit_storage_uri.startswith("memory://"):
-        raise click.ClickException(
+        raise Failure(
             f"configuration: {workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
             f"count the {defaults.sweep_rate_limit()} limit in each process "
             f"({defaults.SWEEPS_PER_HOUR * workers} per hour in all); "
-            "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1"
+            "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1",
+            EXIT_USAGE,
         )
     open_database(settings).dispose()  # migrate once here, before gunicorn forks its workers
     if is_live_key(settings.stripe_api_key or "") and not settings.allow_live_mode:

@@ -6,17 +6,35 @@ import contextlib
 import signal
 import sys
 from datetime import UTC, datetime
+from typing import NoReturn
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..audit import recent_runs
-from ..errors import LiveModeRefused, SweepAborted, SweepInProgress
-from ..service import configured_sweep
+from ..audit_store import recent_runs
+from ..configured import configured_sweep
+from ..errors import (
+    AuditError,
+    LeaseLost,
+    LiveModeRefused,
+    SweepAborted,
+    SweepInProgress,
+    SweepInterrupted,
+)
 from ..tally import SweepProgress, SweepResult
-from .common import load_settings, open_database, print_json, table_console
+from .common import (
+    EXIT_AUDIT,
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    Failure,
+    load_settings,
+    open_database,
+    print_json,
+    table_console,
+)
 
 
 def parse_moment(value: str) -> int:
@@ -111,13 +129,14 @@ def sweep_command(dry_run: bool, as_json: bool, created_before: str | None) -> N
     """Expire every open Checkout Session of the account in STRIPE_API_KEY.
 
     Exit status: 0 when nothing failed and nothing is left open; 1 when sessions failed or
-    remain open; 2 on bad input; 3 when Stripe could not be used; 4 when another sweep of the
-    account is running.
+    remain open; 2 on bad input or configuration; 3 when Stripe or the database could not be
+    used; 4 when another sweep holds the account (or took it); 5 when the audit trail could
+    not be written (the journal named keeps every outcome); 130 when interrupted.
     """
     cutoff = parse_moment(created_before) if created_before else None
     settings = load_settings()
     if not settings.stripe_api_key:
-        raise click.ClickException("STRIPE_API_KEY is not set")
+        raise Failure("STRIPE_API_KEY is not set: export the key of the account to sweep", 2)
     db = open_database(settings)
     console = Console(stderr=True)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -133,21 +152,39 @@ def sweep_command(dry_run: bool, as_json: bool, created_before: str | None) -> N
                 on_progress=live.update if live else None,
             )
     except LiveModeRefused as refusal:
-        raise click.ClickException(str(refusal)) from None
+        raise Failure(str(refusal), EXIT_USAGE) from None
     except SweepInProgress:
-        console.print("[red]error:[/red] a sweep of this Stripe account is already running")
-        sys.exit(4)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted:[/yellow] the run is recorded as interrupted")
-        sys.exit(130)
-    except SweepAborted as err:
-        console.print(f"[red]error:[/red] Stripe could not be used: {err}")
-        sys.exit(3)
+        raise Failure("a sweep of this Stripe account is already running", EXIT_BUSY) from None
+    except SweepAborted as stopped:
+        _stopped_early(console, stopped, as_json)
+    except AuditError as err:
+        raise Failure(str(err), EXIT_AUDIT) from None
     if as_json:
         print_json(result.as_data())
     else:
         _summary(table_console(), result)
-    sys.exit(0 if result.succeeded else 1)
+    sys.exit(0 if result.succeeded else EXIT_FAILED)
+
+
+def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> NoReturn:
+    """Say what was done before the sweep stopped, then exit with the code of the reason."""
+    if isinstance(stopped, SweepInterrupted):
+        headline, code = "[yellow]interrupted:[/yellow] the run is recorded as interrupted", 130
+    elif isinstance(stopped, LeaseLost):
+        headline, code = f"[red]stopped:[/red] {stopped}", EXIT_BUSY
+    else:
+        headline, code = f"[red]error:[/red] Stripe could not be used: {stopped}", 3
+    console.print(headline, highlight=False)
+    if stopped.result is not None:
+        done = stopped.result
+        console.print(
+            f"done before it stopped: {done.expired_count} expired, "
+            f"{done.already_closed_count} already closed, {len(done.failed)} failed",
+            highlight=False,
+        )
+        if as_json:
+            print_json({**done.as_data(), "error": str(stopped)})
+    sys.exit(code)
 
 
 @click.command("history")

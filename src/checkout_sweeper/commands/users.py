@@ -8,7 +8,7 @@ from rich.table import Table
 from ..auth import mint_token
 from ..errors import AuthError, UserError
 from ..users import add_user, check_customer_id, check_email, list_users
-from .common import load_settings, open_database, print_json, table_console
+from .common import EXIT_USAGE, Failure, load_settings, open_database, print_json, table_console
 
 
 @click.group("users")
@@ -32,7 +32,7 @@ def add_command(email: str, stripe_customer_id: str | None, as_json: bool) -> No
     try:
         payload = add_user(open_database(load_settings()), email, stripe_customer_id)
     except UserError as err:
-        raise click.ClickException(str(err)) from None
+        raise Failure(str(err), EXIT_USAGE) from None
     if as_json:
         print_json(payload)
     else:

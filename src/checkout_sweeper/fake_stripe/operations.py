@@ -117,6 +117,23 @@ def list_query(params: dict[str, Any]) -> ListQuery:
     )
 
 
+PLATFORM_ACCOUNT_ID = "acct_1FakeStripePlatform"
+
+
+def account(caller: Caller) -> dict[str, Any]:
+    """``GET /v1/account``: the account the key acts on. Restricted keys here lack the
+    "Account: read" permission, as many real restricted keys do, and get Stripe's 403."""
+    if caller.key.startswith("rk_"):
+        raise StripeFault(
+            403,
+            "The provided key does not have the required permissions for this endpoint. "
+            "Having the 'rak_accounts_kyc_basic_read' permission would allow this request.",
+            type_="invalid_request_error",
+        )
+    account_id = caller.account or PLATFORM_ACCOUNT_ID
+    return {"id": account_id, "object": "account", "type": "standard", "country": "US"}
+
+
 def perform(
     state: FakeStripeState,
     operation: str,
@@ -124,10 +141,13 @@ def perform(
     params: dict[str, Any],
     session_id: str | None = None,
 ) -> dict[str, Any]:
-    """Carry out one operation: ``list``, ``create``, ``retrieve`` or ``expire``."""
-    live, account = caller.livemode, caller.account
+    """Carry out one operation: ``account``, ``list``, ``create``, ``retrieve`` or ``expire``."""
+    live, account_id = caller.livemode, caller.account
+    if operation == "account":
+        reject_unknown(params, {"expand"})
+        return account(caller)
     if operation == "list":
-        data, has_more = state.list_sessions(live, account, list_query(params))
+        data, has_more = state.list_sessions(live, account_id, list_query(params))
         return {
             "object": "list",
             "data": data,
@@ -136,9 +156,9 @@ def perform(
         }
     if operation == "create":
         reject_unknown(params, CREATE_PARAMS)
-        return state.create_session(live, account, params)
+        return state.create_session(live, account_id, params)
     reject_unknown(params, {"expand"})
     assert session_id is not None
     if operation == "retrieve":
-        return state.retrieve(live, account, session_id)
-    return state.expire(live, account, session_id)
+        return state.retrieve(live, account_id, session_id)
+    return state.expire(live, account_id, session_id)

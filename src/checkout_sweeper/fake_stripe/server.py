@@ -28,6 +28,7 @@ from .state import FakeStripeState
 _KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
 _URL_MAP = Map(
     [
+        Rule("/v1/account", methods=["GET"], endpoint="account"),
         Rule("/v1/checkout/sessions", methods=["GET"], endpoint="list"),
         Rule("/v1/checkout/sessions", methods=["POST"], endpoint="create"),
         Rule("/v1/checkout/sessions/<session_id>", methods=["GET"], endpoint="retrieve"),

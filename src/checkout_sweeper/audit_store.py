@@ -1,0 +1,119 @@
+"""The audit tables as the recorder and the journal import write them.
+
+Session rows are inserted with "on conflict do nothing" on (run, session), so a batch written
+twice (a retry after a lost commit, a journal imported while its writer also wrote) never
+doubles a row; a run's counts are recounted from its rows when it closes, so they always agree.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from .db import Database
+from .models import SweepLock, SweepRun, SweptSession
+
+COUNTED = {"expired": "expired_count", "already_closed": "already_closed_count"}
+COUNTED["failed"] = "failed_count"
+
+
+def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: int) -> dict:
+    """A journal line and a row's values in one shape."""
+    return {
+        "kind": "outcome",
+        "session_id": session_id,
+        "outcome": outcome,
+        "error": error,
+        "attempts": attempts,
+        "at": time.time(),
+    }
+
+
+def insert_outcomes(session: Session, run_id: str, entries: list[dict[str, Any]]) -> None:
+    if not entries:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    rows = [
+        {
+            "run_id": run_id,
+            "session_id": e["session_id"],
+            "outcome": e["outcome"],
+            "error": e.get("error"),
+            "attempts": e.get("attempts", 1),
+            "recorded_at": datetime.fromtimestamp(e.get("at", time.time()), tz=UTC),
+        }
+        for e in entries
+    ]
+    statement = insert(SweptSession).on_conflict_do_nothing(index_elements=["run_id", "session_id"])
+    session.execute(statement, rows)
+
+
+def recount(session: Session, run_id: str) -> dict[str, int]:
+    """The run's counts, from its session rows."""
+    counts = dict.fromkeys(COUNTED.values(), 0)
+    grouped = session.execute(
+        select(SweptSession.outcome, func.count())
+        .where(SweptSession.run_id == run_id)
+        .group_by(SweptSession.outcome)
+    )
+    for outcome, count in grouped:
+        if outcome in COUNTED:
+            counts[COUNTED[outcome]] = count
+    return counts
+
+
+def update_run(session: Session, run_id: str, values: dict[str, Any]) -> None:
+    session.execute(update(SweepRun).where(SweepRun.id == run_id).values(values))
+
+
+def close_run(session: Session, run_id: str, values: dict[str, Any]) -> None:
+    """Final status and times, with counts recounted from the rows."""
+    update_run(session, run_id, {**values, **recount(session, run_id)})
+
+
+def live_run_ids(db: Database) -> set[str]:
+    """Runs whose lease is still held: their process is alive and writing."""
+    with db.session() as session:
+        return set(
+            session.scalars(select(SweepLock.run_id).where(SweepLock.expires_at >= time.time()))
+        )
+
+
+def mark_stale_runs_interrupted(db: Database) -> int:
+    """Runs still 'running' without a live lease belong to a process that died mid-sweep."""
+    alive = select(SweepLock.run_id).where(SweepLock.expires_at >= time.time())
+    with db.session() as session:
+        result = session.execute(
+            update(SweepRun)
+            .where(SweepRun.status == "running", SweepRun.id.not_in(alive))
+            .values(status="interrupted", error="the process stopped mid-sweep (lease lapsed)")
+        )
+        return result.rowcount or 0
+
+
+def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    """Newest first; ``records`` counts the run's session rows, ``pending`` the outcomes its
+    counters know of that have not reached the database yet (a journal still to import)."""
+    mark_stale_runs_interrupted(db)
+    with db.session() as session:
+        newest = select(SweepRun).order_by(SweepRun.started_at.desc()).limit(limit)
+        runs = [run.as_dict() for run in session.scalars(newest)]
+        counted = dict(
+            session.execute(
+                select(SweptSession.run_id, func.count())
+                .where(SweptSession.run_id.in_([run["id"] for run in runs]))
+                .where(SweptSession.outcome.in_(list(COUNTED)))
+                .group_by(SweptSession.run_id)
+            ).all()
+        )
+    for run in runs:
+        run["records"] = counted.get(run["id"], 0)
+        known = sum(run[column] for column in COUNTED.values())
+        run["pending"] = max(0, known - run["records"])
+    return runs

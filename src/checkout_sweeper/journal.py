@@ -1,0 +1,61 @@
+"""The local journal: every outcome of a sweep, one JSON line, on disk before the database.
+
+A line is written and flushed the moment an outcome is known, so a process killed a moment
+later loses nothing the OS already has; the database gets the same outcomes in batches. A
+journal whose run is over and fully in the database is deleted; one that is left (the process
+died, or the database stayed out of reach) is imported by the next command or worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("checkout_sweeper.audit")
+SUFFIX = ".jsonl"
+
+
+class Journal:
+    """Append-only JSON lines for one run, in ``folder/<run_id>.jsonl``."""
+
+    def __init__(self, folder: Path, run_id: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{run_id}{SUFFIX}"
+        self._lock = threading.Lock()
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def append(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, default=str) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def read_entries(path: Path) -> list[dict[str, Any]]:
+    """Every whole line of a journal; a last line torn by a crash is skipped (and logged)."""
+    entries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("journal %s: line %d is not whole; skipped", path, number)
+    return entries
+
+
+def journal_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
+
+
+def run_id_of(path: Path) -> str:
+    return path.name.removesuffix(SUFFIX)
