@@ -77,30 +77,45 @@ class RunRecorder:
         self._progress = progress
 
     def finish(self, status: str, values: dict[str, Any], *, grace_s: float) -> None:
-        """Close the run with ``status``; wait up to ``grace_s`` for the database, else raise
-        ``AuditError`` naming the journal that holds everything."""
+        """Close the run with ``status``; wait up to ``grace_s`` for the database (even one
+        that never answers), else raise ``AuditError`` naming the journal that holds all."""
         self._closing.set()
         self._wake.set()
-        self._writer.join(timeout=self.flush_every_s + 1)
         final = {"status": status, "finished_at": utcnow(), **values}
         self.journal.append({"kind": "finish", **final})
-        deadline = time.monotonic() + grace_s
+        written = threading.Event()
+        closer = threading.Thread(
+            target=self._write_final,
+            args=(final, time.monotonic() + grace_s, written),
+            name="audit-close",
+            daemon=True,  # a write stuck on a silent database must not keep the process alive
+        )
+        closer.start()
+        closer.join(timeout=grace_s + 1)
+        if not written.is_set():
+            raise AuditError(
+                f"the database could not be reached to record sweep {self.run_id}; every "
+                f"outcome is kept in {self.journal.path} and will be imported by the next "
+                "command once the database answers"
+            )
+        self.journal.remove()
+
+    def _write_final(
+        self, final: dict[str, Any], deadline: float, written: threading.Event
+    ) -> None:
         wait = 0.25
         while True:
             try:
                 self._write(final)
-                break
-            except Exception as err:
+            except Exception as err:  # logged; retried until the grace period ends
                 self._note_failure(err)
                 if time.monotonic() + wait > deadline:
-                    raise AuditError(
-                        f"the database could not be reached to record sweep {self.run_id}; "
-                        f"every outcome is kept in {self.journal.path} and will be imported "
-                        "by the next command once the database answers"
-                    ) from err
+                    return
                 time.sleep(wait)
                 wait = min(wait * 2, MAX_RETRY_WAIT_S)
-        self.journal.remove()
+            else:
+                written.set()
+                return
 
     # the writer -------------------------------------------------------------------------------
     def _write_loop(self) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .db import Database
+from .locks import holder_is_dead
 from .models import SweepLock, SweepRun, SweptSession
 
 COUNTED = {"expired": "expired_count", "already_closed": "already_closed_count"}
@@ -78,16 +79,15 @@ def close_run(session: Session, run_id: str, values: dict[str, Any]) -> None:
 
 
 def live_run_ids(db: Database) -> set[str]:
-    """Runs whose lease is still held: their process is alive and writing."""
+    """Runs whose lease is still held by a process that may be alive and writing."""
+    held = select(SweepLock.run_id, SweepLock.owner).where(SweepLock.expires_at >= time.time())
     with db.session() as session:
-        return set(
-            session.scalars(select(SweepLock.run_id).where(SweepLock.expires_at >= time.time()))
-        )
+        return {run_id for run_id, owner in session.execute(held) if not holder_is_dead(owner)}
 
 
 def mark_stale_runs_interrupted(db: Database) -> int:
     """Runs still 'running' without a live lease belong to a process that died mid-sweep."""
-    alive = select(SweepLock.run_id).where(SweepLock.expires_at >= time.time())
+    alive = live_run_ids(db)
     with db.session() as session:
         result = session.execute(
             update(SweepRun)

@@ -77,6 +77,11 @@ VARIABLES: tuple[Variable, ...] = (
         "secret (`sk_`) or restricted (`rk_`) key; required to serve or sweep",
     ),
     Variable("STRIPE_API_BASE", "Stripe's", "point the SDK elsewhere (the fake, stripe-mock)"),
+    Variable(
+        "STRIPE_TIMEOUT_S",
+        f"{defaults.STRIPE_TIMEOUT_S:g}",
+        "seconds before a Stripe request that gets no answer is given up (and retried)",
+    ),
     Variable("STRIPE_ACCOUNT", "none", "sweep a connected account (`Stripe-Account` header)"),
     Variable(
         "DATABASE_URL",
@@ -276,6 +281,7 @@ class Settings:
     stripe_api_key: str | None
     stripe_api_base: str | None
     stripe_account: str | None
+    stripe_timeout_s: float
     database_url: str
     jwt: JwtSettings
     ratelimit_storage_uri: str
@@ -305,6 +311,9 @@ class Settings:
             stripe_api_key=_stripe_key(env),
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             stripe_account=env.get("STRIPE_ACCOUNT") or None,
+            stripe_timeout_s=_number(
+                env, "STRIPE_TIMEOUT_S", defaults.STRIPE_TIMEOUT_S, minimum=0.1
+            ),
             database_url=env.get("DATABASE_URL") or default_database_url(instance_path),
             jwt=JwtSettings.from_env(env),
             ratelimit_storage_uri=_ratelimit_storage(env),

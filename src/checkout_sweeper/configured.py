@@ -3,19 +3,15 @@ and the account's identity, as configured, around ``service.run_recorded_sweep``
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 
 from .config import Settings
 from .db import Database
-from .errors import LiveModeRefused, RetryableError, StripeProblem, SweepAborted
-from .retry import RetryPolicy
+from .errors import LiveModeRefused
+from .identities import identify
 from .service import Recording, run_recorded_sweep
 from .stripe_api import StripeGateway
 from .sweep import SweepOptions, SweepProgress, SweepResult
-
-IDENTIFY_ATTEMPTS = 3
 
 
 def configured_gateway(settings: Settings) -> StripeGateway:
@@ -23,23 +19,8 @@ def configured_gateway(settings: Settings) -> StripeGateway:
         settings.stripe_api_key or "",
         api_base=settings.stripe_api_base,
         stripe_account=settings.stripe_account,
+        timeout_s=settings.stripe_timeout_s,
     )
-
-
-def identify(gateway: StripeGateway, policy: RetryPolicy | None = None) -> str:
-    """The account the key acts on; ``SweepAborted`` when Stripe cannot be used."""
-    policy = policy or RetryPolicy(base_s=0.25, cap_s=2.0)
-    rng = random.Random()
-    for attempt in range(1, IDENTIFY_ATTEMPTS + 1):
-        try:
-            return gateway.identify()
-        except RetryableError as problem:
-            if attempt == IDENTIFY_ATTEMPTS:
-                raise SweepAborted(str(problem)) from problem
-            time.sleep(policy.backoff_s(attempt, problem, rng))
-        except StripeProblem as problem:
-            raise SweepAborted(str(problem)) from problem
-    raise AssertionError("unreachable")
 
 
 def configured_sweep(
@@ -56,7 +37,7 @@ def configured_sweep(
     gateway = configured_gateway(settings)
     if gateway.livemode and not settings.allow_live_mode:
         raise LiveModeRefused()
-    identify(gateway)
+    identify(db, gateway)
     options = SweepOptions(
         max_rps=settings.max_rps,
         concurrency=settings.concurrency,

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 MAX_RPS = 20.0  # Stripe requests per second one sweep may use: headroom under the 25/s limit
+STRIPE_TIMEOUT_S = 30.0  # a Stripe request with no answer by then is retried
 CONCURRENCY = 8  # expire requests in flight at once
 LEASE_TTL_S = 30.0  # seconds before a silent sweeper's account lease lapses
 AUDIT_GRACE_S = 60.0  # how long a finished sweep waits for an unreachable database

@@ -24,6 +24,24 @@ from .models import SweepLock
 __all__ = ["AccountLease", "SweepInProgress"]
 
 
+def this_host_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(owner: str) -> bool:
+    """True when ``owner`` (host:pid) is a process of this host that no longer runs."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
+
+
 class AccountLease:
     """``acquire()`` or raise ``SweepInProgress``; ``renew()`` while working; ``release()``."""
 
@@ -34,9 +52,11 @@ class AccountLease:
         self.account = account
         self.run_id = run_id
         self.ttl_s = ttl_s
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = this_host_owner()
 
     def acquire(self) -> None:
+        """Take the lease: a new row, or the row of a lease that ran out or whose holder is a
+        process of this host that no longer exists (killed), so a crash blocks nobody."""
         expires = time.time() + self.ttl_s
         try:
             with self.db.session() as session:
@@ -52,9 +72,13 @@ class AccountLease:
         except IntegrityError:
             pass
         with self.db.session() as session:
+            holder = session.get(SweepLock, self.account)
+            lapsed = SweepLock.expires_at < time.time()
+            if holder is not None and holder_is_dead(holder.owner):
+                lapsed = SweepLock.owner == holder.owner
             taken = session.execute(
                 update(SweepLock)
-                .where(SweepLock.account == self.account, SweepLock.expires_at < time.time())
+                .where(SweepLock.account == self.account, lapsed)
                 .values(run_id=self.run_id, owner=self.owner, expires_at=expires)
             )
             if taken.rowcount != 1:

@@ -120,3 +120,14 @@ class SweepLock(Base):
     run_id: Mapped[str] = mapped_column(String(32))
     owner: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class StripeAccount(Base):
+    """The account a key acts on (``test:acct_...``), read once from Stripe and kept, so that
+    a second sweep learns its lease without a Stripe request."""
+
+    __tablename__ = "stripe_accounts"
+
+    key_fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -163,8 +163,17 @@ def _values(result: SweepResult | None, error: str | None = None) -> dict[str, o
     return values
 
 
-def _release(lease: AccountLease) -> None:
-    try:
-        lease.release()
-    except Exception as err:  # it lapses on its own after its TTL
-        log.warning("could not release the account lease (it lapses by itself): %s", err)
+def _release(lease: AccountLease, timeout_s: float = 5.0) -> None:
+    """Give the lease back, waiting at most ``timeout_s`` on a database that may be silent."""
+
+    def release() -> None:
+        try:
+            lease.release()
+        except Exception as err:  # it lapses on its own after its TTL
+            log.warning("could not release the account lease (it lapses by itself): %s", err)
+
+    releaser = threading.Thread(target=release, name="lease-release", daemon=True)
+    releaser.start()
+    releaser.join(timeout_s)
+    if releaser.is_alive():
+        log.warning("the database did not answer the lease release; it lapses by itself")

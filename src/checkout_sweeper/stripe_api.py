@@ -14,6 +14,7 @@ from typing import Any
 
 import stripe
 
+from . import defaults
 from .errors import (
     FatalStripeError,
     RetryableError,
@@ -27,7 +28,6 @@ from .keys import account_fingerprint, is_live_key
 
 log = logging.getLogger("checkout_sweeper.stripe")
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
-REQUEST_TIMEOUT_S = 30
 
 
 def _retry_after(headers: dict[str, str] | None) -> float | None:
@@ -63,15 +63,17 @@ class StripeGateway:
         *,
         api_base: str | None = None,
         stripe_account: str | None = None,
+        timeout_s: float = defaults.STRIPE_TIMEOUT_S,
     ) -> None:
         self.livemode = is_live_key(api_key)
-        self.account = account_fingerprint(api_key, stripe_account)
+        self.key_fingerprint = account_fingerprint(api_key, stripe_account)
+        self.account = self.key_fingerprint  # until ``identify`` reads the account
         self._client = stripe.StripeClient(
             api_key,
             stripe_account=stripe_account,
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=0,  # the engine retries, with its own pacing and backoff
-            http_client=stripe.RequestsClient(timeout=REQUEST_TIMEOUT_S),
+            http_client=stripe.RequestsClient(timeout=timeout_s),
         )
 
     def identify(self) -> str:

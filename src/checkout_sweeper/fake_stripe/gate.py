@@ -37,10 +37,13 @@ class RequestGate:
             with self._state.lock:
                 self._state.stats.in_flight -= 1
 
-    def admit(self, livemode: bool, account: str, now: float | None = None) -> None:
-        """Raise Stripe's 429 when the account's one-second window is full."""
+    def admit(self, livemode: bool, account: str, key: str = "") -> None:
+        """Note who sent it and when; raise Stripe's 429 when the account's one-second window
+        is full."""
         with self._state.lock:
-            now = time.monotonic() if now is None else now
+            now = time.monotonic()
+            sent = self._state.stats.senders.setdefault(key[-4:], [time.time(), 0.0])
+            sent[1] = time.time()
             if not self.limiter.admit((livemode, account), self._state.faults.rps, now):
                 self._state.stats.rate_limited += 1
                 raise rate_limited()

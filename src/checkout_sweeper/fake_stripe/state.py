@@ -39,6 +39,7 @@ class Stats:
     expired_by_request: Counter = field(default_factory=Counter)
     races: int = 0
     spawned: int = 0
+    senders: dict[str, list[float]] = field(default_factory=dict)  # key tail: [first, last]
     started_at: float = field(default_factory=time.monotonic)
 
     def as_dict(self) -> dict[str, Any]:
@@ -55,6 +56,7 @@ class Stats:
             "sessions_expired_twice": sum(1 for n in self.expired_by_request.values() if n > 1),
             "races": self.races,
             "spawned": self.spawned,
+            "senders": {tail: list(times) for tail, times in self.senders.items()},
             "uptime_s": round(time.monotonic() - self.started_at, 3),
         }
 

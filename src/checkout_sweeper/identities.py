@@ -1,0 +1,53 @@
+"""Which Stripe account a key acts on: read from Stripe once, then kept in the database.
+
+The lease is keyed on the account, so a sweep must know it before it may send anything; with
+the answer kept, a second sweep (on any host) learns it without a Stripe request, and never
+sends one while another sweep holds the account.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from sqlalchemy.exc import IntegrityError
+
+from .db import Database
+from .errors import RetryableError, StripeProblem, SweepAborted
+from .models import StripeAccount
+from .retry import RetryPolicy
+from .stripe_api import StripeGateway
+
+IDENTIFY_ATTEMPTS = 3
+
+
+def identify(db: Database, gateway: StripeGateway) -> str:
+    """Set ``gateway.account`` from the database, or from Stripe the first time."""
+    with db.session() as session:
+        known = session.get(StripeAccount, gateway.key_fingerprint)
+    if known is not None:
+        gateway.account = known.account
+        return known.account
+    account = _ask_stripe(gateway)
+    try:
+        with db.session() as session:
+            session.add(StripeAccount(key_fingerprint=gateway.key_fingerprint, account=account))
+    except IntegrityError:
+        pass  # another process stored the same answer first
+    return account
+
+
+def _ask_stripe(gateway: StripeGateway, policy: RetryPolicy | None = None) -> str:
+    """``SweepAborted`` when Stripe cannot be used."""
+    policy = policy or RetryPolicy(base_s=0.25, cap_s=2.0)
+    rng = random.Random()
+    for attempt in range(1, IDENTIFY_ATTEMPTS + 1):
+        try:
+            return gateway.identify()
+        except RetryableError as problem:
+            if attempt == IDENTIFY_ATTEMPTS:
+                raise SweepAborted(str(problem)) from problem
+            time.sleep(policy.backoff_s(attempt, problem, rng))
+        except StripeProblem as problem:
+            raise SweepAborted(str(problem)) from problem
+    raise AssertionError("unreachable")

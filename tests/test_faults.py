@@ -1,0 +1,320 @@
+"""Faults between the service and its dependencies, injected through real sockets.
+
+A ``TcpProxy`` sits between the CLI or ``serve`` and PostgreSQL, Redis or the fake Stripe, and
+cuts, refuses or blackholes the link while a sweep runs. What must hold: no outcome lost (rows
+equal what the fake Stripe expired, run counts equal rows), never two sweeps of one account at
+once, and bounded answers, with ``/healthz`` answering throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from checkout_sweeper.fake_stripe.process import free_port
+from checkout_sweeper.models import SweepRun, SweptSession
+
+from helpers import JWT_SECRET, TEST_KEY, mint
+from tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.services
+OTHER_KEY = "sk_test_51OtherKeyOfTheSameAccountZz9"  # the same account: the same lease
+
+
+@pytest.fixture
+def pg_proxy(postgres_url) -> Iterator[tuple[TcpProxy, str]]:
+    """A proxy to the test database, and the database URL that goes through it."""
+    url = make_url(postgres_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    through = url.set(host="127.0.0.1", port=proxy.port)
+    yield proxy, through.render_as_string(hide_password=False)
+    proxy.close()
+
+
+def _env(tmp_path: Path, fake_url: str, database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "STRIPE_API_KEY": TEST_KEY,
+        "STRIPE_API_BASE": fake_url,
+        "JWT_SECRET": JWT_SECRET,
+        "DATABASE_URL": database_url,
+        "SWEEPER_INSTANCE_PATH": str(tmp_path),
+        "SWEEPER_MAX_RPS": "60",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "checkout_sweeper", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "checkout_sweeper", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _wait_for_expires(fake_stripe, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while fake_stripe.state.snapshot()["requests"].get("expire", 0) < count:
+        assert time.monotonic() < deadline, "the sweep did not get that far"
+        time.sleep(0.02)
+
+
+def _expired_by_stripe(fake_stripe) -> set[str]:
+    with fake_stripe.state.lock:
+        return set(fake_stripe.state.stats.expired_by_request)
+
+
+def _recorded(postgres_url: str) -> tuple[SweepRun, dict[str, str]]:
+    """The only run, and its session rows (session id: outcome)."""
+    engine = create_engine(postgres_url)
+    with Session(engine) as session:
+        run = session.scalars(select(SweepRun)).one()
+        rows = dict(session.execute(select(SweptSession.session_id, SweptSession.outcome)).all())
+        count = session.scalar(select(func.count()).select_from(SweptSession))
+    engine.dispose()
+    assert count == len(rows), "a session was recorded twice"
+    return run, rows
+
+
+def _counts_match_rows(run: SweepRun, rows: dict[str, str]) -> None:
+    outcomes = list(rows.values())
+    assert run.expired_count == outcomes.count("expired")
+    assert run.already_closed_count == outcomes.count("already_closed")
+    assert run.failed_count == outcomes.count("failed")
+
+
+# the database ------------------------------------------------------------------------------------
+def test_database_cut_mid_sweep_loses_no_outcome(fake_stripe, pg_proxy, postgres_url, tmp_path):
+    proxy, through = pg_proxy
+    fake_stripe.state.seed(open_=300)
+    fake_stripe.state.faults.update({"latency_ms": 10})
+    sweep = _cli(_env(tmp_path, fake_stripe.url, through), "sweep", "--json")
+    _wait_for_expires(fake_stripe, 60)
+    proxy.cut()
+    time.sleep(3)
+    proxy.passing()
+    out, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == 0, err.decode()
+    assert "audit write" in err.decode()  # the failed writes were logged, then retried
+    run, rows = _recorded(postgres_url)
+    assert run.status == "succeeded" and json.loads(out)["expired_count"] == 300
+    assert {s for s, o in rows.items() if o == "expired"} == _expired_by_stripe(fake_stripe)
+    _counts_match_rows(run, rows)
+
+
+def test_database_down_over_the_end_exits_5_and_the_journal_is_imported_later(
+    fake_stripe, pg_proxy, postgres_url, tmp_path
+):
+    proxy, through = pg_proxy
+    env = _env(tmp_path, fake_stripe.url, through, SWEEPER_AUDIT_GRACE_S="1")
+    fake_stripe.state.seed(open_=200)
+    fake_stripe.state.faults.update({"latency_ms": 10})
+    sweep = _cli(env, "sweep", "--json")
+    _wait_for_expires(fake_stripe, 40)
+    proxy.cut()
+    _, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == 5, err.decode()
+    journals = list((tmp_path / "journal").glob("*.jsonl"))
+    assert len(journals) == 1 and str(journals[0]) in err.decode().replace("\n", "")
+    proxy.passing()
+    history = _run(env, "history", "--json")
+    assert history.returncode == 0, history.stderr
+    assert json.loads(history.stdout)[0]["pending"] == 0, history.stderr
+
+    run, rows = _recorded(postgres_url)
+    assert run.status == "succeeded" and len(rows) == 200
+    assert set(rows) == _expired_by_stripe(fake_stripe)
+    _counts_match_rows(run, rows)
+    assert list((tmp_path / "journal").glob("*.jsonl")) == []
+
+
+def test_a_partitioned_sweeper_stops_before_a_second_one_takes_the_account(
+    fake_stripe, pg_proxy, postgres_url, tmp_path
+):
+    proxy, through = pg_proxy
+    common = {"SWEEPER_LEASE_TTL": "3", "SWEEPER_AUDIT_GRACE_S": "1"}
+    first_env = _env(tmp_path / "a", fake_stripe.url, through, **common)
+    second_env = _env(tmp_path / "b", fake_stripe.url, postgres_url, **common)
+    second_env["STRIPE_API_KEY"] = OTHER_KEY
+    assert _run(second_env, "sweep", "--json").returncode == 0  # both keys: one account, known
+    fake_stripe.state.reset_counters()
+    fake_stripe.state.seed(open_=600)
+    fake_stripe.state.faults.update({"latency_ms": 10})
+    first = _cli(first_env, "sweep", "--json")
+    _wait_for_expires(fake_stripe, 60)
+    proxy.blackhole()
+    deadline = time.monotonic() + 60
+    while (second := _run(second_env, "sweep", "--json")).returncode == 4:
+        assert time.monotonic() < deadline, "the second sweeper never got the account"
+        time.sleep(0.2)
+    assert second.returncode == 0, second.stderr
+    first.communicate(timeout=60)
+    assert first.returncode in (4, 5)  # stopped: the lease could not be kept (and recorded)
+    senders = fake_stripe.state.snapshot()["senders"]
+    first_last, second_first = senders[TEST_KEY[-4:]][1], senders[OTHER_KEY[-4:]][0]
+    assert first_last < second_first, "both sweepers sent requests at the same time"
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+    assert fake_stripe.state.snapshot()["sessions_expired_twice"] == 0
+
+
+def test_a_killed_sweep_is_imported_by_the_next_command(
+    fake_stripe, pg_proxy, postgres_url, tmp_path
+):
+    _, through = pg_proxy
+    env = _env(tmp_path, fake_stripe.url, through, SWEEPER_CONCURRENCY="4")
+    fake_stripe.state.seed(open_=400)
+    fake_stripe.state.faults.update({"latency_ms": 10})
+    sweep = _cli(env, "sweep", "--json")
+    _wait_for_expires(fake_stripe, 150)
+    sweep.send_signal(signal.SIGKILL)
+    sweep.wait(timeout=10)
+    history = _run(env, "history", "--json")
+    assert history.returncode == 0, history.stderr
+    run, rows = _recorded(postgres_url)
+    expired = _expired_by_stripe(fake_stripe)
+    assert run.status == "interrupted" and set(rows) <= expired
+    assert len(expired - set(rows)) <= 4  # at most the expires in flight at the kill
+    _counts_match_rows(run, rows)
+    assert _run(env, "sweep", "--json").returncode == 0  # the account is free at once
+
+
+# Stripe ----------------------------------------------------------------------------------------
+def test_a_silent_stripe_ends_the_sweep_in_bounded_time(fake_stripe, postgres_url, tmp_path):
+    proxy = TcpProxy("127.0.0.1", int(fake_stripe.url.rsplit(":", 1)[1]))
+    try:
+        proxy.blackhole()
+        env = _env(tmp_path, f"http://127.0.0.1:{proxy.port}", postgres_url, STRIPE_TIMEOUT_S="1")
+        started = time.monotonic()
+        result = _run(env, "sweep", "--json", timeout=60)
+        assert result.returncode == 3, result.stderr
+        assert time.monotonic() - started < 20
+    finally:
+        proxy.close()
+
+
+# serve: Redis and PostgreSQL ---------------------------------------------------------------------
+@pytest.fixture
+def serve(tmp_path, fake_stripe):
+    """``serve`` on a free port with the given database and Redis URLs; yields its URL."""
+    processes: list[subprocess.Popen] = []
+
+    def start(database_url: str, redis_url: str) -> str:
+        env = _env(tmp_path, fake_stripe.url, database_url, RATELIMIT_STORAGE_URI=redis_url)
+        port = free_port()
+        log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
+        command = [sys.executable, "-m", "checkout_sweeper", "serve", "--port", str(port)]
+        processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).ok:
+                    return url
+            except requests.ConnectionError:
+                assert processes[-1].poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.1)
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _user(database_url: str, tmp_path: Path) -> str:
+    env = {**os.environ, "DATABASE_URL": database_url, "SWEEPER_INSTANCE_PATH": str(tmp_path)}
+    added = _run(env, "users", "add", "--email", f"u{time.time_ns()}@example.com", "--json")
+    assert added.returncode == 0, added.stderr
+    return str(json.loads(added.stdout)["id"])
+
+
+def _in_flight(url: str, token: str, count: int) -> tuple[ThreadPoolExecutor, list]:
+    """``count`` endpoint calls under way at once, each timed."""
+
+    def call() -> tuple[int, float]:
+        started = time.monotonic()
+        response = requests.get(
+            f"{url}/v1/active_checkout_sessions_and_expire_all",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+        return response.status_code, time.monotonic() - started
+
+    pool = ThreadPoolExecutor(count)
+    return pool, [pool.submit(call) for _ in range(count)]
+
+
+def _healthz_time(url: str) -> float:
+    started = time.monotonic()
+    assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    return time.monotonic() - started
+
+
+def test_blackholed_redis_gives_bounded_503s_and_healthz_keeps_answering(
+    serve, postgres_url, redis_url, tmp_path
+):
+    target = make_url(redis_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 6379)
+    try:
+        url = serve(postgres_url, f"redis://127.0.0.1:{proxy.port}/{target.database or 0}")
+        token = mint(_user(postgres_url, tmp_path))
+        proxy.blackhole()
+        pool, calls = _in_flight(url, token, 8)
+        time.sleep(0.3)
+        assert _healthz_time(url) < 1
+        answers = [call.result(timeout=30) for call in calls]
+        assert {status for status, _ in answers} == {503}
+        assert max(seconds for _, seconds in answers) < 5
+        ready = requests.get(f"{url}/readyz", timeout=10)
+        assert ready.status_code == 503 and "rate_limit_storage" in ready.text
+        pool.shutdown()
+    finally:
+        proxy.close()
+
+
+def test_blackholed_postgres_never_holds_healthz(serve, pg_proxy, redis_url, tmp_path):
+    proxy, through = pg_proxy
+    url = serve(through, redis_url)
+    token = mint(_user(through, tmp_path))
+    proxy.blackhole()
+    pool, calls = _in_flight(url, token, 8)
+    time.sleep(0.3)
+    assert _healthz_time(url) < 1
+    ready = requests.get(f"{url}/readyz", timeout=10)
+    assert ready.status_code == 503 and "database" in ready.text
+    proxy.passing()  # let the held requests end
+    for call in calls:
+        call.result(timeout=60)
+    pool.shutdown()
+
+
+def test_refused_postgres_gives_bounded_answers(serve, pg_proxy, redis_url, tmp_path):
+    proxy, through = pg_proxy
+    url = serve(through, redis_url)
+    token = mint(_user(through, tmp_path))
+    proxy.refuse()
+    pool, calls = _in_flight(url, token, 4)
+    answers = [call.result(timeout=30) for call in calls]
+    assert {status for status, _ in answers} <= {500, 503}
+    assert max(seconds for _, seconds in answers) < 5
+    assert _healthz_time(url) < 1
+    pool.shutdown()
