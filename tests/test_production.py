@@ -40,6 +40,7 @@ def stack(postgres_url, redis_url, fake_stripe, tmp_path):
         "RATELIMIT_STORAGE_URI": redis_url,
         "SWEEPER_MAX_RPS": "100",
         "SWEEPER_LEASE_TTL": "2",
+        "SWEEPER_INSTANCE_PATH": str(tmp_path),
         "LOG_LEVEL": "WARNING",
     }
     processes: list[subprocess.Popen] = []

@@ -58,4 +58,8 @@ def test_every_command_in_the_readme_exists():
             continue
         assert words[0] == "checkout-sweeper"
         path = " ".join(w for w in words[1:3] if re.fullmatch(r"[a-z-]+", w))
+        if not path:  # the line of global options
+            global_options = {o for p in main.params for o in p.opts}
+            assert set(re.findall(r"--[a-z-]+", line)) <= global_options, line
+            continue
         assert any(path == known or path.startswith(known + " ") for known in commands), line

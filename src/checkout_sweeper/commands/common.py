@@ -35,10 +35,12 @@ class Failure(click.ClickException):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.verbose = verbose()  # read now: the context is gone when click shows the error
 
     def show(self, file: Any = None) -> None:
-        if verbose():
-            traceback.print_exc()
+        cause = self.__cause__
+        if self.verbose and cause is not None:
+            traceback.print_exception(cause)
         click.echo(f"error: {self.format_message()}", err=True)
 
 
