@@ -202,7 +202,7 @@ def history_command(as_json: bool, limit: int) -> None:
             run["started_at"][:19],
             run["id"][:12],
             run["trigger"] + (f":{run['user_id']}" if run["user_id"] else ""),
-            run["status"],
+            run["status"] + (f" ({run['pending']} pending)" if run["pending"] else ""),
             str(run["expired_count"]),
             str(run["already_closed_count"]),
             str(run["failed_count"]),
