@@ -3,15 +3,21 @@ a test says that a local service is missing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 import requests
 import stripe
+from werkzeug.serving import make_server
 
+from checkout_sweeper.app import create_app
 from checkout_sweeper.db import Database
 from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.users import add_user
@@ -42,6 +48,29 @@ def mint(
     return jwt.encode(body, secret, algorithm=alg)
 
 
+@contextlib.contextmanager
+def serve_api(folder: Path, stripe_url: str, **overrides: str) -> Iterator[RunningApi]:
+    """The app on a real local port against ``stripe_url``, with one user (``user_id``)."""
+    env = {
+        "STRIPE_API_KEY": TEST_KEY,
+        "STRIPE_API_BASE": stripe_url,
+        "JWT_SECRET": JWT_SECRET,
+        "DATABASE_URL": f"sqlite:///{folder / 'api.sqlite3'}",
+        "SWEEPER_MAX_RPS": "200",
+        **overrides,
+    }
+    app = create_app({k: v for k, v in env.items() if v is not None}, instance_path=folder)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = RunningApi(app, server)
+    api.user_id = api.add_user()
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class RunningApi:
     """The service on a real local port, plus helpers to seed users and mint tokens."""
 
@@ -51,6 +80,7 @@ class RunningApi:
         self.url = f"http://127.0.0.1:{server.port}"
         self.state = app.extensions["checkout_sweeper"]
         self.db: Database = self.state.db
+        self.user_id = 0
 
     def add_user(self, email: str = "dev@example.com", customer: str | None = None) -> int:
         return int(add_user(self.db, email, customer)["id"])

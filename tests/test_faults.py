@@ -282,7 +282,8 @@ def test_blackholed_redis_gives_bounded_503s_and_healthz_keeps_answering(
         time.sleep(0.3)
         assert _healthz_time(url) < 1
         answers = [call.result(timeout=30) for call in calls]
-        assert {status for status, _ in answers} == {503}
+        statuses = {status for status, _ in answers}
+        assert 503 in statuses and statuses <= {409, 503}  # 409: another call held the lease
         assert max(seconds for _, seconds in answers) < 5
         ready = requests.get(f"{url}/readyz", timeout=10)
         assert ready.status_code == 503 and "rate_limit_storage" in ready.text

@@ -53,6 +53,7 @@ def create_app(
         RATELIMIT_KEY_PREFIX="checkout-sweeper",
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    _log_requests(app)  # before the limiter: its after_request hook then runs after the limiter's
     limiter = Limiter(key_func=_user_key, app=app)
     limiter.exempt(health_bp)
     app.extensions[EXTENSION_KEY] = AppState(settings=settings, db=db, limiter=limiter)
@@ -67,7 +68,6 @@ def create_app(
     app.register_blueprint(v1_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(health_bp)
     app.register_blueprint(docs_bp)
-    _log_requests(app)
     return app
 
 

@@ -6,6 +6,7 @@ token expired, was signed with another secret, or lacks a claim. Nothing here kn
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -16,6 +17,10 @@ from .config import JwtSettings
 from .errors import AuthError
 
 __all__ = ["AuthError", "bearer_token", "mint_token", "user_id_from", "verify"]
+
+MAX_USER_ID = 2**31 - 1  # the users.id column is a 32-bit integer in PostgreSQL
+MAX_ID_DIGITS = len(str(MAX_USER_ID))
+CANONICAL_ID = re.compile(r"0|[1-9][0-9]*")  # [0-9], not \d: ASCII digits only
 
 
 def bearer_token(header: str | None) -> str:
@@ -71,23 +76,29 @@ def verify(token: str, settings: JwtSettings) -> dict[str, Any]:
         raise AuthError(401, "Token is invalid.") from None
 
 
-def user_id_from(claims: dict[str, Any], claim: str) -> str:
-    """The user id claim as a string; its absence is the spec's missing field (400).
+def user_id_from(claims: dict[str, Any], claim: str) -> int | None:
+    """The row id the user id claim names, or None when no row can have it (a 404).
 
-    A whole number is accepted too: many token issuers put integer ids in ``sub``.
+    Accepted: an integer, or a string of ASCII digits in canonical form (no sign, no leading
+    zero, no space), within the id column's range. So ``"03"``, Arabic-Indic or fullwidth
+    digits, or ``2**70`` name no user, and no other spelling of an id can reach another user's
+    row or quota. A missing claim is the spec's missing field, and a claim of another type a
+    malformed one (both 400).
     """
     value = claims.get(claim)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or value == "":
         raise AuthError(400, f"Token has no user id: the '{claim}' claim is required.")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        raise AuthError(400, f"Token claim '{claim}' must be a string user id.")
-    return value.strip()
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise AuthError(400, f"Token claim '{claim}' must be a string or an integer user id.")
+    if isinstance(value, str):
+        if len(value) > MAX_ID_DIGITS or not CANONICAL_ID.fullmatch(value):
+            return None
+        value = int(value)
+    return value if 0 <= value <= MAX_USER_ID else None
 
 
 def mint_token(
-    settings: JwtSettings, user_id: str, *, ttl_s: int = 3600, private_key: str | None = None
+    settings: JwtSettings, user_id: str | int, *, ttl_s: int = 3600, private_key: str | None = None
 ) -> str:
     """A signed token for development (``checkout-sweeper token``): HS* with JWT_SECRET only,
     or with ``private_key`` for public-key algorithms."""

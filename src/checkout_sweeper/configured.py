@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from .config import Settings
 from .db import Database
-from .errors import LiveModeRefused
-from .identities import identify
+from .errors import LiveModeRefused, SweepInProgress
+from .identities import identify, known_account
+from .locks import lease_is_held
 from .service import Recording, run_recorded_sweep
 from .stripe_api import StripeGateway
 from .sweep import SweepOptions, SweepProgress, SweepResult
@@ -23,6 +24,18 @@ def configured_gateway(settings: Settings) -> StripeGateway:
     )
 
 
+def refuse_early(settings: Settings, db: Database) -> None:
+    """The checks that need no Stripe request, made before a caller's quota is spent: a
+    live-mode key not allowed (``LiveModeRefused``), a sweep of the account already running
+    (``SweepInProgress``; taking the lease checks it again, atomically)."""
+    gateway = configured_gateway(settings)
+    if gateway.livemode and not settings.allow_live_mode:
+        raise LiveModeRefused()
+    account = known_account(db, gateway.key_fingerprint)
+    if account is not None and lease_is_held(db, account):
+        raise SweepInProgress(account)
+
+
 def configured_sweep(
     settings: Settings,
     db: Database,
@@ -32,8 +45,10 @@ def configured_sweep(
     dry_run: bool = False,
     created_before: int | None = None,
     on_progress: Callable[[SweepProgress], None] | None = None,
+    once_leased: Callable[[], None] | None = None,
 ) -> SweepResult:
-    """Raises ``LiveModeRefused``, ``SweepInProgress``, ``SweepAborted`` or ``AuditError``."""
+    """Raises ``LiveModeRefused``, ``SweepInProgress``, ``SweepAborted`` or ``AuditError``;
+    ``once_leased`` runs as soon as the account is leased (see ``run_recorded_sweep``)."""
     gateway = configured_gateway(settings)
     if gateway.livemode and not settings.allow_live_mode:
         raise LiveModeRefused()
@@ -46,5 +61,11 @@ def configured_sweep(
     )
     recording = Recording(db, settings.journal_dir, settings.lease_ttl_s, settings.audit_grace_s)
     return run_recorded_sweep(
-        recording, gateway, options, trigger=trigger, user_id=user_id, on_progress=on_progress
+        recording,
+        gateway,
+        options,
+        trigger=trigger,
+        user_id=user_id,
+        on_progress=on_progress,
+        once_leased=once_leased,
     )

@@ -19,6 +19,9 @@ threads = _server.threads
 timeout = _server.timeout_s
 graceful_timeout = _server.graceful_timeout_s
 keepalive = 5
+# JWTs with many claims exceed gunicorn's default 8,190-byte header field: allow a 16 KB token
+# after "Authorization: Bearer " (a header over this gets a JSON 431 from gunicorn itself).
+limit_request_field_size = 16 * 1024 + 1024
 accesslog = "-"
 errorlog = "-"
 access_log_format = json.dumps(
@@ -34,3 +37,10 @@ access_log_format = json.dumps(
         "user_agent": "%(a)s",
     }
 )
+
+
+def on_starting(server: object) -> None:
+    """Errors gunicorn answers itself come in the JSON envelope too."""
+    from .gunicorn_errors import install
+
+    install()

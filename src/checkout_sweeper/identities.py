@@ -21,13 +21,19 @@ from .stripe_api import StripeGateway
 IDENTIFY_ATTEMPTS = 3
 
 
+def known_account(db: Database, key_fingerprint: str) -> str | None:
+    """The account a key acts on, if it was read before; no Stripe request."""
+    with db.session() as session:
+        known = session.get(StripeAccount, key_fingerprint)
+    return known.account if known is not None else None
+
+
 def identify(db: Database, gateway: StripeGateway) -> str:
     """Set ``gateway.account`` from the database, or from Stripe the first time."""
-    with db.session() as session:
-        known = session.get(StripeAccount, gateway.key_fingerprint)
+    known = known_account(db, gateway.key_fingerprint)
     if known is not None:
-        gateway.account = known.account
-        return known.account
+        gateway.account = known
+        return known
     account = _ask_stripe(gateway)
     try:
         with db.session() as session:

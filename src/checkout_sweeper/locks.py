@@ -42,6 +42,15 @@ def holder_is_dead(owner: str) -> bool:
     return False
 
 
+def lease_is_held(db: Database, account: str) -> bool:
+    """Whether a live sweep holds ``account`` now (a read only: ``acquire`` decides)."""
+    with db.session() as session:
+        holder = session.get(SweepLock, account)
+    if holder is None or holder.expires_at < time.time():
+        return False
+    return not holder_is_dead(holder.owner)
+
+
 class AccountLease:
     """``acquire()`` or raise ``SweepInProgress``; ``renew()`` while working; ``release()``."""
 

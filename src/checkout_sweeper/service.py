@@ -97,8 +97,13 @@ def run_recorded_sweep(
     trigger: str,
     user_id: int | None = None,
     on_progress: Callable[[SweepProgress], None] | None = None,
+    once_leased: Callable[[], None] | None = None,
 ) -> SweepResult:
     """Run one sweep under the account lease.
+
+    ``once_leased`` runs right after the lease is taken and before anything else: the endpoint
+    spends the caller's quota there, so a call refused because a sweep is running (the lease
+    is taken atomically) never spends it; if it raises, the lease is given back.
 
     Raises ``SweepInProgress`` (the lease is held), ``SweepAborted`` (carrying what was done)
     or ``AuditError`` (the database stayed out of reach; the journal keeps everything).
@@ -108,6 +113,8 @@ def run_recorded_sweep(
     acquired_at = time.monotonic()
     lease.acquire()
     try:
+        if once_leased is not None:
+            once_leased()
         run = {"id": run_id, "trigger": trigger, "user_id": user_id, "account": gateway.account}
         run.update(livemode=gateway.livemode, dry_run=options.dry_run, status="running")
         recorder = RunRecorder(recording.db, recording.journal_dir, run)

@@ -15,13 +15,40 @@ from .state import app_state
 bp = Blueprint("docs", __name__)
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_RETRY_AFTER = {
+    "schema": {"type": "integer"},
+    "description": "Seconds to wait before retrying.",
+    "required": True,
+}
+_QUOTA = {
+    "X-RateLimit-Limit": {
+        "schema": {"type": "integer"},
+        "description": "Calls allowed per hour and user.",
+    },
+    "X-RateLimit-Remaining": {
+        "schema": {"type": "integer"},
+        "description": "Calls left in the moving hour.",
+    },
+    "X-RateLimit-Reset": {
+        "schema": {"type": "integer"},
+        "description": "Epoch second when a call is freed again.",
+    },
+}
 _DRY_RUN_ONLY = frozenset({"would_expire"})  # the endpoint never makes a dry run
 STATUSES: list[tuple[str, str]] = [
     ("200", "Sweep done: counts, failures and the sessions still open (empty means clean)."),
-    ("400", "The token has no user id claim, or a query parameter was sent (none are accepted)."),
+    (
+        "400",
+        "The token's user id claim is missing or not a string or integer, or a query parameter "
+        "was sent (none are accepted).",
+    ),
     ("401", "No or malformed Bearer header; token invalid, expired, not yet valid, no exp."),
     ("403", "The configured Stripe key is live-mode and SWEEPER_ALLOW_LIVE_MODE is not set."),
-    ("404", "The token's user id is not in the database: 'User not found.'"),
+    (
+        "404",
+        "No user has the token's id ('User not found.'); only the canonical spelling of a row "
+        "id (ASCII digits, no sign, no leading zero) names a user.",
+    ),
     ("409", "The user already has a stripe_customer_id, or a sweep of the account is running."),
     (
         "429",
@@ -41,12 +68,11 @@ def _sweep_responses() -> dict[str, Any]:
     responses["200"]["content"]["application/json"]["schema"] = {
         "$ref": "#/components/schemas/SweepSuccess"
     }
-    responses["429"]["headers"] = {
-        "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."},
-        "X-RateLimit-Limit": {"schema": {"type": "integer"}},
-        "X-RateLimit-Remaining": {"schema": {"type": "integer"}},
-        "X-RateLimit-Reset": {"schema": {"type": "integer"}},
-    }
+    for code in ("200", "429"):  # the answers given after the quota was counted
+        responses[code]["headers"] = {k: {**v, "required": True} for k, v in _QUOTA.items()}
+    responses["500"]["headers"] = dict(_QUOTA)  # when the sweep had started
+    responses["429"]["headers"]["Retry-After"] = _RETRY_AFTER
+    responses["503"]["headers"] = {"Retry-After": _RETRY_AFTER}
     return responses
 
 

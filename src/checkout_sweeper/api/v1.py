@@ -15,7 +15,7 @@ from flask_limiter.errors import RateLimitExceeded
 
 from .. import defaults
 from ..auth import bearer_token, user_id_from, verify
-from ..configured import configured_sweep
+from ..configured import configured_sweep, refuse_early
 from ..errors import AuditError, AuthError, LiveModeRefused, SweepAborted, SweepInProgress
 from ..models import User
 from ..responses import UNEXPECTED, ApiError, success
@@ -26,7 +26,8 @@ bp = Blueprint("v1", __name__)
 log = logging.getLogger("checkout_sweeper.api")
 
 
-def _authenticated_user_id() -> str:
+def _authenticated_user_id() -> int | None:
+    """The row id the token names (None: no row can have it); 401/400 otherwise."""
     state = app_state()
     try:
         token = bearer_token(request.headers.get("Authorization"))
@@ -39,21 +40,22 @@ def _authenticated_user_id() -> str:
         raise ApiError(err.status, err.message, headers) from None
 
 
-def _load_user(user_id: str) -> User:
-    user = find_user(app_state().db, int(user_id)) if user_id.isdigit() else None
+def _load_user(user_id: int | None) -> User:
+    user = find_user(app_state().db, user_id) if user_id is not None else None
     if user is None:
         raise ApiError(404, "User not found.")
     return user
 
 
-def _spend_quota() -> None:
-    """Count this call against the user's hourly quota: 429 when spent, 503 if storage is down.
+def _spend_quota(user_id: int) -> None:
+    """Count this call against the user's hourly quota, keyed on the row id (so no other
+    spelling of the id escapes it): 429 when spent, 503 if the storage is down.
 
     Failing closed is deliberate: without its limiter a destructive endpoint must not run.
     """
     try:
         with app_state().limiter.limit(
-            defaults.sweep_rate_limit(), key_func=lambda: f"user:{g.user_id}"
+            defaults.sweep_rate_limit(), key_func=lambda: f"user:{user_id}"
         ):
             pass
     except RateLimitExceeded:
@@ -68,9 +70,16 @@ def _spend_quota() -> None:
         ) from None
 
 
+BUSY = "A sweep of this Stripe account is already running; try again when it ends."
+
+
 @bp.get("/active_checkout_sessions_and_expire_all")
 def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
-    """Expire every open Checkout Session of the account; answer with what is left open."""
+    """Expire every open Checkout Session of the account; answer with what is left open.
+
+    The checks run in the contract's order; those that depend only on the server's state
+    (live-mode key, a sweep running) come before the quota, so they never spend it.
+    """
     state = app_state()
     g.user_id = _authenticated_user_id()
     if request.args:
@@ -83,20 +92,21 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
             "This user already has a Stripe customer "
             f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
         )
-    _spend_quota()
     try:
-        result = configured_sweep(state.settings, state.db, trigger="api", user_id=user.id)
+        refuse_early(state.settings, state.db)
+        result = configured_sweep(
+            state.settings,
+            state.db,
+            trigger="api",
+            user_id=user.id,
+            once_leased=lambda: _spend_quota(user.id),  # a 409 for a running sweep spends none
+        )
     except LiveModeRefused as refusal:
         raise ApiError(403, str(refusal)) from None
     except SweepInProgress:
-        raise ApiError(
-            409, "A sweep of this Stripe account is already running; try again when it ends."
-        ) from None
-    except SweepAborted as err:
-        log.error("sweep aborted: %s", err)
-        raise ApiError(500, UNEXPECTED) from None
-    except AuditError as err:
-        log.error("sweep not fully recorded: %s", err)
+        raise ApiError(409, BUSY) from None
+    except (SweepAborted, AuditError) as err:
+        log.error("sweep did not complete: %s", err)
         raise ApiError(500, UNEXPECTED) from None
     g.sweep_counts = {
         "sweep_id": result.sweep_id,

@@ -1,0 +1,43 @@
+"""Property-based conformance: schemathesis generates requests from ``/openapi.json`` and
+checks every answer of the running API (with the fake Stripe) against it, for a client with a
+valid token and for one without."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from checkout_sweeper.api.docs import openapi_spec
+
+schema = schemathesis.openapi.from_dict(openapi_spec("/v1"))
+SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One API for the whole module (schemathesis calls it many times)."""
+    from checkout_sweeper.fake_stripe import FakeStripeServer
+
+    from helpers import serve_api
+
+    tmp = tmp_path_factory.mktemp("schemathesis")
+    with FakeStripeServer() as fake:
+        fake.state.seed(open_=20)
+        with serve_api(tmp, fake.url) as api:
+            yield api
+
+
+@schema.parametrize()
+@SETTINGS
+def test_an_authorised_client_gets_documented_answers(case, served):
+    token = served.token(served.user_id)
+    case.call_and_validate(base_url=served.url, headers={"Authorization": f"Bearer {token}"})
+
+
+@schema.parametrize()
+@SETTINGS
+def test_an_unauthenticated_client_gets_documented_answers(case, served):
+    case.call_and_validate(base_url=served.url)
