@@ -14,6 +14,13 @@ from checkout_sweeper.fake_stripe import FakeStripeServer
 from helpers import JWT_SECRET, TEST_KEY, RunningApi, make_client, service_missing
 
 
+@pytest.fixture(autouse=True)
+def own_data_folder(tmp_path, monkeypatch) -> None:
+    """Every test (and every command it runs) keeps its data in its own folder, never in the
+    user's real data directory."""
+    monkeypatch.setenv("SWEEPER_INSTANCE_PATH", str(tmp_path / "data"))
+
+
 @pytest.fixture
 def fake_stripe() -> Iterator[FakeStripeServer]:
     """A fresh, empty fake Stripe on a free port, stopped after the test."""
@@ -94,13 +101,14 @@ def postgres_url():
 
 
 @pytest.fixture
-def redis_url():
-    """Redis database 9, emptied for this test."""
+def redis_url(worker_id):
+    """A Redis database of this test worker's own (9, 10, ...), emptied for this test."""
     import os
 
     import redis
 
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+    number = 9 + (int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0)
+    url = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{number}")
     client = redis.Redis.from_url(url)
     try:
         client.ping()

@@ -88,7 +88,7 @@ def test_db_upgrade_is_idempotent(cli):
 
 def test_sweep_json_is_the_endpoint_data_and_exit_0_when_clean(cli, fake_stripe):
     fake_stripe.state.seed(open_=150, complete=10)
-    result = cli("sweep", "--json")
+    result = cli("sweep", "--yes", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["expired_count"] == 150 and data["remaining_open_sessions"] == []
@@ -102,7 +102,7 @@ def test_sweep_json_is_the_endpoint_data_and_exit_0_when_clean(cli, fake_stripe)
 def test_sweep_exits_1_when_sessions_fail(cli, fake_stripe):
     fake_stripe.state.seed(open_=2)
     fake_stripe.state.faults.update({"expire_fail_rate": 1})
-    result = cli("sweep", "--json")
+    result = cli("sweep", "--yes", "--json")
     assert result.returncode == 1
     data = json.loads(result.stdout)
     assert len(data["failed"]) == 2 and data["remaining_open_count"] == 2
@@ -113,15 +113,19 @@ def test_dry_run_lists_without_expiring(cli, fake_stripe):
     data = json.loads(cli("sweep", "--dry-run", "--json", check=True).stdout)
     assert len(data["would_expire"]) == 12 and data["expired_count"] == 0
     assert fake_stripe.state.snapshot()["open_total"] == 12
-    table = cli("sweep", "--dry-run", check=True).stdout
-    assert "would expire" in table and "dry run" in table
+    listed = cli("sweep", "--dry-run", check=True)
+    assert "would expire" in listed.stdout and "(dry run)" in listed.stderr
 
 
 def test_created_before_accepts_iso_and_epoch_and_rejects_junk(cli, fake_stripe):
     fake_stripe.state.seed(open_=5)
-    assert cli("sweep", "--json", "--created-before", "2000-01-01T00:00:00Z").returncode == 0
+    assert (
+        cli("sweep", "--yes", "--json", "--created-before", "2000-01-01T00:00:00Z").returncode == 0
+    )
     assert fake_stripe.state.snapshot()["open_total"] == 5
-    assert cli("sweep", "--json", "--created-before", str(int(time.time()))).returncode == 0
+    assert (
+        cli("sweep", "--yes", "--json", "--created-before", str(int(time.time()))).returncode == 0
+    )
     assert fake_stripe.state.snapshot()["open_total"] == 0
     junk = cli("sweep", "--created-before", "yesterday-ish")
     assert junk.returncode == 2 and "ISO 8601" in junk.stderr
@@ -129,21 +133,21 @@ def test_created_before_accepts_iso_and_epoch_and_rejects_junk(cli, fake_stripe)
 
 def test_live_key_is_refused_unless_allowed(cli, fake_stripe):
     fake_stripe.state.seed(open_=2, livemode=True)
-    refused = cli("sweep", "--json", STRIPE_API_KEY=LIVE_KEY)
+    refused = cli("sweep", "--yes", "--json", STRIPE_API_KEY=LIVE_KEY)
     assert refused.returncode == 2 and "SWEEPER_ALLOW_LIVE_MODE" in refused.stderr
     assert fake_stripe.state.snapshot()["open_total"] == 2
-    allowed = cli("sweep", "--json", STRIPE_API_KEY=LIVE_KEY, SWEEPER_ALLOW_LIVE_MODE="1")
+    allowed = cli("sweep", "--yes", "--json", STRIPE_API_KEY=LIVE_KEY, SWEEPER_ALLOW_LIVE_MODE="1")
     assert allowed.returncode == 0 and json.loads(allowed.stdout)["expired_count"] == 2
 
 
 def test_stripe_unusable_exits_3(cli, fake_stripe):
-    result = cli("sweep", STRIPE_API_KEY="sk_test_revoked_key")
+    result = cli("sweep", "--yes", STRIPE_API_KEY="sk_test_revoked_key")
     assert result.returncode == 3 and "Invalid API Key" in result.stderr
 
 
 def test_an_unreachable_database_is_one_line_naming_it_exit_3(cli):
     url = "postgresql+psycopg://sweeper:s3cret@127.0.0.1:1/sweeper"
-    for command in (["history"], ["users", "list"], ["sweep"]):
+    for command in (["history"], ["users", "list"], ["sweep", "--yes"]):
         result = cli(*command, DATABASE_URL=url)
         assert result.returncode == 3, result.stderr
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -161,7 +165,7 @@ def _start_slow_sweep(cli, fake_stripe, open_: int) -> subprocess.Popen:
     fake_stripe.state.seed(open_=open_)
     fake_stripe.state.faults.update({"latency_ms": 20})
     process = subprocess.Popen(
-        [sys.executable, "-m", "checkout_sweeper", "sweep", "--json"],
+        [sys.executable, "-m", "checkout_sweeper", "sweep", "--yes", "--json"],
         env={**cli.env, "SWEEPER_MAX_RPS": "40"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -177,7 +181,7 @@ def _start_slow_sweep(cli, fake_stripe, open_: int) -> subprocess.Popen:
 def test_second_sweep_of_the_account_exits_4_at_once(cli, fake_stripe):
     first = _start_slow_sweep(cli, fake_stripe, 200)
     started = time.monotonic()
-    second = cli("sweep", "--json")
+    second = cli("sweep", "--yes", "--json")
     assert second.returncode == 4 and "already running" in second.stderr
     assert time.monotonic() - started < 10
     first.send_signal(signal.SIGTERM)
@@ -208,7 +212,7 @@ def test_killed_sweep_shows_as_interrupted_and_frees_the_account(cli, fake_strip
     assert history[0]["status"] == "interrupted"
     # Its holder no longer exists, so the account is free at once; a new sweep finishes the job.
     fake_stripe.state.faults.update({"latency_ms": 0})
-    result = cli("sweep", "--json")
+    result = cli("sweep", "--yes", "--json")
     assert result.returncode == 0 and fake_stripe.state.snapshot()["open_total"] == 0
 
 
@@ -227,7 +231,7 @@ def test_sweep_on_a_terminal_shows_progress_and_a_summary(cli, fake_stripe, tmp_
     if shutil.which("script") is None:
         pytest.skip("needs util-linux 'script' to give the command a terminal")
     fake_stripe.state.seed(open_=40)
-    command = shlex.join([sys.executable, "-m", "checkout_sweeper", "sweep"])
+    command = shlex.join([sys.executable, "-m", "checkout_sweeper", "sweep", "--yes"])
     result = subprocess.run(
         ["script", "-qec", command, str(tmp_path / "typescript")],
         env={**cli.env, "COLUMNS": "80"},
@@ -265,7 +269,7 @@ def test_default_serve_holds_the_limit_in_one_process(cli):
             try:
                 requests.get(f"{url}/healthz", timeout=1)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 assert time.monotonic() < deadline and server.poll() is None
                 time.sleep(0.1)
         now = int(time.time())

@@ -28,15 +28,15 @@ def sweep(server, *, key: str = TEST_KEY, gateway=None, **options):
 
 
 def test_every_open_session_on_every_page_is_expired_once(fake_stripe):
-    fake_stripe.state.seed(open_=730, complete=50, expired=50)
+    fake_stripe.state.seed(open_=330, complete=50, expired=50)
     result, outcomes = sweep(fake_stripe)
-    assert result.expired_count == 730 and result.failed == []
+    assert result.expired_count == 330 and result.failed == []
     assert result.remaining_open_count == 0 and result.remaining_open_sessions == []
     assert sorted(o.session_id for o in outcomes) == sorted(set(o.session_id for o in outcomes))
     stats = fake_stripe.state.snapshot()
     assert stats["open_total"] == 0
     assert stats["expire_calls_max_per_session"] == 1
-    assert stats["requests"]["expire"] == 730  # paid and expired sessions are never touched
+    assert stats["requests"]["expire"] == 330  # paid and expired sessions are never touched
 
 
 def test_each_expire_carries_an_idempotency_key_of_sweep_and_session(fake_stripe):
@@ -83,31 +83,31 @@ def test_a_restart_does_not_count_open_sessions_twice(fake_stripe):
 
 
 def test_transient_errors_and_races_fail_nothing(fake_stripe):
-    fake_stripe.state.seed(open_=400, complete=20)
+    fake_stripe.state.seed(open_=200, complete=20)
     fake_stripe.state.faults.update({"fail_rate": 0.05, "race_rate": 0.05})
     result, _ = sweep(fake_stripe)
     stats = fake_stripe.state.snapshot()
     assert stats["server_errors"] > 0 and stats["races"] > 0
     assert result.failed == []
     assert result.already_closed_count == stats["races"]
-    assert result.expired_count + result.already_closed_count == 400
+    assert result.expired_count + result.already_closed_count == 200
     assert stats["sessions_expired_twice"] == 0 and stats["open_total"] == 0
 
 
 def test_a_429_slows_the_sweep_down_instead_of_failing(fake_stripe):
-    fake_stripe.state.seed(open_=120)
+    fake_stripe.state.seed(open_=60)
     fake_stripe.state.faults.update({"rps": 40})
     result, _ = sweep(fake_stripe, max_rps=80.0)
-    assert result.failed == [] and result.expired_count == 120
+    assert result.failed == [] and result.expired_count == 60
     assert result.rate_limited > 0
     assert result.rate_limited == fake_stripe.state.snapshot()["rate_limited"]
 
 
 def test_budget_below_the_limit_gets_no_429(fake_stripe):
-    fake_stripe.state.seed(open_=120)
+    fake_stripe.state.seed(open_=60)
     fake_stripe.state.faults.update({"rps": 40, "latency_ms": 5})
     result, _ = sweep(fake_stripe, max_rps=30.0)
-    assert result.expired_count == 120 and result.rate_limited == 0
+    assert result.expired_count == 60 and result.rate_limited == 0
 
 
 def test_sessions_created_during_the_sweep_are_caught_by_later_passes(fake_stripe):
@@ -254,13 +254,12 @@ def test_lost_answers_on_a_stripe_without_replay_still_count_as_expired(other_st
 
 def test_a_stripe_that_refuses_cursors_is_still_swept_clean(other_stripe):
     stripe_ = other_stripe(no_cursors=True)
-    stripe_.state.seed(open_=250)
+    stripe_.state.seed(open_=150)
     result, _ = sweep(stripe_)
-    assert result.failed == [] and result.expired_count == 250
+    assert result.failed == [] and result.expired_count == 150
     assert stripe_.state.snapshot()["open_total"] == 0
-    with pytest.raises(SweepAborted, match="Bad cursor"):
-        stripe_.state.seed(open_=250)
-        sweep(stripe_, dry_run=True)  # nothing changes between restarts: it must stop
+    # That a dry run on such a Stripe stops instead of looping is shown in memory
+    # (test_engine_walker.py): over HTTP it would decode thousands of sessions for nothing.
 
 
 def test_should_retry_false_fails_that_session_at_once_and_the_sweep_goes_on(other_stripe):

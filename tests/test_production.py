@@ -82,7 +82,7 @@ def stack(postgres_url, redis_url, fake_stripe, tmp_path):
                 try:
                     if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
                         return url
-                except requests.ConnectionError:
+                except requests.RequestException:
                     pass
                 assert process.poll() is None, (tmp_path / f"serve-{port}.log").read_text()
                 assert time.monotonic() < deadline, "serve did not come up"
@@ -201,7 +201,7 @@ def test_a_killed_worker_leaves_no_lock_and_its_run_shows_interrupted(
     with pytest.raises(requests.RequestException):
         doomed.result()
     pool.shutdown()
-    time.sleep(2.5)  # SWEEPER_LEASE_TTL=2: the dead worker's lease lapses
+    # The lease's holder no longer exists on this host, so the account is free at once.
     history = json.loads(stack.cli("history", "--json"))
     assert history[0]["status"] == "interrupted"
     retry = stack.call(url, dave)

@@ -19,10 +19,15 @@ def _cli_section() -> str:
 
 def _commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
     found: dict[str, click.Command] = {}
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None
         path = f"{prefix}{name}"
         if isinstance(command, click.Group):
             found.update(_commands(command, path + " "))
+            if command.invoke_without_command:  # a group that is a command by itself too
+                found[path] = command
         else:
             found[path] = command
     return found

@@ -117,3 +117,43 @@ def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
         known = sum(run[column] for column in COUNTED.values())
         run["pending"] = max(0, known - run["records"])
     return runs
+
+
+def find_run(db: Database, id_or_prefix: str) -> dict[str, Any] | None:
+    """A run by its id, or by a prefix of it that only one run has (as ``history`` shows)."""
+    with db.session() as session:
+        run = session.get(SweepRun, id_or_prefix)
+        if run is None and len(id_or_prefix) >= 4:
+            matches = session.scalars(
+                select(SweepRun).where(SweepRun.id.startswith(id_or_prefix)).limit(2)
+            ).all()
+            run = matches[0] if len(matches) == 1 else None
+        return run.as_dict() if run is not None else None
+
+
+def run_sessions(
+    db: Database,
+    run_id: str,
+    *,
+    outcomes: tuple[str, ...] = (),
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> list[dict[str, Any]]:
+    """The run's session rows in the order they were recorded, optionally filtered by
+    outcome and paged by ``starting_after`` (a session id) and ``limit``."""
+    query = select(SweptSession).where(SweptSession.run_id == run_id).order_by(SweptSession.id)
+    if outcomes:
+        query = query.where(SweptSession.outcome.in_(outcomes))
+    with db.session() as session:
+        if starting_after is not None:
+            after = session.scalar(
+                select(SweptSession.id).where(
+                    SweptSession.run_id == run_id, SweptSession.session_id == starting_after
+                )
+            )
+            if after is None:
+                raise LookupError(starting_after)
+            query = query.where(SweptSession.id > after)
+        if limit is not None:
+            query = query.limit(limit)
+        return [row.as_dict() for row in session.scalars(query)]

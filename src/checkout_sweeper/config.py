@@ -13,10 +13,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import platformdirs
 
 from . import defaults
 from .errors import ConfigError
-from .keys import KEY_PATTERN
+from .keys import key_problem
 
 __all__ = ["VARIABLES", "ConfigError", "ServerSettings", "Settings", "Variable"]
 
@@ -25,6 +28,7 @@ PUBLIC_KEY_ALGORITHMS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+APP_NAME = "checkout-sweeper"
 RATELIMIT_SCHEMES = ("memory://", "redis://", "rediss://", "redis+sentinel://")
 DEFAULT_JWT_ALGORITHMS = "HS256"
 DEFAULT_USER_ID_CLAIM = "sub"
@@ -85,10 +89,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("STRIPE_ACCOUNT", "none", "sweep a connected account (`Stripe-Account` header)"),
     Variable(
         "DATABASE_URL",
-        "SQLite in the instance folder",
+        "SQLite in the data folder",
         "SQLAlchemy URL; `postgresql+psycopg://...` in production",
     ),
-    Variable("SWEEPER_INSTANCE_PATH", "`./instance`", "where the default SQLite file lives"),
+    Variable(
+        "SWEEPER_INSTANCE_PATH",
+        "`~/.local/share/checkout-sweeper`",
+        "the data folder: the default SQLite file and the audit journals (platformdirs' user "
+        "data directory, whatever the current directory)",
+    ),
     Variable(
         "JWT_SECRET / JWT_PUBLIC_KEY",
         "none",
@@ -202,9 +211,12 @@ def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> 
 
 
 def default_instance_path(env: Mapping[str, str] | None = None) -> Path:
-    """Where the embedded SQLite database lives: ``SWEEPER_INSTANCE_PATH`` or ./instance."""
+    """Where the embedded SQLite database and the audit journals live: ``SWEEPER_INSTANCE_PATH``,
+    else the user's data directory (``~/.local/share/checkout-sweeper`` on Linux), never the
+    current directory, so every command sees the same users, history and leases."""
     env = os.environ if env is None else env
-    return Path(env.get("SWEEPER_INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+    chosen = env.get("SWEEPER_INSTANCE_PATH") or platformdirs.user_data_path(APP_NAME)
+    return Path(chosen).expanduser().resolve()
 
 
 def default_database_url(instance_path: Path) -> str:
@@ -258,13 +270,30 @@ def _jwt_key(env: Mapping[str, str], algorithms: tuple[str, ...]) -> str | None:
 
 
 def _stripe_key(env: Mapping[str, str]) -> str | None:
-    key = env.get("STRIPE_API_KEY") or None
-    if key is not None and not KEY_PATTERN.match(key):
-        raise ConfigError(
-            "STRIPE_API_KEY must be a secret (sk_) or restricted (rk_) key, "
-            "test or live; publishable keys (pk_) cannot expire sessions"
-        )
+    """Unset or empty is allowed here (commands that need no Stripe say so when they run);
+    anything else must be a key."""
+    key = env.get("STRIPE_API_KEY")
+    if key is None or not key.strip():
+        return key
+    problem = key_problem(key)
+    if problem is not None:
+        raise ConfigError(problem)
     return key
+
+
+def _stripe_base(env: Mapping[str, str]) -> str | None:
+    """``STRIPE_API_BASE`` without a trailing ``/`` or ``/v1`` (the SDK adds ``/v1``)."""
+    raw = (env.get("STRIPE_API_BASE") or "").strip()
+    if not raw:
+        return None
+    base = raw.rstrip("/").removesuffix("/v1").rstrip("/")
+    parsed = urlsplit(base)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(
+            f"STRIPE_API_BASE must be an http(s) URL with a host, like "
+            f"http://127.0.0.1:12111; got {raw!r}"
+        )
+    return base
 
 
 def _ratelimit_storage(env: Mapping[str, str]) -> str:
@@ -297,8 +326,9 @@ class Settings:
 
     def check_for_api(self) -> None:
         """What serving the endpoint needs on top of the database: a Stripe key and a JWT key."""
-        if not self.stripe_api_key:
-            raise ConfigError("STRIPE_API_KEY is required to serve the API")
+        problem = key_problem(self.stripe_api_key)
+        if problem is not None:
+            raise ConfigError(problem)
         if not self.jwt.key:
             which = "JWT_SECRET" if self.jwt.algorithms[0].startswith("HS") else "JWT_PUBLIC_KEY"
             raise ConfigError(f"{which} is required for {', '.join(self.jwt.algorithms)}")
@@ -309,7 +339,7 @@ class Settings:
         prefix = "/" + env.get("SWEEPER_API_PREFIX", DEFAULT_API_PREFIX).strip("/")
         return cls(
             stripe_api_key=_stripe_key(env),
-            stripe_api_base=env.get("STRIPE_API_BASE") or None,
+            stripe_api_base=_stripe_base(env),
             stripe_account=env.get("STRIPE_ACCOUNT") or None,
             stripe_timeout_s=_number(
                 env, "STRIPE_TIMEOUT_S", defaults.STRIPE_TIMEOUT_S, minimum=0.1

@@ -12,7 +12,7 @@ from .identities import identify, known_account
 from .locks import lease_is_held
 from .service import Recording, run_recorded_sweep
 from .stripe_api import StripeGateway
-from .sweep import SweepOptions, SweepProgress, SweepResult
+from .sweep import Sweeper, SweepOptions, SweepProgress, SweepResult
 
 
 def configured_gateway(settings: Settings) -> StripeGateway:
@@ -36,6 +36,29 @@ def refuse_early(settings: Settings, db: Database) -> None:
         raise SweepInProgress(account)
 
 
+def identified_gateway(settings: Settings, db: Database, *, dry_run: bool) -> StripeGateway:
+    """The gateway with its account known; a live-mode key is refused unless allowed or the
+    sweep only reads (a dry run)."""
+    gateway = configured_gateway(settings)
+    if gateway.livemode and not settings.allow_live_mode and not dry_run:
+        raise LiveModeRefused()
+    identify(db, gateway)
+    return gateway
+
+
+def count_open(settings: Settings, gateway: StripeGateway, created_before: int | None) -> int:
+    """How many sessions are open (created before ``created_before``), by a listing that
+    records nothing and expires nothing."""
+    options = SweepOptions(
+        max_rps=settings.max_rps,
+        concurrency=settings.concurrency,
+        dry_run=True,
+        created_before=created_before,
+        remaining_cap=0,
+    )
+    return Sweeper(gateway, options).run().remaining_open_count
+
+
 def configured_sweep(
     settings: Settings,
     db: Database,
@@ -46,13 +69,11 @@ def configured_sweep(
     created_before: int | None = None,
     on_progress: Callable[[SweepProgress], None] | None = None,
     once_leased: Callable[[], None] | None = None,
+    gateway: StripeGateway | None = None,
 ) -> SweepResult:
     """Raises ``LiveModeRefused``, ``SweepInProgress``, ``SweepAborted`` or ``AuditError``;
     ``once_leased`` runs as soon as the account is leased (see ``run_recorded_sweep``)."""
-    gateway = configured_gateway(settings)
-    if gateway.livemode and not settings.allow_live_mode:
-        raise LiveModeRefused()
-    identify(db, gateway)
+    gateway = gateway or identified_gateway(settings, db, dry_run=dry_run)
     options = SweepOptions(
         max_rps=settings.max_rps,
         concurrency=settings.concurrency,

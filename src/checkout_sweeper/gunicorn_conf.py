@@ -7,9 +7,8 @@ sessions at Stripe's pace to finish when the server is told to stop.
 
 from __future__ import annotations
 
-import json
-
 from .config import ServerSettings
+from .logs import gunicorn_log_config
 
 _server = ServerSettings.from_env()
 bind = _server.bind
@@ -24,19 +23,8 @@ keepalive = 5
 limit_request_field_size = 16 * 1024 + 1024
 accesslog = "-"
 errorlog = "-"
-access_log_format = json.dumps(
-    {
-        "ts": "%(t)s",
-        "logger": "gunicorn.access",
-        "ip": "%(h)s",
-        "method": "%(m)s",
-        "path": "%(U)s",
-        "status": "%(s)s",
-        "bytes": "%(B)s",
-        "duration_us": "%(D)s",
-        "user_agent": "%(a)s",
-    }
-)
+# Every line gunicorn writes is one JSON object with the app's keys and timestamp format.
+logconfig_dict = gunicorn_log_config(_server.log_level)
 
 
 def on_starting(server: object) -> None:

@@ -18,7 +18,7 @@ from .models import StripeAccount
 from .retry import RetryPolicy
 from .stripe_api import StripeGateway
 
-IDENTIFY_ATTEMPTS = 3
+IDENTIFY_ATTEMPTS = 3  # at most two quick retries: a Stripe that is not there is said at once
 
 
 def known_account(db: Database, key_fingerprint: str) -> str | None:
@@ -45,7 +45,7 @@ def identify(db: Database, gateway: StripeGateway) -> str:
 
 def _ask_stripe(gateway: StripeGateway, policy: RetryPolicy | None = None) -> str:
     """``SweepAborted`` when Stripe cannot be used."""
-    policy = policy or RetryPolicy(base_s=0.25, cap_s=2.0)
+    policy = policy or RetryPolicy(base_s=0.2, cap_s=0.5)
     rng = random.Random()
     for attempt in range(1, IDENTIFY_ATTEMPTS + 1):
         try:

@@ -10,13 +10,24 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
+
+
+def iso_utc(created: float) -> str:
+    """The one timestamp format of every log line: ISO 8601, UTC, milliseconds, ``Z``."""
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        + f".{int(created % 1 * 1000):03d}Z"
+    )
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, then the record's fields."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": iso_utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -25,6 +36,52 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+class AccessFormatter(JsonFormatter):
+    """gunicorn's access lines with the app's keys (gunicorn passes its atoms as the args)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        atoms = record.args if isinstance(record.args, Mapping) else {}
+
+        def atom(name: str) -> str:
+            return str(atoms.get(name, "-"))
+
+        status = atom("s")
+        micros = atom("D")
+        record.fields = {
+            "ip": atom("h"),
+            "method": atom("m"),
+            "path": atom("U"),
+            "status": int(status) if status.isdigit() else status,
+            "bytes": atom("B"),
+            "duration_ms": int(micros) // 1000 if micros.isdigit() else None,
+            "user_agent": atom("a"),
+        }
+        record.msg, record.args = f"{atom('m')} {atom('U')} {status}", None
+        return super().format(record)
+
+
+def gunicorn_log_config(level: str) -> dict[str, Any]:
+    """``logconfig_dict`` for gunicorn: its error and access logs as the app's JSON lines."""
+    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {"()": "checkout_sweeper.logs.JsonFormatter"},
+            "access": {"()": "checkout_sweeper.logs.AccessFormatter"},
+        },
+        "handlers": {
+            "error": {**handler, "formatter": "json"},
+            "access": {**handler, "formatter": "access", "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["error"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+        "root": {"level": "WARNING", "handlers": []},
+    }
 
 
 class _StderrHandler(logging.StreamHandler):

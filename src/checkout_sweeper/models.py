@@ -25,6 +25,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with its zone (SQLite hands datetimes back without one)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -44,7 +53,7 @@ class User(Base):
             "id": self.id,
             "email": self.email,
             "stripe_customer_id": self.stripe_customer_id,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "created_at": utc_iso(self.created_at),
         }
 
 
@@ -72,6 +81,15 @@ class SweepRun(Base):
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None] = mapped_column(Integer)
 
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished_at is None or self.started_at is None:
+            return None
+        started, finished = self.started_at, self.finished_at
+        if (started.tzinfo is None) != (finished.tzinfo is None):
+            started, finished = started.replace(tzinfo=None), finished.replace(tzinfo=None)
+        return round((finished - started).total_seconds(), 3)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "id": self.id,
@@ -81,8 +99,9 @@ class SweepRun(Base):
             "account": self.account,
             "livemode": self.livemode,
             "dry_run": self.dry_run,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "started_at": utc_iso(self.started_at),
+            "finished_at": utc_iso(self.finished_at),
+            "duration_s": self.duration_s,
             "expired_count": self.expired_count,
             "already_closed_count": self.already_closed_count,
             "failed_count": self.failed_count,
@@ -109,6 +128,15 @@ class SweptSession(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "session_id": self.session_id,
+            "outcome": self.outcome,
+            "error": self.error,
+            "attempts": self.attempts,
+            "recorded_at": utc_iso(self.recorded_at),
+        }
 
 
 class SweepLock(Base):

@@ -28,6 +28,8 @@ from .keys import account_fingerprint, is_live_key
 
 log = logging.getLogger("checkout_sweeper.stripe")
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
+_ERRNO = re.compile(r"\[Errno -?\d+\][^'\")\]]*")
+CONNECT_TIMEOUT_S = 2.0  # Stripe answers a connection in well under a second
 
 
 def _retry_after(headers: dict[str, str] | None) -> float | None:
@@ -37,14 +39,25 @@ def _retry_after(headers: dict[str, str] | None) -> float | None:
         return None
 
 
-def _translate(err: stripe.StripeError) -> StripeProblem:
+def _network_cause(err: BaseException) -> str:
+    """The short reason under an SDK connection error (refused, timed out, no such host)."""
+    text = str(err.__cause__ or err)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(0).strip()
+    if "timed out" in text.lower():
+        return "no answer in time (timed out)"
+    return type(err.__cause__ or err).__name__
+
+
+def _translate(err: stripe.StripeError, where: str = "api.stripe.com") -> StripeProblem:
+    if isinstance(err, stripe.APIConnectionError):
+        return RetryableError(f"could not reach Stripe at {where}: {_network_cause(err)}")
     status = err.http_status or 0
     should_retry = (err.headers or {}).get("stripe-should-retry")
     summary = f"Stripe {status or 'connection'} error: {err.user_message or type(err).__name__}"
     if isinstance(err, stripe.RateLimitError):
         return RetryableError(summary, rate_limited=True, retry_after_s=_retry_after(err.headers))
-    if isinstance(err, stripe.APIConnectionError):
-        return RetryableError(summary)
     if should_retry == "false" and status >= 409:
         return SessionRejected(summary, status)  # Stripe says a retry cannot help this call
     if should_retry == "true" or status >= 500 or status == 409:
@@ -65,6 +78,7 @@ class StripeGateway:
         stripe_account: str | None = None,
         timeout_s: float = defaults.STRIPE_TIMEOUT_S,
     ) -> None:
+        self.where = f"STRIPE_API_BASE={api_base}" if api_base else "api.stripe.com"
         self.livemode = is_live_key(api_key)
         self.key_fingerprint = account_fingerprint(api_key, stripe_account)
         self.account = self.key_fingerprint  # until ``identify`` reads the account
@@ -73,7 +87,9 @@ class StripeGateway:
             stripe_account=stripe_account,
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=0,  # the engine retries, with its own pacing and backoff
-            http_client=stripe.RequestsClient(timeout=timeout_s),
+            http_client=stripe.RequestsClient(
+                timeout=(min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)  # type: ignore[arg-type]
+            ),
         )
 
     def identify(self) -> str:
@@ -85,7 +101,7 @@ class StripeGateway:
             account = self._client.v1.accounts.retrieve_current()
         except (stripe.PermissionError, stripe.InvalidRequestError) as err:
             if err.http_status not in (403, 404):
-                raise _translate(err) from None
+                raise _translate(err, self.where) from None
             log.warning(
                 "this key may not read its Stripe account (%s); the one-sweep lease is keyed on "
                 "the key instead, so another key of the same account is not kept out",
@@ -93,7 +109,7 @@ class StripeGateway:
             )
             return self.account
         except stripe.StripeError as err:
-            raise _translate(err) from None
+            raise _translate(err, self.where) from None
         mode = "live" if self.livemode else "test"
         self.account = f"{mode}:{account.id}"
         return self.account
@@ -118,9 +134,9 @@ class StripeGateway:
                 # Either way the engine restarts without a cursor, and an error that is not
                 # about the cursor comes back there and ends the sweep.
                 raise StaleCursor(str(err.user_message)) from None
-            raise _translate(err) from None
+            raise _translate(err, self.where) from None
         except stripe.StripeError as err:
-            raise _translate(err) from None
+            raise _translate(err, self.where) from None
         return SessionPage([s.to_dict() for s in page.data], bool(page.has_more))
 
     def session_status(self, session_id: str) -> str:
@@ -128,7 +144,7 @@ class StripeGateway:
         try:
             return str(self._client.v1.checkout.sessions.retrieve(session_id).status)
         except stripe.StripeError as err:
-            raise _translate(err) from None
+            raise _translate(err, self.where) from None
 
     def expire(self, session_id: str, idempotency_key: str) -> None:
         try:
@@ -139,6 +155,6 @@ class StripeGateway:
             found = _NOT_OPEN_STATUS.search(err.user_message or "")
             if err.http_status == 400 and found:
                 raise SessionNotOpen(found.group(1)) from None
-            raise _translate(err) from None
+            raise _translate(err, self.where) from None
         except stripe.StripeError as err:
-            raise _translate(err) from None
+            raise _translate(err, self.where) from None

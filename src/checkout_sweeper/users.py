@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .db import Database
 from .errors import UserError
-from .models import User
+from .models import SweepRun, User
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CUSTOMER_ID = re.compile(r"^cus_\w+$")
@@ -60,3 +60,23 @@ def find_user(db: Database, user_id: int) -> User | None:
 def list_users(db: Database) -> list[dict[str, Any]]:
     with db.session() as session:
         return [u.as_dict() for u in session.scalars(select(User).order_by(User.id))]
+
+
+def remove_user(db: Database, user_id: int, *, force: bool = False) -> int:
+    """Delete a user; return how many sweeps they started. Refused (``UserError``) when they
+    started any, unless ``force``: the sweeps and their records stay, without the user."""
+    with db.session() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise UserError(f"no user {user_id}", field="id")
+        sweeps = session.scalar(
+            select(func.count()).select_from(SweepRun).where(SweepRun.user_id == user_id)
+        )
+        if sweeps and not force:
+            raise UserError(
+                f"user {user_id} started {sweeps} sweep(s) on record; add --force to remove the "
+                "user anyway (the sweeps and their records are kept)"
+            )
+        session.execute(update(SweepRun).where(SweepRun.user_id == user_id).values(user_id=None))
+        session.delete(user)
+        return int(sweeps or 0)

@@ -25,6 +25,7 @@ from werkzeug.serving import make_server
 from ..app import create_app
 from ..auth import mint_token
 from ..fake_stripe import FakeStripeServer
+from ..fake_stripe.server import QuietRequestHandler
 from ..logs import setup_logging
 from ..users import add_user
 
@@ -52,7 +53,9 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
         state = app.extensions["checkout_sweeper"]
         user_id = add_user(state.db, "developer@example.com")["id"]
         token = mint_token(state.settings.jwt, str(user_id), ttl_s=600)
-        server = make_server("127.0.0.1", 0, app, threaded=True)
+        server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler
+        )
         threading.Thread(target=server.serve_forever, daemon=True).start()
         api = f"http://127.0.0.1:{server.port}"
         console.print(

@@ -1,4 +1,10 @@
-"""``sweep`` and ``history``: the operator's door onto the same recorded sweep as the API."""
+"""``sweep``: the operator's door onto the same recorded sweep as the API.
+
+Careful with a destructive action, like the tools people trust: on a terminal it lists first,
+shows the account, the mode and what it found, and asks; ``--yes`` skips the question; with no
+terminal and no ``--yes`` it refuses. ``--dry-run`` only reads: it never asks and works with
+live-mode keys.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,10 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ..audit_store import recent_runs
-from ..configured import configured_sweep
+from ..config import Settings
+from ..configured import configured_sweep, count_open, identified_gateway
+from ..db import Database
 from ..errors import (
     AuditError,
     LeaseLost,
@@ -23,11 +28,15 @@ from ..errors import (
     SweepInProgress,
     SweepInterrupted,
 )
-from ..tally import SweepProgress, SweepResult
+from ..keys import key_problem
+from ..stripe_api import StripeGateway
+from ..tally import SweepResult
 from .common import (
     EXIT_AUDIT,
     EXIT_BUSY,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     Failure,
     load_settings,
@@ -35,11 +44,22 @@ from .common import (
     print_json,
     table_console,
 )
+from .display import LiveProgress, show_plan, show_stopped, show_summary
+
+NO_TERMINAL = (
+    "sweep expires sessions and asks before it does, but there is no terminal to ask on; "
+    "add --yes to expire without asking (or --dry-run to only list)"
+)
 
 
 def parse_moment(value: str) -> int:
     """An epoch in seconds, or an ISO 8601 date/time (UTC when no offset is given)."""
     text = value.strip()
+    if not text:
+        raise click.BadParameter(
+            "is empty: give an ISO 8601 time (2026-11-29T12:00:00Z) or epoch seconds",
+            param_hint="--created-before",
+        )
     if text.isdigit():
         return int(text)
     try:
@@ -54,64 +74,6 @@ def parse_moment(value: str) -> int:
     return int(moment.timestamp())
 
 
-class _LiveProgress:
-    """A progress bar on stderr that fits 80 columns: handled/found, outcomes, current rate."""
-
-    def __init__(self, console: Console, dry_run: bool) -> None:
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=16),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self.dry_run = dry_run
-        self.task = self.bar.add_task("listing" if dry_run else "expiring", total=None, detail="")
-
-    def update(self, p: SweepProgress) -> None:
-        if self.dry_run:
-            self.bar.update(self.task, total=p.found, completed=p.found, detail="")
-            return
-        self.bar.update(
-            self.task,
-            total=p.found,
-            completed=p.handled,
-            detail=(
-                f"expired {p.expired} closed {p.already_closed} failed {p.failed} {p.rate:.1f}/s"
-            ),
-        )
-
-
-def _summary(console: Console, result: SweepResult) -> None:
-    table = Table(title=f"sweep {result.sweep_id}" + (" (dry run)" if result.dry_run else ""))
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    rows = [
-        (
-            "would expire" if result.dry_run else "expired",
-            result.expired_count if not result.dry_run else len(result.would_expire),
-        ),
-        ("already closed", result.already_closed_count),
-        ("failed", len(result.failed)),
-        ("still open", result.remaining_open_count),
-        ("Stripe requests", result.stripe_requests),
-        ("429s received", result.rate_limited),
-        ("passes", result.passes),
-        ("duration", f"{result.duration_ms / 1000:.1f} s"),
-    ]
-    for name, value in rows:
-        table.add_row(name, str(value))
-    console.print(table)
-    for failure in result.failed[:20]:
-        console.print(f"[red]failed[/red] {failure['id']}: {failure['error']}")
-    if result.dry_run:
-        for session_id in result.would_expire[:50]:
-            console.print(f"would expire {session_id}")
-        if len(result.would_expire) > 50:
-            console.print(f"... and {len(result.would_expire) - 50} more (use --json for all)")
-
-
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM behaves like Ctrl-C: stop dispatching, let in-flight expires finish, record."""
     raise KeyboardInterrupt
@@ -119,94 +81,116 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @click.command("sweep")
 @click.option("--dry-run", is_flag=True, help="List what would be expired; expire nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Expire without asking (needed with no terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's data object.")
 @click.option(
     "--created-before",
     default=None,
     help="Only sessions created before this moment (ISO 8601 or epoch seconds).",
 )
-def sweep_command(dry_run: bool, as_json: bool, created_before: str | None) -> None:
+def sweep_command(dry_run: bool, yes: bool, as_json: bool, created_before: str | None) -> None:
     """Expire every open Checkout Session of the account in STRIPE_API_KEY.
 
-    Exit status: 0 when nothing failed and nothing is left open; 1 when sessions failed or
-    remain open; 2 on bad input or configuration; 3 when Stripe or the database could not be
-    used; 4 when another sweep holds the account (or took it); 5 when the audit trail could
-    not be written (the journal named keeps every outcome); 130 when interrupted.
+    \b
+    Exit status:
+      0    nothing failed and nothing is left open
+      1    sessions failed or remain open (or the question was answered no)
+      2    bad arguments or configuration; no terminal to ask on and no --yes
+      3    Stripe or the database could not be used
+      4    another sweep holds the account (or took it)
+      5    the audit trail could not be written (the journal named keeps everything)
+      130  interrupted (Ctrl-C or SIGTERM)
     """
-    cutoff = parse_moment(created_before) if created_before else None
+    cutoff = parse_moment(created_before) if created_before is not None else None
     settings = load_settings()
-    if not settings.stripe_api_key:
-        raise Failure("STRIPE_API_KEY is not set: export the key of the account to sweep", 2)
+    _require_key(settings)
+    asking = not dry_run and not yes
+    if asking and not sys.stdin.isatty():
+        raise Failure(NO_TERMINAL, EXIT_USAGE)
     db = open_database(settings)
     console = Console(stderr=True)
+    gateway = _gateway(settings, db, dry_run)
+    total = None
+    if asking or console.is_terminal:
+        total = _count(settings, gateway, cutoff)
+        show_plan(console, gateway.account, gateway.livemode, db.safe_url, total, cutoff)
+    if asking and total and not click.confirm(f"Expire all {total}?", err=True):
+        console.print("nothing was expired")
+        sys.exit(EXIT_FAILED)
+    result = _run(settings, db, gateway, console, dry_run, cutoff, total, as_json)
+    left_out = None
+    if cutoff is not None and not as_json:
+        left_out = _count(settings, gateway, None) - result.remaining_open_count
+    if as_json:
+        print_json(result.as_data())
+    else:
+        show_summary(table_console(), console, result, db.safe_url, left_out)
+    sys.exit(0 if result.succeeded else EXIT_FAILED)
+
+
+def _require_key(settings: Settings) -> None:
+    problem = key_problem(settings.stripe_api_key)
+    if problem is not None:
+        raise Failure(problem, EXIT_USAGE)
+
+
+def _gateway(settings: Settings, db: Database, dry_run: bool) -> StripeGateway:
+    try:
+        return identified_gateway(settings, db, dry_run=dry_run)
+    except LiveModeRefused as refusal:
+        raise Failure(str(refusal), EXIT_USAGE) from None
+    except SweepAborted as err:
+        raise Failure(f"Stripe could not be used: {err}", EXIT_UNAVAILABLE) from None
+
+
+def _count(settings: Settings, gateway: StripeGateway, cutoff: int | None) -> int:
+    try:
+        return count_open(settings, gateway, cutoff)
+    except SweepAborted as err:
+        raise Failure(f"Stripe could not be used: {err}", EXIT_UNAVAILABLE) from None
+
+
+def _run(
+    settings: Settings,
+    db: Database,
+    gateway: StripeGateway,
+    console: Console,
+    dry_run: bool,
+    cutoff: int | None,
+    total: int | None,
+    as_json: bool,
+) -> SweepResult:
     signal.signal(signal.SIGTERM, _interrupt)
-    live = _LiveProgress(console, dry_run) if console.is_terminal else None
+    live = LiveProgress(console, dry_run, total) if console.is_terminal else None
     try:
         with live.bar if live else contextlib.nullcontext():
-            result = configured_sweep(
+            return configured_sweep(
                 settings,
                 db,
                 trigger="cli",
                 dry_run=dry_run,
                 created_before=cutoff,
                 on_progress=live.update if live else None,
+                gateway=gateway,
             )
-    except LiveModeRefused as refusal:
-        raise Failure(str(refusal), EXIT_USAGE) from None
     except SweepInProgress:
         raise Failure("a sweep of this Stripe account is already running", EXIT_BUSY) from None
     except SweepAborted as stopped:
         _stopped_early(console, stopped, as_json)
     except AuditError as err:
         raise Failure(str(err), EXIT_AUDIT) from None
-    if as_json:
-        print_json(result.as_data())
-    else:
-        _summary(table_console(), result)
-    sys.exit(0 if result.succeeded else EXIT_FAILED)
 
 
 def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> NoReturn:
     """Say what was done before the sweep stopped, then exit with the code of the reason."""
     if isinstance(stopped, SweepInterrupted):
-        headline, code = "[yellow]interrupted:[/yellow] the run is recorded as interrupted", 130
+        headline = "[yellow]interrupted:[/yellow] the run is recorded as interrupted"
+        code = EXIT_INTERRUPTED
     elif isinstance(stopped, LeaseLost):
         headline, code = f"[red]stopped:[/red] {stopped}", EXIT_BUSY
     else:
-        headline, code = f"[red]error:[/red] Stripe could not be used: {stopped}", 3
-    console.print(headline, highlight=False)
-    if stopped.result is not None:
-        done = stopped.result
-        console.print(
-            f"done before it stopped: {done.expired_count} expired, "
-            f"{done.already_closed_count} already closed, {len(done.failed)} failed",
-            highlight=False,
-        )
-        if as_json:
-            print_json({**done.as_data(), "error": str(stopped)})
+        headline, code = f"[red]error:[/red] Stripe could not be used: {stopped}", EXIT_UNAVAILABLE
+    show_stopped(console, headline, stopped.result)
+    if as_json and stopped.result is not None:
+        print_json({**stopped.result.as_data(), "error": str(stopped)})
     sys.exit(code)
-
-
-@click.command("history")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
-def history_command(as_json: bool, limit: int) -> None:
-    """Recent sweeps, newest first; a run whose process died shows as interrupted."""
-    runs = recent_runs(open_database(load_settings()), limit)
-    if as_json:
-        print_json(runs)
-        return
-    table = Table("started", "id", "by", "status", "expired", "closed", "failed", "left", "mode")
-    for run in runs:
-        table.add_row(
-            run["started_at"][:19],
-            run["id"][:12],
-            run["trigger"] + (f":{run['user_id']}" if run["user_id"] else ""),
-            run["status"] + (f" ({run['pending']} pending)" if run["pending"] else ""),
-            str(run["expired_count"]),
-            str(run["already_closed_count"]),
-            str(run["failed_count"]),
-            "-" if run["remaining_count"] is None else str(run["remaining_count"]),
-            ("live" if run["livemode"] else "test") + (" dry" if run["dry_run"] else ""),
-        )
-    table_console().print(table)

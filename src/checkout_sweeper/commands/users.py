@@ -1,4 +1,4 @@
-"""``users add`` / ``users list``, and ``token``: the door onto ``checkout_sweeper.users``."""
+"""``users add|list|remove`` and ``token``: the door onto ``checkout_sweeper.users``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from rich.table import Table
 
 from ..auth import mint_token
 from ..errors import AuthError, UserError
-from ..users import add_user, check_customer_id, check_email, list_users
+from ..users import (
+    add_user,
+    check_customer_id,
+    check_email,
+    find_user,
+    list_users,
+    remove_user,
+)
 from .common import EXIT_USAGE, Failure, load_settings, open_database, print_json, table_console
 
 
@@ -58,15 +65,34 @@ def list_command(as_json: bool) -> None:
     table_console().print(table)
 
 
+@users_group.command("remove")
+@click.argument("user_id", type=click.IntRange(0))
+@click.option("--force", is_flag=True, help="Remove a user who started sweeps (kept on record).")
+def remove_command(user_id: int, force: bool) -> None:
+    """Remove a user; refused if they started sweeps on record, unless --force."""
+    try:
+        sweeps = remove_user(open_database(load_settings()), user_id, force=force)
+    except UserError as err:
+        raise Failure(str(err), EXIT_USAGE) from None
+    kept = f"; their {sweeps} sweep(s) stay on record" if sweeps else ""
+    click.echo(f"removed user {user_id}{kept}")
+
+
 @click.command("token")
-@click.argument("user_id")
+@click.argument("user_id", type=click.IntRange(0))
 @click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1), help="Seconds.")
-def token_command(user_id: str, ttl: int) -> None:
+@click.option("--any-id", is_flag=True, help="Mint even if no user has this id (for tests).")
+def token_command(user_id: int, ttl: int, any_id: bool) -> None:
     """Print a signed JWT for USER_ID (development helper; needs JWT_SECRET)."""
     settings = load_settings()
     if not settings.jwt.algorithms[0].startswith("HS") or not settings.jwt.key:
-        raise click.ClickException("token needs JWT_SECRET with an HS* algorithm")
+        raise Failure("token needs JWT_SECRET with an HS* algorithm", EXIT_USAGE)
+    if not any_id and find_user(open_database(settings), user_id) is None:
+        raise Failure(
+            f"no user {user_id}: add one with `users add`, or pass --any-id to mint anyway",
+            EXIT_USAGE,
+        )
     try:
-        click.echo(mint_token(settings.jwt, user_id, ttl_s=ttl))
+        click.echo(mint_token(settings.jwt, str(user_id), ttl_s=ttl))
     except AuthError as err:
-        raise click.ClickException(err.message) from None
+        raise Failure(err.message, EXIT_USAGE) from None

@@ -182,7 +182,7 @@ class FakeStripeApp:
         return _json(200, self.state.snapshot())
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietRequestHandler(WSGIRequestHandler):
     """No access log line per request: at hundreds of requests a second it is only noise."""
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
@@ -198,7 +198,7 @@ class FakeStripeServer:
         self.app = FakeStripeApp(state)
         self.state = self.app.state
         self._server: BaseWSGIServer = make_server(
-            host, port, self.app, threaded=True, request_handler=_QuietHandler
+            host, port, self.app, threaded=True, request_handler=QuietRequestHandler
         )
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None

@@ -1,0 +1,173 @@
+"""The command line as a careful tool: one data folder wherever it runs, clear refusals of bad
+input, the audit trail per session, users removed with care."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import JWT_SECRET, TEST_KEY
+
+
+@pytest.fixture
+def home(tmp_path, fake_stripe) -> dict[str, str]:
+    """A fresh HOME and no SWEEPER_INSTANCE_PATH: the data folder is the user's own."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("SWEEPER_INSTANCE_PATH", "XDG_DATA_HOME")
+    }
+    return {
+        **env,
+        "HOME": str(tmp_path / "home"),
+        "STRIPE_API_KEY": TEST_KEY,
+        "STRIPE_API_BASE": fake_stripe.url,
+        "JWT_SECRET": JWT_SECRET,
+        "SWEEPER_MAX_RPS": "200",
+    }
+
+
+def _run(env: dict[str, str], *args: str, cwd=None, **more: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "checkout_sweeper", *args],
+        env={**env, **more},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_every_directory_sees_the_same_data(home, tmp_path):
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir(), second.mkdir()
+    assert _run(home, "users", "add", "--email", "d@example.com", cwd=first).returncode == 0
+    listed = _run(home, "users", "list", "--json", cwd=second)
+    assert [u["email"] for u in json.loads(listed.stdout)] == ["d@example.com"]
+    data = tmp_path / "home" / ".local" / "share" / "checkout-sweeper"
+    assert (data / "checkout_sweeper.sqlite3").exists()
+    assert not (first / "instance").exists() and not (second / "instance").exists()
+
+
+def test_two_sweeps_from_two_directories_share_one_lease(home, tmp_path, fake_stripe):
+    fake_stripe.state.seed(open_=150)
+    fake_stripe.state.faults.update({"latency_ms": 20})
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir(), second_dir.mkdir()
+    command = [sys.executable, "-m", "checkout_sweeper", "sweep", "--yes", "--json"]
+    first = subprocess.Popen(
+        command, env={**home, "SWEEPER_MAX_RPS": "40"}, cwd=first_dir, stdout=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 20
+    while fake_stripe.state.snapshot()["requests"].get("expire", 0) < 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    second = _run(home, "sweep", "--yes", "--json", cwd=second_dir)
+    assert second.returncode == 4 and "already running" in second.stderr
+    first.communicate(timeout=60)
+    assert first.returncode == 0 and fake_stripe.state.snapshot()["sessions_expired_twice"] == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("sk_test_123 ", "spaces"),
+        ("pk_test_abc", "publishable"),
+        ("abc", "should start with"),
+        ("sk_test_", "only the prefix"),
+    ],
+)
+def test_each_bad_key_is_named_and_exits_2(home, key, words):
+    result = _run(home, "sweep", "--yes", STRIPE_API_KEY=key)
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_missing_key_exits_2(home):
+    env = {k: v for k, v in home.items() if k != "STRIPE_API_KEY"}
+    result = _run(env, "sweep", "--yes")
+    assert result.returncode == 2 and "STRIPE_API_KEY is not set" in result.stderr
+
+
+def test_an_unreachable_stripe_base_is_named_and_exits_3_quickly(home):
+    started = time.monotonic()
+    result = _run(home, "sweep", "--yes", STRIPE_API_BASE="http://127.0.0.1:9")
+    assert result.returncode == 3 and time.monotonic() - started < 5
+    assert "STRIPE_API_BASE=http://127.0.0.1:9" in result.stderr and "refused" in result.stderr
+    assert "support@stripe.com" not in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_stripe_base_ending_in_v1_works_and_a_bad_one_is_refused(home, fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    assert _run(home, "sweep", "--yes", STRIPE_API_BASE=fake_stripe.url + "/v1/").returncode == 0
+    bad = _run(home, "sweep", "--yes", STRIPE_API_BASE="localhost:12111")
+    assert bad.returncode == 2 and "STRIPE_API_BASE" in bad.stderr
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_created_before_is_refused(home, fake_stripe, value):
+    fake_stripe.state.seed(open_=3)
+    result = _run(home, "sweep", "--yes", "--created-before", value)
+    assert result.returncode == 2 and "empty" in result.stderr
+    assert fake_stripe.state.snapshot()["open_total"] == 3
+
+
+def test_a_filtered_sweep_says_what_it_left_out(home, fake_stripe):
+    fake_stripe.state.seed(open_=6)  # one every four hours over the past day
+    cutoff = str(int(time.time()) - 6 * 3600)
+    result = _run(home, "sweep", "--yes", "--created-before", cutoff)
+    assert result.returncode == 0
+    left = fake_stripe.state.snapshot()["open_total"]
+    assert 0 < left < 6
+    assert re.search(rf"open, out of scope\W+{left}\b", result.stdout), result.stdout
+
+
+def test_history_show_lists_each_session_of_a_sweep(home, fake_stripe):
+    fake_stripe.state.seed(open_=25)
+    swept = json.loads(_run(home, "sweep", "--yes", "--json").stdout)
+    shown = _run(home, "history", "show", swept["sweep_id"][:10], "--json")
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    expired = [s for s in record["sessions"] if s["outcome"] == "expired"]
+    assert len(expired) == swept["expired_count"] == 25
+    assert record["started_at"].endswith("Z") and record["duration_s"] is not None
+    only = json.loads(
+        _run(home, "history", "show", swept["sweep_id"], "--json", "--outcome", "failed").stdout
+    )
+    assert only["sessions"] == []
+    missing = _run(home, "history", "show", "nope-nope")
+    assert missing.returncode == 2 and "no sweep" in missing.stderr
+    table = _run(home, "history")
+    assert "test:acct_" in table.stdout and "database sqlite" in table.stderr
+
+
+def test_users_remove_keeps_sweeps_on_record_and_asks_for_force(home, fake_stripe):
+    from checkout_sweeper.db import Database
+    from checkout_sweeper.models import SweepRun
+
+    added = json.loads(_run(home, "users", "add", "--email", "r@example.com", "--json").stdout)
+    uid = str(added["id"])
+    data = os.path.join(home["HOME"], ".local", "share", "checkout-sweeper")
+    db = Database(f"sqlite:///{data}/checkout_sweeper.sqlite3")
+    with db.session() as session:
+        session.add(SweepRun(id="r" * 32, trigger="api", user_id=added["id"], account="test:x"))
+    refused = _run(home, "users", "remove", uid)
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    assert _run(home, "users", "remove", uid, "--force").returncode == 0
+    assert json.loads(_run(home, "users", "list", "--json").stdout) == []
+    history = json.loads(_run(home, "history", "--json").stdout)
+    assert history[0]["id"] == "r" * 32 and history[0]["user_id"] is None
+    assert _run(home, "users", "remove", uid).returncode == 2  # no such user now
+
+
+def test_token_refuses_an_unknown_user_unless_asked(home):
+    refused = _run(home, "token", "99")
+    assert refused.returncode == 2 and "no user 99" in refused.stderr
+    minted = _run(home, "token", "99", "--any-id")
+    assert minted.returncode == 0 and minted.stdout.count(".") == 2
