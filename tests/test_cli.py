@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -251,16 +252,17 @@ def test_serve_refuses_several_workers_with_per_process_rate_limits(cli):
     assert "RATELIMIT_STORAGE_URI" in result.stderr and "9 per hour" in result.stderr
 
 
-def test_default_serve_holds_the_limit_in_one_process(cli):
+def test_default_serve_holds_the_limit_in_one_process_and_logs_only_json(cli, tmp_path):
     from checkout_sweeper.fake_stripe.process import free_port
 
     user = json.loads(cli("users", "add", "--email", "s@example.com", "--json", check=True).stdout)
     port = free_port()
+    log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "checkout_sweeper", "serve", "--port", str(port)],
-        env={**cli.env, "LOG_LEVEL": "WARNING"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env=cli.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -285,3 +287,12 @@ def test_default_serve_holds_the_limit_in_one_process(cli):
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
+    lines = (tmp_path / "serve.log").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]  # every line gunicorn or the app wrote
+    assert {e["logger"] for e in entries} >= {"gunicorn.error", "gunicorn.access"}
+    for entry in entries:
+        assert {"ts", "level", "logger", "message"} <= set(entry)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["ts"]), entry
+    access = [e for e in entries if e["logger"] == "gunicorn.access"]
+    assert {"ip", "method", "path", "status", "duration_ms"} <= set(access[-1])
