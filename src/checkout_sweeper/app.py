@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .api.docs import bp as docs_bp
 from .api.health import bp as health_bp
 from .api.state import EXTENSION_KEY, AppState
+from .api.sweeps import bp as sweeps_bp
 from .api.v1 import bp as v1_bp
 from .config import Settings, default_instance_path
 from .db import Database
@@ -66,6 +67,7 @@ def create_app(
         )
     register_error_handlers(app)
     app.register_blueprint(v1_bp, url_prefix=settings.api_prefix or None)
+    app.register_blueprint(sweeps_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(health_bp)
     app.register_blueprint(docs_bp)
     return app
@@ -93,7 +95,7 @@ def _log_requests(app: Flask) -> None:
 
     @app.after_request
     def finish(response: Response) -> Response:
-        if request.blueprint == "v1":
+        if request.blueprint in ("v1", "sweeps"):
             response.headers["Cache-Control"] = "no-store"
         if response.status_code not in (429, 503):
             response.headers.pop("Retry-After", None)  # the limiter adds it to every answer

@@ -7,6 +7,7 @@ doubles a row; a run's counts are recounted from its rows when it closes, so the
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -157,3 +158,25 @@ def run_sessions(
         if limit is not None:
             query = query.limit(limit)
         return [row.as_dict() for row in session.scalars(query)]
+
+
+def user_runs(db: Database, user_id: int, limit: int) -> list[dict[str, Any]]:
+    """The user's runs, newest first (``limit + 1`` tells the caller whether there are more)."""
+    mark_stale_runs_interrupted(db)
+    query = (
+        select(SweepRun)
+        .where(SweepRun.user_id == user_id)
+        .order_by(SweepRun.started_at.desc())
+        .limit(limit)
+    )
+    with db.session() as session:
+        return [run.as_dict() for run in session.scalars(query)]
+
+
+def run_of_user(db: Database, run_id: str, user_id: int) -> dict[str, Any] | None:
+    """One run with its stored answer, if this user started it."""
+    with db.session() as session:
+        run = session.get(SweepRun, run_id)
+        if run is None or run.user_id != user_id:
+            return None
+        return {**run.as_dict(), "result": json.loads(run.result) if run.result else None}

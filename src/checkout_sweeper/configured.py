@@ -10,7 +10,7 @@ from .db import Database
 from .errors import LiveModeRefused, SweepInProgress
 from .identities import identify, known_account
 from .locks import lease_is_held
-from .service import Recording, run_recorded_sweep
+from .service import RecordedSweep, Recording
 from .stripe_api import StripeGateway
 from .sweep import Sweeper, SweepOptions, SweepProgress, SweepResult
 
@@ -73,6 +73,32 @@ def configured_sweep(
 ) -> SweepResult:
     """Raises ``LiveModeRefused``, ``SweepInProgress``, ``SweepAborted`` or ``AuditError``;
     ``once_leased`` runs as soon as the account is leased (see ``run_recorded_sweep``)."""
+    return start_configured_sweep(
+        settings,
+        db,
+        trigger=trigger,
+        user_id=user_id,
+        dry_run=dry_run,
+        created_before=created_before,
+        on_progress=on_progress,
+        once_leased=once_leased,
+        gateway=gateway,
+    ).run()
+
+
+def start_configured_sweep(
+    settings: Settings,
+    db: Database,
+    *,
+    trigger: str,
+    user_id: int | None = None,
+    dry_run: bool = False,
+    created_before: int | None = None,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+    once_leased: Callable[[], None] | None = None,
+    gateway: StripeGateway | None = None,
+) -> RecordedSweep:
+    """The sweep leased, paid for and recorded as running, ready to ``run``."""
     gateway = gateway or identified_gateway(settings, db, dry_run=dry_run)
     options = SweepOptions(
         max_rps=settings.max_rps,
@@ -81,7 +107,7 @@ def configured_sweep(
         created_before=created_before,
     )
     recording = Recording(db, settings.journal_dir, settings.lease_ttl_s, settings.audit_grace_s)
-    return run_recorded_sweep(
+    return RecordedSweep(
         recording,
         gateway,
         options,

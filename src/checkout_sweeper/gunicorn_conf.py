@@ -32,3 +32,11 @@ def on_starting(server: object) -> None:
     from .gunicorn_errors import install
 
     install()
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """A stopping worker interrupts its background sweeps: they stop dispatching, record what
+    was done and end ``interrupted``, within the graceful timeout."""
+    from .background import stop_all
+
+    stop_all(timeout_s=graceful_timeout)

@@ -78,6 +78,7 @@ class SweepRun(Base):
     remaining_count: Mapped[int | None] = mapped_column(Integer)
     stripe_requests: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)  # the endpoint's data object, as JSON
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None] = mapped_column(Integer)
 

@@ -13,6 +13,7 @@ guarantees:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -30,7 +31,7 @@ from .locks import AccountLease
 from .stop import StopSignal
 from .sweep import Sweeper, SweepOptions, SweepProgress, SweepResult
 
-__all__ = ["Recording", "lease_margin_s", "run_recorded_sweep"]
+__all__ = ["RecordedSweep", "Recording", "lease_margin_s", "run_recorded_sweep"]
 
 log = logging.getLogger("checkout_sweeper.service")
 
@@ -89,6 +90,77 @@ class LeaseKeeper(threading.Thread):
         self.join(timeout=1)
 
 
+class RecordedSweep:
+    """A sweep that has taken its account's lease and has its run row, ready to ``run``
+    (here, or in a background thread for an asynchronous request)."""
+
+    def __init__(
+        self,
+        recording: Recording,
+        gateway: Gateway,
+        options: SweepOptions,
+        *,
+        trigger: str,
+        user_id: int | None = None,
+        on_progress: Callable[[SweepProgress], None] | None = None,
+        once_leased: Callable[[], None] | None = None,
+    ) -> None:
+        """Take the lease, run ``once_leased`` (the endpoint spends the caller's quota there,
+        so a call refused because a sweep is running never spends it), record the run.
+
+        Raises ``SweepInProgress``, or what ``once_leased`` raised (the lease is given back).
+        """
+        self.sweep_id = uuid.uuid4().hex
+        self._grace_s = recording.audit_grace_s
+        self._lease = AccountLease(
+            recording.db, gateway.account, self.sweep_id, ttl_s=recording.lease_ttl_s
+        )
+        acquired_at = time.monotonic()
+        self._lease.acquire()
+        try:
+            if once_leased is not None:
+                once_leased()
+            run = {"id": self.sweep_id, "trigger": trigger, "user_id": user_id}
+            run.update(account=gateway.account, livemode=gateway.livemode)
+            run.update(dry_run=options.dry_run, status="running")
+            self._recorder = RunRecorder(recording.db, recording.journal_dir, run)
+        except BaseException:
+            _release(self._lease)
+            raise
+        self.sweeper = Sweeper(
+            gateway,
+            options,
+            sweep_id=self.sweep_id,
+            on_outcome=self._recorder.on_outcome,
+            on_progress=self._progress(on_progress),
+        )
+        self._keeper = LeaseKeeper(self._lease, self.sweeper.stop, recording.lease_ttl_s)
+        self._keeper.start_deadline(acquired_at)
+
+    def _progress(
+        self, on_progress: Callable[[SweepProgress], None] | None
+    ) -> Callable[[SweepProgress], None]:
+        def progress(snapshot: SweepProgress) -> None:
+            self._recorder.on_progress(snapshot)
+            if on_progress is not None:
+                on_progress(snapshot)
+
+        return progress
+
+    def interrupt(self, reason: str) -> None:
+        """Stop from another thread (the server is stopping): in-flight expires finish and are
+        recorded, and the run ends ``interrupted``."""
+        self.sweeper.abort(SweepInterrupted(reason))
+
+    def run(self) -> SweepResult:
+        """Raises ``SweepAborted`` (carrying what was done) or ``AuditError`` (the database
+        stayed out of reach; the journal keeps everything). The lease is released."""
+        try:
+            return _run_recorded(self.sweeper, self._keeper, self._recorder, self._grace_s)
+        finally:
+            _release(self._lease)
+
+
 def run_recorded_sweep(
     recording: Recording,
     gateway: Gateway,
@@ -99,39 +171,17 @@ def run_recorded_sweep(
     on_progress: Callable[[SweepProgress], None] | None = None,
     once_leased: Callable[[], None] | None = None,
 ) -> SweepResult:
-    """Run one sweep under the account lease.
-
-    ``once_leased`` runs right after the lease is taken and before anything else: the endpoint
-    spends the caller's quota there, so a call refused because a sweep is running (the lease
-    is taken atomically) never spends it; if it raises, the lease is given back.
-
-    Raises ``SweepInProgress`` (the lease is held), ``SweepAborted`` (carrying what was done)
-    or ``AuditError`` (the database stayed out of reach; the journal keeps everything).
-    """
-    run_id = uuid.uuid4().hex
-    lease = AccountLease(recording.db, gateway.account, run_id, ttl_s=recording.lease_ttl_s)
-    acquired_at = time.monotonic()
-    lease.acquire()
-    try:
-        if once_leased is not None:
-            once_leased()
-        run = {"id": run_id, "trigger": trigger, "user_id": user_id, "account": gateway.account}
-        run.update(livemode=gateway.livemode, dry_run=options.dry_run, status="running")
-        recorder = RunRecorder(recording.db, recording.journal_dir, run)
-
-        def progress(snapshot: SweepProgress) -> None:
-            recorder.on_progress(snapshot)
-            if on_progress is not None:
-                on_progress(snapshot)
-
-        sweeper = Sweeper(
-            gateway, options, sweep_id=run_id, on_outcome=recorder.on_outcome, on_progress=progress
-        )
-        keeper = LeaseKeeper(lease, sweeper.stop, recording.lease_ttl_s)
-        keeper.start_deadline(acquired_at)
-        return _run_recorded(sweeper, keeper, recorder, recording.audit_grace_s)
-    finally:
-        _release(lease)
+    """One sweep under the account lease, from start to end (see ``RecordedSweep``)."""
+    sweep = RecordedSweep(
+        recording,
+        gateway,
+        options,
+        trigger=trigger,
+        user_id=user_id,
+        on_progress=on_progress,
+        once_leased=once_leased,
+    )
+    return sweep.run()
 
 
 def _run_recorded(
@@ -141,8 +191,8 @@ def _run_recorded(
     keeper.start()
     try:
         result = sweeper.run()
-    except LeaseLost as lost:
-        recorder.finish("interrupted", _values(lost.result, str(lost)), grace_s=grace_s)
+    except (LeaseLost, SweepInterrupted) as stopped:
+        recorder.finish("interrupted", _values(stopped.result, str(stopped)), grace_s=grace_s)
         raise
     except SweepAborted as aborted:
         recorder.finish("failed", _values(aborted.result, str(aborted)), grace_s=grace_s)
@@ -162,11 +212,13 @@ def _run_recorded(
 
 
 def _values(result: SweepResult | None, error: str | None = None) -> dict[str, object]:
+    """The run row's closing values; a finished sweep keeps its whole answer (``result``)."""
     values: dict[str, object] = {"error": error}
     if result is not None:
         values["stripe_requests"] = result.stripe_requests
         if error is None:
             values["remaining_count"] = result.remaining_open_count
+            values["result"] = json.dumps(result.as_data(), default=str)
     return values
 
 

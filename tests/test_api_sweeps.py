@@ -1,0 +1,101 @@
+"""Sweeps longer than a request: ``Prefer: respond-async`` and the sweep resources."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+ASYNC = {"Prefer": "respond-async"}
+
+
+def _get(api, path: str, token: str | None, **params) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.get(f"{api.url}{path}", headers=headers, params=params, timeout=30)
+
+
+def _poll_until_done(api, location: str, token: str) -> list[dict]:
+    seen = []
+    deadline = time.monotonic() + 60
+    while True:
+        answer = _get(api, location, token)
+        assert answer.status_code == 200, answer.text
+        seen.append(answer.json()["data"])
+        if seen[-1]["status"] != "running":
+            return seen
+        assert time.monotonic() < deadline, "the sweep never ended"
+        time.sleep(0.2)
+
+
+def test_respond_async_answers_202_and_the_sweep_goes_on(api, fake_stripe):
+    fake_stripe.state.seed(open_=120)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    token = api.token(api.add_user())
+    started = time.monotonic()
+    accepted = api.sweep(token, headers=ASYNC)
+    assert accepted.status_code == 202 and time.monotonic() - started < 2
+    assert accepted.headers["Preference-Applied"] == "respond-async"
+    location = accepted.headers["Location"]
+    body = accepted.json()
+    assert location == f"/v1/sweeps/{body['data']['sweep_id']}" == body["data"]["location"]
+    assert "Retry-After" not in accepted.headers and "X-RateLimit-Remaining" in accepted.headers
+    seen = _poll_until_done(api, location, token)
+    running = [s["expired_count"] for s in seen if s["status"] == "running"]
+    assert running and running == sorted(running)  # counters only grow
+    final = seen[-1]
+    assert final["status"] == "succeeded" and final["result"]["remaining_open_count"] == 0
+    assert final["result"]["expired_count"] == 120 == final["expired_count"]
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_the_sessions_of_a_sweep_page_through_every_outcome(api, fake_stripe):
+    fake_stripe.state.seed(open_=23)
+    token = api.token(api.add_user())
+    sweep_id = api.sweep(token).json()["data"]["sweep_id"]
+    path = f"/v1/sweeps/{sweep_id}/sessions"
+    ids, after = [], None
+    while True:
+        page = _get(api, path, token, limit=5, **({"starting_after": after} if after else {}))
+        assert page.status_code == 200, page.text
+        data = page.json()["data"]
+        assert data["object"] == "list" and len(data["data"]) <= 5
+        ids += [row["session_id"] for row in data["data"]]
+        if not data["has_more"]:
+            break
+        after = ids[-1]
+    assert len(ids) == len(set(ids)) == 23
+    with fake_stripe.state.lock:
+        assert set(ids) == set(fake_stripe.state.stats.expired_by_request)
+    failed = _get(api, path, token, outcome="failed").json()["data"]
+    assert failed["data"] == [] and failed["has_more"] is False
+
+
+def test_another_users_sweep_is_404_and_no_token_is_401(api, fake_stripe):
+    owner, other = api.token(api.add_user("o@example.com")), api.token(api.add_user("x@e.com"))
+    sweep_id = api.sweep(owner).json()["data"]["sweep_id"]
+    for path in (f"/v1/sweeps/{sweep_id}", f"/v1/sweeps/{sweep_id}/sessions"):
+        assert _get(api, path, owner).status_code == 200
+        assert _get(api, path, other).status_code == 404
+        assert _get(api, path, None).status_code == 401
+    assert _get(api, "/v1/sweeps", other).json()["data"]["data"] == []
+
+
+def test_reading_sweeps_never_spends_the_sweep_quota(api, fake_stripe):
+    token = api.token(api.add_user())
+    ids = [api.sweep(token).json()["data"]["sweep_id"] for _ in range(3)]
+    for _ in range(10):
+        listed = _get(api, "/v1/sweeps", token, limit=2)
+        assert listed.status_code == 200
+    data = listed.json()["data"]
+    assert [run["id"] for run in data["data"]] == ids[::-1][:2] and data["has_more"] is True
+    assert api.sweep(token).status_code == 429
+
+
+def test_bad_parameters_of_the_sweep_resources_are_400(api, fake_stripe):
+    token = api.token(api.add_user())
+    sweep_id = api.sweep(token).json()["data"]["sweep_id"]
+    assert _get(api, "/v1/sweeps", token, limit=0).status_code == 400
+    assert _get(api, "/v1/sweeps", token, page=2).status_code == 400
+    path = f"/v1/sweeps/{sweep_id}/sessions"
+    assert _get(api, path, token, outcome="nope").status_code == 400
+    assert _get(api, path, token, starting_after="cs_test_unknown").status_code == 404
