@@ -118,3 +118,27 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.now += max(seconds, 0.0)
+
+
+def conforms(response: requests.Response, spec: dict[str, Any]) -> dict[str, Any]:
+    """The body of a GET answer, after checking it, its status and its required headers
+    against the OpenAPI document ``spec``."""
+    import re
+    from urllib.parse import urlsplit
+
+    import jsonschema
+
+    path = urlsplit(response.url).path
+    operation = None
+    for template, item in spec["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
+            operation = item["get"]
+    assert operation is not None, f"{path} is not in the OpenAPI document"
+    documented = operation["responses"].get(str(response.status_code))
+    assert documented is not None, f"{response.status_code} is not documented for {path}"
+    schema = documented["content"]["application/json"]["schema"]
+    jsonschema.validate(response.json(), {**schema, "components": spec["components"]})
+    for name, declared in documented.get("headers", {}).items():
+        if declared.get("required"):
+            assert name in response.headers, f"{response.status_code} on {path} lacks {name}"
+    return response.json()

@@ -6,12 +6,22 @@ import time
 
 import requests
 
+from checkout_sweeper.api.docs import openapi_spec
+
+from helpers import conforms
+
 ASYNC = {"Prefer": "respond-async"}
 
 
+SPEC = openapi_spec("/v1")
+
+
 def _get(api, path: str, token: str | None, **params) -> requests.Response:
+    """A GET whose answer is checked against /openapi.json, whatever its status."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return requests.get(f"{api.url}{path}", headers=headers, params=params, timeout=30)
+    response = requests.get(f"{api.url}{path}", headers=headers, params=params, timeout=30)
+    conforms(response, SPEC)
+    return response
 
 
 def _poll_until_done(api, location: str, token: str) -> list[dict]:
@@ -33,6 +43,7 @@ def test_respond_async_answers_202_and_the_sweep_goes_on(api, fake_stripe):
     token = api.token(api.add_user())
     started = time.monotonic()
     accepted = api.sweep(token, headers=ASYNC)
+    conforms(accepted, SPEC)
     assert accepted.status_code == 202 and time.monotonic() - started < 2
     assert accepted.headers["Preference-Applied"] == "respond-async"
     location = accepted.headers["Location"]
