@@ -223,6 +223,8 @@ def test_demo_runs_offline_to_success(cli):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HTTP 200" in result.stdout and "open sessions left" in result.stdout
+    assert "HTTP 202  Location: /v1/sweeps/" in result.stdout  # then the async way
+    assert "status succeeded" in result.stdout
 
 
 def test_sweep_on_a_terminal_shows_progress_and_a_summary(cli, fake_stripe, tmp_path):

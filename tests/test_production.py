@@ -279,3 +279,70 @@ def test_gunicorn_takes_a_12_kb_token_and_answers_an_oversized_header_in_json(st
     assert response.status_code == 431
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["code"] == 431 and "16 KB" in response.json()["message"]
+
+
+def _follow(url: str, location: str, token: str) -> list[dict]:
+    """Poll a sweep resource until it ends; every answer, and the pid that gave it."""
+    answers = []
+    deadline = time.monotonic() + 90
+    while True:
+        reply = requests.get(
+            url + location, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert reply.status_code == 200, reply.text
+        answers.append(reply.json()["data"])
+        if answers[-1]["status"] != "running":
+            return answers
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_an_async_sweep_is_followed_from_any_worker(stack, fake_stripe, postgres_url, tmp_path):
+    url = stack.serve(workers=2)
+    fake_stripe.state.seed(open_=300)
+    fake_stripe.state.faults.update({"latency_ms": 20})
+    token = stack.token(stack.user("hana@example.com"))
+    accepted = requests.get(
+        url + ENDPOINT,
+        headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"},
+        timeout=10,
+    )
+    assert accepted.status_code == 202, accepted.text
+    answers = _follow(url, accepted.headers["Location"], token)
+    assert answers[-1]["status"] == "succeeded" and answers[-1]["expired_count"] == 300
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+    engine = create_engine(postgres_url)
+    with engine.connect() as connection:
+        runner = connection.execute(select(SweepRun.pid)).scalar_one()
+    engine.dispose()
+    port = url.rsplit(":", 1)[1]
+    lines = (tmp_path / f"serve-{port}.log").read_text().splitlines()
+    access = [json.loads(line) for line in lines if '"gunicorn.access"' in line]
+    pollers = {e["pid"] for e in access if e["path"] == accepted.headers["Location"]}
+    assert pollers - {runner}, "only the worker running the sweep answered"
+
+
+def test_sigterm_during_an_async_sweep_records_it_interrupted(stack, fake_stripe, postgres_url):
+    url = stack.serve(workers=1)
+    fake_stripe.state.seed(open_=400)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    token = stack.token(stack.user("ivan@example.com"))
+    accepted = requests.get(
+        url + ENDPOINT,
+        headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"},
+        timeout=10,
+    )
+    assert accepted.status_code == 202
+    _wait_for_expires(fake_stripe, 40)
+    port = int(url.rsplit(":", 1)[1])
+    master = next(pid for pid, args in _serve_processes() if f"--port {port}" in args)
+    os.kill(master, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while any(f"--port {port}" in args for _, args in _serve_processes()):
+        assert time.monotonic() < deadline, "serve did not stop"
+        time.sleep(0.2)
+    history = json.loads(stack.cli("history", "--json"))
+    assert history[0]["status"] == "interrupted"
+    expired = 400 - fake_stripe.state.snapshot()["open_total"]
+    assert 0 < expired < 400
+    assert history[0]["expired_count"] == history[0]["records"] == expired

@@ -30,6 +30,7 @@ class JsonFormatter(logging.Formatter):
             "ts": iso_utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         entry.update(getattr(record, "fields", {}))

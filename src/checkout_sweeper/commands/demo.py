@@ -39,7 +39,8 @@ DEMO_SECRET = "demo-secret-" + "0" * 32
 @click.option("--stripe-rps", default=25.0, show_default=True, help="The fake's rate limit.")
 @click.option("--max-rps", default=20.0, show_default=True, help="The sweep's budget.")
 def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -> None:
-    """Run a fake Stripe, the API and one sweep over HTTP, and show what happened."""
+    """Run a fake Stripe, the API and sweeps over HTTP (one answered at once, one followed
+    with Prefer: respond-async), and show what happened."""
     console = Console()
     setup_logging("WARNING")  # the tables below tell the story; request logs would interleave
     with (
@@ -65,11 +66,46 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
         )
         started = time.monotonic()
         answer = _call_and_watch(console, api, token, fake, open_)
-        server.shutdown()
         _report(console, answer, fake.state.snapshot(), time.monotonic() - started, max_rps)
         ok = answer.get("status") == 200 and not answer["body"]["data"]["remaining_open_sessions"]
+        fake.state.seed(open_=open_)  # customers open more sessions
+        final = _async_call_and_follow(console, api, token, open_)
+        server.shutdown()
+        ok = ok and final.get("status") == "succeeded"
     if not ok:
         raise SystemExit(1)
+
+
+def _async_call_and_follow(console: Console, api: str, token: str, open_: int) -> dict[str, Any]:
+    """The same endpoint with ``Prefer: respond-async``: 202 at once, then the sweep resource
+    polled until it ends."""
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{api}/v1/active_checkout_sessions_and_expire_all"
+    console.print(
+        f"\n[bold]{open_} more open sessions[/bold]; GET {url}  (Prefer: respond-async)",
+        soft_wrap=True,
+    )
+    accepted = requests.get(url, headers={**headers, "Prefer": "respond-async"}, timeout=30)
+    location = accepted.headers.get("Location", "")
+    console.print(f"HTTP {accepted.status_code}  Location: {location}", highlight=False)
+    if accepted.status_code != 202:
+        return {}
+    run: dict[str, Any] = {"status": "running"}
+    columns = (TextColumn("[bold]polling the sweep"), BarColumn())
+    columns += (TextColumn("{task.completed}/{task.total} expired"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("poll", total=open_)
+        while run["status"] == "running":
+            time.sleep(0.3)
+            run = requests.get(api + location, headers=headers, timeout=30).json()["data"]
+            bar.update(task, completed=min(open_, run["expired_count"]))
+    result = run.get("result") or {}
+    console.print(
+        f"status {run['status']}: expired {run['expired_count']}, "
+        f"still open {result.get('remaining_open_count', '-')}, took {run['duration_s']} s",
+        highlight=False,
+    )
+    return run
 
 
 def _demo_app(stripe_url: str, max_rps: float, folder: str) -> Flask:
@@ -88,7 +124,7 @@ def _call_and_watch(
 ) -> dict[str, Any]:
     """One call to the endpoint, with a bar fed by the fake's own count of open sessions."""
     url = f"{api}/v1/active_checkout_sessions_and_expire_all"
-    console.print(f"GET {url}  (Authorization: Bearer {token[:24]}...)")
+    console.print(f"GET {url}  (Authorization: Bearer {token[:24]}...)", soft_wrap=True)
     answer: dict[str, Any] = {}
 
     def call() -> None:
