@@ -38,7 +38,7 @@ def _poll_until_done(api, location: str, token: str) -> list[dict]:
 
 
 def test_respond_async_answers_202_and_the_sweep_goes_on(api, fake_stripe):
-    fake_stripe.state.seed(open_=120)
+    fake_stripe.state.seed(open_=60)
     fake_stripe.state.faults.update({"latency_ms": 30})
     token = api.token(api.add_user())
     started = time.monotonic()
@@ -55,7 +55,7 @@ def test_respond_async_answers_202_and_the_sweep_goes_on(api, fake_stripe):
     assert running and running == sorted(running)  # counters only grow
     final = seen[-1]
     assert final["status"] == "succeeded" and final["result"]["remaining_open_count"] == 0
-    assert final["result"]["expired_count"] == 120 == final["expired_count"]
+    assert final["result"]["expired_count"] == 60 == final["expired_count"]
     assert fake_stripe.state.snapshot()["open_total"] == 0
 
 

@@ -281,6 +281,11 @@ def test_gunicorn_takes_a_12_kb_token_and_answers_an_oversized_header_in_json(st
     assert response.json()["code"] == 431 and "16 KB" in response.json()["message"]
 
 
+def _start_async(url: str, token: str) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}", "Prefer": "respond-async"}
+    return requests.get(url + ENDPOINT, headers=headers, timeout=10)
+
+
 def _follow(url: str, location: str, token: str) -> list[dict]:
     """Poll a sweep resource until it ends; every answer, and the pid that gave it."""
     answers = []
@@ -299,17 +304,13 @@ def _follow(url: str, location: str, token: str) -> list[dict]:
 
 def test_an_async_sweep_is_followed_from_any_worker(stack, fake_stripe, postgres_url, tmp_path):
     url = stack.serve(workers=2)
-    fake_stripe.state.seed(open_=300)
+    fake_stripe.state.seed(open_=150)
     fake_stripe.state.faults.update({"latency_ms": 20})
     token = stack.token(stack.user("hana@example.com"))
-    accepted = requests.get(
-        url + ENDPOINT,
-        headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"},
-        timeout=10,
-    )
+    accepted = _start_async(url, token)
     assert accepted.status_code == 202, accepted.text
     answers = _follow(url, accepted.headers["Location"], token)
-    assert answers[-1]["status"] == "succeeded" and answers[-1]["expired_count"] == 300
+    assert answers[-1]["status"] == "succeeded" and answers[-1]["expired_count"] == 150
     assert fake_stripe.state.snapshot()["open_total"] == 0
     engine = create_engine(postgres_url)
     with engine.connect() as connection:
@@ -324,14 +325,10 @@ def test_an_async_sweep_is_followed_from_any_worker(stack, fake_stripe, postgres
 
 def test_sigterm_during_an_async_sweep_records_it_interrupted(stack, fake_stripe, postgres_url):
     url = stack.serve(workers=1)
-    fake_stripe.state.seed(open_=400)
+    fake_stripe.state.seed(open_=200)
     fake_stripe.state.faults.update({"latency_ms": 30})
     token = stack.token(stack.user("ivan@example.com"))
-    accepted = requests.get(
-        url + ENDPOINT,
-        headers={"Authorization": f"Bearer {token}", "Prefer": "respond-async"},
-        timeout=10,
-    )
+    accepted = _start_async(url, token)
     assert accepted.status_code == 202
     _wait_for_expires(fake_stripe, 40)
     port = int(url.rsplit(":", 1)[1])
@@ -343,6 +340,6 @@ def test_sigterm_during_an_async_sweep_records_it_interrupted(stack, fake_stripe
         time.sleep(0.2)
     history = json.loads(stack.cli("history", "--json"))
     assert history[0]["status"] == "interrupted"
-    expired = 400 - fake_stripe.state.snapshot()["open_total"]
-    assert 0 < expired < 400
+    expired = 200 - fake_stripe.state.snapshot()["open_total"]
+    assert 0 < expired < 200
     assert history[0]["expired_count"] == history[0]["records"] == expired
