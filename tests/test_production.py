@@ -321,6 +321,24 @@ def test_an_async_sweep_is_followed_from_any_worker(stack, fake_stripe, postgres
     access = [json.loads(line) for line in lines if '"gunicorn.access"' in line]
     pollers = {e["pid"] for e in access if e["path"] == accepted.headers["Location"]}
     assert pollers - {runner}, "only the worker running the sweep answered"
+    sessions = accepted.headers["Location"] + "/sessions"
+    seen, after = [], None
+    while True:
+        params = {"limit": 40, **({"starting_after": after} if after else {})}
+        page = requests.get(
+            url + sessions, headers={"Authorization": f"Bearer {token}"}, params=params, timeout=10
+        ).json()["data"]
+        seen += [row["session_id"] for row in page["data"] if row["outcome"] == "expired"]
+        if not page["has_more"]:
+            break
+        after = page["data"][-1]["session_id"]
+    assert len(seen) == len(set(seen)) == 150
+    stranger = stack.token(stack.user("jo@example.com"))
+    for path in (accepted.headers["Location"], sessions):
+        other = requests.get(
+            url + path, headers={"Authorization": f"Bearer {stranger}"}, timeout=10
+        )
+        assert other.status_code == 404
 
 
 def test_sigterm_during_an_async_sweep_records_it_interrupted(stack, fake_stripe, postgres_url):
