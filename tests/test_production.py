@@ -343,7 +343,7 @@ def test_an_async_sweep_is_followed_from_any_worker(stack, fake_stripe, postgres
 
 def test_sigterm_during_an_async_sweep_records_it_interrupted(stack, fake_stripe, postgres_url):
     url = stack.serve(workers=1)
-    fake_stripe.state.seed(open_=200)
+    fake_stripe.state.seed(open_=800)  # about 8 s at 100 requests/s: SIGTERM comes mid-sweep
     fake_stripe.state.faults.update({"latency_ms": 30})
     token = stack.token(stack.user("ivan@example.com"))
     accepted = _start_async(url, token)
@@ -358,6 +358,6 @@ def test_sigterm_during_an_async_sweep_records_it_interrupted(stack, fake_stripe
         time.sleep(0.2)
     history = json.loads(stack.cli("history", "--json"))
     assert history[0]["status"] == "interrupted"
-    expired = 200 - fake_stripe.state.snapshot()["open_total"]
-    assert 0 < expired < 200
+    expired = 800 - fake_stripe.state.snapshot()["open_total"]
+    assert 0 < expired < 800
     assert history[0]["expired_count"] == history[0]["records"] == expired
