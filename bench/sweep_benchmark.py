@@ -32,7 +32,7 @@ class Scenario:
     sessions: int
     stripe_rps: float
     latency_ms: str
-    max_rps: float
+    max_rps: float | None  # None: SWEEPER_MAX_RPS=auto
     concurrency: int = 8
     fail_rate: float = 0.0
     race_rate: float = 0.0
@@ -48,7 +48,9 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("fast", "engine", big, 100, "50", 90, 16),
         Scenario("fast", "sequential", base, 100, "50", 90),
         Scenario("budget just under the limit", "engine", big // 2, 25, "150-400", 24),
-        Scenario("budget over the limit", "engine", big // 2, 25, "150-400", 40),
+        Scenario("budget over the limit", "engine", big, 25, "175-325", 40),
+        Scenario("budget far over the limit", "engine", big, 25, "175-325", 100),
+        Scenario("auto", "engine", big, 25, "175-325", None),
         Scenario("memory, 1k sessions", "engine", 1000, 0, "0", 400),
         Scenario("memory, 20k sessions", "engine", 5000 if quick else 20000, 0, "0", 400),
     ]
@@ -126,14 +128,15 @@ def measure(s: Scenario) -> tuple:
     total = stats["requests_total"]
     accepted = total - stats["rate_limited"]
     rate = accepted / outcome["seconds"]
+    budget = "auto" if s.max_rps is None else f"{s.max_rps:g}"
     return (
         s.name,
         s.engine,
         s.sessions,
-        f"{s.max_rps:g}/{s.stripe_rps:g}" if s.stripe_rps else f"{s.max_rps:g}/-",
+        f"{budget}/{s.stripe_rps:g}" if s.stripe_rps else f"{budget}/-",
         f"{outcome['closed'] / outcome['seconds']:.1f}",
         f"{rate:.1f}",
-        f"{100 * rate / s.max_rps:.0f}%",
+        f"{100 * rate / min(s.max_rps or s.stripe_rps, s.stripe_rps or 1e9):.0f}%",
         stats["rate_limited"],
         f"{100 * stats['rate_limited'] / max(total, 1):.1f}%",
         total,
@@ -166,7 +169,7 @@ def main() -> None:
             "budget/limit rps",
             "sessions/s",
             "requests/s",
-            "of budget",
+            "of budget or limit",
             "429s",
             "429 share",
             "requests",

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from checkout_sweeper.pacing import AdaptiveTokenBucket
+from checkout_sweeper.pacing import SETTLE_SHARE, AdaptiveTokenBucket
 
 from helpers import FakeClock
 
@@ -30,17 +30,67 @@ def test_no_one_second_window_gets_more_than_the_rate_plus_one():
     assert busiest <= 21
 
 
-def test_bucket_slows_down_on_429_and_recovers_gradually():
+def test_a_429_cuts_the_rate_and_it_settles_just_under_the_learned_limit():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(40, burst=1, clock=clock, sleep=clock.sleep)
+    bucket.penalize()  # at 40
+    assert bucket.rate == pytest.approx(34)
+    assert bucket.learned_limit == 40
+    clock.now += 1.5
+    bucket.acquire()
+    assert 34 < bucket.rate < 40 * SETTLE_SHARE  # climbing, fast first then slowly
+    clock.now += 10
+    bucket.acquire()
+    assert bucket.rate == pytest.approx(40 * SETTLE_SHARE)  # held just under the limit
+
+
+def test_a_few_429s_cut_gently_and_many_cut_deeper():
+    clock = FakeClock()
+    few = AdaptiveTokenBucket(40, clock=clock, sleep=clock.sleep)
+    few.penalize()
+    few.penalize()  # two answers of one burst
+    assert few.rate == pytest.approx(40 * 0.85 * 0.97)
+    many = AdaptiveTokenBucket(40, clock=clock, sleep=clock.sleep)
+    for _ in range(12):  # twelve requests in flight answer 429 together
+        many.penalize()
+    assert many.rate < 40 * 0.7 and many.learned_limit < 40 * 0.75
+
+
+def test_a_second_client_lowers_the_learned_limit():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(25, clock=clock, sleep=clock.sleep)
+    bucket.penalize()
+    clock.now += 10
+    bucket.acquire()  # settled near 24
+    bucket.penalize()  # someone else now spends part of the budget
+    assert bucket.learned_limit == pytest.approx(25 * SETTLE_SHARE)
+    clock.now += 10
+    bucket.acquire()
+    assert bucket.rate == pytest.approx(25 * SETTLE_SHARE**2)
+
+
+def test_after_a_quiet_spell_it_probes_above_the_learned_limit_up_to_the_ceiling():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(30, clock=clock, sleep=clock.sleep)
+    bucket.penalize()  # a 429 at the ceiling: the limit learned is 30
+    clock.now += 3 + 20 + 5
+    bucket.acquire()
+    assert bucket.rate == 30  # the ceiling caps the probe
+    fixed = AdaptiveTokenBucket(60, clock=clock, sleep=clock.sleep)
+    clock.now += 1
+    fixed.penalize()  # the real limit was met at 60 -> learned 60
+    clock.now += 3 + 20 + 2
+    fixed.acquire()
+    assert fixed.rate > 60 * SETTLE_SHARE
+
+
+def test_retry_after_delays_the_next_slot():
     clock = FakeClock()
     bucket = AdaptiveTokenBucket(20, burst=1, clock=clock, sleep=clock.sleep)
-    bucket.penalize()
-    assert bucket.rate == pytest.approx(14)
-    clock.now += 4
     bucket.acquire()
-    assert bucket.rate == pytest.approx(16)  # 0.5 request/s more per second
-    clock.now += 60
+    bucket.penalize(retry_after_s=2.0)
     bucket.acquire()
-    assert bucket.rate == 20
+    assert clock.now >= 2.0
 
 
 def test_the_rate_never_falls_below_its_floor():
@@ -48,6 +98,7 @@ def test_the_rate_never_falls_below_its_floor():
     bucket = AdaptiveTokenBucket(20, min_rate=1.0, clock=clock, sleep=clock.sleep)
     for _ in range(50):
         bucket.penalize()
+        clock.now += 1.0  # separate events, each cutting again
     assert bucket.rate == 1.0
 
 

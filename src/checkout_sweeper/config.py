@@ -126,7 +126,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "SWEEPER_MAX_RPS",
         f"{defaults.MAX_RPS:g}",
-        "Stripe requests per second one sweep may use (lists included)",
+        "Stripe requests per second one sweep may use (lists included); `auto` starts at "
+        "Stripe's documented limit (25 test, 100 live) and settles just under the real one",
     ),
     Variable("SWEEPER_CONCURRENCY", f"{defaults.CONCURRENCY}", "requests in flight at once"),
     Variable(
@@ -201,6 +202,15 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
     return value
+
+
+def parse_max_rps(raw: str | None, name: str = "SWEEPER_MAX_RPS") -> float | None:
+    """A budget in requests per second (at least 0.1), or ``auto`` (None)."""
+    if raw is None or not raw.strip():
+        return defaults.MAX_RPS
+    if raw.strip().lower() == "auto":
+        return None
+    return _number({name: raw}, name, defaults.MAX_RPS, minimum=0.1)
 
 
 def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
@@ -315,7 +325,7 @@ class Settings:
     jwt: JwtSettings
     ratelimit_storage_uri: str
     allow_live_mode: bool
-    max_rps: float
+    max_rps: float | None  # None: auto, from the mode's documented limit down to what works
     concurrency: int
     trusted_proxy_count: int
     server: ServerSettings
@@ -348,7 +358,7 @@ class Settings:
             jwt=JwtSettings.from_env(env),
             ratelimit_storage_uri=_ratelimit_storage(env),
             allow_live_mode=_flag(env, "SWEEPER_ALLOW_LIVE_MODE"),
-            max_rps=_number(env, "SWEEPER_MAX_RPS", defaults.MAX_RPS, minimum=0.1),
+            max_rps=parse_max_rps(env.get("SWEEPER_MAX_RPS")),
             concurrency=_whole(env, "SWEEPER_CONCURRENCY", defaults.CONCURRENCY, minimum=1),
             trusted_proxy_count=_whole(env, "TRUSTED_PROXY_COUNT", 0, minimum=0),
             server=ServerSettings.from_env(env),

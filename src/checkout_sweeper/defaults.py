@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 MAX_RPS = 20.0  # Stripe requests per second one sweep may use: headroom under the 25/s limit
+STRIPE_TEST_LIMIT = 25.0  # Stripe's documented requests per second per account, sandbox
+STRIPE_LIVE_LIMIT = 100.0  # and live mode: where SWEEPER_MAX_RPS=auto starts
 STRIPE_TIMEOUT_S = 30.0  # a Stripe request with no answer by then is retried
 CONCURRENCY = 8  # expire requests in flight at once
 LEASE_TTL_S = 30.0  # seconds before a silent sweeper's account lease lapses

@@ -71,11 +71,17 @@ class RetryableError(StripeProblem):
     """A 429, a 5xx, a 409 on a busy idempotency key, or a broken connection."""
 
     def __init__(
-        self, message: str, *, rate_limited: bool = False, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        rate_limited: bool = False,
+        retry_after_s: float | None = None,
+        lock_contention: bool = False,
     ) -> None:
         super().__init__(message)
-        self.rate_limited = rate_limited
+        self.rate_limited = rate_limited  # a 429 that says the rate is too high
         self.retry_after_s = retry_after_s
+        self.lock_contention = lock_contention  # a 429 lock_timeout: an object was busy
 
 
 class FatalStripeError(StripeProblem):

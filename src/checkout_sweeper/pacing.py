@@ -1,9 +1,18 @@
-"""Client-side pacing: a token bucket that keeps a sweep under its share of Stripe's rate limit.
+"""Client-side pacing: a token bucket that learns where Stripe's rate limit is and stays under it.
 
-Stripe counts every request of an account against one budget, so the bucket is shared by the
-listing and the expiring threads alike. A 429 means someone else (the app itself, another
-tool) is spending the same budget: the bucket cuts its rate by 30% and climbs back slowly
-(additive increase, multiplicative decrease, as TCP does) instead of hammering the limit.
+Stripe counts every request of an account against one budget, so one bucket paces the listing
+and the expiring threads alike, evenly spaced (no burst at Stripe's rates, so no one-second
+window sees more than the rate plus one). The rate never exceeds ``ceiling`` (a fixed
+``SWEEPER_MAX_RPS``, or the mode's documented limit for ``auto``).
+
+A 429 says the real limit is lower than the rate in force (or that the app spends part of the
+budget). The bucket remembers that rate as the *learned limit* and cuts by 15%, and by 3% more
+for each further 429 of the same burst (requests in flight answer 429 together: a few 429s
+mean the rate was just over, many that it was far over), then climbs back along a concave
+curve (fast at first, slow near the limit, as TCP CUBIC approaches its last window) to just
+under the learned limit, and holds there. Only after a quiet spell does it probe slowly above,
+in case the other traffic went away. So it settles just under the limit instead of oscillating
+between the limit and 70% of it.
 """
 
 from __future__ import annotations
@@ -12,43 +21,47 @@ import threading
 import time
 from collections.abc import Callable
 
-DECREASE_ON_429 = 0.7
+DECREASE_ON_429 = 0.85  # the rate after a 429, as a share of the rate that drew it
+SETTLE_SHARE = 0.97  # where the rate settles, as a share of the learned limit
+CLIMB_S = 3.0  # time to climb back from a cut to the settling rate
+QUIET_BEFORE_PROBE_S = 20.0  # time without a 429 before probing above the learned limit
+PROBE_PER_S = 0.01  # probing growth: 1% of the learned limit per second
+SAME_BURST_S = 0.5  # 429s this close together are one event (answers already in flight)
+EXTRA_429_SHARE = 0.97  # each further 429 of one event: the rate was that much further over
 
 
 class AdaptiveTokenBucket:
-    """Hands out request slots at ``rate`` per second, with a small burst; thread-safe."""
+    """Hands out request slots at ``rate`` per second; thread-safe; clock and sleep injected."""
 
     def __init__(
         self,
-        rate: float,
+        ceiling: float,
         *,
         burst: float | None = None,
         min_rate: float = 1.0,
-        recovery_per_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
+        if ceiling <= 0:
             raise ValueError("rate must be positive")
-        self.max_rate = rate
-        self.rate = rate
-        self.min_rate = min(min_rate, rate)
-        # Evenly spaced requests put at most rate + burst into any one-second window, whatever
-        # window the limiter on the other side uses. At Stripe's rates (up to 20/s) there is no
-        # burst at all; at hundreds a second a 5% catch-up absorbs thread-scheduling jitter.
-        self.burst = burst if burst is not None else max(1.0, rate / 20)
-        self.recovery_per_s = recovery_per_s if recovery_per_s is not None else max(0.5, rate / 40)
+        self.max_rate = ceiling
+        self.rate = ceiling
+        self.min_rate = min(min_rate, ceiling)
+        self.learned_limit: float | None = None
+        # At hundreds a second a 5% catch-up absorbs thread-scheduling jitter.
+        self.burst = burst if burst is not None else max(1.0, ceiling / 20)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_slot = clock()
-        self._last_adjust = self._next_slot
+        self._cut_at = float("-inf")
+        self._cut_rate = ceiling
 
     def acquire(self) -> None:
         """Block until this caller may send one request."""
         with self._lock:
             now = self._clock()
-            self._recover(now)
+            self.rate = self._rate_at(now)
             interval = 1.0 / self.rate
             slot = max(self._next_slot, now - (self.burst - 1) * interval)
             self._next_slot = slot + interval
@@ -56,16 +69,35 @@ class AdaptiveTokenBucket:
         if wait > 0:
             self._sleep(wait)
 
-    def penalize(self) -> None:
-        """Stripe said 429: cut the rate by 30% (not below ``min_rate``); delay the next slot."""
+    def penalize(self, retry_after_s: float | None = None) -> None:
+        """Stripe said 429: learn the limit, cut the rate once per burst, honour Retry-After."""
         with self._lock:
             now = self._clock()
-            self.rate = max(self.min_rate, self.rate * DECREASE_ON_429)
-            self._last_adjust = now
-            self._next_slot = max(self._next_slot, now + 1.0 / self.rate)
+            rate = self._rate_at(now)
+            if now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
+                self.learned_limit = rate
+                self._cut_rate = max(self.min_rate, rate * DECREASE_ON_429)
+                self._cut_at = now
+            else:  # many 429s at once: the limit is further below; a few: a gentle cut
+                self.learned_limit = max(self.min_rate, self.learned_limit * EXTRA_429_SHARE)
+                self._cut_rate = max(self.min_rate, self._cut_rate * EXTRA_429_SHARE)
+            self.rate = self._rate_at(now)
+            pause = retry_after_s if retry_after_s is not None else 1.0 / self.rate
+            self._next_slot = max(self._next_slot, now + pause)
 
-    def _recover(self, now: float) -> None:
-        if self.rate < self.max_rate:
-            elapsed = now - self._last_adjust
-            self.rate = min(self.max_rate, self.rate + elapsed * self.recovery_per_s)
-        self._last_adjust = now
+    def _rate_at(self, now: float) -> float:
+        """The rate in force at ``now``: the ceiling until a 429, then the learned curve."""
+        limit = self.learned_limit
+        if limit is None:
+            return self.max_rate
+        settle = max(self.min_rate, limit * SETTLE_SHARE)
+        since = now - self._cut_at
+        if since < CLIMB_S:
+            left = 1.0 - since / CLIMB_S
+            rate = settle - (settle - self._cut_rate) * left**3
+        elif since < CLIMB_S + QUIET_BEFORE_PROBE_S:
+            rate = settle
+        else:
+            probing = since - CLIMB_S - QUIET_BEFORE_PROBE_S
+            rate = settle + limit * PROBE_PER_S * probing
+        return max(self.min_rate, min(self.max_rate, rate))

@@ -70,7 +70,7 @@ class PacedCalls:
                 return request()
             except RetryableError as problem:
                 if problem.rate_limited:
-                    self.bucket.penalize()
+                    self.bucket.penalize(problem.retry_after_s)
                     self._tally.rate_limited()
                 if attempt >= self.policy.max_attempts or self._stop.stopped:
                     raise

@@ -57,6 +57,8 @@ def _translate(err: stripe.StripeError, where: str = "api.stripe.com") -> Stripe
     should_retry = (err.headers or {}).get("stripe-should-retry")
     summary = f"Stripe {status or 'connection'} error: {err.user_message or type(err).__name__}"
     if isinstance(err, stripe.RateLimitError):
+        if err.code == "lock_timeout":  # another request holds the object: not the rate
+            return RetryableError(summary, lock_contention=True)
         return RetryableError(summary, rate_limited=True, retry_after_s=_retry_after(err.headers))
     if should_retry == "false" and status >= 409:
         return SessionRejected(summary, status)  # Stripe says a retry cannot help this call

@@ -49,7 +49,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SweepOptions:
-    max_rps: float = defaults.MAX_RPS
+    max_rps: float | None = defaults.MAX_RPS  # None: auto (see ``ceiling``)
     concurrency: int = defaults.CONCURRENCY
     dry_run: bool = False
     created_before: int | None = None  # only sessions created strictly before this epoch
@@ -59,6 +59,13 @@ class SweepOptions:
     backoff_base_s: float = 0.25
     backoff_cap_s: float = 8.0
     remaining_cap: int = defaults.REMAINING_CAP
+
+    def ceiling(self, livemode: bool) -> float:
+        """The most requests per second: the budget, or for ``auto`` Stripe's documented
+        limit of the mode (the bucket then learns the real one)."""
+        if self.max_rps is not None:
+            return self.max_rps
+        return defaults.STRIPE_LIVE_LIMIT if livemode else defaults.STRIPE_TEST_LIMIT
 
     def walk_options(self) -> WalkOptions:
         return WalkOptions(self.page_size, self.created_before, self.dry_run, self.remaining_cap)
@@ -87,7 +94,7 @@ class Sweeper:
         self.tally = Tally(
             self.sweep_id, self.options.dry_run, on_outcome=on_outcome, on_progress=on_progress
         )
-        self.bucket = bucket or AdaptiveTokenBucket(self.options.max_rps)
+        self.bucket = bucket or AdaptiveTokenBucket(self.options.ceiling(gateway.livemode))
         self.stop = StopSignal()
         self.calls = PacedCalls(
             self.bucket, self.options.retry_policy(), self.tally, self.stop, sleep=sleep

@@ -9,6 +9,7 @@ live-mode keys.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from ..config import Settings
+from ..config import ConfigError, Settings, parse_max_rps
 from ..configured import configured_sweep, count_open, identified_gateway
 from ..db import Database
 from ..errors import (
@@ -88,7 +89,14 @@ def _interrupt(signum: int, frame: object) -> None:
     default=None,
     help="Only sessions created before this moment (ISO 8601 or epoch seconds).",
 )
-def sweep_command(dry_run: bool, yes: bool, as_json: bool, created_before: str | None) -> None:
+@click.option(
+    "--max-rps",
+    default=None,
+    help="Stripe requests per second, or 'auto' (default: SWEEPER_MAX_RPS, else 20).",
+)
+def sweep_command(
+    dry_run: bool, yes: bool, as_json: bool, created_before: str | None, max_rps: str | None
+) -> None:
     """Expire every open Checkout Session of the account in STRIPE_API_KEY.
 
     \b
@@ -103,6 +111,11 @@ def sweep_command(dry_run: bool, yes: bool, as_json: bool, created_before: str |
     """
     cutoff = parse_moment(created_before) if created_before is not None else None
     settings = load_settings()
+    if max_rps is not None:
+        try:
+            settings = dataclasses.replace(settings, max_rps=parse_max_rps(max_rps, "--max-rps"))
+        except ConfigError as err:
+            raise click.BadParameter(str(err), param_hint="--max-rps") from None
     _require_key(settings)
     asking = not dry_run and not yes
     if asking and not sys.stdin.isatty():
