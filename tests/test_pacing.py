@@ -99,7 +99,8 @@ def test_the_rate_never_falls_below_its_floor():
     for _ in range(50):
         bucket.penalize()
         clock.now += 1.0  # separate events, each cutting again
-    assert bucket.rate == 1.0
+        assert bucket.rate >= 1.0
+    assert bucket.rate < 1.2
 
 
 def test_threads_share_one_budget():

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 DECREASE_ON_429 = 0.85  # the rate after a 429, as a share of the rate that drew it
-SETTLE_SHARE = 0.97  # where the rate settles, as a share of the learned limit
+SETTLE_SHARE = 0.985  # where the rate settles, as a share of the learned limit
 CLIMB_S = 3.0  # time to climb back from a cut to the settling rate
 QUIET_BEFORE_PROBE_S = 20.0  # time without a 429 before probing above the learned limit
 PROBE_PER_S = 0.01  # probing growth: 1% of the learned limit per second
