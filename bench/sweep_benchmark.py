@@ -11,11 +11,15 @@ spec's approach made complete: list a page of open sessions, expire them one by 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
@@ -23,6 +27,7 @@ import requests
 from _support import print_table, running_fake
 
 KEY = "sk_test_benchmarkkey0001"
+LIVE_KEY = "sk_live_benchmarkkey0001"
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Scenario:
     concurrency: int = 8
     fail_rate: float = 0.0
     race_rate: float = 0.0
+    live: bool = False  # a live-mode key (auto then starts at 100)
+    other_rps: float = 0.0  # another client of the same account, spending this much
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -51,6 +58,8 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("budget over the limit", "engine", big, 25, "175-325", 40),
         Scenario("budget far over the limit", "engine", big, 25, "175-325", 100),
         Scenario("auto", "engine", big, 25, "175-325", None),
+        Scenario("auto, app spends 10 of 25", "engine", big, 25, "175-325", None, other_rps=10),
+        Scenario("auto, live-like", "engine", big * 2, 100, "50", None, 16, live=True),
         Scenario("memory, 1k sessions", "engine", 1000, 0, "0", 400),
         Scenario("memory, 20k sessions", "engine", 5000 if quick else 20000, 0, "0", 400),
     ]
@@ -61,12 +70,14 @@ def run_engine(url: str, s: Scenario) -> dict:
     from checkout_sweeper.stripe_api import StripeGateway
     from checkout_sweeper.sweep import Sweeper, SweepOptions
 
-    gateway = StripeGateway(KEY, api_base=url)
+    gateway = StripeGateway(LIVE_KEY if s.live else KEY, api_base=url)
     result = Sweeper(gateway, SweepOptions(max_rps=s.max_rps, concurrency=s.concurrency)).run()
     return {
         "closed": result.expired_count + result.already_closed_count,
         "failed": len(result.failed),
         "remaining": result.remaining_open_count,
+        "requests": result.stripe_requests,
+        "rate_limited": result.rate_limited,
     }
 
 
@@ -105,6 +116,38 @@ def worker(payload: str) -> None:
 
 
 # the driving side ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def other_client(url: str, rps: float) -> Iterator[None]:
+    """The app's own traffic on the same account: ``rps`` small listings a second."""
+    if rps <= 0:
+        yield
+        return
+    done = threading.Event()
+
+    def one() -> None:
+        requests.get(
+            f"{url}/v1/checkout/sessions",
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=10,
+        )
+
+    def spend(pool: ThreadPoolExecutor) -> None:
+        next_at = time.monotonic()
+        while not done.wait(max(0.0, next_at - time.monotonic())):
+            pool.submit(one)  # on a schedule, whatever the latency
+            next_at += 1 / rps
+
+    with ThreadPoolExecutor(16) as pool:
+        thread = threading.Thread(target=spend, args=(pool,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+
 def measure(s: Scenario) -> tuple:
     fake_args = [
         "--rps",
@@ -116,18 +159,21 @@ def measure(s: Scenario) -> tuple:
         "--race-rate",
         str(s.race_rate),
     ]
+    if s.live:
+        fake_args.append("--live")
     with running_fake(*fake_args, open_=s.sessions, complete=s.sessions // 10) as url:
-        child = subprocess.run(
-            [sys.executable, __file__, "--worker", json.dumps([url, s.__dict__])],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        with other_client(url, s.other_rps):
+            child = subprocess.run(
+                [sys.executable, __file__, "--worker", json.dumps([url, s.__dict__])],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
         outcome = json.loads(child.stdout.strip().splitlines()[-1])
         stats = requests.get(f"{url}/_admin/stats", timeout=10).json()
-    total = stats["requests_total"]
-    accepted = total - stats["rate_limited"]
-    rate = accepted / outcome["seconds"]
+    total = outcome.get("requests", stats["requests_total"])  # the sweeper's own
+    limited = outcome.get("rate_limited", stats["rate_limited"])
+    rate = (total - limited) / outcome["seconds"]
     budget = "auto" if s.max_rps is None else f"{s.max_rps:g}"
     return (
         s.name,
@@ -137,8 +183,8 @@ def measure(s: Scenario) -> tuple:
         f"{outcome['closed'] / outcome['seconds']:.1f}",
         f"{rate:.1f}",
         f"{100 * rate / min(s.max_rps or s.stripe_rps, s.stripe_rps or 1e9):.0f}%",
-        stats["rate_limited"],
-        f"{100 * stats['rate_limited'] / max(total, 1):.1f}%",
+        limited,
+        f"{100 * limited / max(total, 1):.1f}%",
         total,
         outcome["failed"],
         stats["open_total"],
