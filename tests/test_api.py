@@ -330,3 +330,18 @@ def test_unreachable_rate_limit_storage_fails_closed_with_503(start_api, fake_st
     assert requests.get(f"{api.url}/healthz", timeout=5).status_code == 200
     ready = requests.get(f"{api.url}/readyz", timeout=5)
     assert "rate_limit_storage" in _error(ready, 503)
+
+
+def test_metrics_need_the_token_when_one_is_set(start_api, fake_stripe):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    api = start_api(METRICS_TOKEN="s3cret-metrics")
+    assert requests.get(f"{api.url}/metrics", timeout=5).status_code == 401
+    scraped = requests.get(
+        f"{api.url}/metrics", headers={"Authorization": "Bearer s3cret-metrics"}, timeout=5
+    )
+    assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain")
+    names = {family.name for family in text_string_to_metric_families(scraped.text)}
+    assert {"checkout_sweeper_http_requests", "checkout_sweeper_sessions"} <= names
+    open_api = start_api()
+    assert requests.get(f"{open_api.url}/metrics", timeout=5).status_code == 200  # loopback

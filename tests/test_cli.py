@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jwt
@@ -298,3 +299,28 @@ def test_default_serve_holds_the_limit_in_one_process_and_logs_only_json(cli, tm
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["ts"]), entry
     access = [e for e in entries if e["logger"] == "gunicorn.access"]
     assert {"ip", "method", "path", "status", "duration_ms"} <= set(access[-1])
+
+
+def test_sweep_pushes_its_metrics_to_a_pushgateway(cli, fake_stripe):
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    pushed: list[tuple[str, str, bytes]] = []
+
+    @Request.application
+    def gateway(request: Request) -> Response:
+        pushed.append((request.method, request.path, request.get_data()))
+        return Response("", 200)
+
+    server = make_server("127.0.0.1", 0, gateway, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        fake_stripe.state.seed(open_=7)
+        url = f"http://127.0.0.1:{server.port}"
+        assert cli("sweep", "--yes", PROMETHEUS_PUSHGATEWAY=url).returncode == 0
+    finally:
+        server.shutdown()
+    assert [(m, p) for m, p, _ in pushed] == [("PUT", "/metrics/job/checkout-sweeper")]
+    body = pushed[0][2].decode()
+    assert 'checkout_sweeper_sessions_total{outcome="expired"} 7.0' in body

@@ -361,3 +361,45 @@ def test_sigterm_during_an_async_sweep_records_it_interrupted(stack, fake_stripe
     expired = 800 - fake_stripe.state.snapshot()["open_total"]
     assert 0 < expired < 800
     assert history[0]["expired_count"] == history[0]["records"] == expired
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of /metrics, keyed by name and sorted labels (the exposition must parse)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_add_up_across_two_workers(stack, fake_stripe):
+    url = stack.serve(workers=2)
+    fake_stripe.state.seed(open_=80)
+    tokens = [stack.token(stack.user(f"m{i}@example.com")) for i in range(2)]
+    statuses = [stack.call(url, token).status_code for token in tokens for _ in range(2)]
+    assert statuses.count(200) == 4
+    for _ in range(6):  # spread over both workers
+        requests.get(f"{url}/healthz", timeout=5, headers={"Connection": "close"})
+    samples = _scrape(url)
+    expired = len(fake_stripe.state.stats.expired_by_request)
+    assert expired == 80
+    assert samples[("checkout_sweeper_sessions_total", (("outcome", "expired"),))] == expired
+    route = "/v1/active_checkout_sessions_and_expire_all"
+    calls = sum(
+        value
+        for (name, labels), value in samples.items()
+        if name == "checkout_sweeper_http_requests_total" and ("route", route) in labels
+    )
+    assert calls == 4
+    ok_expires = samples[
+        ("checkout_sweeper_stripe_requests_total", (("operation", "expire"), ("result", "ok")))
+    ]
+    assert ok_expires == fake_stripe.state.snapshot()["requests"]["expire"]
+    finished = samples[
+        ("checkout_sweeper_sweeps_finished_total", (("outcome", "succeeded"), ("trigger", "api")))
+    ]
+    assert finished == 4
+    assert samples[("checkout_sweeper_sweeps_running", ())] == 0

@@ -13,12 +13,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .api.docs import bp as docs_bp
 from .api.health import bp as health_bp
+from .api.metrics import bp as metrics_bp
 from .api.state import EXTENSION_KEY, AppState
 from .api.sweeps import bp as sweeps_bp
 from .api.v1 import bp as v1_bp
 from .config import Settings, default_instance_path
 from .db import Database
 from .logs import setup_logging
+from .metrics import HTTP_REQUESTS, HTTP_SECONDS
 from .recovery import import_journals
 from .responses import register_error_handlers
 
@@ -57,6 +59,7 @@ def create_app(
     _log_requests(app)  # before the limiter: its after_request hook then runs after the limiter's
     limiter = Limiter(key_func=_user_key, app=app)
     limiter.exempt(health_bp)
+    limiter.exempt(metrics_bp)
     app.extensions[EXTENSION_KEY] = AppState(settings=settings, db=db, limiter=limiter)
     if settings.trusted_proxy_count:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -70,6 +73,7 @@ def create_app(
     app.register_blueprint(sweeps_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(health_bp)
     app.register_blueprint(docs_bp)
+    app.register_blueprint(metrics_bp)
     return app
 
 
@@ -108,6 +112,9 @@ def _log_requests(app: Flask) -> None:
             "duration_ms": int((time.monotonic() - g.get("started", time.monotonic())) * 1000),
         }
         fields.update(getattr(g, "sweep_counts", {}))
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(route, request.method).observe(fields["duration_ms"] / 1000)
         request_log.info(
             "%s %s %s", request.method, request.path, response.status_code, extra={"fields": fields}
         )

@@ -51,6 +51,7 @@ class RunRecorder:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self.write_failures = 0
+        self.status = "running"
         with db.session() as session:  # the database must answer for a sweep to start
             session.add(SweepRun(**run, host=socket.gethostname(), pid=os.getpid()))
         self.journal = Journal(journal_dir, self.run_id)
@@ -79,6 +80,7 @@ class RunRecorder:
     def finish(self, status: str, values: dict[str, Any], *, grace_s: float) -> None:
         """Close the run with ``status``; wait up to ``grace_s`` for the database (even one
         that never answers), else raise ``AuditError`` naming the journal that holds all."""
+        self.status = status
         self._closing.set()
         self._wake.set()
         final = {"status": status, "finished_at": utcnow(), **values}

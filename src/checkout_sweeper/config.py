@@ -149,6 +149,16 @@ VARIABLES: tuple[Variable, ...] = (
         "proxies in front that append `X-Forwarded-For` (werkzeug ProxyFix)",
     ),
     Variable(
+        "METRICS_TOKEN",
+        "unset",
+        "Bearer token required on `/metrics`; unset: `/metrics` answers loopback callers only",
+    ),
+    Variable(
+        "PROMETHEUS_PUSHGATEWAY",
+        "unset",
+        "`sweep` pushes its metrics to this Pushgateway URL when it ends",
+    ),
+    Variable(
         "BIND", f"`{ServerSettings.bind}`", "address gunicorn listens on (`serve --host/--port`)"
     ),
     Variable(
@@ -330,6 +340,8 @@ class Settings:
     trusted_proxy_count: int
     server: ServerSettings
     journal_dir: Path
+    metrics_token: str | None = None
+    pushgateway: str | None = None
     lease_ttl_s: float = defaults.LEASE_TTL_S
     audit_grace_s: float = defaults.AUDIT_GRACE_S
     api_prefix: str = DEFAULT_API_PREFIX
@@ -363,6 +375,8 @@ class Settings:
             trusted_proxy_count=_whole(env, "TRUSTED_PROXY_COUNT", 0, minimum=0),
             server=ServerSettings.from_env(env),
             journal_dir=instance_path / "journal",
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            pushgateway=env.get("PROMETHEUS_PUSHGATEWAY") or None,
             lease_ttl_s=_number(env, "SWEEPER_LEASE_TTL", defaults.LEASE_TTL_S, minimum=1.0),
             audit_grace_s=_number(
                 env, "SWEEPER_AUDIT_GRACE_S", defaults.AUDIT_GRACE_S, minimum=0.0

@@ -40,3 +40,13 @@ def worker_exit(server: object, worker: object) -> None:
     from .background import stop_all
 
     stop_all(timeout_s=graceful_timeout)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A dead worker's live gauges leave /metrics (prometheus-client multiprocess mode)."""
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -74,4 +74,5 @@ class PacedCalls:
                     self._tally.rate_limited()
                 if attempt >= self.policy.max_attempts or self._stop.stopped:
                     raise
+                self._tally.retried()
                 self._sleep(self.policy.backoff_s(attempt, problem, self._rng))

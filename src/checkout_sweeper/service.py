@@ -28,8 +28,10 @@ from .db import Database
 from .errors import LeaseLost, SweepAborted, SweepInterrupted
 from .gateway import Gateway
 from .locks import AccountLease
+from .observe import SweepObserver
 from .stop import StopSignal
 from .sweep import Sweeper, SweepOptions, SweepProgress, SweepResult
+from .tally import SessionOutcome
 
 __all__ = ["RecordedSweep", "Recording", "lease_margin_s", "run_recorded_sweep"]
 
@@ -131,17 +133,25 @@ class RecordedSweep:
             gateway,
             options,
             sweep_id=self.sweep_id,
-            on_outcome=self._recorder.on_outcome,
+            on_outcome=self._outcome,
             on_progress=self._progress(on_progress),
         )
+        self._observer = SweepObserver(self.sweep_id, trigger, self.sweeper.bucket)
+        self._observer.pending = lambda: self._recorder.pending
+        self._observer.started()
         self._keeper = LeaseKeeper(self._lease, self.sweeper.stop, recording.lease_ttl_s)
         self._keeper.start_deadline(acquired_at)
+
+    def _outcome(self, outcome: SessionOutcome) -> None:
+        self._recorder.on_outcome(outcome)
+        self._observer.outcome(outcome)
 
     def _progress(
         self, on_progress: Callable[[SweepProgress], None] | None
     ) -> Callable[[SweepProgress], None]:
         def progress(snapshot: SweepProgress) -> None:
             self._recorder.on_progress(snapshot)
+            self._observer.progress(snapshot)
             if on_progress is not None:
                 on_progress(snapshot)
 
@@ -158,6 +168,7 @@ class RecordedSweep:
         try:
             return _run_recorded(self.sweeper, self._keeper, self._recorder, self._grace_s)
         finally:
+            self._observer.finished(self._recorder.status, self.sweeper.progress)
             _release(self._lease)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import stripe
@@ -25,6 +27,7 @@ from .errors import (
 )
 from .gateway import SessionPage
 from .keys import account_fingerprint, is_live_key
+from .metrics import STRIPE_REQUESTS, result_class
 
 log = logging.getLogger("checkout_sweeper.stripe")
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
@@ -69,6 +72,19 @@ def _translate(err: stripe.StripeError, where: str = "api.stripe.com") -> Stripe
     return SessionRejected(summary, status)
 
 
+@contextmanager
+def _counted(operation: str) -> Iterator[None]:
+    """Count one Stripe request by operation and result class."""
+    try:
+        yield
+    except stripe.StripeError as err:
+        limited = isinstance(err, stripe.RateLimitError)
+        status = None if isinstance(err, stripe.APIConnectionError) else err.http_status
+        STRIPE_REQUESTS.labels(operation, result_class(status, limited)).inc()
+        raise
+    STRIPE_REQUESTS.labels(operation, "ok").inc()
+
+
 class StripeGateway:
     """Checkout Session calls for one API key (and optional connected account)."""
 
@@ -100,7 +116,8 @@ class StripeGateway:
         restricted key without that permission) keeps the key's fingerprint, and it is logged.
         """
         try:
-            account = self._client.v1.accounts.retrieve_current()
+            with _counted("account"):
+                account = self._client.v1.accounts.retrieve_current()
         except (stripe.PermissionError, stripe.InvalidRequestError) as err:
             if err.http_status not in (403, 404):
                 raise _translate(err, self.where) from None
@@ -129,7 +146,8 @@ class StripeGateway:
         if created_before is not None:
             params["created"] = {"lt": created_before}
         try:
-            page = self._client.v1.checkout.sessions.list(params)
+            with _counted("list"):
+                page = self._client.v1.checkout.sessions.list(params)
         except stripe.InvalidRequestError as err:
             if starting_after and err.http_status in (400, 404):
                 # Stripe says resource_missing on the cursor; other Stripes word it otherwise.
@@ -144,15 +162,17 @@ class StripeGateway:
     def session_status(self, session_id: str) -> str:
         """The session's current status, to explain an expire refusal Stripe worded oddly."""
         try:
-            return str(self._client.v1.checkout.sessions.retrieve(session_id).status)
+            with _counted("retrieve"):
+                return str(self._client.v1.checkout.sessions.retrieve(session_id).status)
         except stripe.StripeError as err:
             raise _translate(err, self.where) from None
 
     def expire(self, session_id: str, idempotency_key: str) -> None:
         try:
-            self._client.v1.checkout.sessions.expire(
-                session_id, options={"idempotency_key": idempotency_key}
-            )
+            with _counted("expire"):
+                self._client.v1.checkout.sessions.expire(
+                    session_id, options={"idempotency_key": idempotency_key}
+                )
         except stripe.InvalidRequestError as err:
             found = _NOT_OPEN_STATUS.search(err.user_message or "")
             if err.http_status == 400 and found:

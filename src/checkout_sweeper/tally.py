@@ -35,6 +35,7 @@ class SweepProgress:
     failed: int = 0
     requests: int = 0
     rate_limited: int = 0
+    retries: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -131,6 +132,10 @@ class Tally:
     def request(self) -> None:
         with self._lock:
             self.progress.requests += 1
+
+    def retried(self) -> None:
+        with self._lock:
+            self.progress.retries += 1
 
     def rate_limited(self) -> None:
         with self._lock:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -49,6 +53,26 @@ class _Gunicorn(BaseApplication):
 )
 def serve_command(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the HTTP API with gunicorn."""
+    with _metrics_folder():
+        _serve(host, port, workers)
+
+
+@contextlib.contextmanager
+def _metrics_folder() -> Iterator[None]:
+    """Where the workers write their metrics, so /metrics adds them up; made fresh for this
+    server and removed when it stops (unless PROMETHEUS_MULTIPROC_DIR was given)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="checkout-sweeper-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = load_settings()
     try:
         settings.check_for_api()

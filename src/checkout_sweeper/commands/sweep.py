@@ -46,6 +46,7 @@ from .common import (
     table_console,
 )
 from .display import LiveProgress, show_plan, show_stopped, show_summary
+from .pushing import push_metrics
 
 NO_TERMINAL = (
     "sweep expires sessions and asks before it does, but there is no terminal to ask on; "
@@ -130,7 +131,10 @@ def sweep_command(
     if asking and total and not click.confirm(f"Expire all {total}?", err=True):
         console.print("nothing was expired")
         sys.exit(EXIT_FAILED)
-    result = _run(settings, db, gateway, console, dry_run, cutoff, total, as_json)
+    try:
+        result = _run(settings, db, gateway, console, dry_run, cutoff, total, as_json)
+    finally:
+        push_metrics(settings.pushgateway)
     left_out = None
     if cutoff is not None and not as_json:
         left_out = _count(settings, gateway, None) - result.remaining_open_count

@@ -1,0 +1,80 @@
+"""Prometheus metrics: what the service does, for dashboards and alerts.
+
+Under gunicorn, ``serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the workers start, so each
+worker writes its samples there and ``/metrics`` adds them up across workers (prometheus-client's
+multiprocess mode); a worker that exits is marked dead by the ``child_exit`` hook. Label values
+are bounded: route templates, operations, outcome and result names.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+PREFIX = "checkout_sweeper"
+
+HTTP_REQUESTS = Counter(
+    f"{PREFIX}_http_requests_total", "HTTP requests answered.", ["route", "method", "status"]
+)
+HTTP_SECONDS = Histogram(
+    f"{PREFIX}_http_request_duration_seconds", "Time to answer.", ["route", "method"]
+)
+SWEEPS_STARTED = Counter(f"{PREFIX}_sweeps_started_total", "Sweeps started.", ["trigger"])
+SWEEPS_FINISHED = Counter(
+    f"{PREFIX}_sweeps_finished_total", "Sweeps ended, by how.", ["trigger", "outcome"]
+)
+SWEEP_SECONDS = Histogram(
+    f"{PREFIX}_sweep_duration_seconds",
+    "How long sweeps took.",
+    ["trigger"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600),
+)
+SWEEPS_RUNNING = Gauge(
+    f"{PREFIX}_sweeps_running", "Sweeps running now.", multiprocess_mode="livesum"
+)
+SESSIONS = Counter(
+    f"{PREFIX}_sessions_total", "Checkout Sessions handled, by outcome.", ["outcome"]
+)
+STRIPE_REQUESTS = Counter(
+    f"{PREFIX}_stripe_requests_total", "Requests sent to Stripe.", ["operation", "result"]
+)
+STRIPE_RETRIES = Counter(f"{PREFIX}_stripe_retries_total", "Stripe requests sent again.")
+PACING_RATE = Gauge(
+    f"{PREFIX}_pacing_rate_requests_per_second",
+    "The pacing rate in force in a running sweep.",
+    multiprocess_mode="livemax",
+)
+AUDIT_PENDING = Gauge(
+    f"{PREFIX}_audit_pending_outcomes",
+    "Outcomes in the journal that have not reached the database yet.",
+    multiprocess_mode="livesum",
+)
+
+
+def exposition() -> bytes:
+    """The text format, added up across gunicorn workers when they share a directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def result_class(status: int | None, rate_limited: bool = False) -> str:
+    """A bounded label for a Stripe answer."""
+    if rate_limited or status == 429:
+        return "rate_limited"
+    if status is None:
+        return "network_error"
+    if status < 400:
+        return "ok"
+    return "client_error" if status < 500 else "server_error"
