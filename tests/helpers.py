@@ -4,6 +4,7 @@ a test says that a local service is missing."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -142,3 +143,24 @@ def conforms(response: requests.Response, spec: dict[str, Any]) -> dict[str, Any
         if declared.get("required"):
             assert name in response.headers, f"{response.status_code} on {path} lacks {name}"
     return response.json()
+
+
+@dataclasses.dataclass
+class Ran:
+    """What a command did, in the shape of ``subprocess.CompletedProcess``."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_command(env: dict[str, str | None], *args: str) -> Ran:
+    """The real command line, in this process (no interpreter start-up): ``env`` replaces
+    the environment for the call, as a fresh process would see it."""
+    from click.testing import CliRunner
+
+    from checkout_sweeper.cli import main
+
+    unset: dict[str, str | None] = {name: None for name in os.environ if name not in env}
+    result = CliRunner().invoke(main, list(args), env={**unset, **env}, catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)

@@ -15,7 +15,7 @@ import jwt
 import pytest
 import requests
 
-from helpers import JWT_SECRET, LIVE_KEY, TEST_KEY
+from helpers import JWT_SECRET, LIVE_KEY, TEST_KEY, run_command
 
 
 @pytest.fixture
@@ -31,14 +31,9 @@ def cli(tmp_path, fake_stripe):
         "SWEEPER_INSTANCE_PATH": str(tmp_path),
     }
 
-    def run(*args: str, check: bool = False, **overrides: str) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "checkout_sweeper", *args],
-            env={**env, **overrides},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    def run(*args: str, check: bool = False, **overrides: str):
+        """The command line in this process, with ``env`` as its whole environment."""
+        result = run_command({**env, **overrides}, *args)
         if check:
             assert result.returncode == 0, result.stderr
         return result
@@ -318,7 +313,13 @@ def test_sweep_pushes_its_metrics_to_a_pushgateway(cli, fake_stripe):
     try:
         fake_stripe.state.seed(open_=7)
         url = f"http://127.0.0.1:{server.port}"
-        assert cli("sweep", "--yes", PROMETHEUS_PUSHGATEWAY=url).returncode == 0
+        ran = subprocess.run(  # a process of its own: its metrics are this sweep's alone
+            [sys.executable, "-m", "checkout_sweeper", "sweep", "--yes"],
+            env={**cli.env, "PROMETHEUS_PUSHGATEWAY": url},
+            capture_output=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stderr
     finally:
         server.shutdown()
     assert [(m, p) for m, p, _ in pushed] == [("PUT", "/metrics/job/checkout-sweeper")]

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import JWT_SECRET, TEST_KEY
+from helpers import JWT_SECRET, TEST_KEY, run_command
 
 
 @pytest.fixture
@@ -31,7 +31,10 @@ def home(tmp_path, fake_stripe) -> dict[str, str]:
     }
 
 
-def _run(env: dict[str, str], *args: str, cwd=None, **more: str) -> subprocess.CompletedProcess:
+def _run(env: dict[str, str], *args: str, cwd=None, **more: str):
+    """The command in this process, or in a process of its own in another directory."""
+    if cwd is None:
+        return run_command({**env, **more}, *args)
     return subprocess.run(
         [sys.executable, "-m", "checkout_sweeper", *args],
         env={**env, **more},

@@ -102,6 +102,7 @@ def setup_logging(level: str = "INFO") -> None:
     from ``LOG_LEVEL`` through ``config.ServerSettings``."""
     logger = logging.getLogger("checkout_sweeper")
     if getattr(logger, "_configured", False):
+        logger.setLevel(level)  # the handler stays one; the level is the latest asked for
         return
     handler = _StderrHandler()
     handler.setFormatter(JsonFormatter())

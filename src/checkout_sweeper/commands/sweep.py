@@ -177,7 +177,7 @@ def _run(
     total: int | None,
     as_json: bool,
 ) -> SweepResult:
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     live = LiveProgress(console, dry_run, total) if console.is_terminal else None
     try:
         with live.bar if live else contextlib.nullcontext():
@@ -196,6 +196,8 @@ def _run(
         _stopped_early(console, stopped, as_json)
     except AuditError as err:
         raise Failure(str(err), EXIT_AUDIT) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> NoReturn:
