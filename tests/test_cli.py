@@ -221,6 +221,7 @@ def test_demo_runs_offline_to_success(cli):
     assert "HTTP 200" in result.stdout and "open sessions left" in result.stdout
     assert "HTTP 202  Location: /v1/sweeps/" in result.stdout  # then the async way
     assert "status succeeded" in result.stdout
+    assert '"level": "info"' not in result.stdout + result.stderr  # no log lines in between
 
 
 def test_sweep_on_a_terminal_shows_progress_and_a_summary(cli, fake_stripe, tmp_path):

@@ -114,6 +114,7 @@ def _demo_app(stripe_url: str, max_rps: float, folder: str) -> Flask:
         "STRIPE_API_BASE": stripe_url,
         "JWT_SECRET": DEMO_SECRET,
         "SWEEPER_MAX_RPS": str(max_rps),
+        "LOG_LEVEL": "WARNING",  # the tables tell the story; request logs would interleave
         "DATABASE_URL": f"sqlite:///{Path(folder) / 'demo.sqlite3'}",
     }
     return create_app(env, instance_path=folder)
