@@ -179,7 +179,11 @@ VARIABLES: tuple[Variable, ...] = (
         f"{ServerSettings.graceful_timeout_s}",
         "seconds a stopping worker has to finish a running sweep",
     ),
-    Variable("LOG_LEVEL", f"`{ServerSettings.log_level}`", "level of the JSON log lines"),
+    Variable(
+        "LOG_LEVEL",
+        f"`{ServerSettings.log_level}`",
+        "level of the JSON log lines of `serve` (commands log warnings only unless it is set)",
+    ),
 )
 
 

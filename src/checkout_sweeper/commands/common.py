@@ -8,6 +8,7 @@ trail could not be written. ``--verbose`` adds the traceback behind an error.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from typing import Any
@@ -54,8 +55,15 @@ def load_settings() -> Settings:
         settings = Settings.from_env(instance_path=default_instance_path())
     except ConfigError as err:
         raise Failure(f"configuration: {err}", EXIT_USAGE) from err
-    setup_logging("DEBUG" if verbose() else settings.server.log_level)
+    setup_logging(_log_level(settings))
     return settings
+
+
+def _log_level(settings: Settings) -> str:
+    """Commands speak to people: warnings only, unless LOG_LEVEL asks or --verbose."""
+    if verbose():
+        return "DEBUG"
+    return settings.server.log_level if os.environ.get("LOG_LEVEL") else "WARNING"
 
 
 def open_database(settings: Settings) -> Database:
