@@ -68,6 +68,16 @@ def _run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Co
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def _sweep_under_way(fake_stripe, env: dict[str, str], sessions: int, expires: int):
+    """Seed ``sessions``, start a CLI sweep with a little latency, return once ``expires``
+    expire requests reached the fake."""
+    fake_stripe.state.seed(open_=sessions)
+    fake_stripe.state.faults.update({"latency_ms": 10})
+    sweep = _cli(env, "sweep", "--yes", "--json")
+    _wait_for_expires(fake_stripe, expires)
+    return sweep
+
+
 def _wait_for_expires(fake_stripe, count: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while fake_stripe.state.snapshot()["requests"].get("expire", 0) < count:
@@ -102,10 +112,7 @@ def _counts_match_rows(run: SweepRun, rows: dict[str, str]) -> None:
 # the database ------------------------------------------------------------------------------------
 def test_database_cut_mid_sweep_loses_no_outcome(fake_stripe, pg_proxy, postgres_url, tmp_path):
     proxy, through = pg_proxy
-    fake_stripe.state.seed(open_=300)
-    fake_stripe.state.faults.update({"latency_ms": 10})
-    sweep = _cli(_env(tmp_path, fake_stripe.url, through), "sweep", "--yes", "--json")
-    _wait_for_expires(fake_stripe, 60)
+    sweep = _sweep_under_way(fake_stripe, _env(tmp_path, fake_stripe.url, through), 300, 60)
     proxy.cut()
     time.sleep(3)
     proxy.passing()
@@ -123,10 +130,7 @@ def test_database_down_over_the_end_exits_5_and_the_journal_is_imported_later(
 ):
     proxy, through = pg_proxy
     env = _env(tmp_path, fake_stripe.url, through, SWEEPER_AUDIT_GRACE_S="1")
-    fake_stripe.state.seed(open_=200)
-    fake_stripe.state.faults.update({"latency_ms": 10})
-    sweep = _cli(env, "sweep", "--yes", "--json")
-    _wait_for_expires(fake_stripe, 40)
+    sweep = _sweep_under_way(fake_stripe, env, 200, 40)
     proxy.cut()
     _, err = sweep.communicate(timeout=120)
     assert sweep.returncode == 5, err.decode()
@@ -156,10 +160,7 @@ def test_a_partitioned_sweeper_stops_before_a_second_one_takes_the_account(
         _run(second_env, "sweep", "--yes", "--json").returncode == 0
     )  # both keys: one account, known
     fake_stripe.state.reset_counters()
-    fake_stripe.state.seed(open_=400)
-    fake_stripe.state.faults.update({"latency_ms": 10})
-    first = _cli(first_env, "sweep", "--yes", "--json")
-    _wait_for_expires(fake_stripe, 40)
+    first = _sweep_under_way(fake_stripe, first_env, 400, 40)
     proxy.blackhole()
     deadline = time.monotonic() + 60
     while (second := _run(second_env, "sweep", "--yes", "--json")).returncode == 4:
@@ -180,10 +181,7 @@ def test_a_killed_sweep_is_imported_by_the_next_command(
 ):
     _, through = pg_proxy
     env = _env(tmp_path, fake_stripe.url, through, SWEEPER_CONCURRENCY="4")
-    fake_stripe.state.seed(open_=200)
-    fake_stripe.state.faults.update({"latency_ms": 10})
-    sweep = _cli(env, "sweep", "--yes", "--json")
-    _wait_for_expires(fake_stripe, 80)
+    sweep = _sweep_under_way(fake_stripe, env, 200, 80)
     sweep.send_signal(signal.SIGKILL)
     sweep.wait(timeout=10)
     history = _run(env, "history", "--json")

@@ -13,7 +13,7 @@ from checkout_sweeper.db import Database
 from checkout_sweeper.errors import LeaseLost, RetryableError, SweepAborted, SweepInProgress
 from checkout_sweeper.locks import AccountLease
 from checkout_sweeper.models import SweepLock, SweepRun, SweptSession
-from checkout_sweeper.service import Recording, run_recorded_sweep
+from checkout_sweeper.service import RecordedSweep, Recording
 from checkout_sweeper.sweep import SweepOptions
 
 from memory_gateway import INSTANT, MemoryGateway
@@ -28,7 +28,8 @@ def db(tmp_path) -> Database:
 
 def _run(db: Database, gateway: MemoryGateway, journal_dir=None, **options) -> None:
     recording = Recording(db, journal_dir or Path(db.url.split("///")[1]).parent / "journal", 0.6)
-    run_recorded_sweep(recording, gateway, SweepOptions(**{**INSTANT, **options}), trigger="cli")
+    options = SweepOptions(**{**INSTANT, **options})
+    RecordedSweep(recording, gateway, options, trigger="cli").run()
 
 
 def _only_run(db: Database) -> SweepRun:

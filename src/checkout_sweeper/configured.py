@@ -1,5 +1,5 @@
 """A recorded sweep of the account in ``Settings``: the gateway, the pacing, the live-mode guard
-and the account's identity, as configured, around ``service.run_recorded_sweep``."""
+and the account's identity, as configured, around ``service.RecordedSweep``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .identities import identify, known_account
 from .locks import lease_is_held
 from .service import RecordedSweep, Recording
 from .stripe_api import StripeGateway
-from .sweep import Sweeper, SweepOptions, SweepProgress, SweepResult
+from .sweep import Sweeper, SweepOptions, SweepProgress
 
 
 def configured_gateway(settings: Settings) -> StripeGateway:
@@ -59,33 +59,6 @@ def count_open(settings: Settings, gateway: StripeGateway, created_before: int |
     return Sweeper(gateway, options).run().remaining_open_count
 
 
-def configured_sweep(
-    settings: Settings,
-    db: Database,
-    *,
-    trigger: str,
-    user_id: int | None = None,
-    dry_run: bool = False,
-    created_before: int | None = None,
-    on_progress: Callable[[SweepProgress], None] | None = None,
-    once_leased: Callable[[], None] | None = None,
-    gateway: StripeGateway | None = None,
-) -> SweepResult:
-    """Raises ``LiveModeRefused``, ``SweepInProgress``, ``SweepAborted`` or ``AuditError``;
-    ``once_leased`` runs as soon as the account is leased (see ``run_recorded_sweep``)."""
-    return start_configured_sweep(
-        settings,
-        db,
-        trigger=trigger,
-        user_id=user_id,
-        dry_run=dry_run,
-        created_before=created_before,
-        on_progress=on_progress,
-        once_leased=once_leased,
-        gateway=gateway,
-    ).run()
-
-
 def start_configured_sweep(
     settings: Settings,
     db: Database,
@@ -98,7 +71,9 @@ def start_configured_sweep(
     once_leased: Callable[[], None] | None = None,
     gateway: StripeGateway | None = None,
 ) -> RecordedSweep:
-    """The sweep leased, paid for and recorded as running, ready to ``run``."""
+    """The sweep leased, paid for and recorded as running, ready to ``run`` (here, or in the
+    background). Raises ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``;
+    ``run`` then raises ``SweepAborted`` or ``AuditError``."""
     gateway = gateway or identified_gateway(settings, db, dry_run=dry_run)
     options = SweepOptions(
         max_rps=settings.max_rps,

@@ -77,8 +77,8 @@ class ExpirePool:
         try:
             key = idempotency_key(self._sweep_id, session_id)
             self._tally.record(self._outcome(session_id, key))
-        except SweepStopped:
-            pass  # never sent, or its answer is unknown: left open for the next sweep
+        except SweepStopped as stopped:  # never sent, or its answer unknown: left open
+            log.debug("expire of %s not done: %s", session_id, stopped)
         finally:
             self._slots.release()
             with self._idle:

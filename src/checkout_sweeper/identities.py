@@ -7,6 +7,7 @@ sends one while another sweep holds the account.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 
@@ -18,6 +19,7 @@ from .models import StripeAccount
 from .retry import RetryPolicy
 from .stripe_api import StripeGateway
 
+log = logging.getLogger("checkout_sweeper.stripe")
 IDENTIFY_ATTEMPTS = 3  # at most two quick retries: a Stripe that is not there is said at once
 
 
@@ -38,8 +40,8 @@ def identify(db: Database, gateway: StripeGateway) -> str:
     try:
         with db.session() as session:
             session.add(StripeAccount(key_fingerprint=gateway.key_fingerprint, account=account))
-    except IntegrityError:
-        pass  # another process stored the same answer first
+    except IntegrityError:  # another process stored the same answer first
+        log.debug("the account of key %s was stored by another process", gateway.key_fingerprint)
     return account
 
 

@@ -33,7 +33,7 @@ from .stop import StopSignal
 from .sweep import Sweeper, SweepOptions, SweepProgress, SweepResult
 from .tally import SessionOutcome
 
-__all__ = ["RecordedSweep", "Recording", "lease_margin_s", "run_recorded_sweep"]
+__all__ = ["RecordedSweep", "Recording", "lease_margin_s"]
 
 log = logging.getLogger("checkout_sweeper.service")
 
@@ -170,29 +170,6 @@ class RecordedSweep:
         finally:
             self._observer.finished(self._recorder.status, self.sweeper.progress)
             _release(self._lease)
-
-
-def run_recorded_sweep(
-    recording: Recording,
-    gateway: Gateway,
-    options: SweepOptions,
-    *,
-    trigger: str,
-    user_id: int | None = None,
-    on_progress: Callable[[SweepProgress], None] | None = None,
-    once_leased: Callable[[], None] | None = None,
-) -> SweepResult:
-    """One sweep under the account lease, from start to end (see ``RecordedSweep``)."""
-    sweep = RecordedSweep(
-        recording,
-        gateway,
-        options,
-        trigger=trigger,
-        user_id=user_id,
-        on_progress=on_progress,
-        once_leased=once_leased,
-    )
-    return sweep.run()
 
 
 def _run_recorded(

@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 
 from ..config import ConfigError, Settings, parse_max_rps
-from ..configured import configured_sweep, count_open, identified_gateway
+from ..configured import count_open, identified_gateway, start_configured_sweep
 from ..db import Database
 from ..errors import (
     AuditError,
@@ -181,7 +181,7 @@ def _run(
     live = LiveProgress(console, dry_run, total) if console.is_terminal else None
     try:
         with live.bar if live else contextlib.nullcontext():
-            return configured_sweep(
+            return start_configured_sweep(
                 settings,
                 db,
                 trigger="cli",
@@ -189,7 +189,7 @@ def _run(
                 created_before=cutoff,
                 on_progress=live.update if live else None,
                 gateway=gateway,
-            )
+            ).run()
     except SweepInProgress:
         raise Failure("a sweep of this Stripe account is already running", EXIT_BUSY) from None
     except SweepAborted as stopped:
