@@ -110,6 +110,26 @@ def test_budget_below_the_limit_gets_no_429(fake_stripe):
     assert result.expired_count == 60 and result.rate_limited == 0
 
 
+def test_an_object_lock_is_retried_and_not_taken_for_the_rate_limit(fake_stripe):
+    fake_stripe.state.seed(open_=80)
+    fake_stripe.state.faults.update({"lock_rate": 0.2})
+    result, _ = sweep(fake_stripe)
+    stats = fake_stripe.state.snapshot()
+    assert stats["lock_timeouts"] > 0 and stats["rate_limited"] == 0
+    assert result.failed == [] and result.expired_count == 80
+    assert result.rate_limited == 0  # a busy object says nothing about the rate
+    assert stats["sessions_expired_twice"] == 0 and stats["open_total"] == 0
+
+
+def test_auto_pacing_finds_a_per_operation_limit(fake_stripe):
+    fake_stripe.state.seed(open_=120)
+    fake_stripe.state.faults.update({"rps": 100, "operation_rps": 15})
+    result, _ = sweep(fake_stripe, max_rps=None)  # auto: starts at the sandbox's 25
+    assert result.failed == [] and result.expired_count == 120
+    assert 0 < result.rate_limited < result.stripe_requests / 5  # learned, then kept under
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
 def test_sessions_created_during_the_sweep_are_caught_by_later_passes(fake_stripe):
     fake_stripe.state.seed(open_=300)
     fake_stripe.state.faults.update({"spawn_rate": 0.05})

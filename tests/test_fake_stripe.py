@@ -243,20 +243,51 @@ def test_idempotent_expire_replay_is_a_success(stripe_client):
 
 
 # faults -----------------------------------------------------------------------------------------
-def test_rate_limit_answers_429_rate_limit(fake_stripe, stripe_client):
-    fake_stripe.state.faults.update({"rps": 5})
+def _burst_of_lists(stripe_client: stripe.StripeClient, count: int) -> list[str]:
+    """List ``count`` times at once; each answer's limit reason, or "ok"."""
     outcomes = []
-    for _ in range(8):
+    for _ in range(count):
         try:
             stripe_client.v1.checkout.sessions.list()
-            outcomes.append(200)
+            outcomes.append("ok")
         except stripe.RateLimitError as err:
-            outcomes.append(err.http_status)
-            assert err.json_body["error"]["code"] == "rate_limit"
-    assert outcomes.count(200) == 5 and outcomes.count(429) == 3
+            assert err.http_status == 429 and err.error.code == "rate_limit"
+            assert "retry-after" not in {h.lower() for h in err.headers}
+            outcomes.append(err.headers["Stripe-Rate-Limited-Reason"])
+    return outcomes
+
+
+def test_account_rate_limit_answers_429_global_rate_without_retry_after(fake_stripe, stripe_client):
+    fake_stripe.state.faults.update({"rps": 5})
+    assert _burst_of_lists(stripe_client, 8) == ["ok"] * 5 + ["global-rate"] * 3
     assert _admin(fake_stripe, "stats")["rate_limited"] == 3
     time.sleep(1.05)
     stripe_client.v1.checkout.sessions.list()
+
+
+def test_operation_limit_is_per_named_operation(fake_stripe, stripe_client):
+    fake_stripe.state.faults.update({"rps": 100, "operation_rps": 3})
+    session = _new(stripe_client)
+    assert _burst_of_lists(stripe_client, 5) == ["ok"] * 3 + ["endpoint-rate"] * 2
+    # another operation of the same account has a budget of its own
+    assert stripe_client.v1.checkout.sessions.expire(session.id).status == "expired"
+
+
+def test_burst_switches_to_a_token_bucket_that_refills_at_the_rate(fake_stripe, stripe_client):
+    fake_stripe.state.faults.update({"rps": 10, "burst": 3})
+    assert _burst_of_lists(stripe_client, 4) == ["ok"] * 3 + ["global-rate"]
+    time.sleep(0.25)  # 2.5 tokens back at 10 a second: two fit, the third does not
+    assert _burst_of_lists(stripe_client, 3) == ["ok", "ok", "global-rate"]
+
+
+def test_lock_timeout_is_a_429_without_a_limit_reason(fake_stripe, stripe_client):
+    session = _new(stripe_client)
+    fake_stripe.state.faults.update({"lock_rate": 1})
+    with pytest.raises(stripe.RateLimitError) as caught:
+        stripe_client.v1.checkout.sessions.expire(session.id)
+    assert caught.value.error.code == "lock_timeout"
+    assert "Stripe-Rate-Limited-Reason" not in caught.value.headers
+    assert _admin(fake_stripe, "stats")["lock_timeouts"] == 1
 
 
 def test_injected_server_errors_say_should_retry(fake_stripe, stripe_client):

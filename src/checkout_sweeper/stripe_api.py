@@ -60,7 +60,9 @@ def _translate(err: stripe.StripeError, where: str = "api.stripe.com") -> Stripe
     should_retry = (err.headers or {}).get("stripe-should-retry")
     summary = f"Stripe {status or 'connection'} error: {err.user_message or type(err).__name__}"
     if isinstance(err, stripe.RateLimitError):
-        if err.code == "lock_timeout":  # another request holds the object: not the rate
+        # The SDK leaves ``code`` unset on its RateLimitError; the error object carries it.
+        code = err.error.code if err.error else err.code
+        if code == "lock_timeout":  # another request holds the object: not the rate
             return RetryableError(summary, lock_contention=True)
         return RetryableError(summary, rate_limited=True, retry_after_s=_retry_after(err.headers))
     if should_retry == "false" and status >= 409:

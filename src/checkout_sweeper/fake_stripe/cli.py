@@ -37,6 +37,13 @@ def _rate_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
     )
 
 
+def _amount_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
+    """A number from 0 up, default 0 (off): limits, bursts and spawn rates."""
+    return click.option(
+        flag, default=0.0, show_default=True, type=click.FloatRange(0), help=help_text
+    )
+
+
 @click.command("fake-stripe")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=12111, show_default=True, type=int)
@@ -45,12 +52,17 @@ def _rate_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
 @click.option("--expired", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--live", is_flag=True, help="Seed live-mode sessions instead of test-mode ones.")
 @click.option("--account", default="", help="Seed this connected account (Stripe-Account).")
-@click.option(
+@_amount_option(
     "--rps",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Requests per second per account before 429; 0 = unlimited.",
+    "Requests per second per account before 429 (global-rate); 0 = unlimited.",
+)
+@_amount_option(
+    "--operation-rps",
+    "Requests per second per named operation of an account (endpoint-rate; Stripe: 25).",
+)
+@_amount_option(
+    "--burst",
+    "Limit with a token bucket of this many requests; 0 = at most RPS in any one second.",
 )
 @click.option(
     "--latency-ms",
@@ -62,12 +74,10 @@ def _rate_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
 @_rate_option("--expire-fail-rate", "Extra share of expire calls alone answered 500.")
 @_rate_option("--lost-rate", "Share of POSTs carried out whose answer is lost (500 instead).")
 @_rate_option("--race-rate", "Share of expires that find the session just paid.")
-@click.option(
+@_rate_option("--lock-rate", "Share of expires answered 429 lock_timeout (object busy).")
+@_amount_option(
     "--spawn-rate",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="New open sessions created per expire call (customers arriving).",
+    "New open sessions created per expire call (customers arriving).",
 )
 @click.option("--seed", default=None, type=int, help="Random seed for repeatable faults.")
 def fake_stripe_command(
@@ -79,11 +89,14 @@ def fake_stripe_command(
     live: bool,
     account: str,
     rps: float,
+    operation_rps: float,
+    burst: float,
     latency_ms: str,
     fail_rate: float,
     expire_fail_rate: float,
     lost_rate: float,
     race_rate: float,
+    lock_rate: float,
     spawn_rate: float,
     seed: int | None,
 ) -> None:
@@ -93,12 +106,15 @@ def fake_stripe_command(
     state.faults.update(
         {
             "rps": rps,
+            "operation_rps": operation_rps,
+            "burst": burst,
             "latency_ms": base,
             "jitter_ms": jitter,
             "fail_rate": fail_rate,
             "expire_fail_rate": expire_fail_rate,
             "lost_rate": lost_rate,
             "race_rate": race_rate,
+            "lock_rate": lock_rate,
             "spawn_rate": spawn_rate,
         }
     )

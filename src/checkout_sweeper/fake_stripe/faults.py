@@ -45,12 +45,24 @@ def server_error() -> StripeFault:
     )
 
 
-def rate_limited() -> StripeFault:
+def rate_limited(reason: str) -> StripeFault:
+    """Over a rate limit: Stripe names which one, and sends no Retry-After."""
     return StripeFault(
         429,
         "Request rate limit exceeded. You can learn more about rate limits here "
         "https://stripe.com/docs/rate-limits.",
         code="rate_limit",
+        headers={"Stripe-Rate-Limited-Reason": reason},
+    )
+
+
+def lock_timeout() -> StripeFault:
+    """Another request holds the object: a 429 that is not about the rate (no reason header)."""
+    return StripeFault(
+        429,
+        "This object cannot be accessed right now because another API request or Stripe "
+        "process is currently accessing it. Please retry.",
+        code="lock_timeout",
     )
 
 
@@ -59,12 +71,15 @@ class Faults:
     """Misbehaviour the fake adds on purpose; every field can change while it runs."""
 
     rps: float = 0.0  # accepted requests per second per account; 0 means unlimited
+    operation_rps: float = 0.0  # and per named operation of an account; 0 means unlimited
+    burst: float = 0.0  # a token bucket of this capacity; 0: at most rps in any one second
     latency_ms: float = 0.0  # base latency of every answer
     jitter_ms: float = 0.0  # plus a uniform random extra up to this
     fail_rate: float = 0.0  # share of requests answered 500 with Stripe-Should-Retry: true
     expire_fail_rate: float = 0.0  # extra share of expires alone answered 500
     lost_rate: float = 0.0  # share of POSTs carried out whose answer is lost (a 500 instead)
     race_rate: float = 0.0  # share of expires that find the session just paid (complete)
+    lock_rate: float = 0.0  # share of expires answered 429 lock_timeout (object busy)
     spawn_rate: float = 0.0  # new open sessions created per expire call (customers arriving)
 
     def update(self, values: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """The gate every Stripe request of the fake passes before it does anything: counted, rate
-limited per account as Stripe does, delayed, and perhaps failed on purpose; after it acts, its
-answer may be lost."""
+limited per account and per operation as Stripe does, delayed, and perhaps failed on purpose;
+after it acts, its answer may be lost."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from .faults import rate_limited, server_error
-from .limiter import SlidingWindowLimiter
+from .faults import lock_timeout, rate_limited, server_error
+from .limiter import RateLimits
 
 if TYPE_CHECKING:
     from .state import FakeStripeState
@@ -21,7 +21,8 @@ class RequestGate:
 
     def __init__(self, state: FakeStripeState) -> None:
         self._state = state
-        self.limiter = SlidingWindowLimiter()
+        self._limits = RateLimits()
+        self._burst = 0.0
 
     @contextmanager
     def tracking(self, operation: str) -> Iterator[None]:
@@ -37,19 +38,35 @@ class RequestGate:
             with self._state.lock:
                 self._state.stats.in_flight -= 1
 
-    def admit(self, livemode: bool, account: str, key: str = "") -> None:
-        """Note who sent it and when; raise Stripe's 429 when the account's one-second window
-        is full."""
+    def admit(self, livemode: bool, account: str, operation: str, key: str = "") -> None:
+        """Note who sent it and when; raise Stripe's 429 when the account's limit or the
+        operation's is reached."""
         with self._state.lock:
             now = time.monotonic()
             sent = self._state.stats.senders.setdefault(key[-4:], [time.time(), 0.0])
             sent[1] = time.time()
-            if not self.limiter.admit((livemode, account), self._state.faults.rps, now):
+            faults = self._state.faults
+            if faults.burst != self._burst:
+                self.reset_limits()
+            reason = self._limits.refusal(
+                [
+                    ("global-rate", (livemode, account), faults.rps),
+                    ("endpoint-rate", (livemode, account, operation), faults.operation_rps),
+                ],
+                now,
+            )
+            if reason:
                 self._state.stats.rate_limited += 1
-                raise rate_limited()
+                raise rate_limited(reason)
+
+    def reset_limits(self) -> None:
+        """Start every limit afresh (callers hold the state's lock)."""
+        self._burst = self._state.faults.burst
+        self._limits = RateLimits(self._burst)
 
     def before_work(self, operation: str) -> None:
-        """Latency, then perhaps an injected 5xx (before the request does anything)."""
+        """Latency, then perhaps an injected 5xx or object lock (before the request does
+        anything)."""
         faults = self._state.faults
         if faults.latency_ms or faults.jitter_ms:
             extra = self._state.random.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0.0
@@ -58,6 +75,10 @@ class RequestGate:
             with self._state.lock:
                 self._state.stats.server_errors += 1
             raise server_error()
+        if operation == "expire" and self._chance(faults.lock_rate):
+            with self._state.lock:
+                self._state.stats.lock_timeouts += 1
+            raise lock_timeout()
 
     def after_work(self, method: str) -> None:
         """Perhaps lose the answer of a POST that was carried out."""

@@ -122,7 +122,7 @@ class FakeStripeApp:
         """Auth, the rate limit and injected faults, then the operation (idempotent if keyed)."""
         state = self.state
         caller = authenticate(request)
-        state.gate.admit(caller.livemode, caller.account, caller.key)
+        state.gate.admit(caller.livemode, caller.account, operation, caller.key)
         state.gate.before_work(operation)
         params = _params(request)
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None

@@ -38,6 +38,7 @@ class Stats:
     expire_calls: Counter = field(default_factory=Counter)
     expired_by_request: Counter = field(default_factory=Counter)
     races: int = 0
+    lock_timeouts: int = 0
     spawned: int = 0
     senders: dict[str, list[float]] = field(default_factory=dict)  # key tail: [first, last]
     started_at: float = field(default_factory=time.monotonic)
@@ -48,6 +49,7 @@ class Stats:
             "requests": dict(self.requests),
             "requests_total": sum(self.requests.values()),
             "rate_limited": self.rate_limited,
+            "lock_timeouts": self.lock_timeouts,
             "server_errors": self.server_errors,
             "lost_answers": self.lost_answers,
             "max_in_flight": self.max_in_flight,
@@ -182,7 +184,7 @@ class FakeStripeState:
     def reset_counters(self) -> None:
         with self.lock:
             self.stats = Stats()
-            self.gate.limiter.clear()
+            self.gate.reset_limits()
 
     def wipe(self) -> None:
         """Forget every session and idempotency record as well as the counters."""
