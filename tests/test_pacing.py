@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 
 import pytest
 
-from checkout_sweeper.pacing import SETTLE_SHARE, AdaptiveTokenBucket
+from checkout_sweeper.pacing import (
+    DECREASE_WHILE_HOLDING,
+    HOLD_429_SHARE,
+    SETTLE_SHARE,
+    WINDOW_S,
+    AdaptiveTokenBucket,
+)
 
 from helpers import FakeClock
 
@@ -16,18 +24,33 @@ def test_bucket_spaces_requests_at_its_rate():
     bucket = AdaptiveTokenBucket(20, burst=1, clock=clock, sleep=clock.sleep)
     for _ in range(100):
         bucket.acquire()
-    assert clock.now == pytest.approx(99 / 20)
+    assert 99 / 20 <= clock.now <= 99 / 20 * WINDOW_S
 
 
-def test_no_one_second_window_gets_more_than_the_rate_plus_one():
-    clock = FakeClock()
-    bucket = AdaptiveTokenBucket(20, clock=clock, sleep=clock.sleep)
+class LateWaker(FakeClock):
+    """Every seventh sleeper wakes 30 ms late, as a thread does while another holds the
+    interpreter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeps = 0
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        super().sleep(seconds + (0.03 if self.sleeps % 7 == 0 else 0.0))
+
+
+@pytest.mark.parametrize("rate", [20.0, 24.6])
+def test_no_one_second_window_gets_more_than_the_rate_even_when_threads_wake_late(rate):
+    clock = LateWaker()
+    bucket = AdaptiveTokenBucket(rate, clock=clock, sleep=clock.sleep)
     times = []
-    for _ in range(200):
+    for _ in range(300):
         bucket.acquire()
         times.append(clock.now)
     busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
-    assert busiest <= 21
+    assert busiest <= math.ceil(rate)  # what Stripe's one-second window admits
+    assert len(times) / (times[-1] - times[0]) > 0.95 * rate
 
 
 def test_a_429_cuts_the_rate_and_it_settles_just_under_the_learned_limit():
@@ -56,17 +79,42 @@ def test_a_few_429s_cut_gently_and_many_cut_deeper():
     assert many.rate < 40 * 0.7 and many.learned_limit < 40 * 0.75
 
 
-def test_a_second_client_lowers_the_learned_limit():
+def test_a_stray_429_while_holding_steps_the_learned_limit_down_gently():
     clock = FakeClock()
     bucket = AdaptiveTokenBucket(25, clock=clock, sleep=clock.sleep)
     bucket.penalize()
     clock.now += 10
-    bucket.acquire()  # settled near 24
-    bucket.penalize()  # someone else now spends part of the budget
-    assert bucket.learned_limit == pytest.approx(25 * SETTLE_SHARE)
+    bucket.acquire()  # holding just under 25
+    bucket.penalize()  # one request arrived a little early
+    assert bucket.learned_limit == pytest.approx(25 * HOLD_429_SHARE)
+    assert bucket.rate == pytest.approx(25 * SETTLE_SHARE * DECREASE_WHILE_HOLDING)
     clock.now += 10
     bucket.acquire()
-    assert bucket.rate == pytest.approx(25 * SETTLE_SHARE**2)
+    assert bucket.rate == pytest.approx(25 * HOLD_429_SHARE * SETTLE_SHARE)
+
+
+def _drive(bucket: AdaptiveTokenBucket, clock: FakeClock, limit: float, seconds: float) -> int:
+    """Ask for a slot every 10 ms for ``seconds``; a slot taken at a rate over ``limit`` is
+    answered 429. Returns how many were."""
+    refused = 0
+    end = clock.now + seconds
+    while clock.now < end:
+        bucket.acquire()
+        if bucket.rate > limit:
+            bucket.penalize()
+            refused += 1
+        clock.now += 0.01
+    return refused
+
+
+def test_when_another_client_takes_part_of_the_budget_the_rate_follows_it_down():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(25, clock=clock, sleep=clock.sleep)
+    _drive(bucket, clock, 25, 20)
+    assert 24 < bucket.rate <= 25
+    _drive(bucket, clock, 15, 10)  # the app now spends 10 of the 25
+    assert _drive(bucket, clock, 15, 15) <= 2  # found it, and stays under it
+    assert 14 < bucket.rate <= 15
 
 
 def test_after_a_quiet_spell_it_probes_above_the_learned_limit_up_to_the_ceiling():
@@ -104,20 +152,22 @@ def test_the_rate_never_falls_below_its_floor():
 
 
 def test_threads_share_one_budget():
-    """Four threads asking at the same instant get 100 distinct slots 0.1 s apart."""
-    waits: list[float] = []
-    bucket = AdaptiveTokenBucket(10, burst=1, clock=lambda: 0.0, sleep=waits.append)
+    """Four threads of 25 requests at 200 a second take as long as 100 requests would."""
+    bucket = AdaptiveTokenBucket(200, burst=1)
+    sent: list[float] = []
 
     def take() -> None:
         for _ in range(25):
             bucket.acquire()
+            sent.append(time.monotonic())
 
     threads = [threading.Thread(target=take) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(round(w, 6) for w in waits) == [round(i / 10, 6) for i in range(1, 100)]
+    assert len(sent) == 100
+    assert max(sent) - min(sent) >= 99 / 200 * 0.99  # one budget, not one per thread
 
 
 def test_a_rate_that_is_not_positive_is_refused():

@@ -1,7 +1,9 @@
 """The expire pool: a bounded set of threads that expire sessions while the next page loads.
 
-``dispatch`` blocks once twice the pool's size is queued, so a fast listing never runs far ahead
-of the expiring; ``drain`` waits until nothing is in flight (before a restart or a new pass).
+``dispatch`` blocks once the pool's size plus ``backlog`` is queued: a backlog of a page lets the
+next page load while this one is expired (no gap in the pacing at each page boundary), and a
+fast listing never runs further ahead than that; ``drain`` waits until nothing is in flight
+(before a restart or a new pass).
 Every expire carries the idempotency key ``checkout-sweeper:<sweep>:<session>``, so a retry after
 a lost answer never acts twice.
 """
@@ -44,6 +46,7 @@ class ExpirePool:
         *,
         sweep_id: str,
         concurrency: int,
+        backlog: int,
     ) -> None:
         self._gateway = gateway
         self._calls = calls
@@ -51,7 +54,7 @@ class ExpirePool:
         self._stop = stop
         self._sweep_id = sweep_id
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="expire")
-        self._slots = threading.BoundedSemaphore(concurrency * 2)
+        self._slots = threading.BoundedSemaphore(concurrency + backlog)
         self._idle = threading.Condition()
         self._in_flight: set[str] = set()
 

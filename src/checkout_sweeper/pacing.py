@@ -1,9 +1,13 @@
 """Client-side pacing: a token bucket that learns where Stripe's rate limit is and stays under it.
 
 Stripe counts every request of an account against one budget, so one bucket paces the listing
-and the expiring threads alike, evenly spaced (no burst at Stripe's rates, so no one-second
-window sees more than the rate plus one). The rate never exceeds ``ceiling`` (a fixed
-``SWEEPER_MAX_RPS``, or the mode's documented limit for ``auto``).
+and the expiring threads alike, evenly spaced. Even spacing is planned, not guaranteed: a thread
+that wakes late (the interpreter busy decoding a page of sessions) sends closer to the next
+one, and a one-second window then holds one request too many. So the actual send times of the
+last second are kept too, and a request waits while the last ``WINDOW_S`` already holds the
+rate's worth (rounded up): no one-second window sees more than the rate, however the threads
+are scheduled. The rate never exceeds ``ceiling`` (a fixed ``SWEEPER_MAX_RPS``, or the mode's
+documented limit for ``auto``).
 
 A 429 says the real limit is lower than the rate in force (or that the app spends part of the
 budget). The bucket remembers that rate as the *learned limit* and cuts by 15%, and by 3% more
@@ -17,17 +21,22 @@ between the limit and 70% of it.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 DECREASE_ON_429 = 0.85  # the rate after a 429, as a share of the rate that drew it
+DECREASE_WHILE_HOLDING = 0.95  # the same for a stray 429 while holding at the settling rate
 SETTLE_SHARE = 0.985  # where the rate settles, as a share of the learned limit
 CLIMB_S = 3.0  # time to climb back from a cut to the settling rate
 QUIET_BEFORE_PROBE_S = 20.0  # time without a 429 before probing above the learned limit
 PROBE_PER_S = 0.01  # probing growth: 1% of the learned limit per second
 SAME_BURST_S = 0.5  # 429s this close together are one event (answers already in flight)
 EXTRA_429_SHARE = 0.97  # each further 429 of one event: the rate was that much further over
+HOLD_429_SHARE = 0.995  # a 429 while holding at the settling rate: the learned limit's step down
+WINDOW_S = 1.01  # the window whose sends are counted: a second, plus the way to the socket
 
 
 class AdaptiveTokenBucket:
@@ -56,6 +65,7 @@ class AdaptiveTokenBucket:
         self._next_slot = clock()
         self._cut_at = float("-inf")
         self._cut_rate = ceiling
+        self._sent: deque[float] = deque()  # send times within the last WINDOW_S
 
     def acquire(self) -> None:
         """Block until this caller may send one request."""
@@ -68,6 +78,20 @@ class AdaptiveTokenBucket:
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
+        while (wait := self._take_window_place()) > 0:
+            self._sleep(wait)
+
+    def _take_window_place(self) -> float:
+        """Count this send if the last ``WINDOW_S`` has room for it; else how long to wait."""
+        with self._lock:
+            now = self._clock()
+            sent = self._sent
+            while sent and sent[0] + WINDOW_S <= now + 1e-9:  # (a clock's rounding)
+                sent.popleft()
+            if len(sent) < math.ceil(self.rate):
+                sent.append(now)
+                return 0.0
+            return sent[0] + WINDOW_S - now
 
     def penalize(self, retry_after_s: float | None = None) -> None:
         """Stripe said 429: learn the limit, cut the rate once per burst, honour Retry-After."""
@@ -75,8 +99,10 @@ class AdaptiveTokenBucket:
             now = self._clock()
             rate = self._rate_at(now)
             if now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
-                self.learned_limit = rate
-                self._cut_rate = max(self.min_rate, rate * DECREASE_ON_429)
+                holding = self._holding(rate)
+                self.learned_limit = self._limit_after_429(rate, holding)
+                cut = DECREASE_WHILE_HOLDING if holding else DECREASE_ON_429
+                self._cut_rate = max(self.min_rate, rate * cut)
                 self._cut_at = now
             else:  # many 429s at once: the limit is further below; a few: a gentle cut
                 self.learned_limit = max(self.min_rate, self.learned_limit * EXTRA_429_SHARE)
@@ -85,12 +111,30 @@ class AdaptiveTokenBucket:
             pause = retry_after_s if retry_after_s is not None else 1.0 / self.rate
             self._next_slot = max(self._next_slot, now + pause)
 
+    def _holding(self, rate: float) -> bool:
+        """At the settling rate or above it (not climbing back from a cut)."""
+        limit = self.learned_limit
+        return limit is not None and rate >= self._settle(limit)
+
+    def _limit_after_429(self, rate: float, holding: bool) -> float:
+        """A 429 while climbing back says the limit is at most ``rate``. One while holding
+        just under the learned limit (or probing above it) is as likely a request that
+        arrived a little early (timing on the way, not a new limit): the learned limit then
+        comes down by a small step, not to the settling rate, so that stray 429s do not
+        ratchet the rate down and a limit that really fell is still followed, 429 by 429."""
+        if not holding or self.learned_limit is None:
+            return rate
+        return max(rate, self.learned_limit * HOLD_429_SHARE)
+
+    def _settle(self, limit: float) -> float:
+        return max(self.min_rate, limit * SETTLE_SHARE)
+
     def _rate_at(self, now: float) -> float:
         """The rate in force at ``now``: the ceiling until a 429, then the learned curve."""
         limit = self.learned_limit
         if limit is None:
             return self.max_rate
-        settle = max(self.min_rate, limit * SETTLE_SHARE)
+        settle = self._settle(limit)
         since = now - self._cut_at
         if since < CLIMB_S:
             left = 1.0 - since / CLIMB_S

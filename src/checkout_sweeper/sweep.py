@@ -149,6 +149,7 @@ class Sweeper:
             self.stop,
             sweep_id=self.sweep_id,
             concurrency=self.options.concurrency,
+            backlog=self.options.page_size,
         )
 
     def _passes(self, walker: ListWalker) -> None:
