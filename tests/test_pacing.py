@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 
 import pytest
 
+from checkout_sweeper.fake_stripe.limiter import SlidingWindow
 from checkout_sweeper.pacing import (
     DECREASE_WHILE_HOLDING,
     HOLD_429_SHARE,
@@ -94,27 +96,43 @@ def test_a_stray_429_while_holding_steps_the_learned_limit_down_gently():
 
 
 def _drive(bucket: AdaptiveTokenBucket, clock: FakeClock, limit: float, seconds: float) -> int:
-    """Ask for a slot every 10 ms for ``seconds``; a slot taken at a rate over ``limit`` is
-    answered 429. Returns how many were."""
-    refused = 0
+    """Send as fast as the bucket allows for ``seconds`` to a Stripe that admits ``limit`` in
+    any one-second window and answers 250 ms later. Returns how many it refused."""
+    window, refused, pending = SlidingWindow(), 0, deque()
     end = clock.now + seconds
     while clock.now < end:
+        while pending and pending[0][0] <= clock.now:
+            _, admitted = pending.popleft()
+            bucket.answered() if admitted else bucket.penalize()
         bucket.acquire()
-        if bucket.rate > limit:
-            bucket.penalize()
-            refused += 1
-        clock.now += 0.01
+        admitted = window.fits("account", limit, clock.now)
+        if admitted:
+            window.take("account", limit, clock.now)
+        refused += not admitted
+        pending.append((clock.now + 0.25, admitted))
     return refused
 
 
 def test_when_another_client_takes_part_of_the_budget_the_rate_follows_it_down():
     clock = FakeClock()
     bucket = AdaptiveTokenBucket(25, clock=clock, sleep=clock.sleep)
-    _drive(bucket, clock, 25, 20)
+    assert _drive(bucket, clock, 25, 20) <= 1
     assert 24 < bucket.rate <= 25
-    _drive(bucket, clock, 15, 10)  # the app now spends 10 of the 25
-    assert _drive(bucket, clock, 15, 15) <= 2  # found it, and stays under it
+    assert _drive(bucket, clock, 15, 10) <= 10  # the app now spends 10 of the 25
+    assert bucket.rate <= 15
+    assert _drive(bucket, clock, 15, 60) <= 3  # under it, then probing back up to it
     assert 14 < bucket.rate <= 15
+
+
+def test_a_budget_far_over_the_limit_comes_down_to_what_gets_through():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(60, clock=clock, sleep=clock.sleep)
+    # 60 a second for the 250 ms until the first 429 comes back cannot be helped; after
+    # that one cut to what got through, not five cuts of 15% and their 429s
+    assert _drive(bucket, clock, 25, 3) <= 25
+    assert 20 < bucket.rate <= 25
+    assert _drive(bucket, clock, 25, 60) <= 3
+    assert 24 < bucket.rate <= 25
 
 
 def test_after_a_quiet_spell_it_probes_above_the_learned_limit_up_to_the_ceiling():

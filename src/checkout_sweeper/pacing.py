@@ -16,7 +16,10 @@ mean the rate was just over, many that it was far over), then climbs back along 
 curve (fast at first, slow near the limit, as TCP CUBIC approaches its last window) to just
 under the learned limit, and holds there. Only after a quiet spell does it probe slowly above,
 in case the other traffic went away. So it settles just under the limit instead of oscillating
-between the limit and 70% of it.
+between the limit and 70% of it. Two refinements: when what Stripe let through in the last
+second is far below the rate (a budget of 60 against a limit of 25), that is learned at once
+instead of in five cuts; and a stray 429 while holding (a request that arrived a little early)
+steps the learned limit down by only 0.5%, so stray 429s do not ratchet the rate down.
 """
 
 from __future__ import annotations
@@ -35,8 +38,33 @@ QUIET_BEFORE_PROBE_S = 20.0  # time without a 429 before probing above the learn
 PROBE_PER_S = 0.01  # probing growth: 1% of the learned limit per second
 SAME_BURST_S = 0.5  # 429s this close together are one event (answers already in flight)
 EXTRA_429_SHARE = 0.97  # each further 429 of one event: the rate was that much further over
+FAR_OVER_SHARE = 0.7  # what got through is under this share of the rate: learn that instead
 HOLD_429_SHARE = 0.995  # a 429 while holding at the settling rate: the learned limit's step down
 WINDOW_S = 1.01  # the window whose sends are counted: a second, plus the way to the socket
+
+
+class AcceptedRate:
+    """Answers Stripe did not refuse for the rate, over the last second: when far more is sent
+    than this, this is the best guess of the limit (as a window limiter counts)."""
+
+    MIN_ANSWERS = 5  # fewer say nothing yet
+
+    def __init__(self) -> None:
+        self._answers: deque[float] = deque()
+        self._since: float | None = None
+
+    def note(self, now: float) -> None:
+        if self._since is None:
+            self._since = now
+        self._answers.append(now)
+
+    def per_second(self, now: float) -> float | None:
+        answers = self._answers
+        while answers and answers[0] <= now - 1.0:
+            answers.popleft()
+        if len(answers) < self.MIN_ANSWERS or self._since is None:
+            return None
+        return len(answers) / max(min(1.0, now - self._since), 0.1)
 
 
 class AdaptiveTokenBucket:
@@ -66,6 +94,7 @@ class AdaptiveTokenBucket:
         self._cut_at = float("-inf")
         self._cut_rate = ceiling
         self._sent: deque[float] = deque()  # send times within the last WINDOW_S
+        self._accepted = AcceptedRate()
 
     def acquire(self) -> None:
         """Block until this caller may send one request."""
@@ -93,6 +122,11 @@ class AdaptiveTokenBucket:
                 return 0.0
             return sent[0] + WINDOW_S - now
 
+    def answered(self) -> None:
+        """Stripe answered without refusing for the rate (what the limit let through)."""
+        with self._lock:
+            self._accepted.note(self._clock())
+
     def penalize(self, retry_after_s: float | None = None) -> None:
         """Stripe said 429: learn the limit, cut the rate once per burst, honour Retry-After."""
         with self._lock:
@@ -100,16 +134,29 @@ class AdaptiveTokenBucket:
             rate = self._rate_at(now)
             if now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
                 holding = self._holding(rate)
-                self.learned_limit = self._limit_after_429(rate, holding)
+                self.learned_limit = self._far_over(now, self._limit_after_429(rate, holding))
                 cut = DECREASE_WHILE_HOLDING if holding else DECREASE_ON_429
-                self._cut_rate = max(self.min_rate, rate * cut)
+                self._cut_rate = max(self.min_rate, min(rate, self.learned_limit) * cut)
                 self._cut_at = now
             else:  # many 429s at once: the limit is further below; a few: a gentle cut
-                self.learned_limit = max(self.min_rate, self.learned_limit * EXTRA_429_SHARE)
-                self._cut_rate = max(self.min_rate, self._cut_rate * EXTRA_429_SHARE)
+                limit = max(self.min_rate, self.learned_limit * EXTRA_429_SHARE)
+                self.learned_limit = self._far_over(now, limit)
+                self._cut_rate = max(
+                    self.min_rate,
+                    min(self._cut_rate * EXTRA_429_SHARE, self.learned_limit * DECREASE_ON_429),
+                )
             self.rate = self._rate_at(now)
             pause = retry_after_s if retry_after_s is not None else 1.0 / self.rate
             self._next_slot = max(self._next_slot, now + pause)
+
+    def _far_over(self, now: float, limit: float) -> float:
+        """``limit``, or what Stripe let through in the last second when that is well under
+        it: sent at 60 a second against a limit of 25, one cut to what got through instead of
+        five cuts of 15% (and the 429s each of them costs)."""
+        accepted = self._accepted.per_second(now)
+        if accepted is not None and accepted < limit * FAR_OVER_SHARE:
+            return max(self.min_rate, accepted)
+        return limit
 
     def _holding(self, rate: float) -> bool:
         """At the settling rate or above it (not climbing back from a cut)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .errors import RetryableError
+from .errors import RetryableError, StripeProblem
 from .pacing import AdaptiveTokenBucket
 from .stop import StopSignal
 from .tally import Tally
@@ -67,7 +67,7 @@ class PacedCalls:
             self._stop.check()  # the wait for a slot may have outlasted the lease deadline
             self._tally.request()
             try:
-                return request()
+                answer = request()
             except RetryableError as problem:
                 if problem.rate_limited:
                     self.bucket.penalize(problem.retry_after_s)
@@ -76,3 +76,9 @@ class PacedCalls:
                     raise
                 self._tally.retried()
                 self._sleep(self.policy.backoff_s(attempt, problem, self._rng))
+            except StripeProblem:
+                self.bucket.answered()  # refused for the session, not for the rate
+                raise
+            else:
+                self.bucket.answered()
+                return answer
