@@ -3,6 +3,8 @@
 Each row runs in a fresh process (so its peak RSS is its own) against ``checkout-sweeper
 fake-stripe`` in another process with a Stripe-like rate limit and latency. The baseline is the
 spec's approach made complete: list a page of open sessions, expire them one by one, list again.
+The memory rows run the command a user runs, ``checkout-sweeper sweep --yes --json`` (audit
+trail included), and report its peak RSS.
 
     python bench/sweep_benchmark.py            # the full table (about 5 minutes)
     python bench/sweep_benchmark.py --quick    # smaller counts, same rows
@@ -13,9 +15,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +37,7 @@ LIVE_KEY = "sk_live_benchmarkkey0001"
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    engine: str  # "engine" or "sequential"
+    engine: str  # "engine", "sequential" or "cli" (the ``sweep`` command)
     sessions: int
     stripe_rps: float
     latency_ms: str
@@ -56,12 +60,18 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("fast", "sequential", base, 100, "50", 90),
         Scenario("budget just under the limit", "engine", big // 2, 25, "150-400", 24),
         Scenario("budget over the limit", "engine", big, 25, "175-325", 40),
+        Scenario("budget over the limit", "engine", big, 25, "175-325", 60),
         Scenario("budget far over the limit", "engine", big, 25, "175-325", 100),
         Scenario("auto", "engine", big, 25, "175-325", None),
         Scenario("auto, app spends 10 of 25", "engine", big, 25, "175-325", None, other_rps=10),
         Scenario("auto, live-like", "engine", big * 2, 100, "50", None, 16, live=True),
-        Scenario("memory, 1k sessions", "engine", 1000, 0, "0", 400),
-        Scenario("memory, 20k sessions", "engine", 5000 if quick else 20000, 0, "0", 400),
+        Scenario("auto, the sweep command", "cli", big * 3 // 4, 25, "175-325", None),
+        Scenario(
+            "budget over the limit, the sweep command", "cli", big * 3 // 4, 25, "175-325", 60
+        ),
+        Scenario("memory, 1k sessions", "cli", 1000, 0, "0", 400),
+        Scenario("memory, 20k sessions", "cli", 5000 if quick else 20000, 0, "0", 400),
+        Scenario("memory, 100k sessions", "cli", 20000 if quick else 100000, 0, "0", 400),
     ]
 
 
@@ -105,13 +115,39 @@ def run_sequential(url: str, s: Scenario) -> dict:
     return {"closed": closed, "failed": failed, "remaining": 0}
 
 
+def run_cli(url: str, s: Scenario) -> dict:
+    with tempfile.TemporaryDirectory() as instance:
+        env = {
+            **os.environ,
+            "STRIPE_API_KEY": LIVE_KEY if s.live else KEY,
+            "STRIPE_API_BASE": url,
+            "SWEEPER_MAX_RPS": "auto" if s.max_rps is None else str(s.max_rps),
+            "SWEEPER_CONCURRENCY": str(s.concurrency),
+            "SWEEPER_INSTANCE_PATH": instance,
+        }
+        command = [sys.executable, "-m", "checkout_sweeper", "sweep", "--yes", "--json"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    return {
+        "closed": result["expired_count"] + result["already_closed_count"],
+        "failed": len(result["failed"]),
+        "remaining": result["remaining_open_count"],
+        "requests": result["stripe_requests"],
+        "rate_limited": result["rate_limited"],
+    }
+
+
+RUNNERS = {"engine": run_engine, "sequential": run_sequential, "cli": run_cli}
+
+
 def worker(payload: str) -> None:
     url, fields = json.loads(payload)
     s = Scenario(**fields)
     started = time.perf_counter()
-    outcome = (run_engine if s.engine == "engine" else run_sequential)(url, s)
+    outcome = RUNNERS[s.engine](url, s)
     outcome["seconds"] = time.perf_counter() - started
-    outcome["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    whose = resource.RUSAGE_CHILDREN if s.engine == "cli" else resource.RUSAGE_SELF
+    outcome["peak_rss_mb"] = resource.getrusage(whose).ru_maxrss / 1024
     print(json.dumps(outcome))
 
 
@@ -188,6 +224,7 @@ def measure(s: Scenario) -> tuple:
         total,
         outcome["failed"],
         stats["open_total"],
+        f"{outcome['seconds']:.1f}",
         f"{outcome['peak_rss_mb']:.0f}",
     )
 
@@ -221,6 +258,7 @@ def main() -> None:
             "requests",
             "failed",
             "left open",
+            "seconds",
             "peak RSS MB",
         ),
         rows,
