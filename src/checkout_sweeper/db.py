@@ -12,9 +12,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 _MIGRATION_LOCK_ID = 0x5EE9_C0DE  # pg_advisory_lock key for "checkout-sweeper migrations"
@@ -32,6 +30,13 @@ POSTGRES_CONNECT_ARGS = {
     "tcp_user_timeout": 5000,
     "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout=3000",
 }
+
+
+def newest_revision() -> str:
+    """The newest migration's revision: migrations are named ``NNNN_what.py`` with revision
+    ``NNNN`` (a test holds this to what the migration tool computes)."""
+    versions = resources.files("checkout_sweeper") / "migrations" / "versions"
+    return max(f.name[:4] for f in versions.iterdir() if f.name[:4].isdigit())
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -75,7 +80,14 @@ class Database:
             yield session
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest migration; safe to run from many processes at once."""
+        """Bring the schema to the newest migration; safe to run from many processes at once.
+        A schema already there is the common case: it is checked with one query, so that a
+        command does not pay for loading the migration tooling (half a second) on every run."""
+        if self.schema_is_current():
+            return
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option(
             "script_location", str(resources.files("checkout_sweeper") / "migrations")
@@ -97,6 +109,13 @@ class Database:
                     )
                     connection.execute(text("RESET statement_timeout; RESET lock_timeout"))
                     connection.commit()
+
+    def schema_is_current(self) -> bool:
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return False
+            found = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            return set(found) == {newest_revision()}
 
     @property
     def safe_url(self) -> str:
