@@ -274,10 +274,10 @@ def test_operation_limit_is_per_named_operation(fake_stripe, stripe_client):
 
 
 def test_burst_switches_to_a_token_bucket_that_refills_at_the_rate(fake_stripe, stripe_client):
-    fake_stripe.state.faults.update({"rps": 10, "burst": 3})
+    fake_stripe.state.faults.update({"rps": 2, "burst": 3})
     assert _burst_of_lists(stripe_client, 4) == ["ok"] * 3 + ["global-rate"]
-    time.sleep(0.25)  # 2.5 tokens back at 10 a second: two fit, the third does not
-    assert _burst_of_lists(stripe_client, 3) == ["ok", "ok", "global-rate"]
+    time.sleep(0.6)  # 1.2 tokens back at 2 a second: one fits, the next not for 0.4 s more
+    assert _burst_of_lists(stripe_client, 2) == ["ok", "global-rate"]
 
 
 def test_lock_timeout_is_a_429_without_a_limit_reason(fake_stripe, stripe_client):
