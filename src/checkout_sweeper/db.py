@@ -7,6 +7,7 @@ the same file; PostgreSQL serialises concurrent migrations with an advisory lock
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -32,6 +33,7 @@ POSTGRES_CONNECT_ARGS = {
 }
 
 
+@functools.cache
 def newest_revision() -> str:
     """The newest migration's revision: migrations are named ``NNNN_what.py`` with revision
     ``NNNN`` (a test holds this to what the migration tool computes)."""

@@ -43,6 +43,29 @@ HOLD_429_SHARE = 0.995  # a 429 while holding at the settling rate: the learned 
 WINDOW_S = 1.01  # the window whose sends are counted: a second, plus the way to the socket
 
 
+class RecentTimes:
+    """The times of events within the last ``span_s`` seconds, oldest first; kept short by
+    dropping older ones on every add, so a long sweep holds a second's worth, never more."""
+
+    def __init__(self, span_s: float) -> None:
+        self.span_s = span_s
+        self._times: deque[float] = deque()
+
+    def count(self, now: float) -> int:
+        times = self._times
+        while times and times[0] + self.span_s <= now + 1e-9:  # (a clock's rounding)
+            times.popleft()
+        return len(times)
+
+    def add(self, now: float) -> None:
+        self.count(now)
+        self._times.append(now)
+
+    def free_at(self) -> float:
+        """When the oldest event leaves the span."""
+        return self._times[0] + self.span_s
+
+
 class AcceptedRate:
     """Answers Stripe did not refuse for the rate, over the last second: when far more is sent
     than this, this is the best guess of the limit (as a window limiter counts)."""
@@ -50,21 +73,19 @@ class AcceptedRate:
     MIN_ANSWERS = 5  # fewer say nothing yet
 
     def __init__(self) -> None:
-        self._answers: deque[float] = deque()
+        self._answers = RecentTimes(1.0)
         self._since: float | None = None
 
     def note(self, now: float) -> None:
         if self._since is None:
             self._since = now
-        self._answers.append(now)
+        self._answers.add(now)
 
     def per_second(self, now: float) -> float | None:
-        answers = self._answers
-        while answers and answers[0] <= now - 1.0:
-            answers.popleft()
-        if len(answers) < self.MIN_ANSWERS or self._since is None:
+        answers = self._answers.count(now)
+        if answers < self.MIN_ANSWERS or self._since is None:
             return None
-        return len(answers) / max(min(1.0, now - self._since), 0.1)
+        return answers / max(min(1.0, now - self._since), 0.1)
 
 
 class AdaptiveTokenBucket:
@@ -93,7 +114,7 @@ class AdaptiveTokenBucket:
         self._next_slot = clock()
         self._cut_at = float("-inf")
         self._cut_rate = ceiling
-        self._sent: deque[float] = deque()  # send times within the last WINDOW_S
+        self._sent = RecentTimes(WINDOW_S)  # actual send times
         self._accepted = AcceptedRate()
 
     def acquire(self) -> None:
@@ -114,13 +135,10 @@ class AdaptiveTokenBucket:
         """Count this send if the last ``WINDOW_S`` has room for it; else how long to wait."""
         with self._lock:
             now = self._clock()
-            sent = self._sent
-            while sent and sent[0] + WINDOW_S <= now + 1e-9:  # (a clock's rounding)
-                sent.popleft()
-            if len(sent) < math.ceil(self.rate):
-                sent.append(now)
+            if self._sent.count(now) < math.ceil(self.rate):
+                self._sent.add(now)
                 return 0.0
-            return sent[0] + WINDOW_S - now
+            return self._sent.free_at() - now
 
     def answered(self) -> None:
         """Stripe answered without refusing for the rate (what the limit let through)."""

@@ -22,7 +22,6 @@ class RequestGate:
     def __init__(self, state: FakeStripeState) -> None:
         self._state = state
         self._limits = RateLimits()
-        self._burst = 0.0
 
     @contextmanager
     def tracking(self, operation: str) -> Iterator[None]:
@@ -46,7 +45,7 @@ class RequestGate:
             sent = self._state.stats.senders.setdefault(key[-4:], [time.time(), 0.0])
             sent[1] = time.time()
             faults = self._state.faults
-            if faults.burst != self._burst:
+            if faults.burst != self._limits.burst:
                 self.reset_limits()
             reason = self._limits.refusal(
                 [
@@ -61,8 +60,7 @@ class RequestGate:
 
     def reset_limits(self) -> None:
         """Start every limit afresh (callers hold the state's lock)."""
-        self._burst = self._state.faults.burst
-        self._limits = RateLimits(self._burst)
+        self._limits = RateLimits(self._state.faults.burst)
 
     def before_work(self, operation: str) -> None:
         """Latency, then perhaps an injected 5xx or object lock (before the request does

@@ -63,6 +63,7 @@ class RateLimits:
     is not counted by the other."""
 
     def __init__(self, burst: float = 0.0) -> None:
+        self.burst = burst
         self.window: Window = TokenBucket(burst) if burst > 0 else SlidingWindow()
 
     def refusal(self, limits: Sequence[tuple[str, Hashable, float]], now: float) -> str | None:
