@@ -135,6 +135,29 @@ def test_a_budget_far_over_the_limit_comes_down_to_what_gets_through():
     assert 24 < bucket.rate <= 25
 
 
+def _answers(bucket: AdaptiveTokenBucket, clock: FakeClock, count: int) -> None:
+    """``count`` answers that got through, evenly over the next second."""
+    for _ in range(count):
+        clock.now += 1 / count
+        bucket.answered()
+
+
+def test_few_answers_after_a_cut_are_not_taken_for_the_limit():
+    """After the first 429s the threads back off, so the next second sends (and Stripe lets
+    through) only a few: that is not a limit, and the next 429 must not be learned as one."""
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(100, clock=clock, sleep=clock.sleep)
+    _answers(bucket, clock, 30)
+    for _ in range(3):
+        bucket.penalize()  # 100 a second against 30: the 429s pile up, learned at once
+    assert bucket.learned_limit == pytest.approx(30, rel=0.05)
+    clock.now += 1.5  # the threads were backing off
+    _answers(bucket, clock, 12)  # a quiet second: a few sent, all let through
+    rate = bucket._rate_at(clock.now)
+    bucket.penalize()  # one 429 while climbing back
+    assert bucket.learned_limit == pytest.approx(rate)
+
+
 def test_after_a_quiet_spell_it_probes_above_the_learned_limit_up_to_the_ceiling():
     clock = FakeClock()
     bucket = AdaptiveTokenBucket(30, clock=clock, sleep=clock.sleep)

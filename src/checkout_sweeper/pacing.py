@@ -17,9 +17,10 @@ curve (fast at first, slow near the limit, as TCP CUBIC approaches its last wind
 under the learned limit, and holds there. Only after a quiet spell does it probe slowly above,
 in case the other traffic went away. So it settles just under the limit instead of oscillating
 between the limit and 70% of it. Two refinements: when what Stripe let through in the last
-second is far below the rate (a budget of 60 against a limit of 25), that is learned at once
-instead of in five cuts; and a stray 429 while holding (a request that arrived a little early)
-steps the learned limit down by only 0.5%, so stray 429s do not ratchet the rate down.
+second is far below the rate and the same second held several 429s (a budget of 60 against a
+limit of 25), that is learned at once instead of in five cuts; and a stray 429 while holding
+(a request that arrived a little early) steps the learned limit down by only 0.5%, so stray
+429s do not ratchet the rate down.
 """
 
 from __future__ import annotations
@@ -66,26 +67,35 @@ class RecentTimes:
         return self._times[0] + self.span_s
 
 
-class AcceptedRate:
-    """Answers Stripe did not refuse for the rate, over the last second: when far more is sent
-    than this, this is the best guess of the limit (as a window limiter counts)."""
+class RecentAnswers:
+    """Stripe's answers over the last second: when many were 429s, what got through is the
+    best guess of the limit (as a window limiter counts). When few were, little got through
+    only because little was sent (threads backing off after a 429): that says nothing."""
 
-    MIN_ANSWERS = 5  # fewer say nothing yet
+    MIN_ACCEPTED = 5  # fewer say nothing yet
+    MIN_REFUSED = 3  # one 429 or two are no sign of being far over
 
     def __init__(self) -> None:
-        self._answers = RecentTimes(1.0)
+        self._accepted = RecentTimes(1.0)
+        self._refused = RecentTimes(1.0)
         self._since: float | None = None
 
-    def note(self, now: float) -> None:
+    def accepted(self, now: float) -> None:
         if self._since is None:
             self._since = now
-        self._answers.add(now)
+        self._accepted.add(now)
 
-    def per_second(self, now: float) -> float | None:
-        answers = self._answers.count(now)
-        if answers < self.MIN_ANSWERS or self._since is None:
+    def refused(self, now: float) -> None:
+        self._refused.add(now)
+
+    def accepted_per_second_when_refused(self, now: float) -> float | None:
+        """What got through per second, when the last second also holds several 429s."""
+        accepted = self._accepted.count(now)
+        if accepted < self.MIN_ACCEPTED or self._refused.count(now) < self.MIN_REFUSED:
             return None
-        return answers / max(min(1.0, now - self._since), 0.1)
+        if self._since is None:
+            return None
+        return accepted / max(min(1.0, now - self._since), 0.1)
 
 
 class AdaptiveTokenBucket:
@@ -115,7 +125,7 @@ class AdaptiveTokenBucket:
         self._cut_at = float("-inf")
         self._cut_rate = ceiling
         self._sent = RecentTimes(WINDOW_S)  # actual send times
-        self._accepted = AcceptedRate()
+        self._answers = RecentAnswers()
 
     def acquire(self) -> None:
         """Block until this caller may send one request."""
@@ -143,12 +153,13 @@ class AdaptiveTokenBucket:
     def answered(self) -> None:
         """Stripe answered without refusing for the rate (what the limit let through)."""
         with self._lock:
-            self._accepted.note(self._clock())
+            self._answers.accepted(self._clock())
 
     def penalize(self, retry_after_s: float | None = None) -> None:
         """Stripe said 429: learn the limit, cut the rate once per burst, honour Retry-After."""
         with self._lock:
             now = self._clock()
+            self._answers.refused(now)
             rate = self._rate_at(now)
             if now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
                 holding = self._holding(rate)
@@ -169,9 +180,10 @@ class AdaptiveTokenBucket:
 
     def _far_over(self, now: float, limit: float) -> float:
         """``limit``, or what Stripe let through in the last second when that is well under
-        it: sent at 60 a second against a limit of 25, one cut to what got through instead of
-        five cuts of 15% (and the 429s each of them costs)."""
-        accepted = self._accepted.per_second(now)
+        it and the same second held several 429s: sent at 60 a second against a limit of 25,
+        one cut to what got through instead of five cuts of 15% (and the 429s each of them
+        costs)."""
+        accepted = self._answers.accepted_per_second_when_refused(now)
         if accepted is not None and accepted < limit * FAR_OVER_SHARE:
             return max(self.min_rate, accepted)
         return limit
