@@ -121,6 +121,15 @@ def test_an_empty_created_before_is_refused(home, fake_stripe, value):
     assert fake_stripe.state.snapshot()["open_total"] == 3
 
 
+@pytest.mark.parametrize(("value", "words"), [("fast", "or 'auto'"), ("0", "at least 0.1")])
+def test_a_bad_max_rps_is_refused_and_nothing_is_expired(home, fake_stripe, value, words):
+    fake_stripe.state.seed(open_=3)
+    result = _run(home, "sweep", "--yes", "--max-rps", value)
+    assert result.returncode == 2
+    assert "--max-rps" in result.stderr and words in result.stderr
+    assert fake_stripe.state.snapshot()["open_total"] == 3
+
+
 def test_a_filtered_sweep_says_what_it_left_out(home, fake_stripe):
     fake_stripe.state.seed(open_=6)  # one every four hours over the past day
     cutoff = str(int(time.time()) - 6 * 3600)

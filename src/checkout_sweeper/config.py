@@ -224,6 +224,12 @@ def parse_max_rps(raw: str | None, name: str = "SWEEPER_MAX_RPS") -> float | Non
         return defaults.MAX_RPS
     if raw.strip().lower() == "auto":
         return None
+    try:
+        float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be requests per second (a number) or 'auto', got {raw!r}"
+        ) from None
     return _number({name: raw}, name, defaults.MAX_RPS, minimum=0.1)
 
 

@@ -114,7 +114,7 @@ def sweep_command(
     settings = load_settings()
     if max_rps is not None:
         try:
-            settings = dataclasses.replace(settings, max_rps=parse_max_rps(max_rps, "--max-rps"))
+            settings = dataclasses.replace(settings, max_rps=parse_max_rps(max_rps, "the budget"))
         except ConfigError as err:
             raise click.BadParameter(str(err), param_hint="--max-rps") from None
     _require_key(settings)
