@@ -205,14 +205,16 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float, what: str = "a number"
+) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
     return value
@@ -224,13 +226,8 @@ def parse_max_rps(raw: str | None, name: str = "SWEEPER_MAX_RPS") -> float | Non
         return defaults.MAX_RPS
     if raw.strip().lower() == "auto":
         return None
-    try:
-        float(raw)
-    except ValueError:
-        raise ConfigError(
-            f"{name} must be requests per second (a number) or 'auto', got {raw!r}"
-        ) from None
-    return _number({name: raw}, name, defaults.MAX_RPS, minimum=0.1)
+    what = "requests per second (a number) or 'auto'"
+    return _number({name: raw}, name, defaults.MAX_RPS, minimum=0.1, what=what)
 
 
 def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -91,9 +91,8 @@ class RecentAnswers:
     def accepted_per_second_when_refused(self, now: float) -> float | None:
         """What got through per second, when the last second also holds several 429s."""
         accepted = self._accepted.count(now)
-        if accepted < self.MIN_ACCEPTED or self._refused.count(now) < self.MIN_REFUSED:
-            return None
-        if self._since is None:
+        refused = self._refused.count(now)
+        if accepted < self.MIN_ACCEPTED or refused < self.MIN_REFUSED or self._since is None:
             return None
         return accepted / max(min(1.0, now - self._since), 0.1)
 
