@@ -9,9 +9,11 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
-from checkout_sweeper.fake_stripe import FakeStripeServer
+from checkout_sweeper.fake_stripe import FakeStripeServer, FakeStripeState
 
 from helpers import JWT_SECRET, TEST_KEY, RunningApi, make_client, service_missing
+
+FAULT_SEED = 20261202
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +25,9 @@ def own_data_folder(tmp_path, monkeypatch) -> None:
 
 @pytest.fixture
 def fake_stripe() -> Iterator[FakeStripeServer]:
-    """A fresh, empty fake Stripe on a free port, stopped after the test."""
-    with FakeStripeServer() as server:
+    """A fresh, empty fake Stripe on a free port, stopped after the test. Its injected faults
+    come from a seeded generator, so a test that draws them sees the same draws on every run."""
+    with FakeStripeServer(FakeStripeState(seed=FAULT_SEED)) as server:
         yield server
 
 
