@@ -12,7 +12,18 @@ import checkout_sweeper
 from checkout_sweeper import errors
 
 PACKAGE = Path(checkout_sweeper.__file__).resolve().parent
-ENGINE = ["sweep", "walker", "expirer", "retry", "tally", "stop", "gateway", "pacing", "config"]
+ENGINE = [
+    "sweep",
+    "walker",
+    "expirer",
+    "retry",
+    "tally",
+    "stop",
+    "gateway",
+    "pacing",
+    "headroom",
+    "config",
+]
 FORBIDDEN = {"stripe", "flask", "sqlalchemy", "werkzeug"}
 
 

@@ -66,9 +66,11 @@ class PacedCalls:
             self.bucket.acquire()
             self._stop.check()  # the wait for a slot may have outlasted the lease deadline
             self._tally.request()
+            sent = time.monotonic()
             try:
                 answer = request()
             except RetryableError as problem:
+                self._tally.waited(time.monotonic() - sent)
                 if problem.rate_limited:
                     self.bucket.penalize(problem.retry_after_s)
                     self._tally.rate_limited()
@@ -77,8 +79,13 @@ class PacedCalls:
                 self._tally.retried()
                 self._sleep(self.policy.backoff_s(attempt, problem, self._rng))
             except StripeProblem:
-                self.bucket.answered()  # refused for the session, not for the rate
+                self._answered(sent)  # refused for the session, not for the rate
                 raise
             else:
-                self.bucket.answered()
+                self._answered(sent)
                 return answer
+
+    def _answered(self, sent: float) -> None:
+        """Stripe answered without a 429 or 5xx: the bucket learns from it, the tally times it."""
+        self._tally.waited(time.monotonic() - sent)
+        self.bucket.answered()

@@ -21,6 +21,7 @@ to the ``on_outcome`` callback (the audit trail) as they happen.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -31,11 +32,14 @@ from . import defaults
 from .errors import SweepAborted, SweeperError
 from .expirer import ExpirePool
 from .gateway import Gateway
+from .headroom import PoolReading, concurrency_hint
 from .pacing import AdaptiveTokenBucket
 from .retry import PacedCalls, RetryPolicy
 from .stop import StopSignal
 from .tally import SessionOutcome, SweepProgress, SweepResult, Tally
 from .walker import ListWalker, PassListing, WalkOptions
+
+log = logging.getLogger("checkout_sweeper.engine")
 
 __all__ = [
     "SessionOutcome",
@@ -130,6 +134,7 @@ class Sweeper:
             self.drain()
             self._pool.close()
         result = self.tally.finish(self._passes_made, time.monotonic() - started)
+        self._hint_at_pool(result)
         reason = self.stop.reason
         if isinstance(reason, SweepAborted):
             raise type(reason)(str(reason), result) from reason
@@ -140,6 +145,19 @@ class Sweeper:
     def partial_result(self) -> SweepResult:
         """What was done so far: for a sweep that was interrupted."""
         return self.tally.finish(self._passes_made, time.monotonic() - self._started)
+
+    def _hint_at_pool(self, result: SweepResult) -> None:
+        """Say so when the pool, not the budget, set the pace (Stripe slower than usual)."""
+        reading = PoolReading(
+            concurrency=self.options.concurrency,
+            requests=result.stripe_requests,
+            waiting_s=self.progress.waiting_s,
+            elapsed_s=result.duration_ms / 1000,
+            budget_rps=self.bucket.rate,
+        )
+        hint = concurrency_hint(reading)
+        if hint:
+            log.warning(hint)
 
     def _new_pool(self) -> ExpirePool:
         return ExpirePool(

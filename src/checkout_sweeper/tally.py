@@ -36,6 +36,7 @@ class SweepProgress:
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
+    waiting_s: float = 0.0  # summed over requests: time from sending to Stripe's answer
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -132,6 +133,10 @@ class Tally:
     def request(self) -> None:
         with self._lock:
             self.progress.requests += 1
+
+    def waited(self, seconds: float) -> None:
+        with self._lock:
+            self.progress.waiting_s += seconds
 
     def retried(self) -> None:
         with self._lock:
