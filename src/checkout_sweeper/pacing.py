@@ -16,11 +16,16 @@ mean the rate was just over, many that it was far over), then climbs back along 
 curve (fast at first, slow near the limit, as TCP CUBIC approaches its last window) to just
 under the learned limit, and holds there. Only after a quiet spell does it probe slowly above,
 in case the other traffic went away. So it settles just under the limit instead of oscillating
-between the limit and 70% of it. Two refinements: when what Stripe let through in the last
-second is far below the rate and the same second held several 429s (a budget of 60 against a
-limit of 25), that is learned at once instead of in five cuts; and a stray 429 while holding
-(a request that arrived a little early) steps the learned limit down by only 0.5%, so stray
-429s do not ratchet the rate down.
+between the limit and 70% of it. Refinements:
+
+* The rate that drew a 429 is what was actually sent over the last second, not the bucket's
+  rate: a budget of 60 with a full pool (8 threads at 250 ms) sends about 30.
+* When what Stripe let through in the last second is far below the rate and that second held
+  at least one 429 for every three answers let through (a budget of 60 against a limit of 25),
+  that is learned at once instead of in five cuts. Not before a full second of answers: at
+  the start the pool is still filling, and the trickle of first answers is not a limit.
+* A stray 429 while holding (a request that arrived a little early) steps the learned limit
+  down by only 0.5%, so stray 429s do not ratchet the rate down.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class RecentAnswers:
 
     MIN_ACCEPTED = 5  # fewer say nothing yet
     MIN_REFUSED = 3  # one 429 or two are no sign of being far over
+    REFUSED_PER_ACCEPTED = 0.3  # fewer 429s than this per answer let through: not far over
 
     def __init__(self) -> None:
         self._accepted = RecentTimes(1.0)
@@ -90,11 +96,15 @@ class RecentAnswers:
 
     def accepted_per_second_when_refused(self, now: float) -> float | None:
         """What got through per second, when the last second also holds several 429s."""
+        if self._since is None or now - self._since < 1.0:
+            return None  # answers of less than a second: the start, not the limit
         accepted = self._accepted.count(now)
         refused = self._refused.count(now)
-        if accepted < self.MIN_ACCEPTED or refused < self.MIN_REFUSED or self._since is None:
+        if accepted < self.MIN_ACCEPTED or refused < self.MIN_REFUSED:
             return None
-        return accepted / max(min(1.0, now - self._since), 0.1)
+        if refused < accepted * self.REFUSED_PER_ACCEPTED:
+            return None  # only a little over: the rate that drew the 429s says more
+        return float(accepted)
 
 
 class AdaptiveTokenBucket:
@@ -124,6 +134,8 @@ class AdaptiveTokenBucket:
         self._cut_at = float("-inf")
         self._cut_rate = ceiling
         self._sent = RecentTimes(WINDOW_S)  # actual send times
+        self._first_send: float | None = None
+        self._learned_from_answers_at = float("-inf")
         self._answers = RecentAnswers()
 
     def acquire(self) -> None:
@@ -146,6 +158,8 @@ class AdaptiveTokenBucket:
             now = self._clock()
             if self._sent.count(now) < math.ceil(self.rate):
                 self._sent.add(now)
+                if self._first_send is None:
+                    self._first_send = now
                 return 0.0
             return self._sent.free_at() - now
 
@@ -162,20 +176,37 @@ class AdaptiveTokenBucket:
             rate = self._rate_at(now)
             if now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
                 holding = self._holding(rate)
-                self.learned_limit = self._far_over(now, self._limit_after_429(rate, holding))
+                drew = min(rate, self._sent_per_s(now))
+                self.learned_limit = self._far_over(now, self._limit_after_429(drew, holding))
                 cut = DECREASE_WHILE_HOLDING if holding else DECREASE_ON_429
                 self._cut_rate = max(self.min_rate, min(rate, self.learned_limit) * cut)
                 self._cut_at = now
-            else:  # many 429s at once: the limit is further below; a few: a gentle cut
-                limit = max(self.min_rate, self.learned_limit * EXTRA_429_SHARE)
-                self.learned_limit = self._far_over(now, limit)
-                self._cut_rate = max(
-                    self.min_rate,
-                    min(self._cut_rate * EXTRA_429_SHARE, self.learned_limit * DECREASE_ON_429),
-                )
+            elif now - self._learned_from_answers_at >= SAME_BURST_S:
+                self._deepen_cut(now, self.learned_limit)
+            # else: the limit was just read from what got through; these 429s were sent before
             self.rate = self._rate_at(now)
             pause = retry_after_s if retry_after_s is not None else 1.0 / self.rate
             self._next_slot = max(self._next_slot, now + pause)
+
+    def _deepen_cut(self, now: float, learned_limit: float) -> None:
+        """A further 429 of the same burst: many at once say the limit is further below,
+        a few call for a gentle cut."""
+        limit = max(self.min_rate, learned_limit * EXTRA_429_SHARE)
+        self.learned_limit = self._far_over(now, limit)
+        self._cut_rate = max(
+            self.min_rate,
+            min(self._cut_rate * EXTRA_429_SHARE, self.learned_limit * DECREASE_ON_429),
+        )
+
+    def _sent_per_s(self, now: float) -> float:
+        """What was actually sent over the last second: under the rate when every thread of
+        the pool was waiting on Stripe (a budget of 60 with 8 threads at 250 ms sends about
+        30), and that, not the budget, is the rate a 429 answers. The rate itself until the
+        first second is over: a sweep's start (the pool filling while the first page loads,
+        then a burst) says nothing of a rate."""
+        if self._first_send is None or now - self._first_send < WINDOW_S:
+            return self.max_rate
+        return self._sent.count(now) / WINDOW_S
 
     def _far_over(self, now: float, limit: float) -> float:
         """``limit``, or what Stripe let through in the last second when that is well under
@@ -184,6 +215,7 @@ class AdaptiveTokenBucket:
         costs)."""
         accepted = self._answers.accepted_per_second_when_refused(now)
         if accepted is not None and accepted < limit * FAR_OVER_SHARE:
+            self._learned_from_answers_at = now
             return max(self.min_rate, accepted)
         return limit
 
