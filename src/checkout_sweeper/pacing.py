@@ -18,12 +18,13 @@ under the learned limit, and holds there. Only after a quiet spell does it probe
 in case the other traffic went away. So it settles just under the limit instead of oscillating
 between the limit and 70% of it. Refinements:
 
-* The rate that drew a 429 is what was actually sent over the last second, not the bucket's
-  rate: a budget of 60 with a full pool (8 threads at 250 ms) sends about 30.
 * When what Stripe let through in the last second is far below the rate and that second held
-  at least one 429 for every three answers let through (a budget of 60 against a limit of 25),
-  that is learned at once instead of in five cuts. Not before a full second of answers: at
-  the start the pool is still filling, and the trickle of first answers is not a limit.
+  several 429s (a budget of 60 against a limit of 25), that is learned at once instead of in
+  five cuts, and the 429s of requests already in flight do not cut further. What got through
+  is the share of the second's answers let through times what was sent that second, so a dip
+  in sending (threads backing off after 429s) is not read as a lower limit. Not before a full
+  second of answers: at the start the pool is still filling, a token bucket's small burst
+  allowance answers the first requests, and that trickle of first answers is not a limit.
 * A stray 429 while holding (a request that arrived a little early) steps the learned limit
   down by only 0.5%, so stray 429s do not ratchet the rate down.
 """
@@ -79,7 +80,6 @@ class RecentAnswers:
 
     MIN_ACCEPTED = 5  # fewer say nothing yet
     MIN_REFUSED = 3  # one 429 or two are no sign of being far over
-    REFUSED_PER_ACCEPTED = 0.3  # fewer 429s than this per answer let through: not far over
 
     def __init__(self) -> None:
         self._accepted = RecentTimes(1.0)
@@ -94,17 +94,16 @@ class RecentAnswers:
     def refused(self, now: float) -> None:
         self._refused.add(now)
 
-    def accepted_per_second_when_refused(self, now: float) -> float | None:
-        """What got through per second, when the last second also holds several 429s."""
+    def accepted_share_when_refused(self, now: float) -> float | None:
+        """The share of the last second's answers that got through, when that second also
+        holds several 429s."""
         if self._since is None or now - self._since < 1.0:
             return None  # answers of less than a second: the start, not the limit
         accepted = self._accepted.count(now)
         refused = self._refused.count(now)
         if accepted < self.MIN_ACCEPTED or refused < self.MIN_REFUSED:
             return None
-        if refused < accepted * self.REFUSED_PER_ACCEPTED:
-            return None  # only a little over: the rate that drew the 429s says more
-        return float(accepted)
+        return accepted / (accepted + refused)
 
 
 class AdaptiveTokenBucket:
@@ -134,7 +133,6 @@ class AdaptiveTokenBucket:
         self._cut_at = float("-inf")
         self._cut_rate = ceiling
         self._sent = RecentTimes(WINDOW_S)  # actual send times
-        self._first_send: float | None = None
         self._learned_from_answers_at = float("-inf")
         self._answers = RecentAnswers()
 
@@ -158,8 +156,6 @@ class AdaptiveTokenBucket:
             now = self._clock()
             if self._sent.count(now) < math.ceil(self.rate):
                 self._sent.add(now)
-                if self._first_send is None:
-                    self._first_send = now
                 return 0.0
             return self._sent.free_at() - now
 
@@ -176,8 +172,7 @@ class AdaptiveTokenBucket:
             rate = self._rate_at(now)
             if now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
                 holding = self._holding(rate)
-                drew = min(rate, self._sent_per_s(now))
-                self.learned_limit = self._far_over(now, self._limit_after_429(drew, holding))
+                self.learned_limit = self._far_over(now, self._limit_after_429(rate, holding))
                 cut = DECREASE_WHILE_HOLDING if holding else DECREASE_ON_429
                 self._cut_rate = max(self.min_rate, min(rate, self.learned_limit) * cut)
                 self._cut_at = now
@@ -198,23 +193,16 @@ class AdaptiveTokenBucket:
             min(self._cut_rate * EXTRA_429_SHARE, self.learned_limit * DECREASE_ON_429),
         )
 
-    def _sent_per_s(self, now: float) -> float:
-        """What was actually sent over the last second: under the rate when every thread of
-        the pool was waiting on Stripe (a budget of 60 with 8 threads at 250 ms sends about
-        30), and that, not the budget, is the rate a 429 answers. The rate itself until the
-        first second is over: a sweep's start (the pool filling while the first page loads,
-        then a burst) says nothing of a rate."""
-        if self._first_send is None or now - self._first_send < WINDOW_S:
-            return self.max_rate
-        return self._sent.count(now) / WINDOW_S
-
     def _far_over(self, now: float, limit: float) -> float:
         """``limit``, or what Stripe let through in the last second when that is well under
         it and the same second held several 429s: sent at 60 a second against a limit of 25,
         one cut to what got through instead of five cuts of 15% (and the 429s each of them
         costs)."""
-        accepted = self._answers.accepted_per_second_when_refused(now)
-        if accepted is not None and accepted < limit * FAR_OVER_SHARE:
+        share = self._answers.accepted_share_when_refused(now)
+        if share is None:
+            return limit
+        accepted = share * self._sent.count(now) / WINDOW_S
+        if accepted < limit * FAR_OVER_SHARE:
             self._learned_from_answers_at = now
             return max(self.min_rate, accepted)
         return limit
