@@ -47,6 +47,7 @@ class Scenario:
     race_rate: float = 0.0
     live: bool = False  # a live-mode key (auto then starts at 100)
     other_rps: float = 0.0  # another client of the same account, spending this much
+    burst: float = 0.0  # the fake limits with a token bucket of this many (0: a one-second window)
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -63,6 +64,10 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("budget over the limit", "engine", big, 25, "175-325", 60),
         Scenario("budget far over the limit", "engine", big, 25, "175-325", 100),
         Scenario("auto", "engine", big, 25, "175-325", None),
+        Scenario("auto, token bucket of 5", "engine", big, 25, "175-325", None, burst=5),
+        Scenario(
+            "budget over the limit, token bucket of 5", "engine", big, 25, "175-325", 60, burst=5
+        ),
         Scenario("auto, app spends 10 of 25", "engine", big, 25, "175-325", None, other_rps=10),
         Scenario("auto, live-like", "engine", big * 2, 100, "50", None, 16, live=True),
         Scenario("auto, the sweep command", "cli", big * 3 // 4, 25, "175-325", None),
@@ -197,6 +202,8 @@ def measure(s: Scenario) -> tuple:
     ]
     if s.live:
         fake_args.append("--live")
+    if s.burst:
+        fake_args += ["--burst", str(s.burst)]
     with running_fake(*fake_args, open_=s.sessions, complete=s.sessions // 10) as url:
         with other_client(url, s.other_rps):
             child = subprocess.run(

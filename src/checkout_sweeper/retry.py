@@ -86,6 +86,7 @@ class PacedCalls:
                 return answer
 
     def _answered(self, sent: float) -> None:
-        """Stripe answered without a 429 or 5xx: the bucket learns from it, the tally times it."""
+        """Stripe answered, and not with a 429 or 5xx: the bucket learns from it, the tally
+        times it."""
         self._tally.waited(time.monotonic() - sent)
         self.bucket.answered()
