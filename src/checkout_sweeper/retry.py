@@ -66,11 +66,9 @@ class PacedCalls:
             self.bucket.acquire()
             self._stop.check()  # the wait for a slot may have outlasted the lease deadline
             self._tally.request()
-            sent = time.monotonic()
             try:
-                answer = request()
+                answer = self._timed(request)
             except RetryableError as problem:
-                self._tally.waited(time.monotonic() - sent)
                 if problem.rate_limited:
                     self.bucket.penalize(problem.retry_after_s)
                     self._tally.rate_limited()
@@ -79,14 +77,17 @@ class PacedCalls:
                 self._tally.retried()
                 self._sleep(self.policy.backoff_s(attempt, problem, self._rng))
             except StripeProblem:
-                self._answered(sent)  # refused for the session, not for the rate
+                self.bucket.answered()  # refused for the session, not for the rate
                 raise
             else:
-                self._answered(sent)
+                self.bucket.answered()
                 return answer
 
-    def _answered(self, sent: float) -> None:
-        """Stripe answered, and not with a 429 or 5xx: the bucket learns from it, the tally
-        times it."""
-        self._tally.waited(time.monotonic() - sent)
-        self.bucket.answered()
+    def _timed(self, request: Callable[[], T]) -> T:
+        """``request()``, its time at Stripe counted whatever the answer (it tells when the
+        pool, not the budget, set the pace)."""
+        sent = time.monotonic()
+        try:
+            return request()
+        finally:
+            self._tally.waited(time.monotonic() - sent)
