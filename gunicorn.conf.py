@@ -2,8 +2,8 @@
 
     gunicorn -c gunicorn.conf.py 'checkout_sweeper.app:create_app()'
 
-The settings live in the package (``checkout_sweeper.gunicorn_conf``) so that
+The settings live in the package (``checkout_sweeper.web.gunicorn_conf``) so that
 ``checkout-sweeper serve`` uses the very same ones.
 """
 
-from checkout_sweeper.gunicorn_conf import *  # noqa: F403
+from checkout_sweeper.web.gunicorn_conf import *  # noqa: F403

@@ -82,8 +82,8 @@ def scenarios(quick: bool) -> list[Scenario]:
 
 # the measured side: runs in a child process ---------------------------------------------------
 def run_engine(url: str, s: Scenario) -> dict:
-    from checkout_sweeper.stripe_api import StripeGateway
-    from checkout_sweeper.sweep import Sweeper, SweepOptions
+    from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions
+    from checkout_sweeper.stripe_api.adapter import StripeGateway
 
     gateway = StripeGateway(LIVE_KEY if s.live else KEY, api_base=url)
     result = Sweeper(gateway, SweepOptions(max_rps=s.max_rps, concurrency=s.concurrency)).run()

@@ -43,7 +43,7 @@ def start_api(tmp_path, fake_stripe):
 
     from werkzeug.serving import make_server
 
-    from checkout_sweeper.app import create_app
+    from checkout_sweeper.web.factory import create_app
 
     servers = []
 

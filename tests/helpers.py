@@ -18,10 +18,10 @@ import requests
 import stripe
 from werkzeug.serving import make_server
 
-from checkout_sweeper.app import create_app
-from checkout_sweeper.db import Database
 from checkout_sweeper.fake_stripe import FakeStripeServer
-from checkout_sweeper.users import add_user
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.users import add_user
+from checkout_sweeper.web.factory import create_app
 
 TEST_KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
 LIVE_KEY = "sk_live_51Habcdefghijklmnop"

@@ -13,9 +13,9 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
+from checkout_sweeper.engine.gateway import SessionPage
+from checkout_sweeper.engine.sweeper import SessionOutcome, Sweeper, SweepOptions, SweepResult
 from checkout_sweeper.errors import RetryableError, SessionNotOpen, StaleCursor, StripeProblem
-from checkout_sweeper.gateway import SessionPage
-from checkout_sweeper.sweep import SessionOutcome, Sweeper, SweepOptions, SweepResult
 
 
 class MemoryGateway:

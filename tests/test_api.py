@@ -13,9 +13,9 @@ import requests
 from openapi_spec_validator import validate
 from sqlalchemy import func, select
 
-from checkout_sweeper.api.docs import openapi_spec
-from checkout_sweeper.config import ConfigError
-from checkout_sweeper.models import SweepRun, SweptSession
+from checkout_sweeper.settings import ConfigError
+from checkout_sweeper.store.models import SweepRun, SweptSession
+from checkout_sweeper.web.docs import openapi_spec
 
 from helpers import JWT_SECRET, LIVE_KEY
 from helpers import conforms as check_conforms
@@ -312,7 +312,7 @@ def test_one_structured_log_line_per_request_without_secrets(start_api, fake_str
 
 
 def test_bad_configuration_stops_the_app_factory(tmp_path):
-    from checkout_sweeper.app import create_app
+    from checkout_sweeper.web.factory import create_app
 
     with pytest.raises(ConfigError, match="STRIPE_API_KEY"):
         create_app({"JWT_SECRET": JWT_SECRET}, instance_path=tmp_path)

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from checkout_sweeper.api.docs import openapi_spec
+from checkout_sweeper.web.docs import openapi_spec
 
 from helpers import conforms
 

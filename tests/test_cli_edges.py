@@ -160,8 +160,8 @@ def test_history_show_lists_each_session_of_a_sweep(home, fake_stripe):
 
 
 def test_users_remove_keeps_sweeps_on_record_and_asks_for_force(home, fake_stripe):
-    from checkout_sweeper.db import Database
-    from checkout_sweeper.models import SweepRun
+    from checkout_sweeper.store.database import Database
+    from checkout_sweeper.store.models import SweepRun
 
     added = json.loads(_run(home, "users", "add", "--email", "r@example.com", "--json").stdout)
     uid = str(added["id"])

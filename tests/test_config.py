@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from checkout_sweeper import config
-from checkout_sweeper.config import VARIABLES, ConfigError, ServerSettings, Settings
+from checkout_sweeper import settings as config
+from checkout_sweeper.settings import VARIABLES, ConfigError, ServerSettings, Settings
 
 from helpers import JWT_SECRET
 
@@ -63,7 +63,7 @@ def test_the_readme_configuration_table_is_the_declared_one():
     readme = (ROOT / "README.md").read_text()
     assert config.configuration_table() in readme, (
         "README.md's configuration table differs from config.VARIABLES; paste the output of "
-        "`python -c 'from checkout_sweeper.config import configuration_table as t; print(t())'`"
+        "`python -c 'from checkout_sweeper.settings import configuration_table as t; print(t())'`"
     )
 
 

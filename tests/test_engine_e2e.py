@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from checkout_sweeper.gateway import SessionPage
-from checkout_sweeper.stripe_api import StripeGateway
-from checkout_sweeper.sweep import SessionOutcome, SweepAborted, Sweeper, SweepOptions
+from checkout_sweeper.engine.gateway import SessionPage
+from checkout_sweeper.engine.sweeper import SessionOutcome, SweepAborted, Sweeper, SweepOptions
+from checkout_sweeper.stripe_api.adapter import StripeGateway
 
 from helpers import TEST_KEY
 

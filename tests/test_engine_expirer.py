@@ -7,13 +7,13 @@ import time
 
 import pytest
 
+from checkout_sweeper.engine.expirer import idempotency_key
 from checkout_sweeper.errors import (
     FatalStripeError,
     RetryableError,
     SessionRejected,
     SweepAborted,
 )
-from checkout_sweeper.expirer import idempotency_key
 
 from memory_gateway import MemoryGateway, sweep_in_memory
 

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
+from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
+from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
+from checkout_sweeper.engine.stop import StopSignal
+from checkout_sweeper.engine.tally import Tally
 from checkout_sweeper.errors import LeaseLost, RetryableError, SessionRejected, SweepStopped
-from checkout_sweeper.pacing import AdaptiveTokenBucket
-from checkout_sweeper.retry import PacedCalls, RetryPolicy
-from checkout_sweeper.stop import StopSignal
-from checkout_sweeper.tally import Tally
 
 from helpers import FakeClock
 

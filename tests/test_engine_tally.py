@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checkout_sweeper.tally import SessionOutcome, SweepResult, Tally
+from checkout_sweeper.engine.tally import SessionOutcome, SweepResult, Tally
 
 
 def test_success_means_nothing_failed_and_nothing_left_open():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from checkout_sweeper.engine.walker import MAX_RESTARTS_PER_PASS
 from checkout_sweeper.errors import FatalStripeError, StaleCursor, SweepAborted
-from checkout_sweeper.walker import MAX_RESTARTS_PER_PASS
 
 from memory_gateway import MemoryGateway, sweep_in_memory
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from checkout_sweeper.fake_stripe.process import free_port
-from checkout_sweeper.models import SweepRun, SweptSession
+from checkout_sweeper.store.models import SweepRun, SweptSession
 
 from helpers import JWT_SECRET, TEST_KEY, mint
 from tcp_proxy import TcpProxy

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from checkout_sweeper.headroom import PoolReading, concurrency_hint
+from checkout_sweeper.engine.headroom import PoolReading, concurrency_hint
 
 from memory_gateway import MemoryGateway, sweep_in_memory
 

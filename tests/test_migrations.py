@@ -6,8 +6,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from checkout_sweeper.db import Database, newest_revision
-from checkout_sweeper.models import Base
+from checkout_sweeper.store.database import Database, newest_revision
+from checkout_sweeper.store.models import Base
 
 
 def _drift(url: str) -> list:

@@ -9,14 +9,14 @@ from collections import deque
 
 import pytest
 
-from checkout_sweeper.fake_stripe.limiter import SlidingWindow
-from checkout_sweeper.pacing import (
+from checkout_sweeper.engine.pacing import (
     DECREASE_WHILE_HOLDING,
     HOLD_429_SHARE,
     SETTLE_SHARE,
     WINDOW_S,
     AdaptiveTokenBucket,
 )
+from checkout_sweeper.fake_stripe.limiter import SlidingWindow
 
 from helpers import FakeClock
 

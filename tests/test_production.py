@@ -20,7 +20,7 @@ import requests
 from sqlalchemy import create_engine, inspect, select
 
 from checkout_sweeper.fake_stripe.process import free_port
-from checkout_sweeper.models import SweepRun
+from checkout_sweeper.store.models import SweepRun
 
 from helpers import JWT_SECRET, TEST_KEY
 

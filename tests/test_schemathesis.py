@@ -8,7 +8,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from checkout_sweeper.api.docs import openapi_spec
+from checkout_sweeper.web.docs import openapi_spec
 
 schema = schemathesis.openapi.from_dict(openapi_spec("/v1"))
 SETTINGS = settings(

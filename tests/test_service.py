@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from checkout_sweeper.db import Database
+from checkout_sweeper.engine.sweeper import SweepOptions
 from checkout_sweeper.errors import LeaseLost, RetryableError, SweepAborted, SweepInProgress
-from checkout_sweeper.locks import AccountLease
-from checkout_sweeper.models import SweepLock, SweepRun, SweptSession
-from checkout_sweeper.service import RecordedSweep, Recording
-from checkout_sweeper.sweep import SweepOptions
+from checkout_sweeper.runs.lease import AccountLease
+from checkout_sweeper.runs.recorded import RecordedSweep, Recording
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
 
 from memory_gateway import INSTANT, MemoryGateway
 

@@ -1,5 +1,5 @@
 """``python -m checkout_sweeper`` runs the console script."""
 
-from .cli import main
+from checkout_sweeper.cli import main
 
 main()

@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .tally import SweepResult
+    from checkout_sweeper.engine.tally import SweepResult
 
 
 class SweeperError(Exception):

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import click
 
-from .server import FakeStripeServer
-from .state import FakeStripeState
+from checkout_sweeper.fake_stripe.server import FakeStripeServer
+from checkout_sweeper.fake_stripe.state import FakeStripeState
 
 
 def parse_latency(value: str) -> tuple[float, float]:

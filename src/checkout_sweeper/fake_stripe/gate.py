@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from .faults import lock_timeout, rate_limited, server_error
-from .limiter import RateLimits
+from checkout_sweeper.fake_stripe.faults import lock_timeout, rate_limited, server_error
+from checkout_sweeper.fake_stripe.limiter import RateLimits
 
 if TYPE_CHECKING:
-    from .state import FakeStripeState
+    from checkout_sweeper.fake_stripe.state import FakeStripeState
 
 
 class RequestGate:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from .faults import StripeFault
+from checkout_sweeper.fake_stripe.faults import StripeFault
 
 MAX_KEY_LENGTH = 255
 Answer = tuple[int, dict[str, Any]]

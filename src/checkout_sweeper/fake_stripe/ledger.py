@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from .faults import resource_missing
+from checkout_sweeper.fake_stripe.faults import resource_missing
 
 STATUSES = ("open", "complete", "expired")
 LIST_FILTERS = ("customer", "payment_intent", "payment_link", "subscription")

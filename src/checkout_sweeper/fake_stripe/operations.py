@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .faults import StripeFault
-from .ledger import LIST_FILTERS, STATUSES, ListQuery
-from .state import FakeStripeState
+from checkout_sweeper.fake_stripe.faults import StripeFault
+from checkout_sweeper.fake_stripe.ledger import LIST_FILTERS, STATUSES, ListQuery
+from checkout_sweeper.fake_stripe.state import FakeStripeState
 
 CREATED_OPS = ("gt", "gte", "lt", "lte")
 LIST_PARAMS = {

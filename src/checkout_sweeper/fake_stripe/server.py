@@ -20,10 +20,10 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from .faults import StripeFault
-from .forms import FormError, decode_form
-from .operations import Caller, perform
-from .state import FakeStripeState
+from checkout_sweeper.fake_stripe.faults import StripeFault
+from checkout_sweeper.fake_stripe.forms import FormError, decode_form
+from checkout_sweeper.fake_stripe.operations import Caller, perform
+from checkout_sweeper.fake_stripe.state import FakeStripeState
 
 _KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
 _URL_MAP = Map(

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .faults import Faults, StripeFault
-from .gate import RequestGate
-from .idempotency import Answer, IdempotencyStore, run_once
-from .ledger import Ledger, ListQuery, new_record, render
+from checkout_sweeper.fake_stripe.faults import Faults, StripeFault
+from checkout_sweeper.fake_stripe.gate import RequestGate
+from checkout_sweeper.fake_stripe.idempotency import Answer, IdempotencyStore, run_once
+from checkout_sweeper.fake_stripe.ledger import Ledger, ListQuery, new_record, render
 
 NOT_OPEN = (
     'Only Checkout Sessions with a status in ["open"] can be expired. '

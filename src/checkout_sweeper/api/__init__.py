@@ -1,1 +1,0 @@
-"""HTTP blueprints: thin views that call the domain."""

@@ -1,0 +1,47 @@
+"""The ``checkout-sweeper`` console script: one group, one small command module per job.
+
+Commands are imported when they run, not when the group loads, so a command pays only for
+the libraries it uses (``users list`` does not import gunicorn, the SDK or the demo).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+COMMANDS = {
+    "serve": "checkout_sweeper.cli.serve:serve_command",
+    "users": "checkout_sweeper.cli.users:users_group",
+    "token": "checkout_sweeper.cli.users:token_command",
+    "db": "checkout_sweeper.cli.database:db_group",
+    "sweep": "checkout_sweeper.cli.sweep:sweep_command",
+    "history": "checkout_sweeper.cli.history:history_group",
+    "fake-stripe": "checkout_sweeper.fake_stripe.cli:fake_stripe_command",
+    "demo": "checkout_sweeper.cli.demo:demo_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands live in ``COMMANDS`` as ``module:attribute``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="checkout-sweeper")
+@click.option("--verbose", "-v", is_flag=True, help="Debug logs, and the traceback of an error.")
+@click.pass_context
+def main(context: click.Context, verbose: bool) -> None:
+    """Expire every open Stripe Checkout Session of an account, safely and fast."""
+    context.meta["verbose"] = verbose

@@ -1,0 +1,113 @@
+"""What ``sweep`` shows: the plan it asks about, a progress bar, the summary, an early stop.
+
+Everything for people goes to stderr except the summary table and ``--json`` (stdout). Long
+ids and keys are printed whole on lines of their own (``soft_wrap``), never wrapped mid-word.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from checkout_sweeper.engine.tally import SweepProgress, SweepResult
+
+
+def moment_text(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def show_plan(
+    console: Console, account: str, livemode: bool, database: str, found: int, cutoff: int | None
+) -> None:
+    """The facts a user confirms: which account, which mode, how many sessions."""
+    mode = "[bold red]LIVE[/bold red]" if livemode else "test"
+    scope = f" created before {moment_text(cutoff)}" if cutoff is not None else ""
+    console.print(f"account   {account} ({mode} mode)", soft_wrap=True, highlight=False)
+    console.print(f"database  {database}", soft_wrap=True, highlight=False)
+    console.print(f"found     {found} open Checkout Sessions{scope}", highlight=False)
+
+
+class LiveProgress:
+    """A bar on stderr that fits 80 columns: handled of found, outcomes, rate, time left."""
+
+    def __init__(self, console: Console, dry_run: bool, total: int | None) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=12),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.dry_run = dry_run
+        self.total = total
+        label = "listing" if dry_run or total is None else "expiring"
+        self.task = self.bar.add_task(label, total=total, detail="")
+
+    def update(self, p: SweepProgress) -> None:
+        if self.dry_run:
+            self.bar.update(self.task, total=None, completed=p.found, detail="")
+            return
+        total = max(self.total or 0, p.found)
+        detail = f"expired {p.expired} closed {p.already_closed} failed {p.failed} {p.rate:.1f}/s"
+        self.bar.update(
+            self.task, description="expiring", total=total, completed=p.handled, detail=detail
+        )
+
+
+def show_summary(
+    out: Console, note: Console, result: SweepResult, database: str, left_out: int | None
+) -> None:
+    """The summary table on stdout; the sweep id, database and failures on lines of their own."""
+    note.print(
+        f"sweep {result.sweep_id}" + (" (dry run)" if result.dry_run else ""), soft_wrap=True
+    )
+    note.print(f"database {database}", soft_wrap=True, highlight=False)
+    table = Table("measure", "value")
+    table.columns[1].justify = "right"
+    done = len(result.would_expire) if result.dry_run else result.expired_count
+    rows = [
+        ("would expire" if result.dry_run else "expired", done),
+        ("already closed", result.already_closed_count),
+        ("failed", len(result.failed)),
+        ("still open", result.remaining_open_count),
+        ("Stripe requests", result.stripe_requests),
+        ("429s received", result.rate_limited),
+        ("passes", result.passes),
+        ("duration", f"{result.duration_ms / 1000:.1f} s"),
+    ]
+    if left_out is not None:
+        rows.append(("open, out of scope", left_out))
+    for name, value in rows:
+        table.add_row(name, str(value))
+    out.print(table)
+    for failure in result.failed[:20]:
+        out.print(f"failed {failure['id']}: {failure['error']}", soft_wrap=True, highlight=False)
+    if result.dry_run:
+        for session_id in result.would_expire[:50]:
+            out.print(f"would expire {session_id}", soft_wrap=True, highlight=False)
+        if len(result.would_expire) > 50:
+            out.print(f"... and {len(result.would_expire) - 50} more (use --json for all)")
+
+
+def show_stopped(console: Console, headline: str, result: SweepResult | None) -> None:
+    """What an early stop leaves behind: the reason, the sweep id and the counts so far."""
+    console.print(headline, soft_wrap=True, highlight=False)
+    if result is not None:
+        console.print(f"sweep {result.sweep_id}", soft_wrap=True, highlight=False)
+        console.print(
+            f"done before it stopped: {result.expired_count} expired, "
+            f"{result.already_closed_count} already closed, {len(result.failed)} failed",
+            highlight=False,
+        )

@@ -1,0 +1,98 @@
+"""``serve``: the API under gunicorn, with settings checked and the schema migrated first."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from checkout_sweeper import defaults
+from checkout_sweeper.cli.context import EXIT_USAGE, Failure, load_settings, open_database
+from checkout_sweeper.errors import ConfigError
+from checkout_sweeper.stripe_keys import is_live_key
+
+
+class _Gunicorn(BaseApplication):
+    """Gunicorn driven from Python: our config module plus the command's options."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        # reads the environment: imported only once settings are checked
+        from checkout_sweeper.web import gunicorn_conf
+
+        for name in dir(gunicorn_conf):
+            if name in self.cfg.settings and not name.startswith("_"):
+                self.cfg.set(name, getattr(gunicorn_conf, name))
+        for name, value in self._options.items():
+            if value is not None:
+                self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        from checkout_sweeper.web.factory import create_app
+
+        return create_app(upgrade_sqlite=False)
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Default: the host of BIND (127.0.0.1).")
+@click.option(
+    "--port", default=None, type=click.IntRange(1, 65535), help="Default: the port of BIND (8000)."
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1),
+    help="Processes. Default: WEB_CONCURRENCY, else 1. More than 1 needs redis:// rate limits.",
+)
+def serve_command(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the HTTP API with gunicorn."""
+    with _metrics_folder():
+        _serve(host, port, workers)
+
+
+@contextlib.contextmanager
+def _metrics_folder() -> Iterator[None]:
+    """Where the workers write their metrics, so /metrics adds them up; made fresh for this
+    server and removed when it stops (unless PROMETHEUS_MULTIPROC_DIR was given)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="checkout-sweeper-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def _serve(host: str | None, port: int | None, workers: int | None) -> None:
+    settings = load_settings()
+    try:
+        settings.check_for_api()
+    except ConfigError as err:
+        raise Failure(f"configuration: {err}", EXIT_USAGE) from None
+    workers = workers or settings.server.workers
+    if workers > 1 and settings.ratelimit_storage_uri.startswith("memory://"):
+        raise Failure(
+            f"configuration: {workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
+            f"count the {defaults.sweep_rate_limit()} limit in each process "
+            f"({defaults.SWEEPS_PER_HOUR * workers} per hour in all); "
+            "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1",
+            EXIT_USAGE,
+        )
+    open_database(settings).dispose()  # migrate once here, before gunicorn forks its workers
+    if is_live_key(settings.stripe_api_key or "") and not settings.allow_live_mode:
+        click.echo(
+            "note: live-mode key without SWEEPER_ALLOW_LIVE_MODE; sweeps answer 403", err=True
+        )
+    default_host, _, default_port = settings.server.bind.rpartition(":")
+    bind = f"{host or default_host}:{port or default_port}"
+    _Gunicorn({"bind": bind, "workers": workers}).run()

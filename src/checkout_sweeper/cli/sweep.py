@@ -1,0 +1,215 @@
+"""``sweep``: the operator's door onto the same recorded sweep as the API.
+
+Careful with a destructive action, like the tools people trust: on a terminal it lists first,
+shows the account, the mode and what it found, and asks; ``--yes`` skips the question; with no
+terminal and no ``--yes`` it refuses. ``--dry-run`` only reads: it never asks and works with
+live-mode keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import sys
+from datetime import UTC, datetime
+from typing import NoReturn
+
+import click
+from rich.console import Console
+
+from checkout_sweeper.cli.context import (
+    EXIT_AUDIT,
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    Failure,
+    load_settings,
+    open_database,
+    print_json,
+    table_console,
+)
+from checkout_sweeper.cli.display import LiveProgress, show_plan, show_stopped, show_summary
+from checkout_sweeper.cli.pushing import push_metrics
+from checkout_sweeper.engine.tally import SweepResult
+from checkout_sweeper.errors import (
+    AuditError,
+    LeaseLost,
+    LiveModeRefused,
+    SweepAborted,
+    SweepInProgress,
+    SweepInterrupted,
+)
+from checkout_sweeper.runs.launch import count_open, identified_gateway, start_configured_sweep
+from checkout_sweeper.settings import ConfigError, Settings, parse_max_rps
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.stripe_api.adapter import StripeGateway
+from checkout_sweeper.stripe_keys import key_problem
+
+NO_TERMINAL = (
+    "sweep expires sessions and asks before it does, but there is no terminal to ask on; "
+    "add --yes to expire without asking (or --dry-run to only list)"
+)
+
+
+def parse_moment(value: str) -> int:
+    """An epoch in seconds, or an ISO 8601 date/time (UTC when no offset is given)."""
+    text = value.strip()
+    if not text:
+        raise click.BadParameter(
+            "is empty: give an ISO 8601 time (2026-11-29T12:00:00Z) or epoch seconds",
+            param_hint="--created-before",
+        )
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected an ISO 8601 time (2026-11-29T12:00:00Z) or epoch seconds, got {value!r}",
+            param_hint="--created-before",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM behaves like Ctrl-C: stop dispatching, let in-flight expires finish, record."""
+    raise KeyboardInterrupt
+
+
+@click.command("sweep")
+@click.option("--dry-run", is_flag=True, help="List what would be expired; expire nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Expire without asking (needed with no terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoint's data object.")
+@click.option(
+    "--created-before",
+    default=None,
+    help="Only sessions created before this moment (ISO 8601 or epoch seconds).",
+)
+@click.option(
+    "--max-rps",
+    default=None,
+    help="Stripe requests per second, or 'auto' (default: SWEEPER_MAX_RPS, else 20).",
+)
+def sweep_command(
+    dry_run: bool, yes: bool, as_json: bool, created_before: str | None, max_rps: str | None
+) -> None:
+    """Expire every open Checkout Session of the account in STRIPE_API_KEY.
+
+    \b
+    Exit status:
+      0    nothing failed and nothing is left open
+      1    sessions failed or remain open (or the question was answered no)
+      2    bad arguments or configuration; no terminal to ask on and no --yes
+      3    Stripe or the database could not be used
+      4    another sweep holds the account (or took it)
+      5    the audit trail could not be written (the journal named keeps everything)
+      130  interrupted (Ctrl-C or SIGTERM)
+    """
+    cutoff = parse_moment(created_before) if created_before is not None else None
+    settings = load_settings()
+    if max_rps is not None:
+        try:
+            settings = dataclasses.replace(settings, max_rps=parse_max_rps(max_rps, "the budget"))
+        except ConfigError as err:
+            raise click.BadParameter(str(err), param_hint="--max-rps") from None
+    _require_key(settings)
+    asking = not dry_run and not yes
+    if asking and not sys.stdin.isatty():
+        raise Failure(NO_TERMINAL, EXIT_USAGE)
+    db = open_database(settings)
+    console = Console(stderr=True)
+    gateway = _gateway(settings, db, dry_run)
+    total = None
+    if asking or console.is_terminal:
+        total = _count(settings, gateway, cutoff)
+        show_plan(console, gateway.account, gateway.livemode, db.safe_url, total, cutoff)
+    if asking and total and not click.confirm(f"Expire all {total}?", err=True):
+        console.print("nothing was expired")
+        sys.exit(EXIT_FAILED)
+    try:
+        result = _run(settings, db, gateway, console, dry_run, cutoff, total, as_json)
+    finally:
+        push_metrics(settings.pushgateway)
+    left_out = None
+    if cutoff is not None and not as_json:
+        left_out = _count(settings, gateway, None) - result.remaining_open_count
+    if as_json:
+        print_json(result.as_data())
+    else:
+        show_summary(table_console(), console, result, db.safe_url, left_out)
+    sys.exit(0 if result.succeeded else EXIT_FAILED)
+
+
+def _require_key(settings: Settings) -> None:
+    problem = key_problem(settings.stripe_api_key)
+    if problem is not None:
+        raise Failure(problem, EXIT_USAGE)
+
+
+def _gateway(settings: Settings, db: Database, dry_run: bool) -> StripeGateway:
+    try:
+        return identified_gateway(settings, db, dry_run=dry_run)
+    except LiveModeRefused as refusal:
+        raise Failure(str(refusal), EXIT_USAGE) from None
+    except SweepAborted as err:
+        raise Failure(f"Stripe could not be used: {err}", EXIT_UNAVAILABLE) from None
+
+
+def _count(settings: Settings, gateway: StripeGateway, cutoff: int | None) -> int:
+    try:
+        return count_open(settings, gateway, cutoff)
+    except SweepAborted as err:
+        raise Failure(f"Stripe could not be used: {err}", EXIT_UNAVAILABLE) from None
+
+
+def _run(
+    settings: Settings,
+    db: Database,
+    gateway: StripeGateway,
+    console: Console,
+    dry_run: bool,
+    cutoff: int | None,
+    total: int | None,
+    as_json: bool,
+) -> SweepResult:
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    live = LiveProgress(console, dry_run, total) if console.is_terminal else None
+    try:
+        with live.bar if live else contextlib.nullcontext():
+            return start_configured_sweep(
+                settings,
+                db,
+                trigger="cli",
+                dry_run=dry_run,
+                created_before=cutoff,
+                on_progress=live.update if live else None,
+                gateway=gateway,
+            ).run()
+    except SweepInProgress:
+        raise Failure("a sweep of this Stripe account is already running", EXIT_BUSY) from None
+    except SweepAborted as stopped:
+        _stopped_early(console, stopped, as_json)
+    except AuditError as err:
+        raise Failure(str(err), EXIT_AUDIT) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> NoReturn:
+    """Say what was done before the sweep stopped, then exit with the code of the reason."""
+    if isinstance(stopped, SweepInterrupted):
+        headline = "[yellow]interrupted:[/yellow] the run is recorded as interrupted"
+        code = EXIT_INTERRUPTED
+    elif isinstance(stopped, LeaseLost):
+        headline, code = f"[red]stopped:[/red] {stopped}", EXIT_BUSY
+    else:
+        headline, code = f"[red]error:[/red] Stripe could not be used: {stopped}", EXIT_UNAVAILABLE
+    show_stopped(console, headline, stopped.result)
+    if as_json and stopped.result is not None:
+        print_json({**stopped.result.as_data(), "error": str(stopped)})
+    sys.exit(code)

@@ -1,1 +1,0 @@
-"""Console commands, one module per job; ``cli.py`` gathers them into one group."""

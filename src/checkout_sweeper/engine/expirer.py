@@ -1,0 +1,134 @@
+"""The expire pool: a bounded set of threads that expire sessions while the next page loads.
+
+``dispatch`` blocks once the pool's size plus ``backlog`` is queued: a backlog of a page lets the
+next page load while this one is expired (no gap in the pacing at each page boundary), and a
+fast listing never runs further ahead than that; ``drain`` waits until nothing is in flight
+(before a restart or a new pass).
+Every expire carries the idempotency key ``checkout-sweeper:<sweep>:<session>``, so a retry after
+a lost answer never acts twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from checkout_sweeper.engine.gateway import Gateway
+from checkout_sweeper.engine.retry import PacedCalls
+from checkout_sweeper.engine.stop import StopSignal
+from checkout_sweeper.engine.tally import SessionOutcome, Tally
+from checkout_sweeper.errors import (
+    FatalStripeError,
+    RetryableError,
+    SessionNotOpen,
+    SessionRejected,
+    StripeProblem,
+    SweepStopped,
+)
+
+log = logging.getLogger("checkout_sweeper.engine")
+
+
+def idempotency_key(sweep_id: str, session_id: str) -> str:
+    return f"checkout-sweeper:{sweep_id}:{session_id}"
+
+
+class ExpirePool:
+    """Dispatch, drain and stop the expires of one sweep."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        calls: PacedCalls,
+        tally: Tally,
+        stop: StopSignal,
+        *,
+        sweep_id: str,
+        concurrency: int,
+        backlog: int,
+    ) -> None:
+        self._gateway = gateway
+        self._calls = calls
+        self._tally = tally
+        self._stop = stop
+        self._sweep_id = sweep_id
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="expire")
+        self._slots = threading.BoundedSemaphore(concurrency + backlog)
+        self._idle = threading.Condition()
+        self._in_flight: set[str] = set()
+
+    def busy_with(self, session_id: str) -> bool:
+        with self._idle:
+            return session_id in self._in_flight
+
+    def dispatch(self, session_id: str) -> None:
+        self._slots.acquire()
+        with self._idle:
+            self._in_flight.add(session_id)
+        self._executor.submit(self._expire, session_id)
+
+    def drain(self) -> None:
+        """Wait until no expire is queued or in flight."""
+        with self._idle:
+            self._idle.wait_for(lambda: not self._in_flight)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def _expire(self, session_id: str) -> None:
+        try:
+            key = idempotency_key(self._sweep_id, session_id)
+            self._tally.record(self._outcome(session_id, key))
+        except SweepStopped as stopped:  # never sent, or its answer unknown: left open
+            log.debug("expire of %s not done: %s", session_id, stopped)
+        finally:
+            self._slots.release()
+            with self._idle:
+                self._in_flight.discard(session_id)
+                self._idle.notify_all()
+
+    def _outcome(self, session_id: str, key: str) -> SessionOutcome:
+        attempts = 0
+
+        def attempt() -> None:
+            nonlocal attempts
+            attempts += 1
+            self._gateway.expire(session_id, key)
+
+        try:
+            self._calls.call(attempt)
+            return SessionOutcome(session_id, "expired", attempts=attempts)
+        except SessionNotOpen as closed:
+            if closed.status == "expired" and attempts > 1:
+                # An earlier attempt whose answer was lost did the work (a 5xx or a dropped
+                # connection after Stripe acted, on a Stripe that did not replay the key).
+                return SessionOutcome(session_id, "expired", attempts=attempts)
+            return SessionOutcome(session_id, "already_closed", closed.status, attempts=attempts)
+        except SessionRejected as problem:
+            return self._explain_refusal(session_id, problem, attempts)
+        except RetryableError as problem:
+            return SessionOutcome(session_id, "failed", str(problem), attempts=attempts)
+        except FatalStripeError as problem:
+            self._stop.abort(problem)
+            return SessionOutcome(session_id, "failed", str(problem), attempts=attempts)
+        except SweepStopped:
+            raise
+        except Exception as problem:  # a bug must not lose the record of the others
+            log.exception("expire of %s failed unexpectedly", session_id)
+            return SessionOutcome(session_id, "failed", repr(problem), attempts=attempts)
+
+    def _explain_refusal(
+        self, session_id: str, problem: SessionRejected, attempts: int
+    ) -> SessionOutcome:
+        """A 400 without Stripe's usual wording: ask for the session's status before calling
+        it a failure, since a session that is no longer open is not one."""
+        if problem.http_status == 400:
+            try:
+                status = self._calls.call(lambda: self._gateway.session_status(session_id))
+            except StripeProblem as unknown:
+                log.warning("status of %s after a refusal is unknown: %s", session_id, unknown)
+                status = "unknown"
+            if status in ("complete", "expired"):
+                return SessionOutcome(session_id, "already_closed", status, attempts=attempts)
+        return SessionOutcome(session_id, "failed", str(problem), attempts=attempts)

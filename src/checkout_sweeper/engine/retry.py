@@ -1,0 +1,93 @@
+"""Retries: which Stripe errors are worth another attempt, and how long to wait before it.
+
+Every attempt, first or not, takes a slot from the pacing bucket, so retries never push a
+sweep over its budget. A 429 also slows the bucket down. The wait is exponential backoff with
+*full jitter* (a uniform draw between 0 and ``min(cap, base * 2**n)``), which spreads the
+retries of many threads best; it is never shorter than a ``Retry-After`` Stripe sent (capped).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
+from checkout_sweeper.engine.stop import StopSignal
+from checkout_sweeper.engine.tally import Tally
+from checkout_sweeper.errors import RetryableError, StripeProblem
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts a retryable error gets, and the backoff between them."""
+
+    max_attempts: int = 6
+    base_s: float = 0.25
+    cap_s: float = 8.0
+
+    def backoff_s(self, attempt: int, problem: RetryableError, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        ceiling = min(self.cap_s, self.base_s * 2 ** (attempt - 1))
+        asked = min(problem.retry_after_s or 0.0, self.cap_s)
+        return max(rng.uniform(0, ceiling), asked)
+
+
+class PacedCalls:
+    """Runs Stripe requests under the bucket, retrying what the policy says to retry."""
+
+    def __init__(
+        self,
+        bucket: AdaptiveTokenBucket,
+        policy: RetryPolicy,
+        tally: Tally,
+        stop: StopSignal,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.policy = policy
+        self._tally = tally
+        self._stop = stop
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def call(self, request: Callable[[], T]) -> T:
+        """``request()`` once or more; the last ``RetryableError`` is raised when they run out,
+        ``SweepStopped`` when the sweep stopped before a request could start."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self.bucket.acquire()
+            self._stop.check()  # the wait for a slot may have outlasted the lease deadline
+            self._tally.request()
+            try:
+                answer = self._timed(request)
+            except RetryableError as problem:
+                if problem.rate_limited:
+                    self.bucket.penalize(problem.retry_after_s)
+                    self._tally.rate_limited()
+                if attempt >= self.policy.max_attempts or self._stop.stopped:
+                    raise
+                self._tally.retried()
+                self._sleep(self.policy.backoff_s(attempt, problem, self._rng))
+            except StripeProblem:
+                self.bucket.answered()  # refused for the session, not for the rate
+                raise
+            else:
+                self.bucket.answered()
+                return answer
+
+    def _timed(self, request: Callable[[], T]) -> T:
+        """``request()``, its time at Stripe counted whatever the answer (it tells when the
+        pool, not the budget, set the pace)."""
+        sent = time.monotonic()
+        try:
+            return request()
+        finally:
+            self._tally.waited(time.monotonic() - sent)

@@ -1,0 +1,216 @@
+"""The sweep engine: find every open Checkout Session, expire it, and say what is left.
+
+Plain Python with no web framework and no database: the HTTP endpoint and the command line both
+reach ``Sweeper.run`` through ``service``. ``Sweeper`` only orchestrates; each job has its own
+collaborator:
+
+* ``walker.ListWalker``: one pass over the open list (pages, held cursor, restarts);
+* ``expirer.ExpirePool``: a bounded pool that expires while the next page loads;
+* ``retry.PacedCalls``: every Stripe request under one ``pacing.AdaptiveTokenBucket`` at
+  ``max_rps``, retried with backoff and full jitter when worth it;
+* ``tally.Tally``: outcomes and counters, and the ``SweepResult``.
+
+Passes: sessions created while the sweep runs appear at the head of the list; further passes
+from the head pick them up until a pass finds nothing new (at most ``max_passes``). The last
+pass's listing, or a separate verification listing, gives the sessions still open.
+
+Memory: ids are kept while in flight (bounded by the pool) or failed, and, in a dry run, every
+id listed (a dry run expires nothing, so that is how it knows what it has seen); outcomes go
+to the ``on_outcome`` callback (the audit trail) as they happen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from checkout_sweeper import defaults
+from checkout_sweeper.engine.expirer import ExpirePool
+from checkout_sweeper.engine.gateway import Gateway
+from checkout_sweeper.engine.headroom import PoolReading, concurrency_hint
+from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
+from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
+from checkout_sweeper.engine.stop import StopSignal
+from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress, SweepResult, Tally
+from checkout_sweeper.engine.walker import ListWalker, PassListing, WalkOptions
+from checkout_sweeper.errors import SweepAborted, SweeperError
+
+log = logging.getLogger("checkout_sweeper.engine")
+
+__all__ = [
+    "SessionOutcome",
+    "SweepAborted",
+    "SweepOptions",
+    "SweepProgress",
+    "SweepResult",
+    "Sweeper",
+]
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    max_rps: float | None = defaults.MAX_RPS  # None: auto (see ``ceiling``)
+    concurrency: int = defaults.CONCURRENCY
+    dry_run: bool = False
+    created_before: int | None = None  # only sessions created strictly before this epoch
+    page_size: int = 100
+    max_passes: int = 10
+    max_attempts: int = 6
+    backoff_base_s: float = 0.25
+    backoff_cap_s: float = 8.0
+    remaining_cap: int = defaults.REMAINING_CAP
+
+    def ceiling(self, livemode: bool) -> float:
+        """The most requests per second: the budget, or for ``auto`` Stripe's documented
+        limit of the mode (the bucket then learns the real one)."""
+        if self.max_rps is not None:
+            return self.max_rps
+        return defaults.STRIPE_LIVE_LIMIT if livemode else defaults.STRIPE_TEST_LIMIT
+
+    def walk_options(self) -> WalkOptions:
+        return WalkOptions(self.page_size, self.created_before, self.dry_run, self.remaining_cap)
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.backoff_base_s, self.backoff_cap_s)
+
+
+class Sweeper:
+    """One sweep of one Stripe account; create a new one per run."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        options: SweepOptions | None = None,
+        *,
+        sweep_id: str | None = None,
+        on_outcome: Callable[[SessionOutcome], None] | None = None,
+        on_progress: Callable[[SweepProgress], None] | None = None,
+        bucket: AdaptiveTokenBucket | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.gateway = gateway
+        self.options = options or SweepOptions()
+        self.sweep_id = sweep_id or uuid.uuid4().hex
+        self.tally = Tally(
+            self.sweep_id, self.options.dry_run, on_outcome=on_outcome, on_progress=on_progress
+        )
+        self.bucket = bucket or AdaptiveTokenBucket(self.options.ceiling(gateway.livemode))
+        self.stop = StopSignal()
+        self.calls = PacedCalls(
+            self.bucket, self.options.retry_policy(), self.tally, self.stop, sleep=sleep
+        )
+        self._seen: set[str] = set()  # dry run only: nothing leaves the open list there
+        self._seen_lock = threading.Lock()
+        self._pool: ExpirePool | None = None
+        self._passes_made = 0
+        self._started = time.monotonic()
+
+    @property
+    def progress(self) -> SweepProgress:
+        return self.tally.progress
+
+    def abort(self, problem: SweeperError) -> None:
+        """Stop from another thread: no new requests; ``run`` raises ``SweepAborted`` (or the
+        ``problem`` itself when it is one), carrying what was done."""
+        self.stop.abort(problem)
+
+    def run(self) -> SweepResult:
+        """Sweep until clean, stopped or out of passes; raises ``SweepAborted`` when stopped."""
+        self._started = started = time.monotonic()
+        walker = ListWalker(self.gateway, self.calls, self.stop, self, self.options.walk_options())
+        self._pool = self._new_pool()
+        try:
+            self._passes(walker)
+        except BaseException:
+            # Interrupted (a signal, a bug): queued expires are dropped, those in flight
+            # finish and are recorded, and the caller sees the original exception.
+            self.stop.interrupt()
+            raise
+        finally:
+            self.drain()
+            self._pool.close()
+        result = self.tally.finish(self._passes_made, time.monotonic() - started)
+        self._hint_at_pool(result)
+        reason = self.stop.reason
+        if isinstance(reason, SweepAborted):
+            raise type(reason)(str(reason), result) from reason
+        if reason is not None:
+            raise SweepAborted(str(reason), result) from reason
+        return result
+
+    def partial_result(self) -> SweepResult:
+        """What was done so far: for a sweep that was interrupted."""
+        return self.tally.finish(self._passes_made, time.monotonic() - self._started)
+
+    def _hint_at_pool(self, result: SweepResult) -> None:
+        """Say so when the pool, not the budget, set the pace (Stripe slower than usual)."""
+        reading = PoolReading(
+            concurrency=self.options.concurrency,
+            requests=result.stripe_requests,
+            waiting_s=self.progress.waiting_s,
+            elapsed_s=result.duration_ms / 1000,
+            budget_rps=self.bucket.rate,
+        )
+        hint = concurrency_hint(reading)
+        if hint:
+            log.warning(hint)
+
+    def _new_pool(self) -> ExpirePool:
+        return ExpirePool(
+            self.gateway,
+            self.calls,
+            self.tally,
+            self.stop,
+            sweep_id=self.sweep_id,
+            concurrency=self.options.concurrency,
+            backlog=self.options.page_size,
+        )
+
+    def _passes(self, walker: ListWalker) -> None:
+        """Passes from the head until one hands on nothing (or the sweep stops)."""
+        for _ in range(self.options.max_passes):
+            self._passes_made += 1
+            listing = walker.walk()
+            self.drain()
+            if self.stop.stopped:
+                return
+            if listing.dispatched == 0 or self.options.dry_run:
+                self._report_remaining(listing)
+                return
+        self._report_remaining(walker.walk(verify_only=True))
+
+    def _report_remaining(self, listing: PassListing) -> None:
+        self.tally.still_open(listing.count, listing.sample)
+
+    # the walker's sink ------------------------------------------------------------------------
+    def is_new(self, session_id: str) -> bool:
+        if self._pool is not None and self._pool.busy_with(session_id):
+            return False
+        if self.tally.has_failed(session_id):
+            return False
+        if not self.options.dry_run:
+            return True
+        with self._seen_lock:
+            if session_id in self._seen:
+                return False
+            self._seen.add(session_id)
+            return True
+
+    def forget(self, session_id: str) -> None:
+        with self._seen_lock:
+            self._seen.discard(session_id)
+
+    def dispatch(self, session_id: str) -> None:
+        self.tally.found()
+        if self.options.dry_run:
+            self.tally.record(SessionOutcome(session_id, "would_expire", attempts=0))
+        elif self._pool is not None:
+            self._pool.dispatch(session_id)
+
+    def drain(self) -> None:
+        if self._pool is not None:
+            self._pool.drain()

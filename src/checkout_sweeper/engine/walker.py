@@ -1,0 +1,143 @@
+"""The list walker: one pass over Stripe's ``status=open`` listing, from the head.
+
+The listing is a live view: a ``starting_after`` cursor that has since been expired is a 404.
+So the last session of each page is held back (not handed on) until the next page has been
+fetched with it as the cursor. If the cursor still goes stale (a customer paid that session),
+the walker hands the held session on anyway (Stripe's answer to the expire says whether it
+closed on its own), lets in-flight work finish and restarts from the head, which then holds only
+sessions not handled yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from checkout_sweeper.engine.gateway import Gateway, SessionPage
+from checkout_sweeper.engine.retry import PacedCalls
+from checkout_sweeper.engine.stop import StopSignal
+from checkout_sweeper.errors import StaleCursor, StripeProblem, SweepStopped
+
+MAX_RESTARTS_PER_PASS = 50  # a Stripe that refuses every cursor must not loop a dry run forever
+
+
+class SessionSink(Protocol):
+    """Where the walker sends the sessions it finds (the sweeper)."""
+
+    def is_new(self, session_id: str) -> bool: ...
+
+    def dispatch(self, session_id: str) -> None: ...
+
+    def forget(self, session_id: str) -> None: ...
+
+    def drain(self) -> None: ...
+
+
+@dataclass
+class PassListing:
+    """What one pass found: how many sessions it handed on, and which stay open."""
+
+    dispatched: int = 0
+    count: int = 0
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+    def still_open(self, session: dict[str, Any], cap: int) -> None:
+        self.count += 1
+        if len(self.sample) < cap:
+            self.sample.append(session)
+
+    def restart(self) -> None:
+        """Listing starts again from the head, so what stays open will be seen again."""
+        self.count = 0
+        self.sample.clear()
+
+
+@dataclass(frozen=True)
+class WalkOptions:
+    page_size: int = 100
+    created_before: int | None = None
+    dry_run: bool = False
+    remaining_cap: int = 100
+
+
+class ListWalker:
+    """Walks the open list once per ``walk()``; stops early when the stop signal is set."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        calls: PacedCalls,
+        stop: StopSignal,
+        sink: SessionSink,
+        options: WalkOptions,
+    ) -> None:
+        self._gateway = gateway
+        self._calls = calls
+        self._stop = stop
+        self._sink = sink
+        self._options = options
+
+    def walk(self, *, verify_only: bool = False) -> PassListing:
+        """One pass from the head, handing on sessions not handled yet (none if verifying)."""
+        listing = PassListing()
+        cursor: str | None = None
+        held: str | None = None
+        restarts = 0
+        while not self._stop.stopped:
+            try:
+                page = self._calls.call(lambda c=cursor: self._fetch(c))
+            except StaleCursor as stale:
+                restarts += 1
+                if restarts > MAX_RESTARTS_PER_PASS:
+                    self._stop.abort(stale)
+                    break
+                self._restart(held, listing)
+                cursor = held = None
+                continue
+            except SweepStopped:
+                break
+            except StripeProblem as problem:
+                self._stop.abort(problem)
+                break
+            if held is not None:
+                self._sink.dispatch(held)
+            cursor, held = self._take(page, listing, verify_only)
+            if cursor is None:
+                break
+        return listing
+
+    def _fetch(self, cursor: str | None) -> SessionPage:
+        return self._gateway.list_open(
+            limit=self._options.page_size,
+            starting_after=cursor,
+            created_before=self._options.created_before,
+        )
+
+    def _restart(self, held: str | None, listing: PassListing) -> None:
+        """The cursor went stale: settle the held session, let work finish, start over."""
+        if held is not None:
+            if self._options.dry_run:
+                self._sink.forget(held)  # listed again from the head if it is still open
+            else:
+                self._sink.dispatch(held)
+        self._sink.drain()
+        listing.restart()
+
+    def _take(
+        self, page: SessionPage, listing: PassListing, verify_only: bool
+    ) -> tuple[str | None, str | None]:
+        """Hand on the page's new sessions; return the next cursor and the session held back."""
+        options = self._options
+        fresh = []
+        for session in page.sessions:
+            new = not verify_only and self._sink.is_new(session["id"])
+            if new:
+                fresh.append(session["id"])
+            if not new or options.dry_run:  # a dry run leaves every session open
+                listing.still_open(session, options.remaining_cap)
+        cursor = page.sessions[-1]["id"] if page.has_more and page.sessions else None
+        held = fresh.pop() if cursor is not None and fresh and fresh[-1] == cursor else None
+        for session_id in fresh:
+            self._sink.dispatch(session_id)
+        listing.dispatched += len(fresh) + (1 if held else 0)
+        return cursor, held

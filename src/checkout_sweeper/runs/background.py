@@ -1,0 +1,61 @@
+"""Sweeps that outlive their request (``Prefer: respond-async``), run in this process.
+
+Each runs in a thread of its own under the same lease, heartbeat, journal and audit as a
+synchronous sweep. ``stop_all`` is called when the server stops (gunicorn's ``worker_exit``):
+dispatching stops, in-flight expires finish and are recorded, and each run ends
+``interrupted``; calling the endpoint again finishes the job (what was expired stays expired).
+A thread's failure is logged; its run row says how it ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from checkout_sweeper.errors import SweepAborted
+from checkout_sweeper.runs.recorded import RecordedSweep
+
+log = logging.getLogger("checkout_sweeper.background")
+_running: dict[str, tuple[RecordedSweep, threading.Thread]] = {}
+_lock = threading.Lock()
+
+
+def start(sweep: RecordedSweep) -> None:
+    thread = threading.Thread(
+        target=_run, args=(sweep,), name=f"sweep-{sweep.sweep_id[:8]}", daemon=True
+    )
+    with _lock:
+        _running[sweep.sweep_id] = (sweep, thread)
+    thread.start()
+
+
+def _run(sweep: RecordedSweep) -> None:
+    try:
+        result = sweep.run()
+        log.info(
+            "background sweep %s ended",
+            sweep.sweep_id,
+            extra={"fields": {"sweep_id": sweep.sweep_id, "succeeded": result.succeeded}},
+        )
+    except SweepAborted as stopped:
+        log.warning("background sweep %s stopped: %s", sweep.sweep_id, stopped)
+    except Exception:
+        log.exception("background sweep %s failed", sweep.sweep_id)
+    finally:
+        with _lock:
+            _running.pop(sweep.sweep_id, None)
+
+
+def running() -> list[str]:
+    with _lock:
+        return list(_running)
+
+
+def stop_all(reason: str = "the server is stopping", timeout_s: float = 60.0) -> None:
+    """Interrupt every background sweep of this process and wait for them to record."""
+    with _lock:
+        sweeps = list(_running.values())
+    for sweep, _ in sweeps:
+        sweep.interrupt(reason)
+    for _, thread in sweeps:
+        thread.join(timeout_s)

@@ -1,0 +1,93 @@
+"""A recorded sweep of the account in ``Settings``: the gateway, the pacing, the live-mode guard
+and the account's identity, as configured, around ``service.RecordedSweep``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress
+from checkout_sweeper.errors import LiveModeRefused, SweepInProgress
+from checkout_sweeper.runs.accounts import identify, known_account
+from checkout_sweeper.runs.lease import lease_is_held
+from checkout_sweeper.runs.recorded import RecordedSweep, Recording
+from checkout_sweeper.settings import Settings
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.stripe_api.adapter import StripeGateway
+
+
+def configured_gateway(settings: Settings) -> StripeGateway:
+    return StripeGateway(
+        settings.stripe_api_key or "",
+        api_base=settings.stripe_api_base,
+        stripe_account=settings.stripe_account,
+        timeout_s=settings.stripe_timeout_s,
+    )
+
+
+def refuse_early(settings: Settings, db: Database) -> None:
+    """The checks that need no Stripe request, made before a caller's quota is spent: a
+    live-mode key not allowed (``LiveModeRefused``), a sweep of the account already running
+    (``SweepInProgress``; taking the lease checks it again, atomically)."""
+    gateway = configured_gateway(settings)
+    if gateway.livemode and not settings.allow_live_mode:
+        raise LiveModeRefused()
+    account = known_account(db, gateway.key_fingerprint)
+    if account is not None and lease_is_held(db, account):
+        raise SweepInProgress(account)
+
+
+def identified_gateway(settings: Settings, db: Database, *, dry_run: bool) -> StripeGateway:
+    """The gateway with its account known; a live-mode key is refused unless allowed or the
+    sweep only reads (a dry run)."""
+    gateway = configured_gateway(settings)
+    if gateway.livemode and not settings.allow_live_mode and not dry_run:
+        raise LiveModeRefused()
+    identify(db, gateway)
+    return gateway
+
+
+def count_open(settings: Settings, gateway: StripeGateway, created_before: int | None) -> int:
+    """How many sessions are open (created before ``created_before``), by a listing that
+    records nothing and expires nothing."""
+    options = SweepOptions(
+        max_rps=settings.max_rps,
+        concurrency=settings.concurrency,
+        dry_run=True,
+        created_before=created_before,
+        remaining_cap=0,
+    )
+    return Sweeper(gateway, options).run().remaining_open_count
+
+
+def start_configured_sweep(
+    settings: Settings,
+    db: Database,
+    *,
+    trigger: str,
+    user_id: int | None = None,
+    dry_run: bool = False,
+    created_before: int | None = None,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+    once_leased: Callable[[], None] | None = None,
+    gateway: StripeGateway | None = None,
+) -> RecordedSweep:
+    """The sweep leased, paid for and recorded as running, ready to ``run`` (here, or in the
+    background). Raises ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``;
+    ``run`` then raises ``SweepAborted`` or ``AuditError``."""
+    gateway = gateway or identified_gateway(settings, db, dry_run=dry_run)
+    options = SweepOptions(
+        max_rps=settings.max_rps,
+        concurrency=settings.concurrency,
+        dry_run=dry_run,
+        created_before=created_before,
+    )
+    recording = Recording(db, settings.journal_dir, settings.lease_ttl_s, settings.audit_grace_s)
+    return RecordedSweep(
+        recording,
+        gateway,
+        options,
+        trigger=trigger,
+        user_id=user_id,
+        on_progress=on_progress,
+        once_leased=once_leased,
+    )

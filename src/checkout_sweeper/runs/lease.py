@@ -1,0 +1,112 @@
+"""One sweep at a time per Stripe account, across threads, workers, instances and the CLI.
+
+A lease row in the shared database (SQLite or PostgreSQL): taking it is one INSERT, or one
+UPDATE of a lease that has run out, so the database decides atomically who wins and a second
+caller learns at once that it lost. The holder renews the lease while it works; a process that
+is killed simply stops renewing, and the lease lapses after ``ttl_s`` seconds, so no crash can
+block an account forever.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+
+from checkout_sweeper import defaults
+from checkout_sweeper.errors import SweepInProgress
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.models import SweepLock
+
+__all__ = ["AccountLease", "SweepInProgress"]
+
+
+def this_host_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(owner: str) -> bool:
+    """True when ``owner`` (host:pid) is a process of this host that no longer runs."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
+
+
+def lease_is_held(db: Database, account: str) -> bool:
+    """Whether a live sweep holds ``account`` now (a read only: ``acquire`` decides)."""
+    with db.session() as session:
+        holder = session.get(SweepLock, account)
+    if holder is None or holder.expires_at < time.time():
+        return False
+    return not holder_is_dead(holder.owner)
+
+
+class AccountLease:
+    """``acquire()`` or raise ``SweepInProgress``; ``renew()`` while working; ``release()``."""
+
+    def __init__(
+        self, db: Database, account: str, run_id: str, ttl_s: float = defaults.LEASE_TTL_S
+    ) -> None:
+        self.db = db
+        self.account = account
+        self.run_id = run_id
+        self.ttl_s = ttl_s
+        self.owner = this_host_owner()
+
+    def acquire(self) -> None:
+        """Take the lease: a new row, or the row of a lease that ran out or whose holder is a
+        process of this host that no longer exists (killed), so a crash blocks nobody."""
+        expires = time.time() + self.ttl_s
+        try:
+            with self.db.session() as session:
+                session.add(
+                    SweepLock(
+                        account=self.account,
+                        run_id=self.run_id,
+                        owner=self.owner,
+                        expires_at=expires,
+                    )
+                )
+            return
+        except IntegrityError:
+            pass
+        with self.db.session() as session:
+            holder = session.get(SweepLock, self.account)
+            lapsed = SweepLock.expires_at < time.time()
+            if holder is not None and holder_is_dead(holder.owner):
+                lapsed = SweepLock.owner == holder.owner
+            taken = session.execute(
+                update(SweepLock)
+                .where(SweepLock.account == self.account, lapsed)
+                .values(run_id=self.run_id, owner=self.owner, expires_at=expires)
+            )
+            if taken.rowcount != 1:
+                raise SweepInProgress(self.account)
+
+    def renew(self) -> bool:
+        """Push the lease forward; False if it was lost (expired and taken by someone else)."""
+        with self.db.session() as session:
+            kept = session.execute(
+                update(SweepLock)
+                .where(SweepLock.account == self.account, SweepLock.run_id == self.run_id)
+                .values(expires_at=time.time() + self.ttl_s)
+            )
+            return kept.rowcount == 1
+
+    def release(self) -> None:
+        with self.db.session() as session:
+            session.execute(
+                delete(SweepLock).where(
+                    SweepLock.account == self.account, SweepLock.run_id == self.run_id
+                )
+            )

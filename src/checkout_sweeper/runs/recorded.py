@@ -1,0 +1,226 @@
+"""A recorded sweep: lease the account, run the engine, keep the audit trail, release.
+
+The endpoint and the ``sweep`` command both come through here, so the two doors share the same
+guarantees:
+
+* one sweep per account at a time: the lease is renewed every ``ttl/6`` seconds, and the
+  sweeper may send no Stripe request after ``last renewal + ttl - margin`` (``LeaseKeeper``), so
+  it stops before its lease can lapse and another sweeper take the account, whatever keeps the
+  renewal from succeeding;
+* every outcome written down (``audit.RunRecorder``, with its local journal);
+* a run row that always ends as succeeded, incomplete, failed or interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from checkout_sweeper import defaults
+from checkout_sweeper.engine.gateway import Gateway
+from checkout_sweeper.engine.stop import StopSignal
+from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress, SweepResult
+from checkout_sweeper.engine.tally import SessionOutcome
+from checkout_sweeper.errors import LeaseLost, SweepAborted, SweepInterrupted
+from checkout_sweeper.runs.lease import AccountLease
+from checkout_sweeper.runs.observer import SweepObserver
+from checkout_sweeper.runs.recorder import RunRecorder
+from checkout_sweeper.store.database import Database
+
+__all__ = ["RecordedSweep", "Recording", "lease_margin_s"]
+
+log = logging.getLogger("checkout_sweeper.service")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Where and how a sweep is recorded: the database, the journal folder, the lease."""
+
+    db: Database
+    journal_dir: Path
+    lease_ttl_s: float = defaults.LEASE_TTL_S
+    audit_grace_s: float = defaults.AUDIT_GRACE_S
+
+
+def lease_margin_s(ttl_s: float) -> float:
+    """How long before its lease could lapse a sweeper stops sending requests."""
+    return max(ttl_s / 3, min(1.0, ttl_s / 2))
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the lease and moves the sweeper's deadline after each renewal that succeeds."""
+
+    def __init__(self, lease: AccountLease, stop: StopSignal, ttl_s: float) -> None:
+        super().__init__(name="lease-keeper", daemon=True)
+        self._lease = lease
+        self._signal = stop
+        self._ttl_s = ttl_s
+        self._done = threading.Event()
+        self.failures = 0
+
+    def start_deadline(self, renewed_at: float) -> None:
+        deadline = renewed_at + self._ttl_s - lease_margin_s(self._ttl_s)
+        lapse = LeaseLost(
+            "the account lease could not be renewed in time (the database did not answer); "
+            "stopped so that two sweeps never overlap"
+        )
+        self._signal.set_deadline(deadline, lapse)
+
+    def run(self) -> None:
+        while not self._done.wait(self._ttl_s / 6):
+            started = time.monotonic()
+            try:
+                kept = self._lease.renew()
+            except Exception as err:  # the deadline stays where it was; logged and counted
+                self.failures += 1
+                log.warning("lease renewal failed (%d in a row): %s", self.failures, err)
+                continue
+            if not kept:
+                self._signal.abort(LeaseLost("the account lease was taken by another sweep"))
+                return
+            self.failures = 0
+            self.start_deadline(started)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=1)
+
+
+class RecordedSweep:
+    """A sweep that has taken its account's lease and has its run row, ready to ``run``
+    (here, or in a background thread for an asynchronous request)."""
+
+    def __init__(
+        self,
+        recording: Recording,
+        gateway: Gateway,
+        options: SweepOptions,
+        *,
+        trigger: str,
+        user_id: int | None = None,
+        on_progress: Callable[[SweepProgress], None] | None = None,
+        once_leased: Callable[[], None] | None = None,
+    ) -> None:
+        """Take the lease, run ``once_leased`` (the endpoint spends the caller's quota there,
+        so a call refused because a sweep is running never spends it), record the run.
+
+        Raises ``SweepInProgress``, or what ``once_leased`` raised (the lease is given back).
+        """
+        self.sweep_id = uuid.uuid4().hex
+        self._grace_s = recording.audit_grace_s
+        self._lease = AccountLease(
+            recording.db, gateway.account, self.sweep_id, ttl_s=recording.lease_ttl_s
+        )
+        acquired_at = time.monotonic()
+        self._lease.acquire()
+        try:
+            if once_leased is not None:
+                once_leased()
+            run = {"id": self.sweep_id, "trigger": trigger, "user_id": user_id}
+            run.update(account=gateway.account, livemode=gateway.livemode)
+            run.update(dry_run=options.dry_run, status="running")
+            self._recorder = RunRecorder(recording.db, recording.journal_dir, run)
+        except BaseException:
+            _release(self._lease)
+            raise
+        self.sweeper = Sweeper(
+            gateway,
+            options,
+            sweep_id=self.sweep_id,
+            on_outcome=self._outcome,
+            on_progress=self._progress(on_progress),
+        )
+        self._observer = SweepObserver(self.sweep_id, trigger, self.sweeper.bucket)
+        self._observer.pending = lambda: self._recorder.pending
+        self._observer.started()
+        self._keeper = LeaseKeeper(self._lease, self.sweeper.stop, recording.lease_ttl_s)
+        self._keeper.start_deadline(acquired_at)
+
+    def _outcome(self, outcome: SessionOutcome) -> None:
+        self._recorder.on_outcome(outcome)
+        self._observer.outcome(outcome)
+
+    def _progress(
+        self, on_progress: Callable[[SweepProgress], None] | None
+    ) -> Callable[[SweepProgress], None]:
+        def progress(snapshot: SweepProgress) -> None:
+            self._recorder.on_progress(snapshot)
+            self._observer.progress(snapshot)
+            if on_progress is not None:
+                on_progress(snapshot)
+
+        return progress
+
+    def interrupt(self, reason: str) -> None:
+        """Stop from another thread (the server is stopping): in-flight expires finish and are
+        recorded, and the run ends ``interrupted``."""
+        self.sweeper.abort(SweepInterrupted(reason))
+
+    def run(self) -> SweepResult:
+        """Raises ``SweepAborted`` (carrying what was done) or ``AuditError`` (the database
+        stayed out of reach; the journal keeps everything). The lease is released."""
+        try:
+            return _run_recorded(self.sweeper, self._keeper, self._recorder, self._grace_s)
+        finally:
+            self._observer.finished(self._recorder.status, self.sweeper.progress)
+            _release(self._lease)
+
+
+def _run_recorded(
+    sweeper: Sweeper, keeper: LeaseKeeper, recorder: RunRecorder, grace_s: float
+) -> SweepResult:
+    """The sweep with its lease keeper; the run row ends whatever happens."""
+    keeper.start()
+    try:
+        result = sweeper.run()
+    except (LeaseLost, SweepInterrupted) as stopped:
+        recorder.finish("interrupted", _values(stopped.result, str(stopped)), grace_s=grace_s)
+        raise
+    except SweepAborted as aborted:
+        recorder.finish("failed", _values(aborted.result, str(aborted)), grace_s=grace_s)
+        raise
+    except KeyboardInterrupt as signal:  # Ctrl-C, or SIGTERM turned into one by the door
+        partial = sweeper.partial_result()
+        recorder.finish("interrupted", _values(partial, "interrupted"), grace_s=grace_s)
+        raise SweepInterrupted("the sweep was interrupted", partial) from signal
+    except BaseException as crash:  # SystemExit, or a bug: the run row still ends
+        recorder.finish("failed", {"error": type(crash).__name__}, grace_s=grace_s)
+        raise
+    finally:
+        keeper.stop()
+    status = "succeeded" if result.succeeded else "incomplete"
+    recorder.finish(status, _values(result), grace_s=grace_s)
+    return result
+
+
+def _values(result: SweepResult | None, error: str | None = None) -> dict[str, object]:
+    """The run row's closing values; a finished sweep keeps its whole answer (``result``)."""
+    values: dict[str, object] = {"error": error}
+    if result is not None:
+        values["stripe_requests"] = result.stripe_requests
+        if error is None:
+            values["remaining_count"] = result.remaining_open_count
+            values["result"] = json.dumps(result.as_data(), default=str)
+    return values
+
+
+def _release(lease: AccountLease, timeout_s: float = 5.0) -> None:
+    """Give the lease back, waiting at most ``timeout_s`` on a database that may be silent."""
+
+    def release() -> None:
+        try:
+            lease.release()
+        except Exception as err:  # it lapses on its own after its TTL
+            log.warning("could not release the account lease (it lapses by itself): %s", err)
+
+    releaser = threading.Thread(target=release, name="lease-release", daemon=True)
+    releaser.start()
+    releaser.join(timeout_s)
+    if releaser.is_alive():
+        log.warning("the database did not answer the lease release; it lapses by itself")

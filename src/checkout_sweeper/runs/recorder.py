@@ -1,0 +1,176 @@
+"""The audit trail of one sweep: a ``SweepRun`` row and a ``SweptSession`` row per session.
+
+Nothing is lost on the way. Each outcome is first appended to the run's local journal (on disk
+at once), then kept in memory until a background writer has it in the database; a write that
+fails keeps its batch and is retried with backoff, and logged. At the end, ``finish`` waits up
+to a grace period for the database; if it is still out of reach, it raises ``AuditError``
+naming the journal, which the next command or worker imports (``recovery``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress
+from checkout_sweeper.errors import AuditError
+from checkout_sweeper.runs.journal import Journal
+from checkout_sweeper.runs.rows import close_run, insert_outcomes, outcome_entry, update_run
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.models import SweepRun, utcnow
+
+log = logging.getLogger("checkout_sweeper.audit")
+MAX_RETRY_WAIT_S = 8.0
+
+
+class RunRecorder:
+    """Writes one sweep's run row and session rows as the sweep goes; thread-safe."""
+
+    def __init__(
+        self,
+        db: Database,
+        journal_dir: Path,
+        run: dict[str, Any],
+        *,
+        batch_size: int = 100,
+        flush_every_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.run_id: str = run["id"]
+        self.batch_size = batch_size
+        self.flush_every_s = flush_every_s
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._progress: SweepProgress | None = None
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self.write_failures = 0
+        self.status = "running"
+        with db.session() as session:  # the database must answer for a sweep to start
+            session.add(SweepRun(**run, host=socket.gethostname(), pid=os.getpid()))
+        self.journal = Journal(journal_dir, self.run_id)
+        self.journal.append({"kind": "run", **run})
+        self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
+        self._writer.start()
+
+    @property
+    def pending(self) -> int:
+        """Outcomes in the journal that have not reached the database yet."""
+        with self._lock:
+            return len(self._pending)
+
+    def on_outcome(self, outcome: SessionOutcome) -> None:
+        entry = outcome_entry(outcome.session_id, outcome.outcome, outcome.error, outcome.attempts)
+        self.journal.append(entry)
+        with self._lock:
+            self._pending.append(entry)
+            due = len(self._pending) >= self.batch_size
+        if due:
+            self._wake.set()
+
+    def on_progress(self, progress: SweepProgress) -> None:
+        self._progress = progress
+
+    def finish(self, status: str, values: dict[str, Any], *, grace_s: float) -> None:
+        """Close the run with ``status``; wait up to ``grace_s`` for the database (even one
+        that never answers), else raise ``AuditError`` naming the journal that holds all."""
+        self.status = status
+        self._closing.set()
+        self._wake.set()
+        final = {"status": status, "finished_at": utcnow(), **values}
+        self.journal.append({"kind": "finish", **final})
+        written = threading.Event()
+        closer = threading.Thread(
+            target=self._write_final,
+            args=(final, time.monotonic() + grace_s, written),
+            name="audit-close",
+            daemon=True,  # a write stuck on a silent database must not keep the process alive
+        )
+        closer.start()
+        closer.join(timeout=grace_s + 1)
+        if not written.is_set():
+            raise AuditError(
+                f"the database could not be reached to record sweep {self.run_id}; every "
+                f"outcome is kept in {self.journal.path} and will be imported by the next "
+                "command once the database answers"
+            )
+        self.journal.remove()
+
+    def _write_final(
+        self, final: dict[str, Any], deadline: float, written: threading.Event
+    ) -> None:
+        wait = 0.25
+        while True:
+            try:
+                self._write(final)
+            except Exception as err:  # logged; retried until the grace period ends
+                self._note_failure(err)
+                if time.monotonic() + wait > deadline:
+                    return
+                time.sleep(wait)
+                wait = min(wait * 2, MAX_RETRY_WAIT_S)
+            else:
+                written.set()
+                return
+
+    # the writer -------------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        wait = self.flush_every_s
+        while not self._closing.is_set():
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            try:
+                self._write()
+                wait = self.flush_every_s
+            except Exception as err:  # kept, logged, retried with backoff
+                self._note_failure(err)
+                wait = min(max(wait, 0.25) * 2, MAX_RETRY_WAIT_S)
+
+    def _write(self, final: dict[str, Any] | None = None) -> None:
+        """One transaction: the pending outcomes and the run's counters (or its close)."""
+        with self._write_lock:
+            with self._lock:
+                batch = list(self._pending)
+            with self.db.session() as session:
+                insert_outcomes(session, self.run_id, batch)
+                if final is not None:
+                    close_run(session, self.run_id, final)
+                else:
+                    update_run(session, self.run_id, self._counters())
+            with self._lock:
+                del self._pending[: len(batch)]
+        if self.write_failures:
+            log.info("audit writes for sweep %s work again", self.run_id)
+            self.write_failures = 0
+
+    def _counters(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        progress = self._progress
+        if progress is not None:
+            values.update(
+                expired_count=progress.expired,
+                already_closed_count=progress.already_closed,
+                failed_count=progress.failed,
+                stripe_requests=progress.requests,
+            )
+        return values
+
+    def _note_failure(self, err: Exception) -> None:
+        self.write_failures += 1
+        log.warning(
+            "audit write for sweep %s failed (%d in a row; %d outcomes wait in %s): %s",
+            self.run_id,
+            self.write_failures,
+            self.pending,
+            self.journal.path,
+            err,
+            extra={"fields": {"sweep_id": self.run_id, "pending": self.pending}},
+        )

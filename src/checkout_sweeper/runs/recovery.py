@@ -1,0 +1,79 @@
+"""Journal import: outcomes that a dead process, or a database out of reach, left on disk.
+
+Run at the start of every command and worker. A journal whose run still holds its lease belongs
+to a live sweep and is left alone; any other is written to the database (rows that are already
+there are skipped), its run is closed (``interrupted`` when the journal has no end), and the
+file is deleted. A journal that cannot be imported now stays for the next try.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from checkout_sweeper.runs.journal import journal_files, read_entries, run_id_of
+from checkout_sweeper.runs.rows import close_run, insert_outcomes, live_run_ids
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.models import SweepRun, utcnow
+
+log = logging.getLogger("checkout_sweeper.audit")
+DIED = "the process stopped mid-sweep; its outcomes were imported from its journal"
+
+
+def import_journals(db: Database, folder: Path) -> int:
+    """Import every finished or abandoned journal in ``folder``; return how many."""
+    paths = journal_files(folder)
+    if not paths:
+        return 0
+    live = live_run_ids(db)
+    imported = 0
+    for path in paths:
+        if run_id_of(path) in live:
+            continue
+        try:
+            _import(db, path)
+        except Exception as err:  # left on disk for the next start
+            log.warning("journal %s could not be imported yet: %s", path, err)
+            continue
+        imported += 1
+        path.unlink(missing_ok=True)
+    return imported
+
+
+def _import(db: Database, path: Path) -> None:
+    run_id = run_id_of(path)
+    entries = read_entries(path)
+    run = next((e for e in entries if e.get("kind") == "run"), None)
+    finish = next((e for e in reversed(entries) if e.get("kind") == "finish"), None)
+    outcomes = [e for e in entries if e.get("kind") == "outcome"]
+    with db.session() as session:
+        row = session.get(SweepRun, run_id)
+        if row is None and run is not None:
+            session.add(SweepRun(**_run_columns(run)))
+            session.flush()
+        insert_outcomes(session, run_id, outcomes)
+        close_run(session, run_id, _closing_values(finish, row))
+    log.info(
+        "imported %d outcomes of sweep %s from %s",
+        len(outcomes),
+        run_id,
+        path,
+        extra={"fields": {"sweep_id": run_id, "outcomes": len(outcomes)}},
+    )
+
+
+def _run_columns(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k != "kind"}
+
+
+def _closing_values(finish: dict[str, Any] | None, row: SweepRun | None) -> dict[str, Any]:
+    if finish is not None:
+        values = {k: v for k, v in finish.items() if k != "kind"}
+        finished = values.get("finished_at")
+        values["finished_at"] = datetime.fromisoformat(finished) if finished else utcnow()
+        return values
+    if row is not None and row.status not in ("running", "interrupted"):
+        return {}
+    return {"status": "interrupted", "error": DIED, "finished_at": utcnow()}

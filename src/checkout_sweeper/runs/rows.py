@@ -1,0 +1,182 @@
+"""The audit tables as the recorder and the journal import write them.
+
+Session rows are inserted with "on conflict do nothing" on (run, session), so a batch written
+twice (a retry after a lost commit, a journal imported while its writer also wrote) never
+doubles a row; a run's counts are recounted from its rows when it closes, so they always agree.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from checkout_sweeper.runs.lease import holder_is_dead
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
+
+COUNTED = {"expired": "expired_count", "already_closed": "already_closed_count"}
+COUNTED["failed"] = "failed_count"
+
+
+def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: int) -> dict:
+    """A journal line and a row's values in one shape."""
+    return {
+        "kind": "outcome",
+        "session_id": session_id,
+        "outcome": outcome,
+        "error": error,
+        "attempts": attempts,
+        "at": time.time(),
+    }
+
+
+def insert_outcomes(session: Session, run_id: str, entries: list[dict[str, Any]]) -> None:
+    if not entries:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    rows = [
+        {
+            "run_id": run_id,
+            "session_id": e["session_id"],
+            "outcome": e["outcome"],
+            "error": e.get("error"),
+            "attempts": e.get("attempts", 1),
+            "recorded_at": datetime.fromtimestamp(e.get("at", time.time()), tz=UTC),
+        }
+        for e in entries
+    ]
+    statement = insert(SweptSession).on_conflict_do_nothing(index_elements=["run_id", "session_id"])
+    session.execute(statement, rows)
+
+
+def recount(session: Session, run_id: str) -> dict[str, int]:
+    """The run's counts, from its session rows."""
+    counts = dict.fromkeys(COUNTED.values(), 0)
+    grouped = session.execute(
+        select(SweptSession.outcome, func.count())
+        .where(SweptSession.run_id == run_id)
+        .group_by(SweptSession.outcome)
+    )
+    for outcome, count in grouped:
+        if outcome in COUNTED:
+            counts[COUNTED[outcome]] = count
+    return counts
+
+
+def update_run(session: Session, run_id: str, values: dict[str, Any]) -> None:
+    session.execute(update(SweepRun).where(SweepRun.id == run_id).values(values))
+
+
+def close_run(session: Session, run_id: str, values: dict[str, Any]) -> None:
+    """Final status and times, with counts recounted from the rows."""
+    update_run(session, run_id, {**values, **recount(session, run_id)})
+
+
+def live_run_ids(db: Database) -> set[str]:
+    """Runs whose lease is still held by a process that may be alive and writing."""
+    held = select(SweepLock.run_id, SweepLock.owner).where(SweepLock.expires_at >= time.time())
+    with db.session() as session:
+        return {run_id for run_id, owner in session.execute(held) if not holder_is_dead(owner)}
+
+
+def mark_stale_runs_interrupted(db: Database) -> int:
+    """Runs still 'running' without a live lease belong to a process that died mid-sweep."""
+    alive = live_run_ids(db)
+    with db.session() as session:
+        result = session.execute(
+            update(SweepRun)
+            .where(SweepRun.status == "running", SweepRun.id.not_in(alive))
+            .values(status="interrupted", error="the process stopped mid-sweep (lease lapsed)")
+        )
+        return result.rowcount or 0
+
+
+def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    """Newest first; ``records`` counts the run's session rows, ``pending`` the outcomes its
+    counters know of that have not reached the database yet (a journal still to import)."""
+    mark_stale_runs_interrupted(db)
+    with db.session() as session:
+        newest = select(SweepRun).order_by(SweepRun.started_at.desc()).limit(limit)
+        runs = [run.as_dict() for run in session.scalars(newest)]
+        counted = dict(
+            session.execute(
+                select(SweptSession.run_id, func.count())
+                .where(SweptSession.run_id.in_([run["id"] for run in runs]))
+                .where(SweptSession.outcome.in_(list(COUNTED)))
+                .group_by(SweptSession.run_id)
+            ).all()
+        )
+    for run in runs:
+        run["records"] = counted.get(run["id"], 0)
+        known = sum(run[column] for column in COUNTED.values())
+        run["pending"] = max(0, known - run["records"])
+    return runs
+
+
+def find_run(db: Database, id_or_prefix: str) -> dict[str, Any] | None:
+    """A run by its id, or by a prefix of it that only one run has (as ``history`` shows)."""
+    with db.session() as session:
+        run = session.get(SweepRun, id_or_prefix)
+        if run is None and len(id_or_prefix) >= 4:
+            matches = session.scalars(
+                select(SweepRun).where(SweepRun.id.startswith(id_or_prefix)).limit(2)
+            ).all()
+            run = matches[0] if len(matches) == 1 else None
+        return run.as_dict() if run is not None else None
+
+
+def run_sessions(
+    db: Database,
+    run_id: str,
+    *,
+    outcomes: tuple[str, ...] = (),
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> list[dict[str, Any]]:
+    """The run's session rows in the order they were recorded, optionally filtered by
+    outcome and paged by ``starting_after`` (a session id) and ``limit``."""
+    query = select(SweptSession).where(SweptSession.run_id == run_id).order_by(SweptSession.id)
+    if outcomes:
+        query = query.where(SweptSession.outcome.in_(outcomes))
+    with db.session() as session:
+        if starting_after is not None:
+            after = session.scalar(
+                select(SweptSession.id).where(
+                    SweptSession.run_id == run_id, SweptSession.session_id == starting_after
+                )
+            )
+            if after is None:
+                raise LookupError(starting_after)
+            query = query.where(SweptSession.id > after)
+        if limit is not None:
+            query = query.limit(limit)
+        return [row.as_dict() for row in session.scalars(query)]
+
+
+def user_runs(db: Database, user_id: int, limit: int) -> list[dict[str, Any]]:
+    """The user's runs, newest first (``limit + 1`` tells the caller whether there are more)."""
+    mark_stale_runs_interrupted(db)
+    query = (
+        select(SweepRun)
+        .where(SweepRun.user_id == user_id)
+        .order_by(SweepRun.started_at.desc())
+        .limit(limit)
+    )
+    with db.session() as session:
+        return [run.as_dict() for run in session.scalars(query)]
+
+
+def run_of_user(db: Database, run_id: str, user_id: int) -> dict[str, Any] | None:
+    """One run with its stored answer, if this user started it."""
+    with db.session() as session:
+        run = session.get(SweepRun, run_id)
+        if run is None or run.user_id != user_id:
+            return None
+        return {**run.as_dict(), "result": json.loads(run.result) if run.result else None}

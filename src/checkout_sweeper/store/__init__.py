@@ -1,0 +1,1 @@
+"""What is kept: tables, the database handle, Alembic migrations and the users."""

@@ -1,0 +1,128 @@
+"""The database handle: an engine, a session factory, and ``upgrade()`` to the latest schema.
+
+Plain SQLAlchemy (no Flask extension) so that the command line, the sweep's audit writer and the
+web app share one way in. SQLite gets WAL and a busy timeout so the API and a CLI sweep can use
+the same file; PostgreSQL serialises concurrent migrations with an advisory lock.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy.orm import Session, sessionmaker
+
+_MIGRATION_LOCK_ID = 0x5EE9_C0DE  # pg_advisory_lock key for "checkout-sweeper migrations"
+CONNECT_TIMEOUT_S = 3
+STATEMENT_TIMEOUT_MS = 5000
+# A PostgreSQL that refuses, drops packets or waits on a lock becomes an error in seconds:
+# connecting is bounded, a statement is cancelled by the server after 5 s, and keepalives plus
+# tcp_user_timeout notice a peer that stopped acknowledging.
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 5000,
+    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout=3000",
+}
+
+
+@functools.cache
+def newest_revision() -> str:
+    """The newest migration's revision: migrations are named ``NNNN_what.py`` with revision
+    ``NNNN`` (a test holds this to what the migration tool computes)."""
+    versions = resources.files("checkout_sweeper.store") / "migrations" / "versions"
+    return max(f.name[:4] for f in versions.iterdir() if f.name[:4].isdigit())
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """One per process: ``session()`` for units of work, ``upgrade()`` for migrations."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 10}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_timeout=CONNECT_TIMEOUT_S * 2,
+                connect_args=POSTGRES_CONNECT_ARGS if url.startswith("postgresql") else {},
+            )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration; safe to run from many processes at once.
+        A schema already there is the common case: it is checked with one query, so that a
+        command does not pay for loading the migration tooling (half a second) on every run."""
+        if self.schema_is_current():
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option(
+            "script_location", str(resources.files("checkout_sweeper.store") / "migrations")
+        )
+        with self.engine.connect() as connection:
+            if self.dialect == "postgresql":
+                # Another instance may hold the lock while it migrates: wait for it.
+                connection.execute(text("SET statement_timeout = 0; SET lock_timeout = 0"))
+                connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+                connection.commit()
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+            finally:
+                if self.dialect == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                    )
+                    connection.execute(text("RESET statement_timeout; RESET lock_timeout"))
+                    connection.commit()
+
+    def schema_is_current(self) -> bool:
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return False
+            found = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            return set(found) == {newest_revision()}
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

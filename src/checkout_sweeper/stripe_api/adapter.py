@@ -1,0 +1,198 @@
+"""The one place that talks to the ``stripe`` SDK.
+
+It implements ``gateway.Gateway`` and turns SDK exceptions, at this one boundary, into the
+``StripeProblem`` branch of ``errors``: a session that was no longer open, a cursor that went
+stale, an error worth retrying, an error that ends the sweep. Nothing else in the project
+imports ``stripe``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import stripe
+
+from checkout_sweeper import defaults
+from checkout_sweeper.engine.gateway import SessionPage
+from checkout_sweeper.errors import (
+    FatalStripeError,
+    RetryableError,
+    SessionNotOpen,
+    SessionRejected,
+    StaleCursor,
+    StripeProblem,
+)
+from checkout_sweeper.metrics import STRIPE_REQUESTS, result_class
+from checkout_sweeper.stripe_keys import account_fingerprint, is_live_key
+
+log = logging.getLogger("checkout_sweeper.stripe")
+_NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
+_ERRNO = re.compile(r"\[Errno -?\d+\][^'\")\]]*")
+CONNECT_TIMEOUT_S = 2.0  # Stripe answers a connection in well under a second
+
+
+def _retry_after(headers: dict[str, str] | None) -> float | None:
+    try:
+        return float((headers or {}).get("retry-after", ""))
+    except ValueError:
+        return None
+
+
+def _network_cause(err: BaseException) -> str:
+    """The short reason under an SDK connection error (refused, timed out, no such host)."""
+    text = str(err.__cause__ or err)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(0).strip()
+    if "timed out" in text.lower():
+        return "no answer in time (timed out)"
+    return type(err.__cause__ or err).__name__
+
+
+def _translate(err: stripe.StripeError, where: str = "api.stripe.com") -> StripeProblem:
+    if isinstance(err, stripe.APIConnectionError):
+        return RetryableError(f"could not reach Stripe at {where}: {_network_cause(err)}")
+    status = err.http_status or 0
+    should_retry = (err.headers or {}).get("stripe-should-retry")
+    summary = f"Stripe {status or 'connection'} error: {err.user_message or type(err).__name__}"
+    if isinstance(err, stripe.RateLimitError):
+        # The SDK leaves ``code`` unset on its RateLimitError; the error object carries it.
+        code = err.error.code if err.error else err.code
+        if code == "lock_timeout":  # another request holds the object: not the rate
+            return RetryableError(summary, lock_contention=True)
+        return RetryableError(summary, rate_limited=True, retry_after_s=_retry_after(err.headers))
+    if should_retry == "false" and status >= 409:
+        return SessionRejected(summary, status)  # Stripe says a retry cannot help this call
+    if should_retry == "true" or status >= 500 or status == 409:
+        return RetryableError(summary, retry_after_s=_retry_after(err.headers))
+    if isinstance(err, stripe.AuthenticationError | stripe.PermissionError):
+        return FatalStripeError(summary)
+    return SessionRejected(summary, status)
+
+
+def _session_path(session_id: str, action: str = "") -> str:
+    return f"/v1/checkout/sessions/{quote(session_id, safe='')}{action}"
+
+
+@contextmanager
+def _counted(operation: str) -> Iterator[None]:
+    """Count one Stripe request by operation and result class."""
+    try:
+        yield
+    except stripe.StripeError as err:
+        limited = isinstance(err, stripe.RateLimitError)
+        status = None if isinstance(err, stripe.APIConnectionError) else err.http_status
+        STRIPE_REQUESTS.labels(operation, result_class(status, limited)).inc()
+        raise
+    STRIPE_REQUESTS.labels(operation, "ok").inc()
+
+
+class StripeGateway:
+    """Checkout Session calls for one API key (and optional connected account)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str | None = None,
+        stripe_account: str | None = None,
+        timeout_s: float = defaults.STRIPE_TIMEOUT_S,
+    ) -> None:
+        self.where = f"STRIPE_API_BASE={api_base}" if api_base else "api.stripe.com"
+        self.livemode = is_live_key(api_key)
+        self.key_fingerprint = account_fingerprint(api_key, stripe_account)
+        self.account = self.key_fingerprint  # until ``identify`` reads the account
+        self._client = stripe.StripeClient(
+            api_key,
+            stripe_account=stripe_account,
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=0,  # the engine retries, with its own pacing and backoff
+            http_client=stripe.RequestsClient(
+                timeout=(min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)  # type: ignore[arg-type]
+            ),
+        )
+
+    def identify(self) -> str:
+        """Key the lease on the Stripe account itself (``test:acct_...``), read once, so that
+        every key of one account shares one lease; a key that may not read the account (a
+        restricted key without that permission) keeps the key's fingerprint, and it is logged.
+        """
+        try:
+            with _counted("account"):
+                account = self._client.v1.accounts.retrieve_current()
+        except (stripe.PermissionError, stripe.InvalidRequestError) as err:
+            if err.http_status not in (403, 404):
+                raise _translate(err, self.where) from None
+            log.warning(
+                "this key may not read its Stripe account (%s); the one-sweep lease is keyed on "
+                "the key instead, so another key of the same account is not kept out",
+                err.http_status,
+            )
+            return self.account
+        except stripe.StripeError as err:
+            raise _translate(err, self.where) from None
+        mode = "live" if self.livemode else "test"
+        self.account = f"{mode}:{account.id}"
+        return self.account
+
+    def _request(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        """One request, its answer left as parsed JSON: the SDK's typed objects cost about ten
+        times the CPU to build (100 ms for a page of 100 sessions), and that CPU, taken from
+        the threads about to send, bunches their sends up against Stripe's one-second limit.
+        Errors are raised as the SDK's exceptions, as with the typed calls."""
+        return self._client.raw_request(method, path, **(params or {})).data
+
+    def list_open(
+        self,
+        *,
+        limit: int = 100,
+        starting_after: str | None = None,
+        created_before: int | None = None,
+    ) -> SessionPage:
+        params: dict[str, Any] = {"status": "open", "limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        if created_before is not None:
+            params["created"] = {"lt": created_before}
+        try:
+            with _counted("list"):
+                page = self._request("get", "/v1/checkout/sessions", params)
+        except stripe.InvalidRequestError as err:
+            if starting_after and err.http_status in (400, 404):
+                # Stripe says resource_missing on the cursor; other Stripes word it otherwise.
+                # Either way the engine restarts without a cursor, and an error that is not
+                # about the cursor comes back there and ends the sweep.
+                raise StaleCursor(str(err.user_message)) from None
+            raise _translate(err, self.where) from None
+        except stripe.StripeError as err:
+            raise _translate(err, self.where) from None
+        return SessionPage(list(page["data"]), bool(page["has_more"]))
+
+    def session_status(self, session_id: str) -> str:
+        """The session's current status, to explain an expire refusal Stripe worded oddly."""
+        try:
+            with _counted("retrieve"):
+                return str(self._request("get", _session_path(session_id))["status"])
+        except stripe.StripeError as err:
+            raise _translate(err, self.where) from None
+
+    def expire(self, session_id: str, idempotency_key: str) -> None:
+        try:
+            with _counted("expire"):
+                self._request(
+                    "post",
+                    _session_path(session_id, "/expire"),
+                    {"idempotency_key": idempotency_key},
+                )
+        except stripe.InvalidRequestError as err:
+            found = _NOT_OPEN_STATUS.search(err.user_message or "")
+            if err.http_status == 400 and found:
+                raise SessionNotOpen(found.group(1)) from None
+            raise _translate(err, self.where) from None
+        except stripe.StripeError as err:
+            raise _translate(err, self.where) from None

@@ -1,0 +1,1 @@
+"""The HTTP door: the app factory, blueprints, tokens, envelopes and gunicorn hooks."""

@@ -1,0 +1,41 @@
+"""Who is calling, for every authenticated route: the Bearer token's user, or the answer that
+says why not (401, 400, 404)."""
+
+from __future__ import annotations
+
+from flask import g, request
+
+from checkout_sweeper.errors import ApiError, AuthError
+from checkout_sweeper.store.models import User
+from checkout_sweeper.store.users import find_user
+from checkout_sweeper.web.state import app_state
+from checkout_sweeper.web.tokens import bearer_token, user_id_from, verify
+
+
+def authenticated_user_id() -> int | None:
+    """The row id the token names (None: no row can have it); 401/400 otherwise."""
+    state = app_state()
+    try:
+        token = bearer_token(request.headers.get("Authorization"))
+        claims = verify(token, state.settings.jwt)
+        return user_id_from(claims, state.settings.jwt.user_id_claim)
+    except AuthError as err:
+        headers = (
+            {"WWW-Authenticate": 'Bearer realm="checkout-sweeper"'} if err.status == 401 else {}
+        )
+        raise ApiError(err.status, err.message, headers) from None
+
+
+def load_user(user_id: int | None) -> User:
+    user = find_user(app_state().db, user_id) if user_id is not None else None
+    if user is None:
+        raise ApiError(404, "User not found.")
+    return user
+
+
+def caller() -> User:
+    """The user the request's token names; ``g.user_id`` is set for the request log."""
+    g.user_id = authenticated_user_id()
+    user = load_user(g.user_id)
+    g.user_id = user.id
+    return user

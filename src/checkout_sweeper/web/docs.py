@@ -1,0 +1,241 @@
+"""``/openapi.json`` and ``/docs``: the document, and Swagger UI to read it and try calls.
+
+Swagger UI's files come from the ``flask-swagger-ui`` package (no CDN: the page works offline);
+the page has no inline script, so it runs under a strict Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import flask_swagger_ui
+from flask import Blueprint, Response, jsonify, send_from_directory
+
+from checkout_sweeper import defaults
+from checkout_sweeper.web.openapi import ERROR, QUOTA, RETRY_AFTER, header, schemas
+from checkout_sweeper.web.state import app_state
+
+bp = Blueprint("docs", __name__)
+SWAGGER_UI = Path(flask_swagger_ui.__file__).parent / "dist"
+STATIC = Path(__file__).parent / "static"
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+)
+
+STATUSES: list[tuple[str, str]] = [
+    ("200", "Sweep done: counts, failures and the sessions still open (empty means clean)."),
+    ("202", "Prefer: respond-async was sent: the sweep goes on; follow the Location header."),
+    (
+        "400",
+        "The token's user id claim is missing or not a string or integer, or a query parameter "
+        "was sent (none are accepted).",
+    ),
+    ("401", "No or malformed Bearer header; token invalid, expired, not yet valid, no exp."),
+    ("403", "The configured Stripe key is live-mode and SWEEPER_ALLOW_LIVE_MODE is not set."),
+    (
+        "404",
+        "No user has the token's id ('User not found.'); only the canonical spelling of a row "
+        "id (ASCII digits, no sign, no leading zero) names a user.",
+    ),
+    ("409", "The user already has a stripe_customer_id, or a sweep of the account is running."),
+    ("429", f"More than {defaults.SWEEPS_PER_HOUR} sweeps by this user in one hour."),
+    ("500", "Stripe unreachable or rejected the key, or anything unexpected."),
+    ("503", "The rate-limit storage (Redis) cannot be reached: the service fails closed."),
+]
+RESOURCE_STATUSES = {
+    "400": "An unknown or malformed query parameter.",
+    "401": "No or malformed Bearer header, or the token is invalid.",
+    "404": "No such user, or no such sweep of this user.",
+    "429": "More than 120 reads of sweeps by this user in a minute.",
+    "500": "Anything unexpected.",
+    "503": "The rate-limit storage (Redis) cannot be reached.",
+}
+
+
+def _answer(text: str, schema: dict[str, Any] = ERROR, **headers: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": text,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def _sweep_responses() -> dict[str, Any]:
+    responses = {code: _answer(text) for code, text in STATUSES}
+    responses["200"] = _answer(STATUSES[0][1], {"$ref": "#/components/schemas/SweepSuccess"})
+    responses["200"]["headers"] = dict(QUOTA)
+    responses["202"] = _answer(
+        STATUSES[1][1],
+        {"$ref": "#/components/schemas/SweepAccepted"},
+        Location=header("Where the sweep can be followed.", {"type": "string"}),
+        **{"Preference-Applied": header("respond-async", {"const": "respond-async"})},
+        **QUOTA,
+    )
+    responses["429"]["headers"] = {**QUOTA, "Retry-After": RETRY_AFTER}
+    responses["500"]["headers"] = {k: {**v, "required": False} for k, v in QUOTA.items()}
+    responses["503"]["headers"] = {"Retry-After": RETRY_AFTER}
+    return responses
+
+
+def _resource_responses(ok: str, schema: str) -> dict[str, Any]:
+    responses = {code: _answer(text) for code, text in RESOURCE_STATUSES.items()}
+    responses["200"] = _answer(ok, {"$ref": f"#/components/schemas/{schema}"})
+    responses["429"]["headers"] = {"Retry-After": RETRY_AFTER}
+    responses["503"]["headers"] = {"Retry-After": RETRY_AFTER}
+    return responses
+
+
+def _query(name: str, text: str, schema: dict[str, Any], example: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": text, "schema": schema, "example": example}
+
+
+LIMIT = _query(
+    "limit",
+    "How many (default 10).",
+    {"type": "integer", "minimum": 1, "maximum": 100},
+    10,
+)
+SWEEP_ID = {
+    "name": "sweep_id",
+    "in": "path",
+    "required": True,
+    "description": "The id the sweep was given.",
+    "schema": {"type": "string"},
+    "example": "5b0c1e2a9f3d4c51b2a7e8d6c4f1a903",
+}
+PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "description": "respond-async: answer 202 at once and run the sweep in the background.",
+    "schema": {"type": "string"},
+    "example": "respond-async",
+}
+
+
+def _operation(summary: str, op_id: str, responses: dict, *params: dict) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "operationId": op_id,
+            "security": [{"bearer": []}],
+            "parameters": list(params),
+            "responses": responses,
+        }
+    }
+
+
+def _paths(prefix: str) -> dict[str, Any]:
+    outcome = _query(
+        "outcome",
+        "Only this outcome.",
+        {"enum": ["expired", "already_closed", "failed", "would_expire"]},
+        "expired",
+    )
+    after = _query(
+        "starting_after",
+        "The last session id of the previous page.",
+        {"type": "string"},
+        "cs_test_a1b2c3",
+    )
+    return {
+        f"{prefix}/active_checkout_sessions_and_expire_all": _operation(
+            "Expire all open Checkout Sessions; return those still open",
+            "expireAllOpenCheckoutSessions",
+            _sweep_responses(),
+            PREFER,
+        ),
+        f"{prefix}/sweeps": _operation(
+            "The caller's recent sweeps, newest first",
+            "listSweeps",
+            _resource_responses("A list of sweeps.", "SweepList"),
+            LIMIT,
+        ),
+        f"{prefix}/sweeps/{{sweep_id}}": _operation(
+            "One sweep: live counters while it runs, the endpoint's answer when done",
+            "getSweep",
+            _resource_responses("The sweep.", "SweepShown"),
+            SWEEP_ID,
+        ),
+        f"{prefix}/sweeps/{{sweep_id}}/sessions": _operation(
+            "Each session of a sweep and its outcome, from the audit trail",
+            "listSweepSessions",
+            _resource_responses("A page of sessions.", "SessionList"),
+            SWEEP_ID,
+            LIMIT,
+            after,
+            outcome,
+        ),
+        **_health_paths(),
+    }
+
+
+def _health_paths() -> dict[str, Any]:
+    health = _answer("Alive.", {"$ref": "#/components/schemas/Health"})
+    ready = _answer("Ready.", {"$ref": "#/components/schemas/Ready"})
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process answers (it touches no dependency)",
+                "operationId": "healthz",
+                "responses": {"200": health},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the database and the rate-limit storage answer",
+                "operationId": "readyz",
+                "responses": {
+                    "200": ready,
+                    "503": _answer("A dependency does not answer; the message names it."),
+                },
+            }
+        },
+    }
+
+
+def openapi_spec(prefix: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "checkout-sweeper",
+            "version": "1",
+            "description": "Expire every open Stripe Checkout Session of the account, and "
+            "follow what each sweep did.",
+        },
+        "paths": _paths(prefix),
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+            "schemas": schemas(),
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(openapi_spec(app_state().settings.api_prefix))
+
+
+def _secured(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    return response
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    return _secured(send_from_directory(STATIC, "docs.html"))
+
+
+@bp.get("/docs/init.js")
+def docs_init() -> Response:
+    return _secured(send_from_directory(STATIC, "docs.js"))
+
+
+@bp.get("/docs/ui/<path:name>")
+def docs_ui(name: str) -> Response:
+    return _secured(send_from_directory(SWAGGER_UI, name))

@@ -1,0 +1,99 @@
+"""The ``v1`` blueprint: ``GET /v1/active_checkout_sessions_and_expire_all``.
+
+The view runs the checks of the product contract in their fixed order (auth, claims, query,
+user, customer, live mode, running sweep, quota) and hands the sweep to the service. With
+``Prefer: respond-async`` (RFC 7240) it answers 202 once every check has passed and the sweep
+goes on in this process; ``/v1/sweeps/{id}`` follows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, g, request, url_for
+from flask.typing import ResponseReturnValue
+
+from checkout_sweeper import defaults
+from checkout_sweeper.errors import AuditError, LiveModeRefused, SweepAborted, SweepInProgress
+from checkout_sweeper.runs import background
+from checkout_sweeper.runs.launch import refuse_early, start_configured_sweep
+from checkout_sweeper.runs.recorded import RecordedSweep
+from checkout_sweeper.store.models import User
+from checkout_sweeper.web.caller import authenticated_user_id, load_user
+from checkout_sweeper.web.envelopes import UNEXPECTED, ApiError, success
+from checkout_sweeper.web.quota import spend
+from checkout_sweeper.web.state import app_state
+
+bp = Blueprint("v1", __name__)
+log = logging.getLogger("checkout_sweeper.api")
+BUSY = "A sweep of this Stripe account is already running; try again when it ends."
+RESPOND_ASYNC = re.compile(r"(^|,)\s*respond-async\s*(;|,|$)", re.IGNORECASE)
+
+
+def wants_async() -> bool:
+    return any(RESPOND_ASYNC.search(value) for value in request.headers.getlist("Prefer"))
+
+
+@bp.get("/active_checkout_sessions_and_expire_all")
+def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
+    """Expire every open Checkout Session of the account; answer with what is left open."""
+    g.user_id = authenticated_user_id()
+    if request.args:
+        names = ", ".join(sorted(request.args))
+        raise ApiError(400, f"This endpoint accepts no query parameters; got: {names}.")
+    user = load_user(g.user_id)
+    if user.stripe_customer_id:
+        raise ApiError(
+            409,
+            "This user already has a Stripe customer "
+            f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
+        )
+    sweep = _start(user)
+    if wants_async():
+        background.start(sweep)
+        location = url_for("sweeps.show_sweep", sweep_id=sweep.sweep_id)
+        data = {"sweep_id": sweep.sweep_id, "status": "running", "location": location}
+        response = success(data, 202)
+        response.headers["Location"] = location
+        response.headers["Preference-Applied"] = "respond-async"
+        return response
+    return _finish(sweep)
+
+
+def _start(user: User) -> RecordedSweep:
+    """Every check, the lease and the quota; the sweep is recorded as running."""
+    state = app_state()
+    try:
+        refuse_early(state.settings, state.db)
+        return start_configured_sweep(
+            state.settings,
+            state.db,
+            trigger="api",
+            user_id=user.id,
+            once_leased=lambda: spend(defaults.sweep_rate_limit(), f"user:{user.id}"),
+        )
+    except LiveModeRefused as refusal:
+        raise ApiError(403, str(refusal)) from None
+    except SweepInProgress:
+        raise ApiError(409, BUSY) from None
+    except SweepAborted as err:
+        log.error("sweep could not start: %s", err)
+        raise ApiError(500, UNEXPECTED) from None
+
+
+def _finish(sweep: RecordedSweep) -> ResponseReturnValue:
+    try:
+        result = sweep.run()
+    except (SweepAborted, AuditError) as err:
+        log.error("sweep did not complete: %s", err)
+        raise ApiError(500, UNEXPECTED) from None
+    g.sweep_counts = {
+        "sweep_id": result.sweep_id,
+        "expired": result.expired_count,
+        "already_closed": result.already_closed_count,
+        "failed": len(result.failed),
+        "remaining": result.remaining_open_count,
+        "succeeded": result.succeeded,
+    }
+    return success(result.as_data())

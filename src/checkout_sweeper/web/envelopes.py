@@ -1,0 +1,62 @@
+"""The two envelopes every answer of the service uses, and the handlers that enforce them.
+
+``{"status": "success", "code": 200, "data": {...}}`` and
+``{"status": "error", "code": N, "message": "..."}``: 404, 405, 429 and 500 included, so a
+client never has to parse an HTML error page. A 500 says only the spec's sentence; what went
+wrong goes to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from flask_limiter.errors import RateLimitExceeded
+from werkzeug.exceptions import HTTPException
+
+from checkout_sweeper.errors import ApiError
+
+__all__ = ["UNEXPECTED", "ApiError", "error", "register_error_handlers", "success"]
+
+UNEXPECTED = "An unexpected error occurred."
+log = logging.getLogger("checkout_sweeper.api")
+
+
+def success(data: Any, code: int = 200) -> Response:
+    response = jsonify({"status": "success", "code": code, "data": data})
+    response.status_code = code
+    return response
+
+
+def error(code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify({"status": "error", "code": code, "message": message})
+    response.status_code = code
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(err: ApiError) -> Response:
+        return error(err.code, err.message, err.headers)
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(err: RateLimitExceeded) -> Response:
+        return error(
+            429, f"Rate limit exceeded ({err.description}); retry after Retry-After seconds."
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        response = error(err.code or 500, err.description or err.name)
+        allowed = getattr(err, "valid_methods", None)
+        if err.code == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> Response:
+        log.exception("unhandled error: %s", type(err).__name__)
+        return error(500, UNEXPECTED)

@@ -1,0 +1,121 @@
+"""``create_app()``: settings, database, limiter, proxy handling, blueprints, error handlers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask, Response, g, request
+from flask_limiter import Limiter
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from checkout_sweeper.logs import setup_logging
+from checkout_sweeper.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from checkout_sweeper.runs.recovery import import_journals
+from checkout_sweeper.settings import Settings, default_instance_path
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.web.docs import bp as docs_bp
+from checkout_sweeper.web.endpoint import bp as v1_bp
+from checkout_sweeper.web.envelopes import register_error_handlers
+from checkout_sweeper.web.health import bp as health_bp
+from checkout_sweeper.web.scrape import bp as metrics_bp
+from checkout_sweeper.web.state import EXTENSION_KEY, AppState
+from checkout_sweeper.web.sweeps import bp as sweeps_bp
+
+request_log = logging.getLogger("checkout_sweeper.request")
+REDIS_TIMEOUT_S = 2.0
+
+
+def _user_key() -> str:
+    return f"user:{getattr(g, 'user_id', None) or request.remote_addr}"
+
+
+def create_app(
+    env: Mapping[str, str] | None = None,
+    *,
+    instance_path: str | Path | None = None,
+    upgrade_sqlite: bool = True,
+) -> Flask:
+    """Build the service from ``env`` (default: ``os.environ``); bad settings raise ConfigError."""
+    app = Flask(__name__, instance_path=str(instance_path or default_instance_path(env)))
+    settings = Settings.from_env(env, instance_path=Path(app.instance_path))
+    setup_logging(settings.server.log_level)
+    settings.check_for_api()
+    db = Database(settings.database_url)
+    if upgrade_sqlite and db.dialect == "sqlite":
+        db.upgrade()
+    _import_left_journals(db, settings)
+    app.config.update(
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_STORAGE_OPTIONS=_storage_options(settings.ratelimit_storage_uri),
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=False,
+        RATELIMIT_KEY_PREFIX="checkout-sweeper",
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    _log_requests(app)  # before the limiter: its after_request hook then runs after the limiter's
+    limiter = Limiter(key_func=_user_key, app=app)
+    limiter.exempt(health_bp)
+    limiter.exempt(metrics_bp)
+    app.extensions[EXTENSION_KEY] = AppState(settings=settings, db=db, limiter=limiter)
+    if settings.trusted_proxy_count:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.trusted_proxy_count,
+            x_proto=settings.trusted_proxy_count,
+            x_host=settings.trusted_proxy_count,
+        )
+    register_error_handlers(app)
+    app.register_blueprint(v1_bp, url_prefix=settings.api_prefix or None)
+    app.register_blueprint(sweeps_bp, url_prefix=settings.api_prefix or None)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(docs_bp)
+    app.register_blueprint(metrics_bp)
+    return app
+
+
+def _storage_options(uri: str) -> dict[str, float]:
+    """Redis answers within seconds or the endpoint fails closed (503): never a hung request."""
+    if uri.startswith("memory://"):
+        return {}
+    return {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S}
+
+
+def _import_left_journals(db: Database, settings: Settings) -> None:
+    """Outcomes a dead sweep left on disk reach the database when a worker starts."""
+    try:
+        import_journals(db, settings.journal_dir)
+    except Exception as err:  # the next start tries again; the files stay
+        logging.getLogger("checkout_sweeper.audit").warning("journal import skipped: %s", err)
+
+
+def _log_requests(app: Flask) -> None:
+    @app.before_request
+    def start_clock() -> None:
+        g.started = time.monotonic()
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        if request.blueprint in ("v1", "sweeps"):
+            response.headers["Cache-Control"] = "no-store"
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)  # the limiter adds it to every answer
+        fields = {
+            "ip": request.remote_addr,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "user_id": getattr(g, "user_id", None),
+            "duration_ms": int((time.monotonic() - g.get("started", time.monotonic())) * 1000),
+        }
+        fields.update(getattr(g, "sweep_counts", {}))
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(route, request.method).observe(fields["duration_ms"] / 1000)
+        request_log.info(
+            "%s %s %s", request.method, request.path, response.status_code, extra={"fields": fields}
+        )
+        return response

@@ -1,0 +1,52 @@
+"""Gunicorn settings for ``checkout-sweeper serve`` (also usable as ``gunicorn -c``).
+
+Threaded workers (gthread) keep answering health checks and the prompt 409 while one thread runs
+a long sweep; the timeout and the graceful timeout are long enough for a sweep of thousands of
+sessions at Stripe's pace to finish when the server is told to stop.
+"""
+
+from __future__ import annotations
+
+from checkout_sweeper.logs import gunicorn_log_config
+from checkout_sweeper.settings import ServerSettings
+
+_server = ServerSettings.from_env()
+bind = _server.bind
+workers = _server.workers  # more only with a shared limiter store
+worker_class = "gthread"
+threads = _server.threads
+timeout = _server.timeout_s
+graceful_timeout = _server.graceful_timeout_s
+keepalive = 5
+# JWTs with many claims exceed gunicorn's default 8,190-byte header field: allow a 16 KB token
+# after "Authorization: Bearer " (a header over this gets a JSON 431 from gunicorn itself).
+limit_request_field_size = 16 * 1024 + 1024
+accesslog = "-"
+errorlog = "-"
+# Every line gunicorn writes is one JSON object with the app's keys and timestamp format.
+logconfig_dict = gunicorn_log_config(_server.log_level)
+
+
+def on_starting(server: object) -> None:
+    """Errors gunicorn answers itself come in the JSON envelope too."""
+    from checkout_sweeper.web.gunicorn_errors import install
+
+    install()
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """A stopping worker interrupts its background sweeps: they stop dispatching, record what
+    was done and end ``interrupted``, within the graceful timeout."""
+    from checkout_sweeper.runs.background import stop_all
+
+    stop_all(timeout_s=graceful_timeout)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A dead worker's live gauges leave /metrics (prometheus-client multiprocess mode)."""
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

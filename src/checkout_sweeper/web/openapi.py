@@ -1,0 +1,138 @@
+"""The OpenAPI 3.1 document: every path, parameter, header, status and field of the service.
+
+Answer bodies come from the code that makes them: the sweep's ``data`` from the
+``SweepResult`` dataclass, a run from ``RUN_FIELDS``. The tests validate real answers of every
+status against this document, and schemathesis checks it against the running service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checkout_sweeper import defaults
+from checkout_sweeper.engine.tally import SweepResult
+from checkout_sweeper.web.schemas import dataclass_schema
+
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+_OPT_STR = {"type": ["string", "null"]}
+_OPT_INT = {"type": ["integer", "null"]}
+ERROR = {"$ref": "#/components/schemas/Error"}
+DRY_RUN_ONLY = frozenset({"would_expire"})  # the endpoint never makes a dry run
+RUN_STATUSES = ["running", "succeeded", "incomplete", "failed", "interrupted"]
+OUTCOMES = ["expired", "already_closed", "failed", "would_expire"]
+
+RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
+    "id": (_STR, "The sweep id."),
+    "status": ({"enum": RUN_STATUSES}, "running until it ends; then how it ended."),
+    "trigger": ({"enum": ["api", "cli"]}, "Which door started it."),
+    "user_id": (_OPT_INT, "The user who started it (null for the command line)."),
+    "account": (_STR, "The Stripe account swept, as test:acct_... or live:acct_..."),
+    "livemode": ({"type": "boolean"}, "Whether the key was a live-mode key."),
+    "dry_run": ({"type": "boolean"}, "Whether it only listed."),
+    "started_at": (_STR, "ISO 8601, UTC."),
+    "finished_at": (_OPT_STR, "ISO 8601, UTC; null while it runs."),
+    "duration_s": ({"type": ["number", "null"]}, "Seconds it took; null while it runs."),
+    "expired_count": (_INT, "Sessions expired so far."),
+    "already_closed_count": (_INT, "Sessions found closed on their own so far."),
+    "failed_count": (_INT, "Sessions that could not be expired so far."),
+    "remaining_count": (_OPT_INT, "Sessions left open at the end; null until it ends."),
+    "stripe_requests": (_INT, "Requests sent to Stripe so far."),
+    "error": (_OPT_STR, "Why it stopped early, if it did."),
+    "host": (_OPT_STR, "The host that ran it."),
+    "pid": (_OPT_INT, "The process that ran it."),
+}
+SESSION_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
+    "session_id": (_STR, "The Checkout Session id (cs_...)."),
+    "outcome": ({"enum": OUTCOMES}, "What the sweep did with it."),
+    "error": (_OPT_STR, "Stripe's message, for a failure; the status, for already_closed."),
+    "attempts": (_INT, "Requests it took."),
+    "recorded_at": (_STR, "ISO 8601, UTC."),
+}
+
+
+def _object(fields: dict[str, tuple[dict[str, Any], str]], **extra: Any) -> dict[str, Any]:
+    properties = {name: {**schema, "description": text} for name, (schema, text) in fields.items()}
+    properties.update(extra)
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def _success(data: dict[str, Any], code: int = 200) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["status", "code", "data"],
+        "properties": {"status": {"const": "success"}, "code": {"const": code}, "data": data},
+    }
+
+
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["object", "data", "has_more", "url"],
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": item},
+            "has_more": {"type": "boolean", "description": "More after the last one."},
+            "url": {"type": "string"},
+        },
+    }
+
+
+def schemas() -> dict[str, Any]:
+    run = _object(RUN_FIELDS)
+    shown = _object(
+        RUN_FIELDS,
+        rate={"type": "number", "description": "Sessions expired per second."},
+        result={
+            "anyOf": [{"$ref": "#/components/schemas/SweepData"}, {"type": "null"}],
+            "description": "The endpoint's answer once the sweep has finished.",
+        },
+    )
+    accepted = _object(
+        {
+            "sweep_id": (_STR, "Follow it at /v1/sweeps/{sweep_id}."),
+            "status": ({"const": "running"}, "It runs in the background."),
+            "location": (_STR, "The same as the Location header."),
+        }
+    )
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["status", "code", "message"],
+            "properties": {
+                "status": {"const": "error"},
+                "code": {"type": "integer", "description": "The HTTP status."},
+                "message": {"type": "string", "description": "What went wrong, specifically."},
+            },
+            "example": {"status": "error", "code": 404, "message": "User not found."},
+        },
+        "SweepData": dataclass_schema(SweepResult, optional=DRY_RUN_ONLY),
+        "SweepSuccess": _success({"$ref": "#/components/schemas/SweepData"}),
+        "SweepAccepted": _success(accepted, 202),
+        "SweepRun": run,
+        "SweepList": _success(_list_of({"$ref": "#/components/schemas/SweepRun"})),
+        "SweepShown": _success(shown),
+        "SessionList": _success(_list_of(_object(SESSION_FIELDS))),
+        "Health": _success(_object({"alive": ({"const": True}, "The process answers.")})),
+        "Ready": _success(
+            _object(
+                {
+                    "ready": ({"const": True}, "Every dependency answered."),
+                    "checks": ({"type": "object"}, "Each dependency and its state."),
+                }
+            )
+        ),
+    }
+
+
+def header(description: str, schema: dict[str, Any] | None = None, required: bool = True) -> dict:
+    return {"schema": schema or _INT, "description": description, "required": required}
+
+
+RETRY_AFTER = header("Seconds to wait before retrying.")
+QUOTA = {
+    "X-RateLimit-Limit": header(f"Sweeps allowed per hour and user ({defaults.SWEEPS_PER_HOUR})."),
+    "X-RateLimit-Remaining": header("Sweeps left in the moving hour."),
+    "X-RateLimit-Reset": header("Epoch second when a sweep is freed again."),
+}
+__all__ = ["ERROR", "QUOTA", "RETRY_AFTER", "header", "schemas"]

@@ -1,0 +1,32 @@
+"""Per-user limits through Flask-Limiter, failing closed: 429 when spent, 503 (with
+``Retry-After``) when the limiter's storage cannot be reached, so a destructive endpoint never
+runs without its limiter."""
+
+from __future__ import annotations
+
+import logging
+
+from flask_limiter.errors import RateLimitExceeded
+
+from checkout_sweeper.errors import ApiError
+from checkout_sweeper.web.state import app_state
+
+log = logging.getLogger("checkout_sweeper.api")
+STORAGE_DOWN_RETRY_S = "30"
+
+
+def spend(limit: str, key: str) -> None:
+    """Count one call against ``limit`` for ``key`` (a user's row id, never the claim text)."""
+    try:
+        with app_state().limiter.limit(limit, key_func=lambda: key):
+            pass
+    except RateLimitExceeded:
+        raise
+    except Exception as err:
+        log.error("rate-limit storage unavailable: %s", type(err).__name__)
+        raise ApiError(
+            503,
+            "Rate limiting is unavailable (its storage cannot be reached), so no sweep is "
+            "started; try again shortly.",
+            {"Retry-After": STORAGE_DOWN_RETRY_S},
+        ) from None

@@ -1,0 +1,37 @@
+"""``/metrics``: Prometheus text format, for loopback callers, or for anyone with
+``METRICS_TOKEN`` as a Bearer token when it is set."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from flask import Blueprint, Response, request
+
+from checkout_sweeper.errors import ApiError
+from checkout_sweeper.metrics import exposition
+from checkout_sweeper.web.state import app_state
+
+bp = Blueprint("metrics", __name__)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _allowed() -> None:
+    token = app_state().settings.metrics_token
+    if token is not None:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            raise ApiError(401, "/metrics needs 'Authorization: Bearer <METRICS_TOKEN>'.")
+        return
+    try:
+        loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ApiError(403, "/metrics answers loopback callers only; set METRICS_TOKEN to open it.")
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    _allowed()
+    return Response(exposition(), mimetype=None, content_type=CONTENT_TYPE)

@@ -1,0 +1,24 @@
+"""What the app factory builds once and views reach through ``current_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_limiter import Limiter
+
+from checkout_sweeper.settings import Settings
+from checkout_sweeper.store.database import Database
+
+EXTENSION_KEY = "checkout_sweeper"
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    limiter: Limiter
+
+
+def app_state() -> AppState:
+    return current_app.extensions[EXTENSION_KEY]

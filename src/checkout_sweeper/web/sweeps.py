@@ -1,0 +1,104 @@
+"""Sweep resources for the user who started them: ``/v1/sweeps``, ``/v1/sweeps/{id}`` and
+``/v1/sweeps/{id}/sessions``. Read from the database (the run row the heartbeat updates), so
+any worker or instance answers; another user's sweep is a 404. A separate, generous per-user
+limit applies; these reads never spend the sweep quota."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, request, url_for
+from flask.typing import ResponseReturnValue
+
+from checkout_sweeper.errors import ApiError
+from checkout_sweeper.runs.rows import run_of_user, run_sessions, user_runs
+from checkout_sweeper.web.caller import caller
+from checkout_sweeper.web.envelopes import success
+from checkout_sweeper.web.quota import spend
+from checkout_sweeper.web.state import app_state
+
+bp = Blueprint("sweeps", __name__)
+READS_LIMIT = "120 per minute"
+OUTCOMES = ("expired", "already_closed", "failed", "would_expire")
+NOT_FOUND = "Sweep not found."
+
+
+def _user_id() -> int:
+    user = caller()
+    spend(READS_LIMIT, f"reads:{user.id}")
+    return user.id
+
+
+def _params(allowed: set[str]) -> dict[str, str]:
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise ApiError(400, f"Unknown query parameter(s): {', '.join(unknown)}.")
+    return {name: request.args[name] for name in request.args}
+
+
+def _limit(raw: str | None, default: int = 10) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ApiError(400, f"limit must be a whole number from 1 to 100, got {raw!r}.")
+    return int(raw)
+
+
+def _listed(data: list[dict[str, Any]], limit: int, url: str) -> dict[str, Any]:
+    return {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": url}
+
+
+@bp.get("/sweeps")
+def list_sweeps() -> ResponseReturnValue:
+    """The caller's recent sweeps, newest first."""
+    user_id = _user_id()
+    limit = _limit(_params({"limit"}).get("limit"))
+    runs = user_runs(app_state().db, user_id, limit + 1)
+    return success(_listed(runs, limit, url_for("sweeps.list_sweeps")))
+
+
+@bp.get("/sweeps/<sweep_id>")
+def show_sweep(sweep_id: str) -> ResponseReturnValue:
+    """Status and counters (with the rate while it runs); when finished, the endpoint's answer."""
+    user_id = _user_id()
+    _params(set())
+    run = run_of_user(app_state().db, sweep_id, user_id)
+    if run is None:
+        raise ApiError(404, NOT_FOUND)
+    run["rate"] = _rate(run)
+    return success(run)
+
+
+def _rate(run: dict[str, Any]) -> float:
+    """Sessions expired per second so far."""
+    started = datetime.fromisoformat(str(run["started_at"]).replace("Z", "+00:00")).timestamp()
+    elapsed = (run["duration_s"] or time.time() - started) or 0.0
+    return round(int(run["expired_count"]) / elapsed, 2) if elapsed > 0 else 0.0
+
+
+@bp.get("/sweeps/<sweep_id>/sessions")
+def sweep_sessions(sweep_id: str) -> ResponseReturnValue:
+    """Each session's outcome from the audit trail, Stripe-style pages."""
+    user_id = _user_id()
+    params = _params({"limit", "starting_after", "outcome"})
+    limit = _limit(params.get("limit"))
+    outcome = params.get("outcome")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise ApiError(400, f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}.")
+    db = app_state().db
+    if run_of_user(db, sweep_id, user_id) is None:
+        raise ApiError(404, NOT_FOUND)
+    try:
+        rows = run_sessions(
+            db,
+            sweep_id,
+            outcomes=(outcome,) if outcome else (),
+            limit=limit + 1,
+            starting_after=params.get("starting_after"),
+        )
+    except LookupError:
+        raise ApiError(404, f"No session {params.get('starting_after')!r} in this sweep.") from None
+    url = url_for("sweeps.sweep_sessions", sweep_id=sweep_id)
+    return success(_listed(rows, limit, url))
