@@ -48,14 +48,14 @@ def test_canonical_ids_name_their_row(value, expected):
 def test_a_missing_claim_is_the_specs_missing_field(value):
     with pytest.raises(AuthError) as refused:
         user_id_from({CLAIM: value} if value is not None else {}, CLAIM)
-    assert refused.value.status == 400 and "required" in refused.value.message
+    assert refused.value.http_status == 400 and "required" in refused.value.message
 
 
 @pytest.mark.parametrize("value", [True, 3.0, [3], {"id": 3}])
 def test_a_claim_of_another_type_is_400(value):
     with pytest.raises(AuthError) as refused:
         user_id_from({CLAIM: value}, CLAIM)
-    assert refused.value.status == 400
+    assert refused.value.http_status == 400
 
 
 @given(st.one_of(st.integers(), st.text()))
@@ -82,7 +82,7 @@ def test_the_authorization_parser_accepts_one_bearer_token_or_says_401(header):
     try:
         token = bearer_token(header)
     except AuthError as refused:
-        assert refused.status == 401
+        assert refused.http_status == 401
         return
     scheme, _, rest = header.strip().partition(" ")
     assert scheme.lower() == "bearer" and token == rest.strip() and " " not in token

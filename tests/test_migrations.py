@@ -33,7 +33,7 @@ def test_the_newest_revision_is_the_one_the_migration_tool_finds():
     from alembic.script import ScriptDirectory
 
     config = Config()
-    location = str(resources.files("checkout_sweeper") / "migrations")
+    location = str(resources.files("checkout_sweeper.store") / "migrations")
     config.set_main_option("script_location", location)
     assert ScriptDirectory.from_config(config).get_current_head() == newest_revision()
 

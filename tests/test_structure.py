@@ -53,3 +53,34 @@ def test_every_error_class_is_in_the_one_tree():
             ):
                 defined_elsewhere.append(f"{path.name}:{node.name}")
     assert defined_elsewhere == []
+
+
+def _error_classes() -> list[type[errors.SweeperError]]:
+    return [
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.SweeperError)
+    ]
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance: how many letters to change, add or drop to turn a into b."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
+def test_every_error_says_its_http_status_and_exit_code():
+    for cls in _error_classes():
+        assert 400 <= cls.http_status < 600, cls
+        assert cls.exit_code in set(errors.ExitCode), cls
+
+
+def test_no_two_error_names_are_two_letters_apart_or_less():
+    names = [cls.__name__ for cls in _error_classes()]
+    assert _edits("SweepError", "SweeperError") == 2
+    close = [(a, b) for a in names for b in names if a < b and _edits(a, b) <= 2]
+    assert close == []

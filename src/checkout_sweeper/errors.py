@@ -1,65 +1,123 @@
 """Every error the project raises on purpose, in one tree under one base class.
 
-Callers catch the branch they can act on; a door (the HTTP view, a command) turns each branch
-into its own status or exit code. The SDK's exceptions never leave ``stripe_api.py``: the
-gateway translates them into the ``StripeProblem`` branch at that one boundary.
+Callers catch the branch they can act on. Each class carries what the doors need: its HTTP
+status, whether its message may be shown to an HTTP caller (else the answer says only
+``An unexpected error occurred.`` and the log says the rest) and the command line's exit code.
+One Flask error handler (``web.envelopes``) and one click wrapper (``cli``) read them, so no
+view or command maps errors by hand. The SDK's exceptions never leave ``stripe_api``: the
+adapter translates them into the ``StripeProblem`` branch at that one boundary.
 
 ::
 
-    SweeperError
-    ├── ConfigError             a setting is missing, malformed or contradicts another
-    ├── AuthError               a request cannot be attributed to a user (401 / 400)
-    ├── UserError               a user cannot be added as asked (bad e-mail, taken, ...)
-    ├── StripeProblem           what the gateway reports about one Stripe call
-    │   ├── RetryableError      429, 5xx, 409 on a busy idempotency key, broken connection
+                                                                              HTTP   exit
+    SweeperError                                                               500      3
+    ├── ConfigError             a setting is missing, malformed or contradictory    500      2
+    ├── AuthError               a request cannot be attributed to a user       401/400      2
+    ├── UserError               a user cannot be added as asked                     400      2
+    ├── CommandFailure          a command refuses or fails for its own reason       500    any
+    ├── StripeProblem           what the adapter reports about one Stripe call      500      3
+    │   ├── RetryableError      429, 5xx, 409 on a busy idempotency key, lost connection
     │   ├── FatalStripeError    key rejected, or an answer no retry can change
     │   ├── SessionNotOpen      expire refused: the session is complete or expired already
     │   ├── SessionRejected     expire refused for this session alone
     │   └── StaleCursor         the ``starting_after`` session no longer matches the filter
-    ├── SweepError              a sweep could not run or did not finish
-    │   ├── LiveModeRefused     a live-mode key without SWEEPER_ALLOW_LIVE_MODE
-    │   ├── SweepStopped        no request may start: stopped, interrupted or past the deadline
-    │   └── SweepAborted        the sweep ended early (carries what was done)
-    │       ├── LeaseLost       the lease could not be renewed in time, or was taken
-    │       └── SweepInterrupted  a signal (Ctrl-C, SIGTERM) stopped it
-    ├── LeaseError              the one-sweep-per-account lease
-    │   └── SweepInProgress     another sweep holds the account's lease
-    ├── AuditError              the audit trail could not be written
+    ├── SweepProblem            a sweep could not run or did not finish             500      3
+    │   ├── LiveModeRefused     a live-mode key without SWEEPER_ALLOW_LIVE_MODE     403      2
+    │   ├── SweepStopped        no request may start: stopped or past the deadline  500      3
+    │   └── SweepAborted        the sweep ended early (carries what was done)       500      3
+    │       ├── LeaseLost       the lease could not be renewed in time, or was taken 500     4
+    │       └── SweepInterrupted  a signal (Ctrl-C, SIGTERM) stopped it             500    130
+    ├── LeaseError              the one-sweep-per-account lease                     409      4
+    │   └── SweepInProgress     another sweep holds the account's lease             409      4
+    ├── AuditError              the audit trail could not be written                500      5
     └── ApiError                an HTTP answer in the error envelope (status, message, headers)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from enum import IntEnum
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from checkout_sweeper.engine.tally import SweepResult
 
 
+class ExitCode(IntEnum):
+    """The command line's exit statuses (the product contract's section 5)."""
+
+    OK = 0
+    FAILED = 1  # sessions failed or remain open
+    USAGE = 2  # bad arguments or configuration
+    UNAVAILABLE = 3  # Stripe or the database could not be used
+    BUSY = 4  # another sweep holds the account
+    AUDIT = 5  # the audit trail could not be written
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+
 class SweeperError(Exception):
-    """Base of every error checkout-sweeper raises on purpose; ``str()`` is safe to show."""
+    """Base of every error checkout-sweeper raises on purpose; ``str()`` is safe to log.
+
+    ``http_status`` and ``exit_code`` are what the doors answer with; ``public`` says whether an
+    HTTP caller may read the message (server-side failures are logged, not shown);
+    ``headline`` prefixes the message on the command line."""
+
+    http_status: int = 500
+    public: ClassVar[bool] = False
+    exit_code: int = ExitCode.UNAVAILABLE
+    headline: ClassVar[str] = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with the answer."""
+        return {}
 
 
 # configuration and requests ---------------------------------------------------------------------
 class ConfigError(SweeperError, ValueError):
     """A setting is missing, malformed or contradicts another; the message names it."""
 
+    exit_code = ExitCode.USAGE
+    headline = "configuration"
+
 
 class AuthError(SweeperError):
     """A request that cannot be attributed to a user: ``status`` is 401 or 400."""
 
+    public = True
+    exit_code = ExitCode.USAGE
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
-        self.status = status
+        self.http_status = status
         self.message = message
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return (
+            {"WWW-Authenticate": 'Bearer realm="checkout-sweeper"'}
+            if self.http_status == 401
+            else {}
+        )
 
 
 class UserError(SweeperError):
     """A user cannot be added as asked; ``field`` names the offending input, if one."""
 
+    http_status = 400
+    public = True
+    exit_code = ExitCode.USAGE
+
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class CommandFailure(SweeperError):
+    """A command refuses or fails for a reason of its own; the message is said in one line."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # Stripe ---------------------------------------------------------------------------------------
@@ -109,7 +167,7 @@ class StaleCursor(StripeProblem):
 
 
 # sweeps -----------------------------------------------------------------------------------------
-class SweepError(SweeperError):
+class SweepProblem(SweeperError):
     """A sweep could not run, or stopped before it finished."""
 
 
@@ -119,20 +177,26 @@ LIVE_MODE_REFUSAL = (
 )
 
 
-class LiveModeRefused(SweepError):
+class LiveModeRefused(SweepProblem):
     """A live-mode key without SWEEPER_ALLOW_LIVE_MODE: this cleanup is for development."""
+
+    http_status = 403
+    public = True
+    exit_code = ExitCode.USAGE
 
     def __init__(self) -> None:
         super().__init__(LIVE_MODE_REFUSAL)
 
 
-class SweepStopped(SweepError):
+class SweepStopped(SweepProblem):
     """Raised inside the engine where a request was about to start after the sweep stopped."""
 
 
-class SweepAborted(SweepError):
+class SweepAborted(SweepProblem):
     """The sweep ended early: Stripe could not be used (key rejected, unreachable after every
     retry) or the lease was lost. ``result`` holds what was done before it stopped."""
+
+    headline = "Stripe could not be used"
 
     def __init__(self, message: str, result: SweepResult | None = None) -> None:
         super().__init__(message)
@@ -142,29 +206,60 @@ class SweepAborted(SweepError):
 class LeaseLost(SweepAborted):
     """The lease was taken by another sweep, or could not be renewed before its deadline."""
 
+    exit_code = ExitCode.BUSY
+    headline = "stopped"
+
 
 class SweepInterrupted(SweepAborted):
     """A signal stopped the sweep; in-flight expires finished and were recorded."""
+
+    exit_code = ExitCode.INTERRUPTED
+    headline = "interrupted"
 
 
 # leases and audit -------------------------------------------------------------------------------
 class LeaseError(SweeperError):
     """The one-sweep-per-account lease could not be taken or kept."""
 
+    http_status = 409
+    exit_code = ExitCode.BUSY
+
+
+BUSY = "A sweep of this Stripe account is already running; try again when it ends."
+
 
 class SweepInProgress(LeaseError):
     """Another sweep holds this account's lease."""
+
+    public = True
+
+    def __init__(self, account: str = "") -> None:
+        super().__init__(BUSY)
+        self.account = account
 
 
 class AuditError(SweeperError):
     """The audit trail could not be written."""
 
+    exit_code = ExitCode.AUDIT
+
 
 class ApiError(SweeperError):
     """Raised by a view to answer with the error envelope: ``code``, ``message``, headers."""
 
+    public = True
+    exit_code = ExitCode.USAGE
+
     def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.code = code
+        self.http_status = code
         self.message = message
-        self.headers = headers or {}
+        self._headers = headers or {}
+
+    @property
+    def code(self) -> int:
+        return self.http_status
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers

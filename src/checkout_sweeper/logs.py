@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 
 def iso_utc(created: float) -> str:
@@ -89,7 +89,7 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is now, so redirections made later are honoured."""
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
@@ -109,4 +109,4 @@ def setup_logging(level: str = "INFO") -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-    logger._configured = True  # type: ignore[attr-defined]
+    logger._configured = True  # type: ignore[attr-defined]  # a mark on the logger itself: set once

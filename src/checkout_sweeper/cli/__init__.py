@@ -7,8 +7,11 @@ the libraries it uses (``users list`` does not import gunicorn, the SDK or the d
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
+
+from checkout_sweeper.errors import SweeperError
 
 COMMANDS = {
     "serve": "checkout_sweeper.cli.serve:serve_command",
@@ -36,6 +39,16 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """The one place a command's ``SweeperError`` becomes a line on stderr and an exit."""
+        try:
+            return super().invoke(ctx)
+        except SweeperError as err:
+            from checkout_sweeper.cli.context import say_error  # loads the database layer
+
+            say_error(err)
+            ctx.exit(err.exit_code)
 
 
 @click.group(cls=LazyGroup)

@@ -1,8 +1,8 @@
 """What every command needs: settings, an up-to-date database, and errors said in one line.
 
-Exit codes (``DESIGN.md`` section 5): 2 for bad arguments or configuration, 3 when a dependency
-(Stripe, the database) cannot be used, 4 when another sweep holds the account, 5 when the audit
-trail could not be written. ``--verbose`` adds the traceback behind an error.
+Every ``SweeperError`` a command lets through is said by ``say_error`` as one line on stderr
+and ends the command with the class's exit code (``errors.ExitCode``); ``--verbose`` adds the
+traceback behind it.
 """
 
 from __future__ import annotations
@@ -17,32 +17,19 @@ import click
 from rich.console import Console
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.runs.recovery import import_journals
-from checkout_sweeper.settings import ConfigError, Settings, default_instance_path
+from checkout_sweeper.settings import Settings, default_instance_path
 from checkout_sweeper.store.database import Database
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
-EXIT_BUSY = 4
-EXIT_AUDIT = 5
-EXIT_INTERRUPTED = 130
 
-
-class Failure(click.ClickException):
-    """An error said in one line, with the exit code that names its kind."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.verbose = verbose()  # read now: the context is gone when click shows the error
-
-    def show(self, file: Any = None) -> None:
-        cause = self.__cause__
-        if self.verbose and cause is not None:
-            traceback.print_exception(cause)
-        click.echo(f"error: {self.format_message()}", err=True)
+def say_error(err: SweeperError) -> None:
+    """One line on stderr, the class's headline first; the traceback too with ``--verbose``."""
+    if verbose():
+        traceback.print_exception(err.__cause__ or err)
+    message = f"{err.headline}: {err}" if err.headline else str(err)
+    click.echo(f"error: {message}", err=True)
 
 
 def verbose() -> bool:
@@ -51,10 +38,7 @@ def verbose() -> bool:
 
 
 def load_settings() -> Settings:
-    try:
-        settings = Settings.from_env(instance_path=default_instance_path())
-    except ConfigError as err:
-        raise Failure(f"configuration: {err}", EXIT_USAGE) from err
+    settings = Settings.from_env(instance_path=default_instance_path())
     setup_logging(_log_level(settings))
     return settings
 
@@ -72,15 +56,15 @@ def open_database(settings: Settings) -> Database:
     try:
         db = Database(settings.database_url)
     except (ArgumentError, NoSuchModuleError, ValueError) as err:
-        raise Failure(f"DATABASE_URL is not a database URL: {err}", EXIT_USAGE) from err
+        raise CommandFailure(f"DATABASE_URL is not a database URL: {err}", ExitCode.USAGE) from err
     try:
         db.upgrade()
         import_journals(db, settings.journal_dir)
     except DBAPIError as err:
         cause = str(err.orig or err).strip().splitlines()[0]
-        raise Failure(
+        raise CommandFailure(
             f"the database at {db.safe_url} (DATABASE_URL) cannot be used: {cause}",
-            EXIT_UNAVAILABLE,
+            ExitCode.UNAVAILABLE,
         ) from err
     return db
 

@@ -18,7 +18,7 @@ import click
 import requests
 from flask import Flask
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from werkzeug.serving import make_server
 
@@ -91,7 +91,7 @@ def _async_call_and_follow(console: Console, api: str, token: str, open_: int) -
     if accepted.status_code != 202:
         return {}
     run: dict[str, Any] = {"status": "running"}
-    columns = (TextColumn("[bold]polling the sweep"), BarColumn())
+    columns: tuple[ProgressColumn, ...] = (TextColumn("[bold]polling the sweep"), BarColumn())
     columns += (TextColumn("{task.completed}/{task.total} expired"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("poll", total=open_)
@@ -134,7 +134,7 @@ def _call_and_watch(
 
     caller = threading.Thread(target=call)
     caller.start()
-    columns = (TextColumn("[bold]open sessions closing"), BarColumn())
+    columns: tuple[ProgressColumn, ...] = (TextColumn("[bold]open sessions closing"), BarColumn())
     columns += (TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("sweep", total=open_)

@@ -6,14 +6,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from checkout_sweeper.cli.context import (
-    EXIT_USAGE,
-    Failure,
-    load_settings,
-    open_database,
-    print_json,
-    table_console,
-)
+from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
+from checkout_sweeper.errors import CommandFailure, ExitCode
 from checkout_sweeper.runs.rows import find_run, recent_runs, run_sessions
 
 OUTCOMES = ("expired", "already_closed", "failed", "would_expire")
@@ -24,8 +18,8 @@ def _time(value: object) -> str:
     return str(value or "-")[:19].replace("T", " ") + ("Z" if value else "")
 
 
-def _duration(seconds: object) -> str:
-    return "-" if seconds is None else f"{float(seconds):.1f} s"  # type: ignore[arg-type]
+def _duration(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{float(seconds):.1f} s"
 
 
 @click.group("history", invoke_without_command=True)
@@ -80,8 +74,8 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
     db = open_database(load_settings())
     run = find_run(db, sweep_id.strip())
     if run is None:
-        raise Failure(
-            f"no sweep {sweep_id!r} on record (see `checkout-sweeper history`)", EXIT_USAGE
+        raise CommandFailure(
+            f"no sweep {sweep_id!r} on record (see `checkout-sweeper history`)", ExitCode.USAGE
         )
     sessions = run_sessions(db, str(run["id"]), outcomes=outcomes)
     if as_json:

@@ -12,8 +12,8 @@ import click
 from gunicorn.app.base import BaseApplication
 
 from checkout_sweeper import defaults
-from checkout_sweeper.cli.context import EXIT_USAGE, Failure, load_settings, open_database
-from checkout_sweeper.errors import ConfigError
+from checkout_sweeper.cli.context import load_settings, open_database
+from checkout_sweeper.errors import CommandFailure, ExitCode
 from checkout_sweeper.stripe_keys import is_live_key
 
 
@@ -75,18 +75,15 @@ def _metrics_folder() -> Iterator[None]:
 
 def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = load_settings()
-    try:
-        settings.check_for_api()
-    except ConfigError as err:
-        raise Failure(f"configuration: {err}", EXIT_USAGE) from None
+    settings.check_for_api()
     workers = workers or settings.server.workers
     if workers > 1 and settings.ratelimit_storage_uri.startswith("memory://"):
-        raise Failure(
+        raise CommandFailure(
             f"configuration: {workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
             f"count the {defaults.sweep_rate_limit()} limit in each process "
             f"({defaults.SWEEPS_PER_HOUR * workers} per hour in all); "
             "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1",
-            EXIT_USAGE,
+            ExitCode.USAGE,
         )
     open_database(settings).dispose()  # migrate once here, before gunicorn forks its workers
     if is_live_key(settings.stripe_api_key or "") and not settings.allow_live_mode:

@@ -18,28 +18,15 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
-from checkout_sweeper.cli.context import (
-    EXIT_AUDIT,
-    EXIT_BUSY,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    Failure,
-    load_settings,
-    open_database,
-    print_json,
-    table_console,
-)
+from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
 from checkout_sweeper.cli.display import LiveProgress, show_plan, show_stopped, show_summary
 from checkout_sweeper.cli.pushing import push_metrics
 from checkout_sweeper.engine.tally import SweepResult
 from checkout_sweeper.errors import (
-    AuditError,
+    CommandFailure,
+    ExitCode,
     LeaseLost,
-    LiveModeRefused,
     SweepAborted,
-    SweepInProgress,
     SweepInterrupted,
 )
 from checkout_sweeper.runs.launch import count_open, identified_gateway, start_configured_sweep
@@ -120,51 +107,35 @@ def sweep_command(
     _require_key(settings)
     asking = not dry_run and not yes
     if asking and not sys.stdin.isatty():
-        raise Failure(NO_TERMINAL, EXIT_USAGE)
+        raise CommandFailure(NO_TERMINAL, ExitCode.USAGE)
     db = open_database(settings)
     console = Console(stderr=True)
-    gateway = _gateway(settings, db, dry_run)
+    gateway = identified_gateway(settings, db, dry_run=dry_run)
     total = None
     if asking or console.is_terminal:
-        total = _count(settings, gateway, cutoff)
+        total = count_open(settings, gateway, cutoff)
         show_plan(console, gateway.account, gateway.livemode, db.safe_url, total, cutoff)
     if asking and total and not click.confirm(f"Expire all {total}?", err=True):
         console.print("nothing was expired")
-        sys.exit(EXIT_FAILED)
+        sys.exit(ExitCode.FAILED)
     try:
         result = _run(settings, db, gateway, console, dry_run, cutoff, total, as_json)
     finally:
         push_metrics(settings.pushgateway)
     left_out = None
     if cutoff is not None and not as_json:
-        left_out = _count(settings, gateway, None) - result.remaining_open_count
+        left_out = count_open(settings, gateway, None) - result.remaining_open_count
     if as_json:
         print_json(result.as_data())
     else:
         show_summary(table_console(), console, result, db.safe_url, left_out)
-    sys.exit(0 if result.succeeded else EXIT_FAILED)
+    sys.exit(0 if result.succeeded else ExitCode.FAILED)
 
 
 def _require_key(settings: Settings) -> None:
     problem = key_problem(settings.stripe_api_key)
     if problem is not None:
-        raise Failure(problem, EXIT_USAGE)
-
-
-def _gateway(settings: Settings, db: Database, dry_run: bool) -> StripeGateway:
-    try:
-        return identified_gateway(settings, db, dry_run=dry_run)
-    except LiveModeRefused as refusal:
-        raise Failure(str(refusal), EXIT_USAGE) from None
-    except SweepAborted as err:
-        raise Failure(f"Stripe could not be used: {err}", EXIT_UNAVAILABLE) from None
-
-
-def _count(settings: Settings, gateway: StripeGateway, cutoff: int | None) -> int:
-    try:
-        return count_open(settings, gateway, cutoff)
-    except SweepAborted as err:
-        raise Failure(f"Stripe could not be used: {err}", EXIT_UNAVAILABLE) from None
+        raise CommandFailure(problem, ExitCode.USAGE)
 
 
 def _run(
@@ -190,12 +161,8 @@ def _run(
                 on_progress=live.update if live else None,
                 gateway=gateway,
             ).run()
-    except SweepInProgress:
-        raise Failure("a sweep of this Stripe account is already running", EXIT_BUSY) from None
     except SweepAborted as stopped:
         _stopped_early(console, stopped, as_json)
-    except AuditError as err:
-        raise Failure(str(err), EXIT_AUDIT) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -204,12 +171,11 @@ def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> No
     """Say what was done before the sweep stopped, then exit with the code of the reason."""
     if isinstance(stopped, SweepInterrupted):
         headline = "[yellow]interrupted:[/yellow] the run is recorded as interrupted"
-        code = EXIT_INTERRUPTED
     elif isinstance(stopped, LeaseLost):
-        headline, code = f"[red]stopped:[/red] {stopped}", EXIT_BUSY
+        headline = f"[red]stopped:[/red] {stopped}"
     else:
-        headline, code = f"[red]error:[/red] Stripe could not be used: {stopped}", EXIT_UNAVAILABLE
+        headline = f"[red]error:[/red] {stopped.headline}: {stopped}"
     show_stopped(console, headline, stopped.result)
     if as_json and stopped.result is not None:
         print_json({**stopped.result.as_data(), "error": str(stopped)})
-    sys.exit(code)
+    sys.exit(stopped.exit_code)

@@ -5,15 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from checkout_sweeper.cli.context import (
-    EXIT_USAGE,
-    Failure,
-    load_settings,
-    open_database,
-    print_json,
-    table_console,
-)
-from checkout_sweeper.errors import AuthError, UserError
+from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
+from checkout_sweeper.errors import CommandFailure, ExitCode, UserError
 from checkout_sweeper.store.users import (
     add_user,
     check_customer_id,
@@ -43,10 +36,7 @@ def add_command(email: str, stripe_customer_id: str | None, as_json: bool) -> No
         raise click.BadParameter(
             str(err), param_hint=f"--{(err.field or '').replace('_', '-')}"
         ) from None
-    try:
-        payload = add_user(open_database(load_settings()), email, stripe_customer_id)
-    except UserError as err:
-        raise Failure(str(err), EXIT_USAGE) from None
+    payload = add_user(open_database(load_settings()), email, stripe_customer_id)
     if as_json:
         print_json(payload)
     else:
@@ -77,10 +67,7 @@ def list_command(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Remove a user who started sweeps (kept on record).")
 def remove_command(user_id: int, force: bool) -> None:
     """Remove a user; refused if they started sweeps on record, unless --force."""
-    try:
-        sweeps = remove_user(open_database(load_settings()), user_id, force=force)
-    except UserError as err:
-        raise Failure(str(err), EXIT_USAGE) from None
+    sweeps = remove_user(open_database(load_settings()), user_id, force=force)
     kept = f"; their {sweeps} sweep(s) stay on record" if sweeps else ""
     click.echo(f"removed user {user_id}{kept}")
 
@@ -93,13 +80,10 @@ def token_command(user_id: int, ttl: int, any_id: bool) -> None:
     """Print a signed JWT for USER_ID (development helper; needs JWT_SECRET)."""
     settings = load_settings()
     if not settings.jwt.algorithms[0].startswith("HS") or not settings.jwt.key:
-        raise Failure("token needs JWT_SECRET with an HS* algorithm", EXIT_USAGE)
+        raise CommandFailure("token needs JWT_SECRET with an HS* algorithm", ExitCode.USAGE)
     if not any_id and find_user(open_database(settings), user_id) is None:
-        raise Failure(
+        raise CommandFailure(
             f"no user {user_id}: add one with `users add`, or pass --any-id to mint anyway",
-            EXIT_USAGE,
+            ExitCode.USAGE,
         )
-    try:
-        click.echo(mint_token(settings.jwt, str(user_id), ttl_s=ttl))
-    except AuthError as err:
-        raise Failure(err.message, EXIT_USAGE) from None
+    click.echo(mint_token(settings.jwt, str(user_id), ttl_s=ttl))

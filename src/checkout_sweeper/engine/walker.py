@@ -10,6 +10,7 @@ sessions not handled yet.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,7 +86,7 @@ class ListWalker:
         restarts = 0
         while not self._stop.stopped:
             try:
-                page = self._calls.call(lambda c=cursor: self._fetch(c))
+                page = self._calls.call(functools.partial(self._fetch, cursor))
             except StaleCursor as stale:
                 restarts += 1
                 if restarts > MAX_RESTARTS_PER_PASS:

@@ -3,7 +3,7 @@ parameters; the same key with other parameters, or while the first is running, i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 from checkout_sweeper.fake_stripe.faults import StripeFault
@@ -16,10 +16,10 @@ class IdempotencyStore:
     """Saved answers by (mode, account, key); callers pass the lock that guards the store."""
 
     def __init__(self) -> None:
-        self._saved: dict[Hashable, dict[str, Any]] = {}
+        self._saved: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def keys(self) -> set[str]:
-        return {slot[-1] for slot in self._saved}  # type: ignore[index]
+        return {slot[-1] for slot in self._saved}
 
     def clear(self) -> None:
         self._saved.clear()

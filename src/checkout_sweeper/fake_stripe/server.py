@@ -17,7 +17,7 @@ from typing import Any
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from checkout_sweeper.fake_stripe.faults import StripeFault
@@ -197,10 +197,12 @@ class FakeStripeServer:
     ) -> None:
         self.app = FakeStripeApp(state)
         self.state = self.app.state
-        self._server: BaseWSGIServer = make_server(
+        server = make_server(
             host, port, self.app, threaded=True, request_handler=QuietRequestHandler
         )
-        self._server.daemon_threads = True
+        assert isinstance(server, ThreadedWSGIServer)  # what threaded=True makes
+        server.daemon_threads = True
+        self._server: BaseWSGIServer = server
         self._thread: threading.Thread | None = None
 
     @property

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from checkout_sweeper import defaults
 from checkout_sweeper.errors import SweepInProgress
-from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import SweepLock
 
 __all__ = ["AccountLease", "SweepInProgress"]
@@ -85,23 +85,25 @@ class AccountLease:
             lapsed = SweepLock.expires_at < time.time()
             if holder is not None and holder_is_dead(holder.owner):
                 lapsed = SweepLock.owner == holder.owner
-            taken = session.execute(
+            taken = rows_changed(
+                session,
                 update(SweepLock)
                 .where(SweepLock.account == self.account, lapsed)
-                .values(run_id=self.run_id, owner=self.owner, expires_at=expires)
+                .values(run_id=self.run_id, owner=self.owner, expires_at=expires),
             )
-            if taken.rowcount != 1:
+            if taken != 1:
                 raise SweepInProgress(self.account)
 
     def renew(self) -> bool:
         """Push the lease forward; False if it was lost (expired and taken by someone else)."""
         with self.db.session() as session:
-            kept = session.execute(
+            kept = rows_changed(
+                session,
                 update(SweepLock)
                 .where(SweepLock.account == self.account, SweepLock.run_id == self.run_id)
-                .values(expires_at=time.time() + self.ttl_s)
+                .values(expires_at=time.time() + self.ttl_s),
             )
-            return kept.rowcount == 1
+            return kept == 1
 
     def release(self) -> None:
         with self.db.session() as session:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from checkout_sweeper.runs.lease import holder_is_dead
-from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
 
 COUNTED = {"expired": "expired_count", "already_closed": "already_closed_count"}
@@ -90,12 +90,12 @@ def mark_stale_runs_interrupted(db: Database) -> int:
     """Runs still 'running' without a live lease belong to a process that died mid-sweep."""
     alive = live_run_ids(db)
     with db.session() as session:
-        result = session.execute(
+        return rows_changed(
+            session,
             update(SweepRun)
             .where(SweepRun.status == "running", SweepRun.id.not_in(alive))
-            .values(status="interrupted", error="the process stopped mid-sweep (lease lapsed)")
+            .values(status="interrupted", error="the process stopped mid-sweep (lease lapsed)"),
         )
-        return result.rowcount or 0
 
 
 def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
@@ -105,17 +105,18 @@ def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
     with db.session() as session:
         newest = select(SweepRun).order_by(SweepRun.started_at.desc()).limit(limit)
         runs = [run.as_dict() for run in session.scalars(newest)]
-        counted = dict(
-            session.execute(
+        counted: dict[str, int] = {
+            run_id: count
+            for run_id, count in session.execute(
                 select(SweptSession.run_id, func.count())
                 .where(SweptSession.run_id.in_([run["id"] for run in runs]))
                 .where(SweptSession.outcome.in_(list(COUNTED)))
                 .group_by(SweptSession.run_id)
-            ).all()
-        )
+            )
+        }
     for run in runs:
         run["records"] = counted.get(run["id"], 0)
-        known = sum(run[column] for column in COUNTED.values())
+        known = sum(int(run[column]) for column in COUNTED.values())
         run["pending"] = max(0, known - run["records"])
     return runs
 

@@ -7,6 +7,7 @@ in ``migrations/``, which must be kept in step with these classes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -48,7 +49,7 @@ class User(Base):
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "email": self.email,
@@ -91,7 +92,7 @@ class SweepRun(Base):
             started, finished = started.replace(tzinfo=None), finished.replace(tzinfo=None)
         return round((finished - started).total_seconds(), 3)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "status": self.status,
@@ -130,7 +131,7 @@ class SweptSession(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "session_id": self.session_id,
             "outcome": self.outcome,

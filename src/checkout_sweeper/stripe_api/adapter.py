@@ -113,7 +113,7 @@ class StripeGateway:
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=0,  # the engine retries, with its own pacing and backoff
             http_client=stripe.RequestsClient(
-                timeout=(min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)  # type: ignore[arg-type]
+                timeout=(min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)
             ),
         )
 

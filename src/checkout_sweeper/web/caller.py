@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from checkout_sweeper.errors import ApiError, AuthError
+from checkout_sweeper.errors import ApiError
 from checkout_sweeper.store.models import User
 from checkout_sweeper.store.users import find_user
 from checkout_sweeper.web.state import app_state
@@ -15,15 +15,9 @@ from checkout_sweeper.web.tokens import bearer_token, user_id_from, verify
 def authenticated_user_id() -> int | None:
     """The row id the token names (None: no row can have it); 401/400 otherwise."""
     state = app_state()
-    try:
-        token = bearer_token(request.headers.get("Authorization"))
-        claims = verify(token, state.settings.jwt)
-        return user_id_from(claims, state.settings.jwt.user_id_claim)
-    except AuthError as err:
-        headers = (
-            {"WWW-Authenticate": 'Bearer realm="checkout-sweeper"'} if err.status == 401 else {}
-        )
-        raise ApiError(err.status, err.message, headers) from None
+    token = bearer_token(request.headers.get("Authorization"))
+    claims = verify(token, state.settings.jwt)
+    return user_id_from(claims, state.settings.jwt.user_id_claim)
 
 
 def load_user(user_id: int | None) -> User:

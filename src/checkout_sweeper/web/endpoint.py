@@ -8,26 +8,23 @@ goes on in this process; ``/v1/sweeps/{id}`` follows it.
 
 from __future__ import annotations
 
-import logging
 import re
 
 from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
 
 from checkout_sweeper import defaults
-from checkout_sweeper.errors import AuditError, LiveModeRefused, SweepAborted, SweepInProgress
+from checkout_sweeper.errors import ApiError
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.launch import refuse_early, start_configured_sweep
 from checkout_sweeper.runs.recorded import RecordedSweep
 from checkout_sweeper.store.models import User
 from checkout_sweeper.web.caller import authenticated_user_id, load_user
-from checkout_sweeper.web.envelopes import UNEXPECTED, ApiError, success
+from checkout_sweeper.web.envelopes import success
 from checkout_sweeper.web.quota import spend
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("v1", __name__)
-log = logging.getLogger("checkout_sweeper.api")
-BUSY = "A sweep of this Stripe account is already running; try again when it ends."
 RESPOND_ASYNC = re.compile(r"(^|,)\s*respond-async\s*(;|,|$)", re.IGNORECASE)
 
 
@@ -64,30 +61,18 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
 def _start(user: User) -> RecordedSweep:
     """Every check, the lease and the quota; the sweep is recorded as running."""
     state = app_state()
-    try:
-        refuse_early(state.settings, state.db)
-        return start_configured_sweep(
-            state.settings,
-            state.db,
-            trigger="api",
-            user_id=user.id,
-            once_leased=lambda: spend(defaults.sweep_rate_limit(), f"user:{user.id}"),
-        )
-    except LiveModeRefused as refusal:
-        raise ApiError(403, str(refusal)) from None
-    except SweepInProgress:
-        raise ApiError(409, BUSY) from None
-    except SweepAborted as err:
-        log.error("sweep could not start: %s", err)
-        raise ApiError(500, UNEXPECTED) from None
+    refuse_early(state.settings, state.db)
+    return start_configured_sweep(
+        state.settings,
+        state.db,
+        trigger="api",
+        user_id=user.id,
+        once_leased=lambda: spend(defaults.sweep_rate_limit(), f"user:{user.id}"),
+    )
 
 
 def _finish(sweep: RecordedSweep) -> ResponseReturnValue:
-    try:
-        result = sweep.run()
-    except (SweepAborted, AuditError) as err:
-        log.error("sweep did not complete: %s", err)
-        raise ApiError(500, UNEXPECTED) from None
+    result = sweep.run()
     g.sweep_counts = {
         "sweep_id": result.sweep_id,
         "expired": result.expired_count,

@@ -15,7 +15,7 @@ from flask import Flask, Response, jsonify
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
-from checkout_sweeper.errors import ApiError
+from checkout_sweeper.errors import ApiError, SweeperError
 
 __all__ = ["UNEXPECTED", "ApiError", "error", "register_error_handlers", "success"]
 
@@ -38,9 +38,14 @@ def error(code: int, message: str, headers: dict[str, str] | None = None) -> Res
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def api_error(err: ApiError) -> Response:
-        return error(err.code, err.message, err.headers)
+    @app.errorhandler(SweeperError)
+    def refused(err: SweeperError) -> Response:
+        """Every error of the tree answers with its own status; a server-side one (not
+        ``public``) is logged and answered with the spec's one sentence."""
+        if err.public:
+            return error(err.http_status, str(err), err.headers)
+        log.error("%s: %s", type(err).__name__, err)
+        return error(err.http_status, UNEXPECTED, err.headers)
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(err: RateLimitExceeded) -> Response:

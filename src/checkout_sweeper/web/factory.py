@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
@@ -55,14 +56,14 @@ def create_app(
         RATELIMIT_SWALLOW_ERRORS=False,
         RATELIMIT_KEY_PREFIX="checkout-sweeper",
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider has it; the base does not
     _log_requests(app)  # before the limiter: its after_request hook then runs after the limiter's
     limiter = Limiter(key_func=_user_key, app=app)
     limiter.exempt(health_bp)
     limiter.exempt(metrics_bp)
     app.extensions[EXTENSION_KEY] = AppState(settings=settings, db=db, limiter=limiter)
     if settings.trusted_proxy_count:
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # werkzeug's documented way to wrap it
             app.wsgi_app,
             x_for=settings.trusted_proxy_count,
             x_proto=settings.trusted_proxy_count,
@@ -103,18 +104,19 @@ def _log_requests(app: Flask) -> None:
             response.headers["Cache-Control"] = "no-store"
         if response.status_code not in (429, 503):
             response.headers.pop("Retry-After", None)  # the limiter adds it to every answer
-        fields = {
+        duration_ms = int((time.monotonic() - g.get("started", time.monotonic())) * 1000)
+        fields: dict[str, Any] = {
             "ip": request.remote_addr,
             "method": request.method,
             "path": request.path,
             "status": response.status_code,
             "user_id": getattr(g, "user_id", None),
-            "duration_ms": int((time.monotonic() - g.get("started", time.monotonic())) * 1000),
+            "duration_ms": duration_ms,
         }
         fields.update(getattr(g, "sweep_counts", {}))
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(route, request.method).observe(fields["duration_ms"] / 1000)
+        HTTP_SECONDS.labels(route, request.method).observe(duration_ms / 1000)
         request_log.info(
             "%s %s %s", request.method, request.path, response.status_code, extra={"fields": fields}
         )

@@ -47,6 +47,8 @@ _MESSAGES: list[tuple[type[Exception], str]] = [
 
 def verify(token: str, settings: JwtSettings) -> dict[str, Any]:
     """Check signature, algorithm, ``exp`` (required), ``nbf``, ``aud`` and ``iss`` if set."""
+    if settings.key is None:  # Settings.check_for_api refuses to serve without one
+        raise AuthError(401, "No key to verify tokens with is configured.")
     required = ["exp"]
     if settings.audience:
         required.append("aud")
