@@ -99,7 +99,7 @@ class _StderrHandler(logging.StreamHandler):
 
 def setup_logging(level: str = "INFO") -> None:
     """Idempotent: configures the ``checkout_sweeper`` logger tree only once; the level comes
-    from ``LOG_LEVEL`` through ``config.ServerSettings``."""
+    from ``LOG_LEVEL`` through ``settings.ServerSettings``."""
     logger = logging.getLogger("checkout_sweeper")
     if getattr(logger, "_configured", False):
         logger.setLevel(level)  # the handler stays one; the level is the latest asked for

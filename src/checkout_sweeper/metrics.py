@@ -8,8 +8,6 @@ are bounded: route templates, operations, outcome and result names.
 
 from __future__ import annotations
 
-import os
-
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -19,6 +17,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from checkout_sweeper.settings import METRICS_DIR
 
 PREFIX = "checkout_sweeper"
 
@@ -62,7 +62,7 @@ AUDIT_PENDING = Gauge(
 
 def exposition() -> bytes:
     """The text format, added up across gunicorn workers when they share a directory."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if METRICS_DIR.read():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)

@@ -1,253 +1,393 @@
-"""Settings from the environment, read and checked once at start-up.
+"""Every setting, declared once: its variable, default, parser and meaning, as data.
 
-Every variable the project reads is declared once in ``VARIABLES`` (name, default, meaning);
-``Settings.from_env`` reads them, and a test checks the README's configuration table against
-that declaration. A missing or contradictory setting stops the service with a message that
-names the variable, instead of surfacing as a 500 on the first request.
+``SETTINGS`` is the one list (in the order the README's configuration table shows it, which
+is generated from it). ``Settings.from_env`` reads each through its declaration, so a name or
+a default is never written twice; the engine's option defaults, the command line's help, the
+demo and the docs read the same declarations. A missing or contradictory setting stops the
+service with a message that names the variable, instead of a 500 on the first request.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import platformdirs
 
-from checkout_sweeper import defaults
 from checkout_sweeper.errors import ConfigError
 from checkout_sweeper.stripe_keys import key_problem
 
-__all__ = ["VARIABLES", "ConfigError", "ServerSettings", "Settings", "Variable"]
+__all__ = ["SETTINGS", "ConfigError", "ServerSettings", "Setting", "Settings"]
 
+T = TypeVar("T")
 HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
 PUBLIC_KEY_ALGORITHMS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"}
 TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
+FALSE_WORDS = {"0", "false", "no", "off"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 APP_NAME = "checkout-sweeper"
 RATELIMIT_SCHEMES = ("memory://", "redis://", "rediss://", "redis+sentinel://")
-DEFAULT_JWT_ALGORITHMS = "HS256"
-DEFAULT_USER_ID_CLAIM = "sub"
-DEFAULT_RATELIMIT_STORAGE = "memory://"
-DEFAULT_API_PREFIX = "/v1"
 
 
 @dataclass(frozen=True)
-class ServerSettings:
-    """How ``serve`` runs gunicorn, and how loud the logs are."""
+class Setting(Generic[T]):
+    """One environment variable: ``read`` gives its value, or ``default`` when it is unset."""
 
-    bind: str = "127.0.0.1:8000"
-    workers: int = 1
-    threads: int = 16  # health checks keep a thread while requests wait on a dependency
-    timeout_s: int = 900
-    graceful_timeout_s: int = 600
-    log_level: str = "INFO"
+    env: str
+    default: T
+    parse: Callable[[str, str], T]  # (variable, raw text) -> value; raises ConfigError
+    help: str
+    shown: str | None = None  # the default as the README says it, when not the value itself
+    blank_is_unset: bool = True
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
-        env = os.environ if env is None else env
-        level = (env.get("LOG_LEVEL") or cls.log_level).strip().upper()
-        if level not in LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-        return cls(
-            bind=env.get("BIND") or cls.bind,
-            workers=_whole(env, "WEB_CONCURRENCY", cls.workers, minimum=1),
-            threads=_whole(env, "GUNICORN_THREADS", cls.threads, minimum=1),
-            timeout_s=_whole(env, "GUNICORN_TIMEOUT", cls.timeout_s, minimum=1),
-            graceful_timeout_s=_whole(
-                env, "GUNICORN_GRACEFUL_TIMEOUT", cls.graceful_timeout_s, minimum=1
-            ),
-            log_level=level,
-        )
+    def read(self, env: Mapping[str, str] | None = None) -> T:
+        raw = (os.environ if env is None else env).get(self.env)
+        if raw is None or (self.blank_is_unset and not raw.strip()):
+            return self.default
+        return self.parse(self.env, raw)
 
-
-@dataclass(frozen=True)
-class Variable:
-    """One environment variable, as the README's configuration table shows it."""
-
-    name: str
-    default: str
-    meaning: str
+    @property
+    def shown_default(self) -> str:
+        """The default in the README's words."""
+        if self.shown is not None:
+            return self.shown
+        if self.default is None:
+            return "unset"
+        if isinstance(self.default, bool):
+            return str(self.default).lower()
+        if isinstance(self.default, float):
+            return f"{self.default:g}"
+        if isinstance(self.default, str):
+            return f"`{self.default}`"
+        if isinstance(self.default, tuple):
+            return f"`{','.join(map(str, self.default))}`"
+        return str(self.default)
 
 
-VARIABLES: tuple[Variable, ...] = (
-    Variable(
-        "STRIPE_API_KEY",
-        "none",
-        "secret (`sk_`) or restricted (`rk_`) key; required to serve or sweep",
-    ),
-    Variable("STRIPE_API_BASE", "Stripe's", "point the SDK elsewhere (the fake, stripe-mock)"),
-    Variable(
-        "STRIPE_TIMEOUT_S",
-        f"{defaults.STRIPE_TIMEOUT_S:g}",
-        "seconds before a Stripe request that gets no answer is given up (and retried)",
-    ),
-    Variable("STRIPE_ACCOUNT", "none", "sweep a connected account (`Stripe-Account` header)"),
-    Variable(
-        "DATABASE_URL",
-        "SQLite in the data folder",
-        "SQLAlchemy URL; `postgresql+psycopg://...` in production",
-    ),
-    Variable(
-        "SWEEPER_INSTANCE_PATH",
-        "`~/.local/share/checkout-sweeper`",
-        "the data folder: the default SQLite file and the audit journals (platformdirs' user "
-        "data directory, whatever the current directory)",
-    ),
-    Variable(
-        "JWT_SECRET / JWT_PUBLIC_KEY",
-        "none",
-        "HS* secret, or a PEM public key for RS*/ES*/PS*/EdDSA",
-    ),
-    Variable(
-        "JWT_ALGORITHMS",
-        f"`{DEFAULT_JWT_ALGORITHMS}`",
-        "comma-separated; HMAC and public-key ones never mixed",
-    ),
-    Variable("JWT_AUDIENCE, JWT_ISSUER", "unset", "required and checked when set"),
-    Variable(
-        "JWT_USER_ID_CLAIM", f"`{DEFAULT_USER_ID_CLAIM}`", "claim holding the user id (a string)"
-    ),
-    Variable(
-        "JWT_LEEWAY_S",
-        f"{defaults.JWT_LEEWAY_S}",
-        "seconds of clock skew allowed on `exp`, `nbf` and `iat`",
-    ),
-    Variable(
-        "RATELIMIT_STORAGE_URI",
-        f"`{DEFAULT_RATELIMIT_STORAGE}`",
-        "`redis://...` when more than one process serves",
-    ),
-    Variable("SWEEPER_ALLOW_LIVE_MODE", "false", "allow sweeps with a live-mode key"),
-    Variable(
-        "SWEEPER_MAX_RPS",
-        f"{defaults.MAX_RPS:g}",
-        "Stripe requests per second one sweep may use (lists included); `auto` starts at "
-        "Stripe's documented limit (25 test, 100 live) and settles just under the real one",
-    ),
-    Variable("SWEEPER_CONCURRENCY", f"{defaults.CONCURRENCY}", "requests in flight at once"),
-    Variable(
-        "SWEEPER_LEASE_TTL",
-        f"{defaults.LEASE_TTL_S:g}",
-        "seconds before a dead sweeper's account lease lapses",
-    ),
-    Variable(
-        "SWEEPER_AUDIT_GRACE_S",
-        f"{defaults.AUDIT_GRACE_S:g}",
-        "how long a finished sweep waits for an unreachable database before leaving its journal",
-    ),
-    Variable(
-        "SWEEPER_API_PREFIX", f"`{DEFAULT_API_PREFIX}`", "where the endpoint's blueprint is mounted"
-    ),
-    Variable(
-        "TRUSTED_PROXY_COUNT",
-        "0",
-        "proxies in front that append `X-Forwarded-For` (werkzeug ProxyFix)",
-    ),
-    Variable(
-        "METRICS_TOKEN",
-        "unset",
-        "Bearer token required on `/metrics`; unset: `/metrics` answers loopback callers only",
-    ),
-    Variable(
-        "PROMETHEUS_PUSHGATEWAY",
-        "unset",
-        "`sweep` pushes its metrics to this Pushgateway URL when it ends",
-    ),
-    Variable(
-        "BIND", f"`{ServerSettings.bind}`", "address gunicorn listens on (`serve --host/--port`)"
-    ),
-    Variable(
-        "WEB_CONCURRENCY",
-        f"{ServerSettings.workers}",
-        "gunicorn workers for `serve` (or `--workers`); more than 1 needs `redis://` rate limits",
-    ),
-    Variable(
-        "GUNICORN_THREADS", f"{ServerSettings.threads}", "threads per gunicorn worker (gthread)"
-    ),
-    Variable(
-        "GUNICORN_TIMEOUT",
-        f"{ServerSettings.timeout_s}",
-        "seconds before gunicorn restarts a silent worker",
-    ),
-    Variable(
-        "GUNICORN_GRACEFUL_TIMEOUT",
-        f"{ServerSettings.graceful_timeout_s}",
-        "seconds a stopping worker has to finish a running sweep",
-    ),
-    Variable(
-        "LOG_LEVEL",
-        f"`{ServerSettings.log_level}`",
-        "level of the JSON log lines of `serve` (commands log warnings only unless it is set)",
-    ),
-)
+# parsers: each names the variable in its refusal --------------------------------------------
+def text(name: str, raw: str) -> str:
+    return raw
 
 
-def configuration_table() -> str:
-    """The README's configuration table, rendered from ``VARIABLES``."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for variable in VARIABLES:
-        name = re.sub(r"([A-Z][A-Z_]+[A-Z])", r"`\1`", variable.name)
-        rows.append(f"| {name} | {variable.default} | {variable.meaning} |")
-    return "\n".join(rows)
+def optional_text(name: str, raw: str) -> str | None:
+    return raw
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in TRUE_WORDS:
+def number(minimum: float, what: str = "a number") -> Callable[[str, str], float]:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def whole(minimum: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        value = number(minimum)(name, raw)
+        if value != int(value):
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+        return int(value)
+
+    return parse
+
+
+def flag(name: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
         return True
-    if raw in FALSE_WORDS:
+    if word in FALSE_WORDS:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _number(
-    env: Mapping[str, str], name: str, default: float, *, minimum: float, what: str = "a number"
-) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
-    return value
-
-
-def parse_max_rps(raw: str | None, name: str = "SWEEPER_MAX_RPS") -> float | None:
-    """A budget in requests per second (at least 0.1), or ``auto`` (None)."""
-    if raw is None or not raw.strip():
-        return defaults.MAX_RPS
+def budget(name: str, raw: str) -> float | None:
+    """Requests per second (at least 0.1), or ``auto`` (None)."""
     if raw.strip().lower() == "auto":
         return None
-    what = "requests per second (a number) or 'auto'"
-    return _number({name: raw}, name, defaults.MAX_RPS, minimum=0.1, what=what)
+    return number(0.1, "requests per second (a number) or 'auto'")(name, raw)
 
 
-def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    value = _number(env, name, default, minimum=minimum)
-    if value != int(value):
-        raise ConfigError(f"{name} must be a whole number, got {env.get(name)!r}")
-    return int(value)
+def log_level(name: str, raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
 
 
-def default_instance_path(env: Mapping[str, str] | None = None) -> Path:
-    """Where the embedded SQLite database and the audit journals live: ``SWEEPER_INSTANCE_PATH``,
-    else the user's data directory (``~/.local/share/checkout-sweeper`` on Linux), never the
-    current directory, so every command sees the same users, history and leases."""
-    env = os.environ if env is None else env
-    chosen = env.get("SWEEPER_INSTANCE_PATH") or platformdirs.user_data_path(APP_NAME)
-    return Path(chosen).expanduser().resolve()
+def stripe_key(name: str, raw: str) -> str | None:
+    """An empty key is let through: commands that need no Stripe say so when they run."""
+    if not raw.strip():
+        return raw
+    problem = key_problem(raw)
+    if problem is not None:
+        raise ConfigError(problem)
+    return raw
 
 
-def default_database_url(instance_path: Path) -> str:
-    return f"sqlite:///{instance_path / 'checkout_sweeper.sqlite3'}"
+def stripe_base(name: str, raw: str) -> str | None:
+    """Without a trailing ``/`` or ``/v1`` (the SDK adds ``/v1``)."""
+    base = raw.strip().rstrip("/").removesuffix("/v1").rstrip("/")
+    parsed = urlsplit(base)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(
+            f"{name} must be an http(s) URL with a host, like http://127.0.0.1:12111; got {raw!r}"
+        )
+    return base
+
+
+def ratelimit_storage(name: str, raw: str) -> str:
+    if not raw.startswith(RATELIMIT_SCHEMES):
+        raise ConfigError(f"{name} must be memory:// or redis://..., got {raw!r}")
+    return raw
+
+
+def algorithms(name: str, raw: str) -> tuple[str, ...]:
+    chosen = tuple(a.strip() for a in raw.split(",") if a.strip())
+    unknown = [a for a in chosen if a not in HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS]
+    if not chosen or unknown:
+        raise ConfigError(f"{name} has unsupported algorithm(s): {unknown or '(none)'}")
+    return chosen
+
+
+def url_prefix(name: str, raw: str) -> str:
+    prefix = "/" + raw.strip().strip("/")
+    return "" if prefix == "/" else prefix
+
+
+# the declarations, in the README's order -----------------------------------------------------
+STRIPE_API_KEY = Setting[str | None](
+    "STRIPE_API_KEY",
+    None,
+    stripe_key,
+    "secret (`sk_`) or restricted (`rk_`) key; required to serve or sweep",
+    shown="none",
+    blank_is_unset=False,
+)
+STRIPE_API_BASE = Setting[str | None](
+    "STRIPE_API_BASE",
+    None,
+    stripe_base,
+    "point the SDK elsewhere (the fake, stripe-mock)",
+    shown="Stripe's",
+)
+STRIPE_TIMEOUT_S = Setting[float](
+    "STRIPE_TIMEOUT_S",
+    30.0,
+    number(0.1),
+    "seconds before a Stripe request that gets no answer is given up (and retried)",
+)
+STRIPE_ACCOUNT = Setting[str | None](
+    "STRIPE_ACCOUNT",
+    None,
+    optional_text,
+    "sweep a connected account (`Stripe-Account` header)",
+    shown="none",
+)
+DATABASE_URL = Setting[str | None](
+    "DATABASE_URL",
+    None,
+    optional_text,
+    "SQLAlchemy URL; `postgresql+psycopg://...` in production",
+    shown="SQLite in the data folder",
+)
+INSTANCE_PATH = Setting[str | None](
+    "SWEEPER_INSTANCE_PATH",
+    None,
+    optional_text,
+    "the data folder: the default SQLite file and the audit journals (platformdirs' user data "
+    "directory, whatever the current directory)",
+    shown="`~/.local/share/checkout-sweeper`",
+)
+JWT_SECRET = Setting[str | None](
+    "JWT_SECRET", None, optional_text, "HS* secret the app signs its tokens with", shown="none"
+)
+JWT_PUBLIC_KEY = Setting[str | None](
+    "JWT_PUBLIC_KEY",
+    None,
+    optional_text,
+    "PEM public key for RS*/ES*/PS*/EdDSA tokens (instead of `JWT_SECRET`)",
+    shown="none",
+)
+JWT_ALGORITHMS = Setting[tuple[str, ...]](
+    "JWT_ALGORITHMS",
+    ("HS256",),
+    algorithms,
+    "comma-separated; HMAC and public-key ones never mixed",
+)
+JWT_AUDIENCE = Setting[str | None](
+    "JWT_AUDIENCE", None, optional_text, "required in tokens and checked when set"
+)
+JWT_ISSUER = Setting[str | None](
+    "JWT_ISSUER", None, optional_text, "required in tokens and checked when set"
+)
+JWT_USER_ID_CLAIM = Setting[str](
+    "JWT_USER_ID_CLAIM", "sub", text, "claim holding the user id (a string)"
+)
+JWT_LEEWAY_S = Setting[float](
+    "JWT_LEEWAY_S", 30.0, number(0), "seconds of clock skew allowed on `exp`, `nbf` and `iat`"
+)
+RATELIMIT_STORAGE_URI = Setting[str](
+    "RATELIMIT_STORAGE_URI",
+    "memory://",
+    ratelimit_storage,
+    "`redis://...` when more than one process serves",
+)
+ALLOW_LIVE_MODE = Setting[bool](
+    "SWEEPER_ALLOW_LIVE_MODE", False, flag, "allow sweeps with a live-mode key"
+)
+MAX_RPS = Setting[float | None](
+    "SWEEPER_MAX_RPS",
+    20.0,
+    budget,
+    "Stripe requests per second one sweep may use (lists included); `auto` starts at Stripe's "
+    "documented limit (25 test, 100 live) and settles just under the real one",
+)
+CONCURRENCY = Setting[int]("SWEEPER_CONCURRENCY", 8, whole(1), "requests in flight at once")
+LEASE_TTL_S = Setting[float](
+    "SWEEPER_LEASE_TTL", 30.0, number(1), "seconds before a dead sweeper's account lease lapses"
+)
+AUDIT_GRACE_S = Setting[float](
+    "SWEEPER_AUDIT_GRACE_S",
+    60.0,
+    number(0),
+    "how long a finished sweep waits for an unreachable database before leaving its journal",
+)
+API_PREFIX = Setting[str](
+    "SWEEPER_API_PREFIX",
+    "/v1",
+    url_prefix,
+    "where the endpoint's blueprint is mounted (empty: at the root)",
+    blank_is_unset=False,
+)
+TRUSTED_PROXY_COUNT = Setting[int](
+    "TRUSTED_PROXY_COUNT",
+    0,
+    whole(0),
+    "proxies in front that append `X-Forwarded-For` (werkzeug ProxyFix)",
+)
+METRICS_TOKEN = Setting[str | None](
+    "METRICS_TOKEN",
+    None,
+    optional_text,
+    "Bearer token required on `/metrics`; unset: `/metrics` answers loopback callers only",
+)
+PUSHGATEWAY = Setting[str | None](
+    "PROMETHEUS_PUSHGATEWAY",
+    None,
+    optional_text,
+    "`sweep` pushes its metrics to this Pushgateway URL when it ends",
+)
+METRICS_DIR = Setting[str | None](
+    "PROMETHEUS_MULTIPROC_DIR",
+    None,
+    optional_text,
+    "set by `serve` for its workers (prometheus-client's multiprocess mode: one scrape adds "
+    "up every worker); set it yourself only when running gunicorn by hand",
+)
+BIND = Setting[str](
+    "BIND", "127.0.0.1:8000", text, "address gunicorn listens on (`serve --host/--port`)"
+)
+WEB_CONCURRENCY = Setting[int](
+    "WEB_CONCURRENCY",
+    1,
+    whole(1),
+    "gunicorn workers for `serve` (or `--workers`); more than 1 needs `redis://` rate limits",
+)
+GUNICORN_THREADS = Setting[int](
+    "GUNICORN_THREADS",
+    16,  # health checks keep a thread while requests wait on a dependency
+    whole(1),
+    "threads per gunicorn worker (gthread)",
+)
+GUNICORN_TIMEOUT = Setting[int](
+    "GUNICORN_TIMEOUT", 900, whole(1), "seconds before gunicorn restarts a silent worker"
+)
+GUNICORN_GRACEFUL_TIMEOUT = Setting[int](
+    "GUNICORN_GRACEFUL_TIMEOUT",
+    600,
+    whole(1),
+    "seconds a stopping worker has to finish a running sweep",
+)
+LOG_LEVEL = Setting[str](
+    "LOG_LEVEL",
+    "INFO",
+    log_level,
+    "level of the JSON log lines of `serve` (commands log warnings only unless it is set)",
+)
+
+SETTINGS: tuple[Setting[Any], ...] = (
+    STRIPE_API_KEY,
+    STRIPE_API_BASE,
+    STRIPE_TIMEOUT_S,
+    STRIPE_ACCOUNT,
+    DATABASE_URL,
+    INSTANCE_PATH,
+    JWT_SECRET,
+    JWT_PUBLIC_KEY,
+    JWT_ALGORITHMS,
+    JWT_AUDIENCE,
+    JWT_ISSUER,
+    JWT_USER_ID_CLAIM,
+    JWT_LEEWAY_S,
+    RATELIMIT_STORAGE_URI,
+    ALLOW_LIVE_MODE,
+    MAX_RPS,
+    CONCURRENCY,
+    LEASE_TTL_S,
+    AUDIT_GRACE_S,
+    API_PREFIX,
+    TRUSTED_PROXY_COUNT,
+    METRICS_TOKEN,
+    PUSHGATEWAY,
+    METRICS_DIR,
+    BIND,
+    WEB_CONCURRENCY,
+    GUNICORN_THREADS,
+    GUNICORN_TIMEOUT,
+    GUNICORN_GRACEFUL_TIMEOUT,
+    LOG_LEVEL,
+)
+
+
+def configuration_table() -> str:
+    """The README's configuration table, rendered from ``SETTINGS``."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.env}` | {s.shown_default} | {s.help} |" for s in SETTINGS]
+    return "\n".join(rows)
+
+
+# the settings a process runs with ------------------------------------------------------------
+@dataclass(frozen=True)
+class ServerSettings:
+    """How ``serve`` runs gunicorn, and how loud the logs are."""
+
+    bind: str = BIND.default
+    workers: int = WEB_CONCURRENCY.default
+    threads: int = GUNICORN_THREADS.default
+    timeout_s: int = GUNICORN_TIMEOUT.default
+    graceful_timeout_s: int = GUNICORN_GRACEFUL_TIMEOUT.default
+    log_level: str = LOG_LEVEL.default
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
+        env = os.environ if env is None else env
+        return cls(
+            bind=BIND.read(env),
+            workers=WEB_CONCURRENCY.read(env),
+            threads=GUNICORN_THREADS.read(env),
+            timeout_s=GUNICORN_TIMEOUT.read(env),
+            graceful_timeout_s=GUNICORN_GRACEFUL_TIMEOUT.read(env),
+            log_level=LOG_LEVEL.read(env),
+        )
 
 
 @dataclass(frozen=True)
@@ -261,75 +401,44 @@ class JwtSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JwtSettings:
-        algorithms = tuple(
-            a.strip()
-            for a in env.get("JWT_ALGORITHMS", DEFAULT_JWT_ALGORITHMS).split(",")
-            if a.strip()
-        )
-        unknown = [a for a in algorithms if a not in HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS]
-        if not algorithms or unknown:
-            raise ConfigError(f"JWT_ALGORITHMS has unsupported algorithm(s): {unknown or '(none)'}")
+        chosen = JWT_ALGORITHMS.read(env)
         return cls(
-            key=_jwt_key(env, algorithms),
-            algorithms=algorithms,
-            audience=env.get("JWT_AUDIENCE") or None,
-            issuer=env.get("JWT_ISSUER") or None,
-            user_id_claim=env.get("JWT_USER_ID_CLAIM") or DEFAULT_USER_ID_CLAIM,
-            leeway_s=_number(env, "JWT_LEEWAY_S", defaults.JWT_LEEWAY_S, minimum=0),
+            key=_jwt_key(env, chosen),
+            algorithms=chosen,
+            audience=JWT_AUDIENCE.read(env),
+            issuer=JWT_ISSUER.read(env),
+            user_id_claim=JWT_USER_ID_CLAIM.read(env),
+            leeway_s=JWT_LEEWAY_S.read(env),
         )
 
 
-def _jwt_key(env: Mapping[str, str], algorithms: tuple[str, ...]) -> str | None:
+def _jwt_key(env: Mapping[str, str], chosen: tuple[str, ...]) -> str | None:
     """JWT_SECRET for HS*, JWT_PUBLIC_KEY for the others; never both, never mixed."""
-    hmac = set(algorithms) & HMAC_ALGORITHMS
-    if hmac and set(algorithms) - HMAC_ALGORITHMS:
-        raise ConfigError("JWT_ALGORITHMS must not mix HMAC (HS*) and public-key algorithms")
-    secret, public_key = env.get("JWT_SECRET") or None, env.get("JWT_PUBLIC_KEY") or None
+    hmac = set(chosen) & HMAC_ALGORITHMS
+    if hmac and set(chosen) - HMAC_ALGORITHMS:
+        raise ConfigError(f"{JWT_ALGORITHMS.env} must not mix HMAC (HS*) and public-key algorithms")
+    secret, public_key = JWT_SECRET.read(env), JWT_PUBLIC_KEY.read(env)
     if secret and public_key:
-        raise ConfigError("set JWT_SECRET or JWT_PUBLIC_KEY, not both")
+        raise ConfigError(f"set {JWT_SECRET.env} or {JWT_PUBLIC_KEY.env}, not both")
     if hmac and public_key:
-        raise ConfigError("JWT_PUBLIC_KEY is set but JWT_ALGORITHMS are HMAC (HS*) ones")
+        raise ConfigError(f"{JWT_PUBLIC_KEY.env} is set but JWT_ALGORITHMS are HMAC (HS*) ones")
     if not hmac and secret:
-        raise ConfigError(f"JWT_SECRET is set but JWT_ALGORITHMS are {', '.join(algorithms)}")
+        raise ConfigError(f"{JWT_SECRET.env} is set but JWT_ALGORITHMS are {', '.join(chosen)}")
     if public_key and "BEGIN" not in public_key:
-        raise ConfigError("JWT_PUBLIC_KEY must be a PEM-encoded public key")
+        raise ConfigError(f"{JWT_PUBLIC_KEY.env} must be a PEM-encoded public key")
     return secret or public_key
 
 
-def _stripe_key(env: Mapping[str, str]) -> str | None:
-    """Unset or empty is allowed here (commands that need no Stripe say so when they run);
-    anything else must be a key."""
-    key = env.get("STRIPE_API_KEY")
-    if key is None or not key.strip():
-        return key
-    problem = key_problem(key)
-    if problem is not None:
-        raise ConfigError(problem)
-    return key
+def default_instance_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the embedded SQLite database and the audit journals live: ``SWEEPER_INSTANCE_PATH``,
+    else the user's data directory (``~/.local/share/checkout-sweeper`` on Linux), never the
+    current directory, so every command sees the same users, history and leases."""
+    chosen = INSTANCE_PATH.read(env) or platformdirs.user_data_path(APP_NAME)
+    return Path(chosen).expanduser().resolve()
 
 
-def _stripe_base(env: Mapping[str, str]) -> str | None:
-    """``STRIPE_API_BASE`` without a trailing ``/`` or ``/v1`` (the SDK adds ``/v1``)."""
-    raw = (env.get("STRIPE_API_BASE") or "").strip()
-    if not raw:
-        return None
-    base = raw.rstrip("/").removesuffix("/v1").rstrip("/")
-    parsed = urlsplit(base)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigError(
-            f"STRIPE_API_BASE must be an http(s) URL with a host, like "
-            f"http://127.0.0.1:12111; got {raw!r}"
-        )
-    return base
-
-
-def _ratelimit_storage(env: Mapping[str, str]) -> str:
-    storage = env.get("RATELIMIT_STORAGE_URI") or DEFAULT_RATELIMIT_STORAGE
-    if not storage.startswith(RATELIMIT_SCHEMES):
-        raise ConfigError(
-            f"RATELIMIT_STORAGE_URI must be memory:// or redis://..., got {storage!r}"
-        )
-    return storage
+def default_database_url(instance_path: Path) -> str:
+    return f"sqlite:///{instance_path / 'checkout_sweeper.sqlite3'}"
 
 
 @dataclass(frozen=True)
@@ -347,11 +456,11 @@ class Settings:
     trusted_proxy_count: int
     server: ServerSettings
     journal_dir: Path
-    metrics_token: str | None = None
-    pushgateway: str | None = None
-    lease_ttl_s: float = defaults.LEASE_TTL_S
-    audit_grace_s: float = defaults.AUDIT_GRACE_S
-    api_prefix: str = DEFAULT_API_PREFIX
+    metrics_token: str | None = METRICS_TOKEN.default
+    pushgateway: str | None = PUSHGATEWAY.default
+    lease_ttl_s: float = LEASE_TTL_S.default
+    audit_grace_s: float = AUDIT_GRACE_S.default
+    api_prefix: str = API_PREFIX.default
 
     def check_for_api(self) -> None:
         """What serving the endpoint needs on top of the database: a Stripe key and a JWT key."""
@@ -359,34 +468,30 @@ class Settings:
         if problem is not None:
             raise ConfigError(problem)
         if not self.jwt.key:
-            which = "JWT_SECRET" if self.jwt.algorithms[0].startswith("HS") else "JWT_PUBLIC_KEY"
+            hmac = self.jwt.algorithms[0].startswith("HS")
+            which = JWT_SECRET.env if hmac else JWT_PUBLIC_KEY.env
             raise ConfigError(f"{which} is required for {', '.join(self.jwt.algorithms)}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, instance_path: Path) -> Settings:
         env = os.environ if env is None else env
-        prefix = "/" + env.get("SWEEPER_API_PREFIX", DEFAULT_API_PREFIX).strip("/")
         return cls(
-            stripe_api_key=_stripe_key(env),
-            stripe_api_base=_stripe_base(env),
-            stripe_account=env.get("STRIPE_ACCOUNT") or None,
-            stripe_timeout_s=_number(
-                env, "STRIPE_TIMEOUT_S", defaults.STRIPE_TIMEOUT_S, minimum=0.1
-            ),
-            database_url=env.get("DATABASE_URL") or default_database_url(instance_path),
+            stripe_api_key=STRIPE_API_KEY.read(env),
+            stripe_api_base=STRIPE_API_BASE.read(env),
+            stripe_account=STRIPE_ACCOUNT.read(env),
+            stripe_timeout_s=STRIPE_TIMEOUT_S.read(env),
+            database_url=DATABASE_URL.read(env) or default_database_url(instance_path),
             jwt=JwtSettings.from_env(env),
-            ratelimit_storage_uri=_ratelimit_storage(env),
-            allow_live_mode=_flag(env, "SWEEPER_ALLOW_LIVE_MODE"),
-            max_rps=parse_max_rps(env.get("SWEEPER_MAX_RPS")),
-            concurrency=_whole(env, "SWEEPER_CONCURRENCY", defaults.CONCURRENCY, minimum=1),
-            trusted_proxy_count=_whole(env, "TRUSTED_PROXY_COUNT", 0, minimum=0),
+            ratelimit_storage_uri=RATELIMIT_STORAGE_URI.read(env),
+            allow_live_mode=ALLOW_LIVE_MODE.read(env),
+            max_rps=MAX_RPS.read(env),
+            concurrency=CONCURRENCY.read(env),
+            trusted_proxy_count=TRUSTED_PROXY_COUNT.read(env),
             server=ServerSettings.from_env(env),
             journal_dir=instance_path / "journal",
-            metrics_token=env.get("METRICS_TOKEN") or None,
-            pushgateway=env.get("PROMETHEUS_PUSHGATEWAY") or None,
-            lease_ttl_s=_number(env, "SWEEPER_LEASE_TTL", defaults.LEASE_TTL_S, minimum=1.0),
-            audit_grace_s=_number(
-                env, "SWEEPER_AUDIT_GRACE_S", defaults.AUDIT_GRACE_S, minimum=0.0
-            ),
-            api_prefix="" if prefix == "/" else prefix,
+            metrics_token=METRICS_TOKEN.read(env),
+            pushgateway=PUSHGATEWAY.read(env),
+            lease_ttl_s=LEASE_TTL_S.read(env),
+            audit_grace_s=AUDIT_GRACE_S.read(env),
+            api_prefix=API_PREFIX.read(env),
         )

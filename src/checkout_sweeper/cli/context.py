@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.runs.recovery import import_journals
-from checkout_sweeper.settings import Settings, default_instance_path
+from checkout_sweeper.settings import LOG_LEVEL, Settings, default_instance_path
 from checkout_sweeper.store.database import Database
 
 
@@ -47,7 +47,7 @@ def _log_level(settings: Settings) -> str:
     """Commands speak to people: warnings only, unless LOG_LEVEL asks or --verbose."""
     if verbose():
         return "DEBUG"
-    return settings.server.log_level if os.environ.get("LOG_LEVEL") else "WARNING"
+    return settings.server.log_level if os.environ.get(LOG_LEVEL.env) else "WARNING"
 
 
 def open_database(settings: Settings) -> Database:

@@ -22,10 +22,13 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeE
 from rich.table import Table
 from werkzeug.serving import make_server
 
+from checkout_sweeper.engine.pacing import STRIPE_TEST_LIMIT
 from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.fake_stripe.server import QuietRequestHandler
 from checkout_sweeper.logs import setup_logging
+from checkout_sweeper.settings import MAX_RPS
 from checkout_sweeper.store.users import add_user
+from checkout_sweeper.vocabulary import RunStatus
 from checkout_sweeper.web.factory import create_app
 from checkout_sweeper.web.tokens import mint_token
 
@@ -36,11 +39,15 @@ DEMO_SECRET = "demo-secret-" + "0" * 32
 @click.command("demo")
 @click.option("--open", "open_", default=300, show_default=True, type=click.IntRange(1, 20000))
 @click.option("--complete", default=40, show_default=True, type=click.IntRange(0))
-@click.option("--stripe-rps", default=25.0, show_default=True, help="The fake's rate limit.")
-@click.option("--max-rps", default=20.0, show_default=True, help="The sweep's budget.")
+@click.option(
+    "--stripe-rps", default=STRIPE_TEST_LIMIT, show_default=True, help="The fake's rate limit."
+)
+@click.option("--max-rps", default=MAX_RPS.default, show_default=True, help="The sweep's budget.")
 def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -> None:
-    """Run a fake Stripe, the API and sweeps over HTTP (one answered at once, one followed
-    with Prefer: respond-async), and show what happened."""
+    """Run the whole flow offline: a fake Stripe, the API and two sweeps over HTTP.
+
+    One sweep is answered at once, the other followed with Prefer: respond-async; then it
+    shows what happened."""
     console = Console()
     setup_logging("WARNING")  # the tables below tell the story; request logs would interleave
     with (
@@ -71,7 +78,7 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
         fake.state.seed(open_=open_)  # customers open more sessions
         final = _async_call_and_follow(console, api, token, open_)
         server.shutdown()
-        ok = ok and final.get("status") == "succeeded"
+        ok = ok and final.get("status") == RunStatus.SUCCEEDED
     if not ok:
         raise SystemExit(1)
 
@@ -90,12 +97,12 @@ def _async_call_and_follow(console: Console, api: str, token: str, open_: int) -
     console.print(f"HTTP {accepted.status_code}  Location: {location}", highlight=False)
     if accepted.status_code != 202:
         return {}
-    run: dict[str, Any] = {"status": "running"}
+    run: dict[str, Any] = {"status": RunStatus.RUNNING}
     columns: tuple[ProgressColumn, ...] = (TextColumn("[bold]polling the sweep"), BarColumn())
     columns += (TextColumn("{task.completed}/{task.total} expired"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("poll", total=open_)
-        while run["status"] == "running":
+        while run["status"] == RunStatus.RUNNING:
             time.sleep(0.3)
             run = requests.get(api + location, headers=headers, timeout=30).json()["data"]
             bar.update(task, completed=min(open_, run["expired_count"]))

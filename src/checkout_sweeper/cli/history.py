@@ -9,8 +9,7 @@ from rich.table import Table
 from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
 from checkout_sweeper.errors import CommandFailure, ExitCode
 from checkout_sweeper.runs.rows import find_run, recent_runs, run_sessions
-
-OUTCOMES = ("expired", "already_closed", "failed", "would_expire")
+from checkout_sweeper.vocabulary import Outcome, values
 
 
 def _time(value: object) -> str:
@@ -66,7 +65,7 @@ def history_group(context: click.Context, as_json: bool, limit: int) -> None:
     "--outcome",
     "outcomes",
     multiple=True,
-    type=click.Choice(OUTCOMES),
+    type=click.Choice(values(Outcome)),
     help="Only sessions with this outcome (repeatable).",
 )
 def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> None:

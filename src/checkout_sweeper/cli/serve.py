@@ -11,10 +11,11 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
-from checkout_sweeper import defaults
 from checkout_sweeper.cli.context import load_settings, open_database
 from checkout_sweeper.errors import CommandFailure, ExitCode
+from checkout_sweeper.settings import METRICS_DIR
 from checkout_sweeper.stripe_keys import is_live_key
+from checkout_sweeper.web.quota import SWEEPS_PER_HOUR, sweep_rate_limit
 
 
 class _Gunicorn(BaseApplication):
@@ -62,15 +63,15 @@ def serve_command(host: str | None, port: int | None, workers: int | None) -> No
 def _metrics_folder() -> Iterator[None]:
     """Where the workers write their metrics, so /metrics adds them up; made fresh for this
     server and removed when it stops (unless PROMETHEUS_MULTIPROC_DIR was given)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if METRICS_DIR.read():
         yield
         return
     with tempfile.TemporaryDirectory(prefix="checkout-sweeper-metrics-") as folder:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        os.environ[METRICS_DIR.env] = folder
         try:
             yield
         finally:
-            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+            del os.environ[METRICS_DIR.env]
 
 
 def _serve(host: str | None, port: int | None, workers: int | None) -> None:
@@ -80,8 +81,8 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     if workers > 1 and settings.ratelimit_storage_uri.startswith("memory://"):
         raise CommandFailure(
             f"configuration: {workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
-            f"count the {defaults.sweep_rate_limit()} limit in each process "
-            f"({defaults.SWEEPS_PER_HOUR * workers} per hour in all); "
+            f"count the {sweep_rate_limit()} limit in each process "
+            f"({SWEEPS_PER_HOUR * workers} per hour in all); "
             "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1",
             ExitCode.USAGE,
         )

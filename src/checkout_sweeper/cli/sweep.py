@@ -30,10 +30,11 @@ from checkout_sweeper.errors import (
     SweepInterrupted,
 )
 from checkout_sweeper.runs.launch import count_open, identified_gateway, start_configured_sweep
-from checkout_sweeper.settings import ConfigError, Settings, parse_max_rps
+from checkout_sweeper.settings import MAX_RPS, ConfigError, Settings, budget
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.stripe_keys import key_problem
+from checkout_sweeper.vocabulary import Trigger
 
 NO_TERMINAL = (
     "sweep expires sessions and asks before it does, but there is no terminal to ask on; "
@@ -75,12 +76,17 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.option(
     "--created-before",
     default=None,
+    metavar="ISO|EPOCH",
     help="Only sessions created before this moment (ISO 8601 or epoch seconds).",
 )
 @click.option(
     "--max-rps",
     default=None,
-    help="Stripe requests per second, or 'auto' (default: SWEEPER_MAX_RPS, else 20).",
+    metavar="R|auto",
+    help=(
+        "Stripe requests per second, or 'auto' "
+        f"(default: {MAX_RPS.env}, else {MAX_RPS.shown_default})."
+    ),
 )
 def sweep_command(
     dry_run: bool, yes: bool, as_json: bool, created_before: str | None, max_rps: str | None
@@ -101,7 +107,7 @@ def sweep_command(
     settings = load_settings()
     if max_rps is not None:
         try:
-            settings = dataclasses.replace(settings, max_rps=parse_max_rps(max_rps, "the budget"))
+            settings = dataclasses.replace(settings, max_rps=budget("the budget", max_rps))
         except ConfigError as err:
             raise click.BadParameter(str(err), param_hint="--max-rps") from None
     _require_key(settings)
@@ -155,7 +161,7 @@ def _run(
             return start_configured_sweep(
                 settings,
                 db,
-                trigger="cli",
+                trigger=Trigger.CLI,
                 dry_run=dry_run,
                 created_before=cutoff,
                 on_progress=live.update if live else None,

@@ -24,8 +24,8 @@ def users_group() -> None:
 
 
 @users_group.command("add")
-@click.option("--email", required=True, help="Unique e-mail address.")
-@click.option("--stripe-customer-id", default=None, help="cus_...; such users get a 409.")
+@click.option("--email", required=True, metavar="E", help="Unique e-mail address.")
+@click.option("--stripe-customer-id", default=None, metavar="cus_...", help="Such users get a 409.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new user as JSON.")
 def add_command(email: str, stripe_customer_id: str | None, as_json: bool) -> None:
     """Add a user."""
@@ -74,7 +74,7 @@ def remove_command(user_id: int, force: bool) -> None:
 
 @click.command("token")
 @click.argument("user_id", type=click.IntRange(0))
-@click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1), help="Seconds.")
+@click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1), metavar="SECONDS")
 @click.option("--any-id", is_flag=True, help="Mint even if no user has this id (for tests).")
 def token_command(user_id: int, ttl: int, any_id: bool) -> None:
     """Print a signed JWT for USER_ID (development helper; needs JWT_SECRET)."""

@@ -26,6 +26,7 @@ from checkout_sweeper.errors import (
     StripeProblem,
     SweepStopped,
 )
+from checkout_sweeper.vocabulary import Outcome
 
 log = logging.getLogger("checkout_sweeper.engine")
 
@@ -98,25 +99,27 @@ class ExpirePool:
 
         try:
             self._calls.call(attempt)
-            return SessionOutcome(session_id, "expired", attempts=attempts)
+            return SessionOutcome(session_id, Outcome.EXPIRED, attempts=attempts)
         except SessionNotOpen as closed:
             if closed.status == "expired" and attempts > 1:
                 # An earlier attempt whose answer was lost did the work (a 5xx or a dropped
                 # connection after Stripe acted, on a Stripe that did not replay the key).
-                return SessionOutcome(session_id, "expired", attempts=attempts)
-            return SessionOutcome(session_id, "already_closed", closed.status, attempts=attempts)
+                return SessionOutcome(session_id, Outcome.EXPIRED, attempts=attempts)
+            return SessionOutcome(
+                session_id, Outcome.ALREADY_CLOSED, closed.status, attempts=attempts
+            )
         except SessionRejected as problem:
             return self._explain_refusal(session_id, problem, attempts)
         except RetryableError as problem:
-            return SessionOutcome(session_id, "failed", str(problem), attempts=attempts)
+            return SessionOutcome(session_id, Outcome.FAILED, str(problem), attempts=attempts)
         except FatalStripeError as problem:
             self._stop.abort(problem)
-            return SessionOutcome(session_id, "failed", str(problem), attempts=attempts)
+            return SessionOutcome(session_id, Outcome.FAILED, str(problem), attempts=attempts)
         except SweepStopped:
             raise
         except Exception as problem:  # a bug must not lose the record of the others
             log.exception("expire of %s failed unexpectedly", session_id)
-            return SessionOutcome(session_id, "failed", repr(problem), attempts=attempts)
+            return SessionOutcome(session_id, Outcome.FAILED, repr(problem), attempts=attempts)
 
     def _explain_refusal(
         self, session_id: str, problem: SessionRejected, attempts: int
@@ -130,5 +133,5 @@ class ExpirePool:
                 log.warning("status of %s after a refusal is unknown: %s", session_id, unknown)
                 status = "unknown"
             if status in ("complete", "expired"):
-                return SessionOutcome(session_id, "already_closed", status, attempts=attempts)
-        return SessionOutcome(session_id, "failed", str(problem), attempts=attempts)
+                return SessionOutcome(session_id, Outcome.ALREADY_CLOSED, status, attempts=attempts)
+        return SessionOutcome(session_id, Outcome.FAILED, str(problem), attempts=attempts)

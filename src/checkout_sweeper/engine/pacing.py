@@ -39,6 +39,8 @@ from collections.abc import Callable
 
 DECREASE_ON_429 = 0.85  # the rate after a 429, as a share of the rate that drew it
 DECREASE_WHILE_HOLDING = 0.95  # the same for a stray 429 while holding at the settling rate
+STRIPE_TEST_LIMIT = 25.0  # Stripe's documented requests per second per account, sandbox
+STRIPE_LIVE_LIMIT = 100.0  # and live mode: where SWEEPER_MAX_RPS=auto starts
 SETTLE_SHARE = 0.985  # where the rate settles, as a share of the learned limit
 CLIMB_S = 3.0  # time to climb back from a cut to the settling rate
 QUIET_BEFORE_PROBE_S = 20.0  # time without a 429 before probing above the learned limit

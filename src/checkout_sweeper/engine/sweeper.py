@@ -28,16 +28,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from checkout_sweeper import defaults
 from checkout_sweeper.engine.expirer import ExpirePool
 from checkout_sweeper.engine.gateway import Gateway
 from checkout_sweeper.engine.headroom import PoolReading, concurrency_hint
-from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
+from checkout_sweeper.engine.pacing import STRIPE_LIVE_LIMIT, STRIPE_TEST_LIMIT, AdaptiveTokenBucket
 from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress, SweepResult, Tally
 from checkout_sweeper.engine.walker import ListWalker, PassListing, WalkOptions
 from checkout_sweeper.errors import SweepAborted, SweeperError
+from checkout_sweeper.settings import CONCURRENCY, MAX_RPS
+from checkout_sweeper.vocabulary import Outcome
 
 log = logging.getLogger("checkout_sweeper.engine")
 
@@ -53,23 +54,23 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SweepOptions:
-    max_rps: float | None = defaults.MAX_RPS  # None: auto (see ``ceiling``)
-    concurrency: int = defaults.CONCURRENCY
+    max_rps: float | None = MAX_RPS.default  # None: auto (see ``ceiling``)
+    concurrency: int = CONCURRENCY.default
     dry_run: bool = False
     created_before: int | None = None  # only sessions created strictly before this epoch
-    page_size: int = 100
+    page_size: int = WalkOptions.page_size
     max_passes: int = 10
-    max_attempts: int = 6
-    backoff_base_s: float = 0.25
-    backoff_cap_s: float = 8.0
-    remaining_cap: int = defaults.REMAINING_CAP
+    max_attempts: int = RetryPolicy.max_attempts
+    backoff_base_s: float = RetryPolicy.base_s
+    backoff_cap_s: float = RetryPolicy.cap_s
+    remaining_cap: int = WalkOptions.remaining_cap
 
     def ceiling(self, livemode: bool) -> float:
         """The most requests per second: the budget, or for ``auto`` Stripe's documented
         limit of the mode (the bucket then learns the real one)."""
         if self.max_rps is not None:
             return self.max_rps
-        return defaults.STRIPE_LIVE_LIMIT if livemode else defaults.STRIPE_TEST_LIMIT
+        return STRIPE_LIVE_LIMIT if livemode else STRIPE_TEST_LIMIT
 
     def walk_options(self) -> WalkOptions:
         return WalkOptions(self.page_size, self.created_before, self.dry_run, self.remaining_cap)
@@ -207,7 +208,7 @@ class Sweeper:
     def dispatch(self, session_id: str) -> None:
         self.tally.found()
         if self.options.dry_run:
-            self.tally.record(SessionOutcome(session_id, "would_expire", attempts=0))
+            self.tally.record(SessionOutcome(session_id, Outcome.WOULD_EXPIRE, attempts=0))
         elif self._pool is not None:
             self._pool.dispatch(session_id)
 

@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Outcome = Literal["expired", "already_closed", "failed", "would_expire"]
+from checkout_sweeper.vocabulary import Outcome
 
 
 @dataclass(frozen=True)
@@ -154,11 +154,11 @@ class Tally:
         """Count one outcome, then tell the audit writer and the progress display."""
         with self._lock:
             progress = self.progress
-            if outcome.outcome == "expired":
+            if outcome.outcome == Outcome.EXPIRED:
                 progress.expired += 1
-            elif outcome.outcome == "already_closed":
+            elif outcome.outcome == Outcome.ALREADY_CLOSED:
                 progress.already_closed += 1
-            elif outcome.outcome == "failed":
+            elif outcome.outcome == Outcome.FAILED:
                 self._failed_ids.add(outcome.session_id)
                 self.result.failed.append({"id": outcome.session_id, "error": outcome.error or ""})
                 progress.failed += 1

@@ -19,6 +19,7 @@ from checkout_sweeper.engine.retry import PacedCalls
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.errors import StaleCursor, StripeProblem, SweepStopped
 
+REMAINING_CAP = 100  # full session objects kept in an answer; the count beside them is exact
 MAX_RESTARTS_PER_PASS = 50  # a Stripe that refuses every cursor must not loop a dry run forever
 
 
@@ -58,7 +59,7 @@ class WalkOptions:
     page_size: int = 100
     created_before: int | None = None
     dry_run: bool = False
-    remaining_cap: int = 100
+    remaining_cap: int = REMAINING_CAP
 
 
 class ListWalker:

@@ -51,7 +51,12 @@ def _amount_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
 @click.option("--complete", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--expired", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--live", is_flag=True, help="Seed live-mode sessions instead of test-mode ones.")
-@click.option("--account", default="", help="Seed this connected account (Stripe-Account).")
+@click.option(
+    "--account",
+    default="",
+    metavar="acct_...",
+    help="Seed this connected account (Stripe-Account).",
+)
 @_amount_option(
     "--rps",
     "Requests per second per account before 429 (global-rate); 0 = unlimited.",
@@ -67,6 +72,7 @@ def _amount_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
 @click.option(
     "--latency-ms",
     default="0",
+    metavar="MS|MIN-MAX",
     show_default=True,
     help="Latency per answer: MS, or MIN-MAX for a uniform spread.",
 )

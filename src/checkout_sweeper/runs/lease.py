@@ -16,8 +16,8 @@ import time
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
-from checkout_sweeper import defaults
 from checkout_sweeper.errors import SweepInProgress
+from checkout_sweeper.settings import LEASE_TTL_S
 from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import SweepLock
 
@@ -55,7 +55,7 @@ class AccountLease:
     """``acquire()`` or raise ``SweepInProgress``; ``renew()`` while working; ``release()``."""
 
     def __init__(
-        self, db: Database, account: str, run_id: str, ttl_s: float = defaults.LEASE_TTL_S
+        self, db: Database, account: str, run_id: str, ttl_s: float = LEASE_TTL_S.default
     ) -> None:
         self.db = db
         self.account = account

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from checkout_sweeper import defaults
 from checkout_sweeper.engine.gateway import Gateway
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress, SweepResult
@@ -31,7 +30,9 @@ from checkout_sweeper.errors import LeaseLost, SweepAborted, SweepInterrupted
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.observer import SweepObserver
 from checkout_sweeper.runs.recorder import RunRecorder
+from checkout_sweeper.settings import AUDIT_GRACE_S, LEASE_TTL_S
 from checkout_sweeper.store.database import Database
+from checkout_sweeper.vocabulary import RunStatus
 
 __all__ = ["RecordedSweep", "Recording", "lease_margin_s"]
 
@@ -44,8 +45,8 @@ class Recording:
 
     db: Database
     journal_dir: Path
-    lease_ttl_s: float = defaults.LEASE_TTL_S
-    audit_grace_s: float = defaults.AUDIT_GRACE_S
+    lease_ttl_s: float = LEASE_TTL_S.default
+    audit_grace_s: float = AUDIT_GRACE_S.default
 
 
 def lease_margin_s(ttl_s: float) -> float:
@@ -124,7 +125,7 @@ class RecordedSweep:
                 once_leased()
             run = {"id": self.sweep_id, "trigger": trigger, "user_id": user_id}
             run.update(account=gateway.account, livemode=gateway.livemode)
-            run.update(dry_run=options.dry_run, status="running")
+            run.update(dry_run=options.dry_run, status=RunStatus.RUNNING)
             self._recorder = RunRecorder(recording.db, recording.journal_dir, run)
         except BaseException:
             _release(self._lease)
@@ -180,21 +181,23 @@ def _run_recorded(
     try:
         result = sweeper.run()
     except (LeaseLost, SweepInterrupted) as stopped:
-        recorder.finish("interrupted", _values(stopped.result, str(stopped)), grace_s=grace_s)
+        recorder.finish(
+            RunStatus.INTERRUPTED, _values(stopped.result, str(stopped)), grace_s=grace_s
+        )
         raise
     except SweepAborted as aborted:
-        recorder.finish("failed", _values(aborted.result, str(aborted)), grace_s=grace_s)
+        recorder.finish(RunStatus.FAILED, _values(aborted.result, str(aborted)), grace_s=grace_s)
         raise
     except KeyboardInterrupt as signal:  # Ctrl-C, or SIGTERM turned into one by the door
         partial = sweeper.partial_result()
-        recorder.finish("interrupted", _values(partial, "interrupted"), grace_s=grace_s)
+        recorder.finish(RunStatus.INTERRUPTED, _values(partial, "interrupted"), grace_s=grace_s)
         raise SweepInterrupted("the sweep was interrupted", partial) from signal
     except BaseException as crash:  # SystemExit, or a bug: the run row still ends
-        recorder.finish("failed", {"error": type(crash).__name__}, grace_s=grace_s)
+        recorder.finish(RunStatus.FAILED, {"error": type(crash).__name__}, grace_s=grace_s)
         raise
     finally:
         keeper.stop()
-    status = "succeeded" if result.succeeded else "incomplete"
+    status = RunStatus.SUCCEEDED if result.succeeded else RunStatus.INCOMPLETE
     recorder.finish(status, _values(result), grace_s=grace_s)
     return result
 

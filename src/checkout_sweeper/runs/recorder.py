@@ -23,6 +23,7 @@ from checkout_sweeper.runs.journal import Journal
 from checkout_sweeper.runs.rows import close_run, insert_outcomes, outcome_entry, update_run
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, utcnow
+from checkout_sweeper.vocabulary import RunStatus
 
 log = logging.getLogger("checkout_sweeper.audit")
 MAX_RETRY_WAIT_S = 8.0
@@ -51,7 +52,7 @@ class RunRecorder:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self.write_failures = 0
-        self.status = "running"
+        self.status: str = RunStatus.RUNNING
         with db.session() as session:  # the database must answer for a sweep to start
             session.add(SweepRun(**run, host=socket.gethostname(), pid=os.getpid()))
         self.journal = Journal(journal_dir, self.run_id)

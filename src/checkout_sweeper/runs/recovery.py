@@ -17,6 +17,7 @@ from checkout_sweeper.runs.journal import journal_files, read_entries, run_id_of
 from checkout_sweeper.runs.rows import close_run, insert_outcomes, live_run_ids
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, utcnow
+from checkout_sweeper.vocabulary import RunStatus
 
 log = logging.getLogger("checkout_sweeper.audit")
 DIED = "the process stopped mid-sweep; its outcomes were imported from its journal"
@@ -74,6 +75,6 @@ def _closing_values(finish: dict[str, Any] | None, row: SweepRun | None) -> dict
         finished = values.get("finished_at")
         values["finished_at"] = datetime.fromisoformat(finished) if finished else utcnow()
         return values
-    if row is not None and row.status not in ("running", "interrupted"):
+    if row is not None and row.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
         return {}
-    return {"status": "interrupted", "error": DIED, "finished_at": utcnow()}
+    return {"status": RunStatus.INTERRUPTED, "error": DIED, "finished_at": utcnow()}

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from checkout_sweeper.runs.lease import holder_is_dead
 from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
+from checkout_sweeper.vocabulary import Outcome, RunStatus, values
 
-COUNTED = {"expired": "expired_count", "already_closed": "already_closed_count"}
-COUNTED["failed"] = "failed_count"
+COUNTED = {outcome: f"{outcome}_count" for outcome in values(Outcome) if outcome != "would_expire"}
 
 
 def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: int) -> dict:
@@ -93,8 +93,10 @@ def mark_stale_runs_interrupted(db: Database) -> int:
         return rows_changed(
             session,
             update(SweepRun)
-            .where(SweepRun.status == "running", SweepRun.id.not_in(alive))
-            .values(status="interrupted", error="the process stopped mid-sweep (lease lapsed)"),
+            .where(SweepRun.status == RunStatus.RUNNING, SweepRun.id.not_in(alive))
+            .values(
+                status=RunStatus.INTERRUPTED, error="the process stopped mid-sweep (lease lapsed)"
+            ),
         )
 
 

@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from checkout_sweeper.vocabulary import RunStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -64,12 +66,12 @@ class SweepRun(Base):
     __tablename__ = "sweep_runs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    trigger: Mapped[str] = mapped_column(String(16))  # "api" or "cli"
+    trigger: Mapped[str] = mapped_column(String(16))  # a vocabulary.Trigger
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     account: Mapped[str] = mapped_column(String(64), index=True)
     livemode: Mapped[bool] = mapped_column(Boolean, default=False)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING, index=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

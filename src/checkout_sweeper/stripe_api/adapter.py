@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import stripe
 
-from checkout_sweeper import defaults
 from checkout_sweeper.engine.gateway import SessionPage
 from checkout_sweeper.errors import (
     FatalStripeError,
@@ -28,6 +27,7 @@ from checkout_sweeper.errors import (
     StripeProblem,
 )
 from checkout_sweeper.metrics import STRIPE_REQUESTS, result_class
+from checkout_sweeper.settings import STRIPE_TIMEOUT_S
 from checkout_sweeper.stripe_keys import account_fingerprint, is_live_key
 
 log = logging.getLogger("checkout_sweeper.stripe")
@@ -101,7 +101,7 @@ class StripeGateway:
         *,
         api_base: str | None = None,
         stripe_account: str | None = None,
-        timeout_s: float = defaults.STRIPE_TIMEOUT_S,
+        timeout_s: float = STRIPE_TIMEOUT_S.default,
     ) -> None:
         self.where = f"STRIPE_API_BASE={api_base}" if api_base else "api.stripe.com"
         self.livemode = is_live_key(api_key)

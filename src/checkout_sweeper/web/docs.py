@@ -12,8 +12,9 @@ from typing import Any
 import flask_swagger_ui
 from flask import Blueprint, Response, jsonify, send_from_directory
 
-from checkout_sweeper import defaults
+from checkout_sweeper.vocabulary import Outcome, values
 from checkout_sweeper.web.openapi import ERROR, QUOTA, RETRY_AFTER, header, schemas
+from checkout_sweeper.web.quota import READS_PER_MINUTE, SWEEPS_PER_HOUR
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("docs", __name__)
@@ -40,7 +41,7 @@ STATUSES: list[tuple[str, str]] = [
         "id (ASCII digits, no sign, no leading zero) names a user.",
     ),
     ("409", "The user already has a stripe_customer_id, or a sweep of the account is running."),
-    ("429", f"More than {defaults.SWEEPS_PER_HOUR} sweeps by this user in one hour."),
+    ("429", f"More than {SWEEPS_PER_HOUR} sweeps by this user in one hour."),
     ("500", "Stripe unreachable or rejected the key, or anything unexpected."),
     ("503", "The rate-limit storage (Redis) cannot be reached: the service fails closed."),
 ]
@@ -48,7 +49,7 @@ RESOURCE_STATUSES = {
     "400": "An unknown or malformed query parameter.",
     "401": "No or malformed Bearer header, or the token is invalid.",
     "404": "No such user, or no such sweep of this user.",
-    "429": "More than 120 reads of sweeps by this user in a minute.",
+    "429": f"More than {READS_PER_MINUTE} reads of sweeps by this user in a minute.",
     "500": "Anything unexpected.",
     "503": "The rate-limit storage (Redis) cannot be reached.",
 }
@@ -132,7 +133,7 @@ def _paths(prefix: str) -> dict[str, Any]:
     outcome = _query(
         "outcome",
         "Only this outcome.",
-        {"enum": ["expired", "already_closed", "failed", "would_expire"]},
+        {"enum": values(Outcome)},
         "expired",
     )
     after = _query(

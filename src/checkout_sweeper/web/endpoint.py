@@ -13,15 +13,15 @@ import re
 from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
 
-from checkout_sweeper import defaults
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.launch import refuse_early, start_configured_sweep
 from checkout_sweeper.runs.recorded import RecordedSweep
 from checkout_sweeper.store.models import User
+from checkout_sweeper.vocabulary import RunStatus, Trigger
 from checkout_sweeper.web.caller import authenticated_user_id, load_user
 from checkout_sweeper.web.envelopes import success
-from checkout_sweeper.web.quota import spend
+from checkout_sweeper.web.quota import spend, sweep_rate_limit
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("v1", __name__)
@@ -50,7 +50,7 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
     if wants_async():
         background.start(sweep)
         location = url_for("sweeps.show_sweep", sweep_id=sweep.sweep_id)
-        data = {"sweep_id": sweep.sweep_id, "status": "running", "location": location}
+        data = {"sweep_id": sweep.sweep_id, "status": RunStatus.RUNNING, "location": location}
         response = success(data, 202)
         response.headers["Location"] = location
         response.headers["Preference-Applied"] = "respond-async"
@@ -65,9 +65,9 @@ def _start(user: User) -> RecordedSweep:
     return start_configured_sweep(
         state.settings,
         state.db,
-        trigger="api",
+        trigger=Trigger.API,
         user_id=user.id,
-        once_leased=lambda: spend(defaults.sweep_rate_limit(), f"user:{user.id}"),
+        once_leased=lambda: spend(sweep_rate_limit(), f"user:{user.id}"),
     )
 
 

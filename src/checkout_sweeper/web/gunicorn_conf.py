@@ -8,7 +8,7 @@ sessions at Stripe's pace to finish when the server is told to stop.
 from __future__ import annotations
 
 from checkout_sweeper.logs import gunicorn_log_config
-from checkout_sweeper.settings import ServerSettings
+from checkout_sweeper.settings import METRICS_DIR, ServerSettings
 
 _server = ServerSettings.from_env()
 bind = _server.bind
@@ -44,9 +44,7 @@ def worker_exit(server: object, worker: object) -> None:
 
 def child_exit(server: object, worker: object) -> None:
     """A dead worker's live gauges leave /metrics (prometheus-client multiprocess mode)."""
-    import os
-
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if METRICS_DIR.read():
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]  # gunicorn is untyped

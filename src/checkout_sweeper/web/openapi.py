@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkout_sweeper import defaults
 from checkout_sweeper.engine.tally import SweepResult
+from checkout_sweeper.vocabulary import Outcome, RunStatus, Trigger, values
+from checkout_sweeper.web.quota import SWEEPS_PER_HOUR
 from checkout_sweeper.web.schemas import dataclass_schema
 
 _INT = {"type": "integer"}
@@ -18,14 +19,12 @@ _STR = {"type": "string"}
 _OPT_STR = {"type": ["string", "null"]}
 _OPT_INT = {"type": ["integer", "null"]}
 ERROR = {"$ref": "#/components/schemas/Error"}
-DRY_RUN_ONLY = frozenset({"would_expire"})  # the endpoint never makes a dry run
-RUN_STATUSES = ["running", "succeeded", "incomplete", "failed", "interrupted"]
-OUTCOMES = ["expired", "already_closed", "failed", "would_expire"]
+DRY_RUN_ONLY = frozenset({Outcome.WOULD_EXPIRE.value})  # the endpoint never makes a dry run
 
 RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "id": (_STR, "The sweep id."),
-    "status": ({"enum": RUN_STATUSES}, "running until it ends; then how it ended."),
-    "trigger": ({"enum": ["api", "cli"]}, "Which door started it."),
+    "status": ({"enum": values(RunStatus)}, "running until it ends; then how it ended."),
+    "trigger": ({"enum": values(Trigger)}, "Which door started it."),
     "user_id": (_OPT_INT, "The user who started it (null for the command line)."),
     "account": (_STR, "The Stripe account swept, as test:acct_... or live:acct_..."),
     "livemode": ({"type": "boolean"}, "Whether the key was a live-mode key."),
@@ -44,7 +43,7 @@ RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
 }
 SESSION_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "session_id": (_STR, "The Checkout Session id (cs_...)."),
-    "outcome": ({"enum": OUTCOMES}, "What the sweep did with it."),
+    "outcome": ({"enum": values(Outcome)}, "What the sweep did with it."),
     "error": (_OPT_STR, "Stripe's message, for a failure; the status, for already_closed."),
     "attempts": (_INT, "Requests it took."),
     "recorded_at": (_STR, "ISO 8601, UTC."),
@@ -91,7 +90,7 @@ def schemas() -> dict[str, Any]:
     accepted = _object(
         {
             "sweep_id": (_STR, "Follow it at /v1/sweeps/{sweep_id}."),
-            "status": ({"const": "running"}, "It runs in the background."),
+            "status": ({"const": RunStatus.RUNNING.value}, "It runs in the background."),
             "location": (_STR, "The same as the Location header."),
         }
     )
@@ -131,7 +130,7 @@ def header(description: str, schema: dict[str, Any] | None = None, required: boo
 
 RETRY_AFTER = header("Seconds to wait before retrying.")
 QUOTA = {
-    "X-RateLimit-Limit": header(f"Sweeps allowed per hour and user ({defaults.SWEEPS_PER_HOUR})."),
+    "X-RateLimit-Limit": header(f"Sweeps allowed per hour and user ({SWEEPS_PER_HOUR})."),
     "X-RateLimit-Remaining": header("Sweeps left in the moving hour."),
     "X-RateLimit-Reset": header("Epoch second when a sweep is freed again."),
 }

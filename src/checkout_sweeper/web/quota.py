@@ -13,6 +13,17 @@ from checkout_sweeper.web.state import app_state
 
 log = logging.getLogger("checkout_sweeper.api")
 STORAGE_DOWN_RETRY_S = "30"
+SWEEPS_PER_HOUR = 3  # the spec's per-user quota on the endpoint
+READS_PER_MINUTE = 120  # reads of a user's sweeps, apart from the sweep quota
+
+
+def sweep_rate_limit() -> str:
+    """The endpoint's quota in Flask-Limiter's notation."""
+    return f"{SWEEPS_PER_HOUR} per hour"
+
+
+def reads_rate_limit() -> str:
+    return f"{READS_PER_MINUTE} per minute"
 
 
 def spend(limit: str, key: str) -> None:

@@ -14,20 +14,20 @@ from flask.typing import ResponseReturnValue
 
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.runs.rows import run_of_user, run_sessions, user_runs
+from checkout_sweeper.vocabulary import Outcome, values
 from checkout_sweeper.web.caller import caller
 from checkout_sweeper.web.envelopes import success
-from checkout_sweeper.web.quota import spend
+from checkout_sweeper.web.quota import reads_rate_limit, spend
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("sweeps", __name__)
-READS_LIMIT = "120 per minute"
-OUTCOMES = ("expired", "already_closed", "failed", "would_expire")
+OUTCOMES = values(Outcome)
 NOT_FOUND = "Sweep not found."
 
 
 def _user_id() -> int:
     user = caller()
-    spend(READS_LIMIT, f"reads:{user.id}")
+    spend(reads_rate_limit(), f"reads:{user.id}")
     return user.id
 
 

@@ -1,0 +1,95 @@
+"""The README's command-line reference, written from the click commands themselves.
+
+``cog -r README.md`` pastes ``reference()`` between the README's markers and CI runs
+``cog --check``, so an option added to a command cannot be missing from the README.
+"""
+
+from __future__ import annotations
+
+import click
+
+WIDTH = 96
+COMMENT_COLUMN = 62
+
+
+def reference(group: click.Group) -> str:
+    """One line per command (wrapped, continuation lines indented), then the global options."""
+    lines = [f"checkout-sweeper {_global_usage(group)}"]
+    for path, command in commands(group):
+        lines += _entry(f"checkout-sweeper {path}", command)
+    return "\n".join(lines)
+
+
+def commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    """Every command by its path (``users add``), a group that runs by itself included."""
+    found: list[tuple[str, click.Command]] = []
+    context = click.Context(group)
+    for name in group.listcommands(context):
+        command = group.get_command(context, name)
+        assert command is not None
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            if command.invoke_without_command:  # a group that is a command by itself too
+                found.append((path, command))
+            found += commands(command, path + " ")
+        else:
+            found.append((path, command))
+    return found
+
+
+def _entry(head: str, command: click.Command) -> list[str]:
+    """The usage wrapped between whole options, and the summary as a comment beside it (or
+    above it, when it does not fit)."""
+    lines = [head]
+    for word in (_usage(param) for param in command.params if _shown(param)):
+        if len(lines[-1]) + 1 + len(word) > WIDTH:
+            lines.append("   ")
+        lines[-1] += f" {word}"
+    comment = f"# {_summary(command)}"
+    if len(lines) == 1 and max(len(head), len(lines[0])) < COMMENT_COLUMN:
+        fits = len(lines[0].ljust(COMMENT_COLUMN)) + len(comment) <= WIDTH + 4
+        if fits:
+            return [lines[0].ljust(COMMENT_COLUMN) + comment]
+    return [comment, *lines]
+
+
+def _summary(command: click.Command) -> str:
+    """The first sentence of the command's help."""
+    first = " ".join((command.help or "").strip().split("\n\n")[0].split())
+    return first.split(". ")[0].rstrip(".")
+
+
+def _shown(param: click.Parameter) -> bool:
+    return not (isinstance(param, click.Option) and param.name in ("help", "version"))
+
+
+def _usage(param: click.Parameter) -> str:
+    """``[--dry-run]``, ``[--yes|-y]``, ``--email EMAIL``, ``[--outcome OUTCOME ...]``, ``ID``."""
+    if isinstance(param, click.Argument):
+        return (param.metavar or (param.name or "").upper()).strip()
+    assert isinstance(param, click.Option)
+    names = "|".join(sorted(param.opts, key=lambda o: not o.startswith("--")))
+    text = names
+    if not param.is_flag:
+        text += f" {param.metavar or _metavar(param)}"
+        if param.multiple:
+            text += " ..."
+    return text if param.required else f"[{text}]"
+
+
+def _metavar(param: click.Option) -> str:
+    """What a value looks like: the choices, N for a whole number, R for a rate or fraction."""
+    if isinstance(param.type, click.Choice):
+        return "|".join(map(str, param.type.choices))
+    if isinstance(param.type, click.types.IntParamType):
+        return "N"
+    if isinstance(param.type, click.types.FloatParamType):
+        return "R"
+    return (param.name or "").upper()
+
+
+def _global_usage(group: click.Group) -> str:
+    words = [_usage(param) for param in group.params if _shown(param)]
+    return " ".join([*words, "COMMAND ..."]).ljust(COMMENT_COLUMN - len("checkout-sweeper ")) + (
+        "# options every command takes"
+    )
