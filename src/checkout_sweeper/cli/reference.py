@@ -24,7 +24,7 @@ def commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Comm
     """Every command by its path (``users add``), a group that runs by itself included."""
     found: list[tuple[str, click.Command]] = []
     context = click.Context(group)
-    for name in group.listcommands(context):
+    for name in group.list_commands(context):
         command = group.get_command(context, name)
         assert command is not None
         path = f"{prefix}{name}"
