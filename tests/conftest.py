@@ -4,6 +4,7 @@ Plain helpers live in ``helpers.py``, which test modules import directly."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,7 @@ import stripe
 
 from checkout_sweeper.fake_stripe import FakeStripeServer, FakeStripeState
 
-from helpers import JWT_SECRET, TEST_KEY, RunningApi, make_client, service_missing
+from helpers import RunningApi, make_client, serve_api, service_missing
 
 FAULT_SEED = 20261202
 
@@ -39,35 +40,16 @@ def stripe_client(fake_stripe: FakeStripeServer) -> stripe.StripeClient:
 @pytest.fixture
 def start_api(tmp_path, fake_stripe):
     """Factory: ``start_api(**env_overrides)`` serves a fresh app against ``fake_stripe``."""
-    import threading
+    started: list[RunningApi] = []
+    with contextlib.ExitStack() as servers:
 
-    from werkzeug.serving import make_server
+        def start(**overrides: str) -> RunningApi:
+            database = f"sqlite:///{tmp_path / f'api{len(started)}.sqlite3'}"
+            overrides = {"DATABASE_URL": database, **overrides}
+            started.append(servers.enter_context(serve_api(tmp_path, fake_stripe.url, **overrides)))
+            return started[-1]
 
-    from checkout_sweeper.web.factory import create_app
-
-    servers = []
-
-    def start(**overrides: str) -> RunningApi:
-        env = {
-            "STRIPE_API_KEY": TEST_KEY,
-            "STRIPE_API_BASE": fake_stripe.url,
-            "JWT_SECRET": JWT_SECRET,
-            "DATABASE_URL": f"sqlite:///{tmp_path / f'api{len(servers)}.sqlite3'}",
-            "SWEEPER_MAX_RPS": "200",
-            "SWEEPER_CONCURRENCY": "8",
-        }
-        env.update(overrides)
-        env = {k: v for k, v in env.items() if v is not None}
-        app = create_app(env, instance_path=tmp_path)
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return RunningApi(app, server)
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 @pytest.fixture

@@ -51,22 +51,22 @@ def mint(
 
 @contextlib.contextmanager
 def serve_api(folder: Path, stripe_url: str, **overrides: str) -> Iterator[RunningApi]:
-    """The app on a real local port against ``stripe_url``, with one user (``user_id``)."""
+    """The app in this process on a real local port against ``stripe_url``; its environment is
+    only these settings (an override of None removes one)."""
     env = {
         "STRIPE_API_KEY": TEST_KEY,
         "STRIPE_API_BASE": stripe_url,
         "JWT_SECRET": JWT_SECRET,
         "DATABASE_URL": f"sqlite:///{folder / 'api.sqlite3'}",
         "SWEEPER_MAX_RPS": "200",
+        "SWEEPER_CONCURRENCY": "8",
         **overrides,
     }
     app = create_app({k: v for k, v in env.items() if v is not None}, instance_path=folder)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    api = RunningApi(app, server)
-    api.user_id = api.add_user()
     try:
-        yield api
+        yield RunningApi(app, server)
     finally:
         server.shutdown()
         server.server_close()
@@ -81,7 +81,6 @@ class RunningApi:
         self.url = f"http://127.0.0.1:{server.port}"
         self.state = app.extensions["checkout_sweeper"]
         self.db: Database = self.state.db
-        self.user_id = 0
 
     def add_user(self, email: str = "dev@example.com", customer: str | None = None) -> int:
         return int(add_user(self.db, email, customer)["id"])

@@ -32,6 +32,7 @@ class TcpProxy:
         self.mode = PASS
         self._lock = threading.Lock()
         self._links: list[tuple[socket.socket, socket.socket]] = []
+        self._holding: set[socket.socket] = set()
         self._listener = self._listen(0)
         self.port = self._listener.getsockname()[1]
         self._closed = False
@@ -51,6 +52,7 @@ class TcpProxy:
             if self.mode == REFUSE:
                 self._listener = self._listen(self.port)
             self.mode = PASS
+            self._holding.clear()
 
     def cut(self) -> None:
         with self._lock:
@@ -66,6 +68,22 @@ class TcpProxy:
     def blackhole(self) -> None:
         with self._lock:
             self.mode = BLACKHOLE
+
+    def held(self) -> int:
+        """Connections whose client sent something the blackhole holds unanswered: requests
+        of the service that wait on this dependency now."""
+        with self._lock:
+            return len(self._holding)
+
+    def _note_held(self, client: socket.socket) -> None:
+        try:
+            waiting, _, _ = select.select([client], [], [], 0.05)
+        except (OSError, ValueError):
+            return  # the link was dropped meanwhile; _pump ends it
+        if waiting:
+            with self._lock:
+                self._holding.add(client)
+            threading.Event().wait(0.05)  # its bytes stay unread: select would answer at once
 
     def close(self) -> None:
         self._closed = True
@@ -107,8 +125,8 @@ class TcpProxy:
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}
         while not self._closed:
-            if self.mode == BLACKHOLE:
-                threading.Event().wait(0.05)  # hold everything; answer nothing
+            if self.mode == BLACKHOLE:  # hold everything; answer nothing
+                self._note_held(client)
                 continue
             try:
                 ready, _, _ = select.select(list(peers), [], [], 0.05)

@@ -17,6 +17,7 @@ from checkout_sweeper.settings import ConfigError
 from checkout_sweeper.store.models import SweepRun, SweptSession
 from checkout_sweeper.web.docs import openapi_spec
 
+from harness import wait_for_expires
 from helpers import JWT_SECRET, LIVE_KEY
 from helpers import conforms as check_conforms
 
@@ -196,10 +197,7 @@ def test_second_sweep_of_the_same_account_is_409_at_once(api, fake_stripe):
         target=lambda: first.update(response=api.sweep(api.token(first_user)))
     )
     runner.start()
-    deadline = time.monotonic() + 10
-    while fake_stripe.state.snapshot()["requests"].get("expire", 0) == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_expires(fake_stripe, 1, 10)
     started = time.monotonic()
     second = api.sweep(api.token(second_user))
     assert "already running" in _error(second, 409)

@@ -8,6 +8,7 @@ import requests
 
 from checkout_sweeper.web.docs import openapi_spec
 
+from harness import wait_until
 from helpers import conforms
 
 ASYNC = {"Prefer": "respond-async"}
@@ -26,15 +27,15 @@ def _get(api, path: str, token: str | None, **params) -> requests.Response:
 
 def _poll_until_done(api, location: str, token: str) -> list[dict]:
     seen = []
-    deadline = time.monotonic() + 60
-    while True:
+
+    def ended() -> bool:
         answer = _get(api, location, token)
         assert answer.status_code == 200, answer.text
         seen.append(answer.json()["data"])
-        if seen[-1]["status"] != "running":
-            return seen
-        assert time.monotonic() < deadline, "the sweep never ended"
-        time.sleep(0.2)
+        return seen[-1]["status"] != "running"
+
+    wait_until(ended, 60, interval=0.2, what="the sweep to end")
+    return seen
 
 
 def test_respond_async_answers_202_and_the_sweep_goes_on(api, fake_stripe):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -15,21 +13,18 @@ import jwt
 import pytest
 import requests
 
-from helpers import JWT_SECRET, LIVE_KEY, TEST_KEY, run_command
+from harness import COMMAND, serving, sweeper_env, wait_for_expires
+from helpers import JWT_SECRET, LIVE_KEY, run_command
 
 
 @pytest.fixture
 def cli(tmp_path, fake_stripe):
-    env = {
-        **os.environ,
-        "STRIPE_API_KEY": TEST_KEY,
-        "STRIPE_API_BASE": fake_stripe.url,
-        "JWT_SECRET": JWT_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
-        "SWEEPER_MAX_RPS": "200",
-        "SWEEPER_LEASE_TTL": "2",
-        "SWEEPER_INSTANCE_PATH": str(tmp_path),
-    }
+    env = sweeper_env(
+        tmp_path,
+        fake_stripe.url,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        SWEEPER_LEASE_TTL="2",
+    )
 
     def run(*args: str, check: bool = False, **overrides: str):
         """The command line in this process, with ``env`` as its whole environment."""
@@ -162,16 +157,13 @@ def _start_slow_sweep(cli, fake_stripe, open_: int) -> subprocess.Popen:
     fake_stripe.state.seed(open_=open_)
     fake_stripe.state.faults.update({"latency_ms": 20})
     process = subprocess.Popen(
-        [sys.executable, "-m", "checkout_sweeper", "sweep", "--yes", "--json"],
+        [*COMMAND, "sweep", "--yes", "--json"],
         env={**cli.env, "SWEEPER_MAX_RPS": "40"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 20
-    while fake_stripe.state.snapshot()["requests"].get("expire", 0) < 20:
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
+    wait_for_expires(fake_stripe, 20, alive=process)
     return process
 
 
@@ -231,7 +223,7 @@ def test_sweep_on_a_terminal_shows_progress_and_a_summary(cli, fake_stripe, tmp_
     if shutil.which("script") is None:
         pytest.skip("needs util-linux 'script' to give the command a terminal")
     fake_stripe.state.seed(open_=40)
-    command = shlex.join([sys.executable, "-m", "checkout_sweeper", "sweep", "--yes"])
+    command = shlex.join([*COMMAND, "sweep", "--yes"])
     result = subprocess.run(
         ["script", "-qec", command, str(tmp_path / "typescript")],
         env={**cli.env, "COLUMNS": "80"},
@@ -252,27 +244,9 @@ def test_serve_refuses_several_workers_with_per_process_rate_limits(cli):
 
 
 def test_default_serve_holds_the_limit_in_one_process_and_logs_only_json(cli, tmp_path):
-    from checkout_sweeper.fake_stripe.process import free_port
-
     user = json.loads(cli("users", "add", "--email", "s@example.com", "--json", check=True).stdout)
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "checkout_sweeper", "serve", "--port", str(port)],
-        env=cli.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}/healthz", timeout=1)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline and server.poll() is None
-                time.sleep(0.1)
+    with serving(cli.env, tmp_path / "serve.log") as served:
+        url = served.url
         now = int(time.time())
         token = jwt.encode({"sub": str(user["id"]), "exp": now + 300}, JWT_SECRET)
         headers = {"Authorization": f"Bearer {token}"}
@@ -283,10 +257,6 @@ def test_default_serve_holds_the_limit_in_one_process_and_logs_only_json(cli, tm
             for _ in range(6)
         ]
         assert statuses == [200, 200, 200, 429, 429, 429]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
     lines = (tmp_path / "serve.log").read_text().splitlines()
     entries = [json.loads(line) for line in lines]  # every line gunicorn or the app wrote
     assert {e["logger"] for e in entries} >= {"gunicorn.error", "gunicorn.access"}
@@ -315,7 +285,7 @@ def test_sweep_pushes_its_metrics_to_a_pushgateway(cli, fake_stripe):
         fake_stripe.state.seed(open_=7)
         url = f"http://127.0.0.1:{server.port}"
         ran = subprocess.run(  # a process of its own: its metrics are this sweep's alone
-            [sys.executable, "-m", "checkout_sweeper", "sweep", "--yes"],
+            [*COMMAND, "sweep", "--yes"],
             env={**cli.env, "PROMETHEUS_PUSHGATEWAY": url},
             capture_output=True,
             timeout=120,

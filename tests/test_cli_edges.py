@@ -7,28 +7,21 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
 
-from helpers import JWT_SECRET, TEST_KEY, run_command
+from harness import COMMAND, sweeper_env, wait_for_expires
+from helpers import run_command
 
 
 @pytest.fixture
 def home(tmp_path, fake_stripe) -> dict[str, str]:
     """A fresh HOME and no SWEEPER_INSTANCE_PATH: the data folder is the user's own."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("SWEEPER_INSTANCE_PATH", "XDG_DATA_HOME")
-    }
-    return {
-        **env,
-        "HOME": str(tmp_path / "home"),
-        "STRIPE_API_KEY": TEST_KEY,
-        "STRIPE_API_BASE": fake_stripe.url,
-        "JWT_SECRET": JWT_SECRET,
-        "SWEEPER_MAX_RPS": "200",
-    }
+    folder = tmp_path / "home"
+    return sweeper_env(
+        folder, fake_stripe.url, HOME=str(folder), SWEEPER_INSTANCE_PATH=None, XDG_DATA_HOME=None
+    )
 
 
 def _run(env: dict[str, str], *args: str, cwd=None, **more: str):
@@ -36,7 +29,7 @@ def _run(env: dict[str, str], *args: str, cwd=None, **more: str):
     if cwd is None:
         return run_command({**env, **more}, *args)
     return subprocess.run(
-        [sys.executable, "-m", "checkout_sweeper", *args],
+        [*COMMAND, *args],
         env={**env, **more},
         cwd=cwd,
         capture_output=True,
@@ -61,14 +54,11 @@ def test_two_sweeps_from_two_directories_share_one_lease(home, tmp_path, fake_st
     fake_stripe.state.faults.update({"latency_ms": 20})
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     first_dir.mkdir(), second_dir.mkdir()
-    command = [sys.executable, "-m", "checkout_sweeper", "sweep", "--yes", "--json"]
+    command = [*COMMAND, "sweep", "--yes", "--json"]
     first = subprocess.Popen(
         command, env={**home, "SWEEPER_MAX_RPS": "40"}, cwd=first_dir, stdout=subprocess.PIPE
     )
-    deadline = time.monotonic() + 20
-    while fake_stripe.state.snapshot()["requests"].get("expire", 0) < 5:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_expires(fake_stripe, 5, 20, alive=first)
     second = _run(home, "sweep", "--yes", "--json", cwd=second_dir)
     assert second.returncode == 4 and "already running" in second.stderr
     first.communicate(timeout=60)

@@ -7,31 +7,24 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import time
 
 import pytest
 
-from helpers import LIVE_KEY, TEST_KEY
+from harness import COMMAND, sweeper_env
+from helpers import LIVE_KEY
 
 
 @pytest.fixture
 def env(tmp_path, fake_stripe) -> dict[str, str]:
-    return {
-        **os.environ,
-        "STRIPE_API_KEY": TEST_KEY,
-        "STRIPE_API_BASE": fake_stripe.url,
-        "SWEEPER_INSTANCE_PATH": str(tmp_path),
-        "SWEEPER_MAX_RPS": "200",
-        "COLUMNS": "100",
-    }
+    return sweeper_env(tmp_path, fake_stripe.url, COLUMNS="100")
 
 
 def _on_a_terminal(env: dict[str, str], answer: str | None, *args: str) -> tuple[int, str]:
     """Run ``sweep`` with a pty as its terminal; type ``answer`` when it asks."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "checkout_sweeper", "sweep", *args],
+        [*COMMAND, "sweep", *args],
         env=env,
         stdin=terminal,
         stdout=terminal,
@@ -82,7 +75,7 @@ def test_yes_skips_the_question_and_a_live_key_is_shown_as_live(env, fake_stripe
 def test_without_a_terminal_or_yes_it_refuses_and_expires_nothing(env, fake_stripe):
     fake_stripe.state.seed(open_=5)
     result = subprocess.run(
-        [sys.executable, "-m", "checkout_sweeper", "sweep"],
+        [*COMMAND, "sweep"],
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -17,7 +17,7 @@ from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.fake_stripe.forms import decode_form
 from checkout_sweeper.fake_stripe.process import fake_stripe_process
 
-from helpers import LIVE_KEY, TEST_KEY, make_client
+from helpers import LIVE_KEY, TEST_KEY, FakeClock, make_client
 
 FIXTURE_KEYS = set(
     json.loads(
@@ -258,11 +258,14 @@ def _burst_of_lists(stripe_client: stripe.StripeClient, count: int) -> list[str]
 
 
 def test_account_rate_limit_answers_429_global_rate_without_retry_after(fake_stripe, stripe_client):
+    fake_stripe.state.clock = clock = FakeClock()
     fake_stripe.state.faults.update({"rps": 5})
     assert _burst_of_lists(stripe_client, 8) == ["ok"] * 5 + ["global-rate"] * 3
     assert _admin(fake_stripe, "stats")["rate_limited"] == 3
-    time.sleep(1.05)
-    stripe_client.v1.checkout.sessions.list()
+    clock.sleep(0.99)
+    assert _burst_of_lists(stripe_client, 1) == ["global-rate"]
+    clock.sleep(0.02)  # a second after the first five
+    assert _burst_of_lists(stripe_client, 5) == ["ok"] * 5
 
 
 def test_operation_limit_is_per_named_operation(fake_stripe, stripe_client):
@@ -274,9 +277,12 @@ def test_operation_limit_is_per_named_operation(fake_stripe, stripe_client):
 
 
 def test_burst_switches_to_a_token_bucket_that_refills_at_the_rate(fake_stripe, stripe_client):
+    fake_stripe.state.clock = clock = FakeClock()
     fake_stripe.state.faults.update({"rps": 2, "burst": 3})
     assert _burst_of_lists(stripe_client, 4) == ["ok"] * 3 + ["global-rate"]
-    time.sleep(0.6)  # 1.2 tokens back at 2 a second: one fits, the next not for 0.4 s more
+    clock.sleep(0.6)  # 1.2 tokens back at 2 a second: one fits, the next not for 0.4 s more
+    assert _burst_of_lists(stripe_client, 2) == ["ok", "global-rate"]
+    clock.sleep(0.5)  # 0.2 + 1.0 tokens: again one fits
     assert _burst_of_lists(stripe_client, 2) == ["ok", "global-rate"]
 
 

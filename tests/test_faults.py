@@ -8,11 +8,10 @@ once, and bounded answers, with ``/healthz`` answering throughout.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,10 +23,10 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from checkout_sweeper.fake_stripe.process import free_port
 from checkout_sweeper.store.models import SweepRun, SweptSession
 
-from helpers import JWT_SECRET, TEST_KEY, mint
+from harness import COMMAND, expires_seen, serving, sweeper_env, wait_for_expires, wait_until
+from helpers import TEST_KEY, mint
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.services
@@ -45,26 +44,17 @@ def pg_proxy(postgres_url) -> Iterator[tuple[TcpProxy, str]]:
 
 
 def _env(tmp_path: Path, fake_url: str, database_url: str, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "STRIPE_API_KEY": TEST_KEY,
-        "STRIPE_API_BASE": fake_url,
-        "JWT_SECRET": JWT_SECRET,
-        "DATABASE_URL": database_url,
-        "SWEEPER_INSTANCE_PATH": str(tmp_path),
-        "SWEEPER_MAX_RPS": "60",
-        "LOG_LEVEL": "WARNING",
-        **extra,
-    }
+    extra = {"SWEEPER_MAX_RPS": "60", "LOG_LEVEL": "WARNING", **extra}
+    return sweeper_env(tmp_path, fake_url, DATABASE_URL=database_url, **extra)
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "checkout_sweeper", *args]
+    command = [*COMMAND, *args]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "checkout_sweeper", *args]
+    command = [*COMMAND, *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -74,15 +64,8 @@ def _sweep_under_way(fake_stripe, env: dict[str, str], sessions: int, expires: i
     fake_stripe.state.seed(open_=sessions)
     fake_stripe.state.faults.update({"latency_ms": 10})
     sweep = _cli(env, "sweep", "--yes", "--json")
-    _wait_for_expires(fake_stripe, expires)
+    wait_for_expires(fake_stripe, expires, alive=sweep)
     return sweep
-
-
-def _wait_for_expires(fake_stripe, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while fake_stripe.state.snapshot()["requests"].get("expire", 0) < count:
-        assert time.monotonic() < deadline, "the sweep did not get that far"
-        time.sleep(0.02)
 
 
 def _expired_by_stripe(fake_stripe) -> set[str]:
@@ -114,7 +97,8 @@ def test_database_cut_mid_sweep_loses_no_outcome(fake_stripe, pg_proxy, postgres
     proxy, through = pg_proxy
     sweep = _sweep_under_way(fake_stripe, _env(tmp_path, fake_stripe.url, through), 300, 60)
     proxy.cut()
-    time.sleep(3)
+    # the sweep goes on without its database: two seconds' worth of expires, audit writes failing
+    wait_for_expires(fake_stripe, expires_seen(fake_stripe) + 120, alive=sweep)
     proxy.passing()
     out, err = sweep.communicate(timeout=120)
     assert sweep.returncode == 0, err.decode()
@@ -162,10 +146,12 @@ def test_a_partitioned_sweeper_stops_before_a_second_one_takes_the_account(
     fake_stripe.state.reset_counters()
     first = _sweep_under_way(fake_stripe, first_env, 400, 40)
     proxy.blackhole()
-    deadline = time.monotonic() + 60
-    while (second := _run(second_env, "sweep", "--yes", "--json")).returncode == 4:
-        assert time.monotonic() < deadline, "the second sweeper never got the account"
-        time.sleep(0.2)
+    second = wait_until(
+        lambda: (ran := _run(second_env, "sweep", "--yes", "--json")).returncode != 4 and ran,
+        60,
+        interval=0.2,
+        what="the second sweeper to get the account",
+    )
     assert second.returncode == 0, second.stderr
     first.communicate(timeout=60)
     assert first.returncode in (4, 5)  # stopped: the lease could not be kept (and recorded)
@@ -212,50 +198,32 @@ def test_a_silent_stripe_ends_the_sweep_in_bounded_time(fake_stripe, postgres_ur
 @pytest.fixture
 def serve(tmp_path, fake_stripe):
     """``serve`` on a free port with the given database and Redis URLs; yields its URL."""
-    processes: list[subprocess.Popen] = []
+    servers = contextlib.ExitStack()
 
     def start(database_url: str, redis_url: str) -> str:
         env = _env(tmp_path, fake_stripe.url, database_url, RATELIMIT_STORAGE_URI=redis_url)
-        port = free_port()
-        log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
-        command = [sys.executable, "-m", "checkout_sweeper", "serve", "--port", str(port)]
-        processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).ok:
-                    return url
-            except requests.RequestException:
-                assert processes[-1].poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.1)
+        return servers.enter_context(serving(env, tmp_path / "serve.log")).url
 
-    yield start
-    for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with servers:
+        yield start
 
 
 def _user(database_url: str, tmp_path: Path) -> str:
-    env = {**os.environ, "DATABASE_URL": database_url, "SWEEPER_INSTANCE_PATH": str(tmp_path)}
+    env = sweeper_env(tmp_path, DATABASE_URL=database_url)
     added = _run(env, "users", "add", "--email", f"u{time.time_ns()}@example.com", "--json")
     assert added.returncode == 0, added.stderr
     return str(json.loads(added.stdout)["id"])
 
 
-def _in_flight(url: str, token: str, count: int) -> tuple[ThreadPoolExecutor, list]:
-    """``count`` endpoint calls under way at once, each timed."""
+def _in_flight(
+    url: str, token: str, count: int, path: str = "/v1/active_checkout_sessions_and_expire_all"
+) -> tuple[ThreadPoolExecutor, list]:
+    """``count`` calls of ``path`` under way at once, each timed."""
 
     def call() -> tuple[int, float]:
         started = time.monotonic()
         response = requests.get(
-            f"{url}/v1/active_checkout_sessions_and_expire_all",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
+            f"{url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60
         )
         return response.status_code, time.monotonic() - started
 
@@ -278,13 +246,15 @@ def test_blackholed_redis_gives_bounded_503s_and_healthz_keeps_answering(
         url = serve(postgres_url, f"redis://127.0.0.1:{proxy.port}/{target.database or 0}")
         token = mint(_user(postgres_url, tmp_path))
         proxy.blackhole()
-        pool, calls = _in_flight(url, token, 8)
-        time.sleep(0.3)
+        readers, reads = _in_flight(url, token, 8, "/v1/sweeps")  # each spends a read quota
+        wait_until(lambda: proxy.held() >= 8, 10, what="8 requests waiting on Redis")
         assert _healthz_time(url) < 1
-        answers = [call.result(timeout=30) for call in calls]
+        pool, calls = _in_flight(url, token, 4)
+        answers = [call.result(timeout=30) for call in [*reads, *calls]]
         statuses = {status for status, _ in answers}
         assert 503 in statuses and statuses <= {409, 503}  # 409: another call held the lease
         assert max(seconds for _, seconds in answers) < 5
+        readers.shutdown()
         ready = requests.get(f"{url}/readyz", timeout=10)
         assert ready.status_code == 503 and "rate_limit_storage" in ready.text
         pool.shutdown()
@@ -298,7 +268,7 @@ def test_blackholed_postgres_never_holds_healthz(serve, pg_proxy, redis_url, tmp
     token = mint(_user(through, tmp_path))
     proxy.blackhole()
     pool, calls = _in_flight(url, token, 8)
-    time.sleep(0.3)
+    wait_until(lambda: proxy.held() >= 8, 10, what="8 requests waiting on PostgreSQL")
     assert _healthz_time(url) < 1
     ready = requests.get(f"{url}/readyz", timeout=10)
     assert ready.status_code == 503 and "database" in ready.text

@@ -6,11 +6,11 @@ Redis. Without those services they skip and say what to start; with CI=true they
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,10 +19,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, inspect, select
 
-from checkout_sweeper.fake_stripe.process import free_port
 from checkout_sweeper.store.models import SweepRun
 
-from helpers import JWT_SECRET, TEST_KEY
+from harness import COMMAND, Served, serving, sweeper_env, wait_for_expires, wait_until
+from helpers import JWT_SECRET
 
 pytestmark = pytest.mark.services
 ENDPOINT = "/v1/active_checkout_sessions_and_expire_all"
@@ -31,62 +31,32 @@ ENDPOINT = "/v1/active_checkout_sessions_and_expire_all"
 @pytest.fixture
 def stack(postgres_url, redis_url, fake_stripe, tmp_path):
     """Start ``serve`` instances and run CLI commands on one shared PostgreSQL and Redis."""
-    env = {
-        **os.environ,
-        "STRIPE_API_KEY": TEST_KEY,
-        "STRIPE_API_BASE": fake_stripe.url,
-        "JWT_SECRET": JWT_SECRET,
-        "DATABASE_URL": postgres_url,
-        "RATELIMIT_STORAGE_URI": redis_url,
-        "SWEEPER_MAX_RPS": "100",
-        "SWEEPER_LEASE_TTL": "2",
-        "SWEEPER_INSTANCE_PATH": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-    }
-    processes: list[subprocess.Popen] = []
+    env = sweeper_env(
+        tmp_path,
+        fake_stripe.url,
+        DATABASE_URL=postgres_url,
+        RATELIMIT_STORAGE_URI=redis_url,
+        SWEEPER_MAX_RPS="100",
+        SWEEPER_LEASE_TTL="2",
+        LOG_LEVEL="WARNING",
+    )
+    servers = contextlib.ExitStack()
 
     class Stack:
+        served: dict[str, Served] = {}
+
         def cli(self, *args: str) -> str:
             result = subprocess.run(
-                [sys.executable, "-m", "checkout_sweeper", *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
+                [*COMMAND, *args], env=env, capture_output=True, text=True, timeout=120
             )
             assert result.returncode == 0, result.stderr
             return result.stdout
 
         def serve(self, workers: int) -> str:
-            port = free_port()
-            log = open(tmp_path / f"serve-{port}.log", "w")  # noqa: SIM115
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "checkout_sweeper",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(workers),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            processes.append(process)
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        return url
-                except requests.RequestException:
-                    pass
-                assert process.poll() is None, (tmp_path / f"serve-{port}.log").read_text()
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(0.1)
+            log = tmp_path / f"serve-{len(self.served)}.log"
+            served = servers.enter_context(serving(env, log, "--workers", str(workers)))
+            self.served[served.url] = served
+            return served.url
 
         def user(self, email: str) -> str:
             return str(json.loads(self.cli("users", "add", "--email", email, "--json"))["id"])
@@ -102,14 +72,8 @@ def stack(postgres_url, redis_url, fake_stripe, tmp_path):
                 url + ENDPOINT, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
             )
 
-    yield Stack()
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with servers:
+        yield Stack()
 
 
 def _sweep_under_way(stack, fake_stripe, url: str, sessions: int, *emails: str):
@@ -119,20 +83,13 @@ def _sweep_under_way(stack, fake_stripe, url: str, sessions: int, *emails: str):
     tokens = [stack.token(stack.user(email)) for email in emails]
     pool = ThreadPoolExecutor(1)
     running = pool.submit(stack.call, url, tokens[0])
-    _wait_for_expires(fake_stripe)
+    wait_for_expires(fake_stripe, 10)
     return running, pool, tokens[1:]
-
-
-def _wait_for_expires(fake_stripe, count: int = 10) -> None:
-    deadline = time.monotonic() + 20
-    while fake_stripe.state.snapshot()["requests"].get("expire", 0) < count:
-        assert time.monotonic() < deadline, "the sweep did not start"
-        time.sleep(0.02)
 
 
 def test_migrations_are_idempotent_and_safe_when_run_together(postgres_url):
     env = {**os.environ, "DATABASE_URL": postgres_url}
-    command = [sys.executable, "-m", "checkout_sweeper", "db", "upgrade"]
+    command = [*COMMAND, "db", "upgrade"]
     runs = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(timeout=60) for p in runs] == [0, 0, 0]
     assert subprocess.run(command, env=env, timeout=60).returncode == 0
@@ -142,12 +99,12 @@ def test_migrations_are_idempotent_and_safe_when_run_together(postgres_url):
 
 def _call_until_limited(statuses: list[int], call) -> None:
     """Call again until the quota answers 429 (waiting out a sweep that runs: 409)."""
-    for _ in range(50):
+
+    def limited() -> bool:
         statuses.append(call())
-        if statuses[-1] == 429:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"never limited: {statuses}")
+        return statuses[-1] == 429
+
+    wait_until(limited, 10, interval=0.2, what=f"a 429 after {statuses}")
 
 
 def test_limit_is_exact_across_four_workers(stack):
@@ -212,9 +169,7 @@ def test_a_killed_worker_leaves_no_lock_and_its_run_shows_interrupted(
 def test_sigterm_lets_a_running_sweep_finish(stack, fake_stripe):
     url = stack.serve(workers=1)
     answer, pool, _ = _sweep_under_way(stack, fake_stripe, url, 200, "erin@example.com")
-    port = int(url.rsplit(":", 1)[1])
-    master = next(pid for pid, args in _serve_processes() if f"--port {port}" in args)
-    os.kill(master, signal.SIGTERM)
+    stack.served[url].process.send_signal(signal.SIGTERM)
     response = answer.result()
     pool.shutdown()
     assert response.status_code == 200
@@ -223,28 +178,10 @@ def test_sigterm_lets_a_running_sweep_finish(stack, fake_stripe):
     assert history[0]["status"] == "succeeded"
 
 
-def _serve_processes() -> list[tuple[int, str]]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [
-        (int(line.split(None, 1)[0]), line.split(None, 1)[1])
-        for line in out.splitlines()[1:]
-        if "checkout_sweeper serve" in line
-    ]
-
-
 def test_users_add_works_on_a_fresh_postgres_database(postgres_url):
     env = {**os.environ, "DATABASE_URL": postgres_url}
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "checkout_sweeper",
-            "users",
-            "add",
-            "--email",
-            "pg@example.com",
-            "--json",
-        ],
+        [*COMMAND, "users", "add", "--email", "pg@example.com", "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -289,17 +226,17 @@ def _start_async(url: str, token: str) -> requests.Response:
 def _follow(url: str, location: str, token: str) -> list[dict]:
     """Poll a sweep resource until it ends; every answer, and the pid that gave it."""
     answers = []
-    deadline = time.monotonic() + 90
-    while True:
+
+    def ended() -> bool:
         reply = requests.get(
             url + location, headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
         assert reply.status_code == 200, reply.text
         answers.append(reply.json()["data"])
-        if answers[-1]["status"] != "running":
-            return answers
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+        return answers[-1]["status"] != "running"
+
+    wait_until(ended, 90, interval=0.1, what="the sweep to end")
+    return answers
 
 
 def test_an_async_sweep_is_followed_from_any_worker(stack, fake_stripe, postgres_url, tmp_path):
@@ -316,8 +253,7 @@ def test_an_async_sweep_is_followed_from_any_worker(stack, fake_stripe, postgres
     with engine.connect() as connection:
         runner = connection.execute(select(SweepRun.pid)).scalar_one()
     engine.dispose()
-    port = url.rsplit(":", 1)[1]
-    lines = (tmp_path / f"serve-{port}.log").read_text().splitlines()
+    lines = stack.served[url].log.read_text().splitlines()
     access = [json.loads(line) for line in lines if '"gunicorn.access"' in line]
     pollers = {e["pid"] for e in access if e["path"] == accepted.headers["Location"]}
     assert pollers - {runner}, "only the worker running the sweep answered"
@@ -348,14 +284,10 @@ def test_sigterm_during_an_async_sweep_records_it_interrupted(stack, fake_stripe
     token = stack.token(stack.user("ivan@example.com"))
     accepted = _start_async(url, token)
     assert accepted.status_code == 202
-    _wait_for_expires(fake_stripe, 40)
-    port = int(url.rsplit(":", 1)[1])
-    master = next(pid for pid, args in _serve_processes() if f"--port {port}" in args)
-    os.kill(master, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while any(f"--port {port}" in args for _, args in _serve_processes()):
-        assert time.monotonic() < deadline, "serve did not stop"
-        time.sleep(0.2)
+    wait_for_expires(fake_stripe, 40)
+    master = stack.served[url].process
+    master.send_signal(signal.SIGTERM)
+    master.wait(timeout=60)
     history = json.loads(stack.cli("history", "--json"))
     assert history[0]["status"] == "interrupted"
     expired = 800 - fake_stripe.state.snapshot()["open_total"]

@@ -27,17 +27,19 @@ def served(tmp_path_factory):
     with FakeStripeServer() as fake:
         fake.state.seed(open_=20)
         with serve_api(tmp, fake.url) as api:
-            yield api
+            yield api, api.add_user()
 
 
 @schema.parametrize()
 @SETTINGS
 def test_an_authorised_client_gets_documented_answers(case, served):
-    token = served.token(served.user_id)
-    case.call_and_validate(base_url=served.url, headers={"Authorization": f"Bearer {token}"})
+    api, user_id = served
+    token = api.token(user_id)
+    case.call_and_validate(base_url=api.url, headers={"Authorization": f"Bearer {token}"})
 
 
 @schema.parametrize()
 @SETTINGS
 def test_an_unauthenticated_client_gets_documented_answers(case, served):
-    case.call_and_validate(base_url=served.url)
+    api, _ = served
+    case.call_and_validate(base_url=api.url)

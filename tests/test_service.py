@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from checkout_sweeper.runs.recorded import RecordedSweep, Recording
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
 
+from harness import wait_until
 from memory_gateway import INSTANT, MemoryGateway
 
 
@@ -75,8 +75,7 @@ def test_losing_the_account_lease_stops_the_sweep(db):
     gateway.expire_delay_s = 0.01
 
     def steal_the_lease() -> None:
-        while gateway.calls["expire"] < 10:
-            time.sleep(0.01)
+        wait_until(lambda: gateway.calls["expire"] >= 10, 30, what="10 expires")
         with db.session() as session:
             session.get(SweepLock, gateway.account).run_id = "someone-else"
 

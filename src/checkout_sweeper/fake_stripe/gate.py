@@ -41,7 +41,7 @@ class RequestGate:
         """Note who sent it and when; raise Stripe's 429 when the account's limit or the
         operation's is reached."""
         with self._state.lock:
-            now = time.monotonic()
+            now = self._state.clock()
             sent = self._state.stats.senders.setdefault(key[-4:], [time.time(), 0.0])
             sent[1] = time.time()
             faults = self._state.faults

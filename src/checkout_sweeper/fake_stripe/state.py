@@ -66,8 +66,11 @@ class Stats:
 class FakeStripeState:
     """All accounts, idempotency records, the rate limiter, faults and counters."""
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(
+        self, seed: int | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.lock = threading.Lock()
+        self.clock = clock  # what the rate limits measure their windows with
         self.random = random.Random(seed)
         self.faults = Faults()
         self.stats = Stats()
