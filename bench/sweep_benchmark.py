@@ -6,7 +6,7 @@ spec's approach made complete: list a page of open sessions, expire them one by 
 The memory rows run the command a user runs, ``checkout-sweeper sweep --yes --json`` (audit
 trail included), and report its peak RSS.
 
-    python bench/sweep_benchmark.py            # the full table (about 5 minutes)
+    python bench/sweep_benchmark.py            # the full table (about 40 minutes)
     python bench/sweep_benchmark.py --quick    # smaller counts, same rows
 """
 

@@ -16,17 +16,18 @@ mean the rate was just over, many that it was far over), then climbs back along 
 curve (fast at first, slow near the limit, as TCP CUBIC approaches its last window) to just
 under the learned limit, and holds there. Only after a quiet spell does it probe slowly above,
 in case the other traffic went away. So it settles just under the limit instead of oscillating
-between the limit and 70% of it. Refinements:
+between the limit and 70% of it.
 
-* When what Stripe let through in the last second is far below the rate and that second held
-  several 429s (a budget of 60 against a limit of 25), that is learned at once instead of in
-  five cuts, and the 429s of requests already in flight do not cut further. What got through
-  is the share of the second's answers let through times what was sent that second, so a dip
-  in sending (threads backing off after 429s) is not read as a lower limit. Not before a full
-  second of answers: at the start the pool is still filling, a token bucket's small burst
-  allowance answers the first requests, and that trickle of first answers is not a limit.
-* A stray 429 while holding (a request that arrived a little early) steps the learned limit
-  down by only 0.5%, so stray 429s do not ratchet the rate down.
+Far over the limit (a budget of 60 against a limit of 25), what Stripe let through in the last
+second is far below the rate while that second holds several 429s: that is learned at once
+instead of in five cuts, and the 429s of requests already in flight do not cut further. What
+got through is the share of the second's answers let through times what was sent that second,
+so a dip in sending (threads backing off after 429s) is not read as a lower limit; and it is
+read only over a full second of answers, since at the start the pool is still filling and a
+token bucket's small burst allowance answers the first requests.
+
+Just under the limit, a stray 429 while holding (a request that arrived a little early) steps
+the learned limit down by only 0.5%, so stray 429s do not ratchet the rate down.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The sweep engine: find every open Checkout Session, expire it, and say what is left.
 
 Plain Python with no web framework and no database: the HTTP endpoint and the command line both
-reach ``Sweeper.run`` through ``service``. ``Sweeper`` only orchestrates; each job has its own
+reach ``Sweeper.run`` through ``runs.recorded``. ``Sweeper`` only orchestrates; each job has its own
 collaborator:
 
 * ``walker.ListWalker``: one pass over the open list (pages, held cursor, restarts);

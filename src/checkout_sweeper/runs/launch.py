@@ -1,5 +1,5 @@
 """A recorded sweep of the account in ``Settings``: the gateway, the pacing, the live-mode guard
-and the account's identity, as configured, around ``service.RecordedSweep``."""
+and the account's identity, as configured, around ``recorded.RecordedSweep``."""
 
 from __future__ import annotations
 

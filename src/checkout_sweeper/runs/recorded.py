@@ -7,7 +7,7 @@ guarantees:
   sweeper may send no Stripe request after ``last renewal + ttl - margin`` (``LeaseKeeper``), so
   it stops before its lease can lapse and another sweeper take the account, whatever keeps the
   renewal from succeeding;
-* every outcome written down (``audit.RunRecorder``, with its local journal);
+* every outcome written down (``recorder.RunRecorder``, with its local journal);
 * a run row that always ends as succeeded, incomplete, failed or interrupted.
 """
 

@@ -1,6 +1,6 @@
 """The one place that talks to the ``stripe`` SDK.
 
-It implements ``gateway.Gateway`` and turns SDK exceptions, at this one boundary, into the
+It implements ``engine.gateway.Gateway`` and turns SDK exceptions, at this one boundary, into the
 ``StripeProblem`` branch of ``errors``: a session that was no longer open, a cursor that went
 stale, an error worth retrying, an error that ends the sweep. Nothing else in the project
 imports ``stripe``.
@@ -144,7 +144,7 @@ class StripeGateway:
         """One request, its answer left as parsed JSON: the SDK's typed objects cost about ten
         times the CPU to build (100 ms for a page of 100 sessions), and that CPU, taken from
         the threads about to send, bunches their sends up against Stripe's one-second limit.
-        Errors are raised as the SDK's exceptions, as with the typed calls."""
+        Errors arrive as the SDK's exceptions; the callers translate them with ``_translate``."""
         return self._client.raw_request(method, path, **(params or {})).data
 
     def list_open(

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection that ``db.Database.upgrade`` hands it."""
+"""Alembic environment: runs on the connection that ``store.database.Database.upgrade`` hands it."""
 
 from __future__ import annotations
 
