@@ -1,7 +1,7 @@
 """What the sweep engine needs from Stripe, as plain Python: a page type and a protocol.
 
-``stripe_api.adapter.StripeGateway`` implements it over the official SDK; tests implement it in memory.
-Errors come back as the ``StripeProblem`` branch of ``errors``.
+``stripe_api.adapter.StripeGateway`` implements it over the official SDK; tests implement it
+in memory. Errors come back as the ``StripeProblem`` branch of ``errors``.
 """
 
 from __future__ import annotations
