@@ -11,7 +11,7 @@ from sqlalchemy import select
 from checkout_sweeper.engine.sweeper import SweepOptions
 from checkout_sweeper.errors import LeaseLost, RetryableError, SweepAborted, SweepInProgress
 from checkout_sweeper.runs.lease import AccountLease
-from checkout_sweeper.runs.recorded import RecordedSweep, Recording
+from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
 

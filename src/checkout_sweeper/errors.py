@@ -30,6 +30,7 @@ adapter translates them into the ``StripeProblem`` branch at that one boundary.
     ├── LeaseError              the one-sweep-per-account lease                     409      4
     │   └── SweepInProgress     another sweep holds the account's lease             409      4
     ├── AuditError              the audit trail could not be written                500      5
+    ├── QuotaUnavailable        the per-user limits' storage cannot be reached      503      3
     └── ApiError                an HTTP answer in the error envelope (status, message, headers)
 """
 
@@ -242,6 +243,18 @@ class AuditError(SweeperError):
     """The audit trail could not be written."""
 
     exit_code = ExitCode.AUDIT
+
+
+class QuotaUnavailable(SweeperError):
+    """The per-user limits' storage (Redis) cannot be reached: fail closed, start nothing."""
+
+    http_status = 503
+    public = True
+    exit_code = ExitCode.UNAVAILABLE
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "30"}
 
 
 class ApiError(SweeperError):

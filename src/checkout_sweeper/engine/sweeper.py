@@ -1,8 +1,8 @@
 """The sweep engine: find every open Checkout Session, expire it, and say what is left.
 
-Plain Python with no web framework and no database: the HTTP endpoint and the command line both
-reach ``Sweeper.run`` through ``runs.recorded``. ``Sweeper`` only orchestrates; each job has its own
-collaborator:
+Plain Python with no web framework and no database: the HTTP endpoint and the command line
+both reach ``Sweeper.run`` through ``runs.recorded_sweep``. ``Sweeper`` only orchestrates;
+each job has its own collaborator:
 
 * ``walker.ListWalker``: one pass over the open list (pages, held cursor, restarts);
 * ``expirer.ExpirePool``: a bounded pool that expires while the next page loads;

@@ -13,7 +13,7 @@ import logging
 import threading
 
 from checkout_sweeper.errors import SweepAborted
-from checkout_sweeper.runs.recorded import RecordedSweep
+from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 
 log = logging.getLogger("checkout_sweeper.background")
 _running: dict[str, tuple[RecordedSweep, threading.Thread]] = {}

@@ -1,5 +1,5 @@
 """A recorded sweep of the account in ``Settings``: the gateway, the pacing, the live-mode guard
-and the account's identity, as configured, around ``recorded.RecordedSweep``."""
+and the account's identity, as configured, around ``recorded_sweep.RecordedSweep``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress
 from checkout_sweeper.errors import LiveModeRefused, SweepInProgress
 from checkout_sweeper.runs.accounts import identify, known_account
 from checkout_sweeper.runs.lease import lease_is_held
-from checkout_sweeper.runs.recorded import RecordedSweep, Recording
+from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway

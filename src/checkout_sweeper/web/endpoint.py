@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.launch import refuse_early, start_configured_sweep
-from checkout_sweeper.runs.recorded import RecordedSweep
+from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import RunStatus, Trigger
 from checkout_sweeper.web.caller import authenticated_user_id, load_user

@@ -8,11 +8,10 @@ import logging
 
 from flask_limiter.errors import RateLimitExceeded
 
-from checkout_sweeper.errors import ApiError
+from checkout_sweeper.errors import QuotaUnavailable
 from checkout_sweeper.web.state import app_state
 
 log = logging.getLogger("checkout_sweeper.api")
-STORAGE_DOWN_RETRY_S = "30"
 SWEEPS_PER_HOUR = 3  # the spec's per-user quota on the endpoint
 READS_PER_MINUTE = 120  # reads of a user's sweeps, apart from the sweep quota
 
@@ -35,9 +34,7 @@ def spend(limit: str, key: str) -> None:
         raise
     except Exception as err:
         log.error("rate-limit storage unavailable: %s", type(err).__name__)
-        raise ApiError(
-            503,
+        raise QuotaUnavailable(
             "Rate limiting is unavailable (its storage cannot be reached), so no sweep is "
-            "started; try again shortly.",
-            {"Retry-After": STORAGE_DOWN_RETRY_S},
+            "started; try again shortly."
         ) from None

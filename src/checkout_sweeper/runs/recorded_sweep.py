@@ -7,7 +7,7 @@ guarantees:
   sweeper may send no Stripe request after ``last renewal + ttl - margin`` (``LeaseKeeper``), so
   it stops before its lease can lapse and another sweeper take the account, whatever keeps the
   renewal from succeeding;
-* every outcome written down (``recorder.RunRecorder``, with its local journal);
+* every outcome written down (``audit_trail.RunRecorder``, with its local journal);
 * a run row that always ends as succeeded, incomplete, failed or interrupted.
 """
 
@@ -27,9 +27,9 @@ from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress, SweepResult
 from checkout_sweeper.engine.tally import SessionOutcome
 from checkout_sweeper.errors import LeaseLost, SweepAborted, SweepInterrupted
+from checkout_sweeper.runs.audit_trail import RunRecorder
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.observer import SweepObserver
-from checkout_sweeper.runs.recorder import RunRecorder
 from checkout_sweeper.settings import AUDIT_GRACE_S, LEASE_TTL_S
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.vocabulary import RunStatus
