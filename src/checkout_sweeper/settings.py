@@ -73,10 +73,6 @@ def text(name: str, raw: str) -> str:
     return raw
 
 
-def optional_text(name: str, raw: str) -> str | None:
-    return raw
-
-
 def number(minimum: float, what: str = "a number") -> Callable[[str, str], float]:
     def parse(name: str, raw: str) -> float:
         try:
@@ -188,32 +184,32 @@ STRIPE_TIMEOUT_S = Setting[float](
 STRIPE_ACCOUNT = Setting[str | None](
     "STRIPE_ACCOUNT",
     None,
-    optional_text,
+    text,
     "sweep a connected account (`Stripe-Account` header)",
     shown="none",
 )
 DATABASE_URL = Setting[str | None](
     "DATABASE_URL",
     None,
-    optional_text,
+    text,
     "SQLAlchemy URL; `postgresql+psycopg://...` in production",
     shown="SQLite in the data folder",
 )
 INSTANCE_PATH = Setting[str | None](
     "SWEEPER_INSTANCE_PATH",
     None,
-    optional_text,
+    text,
     "the data folder: the default SQLite file and the audit journals (platformdirs' user data "
     "directory, whatever the current directory)",
     shown="`~/.local/share/checkout-sweeper`",
 )
 JWT_SECRET = Setting[str | None](
-    "JWT_SECRET", None, optional_text, "HS* secret the app signs its tokens with", shown="none"
+    "JWT_SECRET", None, text, "HS* secret the app signs its tokens with", shown="none"
 )
 JWT_PUBLIC_KEY = Setting[str | None](
     "JWT_PUBLIC_KEY",
     None,
-    optional_text,
+    text,
     "PEM public key for RS*/ES*/PS*/EdDSA tokens (instead of `JWT_SECRET`)",
     shown="none",
 )
@@ -224,10 +220,10 @@ JWT_ALGORITHMS = Setting[tuple[str, ...]](
     "comma-separated; HMAC and public-key ones never mixed",
 )
 JWT_AUDIENCE = Setting[str | None](
-    "JWT_AUDIENCE", None, optional_text, "required in tokens and checked when set"
+    "JWT_AUDIENCE", None, text, "required in tokens and checked when set"
 )
 JWT_ISSUER = Setting[str | None](
-    "JWT_ISSUER", None, optional_text, "required in tokens and checked when set"
+    "JWT_ISSUER", None, text, "required in tokens and checked when set"
 )
 JWT_USER_ID_CLAIM = Setting[str](
     "JWT_USER_ID_CLAIM", "sub", text, "claim holding the user id (a string)"
@@ -277,19 +273,19 @@ TRUSTED_PROXY_COUNT = Setting[int](
 METRICS_TOKEN = Setting[str | None](
     "METRICS_TOKEN",
     None,
-    optional_text,
+    text,
     "Bearer token required on `/metrics`; unset: `/metrics` answers loopback callers only",
 )
 PUSHGATEWAY = Setting[str | None](
     "PROMETHEUS_PUSHGATEWAY",
     None,
-    optional_text,
+    text,
     "`sweep` pushes its metrics to this Pushgateway URL when it ends",
 )
 METRICS_DIR = Setting[str | None](
     "PROMETHEUS_MULTIPROC_DIR",
     None,
-    optional_text,
+    text,
     "set by `serve` for its workers (prometheus-client's multiprocess mode: one scrape adds "
     "up every worker); set it yourself only when running gunicorn by hand",
 )
