@@ -21,6 +21,15 @@ from prometheus_client import (
 from checkout_sweeper.settings import METRICS_DIR
 
 PREFIX = "checkout_sweeper"
+# Label values come from closed sets only: a client chooses the method it sends, and one new
+# label value per request would grow the exposition (and the multiprocess files) without bound.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """The method, or ``other`` for anything outside the standard set."""
+    return method if method in HTTP_METHODS else "other"
+
 
 HTTP_REQUESTS = Counter(
     f"{PREFIX}_http_requests_total", "HTTP requests answered.", ["route", "method", "status"]

@@ -12,6 +12,7 @@ import re
 
 from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import MethodNotAllowed
 
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.runs import background
@@ -20,12 +21,22 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import RunStatus, Trigger
 from checkout_sweeper.web.caller import authenticated_user_id, load_user
-from checkout_sweeper.web.envelopes import success
+from checkout_sweeper.web.envelopes import GET_ONLY, success
 from checkout_sweeper.web.quota import spend, sweep_rate_limit
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("v1", __name__)
 RESPOND_ASYNC = re.compile(r"(^|,)\s*respond-async\s*(;|,|$)", re.IGNORECASE)
+
+
+GET_ONLY.add(f"{bp.name}.active_checkout_sessions_and_expire_all")
+
+
+@bp.before_request
+def only_get() -> None:
+    """A destructive GET: HEAD (link checkers, uptime monitors) and OPTIONS sweep nothing."""
+    if request.method != "GET":
+        raise MethodNotAllowed(valid_methods=["GET"])
 
 
 def wants_async() -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
@@ -37,6 +37,18 @@ def error(code: int, message: str, headers: dict[str, str] | None = None) -> Res
     return response
 
 
+GET_ONLY: set[str] = set()  # endpoints that answer GET alone: HEAD and OPTIONS would act too
+
+
+def _only_get(allowed: list[str]) -> list[str]:
+    """``GET`` for a GET-only endpoint (routing would also offer HEAD and OPTIONS)."""
+    try:
+        endpoint, _ = current_app.url_map.bind_to_environ(request.environ).match(method="GET")
+    except HTTPException:
+        return allowed
+    return ["GET"] if endpoint in GET_ONLY else allowed
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SweeperError)
     def refused(err: SweeperError) -> Response:
@@ -58,7 +70,7 @@ def register_error_handlers(app: Flask) -> None:
         response = error(err.code or 500, err.description or err.name)
         allowed = getattr(err, "valid_methods", None)
         if err.code == 405 and allowed:
-            response.headers["Allow"] = ", ".join(allowed)
+            response.headers["Allow"] = ", ".join(_only_get(allowed))
         return response
 
     @app.errorhandler(Exception)

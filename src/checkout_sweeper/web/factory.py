@@ -13,7 +13,7 @@ from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from checkout_sweeper.logs import setup_logging
-from checkout_sweeper.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from checkout_sweeper.metrics import HTTP_REQUESTS, HTTP_SECONDS, method_label
 from checkout_sweeper.runs.recovery import import_journals
 from checkout_sweeper.settings import Settings, default_instance_path
 from checkout_sweeper.store.database import Database
@@ -115,8 +115,9 @@ def _log_requests(app: Flask) -> None:
         }
         fields.update(getattr(g, "sweep_counts", {}))
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(route, request.method).observe(duration_ms / 1000)
+        method = method_label(request.method)
+        HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(route, method).observe(duration_ms / 1000)
         request_log.info(
             "%s %s %s", request.method, request.path, response.status_code, extra={"fields": fields}
         )
