@@ -153,6 +153,26 @@ def test_a_malformed_database_url_exits_2(cli):
     assert result.returncode == 2 and "DATABASE_URL" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "code"),
+    [
+        ("DATABASE_URL", "mysql://u:p@127.0.0.1/x", 2),
+        ("DATABASE_URL", "sqlite:////proc/self/nonexist/x.db", 2),
+        ("SWEEPER_INSTANCE_PATH", "/proc/nope", 2),
+        ("SWEEPER_LEASE_TTL", "inf", 2),
+        ("JWT_LEEWAY_S", "nan", 2),
+    ],
+)
+def test_an_odd_setting_is_one_line_and_exit_2(cli, variable, value, code):
+    overrides = {variable: value}
+    if variable == "SWEEPER_INSTANCE_PATH":
+        overrides["DATABASE_URL"] = None  # the default database lives in the data folder
+    result = run_command({**cli.env, **overrides}, "users", "list")
+    assert result.returncode == code, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+
+
 def _start_slow_sweep(cli, fake_stripe, open_: int) -> subprocess.Popen:
     fake_stripe.state.seed(open_=open_)
     fake_stripe.state.faults.update({"latency_ms": 20})

@@ -9,6 +9,7 @@ service with a message that names the variable, instead of a 500 on the first re
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,22 +74,27 @@ def text(name: str, raw: str) -> str:
     return raw
 
 
-def number(minimum: float, what: str = "a number") -> Callable[[str, str], float]:
+def number(minimum: float, maximum: float, what: str = "a number") -> Callable[[str, str], float]:
+    """A finite number from ``minimum`` to ``maximum`` (``nan`` and ``inf`` pass no check
+    downstream: they are refused here)."""
+
     def parse(name: str, raw: str) -> float:
         try:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name} must be from {minimum:g} to {maximum:g}, got {raw!r}")
         return value
 
     return parse
 
 
-def whole(minimum: int) -> Callable[[str, str], int]:
+def whole(minimum: int, maximum: int) -> Callable[[str, str], int]:
     def parse(name: str, raw: str) -> int:
-        value = number(minimum)(name, raw)
+        value = number(minimum, maximum)(name, raw)
         if value != int(value):
             raise ConfigError(f"{name} must be a whole number, got {raw!r}")
         return int(value)
@@ -109,7 +115,7 @@ def budget(name: str, raw: str) -> float | None:
     """Requests per second (at least 0.1), or ``auto`` (None)."""
     if raw.strip().lower() == "auto":
         return None
-    return number(0.1, "requests per second (a number) or 'auto'")(name, raw)
+    return number(0.1, 10_000, "requests per second (a number) or 'auto'")(name, raw)
 
 
 def log_level(name: str, raw: str) -> str:
@@ -138,6 +144,27 @@ def stripe_base(name: str, raw: str) -> str | None:
             f"{name} must be an http(s) URL with a host, like http://127.0.0.1:12111; got {raw!r}"
         )
     return base
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql+psycopg")
+DATABASE_HINTS = {
+    "postgres": "write postgresql+psycopg:// (SQLAlchemy's name, with the psycopg 3 driver)",
+    "postgresql": "add the driver this package installs: postgresql+psycopg://",
+    "postgresql+psycopg2": "psycopg2 is not installed; use psycopg 3: postgresql+psycopg://",
+}
+
+
+def database_url(name: str, raw: str) -> str:
+    """A SQLite or PostgreSQL (psycopg 3) URL: the two databases this package can drive."""
+    url = raw.strip()
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in DATABASE_SCHEMES:
+        return url
+    hint = DATABASE_HINTS.get(
+        scheme, "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DATABASE"
+    )
+    shown = scheme + "://..." if scheme else "a value that is not a URL"
+    raise ConfigError(f"{name} is {shown}: {hint}")
 
 
 def ratelimit_storage(name: str, raw: str) -> str:
@@ -178,7 +205,7 @@ STRIPE_API_BASE = Setting[str | None](
 STRIPE_TIMEOUT_S = Setting[float](
     "STRIPE_TIMEOUT_S",
     30.0,
-    number(0.1),
+    number(0.1, 600),
     "seconds before a Stripe request that gets no answer is given up (and retried)",
 )
 STRIPE_ACCOUNT = Setting[str | None](
@@ -191,7 +218,7 @@ STRIPE_ACCOUNT = Setting[str | None](
 DATABASE_URL = Setting[str | None](
     "DATABASE_URL",
     None,
-    text,
+    database_url,
     "SQLAlchemy URL; `postgresql+psycopg://...` in production",
     shown="SQLite in the data folder",
 )
@@ -229,7 +256,7 @@ JWT_USER_ID_CLAIM = Setting[str](
     "JWT_USER_ID_CLAIM", "sub", text, "claim holding the user id (a string)"
 )
 JWT_LEEWAY_S = Setting[float](
-    "JWT_LEEWAY_S", 30.0, number(0), "seconds of clock skew allowed on `exp`, `nbf` and `iat`"
+    "JWT_LEEWAY_S", 30.0, number(0, 600), "seconds of clock skew allowed on `exp`, `nbf` and `iat`"
 )
 RATELIMIT_STORAGE_URI = Setting[str](
     "RATELIMIT_STORAGE_URI",
@@ -247,14 +274,17 @@ MAX_RPS = Setting[float | None](
     "Stripe requests per second one sweep may use (lists included); `auto` starts at Stripe's "
     "documented limit (25 test, 100 live) and settles just under the real one",
 )
-CONCURRENCY = Setting[int]("SWEEPER_CONCURRENCY", 8, whole(1), "requests in flight at once")
+CONCURRENCY = Setting[int]("SWEEPER_CONCURRENCY", 8, whole(1, 256), "requests in flight at once")
 LEASE_TTL_S = Setting[float](
-    "SWEEPER_LEASE_TTL", 30.0, number(1), "seconds before a dead sweeper's account lease lapses"
+    "SWEEPER_LEASE_TTL",
+    30.0,
+    number(1, 3600),
+    "seconds before a dead sweeper's account lease lapses",
 )
 AUDIT_GRACE_S = Setting[float](
     "SWEEPER_AUDIT_GRACE_S",
     60.0,
-    number(0),
+    number(0, 86_400),
     "how long a finished sweep waits for an unreachable database before leaving its journal",
 )
 API_PREFIX = Setting[str](
@@ -267,7 +297,7 @@ API_PREFIX = Setting[str](
 TRUSTED_PROXY_COUNT = Setting[int](
     "TRUSTED_PROXY_COUNT",
     0,
-    whole(0),
+    whole(0, 16),
     "proxies in front that append `X-Forwarded-For` (werkzeug ProxyFix)",
 )
 METRICS_TOKEN = Setting[str | None](
@@ -295,22 +325,22 @@ BIND = Setting[str](
 WEB_CONCURRENCY = Setting[int](
     "WEB_CONCURRENCY",
     1,
-    whole(1),
+    whole(1, 256),
     "gunicorn workers for `serve` (or `--workers`); more than 1 needs `redis://` rate limits",
 )
 GUNICORN_THREADS = Setting[int](
     "GUNICORN_THREADS",
     16,  # health checks keep a thread while requests wait on a dependency
-    whole(1),
+    whole(1, 1024),
     "threads per gunicorn worker (gthread)",
 )
 GUNICORN_TIMEOUT = Setting[int](
-    "GUNICORN_TIMEOUT", 900, whole(1), "seconds before gunicorn restarts a silent worker"
+    "GUNICORN_TIMEOUT", 900, whole(1, 86_400), "seconds before gunicorn restarts a silent worker"
 )
 GUNICORN_GRACEFUL_TIMEOUT = Setting[int](
     "GUNICORN_GRACEFUL_TIMEOUT",
     600,
-    whole(1),
+    whole(1, 86_400),
     "seconds a stopping worker has to finish a running sweep",
 )
 LOG_LEVEL = Setting[str](

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -57,6 +58,8 @@ def open_database(settings: Settings) -> Database:
         db = Database(settings.database_url)
     except (ArgumentError, NoSuchModuleError, ValueError) as err:
         raise CommandFailure(f"DATABASE_URL is not a database URL: {err}", ExitCode.USAGE) from err
+    except OSError as err:
+        raise _folder_unusable(err) from err
     try:
         db.upgrade()
         import_journals(db, settings.journal_dir)
@@ -66,7 +69,21 @@ def open_database(settings: Settings) -> Database:
             f"the database at {db.safe_url} (DATABASE_URL) cannot be used: {cause}",
             ExitCode.UNAVAILABLE,
         ) from err
+    except OSError as err:
+        raise _folder_unusable(err) from err
     return db
+
+
+def _folder_unusable(err: OSError) -> CommandFailure:
+    """A data folder that cannot be made is a setting to fix (2); one that exists but cannot
+    be written is the machine's state (3)."""
+    where = Path(err.filename or "?")
+    code = ExitCode.UNAVAILABLE if where.exists() else ExitCode.USAGE
+    return CommandFailure(
+        f"the data folder {where} cannot be used ({err.strerror}); set SWEEPER_INSTANCE_PATH "
+        "or DATABASE_URL to a place this user can write",
+        code,
+    )
 
 
 def print_json(payload: Any) -> None:
