@@ -105,6 +105,10 @@ class Database:
             "script_location", str(resources.files("checkout_sweeper.store") / "migrations")
         )
         with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                # Rebuilding a table drops the old one: with foreign keys on, that would set
+                # every run's user_id to NULL. SQLite's own advice: keys off while migrating.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             if self.dialect == "postgresql":
                 # Another instance may hold the lock while it migrates: wait for it.
                 connection.execute(text("SET statement_timeout = 0; SET lock_timeout = 0"))
@@ -115,6 +119,8 @@ class Database:
                 command.upgrade(config, "head")
                 connection.commit()
             finally:
+                if self.dialect == "sqlite":
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 if self.dialect == "postgresql":
                     connection.execute(
                         text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID}

@@ -45,6 +45,7 @@ class User(Base):
     """Someone allowed to call the endpoint; one with a Stripe customer is refused (409)."""
 
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never given out twice
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
