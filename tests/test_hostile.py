@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import random
 import string
+from urllib.parse import quote
 
+import pytest
 import requests
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+
+from checkout_sweeper.store.database import Database
 
 ENDPOINT = "/v1/active_checkout_sessions_and_expire_all"
 
@@ -49,3 +55,44 @@ def test_random_methods_and_paths_do_not_grow_the_metrics(api):
     before = _samples(api.url)
     noise(1000)
     assert _samples(api.url) == before
+
+
+ODD = ["\x00", "\u00b2", "\u0661\u0660", "%", "_" * 4]  # NUL, '2' superscript, Arabic '10'
+PLACES = (
+    "/v1/sweeps/{value}",
+    "/v1/sweeps/{value}/sessions",
+    "/v1/sweeps/{run}/sessions?starting_after={value}",
+    "/v1/sweeps/{run}/sessions?limit={value}",
+    "/v1/sweeps/{run}/sessions?outcome={value}",
+    "/v1/sweeps?limit={value}",
+    "/v1/sweeps?{value}=1",
+    ENDPOINT + "?{value}=1",
+)
+
+
+@pytest.mark.services
+def test_no_text_in_a_path_segment_or_parameter_gets_a_5xx(start_api, postgres_url, fake_stripe):
+    """NUL bytes, odd digits (superscripts, Arabic-Indic), any Unicode: a 4xx, never a
+    database error."""
+    Database(postgres_url).upgrade()
+    api = start_api(DATABASE_URL=postgres_url)
+    fake_stripe.state.seed(open_=3)
+    token = api.token(api.add_user())
+    headers = {"Authorization": f"Bearer {token}"}
+    run = requests.get(api.url + ENDPOINT, headers=headers, timeout=60).json()["data"]["sweep_id"]
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        value=st.one_of(
+            st.text(), st.sampled_from(["\x00", "\u00b2", "\u0661\u0660", "%", "_" * 4])
+        )
+    )
+    @example(value="\x00")
+    @example(value="cs_\x00")
+    def check(value: str) -> None:
+        for place in PLACES:
+            path = place.format(run=run, value=quote(value, safe=""))
+            response = requests.get(api.url + path, headers=headers, timeout=30)
+            assert response.status_code < 500, (path, response.text)
+
+    check()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -71,7 +73,8 @@ def history_group(context: click.Context, as_json: bool, limit: int) -> None:
 def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> None:
     """One sweep and what happened to each of its sessions (SWEEP_ID or a unique prefix)."""
     db = open_database(load_settings())
-    run = find_run(db, sweep_id.strip())
+    wanted = sweep_id.strip()
+    run = find_run(db, wanted) if re.fullmatch(r"[0-9a-f]{1,32}", wanted) else None
     if run is None:
         raise CommandFailure(
             f"no sweep {sweep_id!r} on record (see `checkout-sweeper history`)", ExitCode.USAGE

@@ -129,7 +129,9 @@ def find_run(db: Database, id_or_prefix: str) -> dict[str, Any] | None:
         run = session.get(SweepRun, id_or_prefix)
         if run is None and len(id_or_prefix) >= 4:
             matches = session.scalars(
-                select(SweepRun).where(SweepRun.id.startswith(id_or_prefix)).limit(2)
+                select(SweepRun)
+                .where(SweepRun.id.startswith(id_or_prefix, autoescape=True))
+                .limit(2)
             ).all()
             run = matches[0] if len(matches) == 1 else None
         return run.as_dict() if run is not None else None

@@ -5,6 +5,7 @@ limit applies; these reads never spend the sweep quota."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -38,12 +39,25 @@ def _params(allowed: set[str]) -> dict[str, str]:
     return {name: request.args[name] for name in request.args}
 
 
+SWEEP_ID = re.compile(r"[0-9a-f]{32}")  # what runs are named: uuid4 hex
+SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")  # ASCII only: no NUL reaches the database
+LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits: int() also reads Arabic-Indic ones
+
+
 def _limit(raw: str | None, default: int = 10) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= 100:
         raise ApiError(400, f"limit must be a whole number from 1 to 100, got {raw!r}.")
     return int(raw)
+
+
+def _known_sweep(sweep_id: str, user_id: int) -> dict[str, Any]:
+    """The caller's run, or 404 for anyone else's, a missing one or an id no run can have."""
+    run = run_of_user(app_state().db, sweep_id, user_id) if SWEEP_ID.fullmatch(sweep_id) else None
+    if run is None:
+        raise ApiError(404, NOT_FOUND)
+    return run
 
 
 def _listed(data: list[dict[str, Any]], limit: int, url: str) -> dict[str, Any]:
@@ -64,9 +78,7 @@ def show_sweep(sweep_id: str) -> ResponseReturnValue:
     """Status and counters (with the rate while it runs); when finished, the endpoint's answer."""
     user_id = _user_id()
     _params(set())
-    run = run_of_user(app_state().db, sweep_id, user_id)
-    if run is None:
-        raise ApiError(404, NOT_FOUND)
+    run = _known_sweep(sweep_id, user_id)
     run["rate"] = _rate(run)
     return success(run)
 
@@ -87,12 +99,15 @@ def sweep_sessions(sweep_id: str) -> ResponseReturnValue:
     outcome = params.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
         raise ApiError(400, f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}.")
-    db = app_state().db
-    if run_of_user(db, sweep_id, user_id) is None:
-        raise ApiError(404, NOT_FOUND)
+    after = params.get("starting_after")
+    if after is not None and not SESSION_ID.fullmatch(after):
+        raise ApiError(
+            400, f"starting_after must be a Checkout Session id (cs_...), got {after!r}."
+        )
+    _known_sweep(sweep_id, user_id)
     try:
         rows = run_sessions(
-            db,
+            app_state().db,
             sweep_id,
             outcomes=(outcome,) if outcome else (),
             limit=limit + 1,
