@@ -111,7 +111,7 @@ def test_an_empty_created_before_is_refused(home, fake_stripe, value):
     assert fake_stripe.state.snapshot()["open_total"] == 3
 
 
-@pytest.mark.parametrize(("value", "words"), [("fast", "or 'auto'"), ("0", "at least 0.1")])
+@pytest.mark.parametrize(("value", "words"), [("fast", "or 'auto'"), ("0", "from 0.1 to")])
 def test_a_bad_max_rps_is_refused_and_nothing_is_expired(home, fake_stripe, value, words):
     fake_stripe.state.seed(open_=3)
     result = _run(home, "sweep", "--yes", "--max-rps", value)

@@ -96,3 +96,19 @@ def test_no_text_in_a_path_segment_or_parameter_gets_a_5xx(start_api, postgres_u
             assert response.status_code < 500, (path, response.text)
 
     check()
+
+
+def test_a_sweep_that_fails_on_the_server_side_spends_no_quota(api, fake_stripe):
+    """Stripe answering 5xx to everything: 500s, and the caller keeps all three calls."""
+    fake_stripe.state.seed(open_=4)
+    token = api.token(api.add_user())
+    assert api.sweep(token).status_code == 200  # the account is known from now on
+    fake_stripe.state.faults.update({"fail_rate": 1})
+    failed = [api.sweep(token) for _ in range(3)]
+    assert [r.status_code for r in failed] == [500] * 3
+    assert not any("X-RateLimit-Remaining" in r.headers for r in failed)
+    fake_stripe.state.faults.update({"fail_rate": 0})
+    fake_stripe.state.seed(open_=2)
+    remaining = [api.sweep(token).headers.get("X-RateLimit-Remaining") for _ in range(2)]
+    assert remaining == ["1", "0"]
+    assert api.sweep(token).status_code == 429

@@ -30,6 +30,7 @@ adapter translates them into the ``StripeProblem`` branch at that one boundary.
     ├── LeaseError              the one-sweep-per-account lease                     409      4
     │   └── SweepInProgress     another sweep holds the account's lease             409      4
     ├── AuditError              the audit trail could not be written                500      5
+    ├── QuotaExceeded           the caller spent the calls of the window            429      4
     ├── QuotaUnavailable        the per-user limits' storage cannot be reached      503      3
     └── ApiError                an HTTP answer in the error envelope (status, message, headers)
 """
@@ -243,6 +244,22 @@ class AuditError(SweeperError):
     """The audit trail could not be written."""
 
     exit_code = ExitCode.AUDIT
+
+
+class QuotaExceeded(SweeperError):
+    """The caller has spent their calls of the window; the headers say when one is free."""
+
+    http_status = 429
+    public = True
+    exit_code = ExitCode.BUSY
+
+    def __init__(self, limit: str, headers: dict[str, str]) -> None:
+        super().__init__(f"Rate limit exceeded ({limit}); retry after Retry-After seconds.")
+        self._headers = headers
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers
 
 
 class QuotaUnavailable(SweeperError):

@@ -15,7 +15,7 @@ from checkout_sweeper.cli.context import load_settings, open_database
 from checkout_sweeper.errors import CommandFailure, ExitCode
 from checkout_sweeper.settings import METRICS_DIR
 from checkout_sweeper.stripe_keys import is_live_key
-from checkout_sweeper.web.quota import SWEEPS_PER_HOUR, sweep_rate_limit
+from checkout_sweeper.web.quota import SWEEPS, SWEEPS_PER_HOUR
 
 
 class _Gunicorn(BaseApplication):
@@ -81,7 +81,7 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     if workers > 1 and settings.ratelimit_storage_uri.startswith("memory://"):
         raise CommandFailure(
             f"configuration: {workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
-            f"count the {sweep_rate_limit()} limit in each process "
+            f"count the {SWEEPS.per} limit in each process "
             f"({SWEEPS_PER_HOUR * workers} per hour in all); "
             "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1",
             ExitCode.USAGE,

@@ -69,11 +69,13 @@ def start_configured_sweep(
     created_before: int | None = None,
     on_progress: Callable[[SweepProgress], None] | None = None,
     once_leased: Callable[[], None] | None = None,
+    once_ran: Callable[[], None] | None = None,
     gateway: StripeGateway | None = None,
 ) -> RecordedSweep:
-    """The sweep leased, paid for and recorded as running, ready to ``run`` (here, or in the
-    background). Raises ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``;
-    ``run`` then raises ``SweepAborted`` or ``AuditError``."""
+    """The sweep leased and recorded as running, ready to ``run`` (here, or in the
+    background); ``once_leased`` and ``once_ran`` as ``RecordedSweep`` takes them. Raises
+    ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``; ``run`` then raises
+    ``SweepAborted`` or ``AuditError``."""
     gateway = gateway or identified_gateway(settings, db, dry_run=dry_run)
     options = SweepOptions(
         max_rps=settings.max_rps,
@@ -90,4 +92,5 @@ def start_configured_sweep(
         user_id=user_id,
         on_progress=on_progress,
         once_leased=once_leased,
+        once_ran=once_ran,
     )

@@ -26,7 +26,7 @@ from checkout_sweeper.engine.gateway import Gateway
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress, SweepResult
 from checkout_sweeper.engine.tally import SessionOutcome
-from checkout_sweeper.errors import LeaseLost, SweepAborted, SweepInterrupted
+from checkout_sweeper.errors import LeaseLost, SweepAborted, SweeperError, SweepInterrupted
 from checkout_sweeper.runs.audit_trail import RunRecorder
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.observer import SweepObserver
@@ -107,12 +107,15 @@ class RecordedSweep:
         user_id: int | None = None,
         on_progress: Callable[[SweepProgress], None] | None = None,
         once_leased: Callable[[], None] | None = None,
+        once_ran: Callable[[], None] | None = None,
     ) -> None:
-        """Take the lease, run ``once_leased`` (the endpoint spends the caller's quota there,
-        so a call refused because a sweep is running never spends it), record the run.
+        """Take the lease, run ``once_leased`` (the endpoint checks the caller's quota there),
+        record the run. ``once_ran`` runs when the sweep has run, before the lease is given
+        back (the endpoint spends the quota there: a sweep that failed spends nothing).
 
         Raises ``SweepInProgress``, or what ``once_leased`` raised (the lease is given back).
         """
+        self._once_ran = once_ran
         self.sweep_id = uuid.uuid4().hex
         self._grace_s = recording.audit_grace_s
         self._lease = AccountLease(
@@ -167,10 +170,20 @@ class RecordedSweep:
         """Raises ``SweepAborted`` (carrying what was done) or ``AuditError`` (the database
         stayed out of reach; the journal keeps everything). The lease is released."""
         try:
-            return _run_recorded(self.sweeper, self._keeper, self._recorder, self._grace_s)
+            result = _run_recorded(self.sweeper, self._keeper, self._recorder, self._grace_s)
+            self._after_run()
+            return result
         finally:
             self._observer.finished(self._recorder.status, self.sweeper.progress)
             _release(self._lease)
+
+    def _after_run(self) -> None:
+        if self._once_ran is None:
+            return
+        try:
+            self._once_ran()
+        except SweeperError as err:  # the sweep ran: its answer stands
+            log.error("sweep %s ran, but its quota could not be counted: %s", self.sweep_id, err)
 
 
 def _run_recorded(

@@ -16,6 +16,7 @@ from checkout_sweeper.vocabulary import Outcome, values
 from checkout_sweeper.web.openapi import ERROR, QUOTA, RETRY_AFTER, header, schemas
 from checkout_sweeper.web.quota import READS_PER_MINUTE, SWEEPS_PER_HOUR
 from checkout_sweeper.web.state import app_state
+from checkout_sweeper.web.sweeps import SESSION_ID
 
 bp = Blueprint("docs", __name__)
 SWAGGER_UI = Path(flask_swagger_ui.__file__).parent / "dist"
@@ -139,7 +140,7 @@ def _paths(prefix: str) -> dict[str, Any]:
     after = _query(
         "starting_after",
         "The last session id of the previous page.",
-        {"type": "string"},
+        {"type": "string", "pattern": f"^{SESSION_ID.pattern}$"},
         "cs_test_a1b2c3",
     )
     return {

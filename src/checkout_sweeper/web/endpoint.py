@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, g, request, url_for
+from flask import Blueprint, g, has_request_context, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import MethodNotAllowed
 
@@ -22,7 +22,7 @@ from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import RunStatus, Trigger
 from checkout_sweeper.web.caller import authenticated_user_id, load_user
 from checkout_sweeper.web.envelopes import GET_ONLY, success
-from checkout_sweeper.web.quota import spend, sweep_rate_limit
+from checkout_sweeper.web.quota import SWEEPS, room, spend
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("v1", __name__)
@@ -70,15 +70,27 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
 
 
 def _start(user: User) -> RecordedSweep:
-    """Every check, the lease and the quota; the sweep is recorded as running."""
+    """Every check, the lease and room in the quota; the sweep is recorded as running. The
+    quota is spent once the sweep has run (in the background too, where no request is)."""
     state = app_state()
     refuse_early(state.settings, state.db)
+    counter, key = state.limiter.limiter, f"user:{user.id}"
+
+    def check() -> None:
+        g.quota_headers = room(counter, SWEEPS, key)
+
+    def count() -> None:
+        headers = spend(counter, SWEEPS, key)
+        if has_request_context():
+            g.quota_headers = headers
+
     return start_configured_sweep(
         state.settings,
         state.db,
         trigger=Trigger.API,
         user_id=user.id,
-        once_leased=lambda: spend(sweep_rate_limit(), f"user:{user.id}"),
+        once_leased=check,
+        once_ran=count,
     )
 
 

@@ -102,6 +102,8 @@ def _log_requests(app: Flask) -> None:
     def finish(response: Response) -> Response:
         if request.blueprint in ("v1", "sweeps"):
             response.headers["Cache-Control"] = "no-store"
+        if response.status_code < 300:  # what is left once this call spent its share
+            response.headers.update(g.get("quota_headers", {}))
         if response.status_code not in (429, 503):
             response.headers.pop("Retry-After", None)  # the limiter adds it to every answer
         duration_ms = int((time.monotonic() - g.get("started", time.monotonic())) * 1000)

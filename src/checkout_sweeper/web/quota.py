@@ -1,40 +1,85 @@
-"""Per-user limits through Flask-Limiter, failing closed: 429 when spent, 503 (with
-``Retry-After``) when the limiter's storage cannot be reached, so a destructive endpoint never
-runs without its limiter."""
+"""Per-user limits, failing closed: 429 when spent, 503 (with ``Retry-After``) when the limits'
+storage cannot be reached, so a destructive endpoint never runs without its limiter.
+
+The counting itself is the ``limits`` strategy Flask-Limiter holds (a moving window, in memory
+or in Redis). A sweep's quota is checked (``room``) once the account's lease is taken and
+spent (``spend``) once the sweep has run, before the lease is given back: a call that fails
+for a server-side reason spends nothing, and since the lease lets one sweep of the account
+run at a time, no two calls can both see room for the last sweep of the hour.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 
-from flask_limiter.errors import RateLimitExceeded
+from limits import RateLimitItem, parse
+from limits.strategies import RateLimiter
 
-from checkout_sweeper.errors import QuotaUnavailable
-from checkout_sweeper.web.state import app_state
+from checkout_sweeper.errors import QuotaExceeded, QuotaUnavailable
 
 log = logging.getLogger("checkout_sweeper.api")
 SWEEPS_PER_HOUR = 3  # the spec's per-user quota on the endpoint
-READS_PER_MINUTE = 120  # reads of a user's sweeps, apart from the sweep quota
+READS_PER_MINUTE = 120  # reads of a user's sweeps, every read endpoint together
 
 
-def sweep_rate_limit() -> str:
-    """The endpoint's quota in Flask-Limiter's notation."""
-    return f"{SWEEPS_PER_HOUR} per hour"
+@dataclass(frozen=True)
+class Quota:
+    """A limit in Flask-Limiter's notation and the name its counts are kept under."""
+
+    per: str
+    scope: str
+
+    @property
+    def item(self) -> RateLimitItem:
+        return parse(self.per)
 
 
-def reads_rate_limit() -> str:
-    return f"{READS_PER_MINUTE} per minute"
+SWEEPS = Quota(f"{SWEEPS_PER_HOUR} per hour", "sweeps")
+READS = Quota(f"{READS_PER_MINUTE} per minute", "reads")
 
 
-def spend(limit: str, key: str) -> None:
-    """Count one call against ``limit`` for ``key`` (a user's row id, never the claim text)."""
+def room(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
+    """Raise ``QuotaExceeded`` when ``key`` has nothing left; count nothing. The headers say
+    what will be left once this call has spent its share."""
     try:
-        with app_state().limiter.limit(limit, key_func=lambda: key):
-            pass
-    except RateLimitExceeded:
-        raise
+        free = counter.test(quota.item, quota.scope, key)
+        reset, remaining = counter.get_window_stats(quota.item, quota.scope, key)
     except Exception as err:
-        log.error("rate-limit storage unavailable: %s", type(err).__name__)
-        raise QuotaUnavailable(
-            "Rate limiting is unavailable (its storage cannot be reached), so no sweep is "
-            "started; try again shortly."
-        ) from None
+        raise _unavailable(err) from None
+    if not free:
+        raise QuotaExceeded(quota.per, _headers(quota, reset, remaining, refused=True))
+    return _headers(quota, reset, remaining - 1)
+
+
+def spend(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
+    """Count one call for ``key`` (a user's row id, never the claim text), or raise
+    ``QuotaExceeded``; the headers say what is left."""
+    try:
+        counted = counter.hit(quota.item, quota.scope, key)
+        reset, remaining = counter.get_window_stats(quota.item, quota.scope, key)
+    except Exception as err:
+        raise _unavailable(err) from None
+    if not counted:
+        raise QuotaExceeded(quota.per, _headers(quota, reset, remaining, refused=True))
+    return _headers(quota, reset, remaining)
+
+
+def _headers(quota: Quota, reset: float, remaining: int, *, refused: bool = False) -> dict:
+    headers = {
+        "X-RateLimit-Limit": str(quota.item.amount),
+        "X-RateLimit-Remaining": str(max(0, remaining)),
+        "X-RateLimit-Reset": str(int(reset)),
+    }
+    if refused:
+        headers["Retry-After"] = str(max(1, int(reset - time.time())))
+    return headers
+
+
+def _unavailable(err: Exception) -> QuotaUnavailable:
+    log.error("rate-limit storage unavailable: %s", type(err).__name__)
+    return QuotaUnavailable(
+        "Rate limiting is unavailable (its storage cannot be reached), so no sweep is "
+        "started; try again shortly."
+    )

@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
 
 from checkout_sweeper.errors import ApiError
@@ -18,7 +18,7 @@ from checkout_sweeper.runs.rows import run_of_user, run_sessions, user_runs
 from checkout_sweeper.vocabulary import Outcome, values
 from checkout_sweeper.web.caller import caller
 from checkout_sweeper.web.envelopes import success
-from checkout_sweeper.web.quota import reads_rate_limit, spend
+from checkout_sweeper.web.quota import READS, spend
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("sweeps", __name__)
@@ -28,7 +28,7 @@ NOT_FOUND = "Sweep not found."
 
 def _user_id() -> int:
     user = caller()
-    spend(reads_rate_limit(), f"reads:{user.id}")
+    g.quota_headers = spend(app_state().limiter.limiter, READS, f"user:{user.id}")
     return user.id
 
 
