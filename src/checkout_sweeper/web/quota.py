@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -43,27 +44,26 @@ READS = Quota(f"{READS_PER_MINUTE} per minute", "reads")
 def room(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
     """Raise ``QuotaExceeded`` when ``key`` has nothing left; count nothing. The headers say
     what will be left once this call has spent its share."""
-    try:
-        free = counter.test(quota.item, quota.scope, key)
-        reset, remaining = counter.get_window_stats(quota.item, quota.scope, key)
-    except Exception as err:
-        raise _unavailable(err) from None
-    if not free:
-        raise QuotaExceeded(quota.per, _headers(quota, reset, remaining, refused=True))
-    return _headers(quota, reset, remaining - 1)
+    return _counted(counter.test, counter, quota, key, share=1)
 
 
 def spend(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
     """Count one call for ``key`` (a user's row id, never the claim text), or raise
     ``QuotaExceeded``; the headers say what is left."""
+    return _counted(counter.hit, counter, quota, key, share=0)
+
+
+def _counted(
+    step: Callable[..., bool], counter: RateLimiter, quota: Quota, key: str, share: int
+) -> dict[str, str]:
     try:
-        counted = counter.hit(quota.item, quota.scope, key)
+        allowed = step(quota.item, quota.scope, key)
         reset, remaining = counter.get_window_stats(quota.item, quota.scope, key)
     except Exception as err:
         raise _unavailable(err) from None
-    if not counted:
+    if not allowed:
         raise QuotaExceeded(quota.per, _headers(quota, reset, remaining, refused=True))
-    return _headers(quota, reset, remaining)
+    return _headers(quota, reset, remaining - share)
 
 
 def _headers(quota: Quota, reset: float, remaining: int, *, refused: bool = False) -> dict:
