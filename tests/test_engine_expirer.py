@@ -8,14 +8,16 @@ import time
 import pytest
 
 from checkout_sweeper.engine.expirer import idempotency_key
+from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions
 from checkout_sweeper.errors import (
     FatalStripeError,
     RetryableError,
     SessionRejected,
     SweepAborted,
+    SweepInterrupted,
 )
 
-from memory_gateway import MemoryGateway, sweep_in_memory
+from memory_gateway import INSTANT, MemoryGateway, sweep_in_memory
 
 
 def test_a_session_paid_before_its_expire_is_already_closed_not_failed():
@@ -97,3 +99,58 @@ def test_no_more_expires_in_flight_than_the_concurrency():
     gateway.expire = slow_expire  # type: ignore[method-assign]
     result, _ = sweep_in_memory(gateway, concurrency=3)
     assert result.expired_count == 60 and most[0] == 3
+
+
+def test_an_expire_whose_answer_is_lost_as_the_sweep_stops_is_recorded_unknown():
+    """Stripe acted, the answer was lost, and the stop came before the retry: the session
+    still gets a row (unknown), so every session Stripe expired is on record."""
+    gateway = MemoryGateway(open_=20)
+    target = gateway.open_ids()[3]
+    gateway.lose_answer(target)
+    original, outcomes, holder = gateway.expire, [], {}
+
+    def expire(session_id: str, key: str) -> None:
+        if session_id == target:
+            holder["sweeper"].abort(SweepInterrupted("the server is stopping"))
+        original(session_id, key)
+
+    gateway.expire = expire  # type: ignore[method-assign]
+    sweeper = Sweeper(
+        gateway,
+        SweepOptions(**{**INSTANT, "concurrency": 1}),
+        on_outcome=outcomes.append,
+        sleep=lambda seconds: None,
+    )
+    holder["sweeper"] = sweeper
+    with pytest.raises(SweepInterrupted) as stopped:
+        sweeper.run()
+    assert [(o.session_id, o.outcome) for o in outcomes if o.outcome == "unknown"] == [
+        (target, "unknown")
+    ]
+    expired_at_stripe = {s for s, status in gateway.status.items() if status == "expired"}
+    assert {o.session_id for o in outcomes} == expired_at_stripe
+    assert stopped.value.result is not None and stopped.value.result.unknown_count == 1
+
+
+def test_a_session_gone_by_its_expire_is_already_closed_not_failed():
+    gateway = MemoryGateway(open_=3)
+    gone = gateway.open_ids()[1]
+    gateway.fail_expire(gone, SessionRejected("Stripe 404 error: No such checkout.session", 404))
+    result, outcomes = sweep_in_memory(gateway)
+    assert result.failed == [] and result.already_closed_count == 1
+    assert [o.error for o in outcomes if o.session_id == gone] == ["gone"]
+
+
+def test_a_session_listed_again_after_it_was_expired_is_counted_once():
+    gateway = MemoryGateway(open_=5)
+    first_page: list = []
+
+    def replay_a_stale_page(page) -> None:
+        if not first_page:
+            first_page.extend(page.sessions)
+        elif gateway.calls["list"] == 2:  # a stale copy of the first page, after it was expired
+            page.sessions[:0] = first_page
+
+    gateway.after_list = replay_a_stale_page
+    result, outcomes = sweep_in_memory(gateway)
+    assert result.expired_count == 5 and len(outcomes) == 5

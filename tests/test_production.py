@@ -19,7 +19,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, inspect, select
 
-from checkout_sweeper.store.models import SweepRun
+from checkout_sweeper.store.models import SweepRun, SweptSession
 
 from harness import COMMAND, Served, serving, sweeper_env, wait_for_expires, wait_until
 from helpers import JWT_SECRET
@@ -293,6 +293,34 @@ def test_sigterm_during_an_async_sweep_records_it_interrupted(stack, fake_stripe
     expired = 800 - fake_stripe.state.snapshot()["open_total"]
     assert 0 < expired < 800
     assert history[0]["expired_count"] == history[0]["records"] == expired
+
+
+def test_sigterm_while_expire_answers_are_lost_leaves_a_row_for_every_expired_session(
+    stack, fake_stripe, postgres_url
+):
+    """Stripe expires, then the answer is lost (60% of expires); a graceful stop comes while
+    retries are pending: every session Stripe expired has a row (expired, or unknown when the
+    stop came before the retry), and no row claims a session Stripe did not expire."""
+    url = stack.serve(workers=1)
+    fake_stripe.state.seed(open_=800)
+    fake_stripe.state.faults.update({"latency_ms": 30, "lost_rate": 0.6})
+    accepted = _start_async(url, stack.token(stack.user("lost@example.com")))
+    assert accepted.status_code == 202
+    wait_for_expires(fake_stripe, 60)
+    master = stack.served[url].process
+    master.send_signal(signal.SIGTERM)
+    master.wait(timeout=60)
+    engine = create_engine(postgres_url)
+    with engine.connect() as connection:
+        rows = dict(connection.execute(select(SweptSession.session_id, SweptSession.outcome)).all())
+    engine.dispose()
+    with fake_stripe.state.lock:
+        expired_at_stripe = set(fake_stripe.state.stats.expired_by_request)
+    assert 0 < len(expired_at_stripe) < 800
+    assert {s for s, outcome in rows.items() if outcome in ("expired", "unknown")} == (
+        expired_at_stripe
+    )
+    assert set(rows) == expired_at_stripe
 
 
 def _scrape(url: str) -> dict[tuple[str, tuple], float]:

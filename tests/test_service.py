@@ -96,3 +96,41 @@ def test_a_sweep_that_stripe_stops_is_recorded_failed_with_what_it_did(db):
     run = _only_run(db)
     assert (run.status, run.error) == ("failed", "Stripe 500 error")
     assert aborted.value.result is not None and aborted.value.result.stripe_requests == 2
+
+
+def test_the_next_sweep_settles_what_a_stopped_one_left_unknown(db):
+    """Rows left unknown (an expire sent, its answer lost at the stop) are settled by the next
+    sweep of the account from Stripe's status, and the old run's counts recounted."""
+    gateway = MemoryGateway(open_=3)
+    acted, untouched, paid = gateway.open_ids()
+    gateway.status[acted] = "expired"  # the lost answer had done its work
+    gateway.status[paid] = "complete"
+    with db.session() as session:
+        session.add(
+            SweepRun(
+                id="r" * 32,
+                trigger="cli",
+                account=gateway.account,
+                livemode=False,
+                dry_run=False,
+                status="interrupted",
+            )
+        )
+        session.flush()
+        session.add_all(
+            SweptSession(run_id="r" * 32, session_id=sid, outcome="unknown", attempts=1)
+            for sid in (acted, untouched, paid)
+        )
+    _run(db, gateway)
+    with db.session() as session:
+        rows = dict(
+            session.execute(
+                select(SweptSession.session_id, SweptSession.outcome).where(
+                    SweptSession.run_id == "r" * 32
+                )
+            ).all()
+        )
+        old = session.get(SweepRun, "r" * 32)
+        assert (old.expired_count, old.already_closed_count, old.failed_count) == (1, 1, 1)
+    assert rows == {acted: "expired", untouched: "failed", paid: "already_closed"}
+    assert gateway.status[untouched] == "expired"  # the new sweep expired it

@@ -17,6 +17,7 @@ class Outcome(StrEnum):
     ALREADY_CLOSED = "already_closed"  # a customer paid, or it expired on its own: no failure
     FAILED = "failed"
     WOULD_EXPIRE = "would_expire"  # a dry run's only outcome
+    UNKNOWN = "unknown"  # sent, but the sweep stopped before its answer: the next one settles it
 
 
 class RunStatus(StrEnum):

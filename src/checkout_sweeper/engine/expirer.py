@@ -35,6 +35,14 @@ def idempotency_key(sweep_id: str, session_id: str) -> str:
     return f"checkout-sweeper:{sweep_id}:{session_id}"
 
 
+def _closed(session_id: str, closed: SessionNotOpen, attempts: int) -> SessionOutcome:
+    if closed.status == "expired" and attempts > 1:
+        # An earlier attempt whose answer was lost did the work (a 5xx or a dropped connection
+        # after Stripe acted, on a Stripe that did not replay the key).
+        return SessionOutcome(session_id, Outcome.EXPIRED, attempts=attempts)
+    return SessionOutcome(session_id, Outcome.ALREADY_CLOSED, closed.status, attempts=attempts)
+
+
 class ExpirePool:
     """Dispatch, drain and stop the expires of one sweep."""
 
@@ -81,8 +89,8 @@ class ExpirePool:
         try:
             key = idempotency_key(self._sweep_id, session_id)
             self._tally.record(self._outcome(session_id, key))
-        except SweepStopped as stopped:  # never sent, or its answer unknown: left open
-            log.debug("expire of %s not done: %s", session_id, stopped)
+        except SweepStopped as stopped:  # never sent: left open, for the next sweep
+            log.debug("expire of %s not sent: %s", session_id, stopped)
         finally:
             self._slots.release()
             with self._idle:
@@ -90,33 +98,35 @@ class ExpirePool:
                 self._idle.notify_all()
 
     def _outcome(self, session_id: str, key: str) -> SessionOutcome:
-        attempts = 0
+        attempts, maybe_acted = 0, False
 
         def attempt() -> None:
-            nonlocal attempts
+            nonlocal attempts, maybe_acted
             attempts += 1
-            self._gateway.expire(session_id, key)
+            try:
+                self._gateway.expire(session_id, key)
+            except RetryableError as problem:  # a 429 says Stripe did not act; a lost answer not
+                maybe_acted = maybe_acted or not (problem.rate_limited or problem.lock_contention)
+                raise
 
         try:
             self._calls.call(attempt)
             return SessionOutcome(session_id, Outcome.EXPIRED, attempts=attempts)
         except SessionNotOpen as closed:
-            if closed.status == "expired" and attempts > 1:
-                # An earlier attempt whose answer was lost did the work (a 5xx or a dropped
-                # connection after Stripe acted, on a Stripe that did not replay the key).
-                return SessionOutcome(session_id, Outcome.EXPIRED, attempts=attempts)
-            return SessionOutcome(
-                session_id, Outcome.ALREADY_CLOSED, closed.status, attempts=attempts
-            )
+            return _closed(session_id, closed, attempts)
         except SessionRejected as problem:
             return self._explain_refusal(session_id, problem, attempts)
-        except RetryableError as problem:
-            return SessionOutcome(session_id, Outcome.FAILED, str(problem), attempts=attempts)
+        except (RetryableError, SweepStopped) as problem:
+            if not self._stop.stopped:  # every attempt used
+                return SessionOutcome(session_id, Outcome.FAILED, str(problem), attempts=attempts)
+            if not maybe_acted:  # never reached Stripe: still open, for the next sweep
+                raise SweepStopped(str(problem)) from problem
+            # Sent, its answer lost, and no time to ask again: Stripe may have acted.
+            reason = f"the sweep stopped before the answer came back ({problem})"
+            return SessionOutcome(session_id, Outcome.UNKNOWN, reason, attempts=attempts)
         except FatalStripeError as problem:
             self._stop.abort(problem)
             return SessionOutcome(session_id, Outcome.FAILED, str(problem), attempts=attempts)
-        except SweepStopped:
-            raise
         except Exception as problem:  # a bug must not lose the record of the others
             log.exception("expire of %s failed unexpectedly", session_id)
             return SessionOutcome(session_id, Outcome.FAILED, repr(problem), attempts=attempts)
@@ -124,8 +134,11 @@ class ExpirePool:
     def _explain_refusal(
         self, session_id: str, problem: SessionRejected, attempts: int
     ) -> SessionOutcome:
-        """A 400 without Stripe's usual wording: ask for the session's status before calling
-        it a failure, since a session that is no longer open is not one."""
+        """A 404 is a session that is gone (no longer open: not a failure). A 400 without
+        Stripe's usual wording: ask for the session's status before calling it a failure,
+        since a session that is no longer open is not one."""
+        if problem.http_status == 404:
+            return SessionOutcome(session_id, Outcome.ALREADY_CLOSED, "gone", attempts=attempts)
         if problem.http_status == 400:
             try:
                 status = self._calls.call(lambda: self._gateway.session_status(session_id))

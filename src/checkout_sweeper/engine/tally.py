@@ -33,6 +33,7 @@ class SweepProgress:
     expired: int = 0
     already_closed: int = 0
     failed: int = 0
+    unknown: int = 0
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
@@ -71,6 +72,13 @@ class SweepResult:
     failed: list[dict[str, str]] = field(
         default_factory=list,
         metadata=_doc("Sessions that could not be expired, each with Stripe's message."),
+    )
+    unknown_count: int = field(
+        default=0,
+        metadata=_doc(
+            "Sessions whose expire was sent but whose answer was lost when the sweep stopped; "
+            "the next sweep of the account settles them."
+        ),
     )
     would_expire: list[str] = field(
         default_factory=list,
@@ -125,6 +133,7 @@ class Tally:
         self._on_progress = on_progress or (lambda progress: None)
         self._lock = threading.Lock()
         self._failed_ids: set[str] = set()
+        self._recorded: set[int] = set()  # hashes of the ids with an outcome: counted once
 
     def found(self) -> None:
         with self._lock:
@@ -151,8 +160,12 @@ class Tally:
             return session_id in self._failed_ids
 
     def record(self, outcome: SessionOutcome) -> None:
-        """Count one outcome, then tell the audit writer and the progress display."""
+        """Count one outcome, then tell the audit writer and the progress display. A session
+        handed out again (a stale page listed it after it was expired) is counted once."""
         with self._lock:
+            if hash(outcome.session_id) in self._recorded:
+                return
+            self._recorded.add(hash(outcome.session_id))
             progress = self.progress
             if outcome.outcome == Outcome.EXPIRED:
                 progress.expired += 1
@@ -162,6 +175,8 @@ class Tally:
                 self._failed_ids.add(outcome.session_id)
                 self.result.failed.append({"id": outcome.session_id, "error": outcome.error or ""})
                 progress.failed += 1
+            elif outcome.outcome == Outcome.UNKNOWN:
+                progress.unknown += 1
             else:
                 self.result.would_expire.append(outcome.session_id)
         self._on_outcome(outcome)
@@ -176,6 +191,7 @@ class Tally:
         result, progress = self.result, self.progress
         result.expired_count = progress.expired
         result.already_closed_count = progress.already_closed
+        result.unknown_count = progress.unknown
         result.stripe_requests = progress.requests
         result.rate_limited = progress.rate_limited
         result.passes = passes

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from checkout_sweeper.engine.gateway import Gateway
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress, SweepResult
@@ -30,6 +32,7 @@ from checkout_sweeper.errors import LeaseLost, SweepAborted, SweeperError, Sweep
 from checkout_sweeper.runs.audit_trail import RunRecorder
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.observer import SweepObserver
+from checkout_sweeper.runs.settlement import settle_unknown
 from checkout_sweeper.settings import AUDIT_GRACE_S, LEASE_TTL_S
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.vocabulary import RunStatus
@@ -133,6 +136,7 @@ class RecordedSweep:
         except BaseException:
             _release(self._lease)
             raise
+        self._settle = lambda: settle_unknown(recording.db, gateway, gateway.account)
         self.sweeper = Sweeper(
             gateway,
             options,
@@ -170,12 +174,20 @@ class RecordedSweep:
         """Raises ``SweepAborted`` (carrying what was done) or ``AuditError`` (the database
         stayed out of reach; the journal keeps everything). The lease is released."""
         try:
+            self._settle_earlier_runs()
             result = _run_recorded(self.sweeper, self._keeper, self._recorder, self._grace_s)
             self._after_run()
             return result
         finally:
             self._observer.finished(self._recorder.status, self.sweeper.progress)
             _release(self._lease)
+
+    def _settle_earlier_runs(self) -> None:
+        """Under the lease, before this sweep lists: what stopped sweeps left unknown."""
+        try:
+            self._settle()
+        except SQLAlchemyError as err:  # the audit of this sweep matters more: go on
+            log.warning("unknown outcomes of earlier sweeps not settled yet: %s", err)
 
     def _after_run(self) -> None:
         if self._once_ran is None:

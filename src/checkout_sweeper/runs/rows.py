@@ -20,9 +20,13 @@ from sqlalchemy.orm import Session
 from checkout_sweeper.runs.lease import holder_is_dead
 from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
-from checkout_sweeper.vocabulary import Outcome, RunStatus, values
+from checkout_sweeper.vocabulary import Outcome, RunStatus
 
-COUNTED = {outcome: f"{outcome}_count" for outcome in values(Outcome) if outcome != "would_expire"}
+# the run row's counters (unknown outcomes are rows only, until the next sweep settles them)
+COUNTED = {
+    outcome.value: f"{outcome.value}_count"
+    for outcome in (Outcome.EXPIRED, Outcome.ALREADY_CLOSED, Outcome.FAILED)
+}
 
 
 def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: int) -> dict:
