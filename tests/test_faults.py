@@ -289,3 +289,56 @@ def test_refused_postgres_gives_bounded_answers(serve, pg_proxy, redis_url, tmp_
     assert max(seconds for _, seconds in answers) < 5
     assert _healthz_time(url) < 1
     pool.shutdown()
+
+
+def test_a_frozen_postgres_answers_503_in_bounded_time_and_runs_nothing_after(
+    serve, pg_proxy, redis_url, fake_stripe, tmp_path
+):
+    """PostgreSQL accepts and never answers: the sweep call answers 503 within the request's
+    deadline (10 s) and spends nothing; once the database is back, nothing that call asked for
+    runs, and the caller's next call sweeps with all three calls left."""
+    proxy, through = pg_proxy
+    url = serve(through, redis_url)
+    token = mint(_user(through, tmp_path))
+    fake_stripe.state.seed(open_=5)
+    warm = requests.get(
+        f"{url}/v1/sweeps", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert warm.status_code == 200  # the worker's pool now holds a connection: it will hang
+    proxy.blackhole()
+    started = time.monotonic()
+    frozen = requests.get(
+        f"{url}/v1/active_checkout_sessions_and_expire_all",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert frozen.status_code == 503 and "database" in frozen.json()["message"]
+    assert time.monotonic() - started < 15
+    ready = requests.get(f"{url}/readyz", timeout=10)
+    assert ready.status_code == 503 and "database" in ready.text
+    proxy.passing()
+    assert expires_seen(fake_stripe) == 0
+    after = requests.get(
+        f"{url}/v1/active_checkout_sessions_and_expire_all",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert after.status_code == 200, after.text
+    assert after.headers["X-RateLimit-Remaining"] == "2"
+    assert after.json()["data"]["expired_count"] == 5
+    history = _run(sweeper_env(tmp_path, DATABASE_URL=through), "history", "--json")
+    assert len(json.loads(history.stdout)) == 1  # one sweep ran: the one that was answered
+
+
+def test_a_frozen_postgres_is_one_line_and_exit_3_for_the_sweep_command(
+    pg_proxy, fake_stripe, tmp_path
+):
+    proxy, through = pg_proxy
+    fake_stripe.state.seed(open_=5)
+    proxy.blackhole()
+    started = time.monotonic()
+    result = _run(_env(tmp_path, fake_stripe.url, through), "sweep", "--yes", "--json", timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert time.monotonic() - started < 15
+    assert result.stderr.count("\n") == 1 and "DATABASE_URL" in result.stderr
+    assert expires_seen(fake_stripe) == 0

@@ -30,6 +30,7 @@ adapter translates them into the ``StripeProblem`` branch at that one boundary.
     ├── LeaseError              the one-sweep-per-account lease                     409      4
     │   └── SweepInProgress     another sweep holds the account's lease             409      4
     ├── AuditError              the audit trail could not be written                500      5
+    ├── DatabaseUnavailable     the database cannot be reached, or answered too late 503     3
     ├── QuotaExceeded           the caller spent the calls of the window            429      4
     ├── QuotaUnavailable        the per-user limits' storage cannot be reached      503      3
     └── ApiError                an HTTP answer in the error envelope (status, message, headers)
@@ -244,6 +245,19 @@ class AuditError(SweeperError):
     """The audit trail could not be written."""
 
     exit_code = ExitCode.AUDIT
+
+
+class DatabaseUnavailable(SweeperError):
+    """The database cannot be reached, or did not answer within the deadline: nothing was
+    started, nothing spent."""
+
+    http_status = 503
+    public = True
+    exit_code = ExitCode.UNAVAILABLE
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "30"}
 
 
 class QuotaExceeded(SweeperError):

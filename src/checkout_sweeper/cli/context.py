@@ -16,13 +16,13 @@ from typing import Any
 
 import click
 from rich.console import Console
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.runs.recovery import import_journals
 from checkout_sweeper.settings import LOG_LEVEL, Settings, default_instance_path
-from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.database import DEADLINE_S, Database
 
 
 def say_error(err: SweeperError) -> None:
@@ -60,18 +60,28 @@ def open_database(settings: Settings) -> Database:
         raise CommandFailure(f"DATABASE_URL is not a database URL: {err}", ExitCode.USAGE) from err
     except OSError as err:
         raise _folder_unusable(err) from err
+    db.deadlines.arm(DEADLINE_S)  # the command's database work; a sweep disarms it to run
     try:
         db.upgrade()
         import_journals(db, settings.journal_dir)
-    except DBAPIError as err:
-        cause = str(err.orig or err).strip().splitlines()[0]
-        raise CommandFailure(
-            f"the database at {db.safe_url} (DATABASE_URL) cannot be used: {cause}",
-            ExitCode.UNAVAILABLE,
-        ) from err
+    except SQLAlchemyError as err:
+        raise database_failure(db, err) from err
     except OSError as err:
         raise _folder_unusable(err) from err
     return db
+
+
+def database_failure(db: Database, err: SQLAlchemyError) -> CommandFailure:
+    """One line naming DATABASE_URL (password masked) and the cause; exit 3."""
+    if db.deadlines.passed():
+        cause = f"no answer within {DEADLINE_S} s"
+    else:
+        orig = getattr(err, "orig", None)
+        cause = str(orig or err).strip().splitlines()[0]
+    return CommandFailure(
+        f"the database at {db.safe_url} (DATABASE_URL) cannot be used: {cause}",
+        ExitCode.UNAVAILABLE,
+    )
 
 
 def _folder_unusable(err: OSError) -> CommandFailure:

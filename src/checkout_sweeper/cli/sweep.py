@@ -17,8 +17,15 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
-from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
+from checkout_sweeper.cli.context import (
+    database_failure,
+    load_settings,
+    open_database,
+    print_json,
+    table_console,
+)
 from checkout_sweeper.cli.display import LiveProgress, show_plan, show_stopped, show_summary
 from checkout_sweeper.cli.pushing import push_metrics
 from checkout_sweeper.engine.tally import SweepResult
@@ -30,8 +37,9 @@ from checkout_sweeper.errors import (
     SweepInterrupted,
 )
 from checkout_sweeper.runs.launch import count_open, identified_gateway, start_configured_sweep
+from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.settings import MAX_RPS, ConfigError, Settings, budget
-from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.database import DEADLINE_S, Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.stripe_keys import key_problem
 from checkout_sweeper.vocabulary import Trigger
@@ -116,7 +124,10 @@ def sweep_command(
         raise CommandFailure(NO_TERMINAL, ExitCode.USAGE)
     db = open_database(settings)
     console = Console(stderr=True)
-    gateway = identified_gateway(settings, db, dry_run=dry_run)
+    try:
+        gateway = identified_gateway(settings, db, dry_run=dry_run)
+    except SQLAlchemyError as err:
+        raise database_failure(db, err) from err
     total = None
     if asking or console.is_terminal:
         total = count_open(settings, gateway, cutoff)
@@ -158,19 +169,38 @@ def _run(
     live = LiveProgress(console, dry_run, total) if console.is_terminal else None
     try:
         with live.bar if live else contextlib.nullcontext():
-            return start_configured_sweep(
-                settings,
-                db,
-                trigger=Trigger.CLI,
-                dry_run=dry_run,
-                created_before=cutoff,
-                on_progress=live.update if live else None,
-                gateway=gateway,
-            ).run()
+            return _leased(settings, db, gateway, dry_run, cutoff, live).run()
     except SweepAborted as stopped:
         _stopped_early(console, stopped, as_json)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _leased(
+    settings: Settings,
+    db: Database,
+    gateway: StripeGateway,
+    dry_run: bool,
+    cutoff: int | None,
+    live: LiveProgress | None,
+) -> RecordedSweep:
+    """The lease and the run row, in bounded time (a database that does not answer is exit 3);
+    the sweep itself then takes the time it takes."""
+    db.deadlines.arm(DEADLINE_S)
+    try:
+        return start_configured_sweep(
+            settings,
+            db,
+            trigger=Trigger.CLI,
+            dry_run=dry_run,
+            created_before=cutoff,
+            on_progress=live.update if live else None,
+            gateway=gateway,
+        )
+    except SQLAlchemyError as err:
+        raise database_failure(db, err) from err
+    finally:
+        db.deadlines.disarm()
 
 
 def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> NoReturn:

@@ -26,8 +26,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from checkout_sweeper.store.deadlines import Deadlines
+
 _MIGRATION_LOCK_ID = 0x5EE9_C0DE  # pg_advisory_lock key for "checkout-sweeper migrations"
 CONNECT_TIMEOUT_S = 3
+DEADLINE_S = 10  # a request's (or a command's) database work before a sweep, at most
 STATEMENT_TIMEOUT_MS = 5000
 # A PostgreSQL that refuses, drops packets or waits on a lock becomes an error in seconds:
 # connecting is bounded, a statement is cancelled by the server after 5 s, and keepalives plus
@@ -64,6 +67,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.deadlines = Deadlines()
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -75,10 +79,10 @@ class Database:
         else:
             self.engine = create_engine(
                 url,
-                pool_pre_ping=True,
                 pool_timeout=CONNECT_TIMEOUT_S * 2,
                 connect_args=POSTGRES_CONNECT_ARGS if url.startswith("postgresql") else {},
             )
+            self.deadlines.watch(self.engine, ping=True)  # the pool's pre-ping, droppable
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -37,6 +37,15 @@ def error(code: int, message: str, headers: dict[str, str] | None = None) -> Res
     return response
 
 
+def answer(err: SweeperError) -> Response:
+    """Every error of the tree answers with its own status; a server-side one (not ``public``)
+    is logged and answered with the spec's one sentence."""
+    if err.public:
+        return error(err.http_status, str(err), err.headers)
+    log.error("%s: %s", type(err).__name__, err)
+    return error(err.http_status, UNEXPECTED, err.headers)
+
+
 GET_ONLY: set[str] = set()  # endpoints that answer GET alone: HEAD and OPTIONS would act too
 
 
@@ -50,14 +59,7 @@ def _only_get(allowed: list[str]) -> list[str]:
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(SweeperError)
-    def refused(err: SweeperError) -> Response:
-        """Every error of the tree answers with its own status; a server-side one (not
-        ``public``) is logged and answered with the spec's one sentence."""
-        if err.public:
-            return error(err.http_status, str(err), err.headers)
-        log.error("%s: %s", type(err).__name__, err)
-        return error(err.http_status, UNEXPECTED, err.headers)
+    app.register_error_handler(SweeperError, answer)
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(err: RateLimitExceeded) -> Response:
