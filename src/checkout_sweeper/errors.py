@@ -30,9 +30,10 @@ adapter translates them into the ``StripeProblem`` branch at that one boundary.
     ├── LeaseError              the one-sweep-per-account lease                     409      4
     │   └── SweepInProgress     another sweep holds the account's lease             409      4
     ├── AuditError              the audit trail could not be written                500      5
-    ├── DatabaseUnavailable     the database cannot be reached, or answered too late 503     3
     ├── QuotaExceeded           the caller spent the calls of the window            429      4
-    ├── QuotaUnavailable        the per-user limits' storage cannot be reached      503      3
+    ├── DependencyDown          a dependency cannot be used now (Retry-After)       503      3
+    │   ├── DatabaseUnavailable   cannot be reached, or answered too late
+    │   └── QuotaUnavailable      the per-user limits' storage cannot be reached
     └── ApiError                an HTTP answer in the error envelope (status, message, headers)
 """
 
@@ -247,9 +248,9 @@ class AuditError(SweeperError):
     exit_code = ExitCode.AUDIT
 
 
-class DatabaseUnavailable(SweeperError):
-    """The database cannot be reached, or did not answer within the deadline: nothing was
-    started, nothing spent."""
+class DependencyDown(SweeperError):
+    """A dependency of the service cannot be used now: nothing was started, nothing spent;
+    callers may try again shortly."""
 
     http_status = 503
     public = True
@@ -258,6 +259,10 @@ class DatabaseUnavailable(SweeperError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "30"}
+
+
+class DatabaseUnavailable(DependencyDown):
+    """The database cannot be reached, or did not answer within the deadline."""
 
 
 class QuotaExceeded(SweeperError):
@@ -276,16 +281,8 @@ class QuotaExceeded(SweeperError):
         return self._headers
 
 
-class QuotaUnavailable(SweeperError):
+class QuotaUnavailable(DependencyDown):
     """The per-user limits' storage (Redis) cannot be reached: fail closed, start nothing."""
-
-    http_status = 503
-    public = True
-    exit_code = ExitCode.UNAVAILABLE
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "30"}
 
 
 class ApiError(SweeperError):
