@@ -102,7 +102,8 @@ def test_database_cut_mid_sweep_loses_no_outcome(fake_stripe, pg_proxy, postgres
     proxy.passing()
     out, err = sweep.communicate(timeout=120)
     assert sweep.returncode == 0, err.decode()
-    assert "audit write" in err.decode()  # the failed writes were logged, then retried
+    failures = err.decode().count("audit write for sweep")
+    assert 0 < failures <= 8  # logged, then retried with backoff (not at every outcome)
     run, rows = _recorded(postgres_url)
     assert run.status == "succeeded" and json.loads(out)["expired_count"] == 300
     assert {s for s, o in rows.items() if o == "expired"} == _expired_by_stripe(fake_stripe)

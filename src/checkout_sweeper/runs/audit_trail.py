@@ -46,6 +46,7 @@ class RunRecorder:
         self.batch_size = batch_size
         self.flush_every_s = flush_every_s
         self._pending: list[dict[str, Any]] = []
+        self._retry_at = 0.0  # after a failed write: no early wake before this (monotonic)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._progress: SweepProgress | None = None
@@ -71,7 +72,8 @@ class RunRecorder:
         self.journal.append(entry)
         with self._lock:
             self._pending.append(entry)
-            due = len(self._pending) >= self.batch_size
+            # a full batch wakes the writer, but never before a failed write's backoff ends
+            due = len(self._pending) >= self.batch_size and time.monotonic() >= self._retry_at
         if due:
             self._wake.set()
 
@@ -130,10 +132,11 @@ class RunRecorder:
                 return
             try:
                 self._write()
-                wait = self.flush_every_s
+                wait, self._retry_at = self.flush_every_s, 0.0
             except Exception as err:  # kept, logged, retried with backoff
                 self._note_failure(err)
                 wait = min(max(wait, 0.25) * 2, MAX_RETRY_WAIT_S)
+                self._retry_at = time.monotonic() + wait
 
     def _write(self, final: dict[str, Any] | None = None) -> None:
         """One transaction: the pending outcomes and the run's counters (or its close)."""
