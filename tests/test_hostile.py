@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from checkout_sweeper.store.database import Database
 
+from helpers import mint
+
 ENDPOINT = "/v1/active_checkout_sessions_and_expire_all"
 
 
@@ -112,3 +114,63 @@ def test_a_sweep_that_fails_on_the_server_side_spends_no_quota(api, fake_stripe)
     remaining = [api.sweep(token).headers.get("X-RateLimit-Remaining") for _ in range(2)]
     assert remaining == ["1", "0"]
     assert api.sweep(token).status_code == 429
+
+
+def test_metrics_token_only_as_bearer_and_no_untrusted_proxy_speaks_for_loopback(start_api):
+    guarded = start_api(METRICS_TOKEN="s3cret-metrics")
+    for sent in ("s3cret-metrics", "Basic s3cret-metrics", "bearer s3cret-metrics"):
+        answer = requests.get(f"{guarded.url}/metrics", headers={"Authorization": sent}, timeout=5)
+        assert answer.status_code == 401, sent
+    assert (
+        requests.get(
+            f"{guarded.url}/metrics",
+            headers={"Authorization": "Bearer s3cret-metrics"},
+            timeout=5,
+        ).status_code
+        == 200
+    )
+    open_ = start_api()  # loopback only: a proxy on this host forwarding someone else is not
+    forwarded = {"X-Forwarded-For": "198.51.100.7"}
+    assert requests.get(f"{open_.url}/metrics", headers=forwarded, timeout=5).status_code == 403
+    assert requests.get(f"{open_.url}/metrics", timeout=5).status_code == 200
+
+
+def test_token_times_must_be_numbers(api):
+    uid = api.add_user()
+    for claim in ("exp", "nbf", "iat"):
+        token = mint(uid, **{claim: "1999999999" if claim == "exp" else "1000000000"})
+        response = api.sweep(token)
+        assert response.status_code == 401, claim
+        assert f"'{claim}' must be a number" in response.json()["message"]
+
+
+def test_one_read_limit_is_shared_by_every_read_endpoint(api, fake_stripe):
+    token = api.token(api.add_user())
+    headers = {"Authorization": f"Bearer {token}"}
+    sweep_id = api.sweep(token).json()["data"]["sweep_id"]
+    paths = ["/v1/sweeps", f"/v1/sweeps/{sweep_id}", f"/v1/sweeps/{sweep_id}/sessions"]
+    statuses = [
+        requests.get(api.url + paths[n % 3], headers=headers, timeout=10).status_code
+        for n in range(121)
+    ]
+    assert statuses[:120] == [200] * 120 and statuses[120] == 429
+
+
+def test_the_data_folder_and_its_files_are_private(tmp_path):
+    from helpers import run_command
+
+    folder = tmp_path / "private"
+    env = {"SWEEPER_INSTANCE_PATH": str(folder), "HOME": str(tmp_path)}
+    assert run_command(env, "users", "add", "--email", "p@example.com").returncode == 0
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (folder / "checkout_sweeper.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_secret_in_a_database_url_is_never_printed(tmp_path):
+    from helpers import run_command
+
+    url = "postgresql+psycopg://sweeper:s3cret@127.0.0.1:1/db?sslpassword=hunter2&sslmode=require"
+    result = run_command({"DATABASE_URL": url, "HOME": str(tmp_path)}, "history")
+    assert result.returncode == 3
+    assert "s3cret" not in result.stderr and "hunter2" not in result.stderr
+    assert "sslpassword=***" in result.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,28 @@ DATABASE_HINTS = {
 }
 
 
+SECRET_PARAMETERS = re.compile(r"(pass(word|wd)?|pwd|secret|token|key)", re.IGNORECASE)
+
+
+def masked(url: str) -> str:
+    """``url`` fit for a message or a log: its password, and any query parameter that names a
+    secret (``?password=``, ``sslpassword``, ``token``), shown as ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "(a value that is not a URL)"
+    if password is not None:
+        url = url.replace(f":{password}@", ":***@", 1)
+    if parts.query:
+        query = "&".join(
+            f"{key}=***" if sep and SECRET_PARAMETERS.search(key) else key + sep + value
+            for key, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
+        )
+        url = url.replace(f"?{parts.query}", f"?{query}", 1)
+    return url
+
+
 def database_url(name: str, raw: str) -> str:
     """A SQLite or PostgreSQL (psycopg 3) URL: the two databases this package can drive."""
     url = raw.strip()
@@ -169,7 +192,7 @@ def database_url(name: str, raw: str) -> str:
 
 def ratelimit_storage(name: str, raw: str) -> str:
     if not raw.startswith(RATELIMIT_SCHEMES):
-        raise ConfigError(f"{name} must be memory:// or redis://..., got {raw!r}")
+        raise ConfigError(f"{name} must be memory:// or redis://..., got {masked(raw)!r}")
     return raw
 
 

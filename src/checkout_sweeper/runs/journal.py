@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,12 @@ class Journal:
     """Append-only JSON lines for one run, in ``folder/<run_id>.jsonl``."""
 
     def __init__(self, folder: Path, run_id: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = folder / f"{run_id}{SUFFIX}"
         self._lock = threading.Lock()
-        self._file = self.path.open("a", encoding="utf-8")
+        # outcomes name the account and its sessions: this user's alone
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._file = os.fdopen(descriptor, "a", encoding="utf-8")
 
     def append(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, default=str) + "\n"

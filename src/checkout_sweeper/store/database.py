@@ -8,6 +8,7 @@ the same file; PostgreSQL serialises concurrent migrations with an advisory lock
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -21,11 +22,11 @@ from sqlalchemy import (
     create_engine,
     event,
     inspect,
-    make_url,
     text,
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from checkout_sweeper.settings import masked
 from checkout_sweeper.store.deadlines import Deadlines
 
 _MIGRATION_LOCK_ID = 0x5EE9_C0DE  # pg_advisory_lock key for "checkout-sweeper migrations"
@@ -71,7 +72,7 @@ class Database:
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(path))
             self.engine: Engine = create_engine(
                 url, connect_args={"check_same_thread": False, "timeout": 10}
             )
@@ -141,11 +142,19 @@ class Database:
 
     @property
     def safe_url(self) -> str:
-        """The URL with its password masked, for messages."""
-        return make_url(self.url).render_as_string(hide_password=True)
+        """The URL with its password and secret query parameters masked, for messages."""
+        return masked(self.url)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file (users' e-mails, the audit trail) and a folder made for it are this
+    user's alone: 0600 and 0700 when created here (SQLite's -wal and -shm files follow)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def rows_changed(session: Session, statement: Executable) -> int:

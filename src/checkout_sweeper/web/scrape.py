@@ -19,15 +19,18 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 def _allowed() -> None:
     token = app_state().settings.metrics_token
     if token is not None:
-        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(sent.encode(), token.encode()):
+        scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
             raise ApiError(401, "/metrics needs 'Authorization: Bearer <METRICS_TOKEN>'.")
         return
     try:
         loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
     except ValueError:
         loopback = False
-    if not loopback:
+    # A loopback address with X-Forwarded-For is a proxy on this host speaking for someone
+    # else, unless the proxy is trusted (TRUSTED_PROXY_COUNT: then remote_addr is the client).
+    proxied = "X-Forwarded-For" in request.headers and not app_state().settings.trusted_proxy_count
+    if not loopback or proxied:
         raise ApiError(403, "/metrics answers loopback callers only; set METRICS_TOKEN to open it.")
 
 

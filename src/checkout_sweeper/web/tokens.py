@@ -55,7 +55,7 @@ def verify(token: str, settings: JwtSettings) -> dict[str, Any]:
     if settings.issuer:
         required.append("iss")
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             settings.key,
             algorithms=list(settings.algorithms),
@@ -76,6 +76,16 @@ def verify(token: str, settings: JwtSettings) -> dict[str, Any]:
             if isinstance(err, kind):
                 raise AuthError(401, message) from None
         raise AuthError(401, "Token is invalid.") from None
+    _times_are_numbers(claims)
+    return claims
+
+
+def _times_are_numbers(claims: dict[str, Any]) -> None:
+    """RFC 7519 times are JSON numbers; PyJWT would also read ``"exp": "1999999999"``."""
+    for name in ("exp", "nbf", "iat"):
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise AuthError(401, f"Token claim '{name}' must be a number (seconds since 1970).")
 
 
 def user_id_from(claims: dict[str, Any], claim: str) -> int | None:
