@@ -147,14 +147,6 @@ def stripe_base(name: str, raw: str) -> str | None:
     return base
 
 
-DATABASE_SCHEMES = ("sqlite", "postgresql+psycopg")
-DATABASE_HINTS = {
-    "postgres": "write postgresql+psycopg:// (SQLAlchemy's name, with the psycopg 3 driver)",
-    "postgresql": "add the driver this package installs: postgresql+psycopg://",
-    "postgresql+psycopg2": "psycopg2 is not installed; use psycopg 3: postgresql+psycopg://",
-}
-
-
 SECRET_PARAMETERS = re.compile(r"(pass(word|wd)?|pwd|secret|token|key)", re.IGNORECASE)
 
 
@@ -177,17 +169,34 @@ def masked(url: str) -> str:
     return url
 
 
+DATABASE_SCHEMES = ("sqlite", "postgresql+psycopg")
+# What users paste for PostgreSQL (Heroku's postgres://, SQLAlchemy's default driver, psycopg2):
+# read with the psycopg 3 driver this package installs.
+POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+psycopg2")
+
+
 def database_url(name: str, raw: str) -> str:
-    """A SQLite or PostgreSQL (psycopg 3) URL: the two databases this package can drive."""
+    """A SQLite or PostgreSQL URL, PostgreSQL always with the psycopg 3 driver."""
     url = raw.strip()
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
-    if scheme in DATABASE_SCHEMES:
+    scheme, found, rest = url.partition("://")
+    if found and scheme.lower() in DATABASE_SCHEMES:
         return url
-    hint = DATABASE_HINTS.get(
-        scheme, "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DATABASE"
+    if found and scheme.lower() in POSTGRES_ALIASES:
+        return f"postgresql+psycopg://{rest}"
+    shown = f"{scheme}://..." if found else "a value that is not a URL"
+    raise ConfigError(
+        f"{name} is {shown}: use sqlite:///PATH or postgresql://USER@HOST/DATABASE "
+        "(postgres://, postgresql+psycopg:// and postgresql+psycopg2:// are read the same way)"
     )
-    shown = scheme + "://..." if scheme else "a value that is not a URL"
-    raise ConfigError(f"{name} is {shown}: {hint}")
+
+
+def database_url_note(env: Mapping[str, str] | None = None) -> str | None:
+    """One line saying how a pasted PostgreSQL URL is read, when it was rewritten."""
+    raw = (os.environ if env is None else env).get(DATABASE_URL.env) or ""
+    scheme = raw.strip().partition("://")[0]
+    if scheme.lower() in POSTGRES_ALIASES:
+        return f"note: DATABASE_URL {scheme}://... is read as postgresql+psycopg://... (psycopg 3)"
+    return None
 
 
 def ratelimit_storage(name: str, raw: str) -> str:

@@ -21,7 +21,12 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.runs.recovery import import_journals
-from checkout_sweeper.settings import LOG_LEVEL, Settings, default_instance_path
+from checkout_sweeper.settings import (
+    LOG_LEVEL,
+    Settings,
+    database_url_note,
+    default_instance_path,
+)
 from checkout_sweeper.store.database import DEADLINE_S, Database
 
 
@@ -41,6 +46,9 @@ def verbose() -> bool:
 def load_settings() -> Settings:
     settings = Settings.from_env(instance_path=default_instance_path())
     setup_logging(_log_level(settings))
+    note = database_url_note()
+    if note is not None:
+        click.echo(note, err=True)
     return settings
 
 
