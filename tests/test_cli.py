@@ -316,3 +316,12 @@ def test_sweep_pushes_its_metrics_to_a_pushgateway(cli, fake_stripe):
     assert [(m, p) for m, p, _ in pushed] == [("PUT", "/metrics/job/checkout-sweeper")]
     body = pushed[0][2].decode()
     assert 'checkout_sweeper_sessions_total{outcome="expired"} 7.0' in body
+
+
+def test_json_says_what_is_unknown_when_stripe_cannot_be_reached(cli):
+    result = cli("sweep", "--yes", "--json", STRIPE_API_BASE="http://127.0.0.1:9")
+    assert result.returncode == 3
+    answer = json.loads(result.stdout)  # one object, also when nothing could start
+    assert answer["remaining_open_count"] is None and answer["expired_count"] == 0
+    assert "could not reach Stripe" in answer["error"]
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1

@@ -6,13 +6,17 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import subprocess
 import time
+from collections.abc import Callable
 
 import pytest
 
 from harness import COMMAND, sweeper_env
 from helpers import LIVE_KEY
+
+CTRL_C = "\x03"
 
 
 @pytest.fixture
@@ -20,8 +24,14 @@ def env(tmp_path, fake_stripe) -> dict[str, str]:
     return sweeper_env(tmp_path, fake_stripe.url, COLUMNS="100")
 
 
-def _on_a_terminal(env: dict[str, str], answer: str | None, *args: str) -> tuple[int, str]:
-    """Run ``sweep`` with a pty as its terminal; type ``answer`` when it asks."""
+def _on_a_terminal(
+    env: dict[str, str],
+    answer: str | None,
+    *args: str,
+    when: Callable[[bytes], bool] = lambda screen: b"[y/N]" in screen,
+) -> tuple[int, str]:
+    """Run ``sweep`` with a pty as its terminal; type ``answer`` once ``when(screen)`` holds (Ctrl-C
+    is SIGINT, as the terminal sends it)."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [*COMMAND, "sweep", *args],
@@ -32,7 +42,7 @@ def _on_a_terminal(env: dict[str, str], answer: str | None, *args: str) -> tuple
         close_fds=True,
     )
     os.close(terminal)
-    screen, answered = b"", False
+    screen, answered, typed_at = b"", False, 0.0
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
         ready, _, _ = select.select([controller], [], [], 0.1)
@@ -41,11 +51,16 @@ def _on_a_terminal(env: dict[str, str], answer: str | None, *args: str) -> tuple
                 screen += os.read(controller, 4096)
             except OSError:
                 break
-        if answer is not None and not answered and b"[y/N]" in screen:
-            os.write(controller, answer.encode() + b"\n")
-            answered = True
+        if answer is not None and not answered and when(screen):
+            if answer == CTRL_C:  # what the terminal sends its foreground process on Ctrl-C
+                process.send_signal(signal.SIGINT)
+            else:
+                os.write(controller, answer.encode() + b"\n")
+            answered, typed_at = True, time.monotonic()
     process.wait(timeout=30)
     os.close(controller)
+    if answer == CTRL_C:
+        assert time.monotonic() - typed_at < 2.5, "Ctrl-C took more than 2 s to take effect"
     return process.returncode, screen.decode(errors="replace")
 
 
@@ -92,3 +107,19 @@ def test_a_dry_run_never_asks_and_reads_with_a_live_key(env, fake_stripe):
     code, screen = _on_a_terminal({**env, "STRIPE_API_KEY": LIVE_KEY}, None, "--dry-run")
     assert code == 0 and "[y/N]" not in screen and "would expire" in screen
     assert fake_stripe.state.snapshot()["open_total"] == 4
+
+
+def test_ctrl_c_at_the_prompt_exits_130_and_expires_nothing(env, fake_stripe):
+    fake_stripe.state.seed(open_=6)
+    code, screen = _on_a_terminal(env, CTRL_C)
+    assert code == 130 and "stopping" in screen and "Aborted!" not in screen
+    assert fake_stripe.state.snapshot()["open_total"] == 6
+
+
+def test_ctrl_c_while_listing_exits_130(env, fake_stripe):
+    fake_stripe.state.seed(open_=6)
+    fake_stripe.state.faults.update({"latency_ms": 3000})  # the first page takes 3 s
+    listing = lambda screen: fake_stripe.state.snapshot()["requests"].get("list", 0) > 0  # noqa: E731
+    code, screen = _on_a_terminal(env, CTRL_C, "--yes", when=listing)
+    assert code == 130 and "stopping" in screen
+    assert fake_stripe.state.snapshot()["open_total"] == 6

@@ -6,7 +6,8 @@ from checkout_sweeper.engine.tally import SessionOutcome, SweepResult, Tally
 
 
 def test_success_means_nothing_failed_and_nothing_left_open():
-    assert SweepResult("a", dry_run=False).succeeded
+    assert SweepResult("a", dry_run=False, remaining_open_count=0).succeeded
+    assert not SweepResult("d", dry_run=False).succeeded  # what is left is unknown
     assert not SweepResult("b", dry_run=False, remaining_open_count=1).succeeded
     assert not SweepResult("c", dry_run=False, failed=[{"id": "cs_1", "error": "x"}]).succeeded
 

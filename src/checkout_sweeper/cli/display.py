@@ -81,7 +81,10 @@ def show_summary(
         ("would expire" if result.dry_run else "expired", done),
         ("already closed", result.already_closed_count),
         ("failed", len(result.failed)),
-        ("still open", result.remaining_open_count),
+        (
+            "still open",
+            "unknown" if result.remaining_open_count is None else result.remaining_open_count,
+        ),
         ("Stripe requests", result.stripe_requests),
         ("429s received", result.rate_limited),
         ("passes", result.passes),

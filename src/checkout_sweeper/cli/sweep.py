@@ -34,6 +34,7 @@ from checkout_sweeper.errors import (
     ExitCode,
     LeaseLost,
     SweepAborted,
+    SweeperError,
     SweepInterrupted,
 )
 from checkout_sweeper.runs.launch import count_open, identified_gateway, start_configured_sweep
@@ -112,6 +113,32 @@ def sweep_command(
       130  interrupted (Ctrl-C or SIGTERM)
     """
     cutoff = parse_moment(created_before) if created_before is not None else None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _sweep(dry_run, yes, as_json, cutoff, max_rps)
+    except SweeperError as err:  # nothing could start: --json still says so, in one object
+        if as_json:
+            print_json(_not_started(dry_run, str(err)))
+        raise
+    except (KeyboardInterrupt, click.exceptions.Abort):  # listing, or at the prompt
+        click.echo("stopping: interrupted before any session was expired", err=True)
+        if as_json:
+            print_json(_not_started(dry_run, "interrupted"))
+        sys.exit(ExitCode.INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _not_started(dry_run: bool, error: str) -> dict[str, object]:
+    """The answer's shape with what is known: nothing expired; what is left open, unknown."""
+    data = SweepResult(sweep_id="", dry_run=dry_run).as_data()
+    unknown = ("sweep_id", "stripe_requests", "duration_ms", "passes", "remaining_open_count")
+    return {**data, **dict.fromkeys(unknown), "error": error}
+
+
+def _sweep(
+    dry_run: bool, yes: bool, as_json: bool, cutoff: int | None, max_rps: str | None
+) -> None:
     settings = load_settings()
     if max_rps is not None:
         try:
@@ -141,7 +168,7 @@ def sweep_command(
         push_metrics(settings.pushgateway)
     left_out = None
     if cutoff is not None and not as_json:
-        left_out = count_open(settings, gateway, None) - result.remaining_open_count
+        left_out = count_open(settings, gateway, None) - (result.remaining_open_count or 0)
     if as_json:
         print_json(result.as_data())
     else:
@@ -165,15 +192,12 @@ def _run(
     total: int | None,
     as_json: bool,
 ) -> SweepResult:
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     live = LiveProgress(console, dry_run, total) if console.is_terminal else None
     try:
         with live.bar if live else contextlib.nullcontext():
             return _leased(settings, db, gateway, dry_run, cutoff, live).run()
     except SweepAborted as stopped:
         _stopped_early(console, stopped, as_json)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _leased(

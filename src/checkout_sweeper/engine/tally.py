@@ -91,8 +91,12 @@ class SweepResult:
             "means clean."
         ),
     )
-    remaining_open_count: int = field(
-        default=0, metadata=_doc("How many sessions are still open, exactly.")
+    remaining_open_count: int | None = field(
+        default=None,
+        metadata=_doc(
+            "How many sessions are still open, exactly; null when the sweep stopped before "
+            "its last listing could tell."
+        ),
     )
     passes: int = field(
         default=0,
