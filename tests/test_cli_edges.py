@@ -12,7 +12,7 @@ import time
 import pytest
 
 from harness import COMMAND, sweeper_env, wait_for_expires
-from helpers import run_command
+from helpers import TEST_KEY, run_command
 
 
 @pytest.fixture
@@ -173,3 +173,41 @@ def test_token_refuses_an_unknown_user_unless_asked(home):
     assert refused.returncode == 2 and "no user 99" in refused.stderr
     minted = _run(home, "token", "99", "--any-id")
     assert minted.returncode == 0 and minted.stdout.count(".") == 2
+
+
+def test_a_dotenv_file_in_the_current_directory_is_read(home, fake_stripe, tmp_path):
+    fake_stripe.state.seed(open_=3)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / ".env").write_text(f"STRIPE_API_KEY={TEST_KEY}\nSTRIPE_API_BASE={fake_stripe.url}\n")
+    env = {k: v for k, v in home.items() if k not in ("STRIPE_API_KEY", "STRIPE_API_BASE")}
+    result = _run(env, "sweep", "--yes", "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["expired_count"] == 3
+
+
+@pytest.mark.parametrize("how", ["value", "file", "stdin"])
+def test_api_key_option_works_and_the_key_is_never_printed(home, fake_stripe, tmp_path, how):
+    fake_stripe.state.seed(open_=2)
+    env = {k: v for k, v in home.items() if k != "STRIPE_API_KEY"}
+    (tmp_path / "key").write_text(TEST_KEY + "\n")
+    given = {"value": TEST_KEY, "file": f"@{tmp_path / 'key'}", "stdin": "-"}[how]
+    result = subprocess.run(
+        [*COMMAND, "sweep", "--yes", "--json", "--api-key", given],
+        env=env,
+        input=TEST_KEY + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["expired_count"] == 2
+    assert TEST_KEY not in result.stdout + result.stderr
+    refused = subprocess.run(
+        [*COMMAND, "sweep", "--yes", "--json", "--api-key", "sk_test_revoked_key"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 3 and "sk_test_revoked_key" not in refused.stdout + refused.stderr

@@ -7,9 +7,11 @@ the libraries it uses (``users list`` does not import gunicorn, the SDK or the d
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 import click
+from dotenv import load_dotenv
 
 from checkout_sweeper.errors import SweeperError
 
@@ -56,5 +58,9 @@ class LazyGroup(click.Group):
 @click.option("--verbose", "-v", is_flag=True, help="Debug logs, and the traceback of an error.")
 @click.pass_context
 def main(context: click.Context, verbose: bool) -> None:
-    """Expire every open Stripe Checkout Session of an account, safely and fast."""
+    """Expire every open Stripe Checkout Session of an account, safely and fast.
+
+    A .env file in the current directory is read first; variables already set win over it.
+    """
     context.meta["verbose"] = verbose
+    load_dotenv(Path.cwd() / ".env", override=False)

@@ -13,6 +13,7 @@ import dataclasses
 import signal
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -97,8 +98,20 @@ def _interrupt(signum: int, frame: object) -> None:
         f"(default: {MAX_RPS.env}, else {MAX_RPS.shown_default})."
     ),
 )
+@click.option(
+    "--api-key",
+    default=None,
+    metavar="KEY|@FILE|-",
+    help="The Stripe key instead of STRIPE_API_KEY: the key, @FILE to read it from a file, or "
+    "- for standard input (neither lands in shell history). Never printed.",
+)
 def sweep_command(
-    dry_run: bool, yes: bool, as_json: bool, created_before: str | None, max_rps: str | None
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
+    created_before: str | None,
+    max_rps: str | None,
+    api_key: str | None,
 ) -> None:
     """Expire every open Checkout Session of the account in STRIPE_API_KEY.
 
@@ -115,7 +128,7 @@ def sweep_command(
     cutoff = parse_moment(created_before) if created_before is not None else None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        _sweep(dry_run, yes, as_json, cutoff, max_rps)
+        _sweep(dry_run, yes, as_json, cutoff, max_rps, api_key)
     except SweeperError as err:  # nothing could start: --json still says so, in one object
         if as_json:
             print_json(_not_started(dry_run, str(err)))
@@ -137,9 +150,16 @@ def _not_started(dry_run: bool, error: str) -> dict[str, object]:
 
 
 def _sweep(
-    dry_run: bool, yes: bool, as_json: bool, cutoff: int | None, max_rps: str | None
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
+    cutoff: int | None,
+    max_rps: str | None,
+    api_key: str | None,
 ) -> None:
     settings = load_settings()
+    if api_key is not None:
+        settings = dataclasses.replace(settings, stripe_api_key=_read_key(api_key))
     if max_rps is not None:
         try:
             settings = dataclasses.replace(settings, max_rps=budget("the budget", max_rps))
@@ -174,6 +194,20 @@ def _sweep(
     else:
         show_summary(table_console(), console, result, db.safe_url, left_out)
     sys.exit(0 if result.succeeded else ExitCode.FAILED)
+
+
+def _read_key(given: str) -> str:
+    """The key itself, or read from @FILE or standard input (-), without its line end."""
+    if given == "-":
+        return sys.stdin.readline().strip()
+    if given.startswith("@"):
+        try:
+            return Path(given[1:]).read_text().strip()
+        except OSError as err:
+            raise CommandFailure(
+                f"--api-key: {err.strerror}: {given[1:]}", ExitCode.USAGE
+            ) from None
+    return given
 
 
 def _require_key(settings: Settings) -> None:
