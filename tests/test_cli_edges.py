@@ -165,6 +165,10 @@ def test_users_remove_keeps_sweeps_on_record_and_asks_for_force(home, fake_strip
     assert json.loads(_run(home, "users", "list", "--json").stdout) == []
     history = json.loads(_run(home, "history", "--json").stdout)
     assert history[0]["id"] == "r" * 32 and history[0]["user_id"] is None
+    assert history[0]["removed_user_id"] == added["id"]  # who started it stays on record
+    assert history[0]["removed_user_email"] == "r@example.com"
+    table = _run(home, "history").stdout
+    assert f"api:{uid} <r@example.com> (removed)" in table
     assert _run(home, "users", "remove", uid).returncode == 2  # no such user now
 
 

@@ -14,6 +14,13 @@ from checkout_sweeper.runs.rows import find_run, recent_runs, run_sessions
 from checkout_sweeper.vocabulary import Outcome, values
 
 
+def _started_by(run: dict) -> str:
+    """``api:4``, ``cli``, or for a removed user ``api:4 <alice@example.com> (removed)``."""
+    if run["removed_user_id"] is not None:
+        return f"{run['trigger']}:{run['removed_user_id']} <{run['removed_user_email']}> (removed)"
+    return str(run["trigger"]) + (f":{run['user_id']}" if run["user_id"] else "")
+
+
 def _time(value: object) -> str:
     """UTC with its zone, to the second: 2026-12-01 04:35:51Z."""
     return str(value or "-")[:19].replace("T", " ") + ("Z" if value else "")
@@ -44,7 +51,7 @@ def history_group(context: click.Context, as_json: bool, limit: int) -> None:
         table.add_row(
             _time(run["started_at"]),
             str(run["id"])[:12],
-            str(run["trigger"]) + (f":{run['user_id']}" if run["user_id"] else ""),
+            _started_by(run),
             str(run["account"]),
             ("LIVE" if run["livemode"] else "test") + (" dry" if run["dry_run"] else ""),
             str(run["status"]) + (f" ({run['pending']} pending)" if run["pending"] else ""),

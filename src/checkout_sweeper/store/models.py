@@ -69,6 +69,9 @@ class SweepRun(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     trigger: Mapped[str] = mapped_column(String(16))  # a vocabulary.Trigger
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # who started it, kept when that user is removed (user_id is then null)
+    removed_user_id: Mapped[int | None] = mapped_column(Integer)
+    removed_user_email: Mapped[str | None] = mapped_column(String(320))
     account: Mapped[str] = mapped_column(String(64), index=True)
     livemode: Mapped[bool] = mapped_column(Boolean, default=False)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -101,6 +104,8 @@ class SweepRun(Base):
             "status": self.status,
             "trigger": self.trigger,
             "user_id": self.user_id,
+            "removed_user_id": self.removed_user_id,
+            "removed_user_email": self.removed_user_email,
             "account": self.account,
             "livemode": self.livemode,
             "dry_run": self.dry_run,

@@ -77,6 +77,10 @@ def remove_user(db: Database, user_id: int, *, force: bool = False) -> int:
                 f"user {user_id} started {sweeps} sweep(s) on record; add --force to remove the "
                 "user anyway (the sweeps and their records are kept)"
             )
-        session.execute(update(SweepRun).where(SweepRun.user_id == user_id).values(user_id=None))
+        session.execute(
+            update(SweepRun)
+            .where(SweepRun.user_id == user_id)
+            .values(user_id=None, removed_user_id=user.id, removed_user_email=user.email)
+        )
         session.delete(user)
         return int(sweeps or 0)

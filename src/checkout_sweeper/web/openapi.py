@@ -26,6 +26,8 @@ RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "status": ({"enum": values(RunStatus)}, "running until it ends; then how it ended."),
     "trigger": ({"enum": values(Trigger)}, "Which door started it."),
     "user_id": (_OPT_INT, "The user who started it (null for the command line)."),
+    "removed_user_id": (_OPT_INT, "Who started it, when that user was removed since."),
+    "removed_user_email": (_OPT_STR, "Their e-mail, as it was when they were removed."),
     "account": (_STR, "The Stripe account swept, as test:acct_... or live:acct_..."),
     "livemode": ({"type": "boolean"}, "Whether the key was a live-mode key."),
     "dry_run": ({"type": "boolean"}, "Whether it only listed."),
