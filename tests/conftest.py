@@ -85,21 +85,28 @@ def postgres_url():
     engine.dispose()
 
 
+REDIS_TEST_DATABASE = 15  # the README names it; tests add and remove only keys of their own
+
+
 @pytest.fixture
-def redis_url(worker_id):
-    """A Redis database of this test worker's own (9, 10, ...), emptied for this test."""
+def redis_url(monkeypatch):
+    """The test Redis database (``TEST_REDIS_URL``, default database 15) with a key prefix of
+    this test's own: commands and servers it starts count under it (``RATELIMIT_KEY_PREFIX``),
+    and only keys under it are deleted afterwards. No database is ever flushed."""
     import os
+    import uuid
 
     import redis
 
-    number = 9 + (int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0)
-    url = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{number}")
-    client = redis.Redis.from_url(url)
+    url = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_TEST_DATABASE}")
+    client = redis.Redis.from_url(url, socket_timeout=5)
     try:
         client.ping()
     except redis.exceptions.ConnectionError:
         service_missing("Redis", "start redis-server on 127.0.0.1:6379, or set TEST_REDIS_URL")
-    client.flushdb()
+    prefix = f"checkout-sweeper-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("RATELIMIT_KEY_PREFIX", prefix)
     yield url
-    client.flushdb()
+    for key in client.scan_iter(match=f"*{prefix}*", count=500):
+        client.delete(key)
     client.close()

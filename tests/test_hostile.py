@@ -174,3 +174,65 @@ def test_a_secret_in_a_database_url_is_never_printed(tmp_path):
     assert result.returncode == 3
     assert "s3cret" not in result.stderr and "hunter2" not in result.stderr
     assert "sslpassword=***" in result.stderr
+
+
+@pytest.mark.services
+def test_the_quota_counts_in_redis_under_the_tests_own_prefix(start_api, redis_url, fake_stripe):
+    import os
+
+    import redis
+
+    prefix = os.environ["RATELIMIT_KEY_PREFIX"]
+    api = start_api(RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_KEY_PREFIX=prefix)
+    fake_stripe.state.seed(open_=2)
+    token = api.token(api.add_user())
+    assert [api.sweep(token).status_code for _ in range(4)] == [200, 200, 200, 429]
+    client = redis.Redis.from_url(redis_url)
+    assert list(client.scan_iter(match=f"*{prefix}*"))  # counted there, and only there
+    client.close()
+
+
+@pytest.mark.services
+def test_the_services_tests_leave_data_they_did_not_create_alone(postgres_url, tmp_path):
+    """A canary key in the test Redis database and in database 0, and a canary table in the
+    PostgreSQL database `test`, survive a run of the services tests that use them."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    import redis
+    from sqlalchemy import create_engine, inspect, text
+
+    from conftest import REDIS_TEST_DATABASE
+
+    canary = f"canary-{uuid.uuid4().hex[:8]}"
+    test_db = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_TEST_DATABASE}")
+    clients = [redis.Redis.from_url(test_db), redis.Redis.from_url("redis://127.0.0.1:6379/0")]
+    base = postgres_url.rsplit("/", 1)[0] + "/test"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        for client in clients:
+            client.set(canary, "alive")
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE TABLE "{canary}" (x int)'))
+        tests = [
+            "tests/test_hostile.py::test_the_quota_counts_in_redis_under_the_tests_own_prefix",
+            "tests/test_faults.py::test_refused_postgres_gives_bounded_answers",
+        ]
+        ran = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider", *tests],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ran.returncode == 0, ran.stdout[-2000:]
+        assert all(client.get(canary) == b"alive" for client in clients)
+        assert canary in inspect(engine).get_table_names()
+    finally:
+        for client in clients:
+            client.delete(canary)
+            client.close()
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP TABLE IF EXISTS "{canary}"'))
+        engine.dispose()

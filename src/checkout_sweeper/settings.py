@@ -296,6 +296,13 @@ RATELIMIT_STORAGE_URI = Setting[str](
     ratelimit_storage,
     "`redis://...` when more than one process serves",
 )
+RATELIMIT_KEY_PREFIX = Setting[str](
+    "RATELIMIT_KEY_PREFIX",
+    "checkout-sweeper",
+    text,
+    "namespace of the per-user counts in the rate-limit storage (services sharing one Redis "
+    "each keep their own)",
+)
 ALLOW_LIVE_MODE = Setting[bool](
     "SWEEPER_ALLOW_LIVE_MODE", False, flag, "allow sweeps with a live-mode key"
 )
@@ -397,6 +404,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     JWT_USER_ID_CLAIM,
     JWT_LEEWAY_S,
     RATELIMIT_STORAGE_URI,
+    RATELIMIT_KEY_PREFIX,
     ALLOW_LIVE_MODE,
     MAX_RPS,
     CONCURRENCY,
@@ -519,6 +527,7 @@ class Settings:
     lease_ttl_s: float = LEASE_TTL_S.default
     audit_grace_s: float = AUDIT_GRACE_S.default
     api_prefix: str = API_PREFIX.default
+    ratelimit_key_prefix: str = RATELIMIT_KEY_PREFIX.default
 
     def check_for_api(self) -> None:
         """What serving the endpoint needs on top of the database: a Stripe key and a JWT key."""
@@ -552,4 +561,5 @@ class Settings:
             lease_ttl_s=LEASE_TTL_S.read(env),
             audit_grace_s=AUDIT_GRACE_S.read(env),
             api_prefix=API_PREFIX.read(env),
+            ratelimit_key_prefix=RATELIMIT_KEY_PREFIX.read(env),
         )

@@ -22,7 +22,7 @@ from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import RunStatus, Trigger
 from checkout_sweeper.web.caller import authenticated_user_id, load_user
 from checkout_sweeper.web.envelopes import GET_ONLY, success
-from checkout_sweeper.web.quota import SWEEPS, room, spend
+from checkout_sweeper.web.quota import SWEEPS, room, spend, user_key
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("v1", __name__)
@@ -74,7 +74,8 @@ def _start(user: User) -> RecordedSweep:
     quota is spent once the sweep has run (in the background too, where no request is)."""
     state = app_state()
     refuse_early(state.settings, state.db)
-    counter, key = state.limiter.limiter, f"user:{user.id}"
+    counter = state.limiter.limiter
+    key = user_key(state.settings.ratelimit_key_prefix, user.id)
 
     def check() -> None:
         g.quota_headers = room(counter, SWEEPS, key)

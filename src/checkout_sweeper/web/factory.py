@@ -57,7 +57,7 @@ def create_app(
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=False,
-        RATELIMIT_KEY_PREFIX="checkout-sweeper",
+        RATELIMIT_KEY_PREFIX=settings.ratelimit_key_prefix,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider has it; the base does not
     _log_requests(app)  # before the limiter: its after_request hook then runs after the limiter's

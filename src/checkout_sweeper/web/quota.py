@@ -41,6 +41,11 @@ SWEEPS = Quota(f"{SWEEPS_PER_HOUR} per hour", "sweeps")
 READS = Quota(f"{READS_PER_MINUTE} per minute", "reads")
 
 
+def user_key(prefix: str, user_id: int) -> str:
+    """Whose count: a user's row id (never the claim text), under the service's namespace."""
+    return f"{prefix}/user:{user_id}"
+
+
 def room(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
     """Raise ``QuotaExceeded`` when ``key`` has nothing left; count nothing. The headers say
     what will be left once this call has spent its share."""

@@ -18,7 +18,7 @@ from checkout_sweeper.runs.rows import run_of_user, run_sessions, user_runs
 from checkout_sweeper.vocabulary import Outcome, values
 from checkout_sweeper.web.caller import caller
 from checkout_sweeper.web.envelopes import success
-from checkout_sweeper.web.quota import READS, spend
+from checkout_sweeper.web.quota import READS, spend, user_key
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("sweeps", __name__)
@@ -28,7 +28,9 @@ NOT_FOUND = "Sweep not found."
 
 def _user_id() -> int:
     user = caller()
-    g.quota_headers = spend(app_state().limiter.limiter, READS, f"user:{user.id}")
+    state = app_state()
+    key = user_key(state.settings.ratelimit_key_prefix, user.id)
+    g.quota_headers = spend(state.limiter.limiter, READS, key)
     return user.id
 
 
