@@ -325,3 +325,13 @@ def test_json_says_what_is_unknown_when_stripe_cannot_be_reached(cli):
     assert answer["remaining_open_count"] is None and answer["expired_count"] == 0
     assert "could not reach Stripe" in answer["error"]
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+def test_a_warning_is_a_plain_line_and_names_the_concurrency_option(cli, fake_stripe):
+    fake_stripe.state.seed(open_=60)
+    fake_stripe.state.faults.update({"latency_ms": 50})
+    result = cli("sweep", "--yes", "--json", "--concurrency", "1", "--max-rps", "100")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings and "sweep --concurrency" in warnings[0]
+    assert not any(line.startswith("{") for line in result.stderr.splitlines())  # no JSON logs

@@ -97,15 +97,26 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Idempotent: configures the ``checkout_sweeper`` logger tree only once; the level comes
-    from ``LOG_LEVEL`` through ``settings.ServerSettings``."""
+class PlainFormatter(logging.Formatter):
+    """``warning: message``: one line a person reads, for commands on a terminal or in CI."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def setup_logging(level: str = "INFO", *, plain: bool = False) -> None:
+    """Configures the ``checkout_sweeper`` logger tree: one handler on stderr, JSON lines for a
+    server (a log collector reads them) or plain lines for a command (a person does); called
+    again, it changes only the level and the format."""
     logger = logging.getLogger("checkout_sweeper")
+    formatter = PlainFormatter() if plain else JsonFormatter()
     if getattr(logger, "_configured", False):
         logger.setLevel(level)  # the handler stays one; the level is the latest asked for
+        for handler in logger.handlers:
+            handler.setFormatter(formatter)
         return
     handler = _StderrHandler()
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(formatter)
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

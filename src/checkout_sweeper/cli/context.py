@@ -45,7 +45,7 @@ def verbose() -> bool:
 
 def load_settings() -> Settings:
     settings = Settings.from_env(instance_path=default_instance_path())
-    setup_logging(_log_level(settings))
+    setup_logging(_log_level(settings), plain=True)
     note = database_url_note()
     if note is not None:
         click.echo(note, err=True)

@@ -49,7 +49,9 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
     One sweep is answered at once, the other followed with Prefer: respond-async; then it
     shows what happened."""
     console = Console()
-    setup_logging("WARNING")  # the tables below tell the story; request logs would interleave
+    setup_logging(
+        "WARNING", plain=True
+    )  # the tables below tell the story; request logs would interleave
     with (
         tempfile.TemporaryDirectory(prefix="checkout-sweeper-demo-") as tmp,
         FakeStripeServer() as fake,

@@ -40,7 +40,7 @@ from checkout_sweeper.errors import (
 )
 from checkout_sweeper.runs.launch import count_open, identified_gateway, start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
-from checkout_sweeper.settings import MAX_RPS, ConfigError, Settings, budget
+from checkout_sweeper.settings import CONCURRENCY, MAX_RPS, ConfigError, Settings, budget
 from checkout_sweeper.store.database import DEADLINE_S, Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.stripe_keys import key_problem
@@ -99,6 +99,12 @@ def _interrupt(signum: int, frame: object) -> None:
     ),
 )
 @click.option(
+    "--concurrency",
+    default=None,
+    type=click.IntRange(1, 256),
+    help=f"Requests in flight at once (default: {CONCURRENCY.env}, else {CONCURRENCY.default}).",
+)
+@click.option(
     "--api-key",
     default=None,
     metavar="KEY|@FILE|-",
@@ -111,6 +117,7 @@ def sweep_command(
     as_json: bool,
     created_before: str | None,
     max_rps: str | None,
+    concurrency: int | None,
     api_key: str | None,
 ) -> None:
     """Expire every open Checkout Session of the account in STRIPE_API_KEY.
@@ -128,7 +135,8 @@ def sweep_command(
     cutoff = parse_moment(created_before) if created_before is not None else None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        _sweep(dry_run, yes, as_json, cutoff, max_rps, api_key)
+        settings = _asked_settings(max_rps, concurrency, api_key)
+        _sweep(settings, dry_run, yes, as_json, cutoff)
     except SweeperError as err:  # nothing could start: --json still says so, in one object
         if as_json:
             print_json(_not_started(dry_run, str(err)))
@@ -149,22 +157,22 @@ def _not_started(dry_run: bool, error: str) -> dict[str, object]:
     return {**data, **dict.fromkeys(unknown), "error": error}
 
 
-def _sweep(
-    dry_run: bool,
-    yes: bool,
-    as_json: bool,
-    cutoff: int | None,
-    max_rps: str | None,
-    api_key: str | None,
-) -> None:
+def _asked_settings(max_rps: str | None, concurrency: int | None, api_key: str | None) -> Settings:
+    """The settings, with what the command line asked for in place of the variables."""
     settings = load_settings()
     if api_key is not None:
         settings = dataclasses.replace(settings, stripe_api_key=_read_key(api_key))
+    if concurrency is not None:
+        settings = dataclasses.replace(settings, concurrency=concurrency)
     if max_rps is not None:
         try:
             settings = dataclasses.replace(settings, max_rps=budget("the budget", max_rps))
         except ConfigError as err:
             raise click.BadParameter(str(err), param_hint="--max-rps") from None
+    return settings
+
+
+def _sweep(settings: Settings, dry_run: bool, yes: bool, as_json: bool, cutoff: int | None) -> None:
     _require_key(settings)
     asking = not dry_run and not yes
     if asking and not sys.stdin.isatty():

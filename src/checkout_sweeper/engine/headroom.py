@@ -55,5 +55,6 @@ def concurrency_hint(reading: PoolReading) -> str | None:
         f"Stripe answered in {reading.latency_s * 1000:.0f} ms on average, so "
         f"{reading.concurrency} requests in flight (SWEEPER_CONCURRENCY) allowed "
         f"{reading.achieved_rps:.1f} requests a second of the {reading.budget_rps:.0f} the "
-        f"budget allows; SWEEPER_CONCURRENCY={needed} would use the budget"
+        f"budget allows; SWEEPER_CONCURRENCY={needed} (or sweep --concurrency {needed}) would "
+        "use the budget"
     )
