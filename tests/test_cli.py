@@ -335,3 +335,17 @@ def test_a_warning_is_a_plain_line_and_names_the_concurrency_option(cli, fake_st
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert warnings and "sweep --concurrency" in warnings[0]
     assert not any(line.startswith("{") for line in result.stderr.splitlines())  # no JSON logs
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(cli, fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    process = subprocess.Popen(
+        [*COMMAND, "users", "list", "--json"],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # as `| head -0` does
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err

@@ -236,3 +236,9 @@ def test_the_services_tests_leave_data_they_did_not_create_alone(postgres_url, t
         with engine.connect() as connection:
             connection.execute(text(f'DROP TABLE IF EXISTS "{canary}"'))
         engine.dispose()
+
+
+def test_docs_with_a_slash_leads_to_the_docs(api):
+    response = requests.get(f"{api.url}/docs/", timeout=5, allow_redirects=False)
+    assert response.status_code == 301 and response.headers["Location"].endswith("/docs")
+    assert requests.get(f"{api.url}/docs/", timeout=5).status_code == 200

@@ -105,9 +105,14 @@ def _folder_unusable(err: OSError) -> CommandFailure:
 
 
 def print_json(payload: Any) -> None:
-    """One JSON document on one line: what scripts and ``jq`` read most easily."""
-    json.dump(payload, sys.stdout, default=str)
-    sys.stdout.write("\n")
+    """One JSON document on one line: what scripts and ``jq`` read most easily. A reader that
+    went away (``| head``) ends the output quietly; the command keeps its own exit code."""
+    try:
+        json.dump(payload, sys.stdout, default=str)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to say
 
 
 def table_console() -> Console:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import flask_swagger_ui
-from flask import Blueprint, Response, jsonify, send_from_directory
+from flask import Blueprint, Response, jsonify, redirect, send_from_directory, url_for
+from flask.typing import ResponseReturnValue
 
 from checkout_sweeper.vocabulary import Outcome, values
 from checkout_sweeper.web.openapi import ERROR, QUOTA, RETRY_AFTER, header, schemas
@@ -226,6 +227,12 @@ def openapi_json() -> Response:
 def _secured(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = CSP
     return response
+
+
+@bp.get("/docs/")
+def docs_with_a_slash() -> ResponseReturnValue:
+    """``/docs/`` is where many people look first."""
+    return redirect(url_for("docs.docs"), code=301)
 
 
 @bp.get("/docs")
