@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -349,3 +350,22 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(cli, fake_stripe):
     process.stdout.close()  # as `| head -0` does
     _, err = process.communicate(timeout=60)
     assert process.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_serve_on_a_busy_port_is_one_line_and_exit_2_at_once(cli):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        started = time.monotonic()
+        result = cli("serve", "--port", port)
+    assert result.returncode == 2 and "cannot listen on 127.0.0.1:" in result.stderr
+    assert result.stderr.count("\n") == 1 and time.monotonic() - started < 5
+
+
+def test_serve_warns_at_start_when_the_limits_storage_is_unreachable(cli, tmp_path):
+    env = {**cli.env, "RATELIMIT_STORAGE_URI": "redis://:pw@127.0.0.1:1/0"}
+    with serving(env, tmp_path / "serve.log") as served:
+        assert requests.get(f"{served.url}/healthz", timeout=5).status_code == 200
+    log = (tmp_path / "serve.log").read_text()
+    assert "warning: RATELIMIT_STORAGE_URI redis://:***@127.0.0.1:1/0 cannot be reached" in log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ from gunicorn.app.base import BaseApplication
 
 from checkout_sweeper.cli.context import load_settings, open_database
 from checkout_sweeper.errors import CommandFailure, ExitCode
-from checkout_sweeper.settings import METRICS_DIR
+from checkout_sweeper.settings import METRICS_DIR, masked
 from checkout_sweeper.stripe_keys import is_live_key
 from checkout_sweeper.web.quota import SWEEPS, SWEEPS_PER_HOUR
 
@@ -93,4 +94,37 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
         )
     default_host, _, default_port = settings.server.bind.rpartition(":")
     bind = f"{host or default_host}:{port or default_port}"
+    _refuse_a_busy_address(host or default_host, int(port or default_port))
+    _warn_if_unreachable(settings.ratelimit_storage_uri)
     _Gunicorn({"bind": bind, "workers": workers}).run()
+
+
+def _refuse_a_busy_address(host: str, port: int) -> None:
+    """One line and exit 2 at once, instead of gunicorn retrying for seconds."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as err:
+            raise CommandFailure(
+                f"cannot listen on {host}:{port} ({err.strerror}); choose another --port",
+                ExitCode.USAGE,
+            ) from None
+
+
+def _warn_if_unreachable(storage_uri: str) -> None:
+    """The endpoint fails closed (503) while the limits' storage is down: say so at start."""
+    if storage_uri.startswith("memory://"):
+        return
+    import redis
+
+    try:
+        client = redis.Redis.from_url(storage_uri, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+    except redis.RedisError as err:
+        click.echo(
+            f"warning: RATELIMIT_STORAGE_URI {masked(storage_uri)} cannot be reached ({err}); "
+            "the endpoint answers 503 until it can",
+            err=True,
+        )
