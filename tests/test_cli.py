@@ -193,6 +193,8 @@ def test_second_sweep_of_the_account_exits_4_at_once(cli, fake_stripe):
     started = time.monotonic()
     second = cli("sweep", "--yes", "--json")
     assert second.returncode == 4 and "already running" in second.stderr
+    # it names the holder: which sweep, on which host and process, since when
+    assert re.search(r"\(sweep [0-9a-f]{8} on [^ ]+:\d+ since \d\d:\d\d:\d\d UTC\)", second.stderr)
     assert time.monotonic() - started < 10
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=30)

@@ -237,8 +237,8 @@ class SweepInProgress(LeaseError):
 
     public = True
 
-    def __init__(self, account: str = "") -> None:
-        super().__init__(BUSY)
+    def __init__(self, account: str = "", holder: str = "") -> None:
+        super().__init__(BUSY.replace(";", f" ({holder});", 1) if holder else BUSY)
         self.account = account
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress
-from checkout_sweeper.errors import LiveModeRefused, SweepInProgress
+from checkout_sweeper.errors import LiveModeRefused
 from checkout_sweeper.runs.accounts import identify, known_account
-from checkout_sweeper.runs.lease import lease_is_held
+from checkout_sweeper.runs.lease import refuse_if_held
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
@@ -32,8 +32,8 @@ def refuse_early(settings: Settings, db: Database) -> None:
     if gateway.livemode and not settings.allow_live_mode:
         raise LiveModeRefused()
     account = known_account(db, gateway.key_fingerprint)
-    if account is not None and lease_is_held(db, account):
-        raise SweepInProgress(account)
+    if account is not None:
+        refuse_if_held(db, account)
 
 
 def identified_gateway(settings: Settings, db: Database, *, dry_run: bool) -> StripeGateway:

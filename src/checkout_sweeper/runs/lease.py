@@ -15,11 +15,12 @@ import time
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from checkout_sweeper.errors import SweepInProgress
 from checkout_sweeper.settings import LEASE_TTL_S
 from checkout_sweeper.store.database import Database, rows_changed
-from checkout_sweeper.store.models import SweepLock
+from checkout_sweeper.store.models import SweepLock, SweepRun
 
 __all__ = ["AccountLease", "SweepInProgress"]
 
@@ -42,13 +43,21 @@ def holder_is_dead(owner: str) -> bool:
     return False
 
 
-def lease_is_held(db: Database, account: str) -> bool:
-    """Whether a live sweep holds ``account`` now (a read only: ``acquire`` decides)."""
+def refuse_if_held(db: Database, account: str) -> None:
+    """``SweepInProgress`` naming the holder when a live sweep holds ``account`` now (a read
+    only: ``acquire`` decides)."""
     with db.session() as session:
         holder = session.get(SweepLock, account)
-    if holder is None or holder.expires_at < time.time():
-        return False
-    return not holder_is_dead(holder.owner)
+        if holder is None or holder.expires_at < time.time() or holder_is_dead(holder.owner):
+            return
+        raise SweepInProgress(account, _described(session, holder))
+
+
+def _described(session: Session, holder: SweepLock) -> str:
+    """``sweep 1a2b3c4d on host:pid since 12:00:01 UTC``: who to wait for, or to look into."""
+    run = session.get(SweepRun, holder.run_id)
+    since = f" since {run.started_at:%H:%M:%S} UTC" if run is not None else ""
+    return f"sweep {holder.run_id[:8]} on {holder.owner}{since}"
 
 
 class AccountLease:
@@ -92,7 +101,9 @@ class AccountLease:
                 .values(run_id=self.run_id, owner=self.owner, expires_at=expires),
             )
             if taken != 1:
-                raise SweepInProgress(self.account)
+                current = session.get(SweepLock, self.account)
+                held_by = _described(session, current) if current is not None else ""
+                raise SweepInProgress(self.account, held_by)
 
     def renew(self) -> bool:
         """Push the lease forward; False if it was lost (expired and taken by someone else)."""
