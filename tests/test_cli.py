@@ -371,3 +371,20 @@ def test_serve_warns_at_start_when_the_limits_storage_is_unreachable(cli, tmp_pa
         assert requests.get(f"{served.url}/healthz", timeout=5).status_code == 200
     log = (tmp_path / "serve.log").read_text()
     assert "warning: RATELIMIT_STORAGE_URI redis://:***@127.0.0.1:1/0 cannot be reached" in log
+
+
+def test_a_dry_runs_json_slims_the_open_sessions_unless_full(cli, fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    slim = json.loads(cli("sweep", "--dry-run", "--json").stdout)["remaining_open_sessions"]
+    assert len(slim) == 3 and set(slim[0]) == {
+        "id",
+        "created",
+        "amount_total",
+        "currency",
+        "customer",
+        "url",
+        "expires_at",
+    }
+    full = json.loads(cli("sweep", "--dry-run", "--json", "--full").stdout)
+    assert full["remaining_open_sessions"][0]["object"] == "checkout.session"
+    assert len(json.dumps(full)) > 3 * len(json.dumps(slim))

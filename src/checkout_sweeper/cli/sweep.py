@@ -99,6 +99,11 @@ def _interrupt(signum: int, frame: object) -> None:
     ),
 )
 @click.option(
+    "--full",
+    is_flag=True,
+    help="With --dry-run --json: whole Stripe objects in remaining_open_sessions.",
+)
+@click.option(
     "--concurrency",
     default=None,
     type=click.IntRange(1, 256),
@@ -117,6 +122,7 @@ def sweep_command(
     as_json: bool,
     created_before: str | None,
     max_rps: str | None,
+    full: bool,
     concurrency: int | None,
     api_key: str | None,
 ) -> None:
@@ -136,7 +142,7 @@ def sweep_command(
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         settings = _asked_settings(max_rps, concurrency, api_key)
-        _sweep(settings, dry_run, yes, as_json, cutoff)
+        _sweep(settings, dry_run, yes, as_json, cutoff, full=full)
     except SweeperError as err:  # nothing could start: --json still says so, in one object
         if as_json:
             print_json(_not_started(dry_run, str(err)))
@@ -148,6 +154,21 @@ def sweep_command(
         sys.exit(ExitCode.INTERRUPTED)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+SLIM_FIELDS = ("id", "created", "amount_total", "currency", "customer", "url", "expires_at")
+
+
+def _answer(result: SweepResult, *, whole: bool) -> dict[str, object]:
+    """The endpoint's data object; a dry run's open sessions slimmed to the fields a person
+    decides by (a whole Checkout Session is about 3 KB), unless ``--full``."""
+    data = result.as_data()
+    if result.dry_run and not whole:
+        data["remaining_open_sessions"] = [
+            {name: session.get(name) for name in SLIM_FIELDS}
+            for session in result.remaining_open_sessions
+        ]
+    return data
 
 
 def _not_started(dry_run: bool, error: str) -> dict[str, object]:
@@ -172,7 +193,15 @@ def _asked_settings(max_rps: str | None, concurrency: int | None, api_key: str |
     return settings
 
 
-def _sweep(settings: Settings, dry_run: bool, yes: bool, as_json: bool, cutoff: int | None) -> None:
+def _sweep(
+    settings: Settings,
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
+    cutoff: int | None,
+    *,
+    full: bool = False,
+) -> None:
     _require_key(settings)
     asking = not dry_run and not yes
     if asking and not sys.stdin.isatty():
@@ -198,7 +227,7 @@ def _sweep(settings: Settings, dry_run: bool, yes: bool, as_json: bool, cutoff: 
     if cutoff is not None and not as_json:
         left_out = count_open(settings, gateway, None) - (result.remaining_open_count or 0)
     if as_json:
-        print_json(result.as_data())
+        print_json(_answer(result, whole=full))
     else:
         show_summary(table_console(), console, result, db.safe_url, left_out)
     sys.exit(0 if result.succeeded else ExitCode.FAILED)
