@@ -50,7 +50,7 @@ def test_every_directory_sees_the_same_data(home, tmp_path):
 
 
 def test_two_sweeps_from_two_directories_share_one_lease(home, tmp_path, fake_stripe):
-    fake_stripe.state.seed(open_=150)
+    fake_stripe.state.seed(open_=400)  # 10 s at 40 a second: time for a second process to start
     fake_stripe.state.faults.update({"latency_ms": 20})
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     first_dir.mkdir(), second_dir.mkdir()

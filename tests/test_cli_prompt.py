@@ -19,6 +19,17 @@ from helpers import LIVE_KEY
 CTRL_C = "\x03"
 
 
+def _waiting(process: subprocess.Popen) -> bool:
+    """The process sleeps (in a read, or on Stripe): a person's keystroke finds it there. A
+    signal sent while it is still between printing the prompt and reading would be handled
+    before the read starts, and the read would then wait for ever."""
+    try:
+        stat = open(f"/proc/{process.pid}/stat").read()  # noqa: SIM115
+    except OSError:
+        return True  # gone already: nothing to wait for
+    return stat.rsplit(")", 1)[1].split()[0] == "S"
+
+
 @pytest.fixture
 def env(tmp_path, fake_stripe) -> dict[str, str]:
     return sweeper_env(tmp_path, fake_stripe.url, COLUMNS="100")
@@ -51,7 +62,7 @@ def _on_a_terminal(
                 screen += os.read(controller, 4096)
             except OSError:
                 break
-        if answer is not None and not answered and when(screen):
+        if answer is not None and not answered and when(screen) and _waiting(process):
             if answer == CTRL_C:  # what the terminal sends its foreground process on Ctrl-C
                 process.send_signal(signal.SIGINT)
             else:
