@@ -298,9 +298,5 @@ class ApiError(SweeperError):
         self._headers = headers or {}
 
     @property
-    def code(self) -> int:
-        return self.http_status
-
-    @property
     def headers(self) -> dict[str, str]:
         return self._headers

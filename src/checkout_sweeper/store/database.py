@@ -83,7 +83,7 @@ class Database:
                 pool_timeout=CONNECT_TIMEOUT_S * 2,
                 connect_args=POSTGRES_CONNECT_ARGS if url.startswith("postgresql") else {},
             )
-            self.deadlines.watch(self.engine, ping=True)  # the pool's pre-ping, droppable
+            self.deadlines.watch(self.engine)  # the pool's pre-ping too, droppable
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -31,10 +31,10 @@ class Deadlines:
         self._timers: dict[int, threading.Timer] = {}
         self._fired: set[int] = set()
 
-    def watch(self, engine: Engine, ping: bool) -> None:
+    def watch(self, engine: Engine) -> None:
+        """Track the engine's checked-out connections (and ping pooled ones on checkout)."""
         event.listen(engine, "checkout", self._checkout)
         event.listen(engine, "checkin", self._checkin)
-        self._ping = ping
 
     def arm(self, seconds: float) -> None:
         """From now, this thread's database work must end within ``seconds``."""
@@ -81,8 +81,7 @@ class Deadlines:
             late = thread in self._fired
         if late:  # no new attempt once the deadline passed: the caller answers now
             raise exc.TimeoutError("the deadline for this thread's database work passed")
-        if self._ping:
-            _ping(dbapi_connection)
+        _ping(dbapi_connection)
 
     def _checkin(self, dbapi_connection: Any, record: Any) -> None:
         with self._lock:
