@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import jwt
 import pytest
@@ -388,3 +391,59 @@ def test_a_dry_runs_json_slims_the_open_sessions_unless_full(cli, fake_stripe):
     full = json.loads(cli("sweep", "--dry-run", "--json", "--full").stdout)
     assert full["remaining_open_sessions"][0]["object"] == "checkout.session"
     assert len(json.dumps(full)) > 3 * len(json.dumps(slim))
+
+
+def test_global_options_work_after_the_command_name_too(cli, fake_stripe, tmp_path):
+    fake_stripe.state.seed(open_=2)
+    result = cli("sweep", "--yes", "--json", "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert "info: sweep started" in result.stderr  # debug logs: info and below show
+    assert json.loads(result.stdout)["expired_count"] == 2
+    other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    cli("users", "add", "--email", "elsewhere@example.com", "--database-url", other, check=True)
+    assert "elsewhere@example.com" in cli("--database-url", other, "users", "list").stdout
+    assert "elsewhere@example.com" not in cli("users", "list", check=True).stdout
+
+
+def test_quiet_prints_nothing_but_what_was_asked_for(cli, fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    result = cli("sweep", "--yes", "--quiet")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    fake_stripe.state.seed(open_=2)
+    quiet_json = cli("-q", "sweep", "--yes", "--json")
+    assert json.loads(quiet_json.stdout)["expired_count"] == 2 and quiet_json.stderr == ""
+
+
+def test_log_format_json_makes_the_commands_warnings_json_lines(cli, fake_stripe):
+    fake_stripe.state.seed(open_=60)
+    fake_stripe.state.faults.update({"latency_ms": 50})
+    result = cli(
+        "sweep", "--yes", "--json", "--concurrency", "1", "--max-rps", "100", "--log-format", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    logged = [json.loads(line) for line in result.stderr.splitlines()]
+    assert any(entry["level"] == "warning" for entry in logged)
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_as_the_readme_sets_it_up(shell):
+    script = str(Path(sys.executable).with_name("checkout-sweeper"))
+    source = subprocess.run(
+        [script],
+        env={**os.environ, "_CHECKOUT_SWEEPER_COMPLETE": f"{shell}_source"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert source.returncode == 0 and "_CHECKOUT_SWEEPER_COMPLETE" in source.stdout
+    asked = {"COMP_WORDS": "checkout-sweeper sweep --con", "COMP_CWORD": "2"}
+    if shell == "fish":
+        asked = {"COMP_WORDS": "checkout-sweeper sweep --con", "COMP_CWORD": "--con"}
+    answer = subprocess.run(
+        [script],
+        env={**os.environ, **asked, "_CHECKOUT_SWEEPER_COMPLETE": f"{shell}_complete"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "--concurrency" in answer.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -13,7 +14,9 @@ from collections.abc import Callable
 
 import pytest
 
-from harness import COMMAND, sweeper_env
+from checkout_sweeper.fake_stripe.operations import PLATFORM_ACCOUNT_ID
+
+from harness import COMMAND, expires_seen, sweeper_env
 from helpers import LIVE_KEY
 
 CTRL_C = "\x03"
@@ -134,3 +137,39 @@ def test_ctrl_c_while_listing_exits_130(env, fake_stripe):
     code, screen = _on_a_terminal(env, CTRL_C, "--yes", when=listing)
     assert code == 130 and "stopping" in screen
     assert fake_stripe.state.snapshot()["open_total"] == 6
+
+
+def _live(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "STRIPE_API_KEY": LIVE_KEY, "SWEEPER_ALLOW_LIVE_MODE": "true"}
+
+
+def _typed_prompt(screen: bytes) -> bool:
+    return b"Type the account id" in screen
+
+
+def test_live_mode_asks_for_the_account_id_and_a_plain_yes_expires_nothing(env, fake_stripe):
+    fake_stripe.state.seed(open_=3, livemode=True)
+    code, screen = _on_a_terminal(_live(env), "y", when=_typed_prompt)
+    assert "[y/N]" not in screen and "LIVE mode" in screen
+    assert code == 1 and "nothing was expired" in screen
+    assert fake_stripe.state.snapshot()["open_total"] == 3
+
+
+def test_live_mode_expires_once_the_account_id_is_typed(env, fake_stripe):
+    fake_stripe.state.seed(open_=3, livemode=True)
+    code, screen = _on_a_terminal(_live(env), PLATFORM_ACCOUNT_ID, when=_typed_prompt)
+    assert f"({PLATFORM_ACCOUNT_ID})" in screen
+    assert code == 0, screen
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_ctrl_c_while_expiring_names_the_sweep_and_what_is_in_flight(env, fake_stripe):
+    fake_stripe.state.seed(open_=400)
+    fake_stripe.state.faults.update({"latency_ms": 300})
+    expiring = lambda screen: expires_seen(fake_stripe) >= 20  # noqa: E731
+    code, screen = _on_a_terminal(env, CTRL_C, "--yes", when=expiring)
+    assert code == 130, screen
+    stopping = re.search(r"stopping: (\d+) in flight, then sweep ([0-9a-f]{32})", screen)
+    assert stopping is not None, screen
+    assert f"sweep {stopping.group(2)}" in screen.split("interrupted:")[-1]
+    assert 0 < fake_stripe.state.snapshot()["open_total"] < 400

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 from checkout_sweeper.cli import main
-from checkout_sweeper.cli.reference import commands, reference
+from checkout_sweeper.cli.options import global_options
+from checkout_sweeper.cli.reference import GLOBAL_NAMES, commands, reference
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -28,11 +29,15 @@ def test_the_readme_command_line_is_the_generated_one():
 
 def test_the_reference_names_every_command_and_option():
     entries = _entries(reference(main))
+    global_line = " ".join(e for e in entries if e.endswith("COMMAND ..."))
+    for option in global_options():
+        assert option.opts[0] in global_line, f"{option.opts[0]} is not among the global options"
     for path, command in commands(main):
         mine = [e for e in entries if re.match(rf"checkout-sweeper {path}( |$)", e)]
         assert mine, f"`checkout-sweeper {path}` is missing from the reference"
         text = " ".join(mine)
-        options = [o for p in command.params for o in p.opts if o.startswith("--")]
+        own = [p for p in command.params if p.name not in GLOBAL_NAMES]
+        options = [o for p in own for o in p.opts if o.startswith("--")]
         missing = [o for o in options if not re.search(rf"{o}\b", text)]
         assert not missing, f"the reference's `{path}` line lacks {missing}"
 

@@ -13,6 +13,7 @@ from typing import Any
 import click
 from dotenv import load_dotenv
 
+from checkout_sweeper.cli.options import adopt_global_options
 from checkout_sweeper.errors import SweeperError
 
 COMMANDS = {
@@ -40,7 +41,7 @@ class LazyGroup(click.Group):
         module, _, attribute = target.partition(":")
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
-        return command
+        return adopt_global_options(command)
 
     def invoke(self, ctx: click.Context) -> Any:
         """The one place a command's ``SweeperError`` becomes a line on stderr and an exit."""
@@ -53,14 +54,13 @@ class LazyGroup(click.Group):
             ctx.exit(err.exit_code)
 
 
+@adopt_global_options
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="checkout-sweeper")
-@click.option("--verbose", "-v", is_flag=True, help="Debug logs, and the traceback of an error.")
-@click.pass_context
-def main(context: click.Context, verbose: bool) -> None:
+def main() -> None:
     """Expire every open Stripe Checkout Session of an account, safely and fast.
 
     A .env file in the current directory is read first; variables already set win over it.
+    The options below work before or after a command's name.
     """
-    context.meta["verbose"] = verbose
     load_dotenv(Path.cwd() / ".env", override=False)

@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from checkout_sweeper.cli.options import asked
 from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.runs.recovery import import_journals
@@ -39,24 +40,30 @@ def say_error(err: SweeperError) -> None:
 
 
 def verbose() -> bool:
-    context = click.get_current_context(silent=True)
-    return bool(context and context.find_root().meta.get("verbose"))
+    return bool(asked("verbose"))
+
+
+def quiet() -> bool:
+    return bool(asked("quiet")) and not verbose()
 
 
 def load_settings() -> Settings:
     settings = Settings.from_env(instance_path=default_instance_path())
-    setup_logging(_log_level(settings), plain=True)
+    setup_logging(_log_level(settings), plain=asked("log_format") != "json")
     note = database_url_note()
-    if note is not None:
+    if note is not None and not quiet():
         click.echo(note, err=True)
     return settings
 
 
 def _log_level(settings: Settings) -> str:
-    """Commands speak to people: warnings only, unless LOG_LEVEL asks or --verbose."""
+    """Commands speak to people: warnings only (errors with --quiet), unless LOG_LEVEL asks
+    or --verbose."""
     if verbose():
         return "DEBUG"
-    return settings.server.log_level if os.environ.get(LOG_LEVEL.env) else "WARNING"
+    if os.environ.get(LOG_LEVEL.env):
+        return settings.server.log_level
+    return "ERROR" if quiet() else "WARNING"
 
 
 def open_database(settings: Settings) -> Database:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import click
 
+from checkout_sweeper.cli.options import global_options
+
 WIDTH = 96
 COMMENT_COLUMN = 62
+GLOBAL_NAMES = {option.name for option in global_options()}
 
 
 def reference(group: click.Group) -> str:
-    """One line per command (wrapped, continuation lines indented), then the global options."""
-    lines = [f"checkout-sweeper {_global_usage(group)}"]
+    """The global options, then one line per command (wrapped, continuation lines indented)."""
+    summary = "options every command takes, before or after its name"
+    lines = _entry("checkout-sweeper", group, summary, tail=["COMMAND ..."])
     for path, command in commands(group):
         lines += _entry(f"checkout-sweeper {path}", command)
     return "\n".join(lines)
@@ -37,15 +41,18 @@ def commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Comm
     return found
 
 
-def _entry(head: str, command: click.Command) -> list[str]:
+def _entry(
+    head: str, command: click.Command, summary: str | None = None, tail: list[str] | None = None
+) -> list[str]:
     """The usage wrapped between whole options, and the summary as a comment beside it (or
-    above it, when it does not fit)."""
+    above it, when it does not fit); the global options only on the group's own line."""
     lines = [head]
-    for word in (_usage(param) for param in command.params if _shown(param)):
+    own = [p for p in command.params if _shown(p) and (summary or p.name not in GLOBAL_NAMES)]
+    for word in [*map(_usage, own), *(tail or [])]:
         if len(lines[-1]) + 1 + len(word) > WIDTH:
             lines.append("   ")
         lines[-1] += f" {word}"
-    comment = f"# {_summary(command)}"
+    comment = f"# {summary or _summary(command)}"
     if len(lines) == 1 and max(len(head), len(lines[0])) < COMMENT_COLUMN:
         fits = len(lines[0].ljust(COMMENT_COLUMN)) + len(comment) <= WIDTH + 4
         if fits:
@@ -86,10 +93,3 @@ def _metavar(param: click.Option) -> str:
     if isinstance(param.type, click.types.FloatParamType):
         return "R"
     return (param.name or "").upper()
-
-
-def _global_usage(group: click.Group) -> str:
-    words = [_usage(param) for param in group.params if _shown(param)]
-    return " ".join([*words, "COMMAND ..."]).ljust(COMMENT_COLUMN - len("checkout-sweeper ")) + (
-        "# options every command takes"
-    )

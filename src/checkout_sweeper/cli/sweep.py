@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import signal
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -25,11 +26,12 @@ from checkout_sweeper.cli.context import (
     load_settings,
     open_database,
     print_json,
+    quiet,
     table_console,
 )
 from checkout_sweeper.cli.display import LiveProgress, show_plan, show_stopped, show_summary
 from checkout_sweeper.cli.pushing import push_metrics
-from checkout_sweeper.engine.tally import SweepResult
+from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 from checkout_sweeper.errors import (
     CommandFailure,
     ExitCode,
@@ -74,9 +76,37 @@ def parse_moment(value: str) -> int:
     return int(moment.timestamp())
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM behaves like Ctrl-C: stop dispatching, let in-flight expires finish, record."""
-    raise KeyboardInterrupt
+class SignalWatch:
+    """Ctrl-C and SIGTERM alike: one "stopping" line at once, naming the sweep and what is in
+    flight, then ``KeyboardInterrupt`` in the main thread (dispatch stops; in-flight expires
+    finish and are recorded). A second signal while stopping changes nothing."""
+
+    def __init__(self) -> None:
+        self.sweep: RecordedSweep | None = None
+        self.console = Console(stderr=True)  # the progress bar's, once there is one
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.sweep is not None:  # printed above a progress bar, not into it
+            self.console.print(
+                f"stopping: {self.sweep.sweeper.in_flight} in flight, then sweep "
+                f"{self.sweep.sweep_id} is recorded as interrupted",
+                soft_wrap=True,
+                highlight=False,
+            )
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[SignalWatch]:
+        previous = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @click.command("sweep")
@@ -139,21 +169,19 @@ def sweep_command(
       130  interrupted (Ctrl-C or SIGTERM)
     """
     cutoff = parse_moment(created_before) if created_before is not None else None
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        settings = _asked_settings(max_rps, concurrency, api_key)
-        _sweep(settings, dry_run, yes, as_json, cutoff, full=full)
-    except SweeperError as err:  # nothing could start: --json still says so, in one object
-        if as_json:
-            print_json(_not_started(dry_run, str(err)))
-        raise
-    except (KeyboardInterrupt, click.exceptions.Abort):  # listing, or at the prompt
-        click.echo("stopping: interrupted before any session was expired", err=True)
-        if as_json:
-            print_json(_not_started(dry_run, "interrupted"))
-        sys.exit(ExitCode.INTERRUPTED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with SignalWatch().installed() as watch:
+        try:
+            settings = _asked_settings(max_rps, concurrency, api_key)
+            _sweep(settings, Plan(dry_run, yes, as_json, cutoff, full), watch)
+        except SweeperError as err:  # nothing could start: --json still says so, in one object
+            if as_json:
+                print_json(_not_started(dry_run, str(err)))
+            raise
+        except (KeyboardInterrupt, click.exceptions.Abort):  # listing, or at the prompt
+            click.echo("stopping: interrupted before any session was expired", err=True)
+            if as_json:
+                print_json(_not_started(dry_run, "interrupted"))
+            sys.exit(ExitCode.INTERRUPTED)
 
 
 SLIM_FIELDS = ("id", "created", "amount_total", "currency", "customer", "url", "expires_at")
@@ -193,44 +221,80 @@ def _asked_settings(max_rps: str | None, concurrency: int | None, api_key: str |
     return settings
 
 
-def _sweep(
-    settings: Settings,
-    dry_run: bool,
-    yes: bool,
-    as_json: bool,
-    cutoff: int | None,
-    *,
-    full: bool = False,
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What the command line asked of this sweep."""
+
+    dry_run: bool
+    yes: bool
+    as_json: bool
+    cutoff: int | None
+    full: bool = False
+
+    @property
+    def asking(self) -> bool:
+        return not self.dry_run and not self.yes
+
+
+def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
     _require_key(settings)
-    asking = not dry_run and not yes
-    if asking and not sys.stdin.isatty():
+    if plan.asking and not sys.stdin.isatty():
         raise CommandFailure(NO_TERMINAL, ExitCode.USAGE)
     db = open_database(settings)
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=quiet() and not plan.asking)
     try:
-        gateway = identified_gateway(settings, db, dry_run=dry_run)
+        gateway = identified_gateway(settings, db, dry_run=plan.dry_run)
     except SQLAlchemyError as err:
         raise database_failure(db, err) from err
     total = None
-    if asking or console.is_terminal:
-        total = count_open(settings, gateway, cutoff)
-        show_plan(console, gateway.account, gateway.livemode, db.safe_url, total, cutoff)
-    if asking and total and not click.confirm(f"Expire all {total}?", err=True):
-        console.print("nothing was expired")
-        sys.exit(ExitCode.FAILED)
+    if plan.asking or console.is_terminal:
+        total = _count(console, settings, gateway, plan.cutoff)
+        show_plan(console, gateway.account, gateway.livemode, db.safe_url, total, plan.cutoff)
+    if plan.asking and total:
+        _confirm(gateway, total)
+    console.quiet = quiet()
     try:
-        result = _run(settings, db, gateway, console, dry_run, cutoff, total, as_json)
+        result = _run(settings, db, gateway, console, plan, total, watch)
     finally:
         push_metrics(settings.pushgateway)
-    left_out = None
-    if cutoff is not None and not as_json:
-        left_out = count_open(settings, gateway, None) - (result.remaining_open_count or 0)
-    if as_json:
-        print_json(_answer(result, whole=full))
-    else:
+    if plan.as_json:
+        print_json(_answer(result, whole=plan.full))
+    elif not quiet():
+        left_out = None
+        if plan.cutoff is not None:
+            left_out = count_open(settings, gateway, None) - (result.remaining_open_count or 0)
         show_summary(table_console(), console, result, db.safe_url, left_out)
     sys.exit(0 if result.succeeded else ExitCode.FAILED)
+
+
+def _count(console: Console, settings: Settings, gateway: StripeGateway, cutoff: int | None) -> int:
+    """The open sessions in scope, with a spinner and the count so far while Stripe lists."""
+    with console.status("listing open Checkout Sessions") as status:
+
+        def found(progress: SweepProgress) -> None:
+            status.update(f"listing open Checkout Sessions: {progress.found} found")
+
+        return count_open(settings, gateway, cutoff, on_progress=found)
+
+
+def _confirm(gateway: StripeGateway, total: int) -> None:
+    """Ask before expiring; in LIVE mode the account id must be typed, as destructive tools
+    ask, so a reflexive "y" cannot close customers' checkouts. A no is exit 1."""
+    if gateway.livemode:
+        account_id = gateway.account.rpartition(":")[2]  # live:acct_... -> acct_...
+        typed = click.prompt(
+            f"LIVE mode: customers paying now would lose their checkout. Type the account id "
+            f"({account_id}) to expire all {total}",
+            default="",
+            show_default=False,
+            err=True,
+        )
+        agreed = typed.strip() == account_id
+    else:
+        agreed = click.confirm(f"Expire all {total}?", err=True)
+    if not agreed:
+        click.echo("nothing was expired", err=True)
+        sys.exit(ExitCode.FAILED)
 
 
 def _read_key(given: str) -> str:
@@ -258,25 +322,27 @@ def _run(
     db: Database,
     gateway: StripeGateway,
     console: Console,
-    dry_run: bool,
-    cutoff: int | None,
+    plan: Plan,
     total: int | None,
-    as_json: bool,
+    watch: SignalWatch,
 ) -> SweepResult:
-    live = LiveProgress(console, dry_run, total) if console.is_terminal else None
+    live = None
+    if console.is_terminal and not console.quiet:
+        live = LiveProgress(console, plan.dry_run, total)
+        watch.console = console
     try:
         with live.bar if live else contextlib.nullcontext():
-            return _leased(settings, db, gateway, dry_run, cutoff, live).run()
+            watch.sweep = _leased(settings, db, gateway, plan, live)
+            return watch.sweep.run()
     except SweepAborted as stopped:
-        _stopped_early(console, stopped, as_json)
+        _stopped_early(console, stopped, plan.as_json)
 
 
 def _leased(
     settings: Settings,
     db: Database,
     gateway: StripeGateway,
-    dry_run: bool,
-    cutoff: int | None,
+    plan: Plan,
     live: LiveProgress | None,
 ) -> RecordedSweep:
     """The lease and the run row, in bounded time (a database that does not answer is exit 3);
@@ -287,8 +353,8 @@ def _leased(
             settings,
             db,
             trigger=Trigger.CLI,
-            dry_run=dry_run,
-            created_before=cutoff,
+            dry_run=plan.dry_run,
+            created_before=plan.cutoff,
             on_progress=live.update if live else None,
             gateway=gateway,
         )

@@ -65,7 +65,14 @@ class ExpirePool:
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="expire")
         self._slots = threading.BoundedSemaphore(concurrency + backlog)
         self._idle = threading.Condition()
-        self._in_flight: set[str] = set()
+        self._in_flight: set[str] = set()  # queued or sent
+        self._sending = 0
+
+    @property
+    def sending(self) -> int:
+        """Expires sent to Stripe and not answered yet (queued ones are not counted)."""
+        with self._idle:
+            return self._sending
 
     def busy_with(self, session_id: str) -> bool:
         with self._idle:
@@ -86,6 +93,8 @@ class ExpirePool:
         self._executor.shutdown(wait=True)
 
     def _expire(self, session_id: str) -> None:
+        with self._idle:
+            self._sending += 1
         try:
             key = idempotency_key(self._sweep_id, session_id)
             self._tally.record(self._outcome(session_id, key))
@@ -94,6 +103,7 @@ class ExpirePool:
         finally:
             self._slots.release()
             with self._idle:
+                self._sending -= 1
                 self._in_flight.discard(session_id)
                 self._idle.notify_all()
 

@@ -114,6 +114,11 @@ class Sweeper:
     def progress(self) -> SweepProgress:
         return self.tally.progress
 
+    @property
+    def in_flight(self) -> int:
+        """Expires sent and not answered yet; on a stop they finish and are recorded."""
+        return self._pool.sending if self._pool is not None else 0
+
     def abort(self, problem: SweeperError) -> None:
         """Stop from another thread: no new requests; ``run`` raises ``SweepAborted`` (or the
         ``problem`` itself when it is one), carrying what was done."""

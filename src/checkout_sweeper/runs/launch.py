@@ -46,9 +46,14 @@ def identified_gateway(settings: Settings, db: Database, *, dry_run: bool) -> St
     return gateway
 
 
-def count_open(settings: Settings, gateway: StripeGateway, created_before: int | None) -> int:
+def count_open(
+    settings: Settings,
+    gateway: StripeGateway,
+    created_before: int | None,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+) -> int:
     """How many sessions are open (created before ``created_before``), by a listing that
-    records nothing and expires nothing."""
+    records nothing and expires nothing; ``on_progress`` sees the count grow."""
     options = SweepOptions(
         max_rps=settings.max_rps,
         concurrency=settings.concurrency,
@@ -56,7 +61,7 @@ def count_open(settings: Settings, gateway: StripeGateway, created_before: int |
         created_before=created_before,
         remaining_cap=0,
     )
-    counted = Sweeper(gateway, options).run().remaining_open_count
+    counted = Sweeper(gateway, options, on_progress=on_progress).run().remaining_open_count
     assert counted is not None  # a listing that ran to its end counted them
     return counted
 

@@ -1,0 +1,87 @@
+"""The options every command takes, before or after its name (``checkout-sweeper -v sweep``
+and ``checkout-sweeper sweep -v`` alike), kept in the context's shared ``meta``.
+
+``--database-url`` is written to the environment, so the settings, the migrations and a
+server's worker processes all read the one value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from checkout_sweeper.settings import DATABASE_URL
+
+LOG_FORMATS = ("text", "json")
+
+
+def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """Keep a value that was given; an option left out (here or elsewhere) changes nothing."""
+
+    def keep(context: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value:
+            context.meta[name] = value
+
+    return keep
+
+
+def _use_database(context: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        os.environ[DATABASE_URL.env] = value
+
+
+def global_options() -> list[click.Option]:
+    """Fresh option objects for one command (click binds each to where it is declared)."""
+    return [
+        click.Option(
+            ["--verbose", "-v"],
+            is_flag=True,
+            expose_value=False,
+            callback=_remember("verbose"),
+            help="Debug logs, and the traceback of an error.",
+        ),
+        click.Option(
+            ["--quiet", "-q"],
+            is_flag=True,
+            expose_value=False,
+            callback=_remember("quiet"),
+            help="Only errors and what was asked for (--json, a question); no progress.",
+        ),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice(LOG_FORMATS),
+            default=None,
+            expose_value=False,
+            callback=_remember("log_format"),
+            help="Log lines as text (default) or JSON objects (serve always writes JSON).",
+        ),
+        click.Option(
+            ["--database-url"],
+            default=None,
+            metavar="URL",
+            expose_value=False,
+            callback=_use_database,
+            help=f"The database instead of {DATABASE_URL.env} (never printed unmasked).",
+        ),
+    ]
+
+
+def adopt_global_options(command: click.Command) -> click.Command:
+    """Give ``command`` (and, for a group, each of its commands) the global options."""
+    taken = {name for param in command.params for name in param.opts}
+    for option in global_options():
+        if not taken.intersection(option.opts):
+            command.params.append(option)
+    if isinstance(command, click.Group):
+        for child in command.commands.values():
+            adopt_global_options(child)
+    return command
+
+
+def asked(name: str) -> Any:
+    """A global option's value from any command, or None."""
+    context = click.get_current_context(silent=True)
+    return context.meta.get(name) if context is not None else None
