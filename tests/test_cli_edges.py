@@ -144,7 +144,9 @@ def test_history_show_lists_each_session_of_a_sweep(home, fake_stripe):
     )
     assert only["sessions"] == []
     missing = _run(home, "history", "show", "nope-nope")
-    assert missing.returncode == 2 and "no sweep" in missing.stderr
+    assert missing.returncode == 2 and "not a sweep id" in missing.stderr
+    unknown = _run(home, "history", "show", "f" * 32)
+    assert unknown.returncode == 2 and "no single sweep" in unknown.stderr
     table = _run(home, "history")
     assert "test:acct_" in table.stdout and "database sqlite" in table.stderr
 
@@ -215,3 +217,57 @@ def test_api_key_option_works_and_the_key_is_never_printed(home, fake_stripe, tm
         timeout=120,
     )
     assert refused.returncode == 3 and "sk_test_revoked_key" not in refused.stdout + refused.stderr
+
+
+def _recorded_runs(home: dict[str, str], *runs: tuple[str, str, float]) -> None:
+    """Runs on record as (id, status, hours ago), in the user's own database."""
+    from datetime import UTC, datetime, timedelta
+
+    from checkout_sweeper.store.database import Database
+    from checkout_sweeper.store.models import SweepRun
+
+    assert _run(home, "db", "upgrade").returncode == 0
+    data = os.path.join(home["HOME"], ".local", "share", "checkout-sweeper")
+    db = Database(f"sqlite:///{data}/checkout_sweeper.sqlite3")
+    now = datetime.now(UTC)
+    with db.session() as session:
+        for run_id, status, hours in runs:
+            started = now - timedelta(hours=hours)
+            session.add(
+                SweepRun(
+                    id=run_id,
+                    trigger="cli",
+                    account="test:x",
+                    status=status,
+                    started_at=started,
+                    finished_at=started,
+                )
+            )
+
+
+def test_history_filters_by_status_and_since(home):
+    _recorded_runs(
+        home, ("a" * 32, "succeeded", 50), ("b" * 32, "failed", 1), ("c" * 32, "succeeded", 2)
+    )
+
+    def ids(*args: str) -> list[str]:
+        return [r["id"][0] for r in json.loads(_run(home, "history", "--json", *args).stdout)]
+
+    assert ids() == ["b", "c", "a"]
+    assert ids("--status", "succeeded") == ["c", "a"]
+    assert ids("--since", "1d") == ["b", "c"]
+    assert ids("--since", "1d", "--status", "succeeded", "--status", "failed") == ["b", "c"]
+    assert ids("--limit", "1") == ["b"]
+    bad = _run(home, "history", "--since", "yesterday")
+    assert bad.returncode == 2 and "2h" in bad.stderr and "ISO 8601" in bad.stderr
+
+
+def test_history_show_needs_four_characters_and_lists_an_ambiguous_prefix(home):
+    _recorded_runs(home, ("abcd1" + "0" * 27, "succeeded", 3), ("abcd2" + "0" * 27, "failed", 1))
+    short = _run(home, "history", "show", "abc")
+    assert short.returncode == 2 and "at least 4 characters" in short.stderr
+    both = _run(home, "history", "show", "abcd")
+    assert both.returncode == 2 and "2 sweeps start so" in both.stderr
+    assert "abcd1" + "0" * 27 in both.stderr and "abcd2" + "0" * 27 in both.stderr
+    one = _run(home, "history", "show", "abcd2", "--json")
+    assert one.returncode == 0 and json.loads(one.stdout)["status"] == "failed"

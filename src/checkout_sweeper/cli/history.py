@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
+from checkout_sweeper.cli.moments import parse_since
 from checkout_sweeper.errors import CommandFailure, ExitCode
-from checkout_sweeper.runs.rows import find_run, recent_runs, run_sessions
-from checkout_sweeper.vocabulary import Outcome, values
+from checkout_sweeper.runs.rows import MIN_PREFIX, recent_runs, run_sessions, runs_matching
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.vocabulary import Outcome, RunStatus, values
+
+MATCHES_SHOWN = 10
 
 
 def _started_by(run: dict) -> str:
@@ -32,14 +37,36 @@ def _duration(seconds: float | None) -> str:
 
 @click.group("history", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as one JSON array.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="At most N runs."
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(values(RunStatus)),
+    help="Only runs with this status (repeatable).",
+)
+@click.option(
+    "--since",
+    default=None,
+    metavar="DURATION|ISO|EPOCH",
+    help="Only runs started since then: 2h, 1d (ago), or a moment.",
+)
 @click.pass_context
-def history_group(context: click.Context, as_json: bool, limit: int) -> None:
+def history_group(
+    context: click.Context,
+    as_json: bool,
+    limit: int,
+    statuses: tuple[str, ...],
+    since: str | None,
+) -> None:
     """Recent sweeps, newest first; a run whose process died shows as interrupted."""
     if context.invoked_subcommand is not None:
         return
+    start = parse_since(since) if since is not None else None
     db = open_database(load_settings())
-    runs = recent_runs(db, limit)
+    runs = recent_runs(db, limit, statuses=statuses, since=start)
     if as_json:
         print_json(runs)
         return
@@ -78,14 +105,10 @@ def history_group(context: click.Context, as_json: bool, limit: int) -> None:
     help="Only sessions with this outcome (repeatable).",
 )
 def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> None:
-    """One sweep and what happened to each of its sessions (SWEEP_ID or a unique prefix)."""
+    """One sweep and what happened to each of its sessions (SWEEP_ID, or 4+ of its first
+    characters when only one sweep starts so)."""
     db = open_database(load_settings())
-    wanted = sweep_id.strip()
-    run = find_run(db, wanted) if re.fullmatch(r"[0-9a-f]{1,32}", wanted) else None
-    if run is None:
-        raise CommandFailure(
-            f"no sweep {sweep_id!r} on record (see `checkout-sweeper history`)", ExitCode.USAGE
-        )
+    run = _the_run(db, sweep_id.strip())
     sessions = run_sessions(db, str(run["id"]), outcomes=outcomes)
     if as_json:
         print_json({**run, "sessions": sessions})
@@ -98,3 +121,21 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
     for row in sessions:
         table.add_row(row["session_id"], row["outcome"], str(row["attempts"]), row["error"] or "")
     out.print(table)
+
+
+def _the_run(db: Database, wanted: str) -> dict[str, Any]:
+    """The one run an id or prefix names; exit 2 saying why not (too short, none, several)."""
+    if not re.fullmatch(r"[0-9a-f]{1,32}", wanted):
+        raise CommandFailure(f"{wanted!r} is not a sweep id (32 hex digits)", ExitCode.USAGE)
+    matches = runs_matching(db, wanted, MATCHES_SHOWN)
+    if len(matches) == 1:
+        return matches[0]
+    if len(wanted) < MIN_PREFIX:
+        reason = f"give at least {MIN_PREFIX} characters of the id"
+    elif matches:
+        candidates = ", ".join(f"{run['id']} ({_time(run['started_at'])})" for run in matches)
+        more = "+" if len(matches) == MATCHES_SHOWN else ""
+        reason = f"{len(matches)}{more} sweeps start so: {candidates}"
+    else:
+        reason = "see `checkout-sweeper history`"
+    raise CommandFailure(f"no single sweep {wanted!r} on record: {reason}", ExitCode.USAGE)

@@ -13,7 +13,6 @@ import dataclasses
 import signal
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -30,6 +29,7 @@ from checkout_sweeper.cli.context import (
     table_console,
 )
 from checkout_sweeper.cli.display import LiveProgress, show_plan, show_stopped, show_summary
+from checkout_sweeper.cli.moments import parse_moment
 from checkout_sweeper.cli.pushing import push_metrics
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 from checkout_sweeper.errors import (
@@ -52,28 +52,6 @@ NO_TERMINAL = (
     "sweep expires sessions and asks before it does, but there is no terminal to ask on; "
     "add --yes to expire without asking (or --dry-run to only list)"
 )
-
-
-def parse_moment(value: str) -> int:
-    """An epoch in seconds, or an ISO 8601 date/time (UTC when no offset is given)."""
-    text = value.strip()
-    if not text:
-        raise click.BadParameter(
-            "is empty: give an ISO 8601 time (2026-11-29T12:00:00Z) or epoch seconds",
-            param_hint="--created-before",
-        )
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"expected an ISO 8601 time (2026-11-29T12:00:00Z) or epoch seconds, got {value!r}",
-            param_hint="--created-before",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 class SignalWatch:
@@ -168,7 +146,7 @@ def sweep_command(
       5    the audit trail could not be written (the journal named keeps everything)
       130  interrupted (Ctrl-C or SIGTERM)
     """
-    cutoff = parse_moment(created_before) if created_before is not None else None
+    cutoff = None if created_before is None else parse_moment(created_before, "--created-before")
     with SignalWatch().installed() as watch:
         try:
             settings = _asked_settings(max_rps, concurrency, api_key)

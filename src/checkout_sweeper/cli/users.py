@@ -44,7 +44,7 @@ def add_command(email: str, stripe_customer_id: str | None, as_json: bool) -> No
 
 
 @users_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the users as one JSON array.")
 def list_command(as_json: bool) -> None:
     """List users."""
     users = list_users(open_database(load_settings()))

@@ -104,12 +104,23 @@ def mark_stale_runs_interrupted(db: Database) -> int:
         )
 
 
-def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
-    """Newest first; ``records`` counts the run's session rows, ``pending`` the outcomes its
-    counters know of that have not reached the database yet (a journal still to import)."""
+def recent_runs(
+    db: Database,
+    limit: int = 20,
+    *,
+    statuses: tuple[str, ...] = (),
+    since: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Newest first, optionally only these statuses and runs started at or after ``since``;
+    ``records`` counts the run's session rows, ``pending`` the outcomes its counters know of
+    that have not reached the database yet (a journal still to import)."""
     mark_stale_runs_interrupted(db)
+    newest = select(SweepRun).order_by(SweepRun.started_at.desc()).limit(limit)
+    if statuses:
+        newest = newest.where(SweepRun.status.in_(statuses))
+    if since is not None:
+        newest = newest.where(SweepRun.started_at >= since)
     with db.session() as session:
-        newest = select(SweepRun).order_by(SweepRun.started_at.desc()).limit(limit)
         runs = [run.as_dict() for run in session.scalars(newest)]
         counted: dict[str, int] = {
             run_id: count
@@ -127,18 +138,25 @@ def recent_runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
     return runs
 
 
-def find_run(db: Database, id_or_prefix: str) -> dict[str, Any] | None:
-    """A run by its id, or by a prefix of it that only one run has (as ``history`` shows)."""
+MIN_PREFIX = 4  # shorter prefixes match too many runs to be worth a query
+
+
+def runs_matching(db: Database, id_or_prefix: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The run with this id, or the runs (newest first, at most ``limit``) whose id starts
+    with it when it is at least ``MIN_PREFIX`` long, as ``history`` shows ids."""
     with db.session() as session:
         run = session.get(SweepRun, id_or_prefix)
-        if run is None and len(id_or_prefix) >= 4:
-            matches = session.scalars(
-                select(SweepRun)
-                .where(SweepRun.id.startswith(id_or_prefix, autoescape=True))
-                .limit(2)
-            ).all()
-            run = matches[0] if len(matches) == 1 else None
-        return run.as_dict() if run is not None else None
+        if run is not None:
+            return [run.as_dict()]
+        if len(id_or_prefix) < MIN_PREFIX:
+            return []
+        matches = session.scalars(
+            select(SweepRun)
+            .where(SweepRun.id.startswith(id_or_prefix, autoescape=True))
+            .order_by(SweepRun.started_at.desc())
+            .limit(limit)
+        )
+        return [match.as_dict() for match in matches]
 
 
 def run_sessions(
