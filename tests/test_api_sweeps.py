@@ -111,3 +111,18 @@ def test_bad_parameters_of_the_sweep_resources_are_400(api, fake_stripe):
     path = f"/v1/sweeps/{sweep_id}/sessions"
     assert _get(api, path, token, outcome="nope").status_code == 400
     assert _get(api, path, token, starting_after="cs_test_unknown").status_code == 404
+
+
+def test_a_running_sweep_says_how_much_it_found_and_when_the_listing_is_complete(api, fake_stripe):
+    fake_stripe.state.seed(open_=250)  # three pages: the last is listed once 150 are handled
+    fake_stripe.state.faults.update({"latency_ms": 40})
+    token = api.token(api.add_user())
+    seen = _poll_until_done(api, api.sweep(token, headers=ASYNC).headers["Location"], token)
+    running = [s for s in seen if s["status"] == "running"]
+    assert any(not s["listing_complete"] and 0 < s["found_count"] < 250 for s in running)
+    for snapshot in running:
+        done = snapshot["expired_count"] + snapshot["already_closed_count"]
+        assert done <= snapshot["found_count"]
+        if snapshot["listing_complete"]:
+            assert snapshot["found_count"] == 250
+    assert seen[-1]["listing_complete"] and seen[-1]["found_count"] == 250

@@ -181,6 +181,8 @@ class Sweeper:
         for _ in range(self.options.max_passes):
             self._passes_made += 1
             listing = walker.walk()
+            if not self.stop.stopped:
+                self.tally.listed_to_end()
             self.drain()
             if self.stop.stopped:
                 return

@@ -30,6 +30,7 @@ class SweepProgress:
     """Live counters for a progress display; read from any thread."""
 
     found: int = 0
+    listing_complete: bool = False  # a pass listed to the end: ``found`` is the whole job
     expired: int = 0
     already_closed: int = 0
     failed: int = 0
@@ -158,6 +159,12 @@ class Tally:
     def rate_limited(self) -> None:
         with self._lock:
             self.progress.rate_limited += 1
+
+    def listed_to_end(self) -> None:
+        """A pass reached the end of Stripe's list: ``found`` counts every session so far."""
+        with self._lock:
+            self.progress.listing_complete = True
+        self._on_progress(self.progress)
 
     def has_failed(self, session_id: str) -> bool:
         with self._lock:

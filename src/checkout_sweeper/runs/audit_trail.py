@@ -86,7 +86,7 @@ class RunRecorder:
         self.status = status
         self._closing.set()
         self._wake.set()
-        final = {"status": status, "finished_at": utcnow(), **values}
+        final = {"status": status, "finished_at": utcnow(), **self._counters(), **values}
         self.journal.append({"kind": "finish", **final})
         written = threading.Event()
         closer = threading.Thread(
@@ -163,6 +163,8 @@ class RunRecorder:
                 expired_count=progress.expired,
                 already_closed_count=progress.already_closed,
                 failed_count=progress.failed,
+                found_count=progress.found,
+                listing_complete=progress.listing_complete,
                 stripe_requests=progress.requests,
             )
         return values

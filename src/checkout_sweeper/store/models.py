@@ -83,6 +83,8 @@ class SweepRun(Base):
     already_closed_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     remaining_count: Mapped[int | None] = mapped_column(Integer)
+    found_count: Mapped[int] = mapped_column(Integer, default=0)
+    listing_complete: Mapped[bool] = mapped_column(Boolean, default=False)
     stripe_requests: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str | None] = mapped_column(Text)  # the endpoint's data object, as JSON
@@ -116,6 +118,8 @@ class SweepRun(Base):
             "already_closed_count": self.already_closed_count,
             "failed_count": self.failed_count,
             "remaining_count": self.remaining_count,
+            "found_count": self.found_count,
+            "listing_complete": self.listing_complete,
             "stripe_requests": self.stripe_requests,
             "error": self.error,
             "host": self.host,

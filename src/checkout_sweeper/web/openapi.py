@@ -38,6 +38,12 @@ RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "already_closed_count": (_INT, "Sessions found closed on their own so far."),
     "failed_count": (_INT, "Sessions that could not be expired so far."),
     "remaining_count": (_OPT_INT, "Sessions left open at the end; null until it ends."),
+    "found_count": (_INT, "Open sessions found so far (the sweep handles each once)."),
+    "listing_complete": (
+        {"type": "boolean"},
+        "True once a pass listed to the end of Stripe's list: then (expired + already closed "
+        "+ failed) / found_count is the share done (sessions created meanwhile may add a few).",
+    ),
     "stripe_requests": (_INT, "Requests sent to Stripe so far."),
     "error": (_OPT_STR, "Why it stopped early, if it did."),
     "host": (_OPT_STR, "The host that ran it."),
