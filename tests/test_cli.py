@@ -233,9 +233,13 @@ def test_killed_sweep_shows_as_interrupted_and_frees_the_account(cli, fake_strip
 
 def test_demo_runs_offline_to_success(cli):
     result = cli(
-        "demo", "--open", "60", "--complete", "6", "--stripe-rps", "100", "--max-rps", "80"
+        "demo",
+        *("--open", "60", "--complete", "6", "--stripe-rps", "100", "--max-rps", "80"),
+        COLUMNS="80",
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    wide = [line for line in result.stdout.splitlines() if len(line) > 80]
+    assert not wide, f"lines wider than an 80-column terminal: {wide}"
     assert "HTTP 200" in result.stdout and "open sessions left" in result.stdout
     assert "HTTP 202  Location: /v1/sweeps/" in result.stdout  # then the async way
     assert "status succeeded" in result.stdout

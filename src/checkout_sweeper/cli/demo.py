@@ -68,10 +68,13 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
         )
         threading.Thread(target=server.serve_forever, daemon=True).start()
         api = f"http://127.0.0.1:{server.port}"
-        console.print(
-            f"[bold]fake Stripe[/bold] {fake.url}: {open_} open, {complete} complete, "
-            f"{complete // 2} expired; limit {stripe_rps:g} req/s, 40-120 ms latency, 2% 5xx, "
-            f"2% paid mid-sweep\n[bold]API[/bold] {api}  user {user_id}  budget {max_rps:g} req/s"
+        console.print(  # lines that fit 80 columns
+            f"[bold]fake Stripe[/bold]  {fake.url}\n"
+            f"             {open_} open, {complete} complete, {complete // 2} expired\n"
+            f"             limit {stripe_rps:g} req/s, 40-120 ms latency, 2% 5xx, "
+            f"2% paid mid-sweep\n"
+            f"[bold]API[/bold]          {api}  user {user_id}  budget {max_rps:g} req/s",
+            highlight=False,
         )
         started = time.monotonic()
         answer = _call_and_watch(console, api, token, fake, open_)
@@ -91,8 +94,9 @@ def _async_call_and_follow(console: Console, api: str, token: str, open_: int) -
     headers = {"Authorization": f"Bearer {token}"}
     url = f"{api}/v1/active_checkout_sessions_and_expire_all"
     console.print(
-        f"\n[bold]{open_} more open sessions[/bold]; GET {url}  (Prefer: respond-async)",
+        f"\n[bold]{open_} more open sessions[/bold]\nGET {url}\n    Prefer: respond-async",
         soft_wrap=True,
+        highlight=False,
     )
     accepted = requests.get(url, headers={**headers, "Prefer": "respond-async"}, timeout=30)
     location = accepted.headers.get("Location", "")
@@ -134,7 +138,9 @@ def _call_and_watch(
 ) -> dict[str, Any]:
     """One call to the endpoint, with a bar fed by the fake's own count of open sessions."""
     url = f"{api}/v1/active_checkout_sessions_and_expire_all"
-    console.print(f"GET {url}  (Authorization: Bearer {token[:24]}...)", soft_wrap=True)
+    console.print(
+        f"GET {url}\n    Authorization: Bearer {token[:24]}...", soft_wrap=True, highlight=False
+    )
     answer: dict[str, Any] = {}
 
     def call() -> None:
