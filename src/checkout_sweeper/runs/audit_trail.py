@@ -156,18 +156,7 @@ class RunRecorder:
             self.write_failures = 0
 
     def _counters(self) -> dict[str, Any]:
-        values: dict[str, Any] = {"heartbeat_at": utcnow()}
-        progress = self._progress
-        if progress is not None:
-            values.update(
-                expired_count=progress.expired,
-                already_closed_count=progress.already_closed,
-                failed_count=progress.failed,
-                found_count=progress.found,
-                listing_complete=progress.listing_complete,
-                stripe_requests=progress.requests,
-            )
-        return values
+        return {"heartbeat_at": utcnow(), **counters_of(self._progress)}
 
     def _note_failure(self, err: Exception) -> None:
         self.write_failures += 1
@@ -180,3 +169,17 @@ class RunRecorder:
             err,
             extra={"fields": {"sweep_id": self.run_id, "pending": self.pending}},
         )
+
+
+def counters_of(progress: SweepProgress | None) -> dict[str, Any]:
+    """The run row's live counters, from the sweep's progress (none before the first)."""
+    if progress is None:
+        return {}
+    return {
+        "expired_count": progress.expired,
+        "already_closed_count": progress.already_closed,
+        "failed_count": progress.failed,
+        "found_count": progress.found,
+        "listing_complete": progress.listing_complete,
+        "stripe_requests": progress.requests,
+    }
