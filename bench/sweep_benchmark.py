@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import requests
 from _support import print_table, running_fake
 
 KEY = "sk_test_benchmarkkey0001"
+NEIGHBOUR_KEY = "sk_test_theappitself0001"  # the same account: a second key of it
 LIVE_KEY = "sk_live_benchmarkkey0001"
 
 
@@ -46,8 +48,11 @@ class Scenario:
     fail_rate: float = 0.0
     race_rate: float = 0.0
     live: bool = False  # a live-mode key (auto then starts at 100)
-    other_rps: float = 0.0  # another client of the same account, spending this much
+    other_rps: float = 0.0  # another client of the same account (the app), spending this much
+    poisson: bool = False  # the other client's requests at random moments, not on a schedule
     burst: float = 0.0  # the fake limits with a token bucket of this many (0: a one-second window)
+    storm_at_s: float = 0.0  # seconds in, every request is refused (429) for ``storm_s``
+    storm_s: float = 0.0
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -69,6 +74,26 @@ def scenarios(quick: bool) -> list[Scenario]:
             "budget over the limit, token bucket of 5", "engine", big, 25, "175-325", 60, burst=5
         ),
         Scenario("auto, app spends 10 of 25", "engine", big, 25, "175-325", None, other_rps=10),
+        Scenario(
+            "default, app sends 6/s steady", "cli", big * 3 // 4, 25, "175-325", 20, other_rps=6
+        ),
+        Scenario(
+            "default, app sends 6/s at random",
+            "cli",
+            big * 3 // 4,
+            25,
+            "175-325",
+            20,
+            other_rps=6,
+            poisson=True,
+        ),
+        Scenario(
+            "auto, app sends 6/s steady", "cli", big * 3 // 4, 25, "175-325", None, other_rps=6
+        ),
+        Scenario("default, no storm", "cli", base, 25, "175-325", 20),
+        Scenario(
+            "default, 15 s storm of 429s", "cli", base, 25, "175-325", 20, storm_at_s=3, storm_s=15
+        ),
         Scenario("auto, live-like", "engine", big * 2, 100, "50", None, 16, live=True),
         Scenario("auto, the sweep command", "cli", big * 3 // 4, 25, "175-325", None),
         Scenario(
@@ -131,7 +156,7 @@ def run_cli(url: str, s: Scenario) -> dict:
             "SWEEPER_INSTANCE_PATH": instance,
         }
         command = [sys.executable, "-m", "checkout_sweeper", "sweep", "--yes", "--json"]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     result = json.loads(done.stdout)
     return {
         "closed": result["expired_count"] + result["already_closed_count"],
@@ -157,36 +182,74 @@ def worker(payload: str) -> None:
 
 
 # the driving side ---------------------------------------------------------------------------------
+@dataclass
+class Neighbour:
+    """What the other client of the account sent, and how many of its requests got a 429."""
+
+    sent: int = 0
+    refused: int = 0
+
+
 @contextlib.contextmanager
-def other_client(url: str, rps: float) -> Iterator[None]:
-    """The app's own traffic on the same account: ``rps`` small listings a second."""
+def other_client(url: str, rps: float, poisson: bool) -> Iterator[Neighbour]:
+    """The app's own traffic on the same account: ``rps`` small listings a second, on a
+    schedule or at random moments (a Poisson process of the same mean)."""
+    seen = Neighbour()
     if rps <= 0:
-        yield
+        yield seen
         return
     done = threading.Event()
+    lock = threading.Lock()
+    rng = random.Random(11)
 
     def one() -> None:
-        requests.get(
+        answer = requests.get(
             f"{url}/v1/checkout/sessions",
             params={"limit": 1},
-            headers={"Authorization": f"Bearer {KEY}"},
+            headers={"Authorization": f"Bearer {NEIGHBOUR_KEY}"},
             timeout=10,
         )
+        with lock:
+            seen.sent += 1
+            seen.refused += answer.status_code == 429
 
     def spend(pool: ThreadPoolExecutor) -> None:
         next_at = time.monotonic()
         while not done.wait(max(0.0, next_at - time.monotonic())):
             pool.submit(one)  # on a schedule, whatever the latency
-            next_at += 1 / rps
+            next_at += rng.expovariate(rps) if poisson else 1 / rps
 
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(32) as pool:
         thread = threading.Thread(target=spend, args=(pool,), daemon=True)
         thread.start()
         try:
-            yield
+            yield seen
         finally:
             done.set()
             thread.join()
+
+
+@contextlib.contextmanager
+def storm(url: str, at_s: float, length_s: float) -> Iterator[None]:
+    """Every request refused with a 429 (no Retry-After) from ``at_s`` for ``length_s``."""
+    if length_s <= 0:
+        yield
+        return
+
+    def refuse(share: float) -> None:
+        requests.post(f"{url}/_admin/faults", json={"refuse_rate": share}, timeout=10)
+
+    timers = [
+        threading.Timer(at_s, refuse, (1.0,)),
+        threading.Timer(at_s + length_s, refuse, (0.0,)),
+    ]
+    for timer in timers:
+        timer.start()
+    try:
+        yield
+    finally:
+        for timer in timers:
+            timer.cancel()
 
 
 def measure(s: Scenario) -> tuple:
@@ -205,7 +268,10 @@ def measure(s: Scenario) -> tuple:
     if s.burst:
         fake_args += ["--burst", str(s.burst)]
     with running_fake(*fake_args, open_=s.sessions, complete=s.sessions // 10) as url:
-        with other_client(url, s.other_rps):
+        with (
+            other_client(url, s.other_rps, s.poisson) as neighbour,
+            storm(url, s.storm_at_s, s.storm_s),
+        ):
             child = subprocess.run(
                 [sys.executable, __file__, "--worker", json.dumps([url, s.__dict__])],
                 capture_output=True,
@@ -231,6 +297,7 @@ def measure(s: Scenario) -> tuple:
         total,
         outcome["failed"],
         stats["open_total"],
+        f"{neighbour.refused}/{neighbour.sent}" if neighbour.sent else "-",
         f"{outcome['seconds']:.1f}",
         f"{outcome['peak_rss_mb']:.0f}",
     )
@@ -265,6 +332,7 @@ def main() -> None:
             "requests",
             "failed",
             "left open",
+            "app's 429s/requests",
             "seconds",
             "peak RSS MB",
         ),

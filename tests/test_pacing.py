@@ -115,13 +115,23 @@ def _drive(bucket: AdaptiveTokenBucket, clock: FakeClock, limit: float, seconds:
 
 def test_when_another_client_takes_part_of_the_budget_the_rate_follows_it_down():
     clock = FakeClock()
-    bucket = AdaptiveTokenBucket(25, clock=clock, sleep=clock.sleep)
+    bucket = AdaptiveTokenBucket(25, account_limit=25, clock=clock, sleep=clock.sleep)
     assert _drive(bucket, clock, 25, 20) <= 1
     assert 24 < bucket.rate <= 25
     assert _drive(bucket, clock, 15, 10) <= 10  # the app now spends 10 of the 25
-    assert bucket.rate <= 15
-    assert _drive(bucket, clock, 15, 60) <= 3  # under it, then probing back up to it
-    assert 14 < bucket.rate <= 15
+    assert bucket.rate <= 15 and bucket.shared()
+    # a margin below what is left (room for the app's bursts), and few probes into it
+    assert _drive(bucket, clock, 15, 60) <= 3
+    assert 0.85 * 15 <= bucket.rate <= 0.92 * 15
+
+
+def test_when_the_other_client_goes_quiet_the_sweep_takes_the_room_back():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(25, account_limit=25, clock=clock, sleep=clock.sleep)
+    _drive(bucket, clock, 15, 30)  # the app spends 10 of the 25
+    assert bucket.rate < 15
+    assert _drive(bucket, clock, 25, 60) <= 3  # then it stops
+    assert bucket.rate > 0.9 * 25
 
 
 def test_a_budget_far_over_the_limit_comes_down_to_what_gets_through():
@@ -271,3 +281,36 @@ def test_threads_share_one_budget():
 def test_a_rate_that_is_not_positive_is_refused():
     with pytest.raises(ValueError, match="positive"):
         AdaptiveTokenBucket(0)
+
+
+def _storm(bucket: AdaptiveTokenBucket, clock: FakeClock, seconds: float) -> None:
+    """Every request refused for ``seconds``, answered 250 ms after it was sent."""
+    end = clock.now + seconds
+    while clock.now < end:
+        bucket.acquire()
+        clock.now += 0.25
+        bucket.penalize()
+
+
+def test_a_storm_of_429s_teaches_nothing_and_the_pace_comes_back_within_seconds():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(25, account_limit=25, clock=clock, sleep=clock.sleep)
+    _drive(bucket, clock, 25, 30)
+    before, learned = bucket.rate, bucket.learned_limit
+    _storm(bucket, clock, 15)
+    assert bucket.rate == bucket.min_rate and 14 < bucket.storm_s() <= 16
+    assert bucket.learned_limit == learned  # an outage is not a limit
+    _send(bucket, clock, 25, 0.1)  # the first answers that get through
+    assert bucket.storm_s() == 0
+    _drive(bucket, clock, 25, 3)
+    assert bucket.rate >= 0.9 * before  # a climb of seconds, not a crawl from the floor
+
+
+def test_a_storm_before_any_limit_was_met_climbs_back_to_the_budget():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(20, account_limit=25, clock=clock, sleep=clock.sleep)
+    _send(bucket, clock, 20, 2)
+    _storm(bucket, clock, 5)
+    assert bucket.learned_limit is None and bucket.rate == bucket.min_rate
+    _send(bucket, clock, 20, 4)  # a climb of CLIMB_S (3 s) from the first answer through
+    assert bucket.rate == pytest.approx(20, abs=0.01)

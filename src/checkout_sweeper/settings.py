@@ -313,6 +313,31 @@ MAX_RPS = Setting[float | None](
     "Stripe requests per second one sweep may use (lists included); `auto` starts at Stripe's "
     "documented limit (25 test, 100 live) and settles just under the real one",
 )
+LIVE_RESERVE = 0.5  # in live mode, by default, half of the limit stays for customers' payments
+
+
+def reserve(name: str, raw: str) -> float | None:
+    """A share of the documented limit from 0 to 0.95, or ``auto`` (None: by mode)."""
+    if raw.strip().lower() == "auto":
+        return None
+    return number(0, 0.95, "a share from 0 to 0.95 or 'auto'")(name, raw)
+
+
+RESERVE = Setting[float | None](
+    "SWEEPER_RESERVE",
+    None,
+    reserve,
+    "share of Stripe's documented limit a sweep never uses, left to the app's own traffic; "
+    f"`auto`: 0 in test mode, {LIVE_RESERVE:g} in live mode (50 of 100 req/s)",
+    shown="auto",
+)
+STORM_PATIENCE_S = Setting[float](
+    "SWEEPER_STORM_PATIENCE",
+    30.0,
+    number(1, 3600),
+    "seconds a sweep answered within the request waits while Stripe refuses every request "
+    "(429) before it stops; background sweeps and the command line wait 20 times as long",
+)
 CONCURRENCY = Setting[int]("SWEEPER_CONCURRENCY", 8, whole(1, 256), "requests in flight at once")
 LEASE_TTL_S = Setting[float](
     "SWEEPER_LEASE_TTL",
@@ -407,6 +432,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     RATELIMIT_KEY_PREFIX,
     ALLOW_LIVE_MODE,
     MAX_RPS,
+    RESERVE,
+    STORM_PATIENCE_S,
     CONCURRENCY,
     LEASE_TTL_S,
     AUDIT_GRACE_S,
@@ -528,6 +555,8 @@ class Settings:
     audit_grace_s: float = AUDIT_GRACE_S.default
     api_prefix: str = API_PREFIX.default
     ratelimit_key_prefix: str = RATELIMIT_KEY_PREFIX.default
+    reserve: float | None = RESERVE.default
+    storm_patience_s: float = STORM_PATIENCE_S.default
 
     def check_for_api(self) -> None:
         """What serving the endpoint needs on top of the database: a Stripe key and a JWT key."""
@@ -562,4 +591,6 @@ class Settings:
             audit_grace_s=AUDIT_GRACE_S.read(env),
             api_prefix=API_PREFIX.read(env),
             ratelimit_key_prefix=RATELIMIT_KEY_PREFIX.read(env),
+            reserve=RESERVE.read(env),
+            storm_patience_s=STORM_PATIENCE_S.read(env),
         )

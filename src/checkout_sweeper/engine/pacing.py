@@ -28,11 +28,24 @@ token bucket's small burst allowance answers the first requests.
 
 Just under the limit, a stray 429 while holding (a request that arrived a little early) steps
 the learned limit down by only 0.5%, so stray 429s do not ratchet the rate down.
+
+A good neighbour: the app the sweep cleans up after spends the same budget, and its requests
+arrive at moments of its own. A learned limit well under the account's documented one says
+someone else spends the rest; the bucket then settles further below it (``SHARED_SETTLE_SHARE``)
+and probes less often, so the app's requests find room in every second; when the app goes
+quiet, the probes take the room back.
+
+A storm (every answer of the last second a 429: an outage, or another client taking
+everything) teaches nothing about the limit: the learned limit stays what it was, the rate
+drops to the floor while the storm lasts, and the first answer that gets through starts the
+climb back to the last good rate (seconds, not minutes). ``storm_s`` says how long it has
+lasted, for a sweep that will not wait for ever.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -45,12 +58,16 @@ STRIPE_LIVE_LIMIT = 100.0  # and live mode: where SWEEPER_MAX_RPS=auto starts
 SETTLE_SHARE = 0.985  # where the rate settles, as a share of the learned limit
 CLIMB_S = 3.0  # time to climb back from a cut to the settling rate
 QUIET_BEFORE_PROBE_S = 20.0  # time without a 429 before probing above the learned limit
-PROBE_PER_S = 0.01  # probing growth: 1% of the learned limit per second
+PROBE_PER_S = 0.01  # probing growth: 1% of the learned limit per second at first
+PROBE_SPEEDUP_S = 10.0  # and that much faster again every this many seconds it goes unrefused
 SAME_BURST_S = 0.5  # 429s this close together are one event (answers already in flight)
 EXTRA_429_SHARE = 0.97  # each further 429 of one event: the rate was that much further over
 FAR_OVER_SHARE = 0.7  # what got through is under this share of the rate: learn that instead
 HOLD_429_SHARE = 0.995  # a 429 while holding at the settling rate: the learned limit's step down
 WINDOW_S = 1.01  # the window whose sends are counted: a second, plus the way to the socket
+SHARED_BELOW = 0.92  # a learned limit under this share of the documented one: the budget is shared
+SHARED_SETTLE_SHARE = 0.88  # where the rate settles then: room for the others' bursts
+SHARED_QUIET_S = 30.0  # and the quiet spell before probing (each probe costs them a 429 or two)
 
 
 class RecentTimes:
@@ -97,6 +114,15 @@ class RecentAnswers:
     def refused(self, now: float) -> None:
         self._refused.add(now)
 
+    def refused_within_second(self, now: float) -> int:
+        return self._refused.count(now)
+
+    def all_refused(self, now: float) -> bool:
+        """The last second held several answers, every one of them a 429: a storm."""
+        if self._since is None or now - self._since < 1.0:
+            return False
+        return self._accepted.count(now) == 0 and self._refused.count(now) >= self.MIN_REFUSED
+
     def accepted_share_when_refused(self, now: float) -> float | None:
         """The share of the last second's answers that got through, when that second also
         holds several 429s."""
@@ -109,45 +135,75 @@ class RecentAnswers:
         return accepted / (accepted + refused)
 
 
-class AdaptiveTokenBucket:
-    """Hands out request slots at ``rate`` per second; thread-safe; clock and sleep injected."""
+class StormWatch:
+    """A storm: every answer of the last second a 429. An outage teaches nothing about the
+    limit, so it keeps the learned limit from before the trouble began."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.limit_before: float | None = None
+
+    def refused(self, answers: RecentAnswers, now: float, learned: float | None) -> bool:
+        """Count a 429 in ``answers``; True while a storm lasts."""
+        if answers.refused_within_second(now) == 0:  # the first 429 in a while
+            self.limit_before = learned
+        answers.refused(now)
+        if self.since is None and answers.all_refused(now):
+            self.since = now
+        return self.since is not None
+
+    def lasted(self, now: float) -> float:
+        return 0.0 if self.since is None else now - self.since
+
+
+def climb(elapsed_s: float, start: float, target: float) -> float:
+    """From ``start`` towards ``target`` in ``CLIMB_S``: fast at first, slow near it."""
+    left = 1.0 - elapsed_s / CLIMB_S
+    return target - (target - start) * left**3
+
+
+class SpacedSlots:
+    """Hands out request slots at ``rate_at(now)`` per second, evenly spaced, and never more
+    than the rate in any one-second window; thread-safe; clock and sleep injected."""
 
     def __init__(
         self,
-        ceiling: float,
-        *,
-        burst: float | None = None,
-        min_rate: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        rate: float,
+        burst: float | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        jitter: float = 0.0,
     ) -> None:
-        if ceiling <= 0:
+        if rate <= 0:
             raise ValueError("rate must be positive")
-        self.max_rate = ceiling
-        self.rate = ceiling
-        self.min_rate = min(min_rate, ceiling)
-        self.learned_limit: float | None = None
+        self.rate = rate
+        self.jitter = jitter  # each send a random share of an interval late (see ``acquire``)
+        self._random = random.Random()
         # At hundreds a second a 5% catch-up absorbs thread-scheduling jitter.
-        self.burst = burst if burst is not None else max(1.0, ceiling / 20)
+        self.burst = burst if burst is not None else max(1.0, rate / 20)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_slot = clock()
-        self._cut_at = float("-inf")
-        self._cut_rate = ceiling
         self._sent = RecentTimes(WINDOW_S)  # actual send times
-        self._learned_from_answers_at = float("-inf")
-        self._answers = RecentAnswers()
+
+    def rate_at(self, now: float) -> float:
+        return self.rate
 
     def acquire(self) -> None:
         """Block until this caller may send one request."""
         with self._lock:
             now = self._clock()
-            self.rate = self._rate_at(now)
+            self.rate = self.rate_at(now)
             interval = 1.0 / self.rate
             slot = max(self._next_slot, now - (self.burst - 1) * interval)
             self._next_slot = slot + interval
-        wait = slot - now
+            late = self._random.uniform(0, self.jitter * interval) if self.jitter else 0.0
+        # Sent exactly on time, a sweep would take every slot the instant an older request
+        # leaves Stripe's one-second window, and the app's requests, arriving at moments of
+        # their own, would find the window full: late by a random share, the sweep meets its
+        # own 429s (and gives way) instead of handing them all to its neighbour.
+        wait = slot + late - now
         if wait > 0:
             self._sleep(wait)
         while (wait := self._take_window_place()) > 0:
@@ -162,18 +218,57 @@ class AdaptiveTokenBucket:
                 return 0.0
             return self._sent.free_at() - now
 
+
+class AdaptiveTokenBucket(SpacedSlots):
+    """Slots at a rate that learns where Stripe's limit is (see the module's docstring)."""
+
+    def __init__(
+        self,
+        ceiling: float,
+        *,
+        account_limit: float | None = None,
+        burst: float | None = None,
+        min_rate: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: float = 0.0,
+    ) -> None:
+        super().__init__(ceiling, burst, clock, sleep, jitter)
+        self.max_rate = ceiling
+        self.account_limit = account_limit  # Stripe's documented limit of the mode, if known
+        self.min_rate = min(min_rate, ceiling)
+        self.learned_limit: float | None = None
+        self._cut_at = float("-inf")
+        self._cut_rate = ceiling
+        self._learned_from_answers_at = float("-inf")
+        self._answers = RecentAnswers()
+        self._storm = StormWatch()
+
     def answered(self) -> None:
-        """Stripe answered without refusing for the rate (what the limit let through)."""
+        """Stripe answered without refusing for the rate (what the limit let through); the
+        first answer after a storm starts the climb back to the last good rate."""
         with self._lock:
-            self._answers.accepted(self._clock())
+            now = self._clock()
+            self._answers.accepted(now)
+            if self._storm.since is not None:
+                self._storm.since = None
+                self._cut_at, self._cut_rate = now, self.min_rate
+
+    def storm_s(self) -> float:
+        """How long every request has been refused (0 when not in a storm)."""
+        with self._lock:
+            return self._storm.lasted(self._clock())
 
     def penalize(self, retry_after_s: float | None = None) -> None:
         """Stripe said 429: learn the limit, cut the rate once per burst, honour Retry-After."""
         with self._lock:
             now = self._clock()
-            self._answers.refused(now)
-            rate = self._rate_at(now)
-            if now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
+            began = self._storm.since is None
+            storming = self._storm.refused(self._answers, now, self.learned_limit)
+            rate = self.rate_at(now)
+            if storming:
+                self._weather_storm(began)
+            elif now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
                 holding = self._holding(rate)
                 self.learned_limit = self._far_over(now, self._limit_after_429(rate, holding))
                 cut = DECREASE_WHILE_HOLDING if holding else DECREASE_ON_429
@@ -182,9 +277,18 @@ class AdaptiveTokenBucket:
             elif now - self._learned_from_answers_at >= SAME_BURST_S:
                 self._deepen_cut(now, self.learned_limit)
             # else: the limit was just read from what got through; these 429s were sent before
-            self.rate = self._rate_at(now)
+            self.rate = self.rate_at(now)
             pause = retry_after_s if retry_after_s is not None else 1.0 / self.rate
             self._next_slot = max(self._next_slot, now + pause)
+
+    def _weather_storm(self, began: bool) -> None:
+        """Everything refused: keep the limit learned before the trouble (none, if the sweep
+        had met no limit yet) and send at the floor until something gets through."""
+        if began:
+            self.learned_limit = self._storm.limit_before
+            if self.learned_limit is None:
+                self._cut_at = float("-inf")
+        self._cut_rate = self.min_rate
 
     def _deepen_cut(self, now: float, learned_limit: float) -> None:
         """A further 429 of the same burst: many at once say the limit is further below,
@@ -225,22 +329,35 @@ class AdaptiveTokenBucket:
             return rate
         return max(rate, self.learned_limit * HOLD_429_SHARE)
 
-    def _settle(self, limit: float) -> float:
-        return max(self.min_rate, limit * SETTLE_SHARE)
+    def shared(self) -> bool:
+        """The learned limit is well under the documented one: someone else spends the rest."""
+        limit, documented = self.learned_limit, self.account_limit
+        if limit is None or documented is None:
+            return False
+        return limit < SHARED_BELOW * documented
 
-    def _rate_at(self, now: float) -> float:
-        """The rate in force at ``now``: the ceiling until a 429, then the learned curve."""
+    def _settle(self, limit: float) -> float:
+        share = SHARED_SETTLE_SHARE if self.shared() else SETTLE_SHARE
+        return max(self.min_rate, limit * share)
+
+    def rate_at(self, now: float) -> float:
+        """The rate in force at ``now``: the ceiling until a 429, then the learned curve; the
+        floor during a storm."""
+        if self._storm.since is not None:
+            return self.min_rate
         limit = self.learned_limit
         if limit is None:
-            return self.max_rate
+            ceiling = self.max_rate
+            since = now - self._cut_at
+            return ceiling if since >= CLIMB_S else climb(since, self._cut_rate, ceiling)
         settle = self._settle(limit)
+        quiet = SHARED_QUIET_S if self.shared() else QUIET_BEFORE_PROBE_S
         since = now - self._cut_at
         if since < CLIMB_S:
-            left = 1.0 - since / CLIMB_S
-            rate = settle - (settle - self._cut_rate) * left**3
-        elif since < CLIMB_S + QUIET_BEFORE_PROBE_S:
+            rate = climb(since, self._cut_rate, settle)
+        elif since < CLIMB_S + quiet:
             rate = settle
         else:
-            probing = since - CLIMB_S - QUIET_BEFORE_PROBE_S
-            rate = settle + limit * PROBE_PER_S * probing
+            probing = since - CLIMB_S - quiet  # slow at first, faster the longer it works
+            rate = settle + limit * PROBE_PER_S * probing * (1 + probing / PROBE_SPEEDUP_S)
         return max(self.min_rate, min(self.max_rate, rate))

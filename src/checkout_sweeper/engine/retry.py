@@ -1,9 +1,13 @@
 """Retries: which Stripe errors are worth another attempt, and how long to wait before it.
 
 Every attempt, first or not, takes a slot from the pacing bucket, so retries never push a
-sweep over its budget. A 429 also slows the bucket down. The wait is exponential backoff with
-*full jitter* (a uniform draw between 0 and ``min(cap, base * 2**n)``), which spreads the
-retries of many threads best; it is never shorter than a ``Retry-After`` Stripe sent (capped).
+sweep over its budget. A 429 for the rate slows the bucket down, and the bucket alone paces its
+retry: it spends no attempt and waits no backoff, so when a storm of 429s ends the requests
+go again as soon as the bucket climbs back, not after a backoff of up to ``cap_s``. A storm
+longer than ``storm_patience_s`` stops the sweep with a message that says so. Other errors
+wait exponential backoff with *full jitter* (a uniform draw between 0 and
+``min(cap, base * 2**n)``), which spreads the retries of many threads best; never shorter than
+a ``Retry-After`` Stripe sent (capped).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TypeVar
 from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import Tally
-from checkout_sweeper.errors import RetryableError, StripeProblem
+from checkout_sweeper.errors import RetryableError, StripeProblem, SweepAborted
 
 T = TypeVar("T")
 
@@ -29,6 +33,7 @@ class RetryPolicy:
     max_attempts: int = 6
     base_s: float = 0.25
     cap_s: float = 8.0
+    storm_patience_s: float = 600.0  # every request refused this long: the sweep stops
 
     def backoff_s(self, attempt: int, problem: RetryableError, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -70,18 +75,37 @@ class PacedCalls:
                 answer = self._timed(request)
             except RetryableError as problem:
                 if problem.rate_limited:
-                    self.bucket.penalize(problem.retry_after_s)
-                    self._tally.rate_limited()
-                if attempt >= self.policy.max_attempts or self._stop.stopped:
+                    self._rate_limited(problem)
+                    attempt -= 1  # the bucket paces it; a storm is bounded by patience
+                elif attempt >= self.policy.max_attempts or self._stop.stopped:
                     raise
-                self._tally.retried()
-                self._sleep(self.policy.backoff_s(attempt, problem, self._rng))
+                else:
+                    self._tally.retried()
+                    self._sleep(self.policy.backoff_s(attempt, problem, self._rng))
             except StripeProblem:
                 self.bucket.answered()  # refused for the session, not for the rate
                 raise
             else:
                 self.bucket.answered()
                 return answer
+
+    def _rate_limited(self, problem: RetryableError) -> None:
+        """Slow the bucket; stop the sweep when every request has been refused for longer than
+        the policy's patience (then raise the 429 itself)."""
+        self.bucket.penalize(problem.retry_after_s)
+        self._tally.rate_limited()
+        storm_s = self.bucket.storm_s()
+        if storm_s > self.policy.storm_patience_s:
+            self._stop.abort(
+                SweepAborted(
+                    f"Stripe refused every request (429 rate_limit) for {storm_s:.0f} s, longer "
+                    f"than this sweep waits ({self.policy.storm_patience_s:g} s); what is left "
+                    "stays open for the next sweep"
+                )
+            )
+        if self._stop.stopped:
+            raise problem
+        self._tally.retried()
 
     def _timed(self, request: Callable[[], T]) -> T:
         """``request()``, its time at Stripe counted whatever the answer (it tells when the

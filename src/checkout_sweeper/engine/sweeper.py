@@ -37,7 +37,7 @@ from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress, SweepResult, Tally
 from checkout_sweeper.engine.walker import ListWalker, PassListing, WalkOptions
 from checkout_sweeper.errors import SweepAborted, SweeperError
-from checkout_sweeper.settings import CONCURRENCY, MAX_RPS
+from checkout_sweeper.settings import CONCURRENCY, LIVE_RESERVE, MAX_RPS
 from checkout_sweeper.vocabulary import Outcome
 
 log = logging.getLogger("checkout_sweeper.engine")
@@ -64,19 +64,36 @@ class SweepOptions:
     backoff_base_s: float = RetryPolicy.base_s
     backoff_cap_s: float = RetryPolicy.cap_s
     remaining_cap: int = WalkOptions.remaining_cap
+    reserve: float | None = None  # share of the documented limit left to others; None: by mode
+    storm_patience_s: float = RetryPolicy.storm_patience_s
 
     def ceiling(self, livemode: bool) -> float:
-        """The most requests per second: the budget, or for ``auto`` Stripe's documented
-        limit of the mode (the bucket then learns the real one)."""
-        if self.max_rps is not None:
-            return self.max_rps
-        return STRIPE_LIVE_LIMIT if livemode else STRIPE_TEST_LIMIT
+        """The most requests per second: the budget (for ``auto``, Stripe's documented limit
+        of the mode; the bucket then learns the real one), within what the reserve leaves."""
+        documented = documented_limit(livemode)
+        budget = documented if self.max_rps is None else self.max_rps
+        reserve = self.reserve_share(livemode)
+        return budget if reserve == 0 else min(budget, documented * (1.0 - reserve))
+
+    def reserve_share(self, livemode: bool) -> float:
+        if self.reserve is not None:
+            return self.reserve
+        return LIVE_RESERVE if livemode else 0.0
 
     def walk_options(self) -> WalkOptions:
         return WalkOptions(self.page_size, self.created_before, self.dry_run, self.remaining_cap)
 
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_attempts, self.backoff_base_s, self.backoff_cap_s)
+        return RetryPolicy(
+            self.max_attempts, self.backoff_base_s, self.backoff_cap_s, self.storm_patience_s
+        )
+
+
+SEND_JITTER = 0.5  # each send up to half an interval late: see ``SpacedSlots.acquire``
+
+
+def documented_limit(livemode: bool) -> float:
+    return STRIPE_LIVE_LIMIT if livemode else STRIPE_TEST_LIMIT
 
 
 class Sweeper:
@@ -99,7 +116,11 @@ class Sweeper:
         self.tally = Tally(
             self.sweep_id, self.options.dry_run, on_outcome=on_outcome, on_progress=on_progress
         )
-        self.bucket = bucket or AdaptiveTokenBucket(self.options.ceiling(gateway.livemode))
+        self.bucket = bucket or AdaptiveTokenBucket(
+            self.options.ceiling(gateway.livemode),
+            account_limit=documented_limit(gateway.livemode),
+            jitter=SEND_JITTER,
+        )
         self.stop = StopSignal()
         self.calls = PacedCalls(
             self.bucket, self.options.retry_policy(), self.tally, self.stop, sleep=sleep

@@ -81,6 +81,7 @@ class Faults:
     race_rate: float = 0.0  # share of expires that find the session just paid (complete)
     lock_rate: float = 0.0  # share of expires answered 429 lock_timeout (object busy)
     spawn_rate: float = 0.0  # new open sessions created per expire call (customers arriving)
+    refuse_rate: float = 0.0  # share answered 429 rate_limit whatever the count (1: a storm)
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}

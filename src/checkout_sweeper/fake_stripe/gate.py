@@ -54,6 +54,8 @@ class RequestGate:
                 ],
                 now,
             )
+            if not reason and self._chance(faults.refuse_rate):
+                reason = "global-rate"
             if reason:
                 self._state.stats.rate_limited += 1
                 raise rate_limited(reason)

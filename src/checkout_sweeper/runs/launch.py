@@ -3,6 +3,7 @@ and the account's identity, as configured, around ``recorded_sweep.RecordedSweep
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress
@@ -13,6 +14,8 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
+
+BACKGROUND_PATIENCE_FACTOR = 20  # a sweep nobody waits on can wait out a long storm
 
 
 def configured_gateway(settings: Settings) -> StripeGateway:
@@ -46,6 +49,18 @@ def identified_gateway(settings: Settings, db: Database, *, dry_run: bool) -> St
     return gateway
 
 
+def sweep_options(settings: Settings, *, in_request: bool) -> SweepOptions:
+    """The engine's options as configured; a sweep answered within a request waits through
+    a storm of 429s for ``SWEEPER_STORM_PATIENCE``, any other sweep 20 times as long."""
+    patience = settings.storm_patience_s * (1 if in_request else BACKGROUND_PATIENCE_FACTOR)
+    return SweepOptions(
+        max_rps=settings.max_rps,
+        concurrency=settings.concurrency,
+        reserve=settings.reserve,
+        storm_patience_s=patience,
+    )
+
+
 def count_open(
     settings: Settings,
     gateway: StripeGateway,
@@ -54,9 +69,8 @@ def count_open(
 ) -> int:
     """How many sessions are open (created before ``created_before``), by a listing that
     records nothing and expires nothing; ``on_progress`` sees the count grow."""
-    options = SweepOptions(
-        max_rps=settings.max_rps,
-        concurrency=settings.concurrency,
+    options = dataclasses.replace(
+        sweep_options(settings, in_request=False),
         dry_run=True,
         created_before=created_before,
         remaining_cap=0,
@@ -78,15 +92,15 @@ def start_configured_sweep(
     once_leased: Callable[[], None] | None = None,
     once_ran: Callable[[], None] | None = None,
     gateway: StripeGateway | None = None,
+    in_request: bool = False,
 ) -> RecordedSweep:
     """The sweep leased and recorded as running, ready to ``run`` (here, or in the
     background); ``once_leased`` and ``once_ran`` as ``RecordedSweep`` takes them. Raises
     ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``; ``run`` then raises
     ``SweepAborted`` or ``AuditError``."""
     gateway = gateway or identified_gateway(settings, db, dry_run=dry_run)
-    options = SweepOptions(
-        max_rps=settings.max_rps,
-        concurrency=settings.concurrency,
+    options = dataclasses.replace(
+        sweep_options(settings, in_request=in_request),
         dry_run=dry_run,
         created_before=created_before,
     )

@@ -57,7 +57,7 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
             "This user already has a Stripe customer "
             f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
         )
-    sweep = _start(user)
+    sweep = _start(user, in_request=not wants_async())
     if wants_async():
         background.start(sweep)
         location = url_for("sweeps.show_sweep", sweep_id=sweep.sweep_id)
@@ -69,7 +69,7 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
     return _finish(sweep)
 
 
-def _start(user: User) -> RecordedSweep:
+def _start(user: User, *, in_request: bool) -> RecordedSweep:
     """Every check, the lease and room in the quota; the sweep is recorded as running. The
     quota is spent once the sweep has run (in the background too, where no request is)."""
     state = app_state()
@@ -92,6 +92,7 @@ def _start(user: User) -> RecordedSweep:
         user_id=user.id,
         once_leased=check,
         once_ran=count,
+        in_request=in_request,
     )
 
 
