@@ -47,6 +47,9 @@ def _settings(env: dict[str, str], tmp_path: Path) -> Settings:
         ({**BASE, "SWEEPER_LEASE_TTL": "inf"}, "SWEEPER_LEASE_TTL"),
         ({**BASE, "STRIPE_TIMEOUT_S": "infinity"}, "STRIPE_TIMEOUT_S"),
         ({**BASE, "GUNICORN_THREADS": "NaN"}, "GUNICORN_THREADS"),
+        ({**BASE, "SWEEPER_RESERVE": "half"}, "SWEEPER_RESERVE must be a share from 0 to 0.95"),
+        ({**BASE, "SWEEPER_RESERVE": "1"}, "SWEEPER_RESERVE must be from 0 to 0.95"),
+        ({**BASE, "SWEEPER_STORM_PATIENCE": "0"}, "SWEEPER_STORM_PATIENCE must be from 1"),
         ({**BASE, "DATABASE_URL": "mysql://u:p@db/x"}, "DATABASE_URL is mysql://"),
         ({**BASE, "DATABASE_URL": "not a url"}, "DATABASE_URL is a value that is not a URL"),
     ],
@@ -62,6 +65,8 @@ def test_defaults_when_nothing_but_the_keys_is_set(tmp_path):
     assert settings.jwt.algorithms == ("HS256",) and settings.jwt.leeway_s == 30
     assert settings.server == ServerSettings()
     assert settings.database_url.endswith("checkout_sweeper.sqlite3")
+    assert (settings.reserve, settings.storm_patience_s) == (None, 30)  # reserve by mode
+    assert _settings({**BASE, "SWEEPER_RESERVE": "0.3"}, tmp_path).reserve == 0.3
 
 
 def test_server_and_log_settings_are_read_with_the_rest(tmp_path):

@@ -10,7 +10,13 @@ from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
 from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import Tally
-from checkout_sweeper.errors import LeaseLost, RetryableError, SessionRejected, SweepStopped
+from checkout_sweeper.errors import (
+    LeaseLost,
+    RateLimitStorm,
+    RetryableError,
+    SessionRejected,
+    SweepStopped,
+)
 
 from helpers import FakeClock
 
@@ -109,3 +115,38 @@ def test_no_request_starts_after_the_deadline():
             calls.call(lambda: sent.append(clock.now))
     assert len(sent) == 3 and max(sent) < 2.5  # one a second, none after the deadline
     assert isinstance(stop.reason, LeaseLost)
+
+
+def test_429s_spend_no_attempt_and_no_backoff_the_bucket_paces_them():
+    calls, tally, _, slept = _calls(max_attempts=2)
+    answers = iter([RetryableError("429", rate_limited=True)] * 5 + ["ok"])
+
+    def request() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert calls.call(request) == "ok"  # five 429s, though two attempts are allowed
+    assert tally.progress.rate_limited == 5 and slept == []
+
+
+def test_a_storm_longer_than_the_patience_stops_the_sweep_with_a_message():
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(20, clock=clock, sleep=clock.sleep)
+    tally, stop = Tally("s", False), StopSignal()
+    policy = RetryPolicy(storm_patience_s=5.0)
+    calls = PacedCalls(bucket, policy, tally, stop, sleep=clock.sleep)
+
+    def refused() -> str:
+        clock.now += 0.25  # Stripe answers a quarter of a second later: 429
+        raise RetryableError("429", rate_limited=True)
+
+    for _ in range(3):  # a second of answers first, so a storm can be told from a start
+        bucket.answered()
+        clock.now += 0.4
+    with pytest.raises(RetryableError):
+        calls.call(refused)
+    assert isinstance(stop.reason, RateLimitStorm) and stop.stopped
+    assert "refused every request" in str(stop.reason) and "5 s" in str(stop.reason)
+    assert 5 < bucket.storm_s() < 7

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from checkout_sweeper.engine.sweeper import SweepOptions
+
 from memory_gateway import MemoryGateway, sweep_in_memory
 
 
@@ -47,3 +51,20 @@ def test_created_before_is_passed_to_every_listing():
     gateway.list_open = spy  # type: ignore[method-assign]
     sweep_in_memory(gateway, created_before=1_700_000_000, page_size=2)
     assert seen and set(seen) == {1_700_000_000}
+
+
+@pytest.mark.parametrize(
+    ("max_rps", "reserve", "livemode", "ceiling"),
+    [
+        (20.0, None, False, 20),  # the default in a sandbox: the budget
+        (None, None, False, 25),  # auto in a sandbox: the documented limit
+        (None, None, True, 50),  # auto live: half of 100 stays for customers' payments
+        (90.0, None, True, 50),  # a live budget is held to what the reserve leaves
+        (None, 0.0, True, 100),  # a live account nothing else uses
+        (None, 0.2, False, 20),
+        (60.0, None, False, 60),  # a sandbox budget over the limit (the bucket learns it)
+    ],
+)
+def test_the_reserve_leaves_a_share_of_the_documented_limit(max_rps, reserve, livemode, ceiling):
+    options = SweepOptions(max_rps=max_rps, reserve=reserve)
+    assert options.ceiling(livemode) == pytest.approx(ceiling)

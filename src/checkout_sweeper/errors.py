@@ -207,6 +207,20 @@ class SweepAborted(SweepProblem):
         self.result = result
 
 
+class RateLimitStorm(SweepAborted):
+    """Stripe refused every request (429) for longer than the sweep waits: a storm, not a
+    limit; what is left stays open, and the caller may try again once it passes."""
+
+    http_status = 503
+    public = True
+    headline = "Stripe refused every request"
+    RETRY_AFTER_S = 60
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.RETRY_AFTER_S)}
+
+
 class LeaseLost(SweepAborted):
     """The lease was taken by another sweep, or could not be renewed before its deadline."""
 

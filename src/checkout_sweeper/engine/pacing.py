@@ -112,6 +112,8 @@ class RecentAnswers:
         self._accepted.add(now)
 
     def refused(self, now: float) -> None:
+        if self._since is None:
+            self._since = now
         self._refused.add(now)
 
     def refused_within_second(self, now: float) -> int:

@@ -21,7 +21,7 @@ from typing import TypeVar
 from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import Tally
-from checkout_sweeper.errors import RetryableError, StripeProblem, SweepAborted
+from checkout_sweeper.errors import RateLimitStorm, RetryableError, StripeProblem
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ class PacedCalls:
         storm_s = self.bucket.storm_s()
         if storm_s > self.policy.storm_patience_s:
             self._stop.abort(
-                SweepAborted(
+                RateLimitStorm(
                     f"Stripe refused every request (429 rate_limit) for {storm_s:.0f} s, longer "
                     f"than this sweep waits ({self.policy.storm_patience_s:g} s); what is left "
                     "stays open for the next sweep"
