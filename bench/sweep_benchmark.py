@@ -90,9 +90,16 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario(
             "auto, app sends 6/s steady", "cli", big * 3 // 4, 25, "175-325", None, other_rps=6
         ),
-        Scenario("default, no storm", "cli", base, 25, "175-325", 20),
+        Scenario("default, no storm", "cli", big * 3 // 4, 25, "175-325", 20),
         Scenario(
-            "default, 15 s storm of 429s", "cli", base, 25, "175-325", 20, storm_at_s=3, storm_s=15
+            "default, 15 s storm of 429s",
+            "cli",
+            big * 3 // 4,
+            25,
+            "175-325",
+            20,
+            storm_at_s=10,
+            storm_s=15,
         ),
         Scenario("auto, live-like", "engine", big * 2, 100, "50", None, 16, live=True),
         Scenario("auto, the sweep command", "cli", big * 3 // 4, 25, "175-325", None),
