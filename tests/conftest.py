@@ -91,8 +91,9 @@ REDIS_TEST_DATABASE = 15  # the README names it; tests add and remove only keys 
 @pytest.fixture
 def redis_url(monkeypatch):
     """The test Redis database (``TEST_REDIS_URL``, default database 15) with a key prefix of
-    this test's own: commands and servers it starts count under it (``RATELIMIT_KEY_PREFIX``),
-    and only keys under it are deleted afterwards. No database is ever flushed."""
+    this test's own: commands and servers it starts count under it (``RATELIMIT_KEY_PREFIX``)
+    and queue under it (``SWEEPER_QUEUE_NAMESPACE``), and only keys under it are deleted
+    afterwards. No database is ever flushed."""
     import os
     import uuid
 
@@ -106,6 +107,7 @@ def redis_url(monkeypatch):
         service_missing("Redis", "start redis-server on 127.0.0.1:6379, or set TEST_REDIS_URL")
     prefix = f"checkout-sweeper-test-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("RATELIMIT_KEY_PREFIX", prefix)
+    monkeypatch.setenv("SWEEPER_QUEUE_NAMESPACE", prefix)  # the job queue's keys, too
     yield url
     for key in client.scan_iter(match=f"*{prefix}*", count=500):
         client.delete(key)

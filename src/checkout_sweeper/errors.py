@@ -275,6 +275,10 @@ class DependencyDown(SweeperError):
         return {"Retry-After": "30"}
 
 
+class QueueUnavailable(DependencyDown):
+    """The job queue's Redis cannot be reached: a queued sweep cannot be sent."""
+
+
 class DatabaseUnavailable(DependencyDown):
     """The database cannot be reached, or did not answer within the deadline."""
 

@@ -205,6 +205,12 @@ def ratelimit_storage(name: str, raw: str) -> str:
     return raw
 
 
+def queue_url(name: str, raw: str) -> str | None:
+    if not raw.startswith(("redis://", "rediss://")):
+        raise ConfigError(f"{name} must be a redis:// or rediss:// URL, got {masked(raw)!r}")
+    return raw
+
+
 def algorithms(name: str, raw: str) -> tuple[str, ...]:
     chosen = tuple(a.strip() for a in raw.split(",") if a.strip())
     unknown = [a for a in chosen if a not in HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS]
@@ -302,6 +308,19 @@ RATELIMIT_KEY_PREFIX = Setting[str](
     text,
     "namespace of the per-user counts in the rate-limit storage (services sharing one Redis "
     "each keep their own)",
+)
+QUEUE_URL = Setting[str | None](
+    "SWEEPER_QUEUE_URL",
+    None,
+    queue_url,
+    "`redis://...`: sweeps that outlive a request go to `checkout-sweeper worker` processes "
+    "through this Redis (unset: they run in the serving process)",
+)
+QUEUE_NAMESPACE = Setting[str](
+    "SWEEPER_QUEUE_NAMESPACE",
+    "checkout-sweeper",
+    text,
+    "prefix of the job queue's keys in that Redis (services sharing one Redis each keep their own)",
 )
 ALLOW_LIVE_MODE = Setting[bool](
     "SWEEPER_ALLOW_LIVE_MODE", False, flag, "allow sweeps with a live-mode key"
@@ -430,6 +449,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     JWT_LEEWAY_S,
     RATELIMIT_STORAGE_URI,
     RATELIMIT_KEY_PREFIX,
+    QUEUE_URL,
+    QUEUE_NAMESPACE,
     ALLOW_LIVE_MODE,
     MAX_RPS,
     RESERVE,
@@ -557,9 +578,20 @@ class Settings:
     ratelimit_key_prefix: str = RATELIMIT_KEY_PREFIX.default
     reserve: float | None = RESERVE.default
     storm_patience_s: float = STORM_PATIENCE_S.default
+    queue_url: str | None = QUEUE_URL.default
+    queue_namespace: str = QUEUE_NAMESPACE.default
+
+    def check_queue(self) -> None:
+        """Workers spend the quota of the sweeps they run: the counts must be shared."""
+        if self.queue_url and self.ratelimit_storage_uri.startswith("memory://"):
+            raise ConfigError(
+                f"{QUEUE_URL.env} needs {RATELIMIT_STORAGE_URI.env}=redis://... (with memory:// "
+                "each process would count the sweep quota on its own)"
+            )
 
     def check_for_api(self) -> None:
         """What serving the endpoint needs on top of the database: a Stripe key and a JWT key."""
+        self.check_queue()
         problem = key_problem(self.stripe_api_key)
         if problem is not None:
             raise ConfigError(problem)
@@ -593,4 +625,6 @@ class Settings:
             ratelimit_key_prefix=RATELIMIT_KEY_PREFIX.read(env),
             reserve=RESERVE.read(env),
             storm_patience_s=STORM_PATIENCE_S.read(env),
+            queue_url=QUEUE_URL.read(env),
+            queue_namespace=QUEUE_NAMESPACE.read(env),
         )

@@ -23,6 +23,7 @@ class Outcome(StrEnum):
 class RunStatus(StrEnum):
     """Where a recorded sweep stands."""
 
+    QUEUED = "queued"  # waiting for a worker of the job queue
     RUNNING = "running"
     SUCCEEDED = "succeeded"  # nothing failed and nothing is left open
     INCOMPLETE = "incomplete"  # it finished, but sessions failed or remain open

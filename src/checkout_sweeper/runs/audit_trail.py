@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress
 from checkout_sweeper.errors import AuditError
 from checkout_sweeper.runs.journal import Journal
@@ -55,7 +57,7 @@ class RunRecorder:
         self.write_failures = 0
         self.status: str = RunStatus.RUNNING
         with db.session() as session:  # the database must answer for a sweep to start
-            session.add(SweepRun(**run, host=socket.gethostname(), pid=os.getpid()))
+            take_up_run(session, run, host=socket.gethostname(), pid=os.getpid())
         self.journal = Journal(journal_dir, self.run_id)
         self.journal.append({"kind": "run", **run})
         self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
@@ -183,3 +185,14 @@ def counters_of(progress: SweepProgress | None) -> dict[str, Any]:
         "listing_complete": progress.listing_complete,
         "stripe_requests": progress.requests,
     }
+
+
+def take_up_run(session: Session, run: dict[str, Any], *, host: str, pid: int) -> None:
+    """A new run row, or a queued (or resumed) one taken up by this process: running here,
+    one attempt more."""
+    known = session.get(SweepRun, run["id"])
+    if known is None:
+        session.add(SweepRun(**run, host=host, pid=pid))
+        return
+    known.status, known.host, known.pid = RunStatus.RUNNING, host, pid
+    known.attempts, known.heartbeat_at = known.attempts + 1, utcnow()

@@ -93,6 +93,7 @@ def start_configured_sweep(
     once_ran: Callable[[], None] | None = None,
     gateway: StripeGateway | None = None,
     in_request: bool = False,
+    sweep_id: str | None = None,
 ) -> RecordedSweep:
     """The sweep leased and recorded as running, ready to ``run`` (here, or in the
     background); ``once_leased`` and ``once_ran`` as ``RecordedSweep`` takes them. Raises
@@ -114,4 +115,5 @@ def start_configured_sweep(
         on_progress=on_progress,
         once_leased=once_leased,
         once_ran=once_ran,
+        sweep_id=sweep_id,
     )

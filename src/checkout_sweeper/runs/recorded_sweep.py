@@ -111,15 +111,17 @@ class RecordedSweep:
         on_progress: Callable[[SweepProgress], None] | None = None,
         once_leased: Callable[[], None] | None = None,
         once_ran: Callable[[], None] | None = None,
+        sweep_id: str | None = None,
     ) -> None:
         """Take the lease, run ``once_leased`` (the endpoint checks the caller's quota there),
-        record the run. ``once_ran`` runs when the sweep has run, before the lease is given
-        back (the endpoint spends the quota there: a sweep that failed spends nothing).
+        record the run (a new row, or the queued row of ``sweep_id``, taken up here).
+        ``once_ran`` runs when the sweep has run, before the lease is given back (the endpoint
+        spends the quota there: a sweep that failed spends nothing).
 
         Raises ``SweepInProgress``, or what ``once_leased`` raised (the lease is given back).
         """
         self._once_ran = once_ran
-        self.sweep_id = uuid.uuid4().hex
+        self.sweep_id = sweep_id or uuid.uuid4().hex
         self._grace_s = recording.audit_grace_s
         self._lease = AccountLease(
             recording.db, gateway.account, self.sweep_id, ttl_s=recording.lease_ttl_s

@@ -159,6 +159,17 @@ def runs_matching(db: Database, id_or_prefix: str, limit: int = 10) -> list[dict
         return [match.as_dict() for match in matches]
 
 
+WAITING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.INTERRUPTED)  # a worker may take these
+
+
+def queued_run(db: Database, sweep_id: str) -> dict[str, Any] | None:
+    """The run a queue message names, if a worker may take it up: queued, or left running or
+    interrupted by a worker that died or stopped (its lease then says whether it is free)."""
+    with db.session() as session:
+        run = session.get(SweepRun, sweep_id)
+        return run.as_dict() if run is not None and run.status in WAITING else None
+
+
 def run_sessions(
     db: Database,
     run_id: str,

@@ -83,6 +83,8 @@ class SweepRun(Base):
     already_closed_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     remaining_count: Mapped[int | None] = mapped_column(Integer)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)  # runs of it: resumed ones add
     found_count: Mapped[int] = mapped_column(Integer, default=0)
     listing_complete: Mapped[bool] = mapped_column(Boolean, default=False)
     stripe_requests: Mapped[int] = mapped_column(Integer, default=0)
@@ -124,7 +126,17 @@ class SweepRun(Base):
             "error": self.error,
             "host": self.host,
             "pid": self.pid,
+            "worker": self.worker,
+            "attempts": self.attempts,
+            "queued_at": utc_iso(self.queued_at),
         }
+
+    @property
+    def worker(self) -> dict[str, Any] | None:
+        """The process running it now (or that ran it last); null while it waits in a queue."""
+        if self.status == RunStatus.QUEUED or self.host is None:
+            return None
+        return {"host": self.host, "pid": self.pid}
 
 
 class SweptSession(Base):

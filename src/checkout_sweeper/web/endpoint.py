@@ -9,6 +9,7 @@ goes on in this process; ``/v1/sweeps/{id}`` follows it.
 from __future__ import annotations
 
 import re
+import uuid
 
 from flask import Blueprint, g, has_request_context, request, url_for
 from flask.typing import ResponseReturnValue
@@ -16,7 +17,8 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.runs import background
-from checkout_sweeper.runs.launch import refuse_early, start_configured_sweep
+from checkout_sweeper.runs.jobs import record_queued, send_or_fail
+from checkout_sweeper.runs.launch import identified_gateway, refuse_early, start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import RunStatus, Trigger
@@ -57,16 +59,38 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
             "This user already has a Stripe customer "
             f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
         )
+    if wants_async() and app_state().broker is not None:
+        return _accepted(_queued(user), RunStatus.QUEUED)
     sweep = _start(user, in_request=not wants_async())
     if wants_async():
         background.start(sweep)
-        location = url_for("sweeps.show_sweep", sweep_id=sweep.sweep_id)
-        data = {"sweep_id": sweep.sweep_id, "status": RunStatus.RUNNING, "location": location}
-        response = success(data, 202)
-        response.headers["Location"] = location
-        response.headers["Preference-Applied"] = "respond-async"
-        return response
+        return _accepted(sweep.sweep_id, RunStatus.RUNNING)
     return _finish(sweep)
+
+
+def _accepted(sweep_id: str, status: str) -> ResponseReturnValue:
+    location = url_for("sweeps.show_sweep", sweep_id=sweep_id)
+    response = success({"sweep_id": sweep_id, "status": status, "location": location}, 202)
+    response.headers["Location"] = location
+    response.headers["Preference-Applied"] = "respond-async"
+    return response
+
+
+def _queued(user: User) -> str:
+    """With a job queue the web process runs no sweep: the checks that need no lease here,
+    then a queued run row and a message; the worker that takes it leases the account, checks
+    the quota again and spends it once the sweep has run."""
+    state = app_state()
+    assert state.broker is not None
+    refuse_early(state.settings, state.db)
+    key = user_key(state.settings.ratelimit_key_prefix, user.id)
+    g.quota_headers = room(state.limiter.limiter, SWEEPS, key)
+    gateway = identified_gateway(state.settings, state.db, dry_run=False)
+    sweep_id = uuid.uuid4().hex
+    run = {"id": sweep_id, "trigger": Trigger.API, "user_id": user.id, "dry_run": False}
+    record_queued(state.db, {**run, "account": gateway.account, "livemode": gateway.livemode})
+    send_or_fail(state.db, state.broker, sweep_id)
+    return sweep_id
 
 
 def _start(user: User, *, in_request: bool) -> RecordedSweep:

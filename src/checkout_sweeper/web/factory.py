@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from checkout_sweeper.errors import DatabaseUnavailable
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.metrics import HTTP_REQUESTS, HTTP_SECONDS, method_label
+from checkout_sweeper.runs.jobs import make_broker
 from checkout_sweeper.runs.recovery import import_journals
 from checkout_sweeper.settings import Settings, default_instance_path
 from checkout_sweeper.store.database import DEADLINE_S, Database
@@ -24,12 +25,12 @@ from checkout_sweeper.web.docs import bp as docs_bp
 from checkout_sweeper.web.endpoint import bp as v1_bp
 from checkout_sweeper.web.envelopes import UNEXPECTED, answer, error, register_error_handlers
 from checkout_sweeper.web.health import bp as health_bp
+from checkout_sweeper.web.quota import storage_options
 from checkout_sweeper.web.scrape import bp as metrics_bp
 from checkout_sweeper.web.state import EXTENSION_KEY, AppState
 from checkout_sweeper.web.sweeps import bp as sweeps_bp
 
 request_log = logging.getLogger("checkout_sweeper.request")
-REDIS_TIMEOUT_S = 2.0
 
 
 def _user_key() -> str:
@@ -53,7 +54,7 @@ def create_app(
     _import_left_journals(db, settings)
     app.config.update(
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
-        RATELIMIT_STORAGE_OPTIONS=_storage_options(settings.ratelimit_storage_uri),
+        RATELIMIT_STORAGE_OPTIONS=storage_options(settings.ratelimit_storage_uri),
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=False,
@@ -64,7 +65,8 @@ def create_app(
     limiter = Limiter(key_func=_user_key, app=app)
     limiter.exempt(health_bp)
     limiter.exempt(metrics_bp)
-    app.extensions[EXTENSION_KEY] = AppState(settings=settings, db=db, limiter=limiter)
+    broker = make_broker(settings) if settings.queue_url else None
+    app.extensions[EXTENSION_KEY] = AppState(settings, db, limiter, broker)
     if settings.trusted_proxy_count:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # werkzeug's documented way to wrap it
             app.wsgi_app,
@@ -80,13 +82,6 @@ def create_app(
     app.register_blueprint(docs_bp)
     app.register_blueprint(metrics_bp)
     return app
-
-
-def _storage_options(uri: str) -> dict[str, float]:
-    """Redis answers within seconds or the endpoint fails closed (503): never a hung request."""
-    if uri.startswith("memory://"):
-        return {}
-    return {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S}
 
 
 def _import_left_journals(db: Database, settings: Settings) -> None:

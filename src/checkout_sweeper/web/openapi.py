@@ -48,6 +48,16 @@ RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "error": (_OPT_STR, "Why it stopped early, if it did."),
     "host": (_OPT_STR, "The host that ran it."),
     "pid": (_OPT_INT, "The process that ran it."),
+    "worker": (
+        {
+            "type": ["object", "null"],
+            "required": ["host", "pid"],
+            "properties": {"host": _STR, "pid": _OPT_INT},
+        },
+        "The process running it now (or that ran it last); null while it waits in the queue.",
+    ),
+    "attempts": (_INT, "How many times a process took it up (a resumed sweep counts each)."),
+    "queued_at": (_OPT_STR, "ISO 8601, UTC, when it was queued; null if it never was."),
 }
 SESSION_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "session_id": (_STR, "The Checkout Session id (cs_...)."),

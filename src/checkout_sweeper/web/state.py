@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dramatiq.brokers.redis import RedisBroker
 from flask import current_app
 from flask_limiter import Limiter
 
@@ -18,6 +19,7 @@ class AppState:
     settings: Settings
     db: Database
     limiter: Limiter
+    broker: RedisBroker | None = None  # the job queue, when SWEEPER_QUEUE_URL is set
 
 
 def app_state() -> AppState:

@@ -1,0 +1,175 @@
+"""``worker``: a process that runs the sweeps the job queue carries (``SWEEPER_QUEUE_URL``).
+
+Each message names a queued run; the worker takes the account's lease, checks the caller's
+quota again, runs the sweep under the run's own id and spends the quota once it has run. An
+account another sweep holds is retried later by the queue. SIGTERM or Ctrl-C: no new message
+is taken, the sweeps running here stop dispatching, record what is in flight and go back to
+the queue (``queued``, not ``interrupted``), so a deploy ends no sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+import click
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+from checkout_sweeper.cli.context import load_settings, open_database
+from checkout_sweeper.errors import (
+    CommandFailure,
+    ConfigError,
+    ExitCode,
+    LeaseError,
+    SweepAborted,
+    SweeperError,
+)
+from checkout_sweeper.logs import setup_logging
+from checkout_sweeper.runs.jobs import (
+    QUEUE_NAME,
+    SWEEP_ACTOR,
+    end_queued_run,
+    enqueue_sweep,
+    make_broker,
+    mark_queued_again,
+)
+from checkout_sweeper.runs.launch import start_configured_sweep
+from checkout_sweeper.runs.recorded_sweep import RecordedSweep
+from checkout_sweeper.runs.rows import queued_run
+from checkout_sweeper.settings import QUEUE_URL, Settings
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.web.quota import SWEEPS, counter_for, room, spend, user_key
+
+log = logging.getLogger("checkout_sweeper.worker")
+HANDED_BACK = "the worker is stopping: handed back to the queue"
+BUSY_RETRIES = 40  # an account held by another sweep: tried again, with backoff, this often
+STOP_TIMEOUT_MS = 60_000  # how long a stopping worker waits for its sweeps to record
+
+
+class SweepRunner:
+    """The actor's body: one queued run taken up, run and recorded; the running ones known,
+    so that a stopping worker can hand them back."""
+
+    def __init__(self, settings: Settings, db: Database, broker: RedisBroker) -> None:
+        self.settings, self.db, self.broker = settings, db, broker
+        self.counter = counter_for(settings.ratelimit_storage_uri)
+        self.running: dict[str, RecordedSweep] = {}
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, sweep_id: str) -> None:
+        run = queued_run(self.db, sweep_id)
+        if run is None:  # finished, canceled, or unknown: nothing to do
+            log.info("sweep %s is not waiting for a worker; message dropped", sweep_id)
+            return
+        try:
+            sweep = self._take_up(run)
+        except LeaseError:
+            raise  # the account is busy: the queue tries again later
+        except SweeperError as err:  # cannot start (live mode refused, Stripe, quota spent)
+            end_queued_run(self.db, sweep_id, str(err))
+            log.warning("sweep %s could not start: %s", sweep_id, err)
+            return
+        with self._lock:
+            self.running[sweep_id] = sweep
+        try:
+            sweep.run()
+        except SweepAborted as stopped:
+            if not self.stopping.is_set():
+                log.warning("sweep %s stopped: %s", sweep_id, stopped)
+                return
+            mark_queued_again(self.db, sweep_id)
+            enqueue_sweep(self.broker, sweep_id)
+            log.info("sweep %s handed back to the queue", sweep_id)
+        finally:
+            with self._lock:
+                self.running.pop(sweep_id, None)
+
+    def _take_up(self, run: dict[str, Any]) -> RecordedSweep:
+        key = user_key(self.settings.ratelimit_key_prefix, run["user_id"] or 0)
+
+        def check() -> None:
+            room(self.counter, SWEEPS, key)
+
+        def count() -> None:
+            spend(self.counter, SWEEPS, key)
+
+        return start_configured_sweep(
+            self.settings,
+            self.db,
+            trigger=run["trigger"],
+            user_id=run["user_id"],
+            dry_run=run["dry_run"],
+            once_leased=check,
+            once_ran=count,
+            sweep_id=run["id"],
+        )
+
+    def hand_back_all(self) -> None:
+        """Stop dispatching in every sweep of this process; each records and goes back."""
+        self.stopping.set()
+        with self._lock:
+            sweeps = list(self.running.values())
+        for sweep in sweeps:
+            sweep.interrupt(HANDED_BACK)
+
+
+@click.command("worker")
+@click.option(
+    "--concurrency",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Sweeps this process runs at once (each paces its own account).",
+)
+def worker_command(concurrency: int) -> None:
+    """Run the sweeps the job queue carries (needs SWEEPER_QUEUE_URL)."""
+    settings = load_settings()
+    setup_logging(settings.server.log_level)  # a service: JSON lines for a log collector
+    if not settings.queue_url:
+        raise CommandFailure(
+            f"{QUEUE_URL.env} is not set: there is no queue to work on", ExitCode.USAGE
+        )
+    try:
+        settings.check_queue()
+    except ConfigError as err:
+        raise CommandFailure(str(err), ExitCode.USAGE) from err
+    db = open_database(settings)
+    broker = make_broker(settings)
+    runner = SweepRunner(settings, db, broker)
+    declare = dramatiq.actor(
+        broker=broker,
+        actor_name=SWEEP_ACTOR,
+        queue_name=QUEUE_NAME,
+        min_backoff=1_000,
+        max_backoff=15_000,
+        retry_when=_worth_retrying,
+    )
+    declare(runner.__call__)
+    _serve_until_stopped(broker, runner, concurrency)
+
+
+def _worth_retrying(retries: int, error: Exception) -> bool:
+    """The account is busy (its lease held): later. Anything else is recorded on the run."""
+    return isinstance(error, LeaseError) and retries < BUSY_RETRIES
+
+
+def _serve_until_stopped(broker: RedisBroker, runner: SweepRunner, concurrency: int) -> None:
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    worker = dramatiq.Worker(broker, worker_threads=concurrency, worker_timeout=500)
+    worker.start()
+    log.info("worker started", extra={"fields": {"threads": concurrency, "queue": QUEUE_NAME}})
+    try:
+        stop.wait()
+    finally:
+        log.info("worker stopping: running sweeps go back to the queue")
+        runner.hand_back_all()
+        worker.stop(timeout=STOP_TIMEOUT_MS)
+        broker.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("worker stopped")

@@ -1,0 +1,88 @@
+"""Sweeps carried by a job queue (Dramatiq on Redis) to ``checkout-sweeper worker`` processes.
+
+Why Dramatiq: its Redis broker acknowledges a message only when the actor returns, keeps each
+worker's unacknowledged messages apart, and hands the messages of a worker whose heartbeat
+stopped (kill -9, a lost host) to the next worker that does maintenance: delivery after a dead
+worker is the broker's job, not ours. Retries with backoff, delays (for schedules) and graceful
+shutdown are built in, and a worker is a thread pool in a process of our own making, so the
+worker command keeps the project's settings, logs and metrics. Sweeps are idempotent and
+serialised per account by the lease in the database, which makes at-least-once delivery safe.
+
+The web process only sends messages by name (``SWEEP_ACTOR`` on ``QUEUE_NAME``); the actor
+itself is declared by the worker command.
+"""
+
+from __future__ import annotations
+
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import AgeLimit, Callbacks, Retries, ShutdownNotifications
+from redis.exceptions import RedisError
+from sqlalchemy import update
+
+from checkout_sweeper.errors import QueueUnavailable
+from checkout_sweeper.settings import Settings
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.models import SweepRun, utcnow
+from checkout_sweeper.vocabulary import RunStatus
+
+QUEUE_NAME = "sweeps"
+SWEEP_ACTOR = "run_sweep"
+HEARTBEAT_TIMEOUT_MS = 15_000  # a worker silent this long is dead: its messages go back
+MAINTENANCE_CHANCE = 50_000  # per million broker calls: a worker polls often, so within seconds
+REDIS_TIMEOUT_S = 5.0  # every Redis call of the broker (it polls; it never blocks on a pop)
+
+
+def make_broker(settings: Settings) -> RedisBroker:
+    """The broker of ``SWEEPER_QUEUE_URL``, with the middleware a sweep needs: retries (a
+    sweep whose account is busy waits its turn), no time limit (a sweep takes what it takes)."""
+    assert settings.queue_url is not None
+    broker = RedisBroker(
+        url=settings.queue_url,
+        namespace=settings.queue_namespace,
+        heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+        maintenance_chance=MAINTENANCE_CHANCE,
+        middleware=[AgeLimit(), ShutdownNotifications(), Callbacks(), Retries()],
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+    )
+    broker.declare_queue(QUEUE_NAME)
+    return broker
+
+
+def enqueue_sweep(broker: RedisBroker, sweep_id: str) -> None:
+    """Send the sweep to whichever worker takes it first."""
+    message: Message[None] = Message(
+        queue_name=QUEUE_NAME, actor_name=SWEEP_ACTOR, args=(sweep_id,), kwargs={}, options={}
+    )
+    broker.enqueue(message)
+
+
+def record_queued(db: Database, run: dict[str, object]) -> None:
+    """The run row of a sweep waiting for a worker (no lease yet, no process)."""
+    with db.session() as session:
+        session.add(SweepRun(**run, status=RunStatus.QUEUED, queued_at=utcnow(), attempts=0))
+
+
+def send_or_fail(db: Database, broker: RedisBroker, sweep_id: str) -> None:
+    """Enqueue the queued run, or end it ``failed`` and raise ``QueueUnavailable`` (503)."""
+    try:
+        enqueue_sweep(broker, sweep_id)
+    except RedisError as err:
+        end_queued_run(db, sweep_id, "the job queue could not be reached")
+        raise QueueUnavailable(f"the job queue cannot be reached: {err}") from err
+
+
+def end_queued_run(db: Database, sweep_id: str, error: str) -> None:
+    """A queued run that could not start ends ``failed``, saying why."""
+    _set_run(db, sweep_id, status=RunStatus.FAILED, error=error, finished_at=utcnow())
+
+
+def mark_queued_again(db: Database, sweep_id: str) -> None:
+    """A sweep handed back (its worker is stopping): waiting for the next worker."""
+    _set_run(db, sweep_id, status=RunStatus.QUEUED, finished_at=None, error=None)
+
+
+def _set_run(db: Database, sweep_id: str, **values: object) -> None:
+    with db.session() as session:
+        session.execute(update(SweepRun).where(SweepRun.id == sweep_id).values(**values))

@@ -1,0 +1,121 @@
+"""Sweeps carried by the job queue to worker processes: a real ``serve``, real ``worker``
+processes, Redis for the queue and the quota, the fake Stripe over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness import COMMAND, serving, stop, sweeper_env, wait_for_expires, wait_until
+from helpers import mint, run_command
+
+pytestmark = pytest.mark.services
+ASYNC = {"Prefer": "respond-async"}
+
+
+@pytest.fixture
+def env(tmp_path, fake_stripe, redis_url) -> dict[str, str]:
+    return sweeper_env(
+        tmp_path,
+        fake_stripe.url,
+        SWEEPER_QUEUE_URL=redis_url,
+        RATELIMIT_STORAGE_URI=redis_url,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'queue.sqlite3'}",
+        SWEEPER_LEASE_TTL="6",
+    )
+
+
+@contextlib.contextmanager
+def working(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """A ``checkout-sweeper worker`` process, stopped (SIGTERM, then SIGKILL) at the end."""
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [*COMMAND, "worker"], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    wait_until(lambda: "worker started" in log.read_text(), 60, what="the worker", alive=process)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def _user_token(env: dict[str, str]) -> dict[str, str]:
+    added = run_command(env, "users", "add", "--email", "q@example.com", "--json")
+    return {"Authorization": f"Bearer {mint(json.loads(added.stdout)['id'])}"}
+
+
+def _sweep(url: str, auth: dict[str, str]) -> dict:
+    answer = requests.get(
+        f"{url}/v1/active_checkout_sessions_and_expire_all", headers={**auth, **ASYNC}, timeout=30
+    )
+    assert answer.status_code == 202, answer.text
+    return answer.json()["data"]
+
+
+def _state(url: str, auth: dict[str, str], sweep_id: str) -> dict:
+    answer = requests.get(f"{url}/v1/sweeps/{sweep_id}", headers=auth, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]
+
+
+def _ended(url: str, auth: dict[str, str], sweep_id: str) -> dict:
+    seen: list[dict] = []
+
+    def done() -> bool:
+        seen.append(_state(url, auth, sweep_id))
+        return seen[-1]["status"] not in ("queued", "running")
+
+    wait_until(done, 120, interval=0.3, what="the sweep to end")
+    return seen[-1]
+
+
+def test_an_async_sweep_waits_queued_then_a_worker_process_runs_it(env, fake_stripe, tmp_path):
+    fake_stripe.state.seed(open_=120)
+    fake_stripe.state.faults.update({"latency_ms": 20})
+    auth = _user_token(env)
+    with serving(env, tmp_path / "serve.log") as web:
+        accepted = _sweep(web.url, auth)
+        assert accepted["status"] == "queued"
+        queued = _state(web.url, auth, accepted["sweep_id"])
+        assert queued["worker"] is None and queued["queued_at"] and queued["attempts"] == 0
+        assert fake_stripe.state.snapshot()["requests"].get("expire", 0) == 0  # web ran nothing
+        with working(env, tmp_path / "worker.log") as worker:
+            final = _ended(web.url, auth, accepted["sweep_id"])
+    assert final["status"] == "succeeded", final
+    assert final["worker"]["pid"] == worker.pid and final["worker"]["pid"] != web.process.pid
+    assert final["attempts"] == 1 and final["expired_count"] == 120
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_a_stopped_worker_hands_its_sweep_back_and_another_finishes_it(env, fake_stripe, tmp_path):
+    fake_stripe.state.seed(open_=400)
+    fake_stripe.state.faults.update({"latency_ms": 20})
+    auth = _user_token(env)
+    slow = {**env, "SWEEPER_MAX_RPS": "40"}
+    with serving(env, tmp_path / "serve.log") as web:
+        with working(slow, tmp_path / "first.log") as first:
+            sweep_id = _sweep(web.url, auth)["sweep_id"]
+            wait_for_expires(fake_stripe, 40, alive=first)
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(timeout=30) == 0
+        handed = _state(web.url, auth, sweep_id)
+        assert handed["status"] == "queued" and handed["attempts"] == 1, handed
+        assert 0 < handed["expired_count"] < 400
+        with working(env, tmp_path / "second.log") as second:
+            final = _ended(web.url, auth, sweep_id)
+    assert final["status"] == "succeeded" and final["attempts"] == 2, final
+    assert final["worker"]["pid"] == second.pid
+    assert final["expired_count"] + final["already_closed_count"] >= 400 - 8
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_a_worker_without_a_queue_is_one_line_and_exit_2(tmp_path):
+    result = run_command(sweeper_env(tmp_path), "worker")
+    assert result.returncode == 2 and "SWEEPER_QUEUE_URL is not set" in result.stderr
