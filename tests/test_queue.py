@@ -119,3 +119,44 @@ def test_a_stopped_worker_hands_its_sweep_back_and_another_finishes_it(env, fake
 def test_a_worker_without_a_queue_is_one_line_and_exit_2(tmp_path):
     result = run_command(sweeper_env(tmp_path), "worker")
     assert result.returncode == 2 and "SWEEPER_QUEUE_URL is not set" in result.stderr
+
+
+def _sessions(url: str, auth: dict[str, str], sweep_id: str) -> set[str]:
+    ids: list[str] = []
+    after = None
+    while True:
+        params = {"limit": 100, **({"starting_after": after} if after else {})}
+        answer = requests.get(
+            f"{url}/v1/sweeps/{sweep_id}/sessions", headers=auth, params=params, timeout=30
+        )
+        page = answer.json()["data"]
+        ids += [row["session_id"] for row in page["data"]]
+        if not page["has_more"]:
+            return set(ids)
+        after = ids[-1]
+
+
+def test_when_the_worker_running_a_sweep_dies_the_other_finishes_it(env, fake_stripe, tmp_path):
+    fake_stripe.state.seed(open_=400)
+    fake_stripe.state.faults.update({"latency_ms": 20})
+    auth = _user_token(env)
+    slow = {**env, "SWEEPER_MAX_RPS": "40"}
+    with (
+        serving(env, tmp_path / "serve.log") as web,
+        working(slow, tmp_path / "a.log") as first,
+        working(slow, tmp_path / "b.log") as second,
+    ):
+        sweep_id = _sweep(web.url, auth)["sweep_id"]
+        wait_for_expires(fake_stripe, 60, alive=web.process)
+        running = _state(web.url, auth, sweep_id)["worker"]["pid"]
+        victim, survivor = (first, second) if running == first.pid else (second, first)
+        victim.kill()  # kill -9: no chance to record or hand anything back
+        victim.wait(timeout=10)
+        final = _ended(web.url, auth, sweep_id)
+        listed = _sessions(web.url, auth, sweep_id)
+    assert final["status"] == "succeeded" and final["attempts"] == 2, final
+    assert final["worker"]["pid"] == survivor.pid
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+    with fake_stripe.state.lock:
+        expired = set(fake_stripe.state.stats.expired_by_request)
+    assert len(expired - listed) <= 8  # at most the expires in flight when it died

@@ -24,7 +24,7 @@ class Journal:
 
     def __init__(self, folder: Path, run_id: str) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.path = folder / f"{run_id}{SUFFIX}"
+        self.path = journal_path(folder, run_id)
         self._lock = threading.Lock()
         # outcomes name the account and its sessions: this user's alone
         descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -58,6 +58,10 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
 
 def journal_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
+
+
+def journal_path(folder: Path, run_id: str) -> Path:
+    return folder / f"{run_id}{SUFFIX}"
 
 
 def run_id_of(path: Path) -> str:

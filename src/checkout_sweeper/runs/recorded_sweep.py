@@ -32,6 +32,7 @@ from checkout_sweeper.errors import LeaseLost, SweepAborted, SweeperError, Sweep
 from checkout_sweeper.runs.audit_trail import RunRecorder
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.observer import SweepObserver
+from checkout_sweeper.runs.recovery import import_journal_of
 from checkout_sweeper.runs.settlement import settle_unknown
 from checkout_sweeper.settings import AUDIT_GRACE_S, LEASE_TTL_S
 from checkout_sweeper.store.database import Database
@@ -131,6 +132,8 @@ class RecordedSweep:
         try:
             if once_leased is not None:
                 once_leased()
+            if sweep_id is not None:  # taken up again: the last attempt's journal first
+                import_journal_of(recording.db, recording.journal_dir, sweep_id)
             run = {"id": self.sweep_id, "trigger": trigger, "user_id": user_id}
             run.update(account=gateway.account, livemode=gateway.livemode)
             run.update(dry_run=options.dry_run, status=RunStatus.RUNNING)

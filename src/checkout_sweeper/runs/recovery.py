@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from checkout_sweeper.runs.journal import journal_files, read_entries, run_id_of
+from checkout_sweeper.runs.journal import journal_files, journal_path, read_entries, run_id_of
 from checkout_sweeper.runs.rows import close_run, insert_outcomes, live_run_ids
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, utcnow
@@ -41,6 +41,15 @@ def import_journals(db: Database, folder: Path) -> int:
         imported += 1
         path.unlink(missing_ok=True)
     return imported
+
+
+def import_journal_of(db: Database, folder: Path, run_id: str) -> None:
+    """Before a run is taken up again (its worker died on this host): what the dead attempt
+    journaled reaches the database first, so the new attempt's journal starts empty."""
+    path = journal_path(folder, run_id)
+    if path.exists():
+        _import(db, path)
+        path.unlink(missing_ok=True)
 
 
 def _import(db: Database, path: Path) -> None:
