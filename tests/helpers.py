@@ -121,8 +121,8 @@ class FakeClock:
 
 
 def conforms(response: requests.Response, spec: dict[str, Any]) -> dict[str, Any]:
-    """The body of a GET answer, after checking it, its status and its required headers
-    against the OpenAPI document ``spec``."""
+    """The body of an answer, after checking it, its status and its required headers against
+    the OpenAPI document's operation for the request's method."""
     import re
     from urllib.parse import urlsplit
 
@@ -132,8 +132,8 @@ def conforms(response: requests.Response, spec: dict[str, Any]) -> dict[str, Any
     operation = None
     for template, item in spec["paths"].items():
         if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
-            operation = item["get"]
-    assert operation is not None, f"{path} is not in the OpenAPI document"
+            operation = item.get(response.request.method.lower())
+    assert operation is not None, f"{response.request.method} {path} is not in the document"
     documented = operation["responses"].get(str(response.status_code))
     assert documented is not None, f"{response.status_code} is not documented for {path}"
     schema = documented["content"]["application/json"]["schema"]

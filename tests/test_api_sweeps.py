@@ -8,7 +8,7 @@ import requests
 
 from checkout_sweeper.web.docs import openapi_spec
 
-from harness import wait_until
+from harness import expires_seen, wait_until
 from helpers import conforms
 
 ASYNC = {"Prefer": "respond-async"}
@@ -126,3 +126,40 @@ def test_a_running_sweep_says_how_much_it_found_and_when_the_listing_is_complete
         if snapshot["listing_complete"]:
             assert snapshot["found_count"] == 250
     assert seen[-1]["listing_complete"] and seen[-1]["found_count"] == 250
+
+
+def _delete(api, path: str, token: str) -> requests.Response:
+    response = requests.delete(
+        f"{api.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    conforms(response, SPEC)
+    return response
+
+
+def test_delete_cancels_a_running_sweep_within_seconds_and_nothing_is_sent_after(api, fake_stripe):
+    fake_stripe.state.seed(open_=400)
+    fake_stripe.state.faults.update({"latency_ms": 100})
+    owner, other = api.token(api.add_user("a@example.com")), api.token(api.add_user("b@e.com"))
+    location = api.sweep(owner, headers=ASYNC).headers["Location"]
+    wait_until(lambda: expires_seen(fake_stripe) >= 20, 30, what="the sweep to expire some")
+    assert _delete(api, location, other).status_code == 404  # the owner's alone
+    started = time.monotonic()
+    canceled = _delete(api, location, owner)
+    assert canceled.status_code == 200 and time.monotonic() - started < 3.5, canceled.text
+    data = canceled.json()["data"]
+    assert data["status"] == "canceled" and data["finished_at"] is not None
+    sent = expires_seen(fake_stripe)
+    time.sleep(1.5)
+    assert expires_seen(fake_stripe) == sent  # nothing reaches Stripe once canceled
+    assert 0 < fake_stripe.state.snapshot()["open_total"] < 400
+    recorded = _get(api, f"{location}/sessions", owner, limit=100).json()["data"]["data"]
+    assert len(recorded) == min(100, data["expired_count"] + data["already_closed_count"])
+    assert _delete(api, location, owner).status_code == 200  # canceling again changes nothing
+
+
+def test_delete_of_a_sweep_that_ended_is_a_409(api, fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    token = api.token(api.add_user())
+    sweep_id = api.sweep(token).json()["data"]["sweep_id"]
+    answer = _delete(api, f"/v1/sweeps/{sweep_id}", token)
+    assert answer.status_code == 409 and "already ended (succeeded)" in answer.json()["message"]

@@ -451,3 +451,23 @@ def test_shell_completion_as_the_readme_sets_it_up(shell):
         timeout=30,
     )
     assert "--concurrency" in answer.stdout
+
+
+def test_sweeps_cancel_stops_a_sweep_running_in_another_process(cli, fake_stripe):
+    running = _start_slow_sweep(cli, fake_stripe, 400)
+    sweep_id = json.loads(cli("history", "--json", "--status", "running").stdout)[0]["id"]
+    canceled = cli("sweeps", "cancel", sweep_id[:8])
+    assert canceled.returncode == 0 and f"sweep {sweep_id} canceled" in canceled.stdout
+    out, err = running.communicate(timeout=30)
+    assert running.returncode == 1 and "canceled" in err, err
+    assert json.loads(out)["error"] == "the sweep was canceled by its owner"
+    shown = json.loads(cli("history", "show", sweep_id, "--json").stdout)
+    assert shown["status"] == "canceled" and shown["sessions"]  # what it did stays on record
+    assert cli("sweeps", "cancel", sweep_id).returncode == 0  # canceling again changes nothing
+
+
+def test_sweeps_cancel_of_a_sweep_that_ended_is_exit_2(cli, fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    sweep_id = json.loads(cli("sweep", "--yes", "--json").stdout)["sweep_id"]
+    ended = cli("sweeps", "cancel", sweep_id)
+    assert ended.returncode == 2 and "already ended (succeeded)" in ended.stderr

@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +161,41 @@ def test_when_the_worker_running_a_sweep_dies_the_other_finishes_it(env, fake_st
     with fake_stripe.state.lock:
         expired = set(fake_stripe.state.stats.expired_by_request)
     assert len(expired - listed) <= 8  # at most the expires in flight when it died
+
+
+def _delete(url: str, auth: dict[str, str], sweep_id: str) -> requests.Response:
+    return requests.delete(f"{url}/v1/sweeps/{sweep_id}", headers=auth, timeout=30)
+
+
+def test_a_queued_sweep_that_is_canceled_never_starts(env, fake_stripe, tmp_path):
+    fake_stripe.state.seed(open_=50)
+    auth = _user_token(env)
+    with serving(env, tmp_path / "serve.log") as web:
+        sweep_id = _sweep(web.url, auth)["sweep_id"]
+        canceled = _delete(web.url, auth, sweep_id)
+        assert canceled.status_code == 200 and canceled.json()["data"]["status"] == "canceled"
+        with working(env, tmp_path / "worker.log"):
+            time.sleep(3)  # time for the worker to take the message, and drop it
+            assert _state(web.url, auth, sweep_id)["status"] == "canceled"
+    assert fake_stripe.state.snapshot()["requests"].get("expire", 0) == 0
+
+
+def test_a_sweep_running_in_a_worker_is_canceled_within_3_s(env, fake_stripe, tmp_path):
+    fake_stripe.state.seed(open_=400)
+    fake_stripe.state.faults.update({"latency_ms": 20})
+    auth = _user_token(env)
+    with (
+        serving(env, tmp_path / "serve.log") as web,
+        working({**env, "SWEEPER_MAX_RPS": "40"}, tmp_path / "worker.log") as worker,
+    ):
+        sweep_id = _sweep(web.url, auth)["sweep_id"]
+        wait_for_expires(fake_stripe, 40, alive=worker)
+        started = time.monotonic()
+        canceled = _delete(web.url, auth, sweep_id)
+        assert canceled.status_code == 200 and time.monotonic() - started < 3.5, canceled.text
+        sent = fake_stripe.state.snapshot()["requests"]["expire"]
+        time.sleep(2)
+        assert fake_stripe.state.snapshot()["requests"]["expire"] == sent
+        assert worker.poll() is None  # the worker goes on, ready for the next sweep
+    assert canceled.json()["data"]["status"] == "canceled"
+    assert 0 < fake_stripe.state.snapshot()["open_total"] < 400

@@ -235,6 +235,13 @@ class SweepInterrupted(SweepAborted):
     headline = "interrupted"
 
 
+class SweepCanceled(SweepAborted):
+    """Its owner canceled the sweep; in-flight expires finished and were recorded."""
+
+    exit_code = ExitCode.FAILED
+    headline = "canceled"
+
+
 # leases and audit -------------------------------------------------------------------------------
 class LeaseError(SweeperError):
     """The one-sweep-per-account lease could not be taken or kept."""

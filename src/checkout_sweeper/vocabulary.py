@@ -29,6 +29,7 @@ class RunStatus(StrEnum):
     INCOMPLETE = "incomplete"  # it finished, but sessions failed or remain open
     FAILED = "failed"  # Stripe could not be used
     INTERRUPTED = "interrupted"  # a signal, a lost lease, or its process died
+    CANCELED = "canceled"  # its owner canceled it; never resumed
 
 
 class Trigger(StrEnum):

@@ -108,7 +108,7 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
     """One sweep and what happened to each of its sessions (SWEEP_ID, or 4+ of its first
     characters when only one sweep starts so)."""
     db = open_database(load_settings())
-    run = _the_run(db, sweep_id.strip())
+    run = the_run(db, sweep_id.strip())
     sessions = run_sessions(db, str(run["id"]), outcomes=outcomes)
     if as_json:
         print_json({**run, "sessions": sessions})
@@ -123,7 +123,7 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
     out.print(table)
 
 
-def _the_run(db: Database, wanted: str) -> dict[str, Any]:
+def the_run(db: Database, wanted: str) -> dict[str, Any]:
     """The one run an id or prefix names; exit 2 saying why not (too short, none, several)."""
     if not re.fullmatch(r"[0-9a-f]{1,32}", wanted):
         raise CommandFailure(f"{wanted!r} is not a sweep id (32 hex digits)", ExitCode.USAGE)

@@ -25,6 +25,7 @@ from checkout_sweeper.errors import (
     ExitCode,
     LeaseError,
     SweepAborted,
+    SweepCanceled,
     SweeperError,
 )
 from checkout_sweeper.logs import setup_logging
@@ -69,6 +70,9 @@ class SweepRunner:
             sweep = self._take_up(run)
         except LeaseError:
             raise  # the account is busy: the queue tries again later
+        except SweepCanceled:
+            log.info("sweep %s was canceled before it started", sweep_id)
+            return
         except SweeperError as err:  # cannot start (live mode refused, Stripe, quota spent)
             end_queued_run(self.db, sweep_id, str(err))
             log.warning("sweep %s could not start: %s", sweep_id, err)
@@ -78,7 +82,7 @@ class SweepRunner:
         try:
             sweep.run()
         except SweepAborted as stopped:
-            if not self.stopping.is_set():
+            if isinstance(stopped, SweepCanceled) or not self.stopping.is_set():
                 log.warning("sweep %s stopped: %s", sweep_id, stopped)
                 return
             mark_queued_again(self.db, sweep_id)

@@ -68,6 +68,7 @@ class PacedCalls:
         attempt = 0
         while True:
             attempt += 1
+            self._stop.check()  # a stopped sweep drops its queued requests without a slot
             self.bucket.acquire()
             self._stop.check()  # the wait for a slot may have outlasted the lease deadline
             self._tally.request()

@@ -14,15 +14,22 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress
-from checkout_sweeper.errors import AuditError
+from checkout_sweeper.errors import AuditError, SweepCanceled
 from checkout_sweeper.runs.journal import Journal
-from checkout_sweeper.runs.rows import close_run, insert_outcomes, outcome_entry, update_run
+from checkout_sweeper.runs.rows import (
+    cancel_requested,
+    close_run,
+    insert_outcomes,
+    outcome_entry,
+    update_run,
+)
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, utcnow
 from checkout_sweeper.vocabulary import RunStatus
@@ -56,6 +63,7 @@ class RunRecorder:
         self._closing = threading.Event()
         self.write_failures = 0
         self.status: str = RunStatus.RUNNING
+        self.on_cancel: Callable[[], None] | None = None  # its owner asked to cancel it
         with db.session() as session:  # the database must answer for a sweep to start
             take_up_run(session, run, host=socket.gethostname(), pid=os.getpid())
         self.journal = Journal(journal_dir, self.run_id)
@@ -142,6 +150,7 @@ class RunRecorder:
 
     def _write(self, final: dict[str, Any] | None = None) -> None:
         """One transaction: the pending outcomes and the run's counters (or its close)."""
+        canceled = False
         with self._write_lock:
             with self._lock:
                 batch = list(self._pending)
@@ -151,8 +160,11 @@ class RunRecorder:
                     close_run(session, self.run_id, final)
                 else:
                     update_run(session, self.run_id, self._counters())
+                    canceled = cancel_requested(session, self.run_id)
             with self._lock:
                 del self._pending[: len(batch)]
+        if canceled and self.on_cancel is not None:
+            self.on_cancel()
         if self.write_failures:
             log.info("audit writes for sweep %s work again", self.run_id)
             self.write_failures = 0
@@ -194,5 +206,7 @@ def take_up_run(session: Session, run: dict[str, Any], *, host: str, pid: int) -
     if known is None:
         session.add(SweepRun(**run, host=host, pid=pid))
         return
+    if known.status == RunStatus.CANCELED:
+        raise SweepCanceled("the sweep was canceled before a worker took it up")
     known.status, known.host, known.pid = RunStatus.RUNNING, host, pid
     known.attempts, known.heartbeat_at = known.attempts + 1, utcnow()

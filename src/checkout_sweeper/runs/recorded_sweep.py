@@ -28,7 +28,13 @@ from checkout_sweeper.engine.gateway import Gateway
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress, SweepResult
 from checkout_sweeper.engine.tally import SessionOutcome
-from checkout_sweeper.errors import LeaseLost, SweepAborted, SweeperError, SweepInterrupted
+from checkout_sweeper.errors import (
+    LeaseLost,
+    SweepAborted,
+    SweepCanceled,
+    SweeperError,
+    SweepInterrupted,
+)
 from checkout_sweeper.runs.audit_trail import RunRecorder
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.observer import SweepObserver
@@ -149,6 +155,9 @@ class RecordedSweep:
             on_outcome=self._outcome,
             on_progress=self._progress(on_progress),
         )
+        self._recorder.on_cancel = lambda: self.sweeper.abort(
+            SweepCanceled("the sweep was canceled by its owner")
+        )
         self._observer = SweepObserver(self.sweep_id, trigger, self.sweeper.bucket)
         self._observer.pending = lambda: self._recorder.pending
         self._observer.started()
@@ -210,13 +219,8 @@ def _run_recorded(
     keeper.start()
     try:
         result = sweeper.run()
-    except (LeaseLost, SweepInterrupted) as stopped:
-        recorder.finish(
-            RunStatus.INTERRUPTED, _values(stopped.result, str(stopped)), grace_s=grace_s
-        )
-        raise
-    except SweepAborted as aborted:
-        recorder.finish(RunStatus.FAILED, _values(aborted.result, str(aborted)), grace_s=grace_s)
+    except SweepAborted as stopped:
+        recorder.finish(_ended_as(stopped), _values(stopped.result, str(stopped)), grace_s=grace_s)
         raise
     except KeyboardInterrupt as signal:  # Ctrl-C, or SIGTERM turned into one by the door
         partial = sweeper.partial_result()
@@ -230,6 +234,15 @@ def _run_recorded(
     status = RunStatus.SUCCEEDED if result.succeeded else RunStatus.INCOMPLETE
     recorder.finish(status, _values(result), grace_s=grace_s)
     return result
+
+
+def _ended_as(stopped: SweepAborted) -> str:
+    """The run's status for why it stopped early."""
+    if isinstance(stopped, SweepCanceled):
+        return RunStatus.CANCELED
+    if isinstance(stopped, (LeaseLost, SweepInterrupted)):
+        return RunStatus.INTERRUPTED
+    return RunStatus.FAILED
 
 
 def _values(result: SweepResult | None, error: str | None = None) -> dict[str, object]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from checkout_sweeper.runs.lease import holder_is_dead
 from checkout_sweeper.store.database import Database, rows_changed
-from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
+from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utcnow
 from checkout_sweeper.vocabulary import Outcome, RunStatus
 
 # the run row's counters (unknown outcomes are rows only, until the next sweep settles them)
@@ -167,7 +167,41 @@ def queued_run(db: Database, sweep_id: str) -> dict[str, Any] | None:
     interrupted by a worker that died or stopped (its lease then says whether it is free)."""
     with db.session() as session:
         run = session.get(SweepRun, sweep_id)
-        return run.as_dict() if run is not None and run.status in WAITING else None
+        if run is None or run.status not in WAITING:
+            return None
+        if run.cancel_requested_at is not None:  # canceled while no process ran it
+            run.status, run.finished_at = RunStatus.CANCELED, utcnow()
+            return None
+        return run.as_dict()
+
+
+ENDED = (RunStatus.SUCCEEDED, RunStatus.INCOMPLETE, RunStatus.FAILED, RunStatus.INTERRUPTED)
+
+
+def request_cancel(db: Database, sweep_id: str) -> str:
+    """Cancel a run: a queued one at once (no worker will take it), a running one by a flag
+    its process reads within a second (one whose process died is canceled at once). Returns
+    the status it has now; an ended run is left as it is."""
+    alive = live_run_ids(db)
+    with db.session() as session:
+        run = session.get(SweepRun, sweep_id, with_for_update=True)
+        if run is None or run.status in (*ENDED, RunStatus.CANCELED):
+            return run.status if run is not None else ""
+        if run.status == RunStatus.QUEUED or run.id not in alive:
+            run.status, run.finished_at = RunStatus.CANCELED, utcnow()
+        if run.cancel_requested_at is None:
+            run.cancel_requested_at = utcnow()
+        return run.status
+
+
+def cancel_requested(session: Session, run_id: str) -> bool:
+    asked = select(SweepRun.cancel_requested_at).where(SweepRun.id == run_id)
+    return session.scalar(asked) is not None
+
+
+def run_status(db: Database, sweep_id: str) -> str | None:
+    with db.session() as session:
+        return session.scalar(select(SweepRun.status).where(SweepRun.id == sweep_id))
 
 
 def run_sessions(

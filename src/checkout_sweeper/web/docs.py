@@ -157,12 +157,15 @@ def _paths(prefix: str) -> dict[str, Any]:
             _resource_responses("A list of sweeps.", "SweepList"),
             LIMIT,
         ),
-        f"{prefix}/sweeps/{{sweep_id}}": _operation(
-            "One sweep: live counters while it runs, the endpoint's answer when done",
-            "getSweep",
-            _resource_responses("The sweep.", "SweepShown"),
-            SWEEP_ID,
-        ),
+        f"{prefix}/sweeps/{{sweep_id}}": {
+            **_operation(
+                "One sweep: live counters while it runs, the endpoint's answer when done",
+                "getSweep",
+                _resource_responses("The sweep.", "SweepShown"),
+                SWEEP_ID,
+            ),
+            "delete": _cancel_operation(),
+        },
         f"{prefix}/sweeps/{{sweep_id}}/sessions": _operation(
             "Each session of a sweep and its outcome, from the audit trail",
             "listSweepSessions",
@@ -174,6 +177,22 @@ def _paths(prefix: str) -> dict[str, Any]:
         ),
         **_health_paths(),
     }
+
+
+def _cancel_operation() -> dict[str, Any]:
+    responses = _resource_responses("Canceled: nothing more is sent to Stripe.", "SweepShown")
+    responses["202"] = _answer(
+        "Cancel asked; the sweep stops within seconds (follow it at the same URL).",
+        {"$ref": "#/components/schemas/SweepShown"},
+    )
+    responses["409"] = _answer("The sweep already ended: nothing to cancel.")
+    operation = _operation(
+        "Cancel a queued or running sweep (in-flight expires are recorded; never resumed)",
+        "cancelSweep",
+        responses,
+        SWEEP_ID,
+    )
+    return operation["get"]
 
 
 def _health_paths() -> dict[str, Any]:

@@ -14,8 +14,15 @@ from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
 
 from checkout_sweeper.errors import ApiError
-from checkout_sweeper.runs.rows import run_of_user, run_sessions, user_runs
-from checkout_sweeper.vocabulary import Outcome, values
+from checkout_sweeper.runs.rows import (
+    ENDED,
+    request_cancel,
+    run_of_user,
+    run_sessions,
+    run_status,
+    user_runs,
+)
+from checkout_sweeper.vocabulary import Outcome, RunStatus, values
 from checkout_sweeper.web.caller import caller
 from checkout_sweeper.web.envelopes import success
 from checkout_sweeper.web.quota import READS, spend, user_key
@@ -24,6 +31,7 @@ from checkout_sweeper.web.state import app_state
 bp = Blueprint("sweeps", __name__)
 OUTCOMES = values(Outcome)
 NOT_FOUND = "Sweep not found."
+CANCEL_WAIT_S = 3.0  # a DELETE waits this long for the sweep to say it is canceled
 
 
 def _user_id() -> int:
@@ -83,6 +91,26 @@ def show_sweep(sweep_id: str) -> ResponseReturnValue:
     run = _known_sweep(sweep_id, user_id)
     run["rate"] = _rate(run)
     return success(run)
+
+
+@bp.delete("/sweeps/<sweep_id>")
+def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
+    """Cancel the caller's sweep: a queued one never starts; a running one stops within
+    seconds wherever it runs (in-flight expires recorded). 200 once it is canceled, 202 while
+    it is still stopping; a sweep that already ended is a 409."""
+    user_id = _user_id()
+    _params(set())
+    run = _known_sweep(sweep_id, user_id)
+    if run["status"] in ENDED:
+        raise ApiError(409, f"This sweep already ended ({run['status']}); nothing to cancel.")
+    db = app_state().db
+    request_cancel(db, sweep_id)
+    deadline = time.monotonic() + CANCEL_WAIT_S
+    while run_status(db, sweep_id) != RunStatus.CANCELED and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run = _known_sweep(sweep_id, user_id)
+    run["rate"] = _rate(run)
+    return success(run, 200 if run["status"] == RunStatus.CANCELED else 202)
 
 
 def _rate(run: dict[str, Any]) -> float:
