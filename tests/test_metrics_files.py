@@ -37,3 +37,19 @@ def test_dashboard_panels_use_exported_metrics():
     assert expressions
     for expression in expressions:
         assert _names(expression) <= EXPORTED, expression
+
+
+def test_serve_sets_up_its_metrics_folder_before_anything_loads_the_metrics_library():
+    """prometheus-client picks where values live when first imported: if ``serve`` loaded it
+    before setting PROMETHEUS_MULTIPROC_DIR, its forked workers would keep values in memory
+    and /metrics would answer an empty page."""
+    import subprocess
+    import sys
+
+    loads = (
+        "import sys, checkout_sweeper.cli.serve, checkout_sweeper.cli.context;"
+        "from checkout_sweeper.settings import Settings;"
+        "print('prometheus_client' in sys.modules)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", loads], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "False", loaded.stderr

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import COMMAND, serving, stop, sweeper_env, wait_for_expires, wait_until
+from harness import (
+    COMMAND,
+    free_port,
+    serving,
+    stop,
+    sweeper_env,
+    wait_for_expires,
+    wait_until,
+)
 from helpers import mint, run_command
 
 pytestmark = pytest.mark.services
@@ -34,11 +42,11 @@ def env(tmp_path, fake_stripe, redis_url) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def working(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+def working(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen]:
     """A ``checkout-sweeper worker`` process, stopped (SIGTERM, then SIGKILL) at the end."""
     with log.open("w") as output:
         process = subprocess.Popen(
-            [*COMMAND, "worker"], env=env, stdout=output, stderr=subprocess.STDOUT
+            [*COMMAND, "worker", *args], env=env, stdout=output, stderr=subprocess.STDOUT
         )
     wait_until(lambda: "worker started" in log.read_text(), 60, what="the worker", alive=process)
     try:
@@ -87,8 +95,13 @@ def test_an_async_sweep_waits_queued_then_a_worker_process_runs_it(env, fake_str
         queued = _state(web.url, auth, accepted["sweep_id"])
         assert queued["worker"] is None and queued["queued_at"] and queued["attempts"] == 0
         assert fake_stripe.state.snapshot()["requests"].get("expire", 0) == 0  # web ran nothing
-        with working(env, tmp_path / "worker.log") as worker:
+        assert "checkout_sweeper_queue_depth 1.0" in requests.get(f"{web.url}/metrics").text
+        port = free_port()
+        with working(env, tmp_path / "worker.log", "--metrics-port", str(port)) as worker:
             final = _ended(web.url, auth, accepted["sweep_id"])
+            scraped = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert 'checkout_sweeper_queue_sweeps_total{event="taken"} 1.0' in scraped
+        assert 'checkout_sweeper_sessions_total{outcome="expired"} 120.0' in scraped
     assert final["status"] == "succeeded", final
     assert final["worker"]["pid"] == worker.pid and final["worker"]["pid"] != web.process.pid
     assert final["attempts"] == 1 and final["expired_count"] == 120

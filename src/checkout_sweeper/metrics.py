@@ -1,5 +1,10 @@
 """Prometheus metrics: what the service does, for dashboards and alerts.
 
+Import this module only from code that runs in a server's workers or in a command, never from
+what ``serve`` itself loads before it sets ``PROMETHEUS_MULTIPROC_DIR``: prometheus-client
+chooses where values live when it is first imported, and workers forked from a process that
+chose memory would write nothing for ``/metrics`` to add up.
+
 Under gunicorn, ``serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the workers start, so each
 worker writes its samples there and ``/metrics`` adds them up across workers (prometheus-client's
 multiprocess mode); a worker that exits is marked dead by the ``child_exit`` hook. Label values
@@ -66,6 +71,21 @@ AUDIT_PENDING = Gauge(
     f"{PREFIX}_audit_pending_outcomes",
     "Outcomes in the journal that have not reached the database yet.",
     multiprocess_mode="livesum",
+)
+
+QUEUE_EVENTS = Counter(
+    f"{PREFIX}_queue_sweeps_total",
+    "Sweeps through the job queue: queued, taken, resumed (taken again after a worker died or "
+    "stopped), handed_back, dropped (a message for a sweep no longer waiting).",
+    ["event"],
+)
+SWEEPS_CANCELED = Counter(
+    f"{PREFIX}_sweeps_canceled_total", "Cancels asked of a queued or running sweep.", ["door"]
+)
+QUEUE_DEPTH = Gauge(
+    f"{PREFIX}_queue_depth",
+    "Sweeps waiting in the job queue for a worker (read when scraped).",
+    multiprocess_mode="livemax",
 )
 
 

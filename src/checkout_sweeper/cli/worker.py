@@ -17,6 +17,7 @@ from typing import Any
 import click
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from prometheus_client import start_http_server
 
 from checkout_sweeper.cli.context import load_settings, open_database
 from checkout_sweeper.errors import (
@@ -29,6 +30,7 @@ from checkout_sweeper.errors import (
     SweeperError,
 )
 from checkout_sweeper.logs import setup_logging
+from checkout_sweeper.metrics import QUEUE_EVENTS
 from checkout_sweeper.runs.jobs import (
     QUEUE_NAME,
     SWEEP_ACTOR,
@@ -65,7 +67,9 @@ class SweepRunner:
         run = queued_run(self.db, sweep_id)
         if run is None:  # finished, canceled, or unknown: nothing to do
             log.info("sweep %s is not waiting for a worker; message dropped", sweep_id)
+            QUEUE_EVENTS.labels("dropped").inc()
             return
+        QUEUE_EVENTS.labels("resumed" if run["attempts"] else "taken").inc()
         try:
             sweep = self._take_up(run)
         except LeaseError:
@@ -87,6 +91,7 @@ class SweepRunner:
                 return
             mark_queued_again(self.db, sweep_id)
             enqueue_sweep(self.broker, sweep_id)
+            QUEUE_EVENTS.labels("handed_back").inc()
             log.info("sweep %s handed back to the queue", sweep_id)
         finally:
             with self._lock:
@@ -129,7 +134,14 @@ class SweepRunner:
     type=click.IntRange(1, 64),
     help="Sweeps this process runs at once (each paces its own account).",
 )
-def worker_command(concurrency: int) -> None:
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's Prometheus metrics on 127.0.0.1:N (--metrics-host to widen).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST")
+def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str) -> None:
     """Run the sweeps the job queue carries (needs SWEEPER_QUEUE_URL)."""
     settings = load_settings()
     setup_logging(settings.server.log_level)  # a service: JSON lines for a log collector
@@ -142,6 +154,8 @@ def worker_command(concurrency: int) -> None:
     except ConfigError as err:
         raise CommandFailure(str(err), ExitCode.USAGE) from err
     db = open_database(settings)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=metrics_host)
     broker = make_broker(settings)
     runner = SweepRunner(settings, db, broker)
     declare = dramatiq.actor(

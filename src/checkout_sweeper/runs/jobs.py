@@ -14,6 +14,8 @@ itself is declared by the worker command.
 
 from __future__ import annotations
 
+from typing import cast
+
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Retries, ShutdownNotifications
@@ -21,6 +23,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import update
 
 from checkout_sweeper.errors import QueueUnavailable
+from checkout_sweeper.metrics import QUEUE_EVENTS
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, utcnow
@@ -58,6 +61,11 @@ def enqueue_sweep(broker: RedisBroker, sweep_id: str) -> None:
     broker.enqueue(message)
 
 
+def queue_depth(broker: RedisBroker) -> int:
+    """Messages waiting in the sweep queue (not those a worker holds)."""
+    return cast(int, broker.client.llen(f"{broker.namespace}:{QUEUE_NAME}"))
+
+
 def record_queued(db: Database, run: dict[str, object]) -> None:
     """The run row of a sweep waiting for a worker (no lease yet, no process)."""
     with db.session() as session:
@@ -68,6 +76,7 @@ def send_or_fail(db: Database, broker: RedisBroker, sweep_id: str) -> None:
     """Enqueue the queued run, or end it ``failed`` and raise ``QueueUnavailable`` (503)."""
     try:
         enqueue_sweep(broker, sweep_id)
+        QUEUE_EVENTS.labels("queued").inc()
     except RedisError as err:
         end_queued_run(db, sweep_id, "the job queue could not be reached")
         raise QueueUnavailable(f"the job queue cannot be reached: {err}") from err

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 
 from flask import Blueprint, Response, request
+from redis.exceptions import RedisError
 
 from checkout_sweeper.errors import ApiError
-from checkout_sweeper.metrics import exposition
+from checkout_sweeper.metrics import QUEUE_DEPTH, exposition
+from checkout_sweeper.runs.jobs import queue_depth
 from checkout_sweeper.web.state import app_state
 
+log = logging.getLogger("checkout_sweeper.api")
 bp = Blueprint("metrics", __name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -37,4 +41,17 @@ def _allowed() -> None:
 @bp.get("/metrics")
 def metrics() -> Response:
     _allowed()
+    _read_queue_depth()
     return Response(exposition(), mimetype=None, content_type=CONTENT_TYPE)
+
+
+def _read_queue_depth() -> None:
+    """The queue's depth as this scrape sees it; a Redis out of reach leaves the last value
+    (logged: the scrape itself still answers)."""
+    broker = app_state().broker
+    if broker is None:
+        return
+    try:
+        QUEUE_DEPTH.set(queue_depth(broker))
+    except RedisError as err:
+        log.warning("queue depth not read: %s", err)

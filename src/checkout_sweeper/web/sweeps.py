@@ -14,6 +14,7 @@ from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
 
 from checkout_sweeper.errors import ApiError
+from checkout_sweeper.metrics import SWEEPS_CANCELED
 from checkout_sweeper.runs.rows import (
     ENDED,
     request_cancel,
@@ -105,6 +106,7 @@ def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
         raise ApiError(409, f"This sweep already ended ({run['status']}); nothing to cancel.")
     db = app_state().db
     request_cancel(db, sweep_id)
+    SWEEPS_CANCELED.labels("api").inc()
     deadline = time.monotonic() + CANCEL_WAIT_S
     while run_status(db, sweep_id) != RunStatus.CANCELED and time.monotonic() < deadline:
         time.sleep(0.2)
