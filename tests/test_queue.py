@@ -30,13 +30,14 @@ ASYNC = {"Prefer": "respond-async"}
 
 
 @pytest.fixture
-def env(tmp_path, fake_stripe, redis_url) -> dict[str, str]:
+def env(tmp_path, fake_stripe, redis_url, postgres_url) -> dict[str, str]:
+    """Production's shape: PostgreSQL for the runs, Redis for the queue and the quota."""
     return sweeper_env(
         tmp_path,
         fake_stripe.url,
         SWEEPER_QUEUE_URL=redis_url,
         RATELIMIT_STORAGE_URI=redis_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'queue.sqlite3'}",
+        DATABASE_URL=postgres_url,
         SWEEPER_LEASE_TTL="6",
     )
 
@@ -81,7 +82,7 @@ def _ended(url: str, auth: dict[str, str], sweep_id: str) -> dict:
         seen.append(_state(url, auth, sweep_id))
         return seen[-1]["status"] not in ("queued", "running")
 
-    wait_until(done, 120, interval=0.3, what="the sweep to end")
+    wait_until(done, 120, interval=1.0, what="the sweep to end")  # reads: 120 a minute
     return seen[-1]
 
 
@@ -89,7 +90,7 @@ def test_an_async_sweep_waits_queued_then_a_worker_process_runs_it(env, fake_str
     fake_stripe.state.seed(open_=120)
     fake_stripe.state.faults.update({"latency_ms": 20})
     auth = _user_token(env)
-    with serving(env, tmp_path / "serve.log") as web:
+    with serving(env, tmp_path / "serve.log", "--workers", "2") as web:
         accepted = _sweep(web.url, auth)
         assert accepted["status"] == "queued"
         queued = _state(web.url, auth, accepted["sweep_id"])
