@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import subprocess
 import time
@@ -213,3 +214,15 @@ def test_a_sweep_running_in_a_worker_is_canceled_within_3_s(env, fake_stripe, tm
         assert worker.poll() is None  # the worker goes on, ready for the next sweep
     assert canceled.json()["data"]["status"] == "canceled"
     assert 0 < fake_stripe.state.snapshot()["open_total"] < 400
+
+
+def test_history_shows_where_a_queued_sweep_ran_and_its_attempts(env, fake_stripe, tmp_path):
+    fake_stripe.state.seed(open_=30)
+    auth = _user_token(env)
+    with serving(env, tmp_path / "serve.log") as web:
+        sweep_id = _sweep(web.url, auth)["sweep_id"]
+        with working(env, tmp_path / "worker.log") as worker:
+            _ended(web.url, auth, sweep_id)
+    shown = run_command(env, "history", "show", sweep_id[:8]).stdout
+    assert re.search(rf"worker\s+\S+:{worker.pid}\b", shown), shown
+    assert re.search(r"attempts\s+1\b", shown) and re.search(r"queued_at\s+20\d\d-", shown)

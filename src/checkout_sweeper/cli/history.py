@@ -17,6 +17,16 @@ from checkout_sweeper.store.database import Database
 from checkout_sweeper.vocabulary import Outcome, RunStatus, values
 
 MATCHES_SHOWN = 10
+SHOWN_FIELDS = (
+    "status",
+    "account",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "attempts",
+    "worker",
+    "error",
+)
 
 
 def _started_by(run: dict) -> str:
@@ -24,6 +34,19 @@ def _started_by(run: dict) -> str:
     if run["removed_user_id"] is not None:
         return f"{run['trigger']}:{run['removed_user_id']} <{run['removed_user_email']}> (removed)"
     return str(run["trigger"]) + (f":{run['user_id']}" if run["user_id"] else "")
+
+
+def _status(run: dict) -> str:
+    """``succeeded``, ``running (12 pending)``, ``succeeded (2 attempts)``."""
+    notes = [f"{run['pending']} pending"] if run["pending"] else []
+    if run["attempts"] > 1:
+        notes.append(f"{run['attempts']} attempts")
+    return str(run["status"]) + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _worker(run: dict) -> str:
+    worker = run["worker"]
+    return "-" if worker is None else f"{worker['host']}:{worker['pid']}"
 
 
 def _time(value: object) -> str:
@@ -81,7 +104,7 @@ def history_group(
             _started_by(run),
             str(run["account"]),
             ("LIVE" if run["livemode"] else "test") + (" dry" if run["dry_run"] else ""),
-            str(run["status"]) + (f" ({run['pending']} pending)" if run["pending"] else ""),
+            _status(run),
             str(run["expired_count"]),
             str(run["already_closed_count"]),
             str(run["failed_count"]),
@@ -115,8 +138,9 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
         return
     out = table_console()
     out.print(f"sweep {run['id']}", soft_wrap=True, highlight=False)
-    for name in ("status", "account", "started_at", "finished_at", "error"):
-        out.print(f"{name:<12}{run[name] if run[name] is not None else '-'}", soft_wrap=True)
+    shown = {**run, "worker": _worker(run)}
+    for name in SHOWN_FIELDS:
+        out.print(f"{name:<12}{shown[name] if shown[name] is not None else '-'}", soft_wrap=True)
     table = Table("session", "outcome", "attempts", "error")
     for row in sessions:
         table.add_row(row["session_id"], row["outcome"], str(row["attempts"]), row["error"] or "")
