@@ -226,3 +226,24 @@ def test_history_shows_where_a_queued_sweep_ran_and_its_attempts(env, fake_strip
     shown = run_command(env, "history", "show", sweep_id[:8]).stdout
     assert re.search(rf"worker\s+\S+:{worker.pid}\b", shown), shown
     assert re.search(r"attempts\s+1\b", shown) and re.search(r"queued_at\s+20\d\d-", shown)
+
+
+def test_a_synchronous_call_can_be_run_by_a_worker_and_awaited(env, fake_stripe, tmp_path):
+    fake_stripe.state.seed(open_=40)
+    auth = _user_token(env)
+    awaited = {**env, "SWEEPER_SYNC_WAIT": "60"}
+    url = "/v1/active_checkout_sessions_and_expire_all"
+    with serving(awaited, tmp_path / "serve.log") as web:
+        with working(env, tmp_path / "worker.log") as worker:
+            answer = requests.get(f"{web.url}{url}", headers=auth, timeout=90)
+            assert answer.status_code == 200, answer.text
+            data = answer.json()["data"]
+            assert data["expired_count"] == 40 and data["remaining_open_sessions"] == []
+            assert _state(web.url, auth, data["sweep_id"])["worker"]["pid"] == worker.pid
+    fake_stripe.state.seed(open_=5)
+    with serving({**env, "SWEEPER_SYNC_WAIT": "2"}, tmp_path / "serve2.log") as web:
+        started = time.monotonic()
+        waited = requests.get(f"{web.url}{url}", headers=auth, timeout=90)  # no worker now
+    assert waited.status_code == 202 and "Location" in waited.headers
+    assert "Preference-Applied" not in waited.headers  # the client did not ask for it
+    assert 2 <= time.monotonic() - started < 10

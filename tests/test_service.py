@@ -26,8 +26,11 @@ def db(tmp_path) -> Database:
     return database
 
 
-def _run(db: Database, gateway: MemoryGateway, journal_dir=None, **options) -> None:
-    recording = Recording(db, journal_dir or Path(db.url.split("///")[1]).parent / "journal", 0.6)
+def _run(
+    db: Database, gateway: MemoryGateway, journal_dir=None, ttl_s: float = 0.6, **options
+) -> None:
+    folder = journal_dir or Path(db.url.split("///")[1]).parent / "journal"
+    recording = Recording(db, folder, ttl_s)
     options = SweepOptions(**{**INSTANT, **options})
     RecordedSweep(recording, gateway, options, trigger="cli").run()
 
@@ -82,7 +85,8 @@ def test_losing_the_account_lease_stops_the_sweep(db):
     thief = threading.Thread(target=steal_the_lease)
     thief.start()
     with pytest.raises(LeaseLost, match="taken by another sweep"):
-        _run(db, gateway, max_rps=40, concurrency=2)
+        # renewed every 0.5 s: a busy machine cannot delay one past its deadline by chance
+        _run(db, gateway, ttl_s=3.0, max_rps=40, concurrency=2)
     thief.join()
     assert gateway.open_ids()
     assert _only_run(db).status == "interrupted"

@@ -316,6 +316,13 @@ QUEUE_URL = Setting[str | None](
     "`redis://...`: sweeps that outlive a request go to `checkout-sweeper worker` processes "
     "through this Redis (unset: they run in the serving process)",
 )
+SYNC_WAIT_S = Setting[float](
+    "SWEEPER_SYNC_WAIT",
+    0.0,
+    number(0, 3600),
+    "with a queue: 0 runs a synchronous call in its request (the spec); N has a worker run it "
+    "too, the request waiting up to N seconds for the answer (then 202 and Location)",
+)
 QUEUE_NAMESPACE = Setting[str](
     "SWEEPER_QUEUE_NAMESPACE",
     "checkout-sweeper",
@@ -451,6 +458,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     RATELIMIT_KEY_PREFIX,
     QUEUE_URL,
     QUEUE_NAMESPACE,
+    SYNC_WAIT_S,
     ALLOW_LIVE_MODE,
     MAX_RPS,
     RESERVE,
@@ -580,6 +588,7 @@ class Settings:
     storm_patience_s: float = STORM_PATIENCE_S.default
     queue_url: str | None = QUEUE_URL.default
     queue_namespace: str = QUEUE_NAMESPACE.default
+    sync_wait_s: float = SYNC_WAIT_S.default
 
     def check_queue(self) -> None:
         """Workers spend the quota of the sweeps they run: the counts must be shared."""
@@ -627,4 +636,5 @@ class Settings:
             storm_patience_s=STORM_PATIENCE_S.read(env),
             queue_url=QUEUE_URL.read(env),
             queue_namespace=QUEUE_NAMESPACE.read(env),
+            sync_wait_s=SYNC_WAIT_S.read(env),
         )

@@ -9,17 +9,19 @@ goes on in this process; ``/v1/sweeps/{id}`` follows it.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from flask import Blueprint, g, has_request_context, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import MethodNotAllowed
 
-from checkout_sweeper.errors import ApiError
+from checkout_sweeper.errors import ApiError, SweepAborted
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.jobs import record_queued, send_or_fail
 from checkout_sweeper.runs.launch import identified_gateway, refuse_early, start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
+from checkout_sweeper.runs.rows import run_of_user, run_status
 from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import RunStatus, Trigger
 from checkout_sweeper.web.caller import authenticated_user_id, load_user
@@ -32,6 +34,8 @@ RESPOND_ASYNC = re.compile(r"(^|,)\s*respond-async\s*(;|,|$)", re.IGNORECASE)
 
 
 GET_ONLY.add(f"{bp.name}.active_checkout_sessions_and_expire_all")
+WAITING_FOR_WORKER = (RunStatus.QUEUED, RunStatus.RUNNING)
+AWAIT_POLL_S = 0.25
 
 
 @bp.before_request
@@ -59,8 +63,12 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
             "This user already has a Stripe customer "
             f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
         )
-    if wants_async() and app_state().broker is not None:
-        return _accepted(_queued(user), RunStatus.QUEUED)
+    state = app_state()
+    if state.broker is not None and (wants_async() or state.settings.sync_wait_s > 0):
+        sweep_id = _queued(user)
+        if wants_async():
+            return _accepted(sweep_id, RunStatus.QUEUED)
+        return _awaited(sweep_id, user.id, state.settings.sync_wait_s)
     sweep = _start(user, in_request=not wants_async())
     if wants_async():
         background.start(sweep)
@@ -68,11 +76,13 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
     return _finish(sweep)
 
 
-def _accepted(sweep_id: str, status: str) -> ResponseReturnValue:
+def _accepted(sweep_id: str, status: str, *, asked: bool = True) -> ResponseReturnValue:
+    """202 and where to follow the sweep (``asked``: the client preferred it so)."""
     location = url_for("sweeps.show_sweep", sweep_id=sweep_id)
     response = success({"sweep_id": sweep_id, "status": status, "location": location}, 202)
     response.headers["Location"] = location
-    response.headers["Preference-Applied"] = "respond-async"
+    if asked:
+        response.headers["Preference-Applied"] = "respond-async"
     return response
 
 
@@ -118,6 +128,22 @@ def _start(user: User, *, in_request: bool) -> RecordedSweep:
         once_ran=count,
         in_request=in_request,
     )
+
+
+def _awaited(sweep_id: str, user_id: int, wait_s: float) -> ResponseReturnValue:
+    """A synchronous call a worker runs: the answer it recorded, as if the request had run
+    it; past ``wait_s``, 202 and where to follow it."""
+    db = app_state().db
+    db.deadlines.disarm()  # the checks are done: the wait takes its own time
+    deadline = time.monotonic() + wait_s
+    while (status := run_status(db, sweep_id)) in WAITING_FOR_WORKER:
+        if time.monotonic() >= deadline:
+            return _accepted(sweep_id, status or RunStatus.QUEUED, asked=False)
+        time.sleep(AWAIT_POLL_S)
+    run = run_of_user(db, sweep_id, user_id)
+    if run is None or run["result"] is None:  # it stopped early: the run row says why
+        raise SweepAborted(str(run["error"] if run else "the sweep was not recorded"))
+    return success(run["result"])
 
 
 def _finish(sweep: RecordedSweep) -> ResponseReturnValue:
