@@ -233,13 +233,15 @@ def test_a_synchronous_call_can_be_run_by_a_worker_and_awaited(env, fake_stripe,
     auth = _user_token(env)
     awaited = {**env, "SWEEPER_SYNC_WAIT": "60"}
     url = "/v1/active_checkout_sessions_and_expire_all"
-    with serving(awaited, tmp_path / "serve.log") as web:
-        with working(env, tmp_path / "worker.log") as worker:
-            answer = requests.get(f"{web.url}{url}", headers=auth, timeout=90)
-            assert answer.status_code == 200, answer.text
-            data = answer.json()["data"]
-            assert data["expired_count"] == 40 and data["remaining_open_sessions"] == []
-            assert _state(web.url, auth, data["sweep_id"])["worker"]["pid"] == worker.pid
+    with (
+        serving(awaited, tmp_path / "serve.log") as web,
+        working(env, tmp_path / "worker.log") as worker,
+    ):
+        answer = requests.get(f"{web.url}{url}", headers=auth, timeout=90)
+        assert answer.status_code == 200, answer.text
+        data = answer.json()["data"]
+        assert data["expired_count"] == 40 and data["remaining_open_sessions"] == []
+        assert _state(web.url, auth, data["sweep_id"])["worker"]["pid"] == worker.pid
     fake_stripe.state.seed(open_=5)
     with serving({**env, "SWEEPER_SYNC_WAIT": "2"}, tmp_path / "serve2.log") as web:
         started = time.monotonic()
