@@ -471,3 +471,21 @@ def test_sweeps_cancel_of_a_sweep_that_ended_is_exit_2(cli, fake_stripe):
     sweep_id = json.loads(cli("sweep", "--yes", "--json").stdout)["sweep_id"]
     ended = cli("sweeps", "cancel", sweep_id)
     assert ended.returncode == 2 and "already ended (succeeded)" in ended.stderr
+
+
+def test_a_worker_whose_redis_is_unreachable_says_so_in_json_lines_and_waits(tmp_path):
+    env = sweeper_env(
+        tmp_path,
+        SWEEPER_QUEUE_URL="redis://:secret@127.0.0.1:9/0",
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",
+    )
+    process = subprocess.Popen(
+        [*COMMAND, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    time.sleep(4)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=30)
+    lines = [json.loads(line) for line in out.splitlines()]  # every line JSON, the library's too
+    warning = next(line for line in lines if "cannot be reached" in line["message"])
+    assert "redis://:***@127.0.0.1:9/0" in warning["message"] and "secret" not in out
+    assert process.returncode == 0 and lines[-1]["message"] == "worker stopped"

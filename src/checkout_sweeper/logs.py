@@ -121,3 +121,13 @@ def setup_logging(level: str = "INFO", *, plain: bool = False) -> None:
     logger.setLevel(level)
     logger.propagate = False
     logger._configured = True  # type: ignore[attr-defined]  # a mark on the logger itself: set once
+
+
+def adopt_library_logs(name: str, level: str = "WARNING") -> None:
+    """A library's warnings (``dramatiq`` in a worker) through the same handler and format as
+    ours, instead of Python's bare fallback lines."""
+    ours = logging.getLogger("checkout_sweeper")
+    library = logging.getLogger(name)
+    library.handlers = list(ours.handlers)
+    library.setLevel(level)
+    library.propagate = False

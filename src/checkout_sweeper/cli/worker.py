@@ -18,6 +18,7 @@ import click
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import start_http_server
+from redis.exceptions import RedisError
 
 from checkout_sweeper.cli.context import load_settings, open_database
 from checkout_sweeper.errors import (
@@ -29,7 +30,7 @@ from checkout_sweeper.errors import (
     SweepCanceled,
     SweeperError,
 )
-from checkout_sweeper.logs import setup_logging
+from checkout_sweeper.logs import adopt_library_logs, setup_logging
 from checkout_sweeper.metrics import QUEUE_EVENTS
 from checkout_sweeper.runs.jobs import (
     QUEUE_NAME,
@@ -42,7 +43,7 @@ from checkout_sweeper.runs.jobs import (
 from checkout_sweeper.runs.launch import start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import queued_run
-from checkout_sweeper.settings import QUEUE_URL, Settings
+from checkout_sweeper.settings import QUEUE_URL, Settings, masked
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.web.quota import SWEEPS, counter_for, room, spend, user_key
 
@@ -145,6 +146,7 @@ def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str
     """Run the sweeps the job queue carries (needs SWEEPER_QUEUE_URL)."""
     settings = load_settings()
     setup_logging(settings.server.log_level)  # a service: JSON lines for a log collector
+    adopt_library_logs("dramatiq")
     if not settings.queue_url:
         raise CommandFailure(
             f"{QUEUE_URL.env} is not set: there is no queue to work on", ExitCode.USAGE
@@ -157,6 +159,7 @@ def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str
     if metrics_port is not None:
         start_http_server(metrics_port, addr=metrics_host)
     broker = make_broker(settings)
+    _warn_if_unreachable(broker, settings.queue_url)
     runner = SweepRunner(settings, db, broker)
     declare = dramatiq.actor(
         broker=broker,
@@ -168,6 +171,14 @@ def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str
     )
     declare(runner.__call__)
     _serve_until_stopped(broker, runner, concurrency)
+
+
+def _warn_if_unreachable(broker: RedisBroker, url: str) -> None:
+    """Say so at start when the queue's Redis does not answer; the worker waits for it."""
+    try:
+        broker.client.ping()
+    except RedisError as err:
+        log.warning("%s %s cannot be reached (%s); waiting for it", QUEUE_URL.env, masked(url), err)
 
 
 def _worth_retrying(retries: int, error: Exception) -> bool:
