@@ -271,3 +271,15 @@ def test_history_show_needs_four_characters_and_lists_an_ambiguous_prefix(home):
     assert "abcd1" + "0" * 27 in both.stderr and "abcd2" + "0" * 27 in both.stderr
     one = _run(home, "history", "show", "abcd2", "--json")
     assert one.returncode == 0 and json.loads(one.stdout)["status"] == "failed"
+
+
+def test_processes_starting_together_on_a_fresh_sqlite_file_migrate_one_at_a_time(tmp_path):
+    env = sweeper_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    starting = [
+        subprocess.Popen([*COMMAND, "db", "upgrade"], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for process in starting:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err  # no "table users already exists"
+    assert _run(env, "users", "list", "--json").stdout.strip() == "[]"

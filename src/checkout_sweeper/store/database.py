@@ -7,6 +7,7 @@ the same file; PostgreSQL serialises concurrent migrations with an advisory lock
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 from collections.abc import Iterator
@@ -102,6 +103,27 @@ class Database:
         command does not pay for loading the migration tooling (half a second) on every run."""
         if self.schema_is_current():
             return
+        with self._sqlite_migration_lock():
+            if not self.schema_is_current():  # another process may have done it meanwhile
+                self._migrate()
+
+    @contextmanager
+    def _sqlite_migration_lock(self) -> Iterator[None]:
+        """Processes starting together on one SQLite file (``serve`` and ``worker``) migrate
+        one at a time: a lock file beside the database. PostgreSQL takes an advisory lock in
+        ``_migrate`` instead."""
+        path = self.url.split("///", 1)[-1] if self.dialect == "sqlite" else ""
+        if not path or path == ":memory:":
+            yield
+            return
+        descriptor = os.open(f"{path}.migrating", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # closing releases the lock
+
+    def _migrate(self) -> None:
         from alembic import command
         from alembic.config import Config
 
