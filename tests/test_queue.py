@@ -107,6 +107,7 @@ def test_an_async_sweep_waits_queued_then_a_worker_process_runs_it(env, fake_str
     assert final["status"] == "succeeded", final
     assert final["worker"]["pid"] == worker.pid and final["worker"]["pid"] != web.process.pid
     assert final["attempts"] == 1 and final["expired_count"] == 120
+    assert final["started_at"] > final["queued_at"]  # it started when the worker took it
     assert fake_stripe.state.snapshot()["open_total"] == 0
 
 

@@ -208,5 +208,7 @@ def take_up_run(session: Session, run: dict[str, Any], *, host: str, pid: int) -
         return
     if known.status == RunStatus.CANCELED:
         raise SweepCanceled("the sweep was canceled before a worker took it up")
+    if known.attempts == 0:  # it starts now; until now it waited (``queued_at``)
+        known.started_at = utcnow()
     known.status, known.host, known.pid = RunStatus.RUNNING, host, pid
     known.attempts, known.heartbeat_at = known.attempts + 1, utcnow()
