@@ -56,7 +56,7 @@ def global_options() -> list[click.Option]:
             default=None,
             expose_value=False,
             callback=_remember("log_format"),
-            help="Log lines as text (default) or JSON objects (serve always writes JSON).",
+            help="Log lines as text (default) or JSON objects (serve and worker always do).",
         ),
         click.Option(
             ["--database-url"],
