@@ -250,3 +250,9 @@ def test_a_synchronous_call_can_be_run_by_a_worker_and_awaited(env, fake_stripe,
     assert waited.status_code == 202 and "Location" in waited.headers
     assert "Preference-Applied" not in waited.headers  # the client did not ask for it
     assert 2 <= time.monotonic() - started < 10
+
+
+def test_the_web_process_is_ready_with_no_worker_running(env, tmp_path):
+    with serving(env, tmp_path / "serve.log") as web:
+        ready = requests.get(f"{web.url}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text  # queued sweeps wait; the web answers
