@@ -112,7 +112,7 @@ def test_budget_below_the_limit_gets_no_429(fake_stripe):
 
 def test_an_object_lock_is_retried_and_not_taken_for_the_rate_limit(fake_stripe):
     fake_stripe.state.seed(open_=80)
-    fake_stripe.state.faults.update({"lock_rate": 0.2})
+    fake_stripe.state.faults.update({"lock_rate": 0.1})  # six in a row: 1e-6 a session
     result, _ = sweep(fake_stripe)
     stats = fake_stripe.state.snapshot()
     assert stats["lock_timeouts"] > 0 and stats["rate_limited"] == 0
