@@ -16,6 +16,7 @@ import click
 from checkout_sweeper.settings import DATABASE_URL
 
 LOG_FORMATS = ("text", "json")
+QUIET_HELP = "Only errors and what was asked for (--json, a question); no progress."
 
 
 def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -33,22 +34,20 @@ def _use_database(context: click.Context, _param: click.Parameter, value: str | 
         os.environ[DATABASE_URL.env] = value
 
 
+def _flag(name: str, short: str, text: str) -> click.Option:
+    """An on/off global option, kept in ``meta`` under its own name."""
+    key = name.removeprefix("--")
+    return click.Option(
+        [name, short], is_flag=True, expose_value=False, callback=_remember(key), help=text
+    )
+
+
 def global_options() -> list[click.Option]:
     """Fresh option objects for one command (click binds each to where it is declared)."""
     return [
-        click.Option(
-            ["--verbose", "-v"],
-            is_flag=True,
-            expose_value=False,
-            callback=_remember("verbose"),
-            help="Debug logs, and the traceback of an error.",
-        ),
-        click.Option(
-            ["--quiet", "-q"],
-            is_flag=True,
-            expose_value=False,
-            callback=_remember("quiet"),
-            help="Only errors and what was asked for (--json, a question); no progress.",
+        _flag("--verbose", "-v", "Debug logs, and the traceback of an error."),
+        _flag(
+            "--quiet", "-q", "Only errors and what was asked for (--json, a question); no progress."
         ),
         click.Option(
             ["--log-format"],

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from checkout_sweeper.cli.context import load_settings, open_database, print_json
 from checkout_sweeper.cli.history import the_run
 from checkout_sweeper.errors import CommandFailure, ExitCode
-from checkout_sweeper.runs.rows import ENDED, request_cancel, run_status
+from checkout_sweeper.runs.rows import ENDED, request_cancel, wait_while_pending
 from checkout_sweeper.vocabulary import RunStatus
 
 WAIT_S = 5.0  # how long the command waits for the sweep to say it is canceled
@@ -35,11 +33,7 @@ def cancel_command(sweep_id: str, as_json: bool) -> None:
             ExitCode.USAGE,
         )
     request_cancel(db, run["id"])
-    deadline = time.monotonic() + WAIT_S
-    while (status := run_status(db, run["id"])) != RunStatus.CANCELED:
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.2)
+    status = wait_while_pending(db, run["id"], WAIT_S)
     if as_json:
         print_json({"sweep_id": run["id"], "status": status})
     elif status == RunStatus.CANCELED:

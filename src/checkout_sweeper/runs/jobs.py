@@ -20,10 +20,10 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Retries, ShutdownNotifications
 from redis.exceptions import RedisError
-from sqlalchemy import update
 
 from checkout_sweeper.errors import QueueUnavailable
 from checkout_sweeper.metrics import QUEUE_EVENTS
+from checkout_sweeper.runs.rows import update_run
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, utcnow
@@ -94,4 +94,4 @@ def mark_queued_again(db: Database, sweep_id: str) -> None:
 
 def _set_run(db: Database, sweep_id: str, **values: object) -> None:
     with db.session() as session:
-        session.execute(update(SweepRun).where(SweepRun.id == sweep_id).values(**values))
+        update_run(session, sweep_id, values)

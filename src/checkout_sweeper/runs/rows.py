@@ -175,6 +175,7 @@ def queued_run(db: Database, sweep_id: str) -> dict[str, Any] | None:
         return run.as_dict()
 
 
+PENDING_POLL_S = 0.2  # how often a caller waiting on a run reads its status
 ENDED = (RunStatus.SUCCEEDED, RunStatus.INCOMPLETE, RunStatus.FAILED, RunStatus.INTERRUPTED)
 
 
@@ -202,6 +203,17 @@ def cancel_requested(session: Session, run_id: str) -> bool:
 def run_status(db: Database, sweep_id: str) -> str | None:
     with db.session() as session:
         return session.scalar(select(SweepRun.status).where(SweepRun.id == sweep_id))
+
+
+def wait_while_pending(db: Database, sweep_id: str, timeout_s: float) -> str | None:
+    """The run's status once it is neither queued nor running, or as it is after
+    ``timeout_s`` (a cancel being carried out, a worker still at it)."""
+    deadline = time.monotonic() + timeout_s
+    while (status := run_status(db, sweep_id)) in (RunStatus.QUEUED, RunStatus.RUNNING):
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(PENDING_POLL_S)
+    return status
 
 
 def run_sessions(

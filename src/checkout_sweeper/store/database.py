@@ -70,10 +70,12 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.deadlines = Deadlines()
+        self.sqlite_file: Path | None = None  # the database file, for SQLite on disk
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
-                _private_file(Path(path))
+                self.sqlite_file = Path(path)
+                _private_file(self.sqlite_file)
             self.engine: Engine = create_engine(
                 url, connect_args={"check_same_thread": False, "timeout": 10}
             )
@@ -112,11 +114,10 @@ class Database:
         """Processes starting together on one SQLite file (``serve`` and ``worker``) migrate
         one at a time: a lock file beside the database. PostgreSQL takes an advisory lock in
         ``_migrate`` instead."""
-        path = self.url.split("///", 1)[-1] if self.dialect == "sqlite" else ""
-        if not path or path == ":memory:":
+        if self.sqlite_file is None:
             yield
             return
-        descriptor = os.open(f"{path}.migrating", os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = os.open(f"{self.sqlite_file}.migrating", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield

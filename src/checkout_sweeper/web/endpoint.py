@@ -9,7 +9,6 @@ goes on in this process; ``/v1/sweeps/{id}`` follows it.
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 from flask import Blueprint, g, has_request_context, request, url_for
@@ -21,7 +20,7 @@ from checkout_sweeper.runs import background
 from checkout_sweeper.runs.jobs import record_queued, send_or_fail
 from checkout_sweeper.runs.launch import identified_gateway, refuse_early, start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
-from checkout_sweeper.runs.rows import run_of_user, run_status
+from checkout_sweeper.runs.rows import run_of_user, wait_while_pending
 from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import RunStatus, Trigger
 from checkout_sweeper.web.caller import authenticated_user_id, load_user
@@ -34,8 +33,6 @@ RESPOND_ASYNC = re.compile(r"(^|,)\s*respond-async\s*(;|,|$)", re.IGNORECASE)
 
 
 GET_ONLY.add(f"{bp.name}.active_checkout_sessions_and_expire_all")
-WAITING_FOR_WORKER = (RunStatus.QUEUED, RunStatus.RUNNING)
-AWAIT_POLL_S = 0.25
 
 
 @bp.before_request
@@ -135,11 +132,9 @@ def _awaited(sweep_id: str, user_id: int, wait_s: float) -> ResponseReturnValue:
     it; past ``wait_s``, 202 and where to follow it."""
     db = app_state().db
     db.deadlines.disarm()  # the checks are done: the wait takes its own time
-    deadline = time.monotonic() + wait_s
-    while (status := run_status(db, sweep_id)) in WAITING_FOR_WORKER:
-        if time.monotonic() >= deadline:
-            return _accepted(sweep_id, status or RunStatus.QUEUED, asked=False)
-        time.sleep(AWAIT_POLL_S)
+    status = wait_while_pending(db, sweep_id, wait_s)
+    if status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return _accepted(sweep_id, status, asked=False)
     run = run_of_user(db, sweep_id, user_id)
     if run is None or run["result"] is None:  # it stopped early: the run row says why
         raise SweepAborted(str(run["error"] if run else "the sweep was not recorded"))

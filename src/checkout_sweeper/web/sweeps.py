@@ -20,8 +20,8 @@ from checkout_sweeper.runs.rows import (
     request_cancel,
     run_of_user,
     run_sessions,
-    run_status,
     user_runs,
+    wait_while_pending,
 )
 from checkout_sweeper.vocabulary import Outcome, RunStatus, values
 from checkout_sweeper.web.caller import caller
@@ -107,9 +107,7 @@ def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
     db = app_state().db
     request_cancel(db, sweep_id)
     SWEEPS_CANCELED.labels("api").inc()
-    deadline = time.monotonic() + CANCEL_WAIT_S
-    while run_status(db, sweep_id) != RunStatus.CANCELED and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_while_pending(db, sweep_id, CANCEL_WAIT_S)
     run = _known_sweep(sweep_id, user_id)
     run["rate"] = _rate(run)
     return success(run, 200 if run["status"] == RunStatus.CANCELED else 202)
