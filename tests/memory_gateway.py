@@ -13,7 +13,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-from checkout_sweeper.engine.gateway import SessionPage
+from checkout_sweeper.engine.gateway import ListFilters, SessionPage
 from checkout_sweeper.engine.sweeper import SessionOutcome, Sweeper, SweepOptions, SweepResult
 from checkout_sweeper.errors import RetryableError, SessionNotOpen, StaleCursor, StripeProblem
 
@@ -36,17 +36,35 @@ class MemoryGateway:
         self.events: list[tuple[str, str | None]] = []  # ("list", cursor) / ("expire", id)
         self.after_list: Callable[[SessionPage], None] | None = None
         self.expire_delay_s = 0.0  # how long Stripe takes to answer an expire
+        self.fields: dict[str, dict[str, Any]] = {}  # customer, payment_link, metadata, created
         for _ in range(closed):
             self.add("complete")
         for _ in range(open_):
             self.add()
 
-    def add(self, status: str = "open") -> str:
+    def add(self, status: str = "open", **fields: Any) -> str:
         with self._lock:
             session_id = f"cs_test_{len(self._order):06d}"
             self._order.append(session_id)
             self.status[session_id] = status
+            self.fields[session_id] = fields
             return session_id
+
+    def _listed(self, session_id: str, filters: ListFilters) -> bool:
+        """Open and within what Stripe's list filters on (metadata is not one of them)."""
+        fields = self.fields[session_id]
+        if self.status[session_id] != "open":
+            return False
+        before = filters.created_before
+        if before is not None and fields.get("created", 0) >= before:
+            return False
+        return all(
+            wanted is None or fields.get(name) == wanted
+            for name, wanted in (
+                ("customer", filters.customer),
+                ("payment_link", filters.payment_link),
+            )
+        )
 
     def fail_expire(self, session_id: str, *problems: StripeProblem) -> None:
         self._expire_faults.setdefault(session_id, deque()).extend(problems)
@@ -63,7 +81,7 @@ class MemoryGateway:
 
     # the Gateway protocol ---------------------------------------------------------------------
     def list_open(
-        self, *, limit: int, starting_after: str | None, created_before: int | None
+        self, *, limit: int, starting_after: str | None, filters: ListFilters
     ) -> SessionPage:
         with self._lock:
             self.calls["list"] += 1
@@ -75,8 +93,9 @@ class MemoryGateway:
                 if self.status.get(starting_after) != "open":
                     raise StaleCursor(f"No such checkout.session: '{starting_after}'")
                 newest_first = newest_first[newest_first.index(starting_after) + 1 :]
-            matching = [s for s in newest_first if self.status[s] == "open"]
-            page = SessionPage([_session(s) for s in matching[:limit]], len(matching) > limit)
+            matching = [s for s in newest_first if self._listed(s, filters)]
+            sessions = [{**_session(s), **self.fields[s]} for s in matching[:limit]]
+            page = SessionPage(sessions, len(matching) > limit)
         if self.after_list is not None:
             self.after_list(page)
         return page

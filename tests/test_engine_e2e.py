@@ -12,6 +12,7 @@ import time
 import pytest
 
 from checkout_sweeper.engine.gateway import SessionPage
+from checkout_sweeper.engine.scope import Scope
 from checkout_sweeper.engine.sweeper import SessionOutcome, SweepAborted, Sweeper, SweepOptions
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 
@@ -157,7 +158,7 @@ def test_created_before_leaves_newer_sessions_alone(fake_stripe, stripe_client):
     fresh = stripe_client.v1.checkout.sessions.create(
         {"mode": "payment", "success_url": "https://example.com/ok"}
     )
-    result, _ = sweep(fake_stripe, created_before=cutoff)
+    result, _ = sweep(fake_stripe, scope=Scope(created_before=cutoff))
     assert result.expired_count == 20 and result.remaining_open_count == 0
     assert stripe_client.v1.checkout.sessions.retrieve(fresh.id).status == "open"
 

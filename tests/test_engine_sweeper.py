@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from checkout_sweeper.engine.scope import Scope
 from checkout_sweeper.engine.sweeper import SweepOptions
 
 from memory_gateway import MemoryGateway, sweep_in_memory
@@ -39,18 +40,18 @@ def test_remaining_sessions_are_capped_but_counted_exactly():
     assert len(result.would_expire) == 30 and result.succeeded
 
 
-def test_created_before_is_passed_to_every_listing():
+def test_a_scope_is_asked_of_every_listing_then_the_last_one_counts_the_whole_account():
     seen: list[int | None] = []
     gateway = MemoryGateway(open_=5)
     original = gateway.list_open
 
     def spy(**kwargs):
-        seen.append(kwargs["created_before"])
+        seen.append(kwargs["filters"].created_before)
         return original(**kwargs)
 
     gateway.list_open = spy  # type: ignore[method-assign]
-    sweep_in_memory(gateway, created_before=1_700_000_000, page_size=2)
-    assert seen and set(seen) == {1_700_000_000}
+    sweep_in_memory(gateway, scope=Scope(created_before=1_700_000_000), page_size=2)
+    assert len(seen) > 2 and set(seen[:-1]) == {1_700_000_000} and seen[-1] is None
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from checkout_sweeper.engine.scope import Scope
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 
 
@@ -26,15 +27,34 @@ def moment_text(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+def scope_text(scope: Scope) -> str:
+    """The scope in words, after "open Checkout Sessions" (empty for every session)."""
+    parts = []
+    if scope.created_before is not None:
+        parts.append(f"created before {moment_text(scope.created_before)}")
+    if scope.customer is not None:
+        parts.append(f"of customer {scope.customer}")
+    if scope.payment_link is not None:
+        parts.append(f"from payment link {scope.payment_link}")
+    if scope.metadata:
+        parts.append("with metadata " + ", ".join(f"{k}={v}" for k, v in scope.metadata))
+    if scope.limit is not None:
+        parts.append(f"(at most {scope.limit}, newest first)")
+    return "".join(" " + part for part in parts)
+
+
 def show_plan(
-    console: Console, account: str, livemode: bool, database: str, found: int, cutoff: int | None
+    console: Console, account: str, livemode: bool, database: str, found: int, scope: Scope
 ) -> None:
     """The facts a user confirms: which account, which mode, how many sessions."""
     mode = "[bold red]LIVE[/bold red]" if livemode else "test"
-    scope = f" created before {moment_text(cutoff)}" if cutoff is not None else ""
     console.print(f"account   {account} ({mode} mode)", soft_wrap=True, highlight=False)
     console.print(f"database  {database}", soft_wrap=True, highlight=False)
-    console.print(f"found     {found} open Checkout Sessions{scope}", highlight=False)
+    console.print(
+        f"found     {found} open Checkout Sessions{scope_text(scope)}",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 class LiveProgress:
@@ -66,9 +86,7 @@ class LiveProgress:
         )
 
 
-def show_summary(
-    out: Console, note: Console, result: SweepResult, database: str, left_out: int | None
-) -> None:
+def show_summary(out: Console, note: Console, result: SweepResult, database: str) -> None:
     """The summary table on stdout; the sweep id, database and failures on lines of their own."""
     note.print(
         f"sweep {result.sweep_id}" + (" (dry run)" if result.dry_run else ""), soft_wrap=True
@@ -90,8 +108,10 @@ def show_summary(
         ("passes", result.passes),
         ("duration", f"{result.duration_ms / 1000:.1f} s"),
     ]
-    if left_out is not None:
-        rows.append(("open, out of scope", left_out))
+    if result.scope and result.out_of_scope_open_count is not None:
+        rows.append(("open, out of scope", result.out_of_scope_open_count))
+    if result.limit_reached:
+        rows.append(("stopped at the limit", str(result.scope.get("limit"))))
     for name, value in rows:
         table.add_row(name, str(value))
     out.print(table)

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -29,8 +30,9 @@ from checkout_sweeper.cli.context import (
     table_console,
 )
 from checkout_sweeper.cli.display import LiveProgress, show_plan, show_stopped, show_summary
-from checkout_sweeper.cli.moments import parse_moment
 from checkout_sweeper.cli.pushing import push_metrics
+from checkout_sweeper.cli.scopes import scope_from_options, scope_options
+from checkout_sweeper.engine.scope import Scope
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 from checkout_sweeper.errors import (
     CommandFailure,
@@ -91,12 +93,7 @@ class SignalWatch:
 @click.option("--dry-run", is_flag=True, help="List what would be expired; expire nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Expire without asking (needed with no terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's data object.")
-@click.option(
-    "--created-before",
-    default=None,
-    metavar="ISO|EPOCH",
-    help="Only sessions created before this moment (ISO 8601 or epoch seconds).",
-)
+@scope_options
 @click.option(
     "--max-rps",
     default=None,
@@ -129,6 +126,11 @@ def sweep_command(
     yes: bool,
     as_json: bool,
     created_before: str | None,
+    older_than: str | None,
+    customer: str | None,
+    payment_link: str | None,
+    metadata: tuple[str, ...],
+    limit: int | None,
     max_rps: str | None,
     full: bool,
     concurrency: int | None,
@@ -146,11 +148,11 @@ def sweep_command(
       5    the audit trail could not be written (the journal named keeps everything)
       130  interrupted (Ctrl-C or SIGTERM)
     """
-    cutoff = None if created_before is None else parse_moment(created_before, "--created-before")
+    scope = scope_from_options(created_before, older_than, customer, payment_link, metadata, limit)
     with SignalWatch().installed() as watch:
         try:
             settings = _asked_settings(max_rps, concurrency, api_key)
-            _sweep(settings, Plan(dry_run, yes, as_json, cutoff, full), watch)
+            _sweep(settings, Plan(dry_run, yes, as_json, scope, full), watch)
         except SweeperError as err:  # nothing could start: --json still says so, in one object
             if as_json:
                 print_json(_not_started(dry_run, str(err)))
@@ -206,7 +208,7 @@ class Plan:
     dry_run: bool
     yes: bool
     as_json: bool
-    cutoff: int | None
+    scope: Scope
     full: bool = False
 
     @property
@@ -225,9 +227,10 @@ def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
     except SQLAlchemyError as err:
         raise database_failure(db, err) from err
     total = None
+    plan = dataclasses.replace(plan, scope=plan.scope.resolved(time.time()))  # one cutoff
     if plan.asking or console.is_terminal:
-        total = _count(console, settings, gateway, plan.cutoff)
-        show_plan(console, gateway.account, gateway.livemode, db.safe_url, total, plan.cutoff)
+        total = _count(console, settings, gateway, plan.scope)
+        show_plan(console, gateway.account, gateway.livemode, db.safe_url, total, plan.scope)
     if plan.asking and total:
         _confirm(gateway, total)
     console.quiet = quiet()
@@ -238,21 +241,18 @@ def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
     if plan.as_json:
         print_json(_answer(result, whole=plan.full))
     elif not quiet():
-        left_out = None
-        if plan.cutoff is not None:
-            left_out = count_open(settings, gateway, None) - (result.remaining_open_count or 0)
-        show_summary(table_console(), console, result, db.safe_url, left_out)
+        show_summary(table_console(), console, result, db.safe_url)
     sys.exit(0 if result.succeeded else ExitCode.FAILED)
 
 
-def _count(console: Console, settings: Settings, gateway: StripeGateway, cutoff: int | None) -> int:
+def _count(console: Console, settings: Settings, gateway: StripeGateway, scope: Scope) -> int:
     """The open sessions in scope, with a spinner and the count so far while Stripe lists."""
     with console.status("listing open Checkout Sessions") as status:
 
         def found(progress: SweepProgress) -> None:
             status.update(f"listing open Checkout Sessions: {progress.found} found")
 
-        return count_open(settings, gateway, cutoff, on_progress=found)
+        return count_open(settings, gateway, scope, on_progress=found)
 
 
 def _confirm(gateway: StripeGateway, total: int) -> None:
@@ -332,7 +332,7 @@ def _leased(
             db,
             trigger=Trigger.CLI,
             dry_run=plan.dry_run,
-            created_before=plan.cutoff,
+            scope=plan.scope,
             on_progress=live.update if live else None,
             gateway=gateway,
         )

@@ -18,6 +18,18 @@ class SessionPage:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class ListFilters:
+    """What Stripe's list itself can filter on (``created[lt]``, ``customer``, ``payment_link``)."""
+
+    created_before: int | None = None
+    customer: str | None = None
+    payment_link: str | None = None
+
+
+NO_FILTERS = ListFilters()
+
+
 class Gateway(Protocol):
     """Checkout Session calls for one account."""
 
@@ -25,7 +37,7 @@ class Gateway(Protocol):
     account: str
 
     def list_open(
-        self, *, limit: int, starting_after: str | None, created_before: int | None
+        self, *, limit: int, starting_after: str | None, filters: ListFilters
     ) -> SessionPage: ...
 
     def expire(self, session_id: str, idempotency_key: str) -> None: ...

@@ -21,6 +21,7 @@ to the ``on_outcome`` callback (the audit trail) as they happen.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -33,6 +34,7 @@ from checkout_sweeper.engine.gateway import Gateway
 from checkout_sweeper.engine.headroom import PoolReading, concurrency_hint
 from checkout_sweeper.engine.pacing import STRIPE_LIVE_LIMIT, STRIPE_TEST_LIMIT, AdaptiveTokenBucket
 from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
+from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress, SweepResult, Tally
 from checkout_sweeper.engine.walker import ListWalker, PassListing, WalkOptions
@@ -57,7 +59,7 @@ class SweepOptions:
     max_rps: float | None = MAX_RPS.default  # None: auto (see ``ceiling``)
     concurrency: int = CONCURRENCY.default
     dry_run: bool = False
-    created_before: int | None = None  # only sessions created strictly before this epoch
+    scope: Scope = EVERYTHING  # which open sessions: every one by default
     page_size: int = WalkOptions.page_size
     max_passes: int = 10
     max_attempts: int = RetryPolicy.max_attempts
@@ -81,7 +83,7 @@ class SweepOptions:
         return LIVE_RESERVE if livemode else 0.0
 
     def walk_options(self) -> WalkOptions:
-        return WalkOptions(self.page_size, self.created_before, self.dry_run, self.remaining_cap)
+        return WalkOptions(self.page_size, self.scope, self.dry_run, self.remaining_cap)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -113,9 +115,12 @@ class Sweeper:
         self.gateway = gateway
         self.options = options or SweepOptions()
         self.sweep_id = sweep_id or uuid.uuid4().hex
+        scope = self.options.scope.resolved(time.time())  # ``older_than`` fixed once, here
+        self.options = dataclasses.replace(self.options, scope=scope)
         self.tally = Tally(
             self.sweep_id, self.options.dry_run, on_outcome=on_outcome, on_progress=on_progress
         )
+        self.tally.result.scope = {} if scope == EVERYTHING else scope.as_dict()
         self.bucket = bucket or AdaptiveTokenBucket(
             self.options.ceiling(gateway.livemode),
             account_limit=documented_limit(gateway.livemode),
@@ -198,7 +203,9 @@ class Sweeper:
         )
 
     def _passes(self, walker: ListWalker) -> None:
-        """Passes from the head until one hands on nothing (or the sweep stops)."""
+        """Passes from the head until one hands on nothing, the scope's limit is reached or
+        the sweep stops; then what is left open, in scope and out of it."""
+        last: PassListing | None = None
         for _ in range(self.options.max_passes):
             self._passes_made += 1
             listing = walker.walk()
@@ -208,12 +215,16 @@ class Sweeper:
             if self.stop.stopped:
                 return
             if listing.dispatched == 0 or self.options.dry_run:
-                self._report_remaining(listing)
-                return
-        self._report_remaining(walker.walk(verify_only=True))
-
-    def _report_remaining(self, listing: PassListing) -> None:
-        self.tally.still_open(listing.count, listing.sample)
+                last = listing
+                break
+            if walker.limit_reached:
+                break
+        if not self.options.scope.everything:
+            last = walker.walk(verify_only=True, whole_account=True)
+        elif last is None:
+            last = walker.walk(verify_only=True)
+        self.tally.result.limit_reached = walker.limit_reached
+        self.tally.still_open(last.count, last.sample, last.out_of_scope)
 
     # the walker's sink ------------------------------------------------------------------------
     def is_new(self, session_id: str) -> bool:

@@ -99,6 +99,21 @@ class SweepResult:
             "its last listing could tell."
         ),
     )
+    out_of_scope_open_count: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Open sessions left alone because they are outside the sweep's scope (0 for a "
+            "sweep of everything); null when the sweep stopped before its last listing."
+        ),
+    )
+    limit_reached: bool = field(
+        default=False,
+        metadata=_doc("The scope's limit stopped the sweep from expiring more."),
+    )
+    scope: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_doc("Which open sessions the sweep could expire; empty: every one."),
+    )
     passes: int = field(
         default=0,
         metadata=_doc("Walks of the open list from its head (new sessions appear there)."),
@@ -111,8 +126,10 @@ class SweepResult:
 
     @property
     def succeeded(self) -> bool:
-        """Nothing failed and, unless it only looked, nothing is left open."""
-        return not self.failed and (self.dry_run or self.remaining_open_count == 0)
+        """Nothing failed and, unless it only looked or stopped at its limit as asked,
+        nothing in scope is left open."""
+        clean = self.remaining_open_count == 0 or self.limit_reached
+        return not self.failed and (self.dry_run or clean)
 
     def as_data(self) -> dict[str, Any]:
         data = asdict(self)
@@ -193,9 +210,10 @@ class Tally:
         self._on_outcome(outcome)
         self._on_progress(self.progress)
 
-    def still_open(self, count: int, sample: list[dict[str, Any]]) -> None:
+    def still_open(self, count: int, sample: list[dict[str, Any]], out_of_scope: int) -> None:
         self.result.remaining_open_count = count
         self.result.remaining_open_sessions = sample
+        self.result.out_of_scope_open_count = out_of_scope
 
     def finish(self, passes: int, duration_s: float) -> SweepResult:
         """The result, with the counters as they stand now."""

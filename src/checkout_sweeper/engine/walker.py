@@ -14,8 +14,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from checkout_sweeper.engine.gateway import Gateway, SessionPage
+from checkout_sweeper.engine.gateway import NO_FILTERS, Gateway, SessionPage
 from checkout_sweeper.engine.retry import PacedCalls
+from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.errors import StaleCursor, StripeProblem, SweepStopped
 
@@ -37,11 +38,13 @@ class SessionSink(Protocol):
 
 @dataclass
 class PassListing:
-    """What one pass found: how many sessions it handed on, and which stay open."""
+    """What one pass found: how many sessions it handed on, which stay open, and how many
+    open sessions it saw that are out of the sweep's scope."""
 
     dispatched: int = 0
     count: int = 0
     sample: list[dict[str, Any]] = field(default_factory=list)
+    out_of_scope: int = 0
 
     def still_open(self, session: dict[str, Any], cap: int) -> None:
         self.count += 1
@@ -51,13 +54,14 @@ class PassListing:
     def restart(self) -> None:
         """Listing starts again from the head, so what stays open will be seen again."""
         self.count = 0
+        self.out_of_scope = 0
         self.sample.clear()
 
 
 @dataclass(frozen=True)
 class WalkOptions:
     page_size: int = 100
-    created_before: int | None = None
+    scope: Scope = EVERYTHING
     dry_run: bool = False
     remaining_cap: int = REMAINING_CAP
 
@@ -78,9 +82,18 @@ class ListWalker:
         self._stop = stop
         self._sink = sink
         self._options = options
+        self._handed = 0  # over every pass: what ``limit`` caps
+        self._filters = options.scope.list_filters()
 
-    def walk(self, *, verify_only: bool = False) -> PassListing:
-        """One pass from the head, handing on sessions not handled yet (none if verifying)."""
+    @property
+    def limit_reached(self) -> bool:
+        limit = self._options.scope.limit
+        return limit is not None and self._handed >= limit
+
+    def walk(self, *, verify_only: bool = False, whole_account: bool = False) -> PassListing:
+        """One pass from the head, handing on sessions not handled yet (none if verifying);
+        ``whole_account`` lists without Stripe-side filters, to count what is out of scope."""
+        self._filters = NO_FILTERS if whole_account else self._options.scope.list_filters()
         listing = PassListing()
         cursor: str | None = None
         held: str | None = None
@@ -112,7 +125,7 @@ class ListWalker:
         return self._gateway.list_open(
             limit=self._options.page_size,
             starting_after=cursor,
-            created_before=self._options.created_before,
+            filters=self._filters,
         )
 
     def _restart(self, held: str | None, listing: PassListing) -> None:
@@ -132,9 +145,13 @@ class ListWalker:
         options = self._options
         fresh = []
         for session in page.sessions:
-            new = not verify_only and self._sink.is_new(session["id"])
+            if not options.scope.matches(session):
+                listing.out_of_scope += 1
+                continue
+            new = not verify_only and not self.limit_reached and self._sink.is_new(session["id"])
             if new:
                 fresh.append(session["id"])
+                self._handed += 1
             if not new or options.dry_run:  # a dry run leaves every session open
                 listing.still_open(session, options.remaining_cap)
         cursor = page.sessions[-1]["id"] if page.has_more and page.sessions else None

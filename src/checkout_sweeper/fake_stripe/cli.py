@@ -9,6 +9,7 @@ import click
 
 from checkout_sweeper.fake_stripe.server import FakeStripeServer
 from checkout_sweeper.fake_stripe.state import FakeStripeState
+from checkout_sweeper.fake_stripe.variety import described
 
 
 def parse_latency(value: str) -> tuple[float, float]:
@@ -85,6 +86,11 @@ def _amount_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
     "--spawn-rate",
     "New open sessions created per expire call (customers arriving).",
 )
+@click.option(
+    "--varied",
+    is_flag=True,
+    help="Seed sessions with customers, payment links and metadata (for scoped sweeps).",
+)
 @click.option("--seed", default=None, type=int, help="Random seed for repeatable faults.")
 def fake_stripe_command(
     host: str,
@@ -104,6 +110,7 @@ def fake_stripe_command(
     race_rate: float,
     lock_rate: float,
     spawn_rate: float,
+    varied: bool,
     seed: int | None,
 ) -> None:
     """Serve a stateful fake of Stripe's Checkout Sessions API on HOST:PORT."""
@@ -124,12 +131,21 @@ def fake_stripe_command(
             "spawn_rate": spawn_rate,
         }
     )
-    state.seed(open_=open_, complete=complete, expired=expired, livemode=live, account=account)
+    state.seed(
+        open_=open_,
+        complete=complete,
+        expired=expired,
+        livemode=live,
+        account=account,
+        varied=varied,
+    )
     server = FakeStripeServer(state, host=host, port=port)
     click.echo(
         f"fake Stripe on {server.url} ({open_} open, {complete} complete, {expired} expired); "
         f"admin at {server.url}/_admin/stats; Ctrl-C stops",
         err=True,
     )
+    if varied:
+        click.echo(f"seeded with {described()}", err=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

@@ -168,6 +168,7 @@ class FakeStripeApp:
                 expired=int(body.get("expired", 0)),
                 livemode=bool(body.get("livemode", False)),
                 account=str(body.get("account", "")),
+                varied=bool(body.get("varied", False)),
             )
         except (ValueError, TypeError) as err:
             return _json(400, {"error": str(err)})

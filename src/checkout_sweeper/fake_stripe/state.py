@@ -18,6 +18,7 @@ from checkout_sweeper.fake_stripe.faults import Faults, StripeFault
 from checkout_sweeper.fake_stripe.gate import RequestGate
 from checkout_sweeper.fake_stripe.idempotency import Answer, IdempotencyStore, run_once
 from checkout_sweeper.fake_stripe.ledger import Ledger, ListQuery, new_record, render
+from checkout_sweeper.fake_stripe.variety import varied_params
 
 NOT_OPEN = (
     'Only Checkout Sessions with a status in ["open"] can be expired. '
@@ -105,8 +106,10 @@ class FakeStripeState:
         expired: int = 0,
         livemode: bool = False,
         account: str = "",
+        varied: bool = False,
     ) -> None:
-        """Add sessions created over the last day, statuses shuffled together."""
+        """Add sessions created over the last day, statuses shuffled together; ``varied``
+        gives them customers, payment links and metadata (see ``variety``)."""
         statuses = ["open"] * open_ + ["complete"] * complete + ["expired"] * expired
         self.random.shuffle(statuses)
         now = int(time.time())
@@ -114,7 +117,8 @@ class FakeStripeState:
             ledger = self.ledger(livemode, account)
             for i, status in enumerate(statuses):
                 created = now - (len(statuses) - i) * 86400 // max(len(statuses), 1) - 1
-                ledger.add(new_record(livemode, {}, status, created))
+                params = varied_params(self.random, i) if varied else {}
+                ledger.add(new_record(livemode, params, status, created))
 
     def list_sessions(
         self, livemode: bool, account: str, query: ListQuery

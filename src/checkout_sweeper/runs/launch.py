@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress
 from checkout_sweeper.errors import LiveModeRefused
 from checkout_sweeper.runs.accounts import identify, known_account
@@ -64,20 +65,19 @@ def sweep_options(settings: Settings, *, in_request: bool) -> SweepOptions:
 def count_open(
     settings: Settings,
     gateway: StripeGateway,
-    created_before: int | None,
+    scope: Scope,
     on_progress: Callable[[SweepProgress], None] | None = None,
 ) -> int:
-    """How many sessions are open (created before ``created_before``), by a listing that
-    records nothing and expires nothing; ``on_progress`` sees the count grow."""
+    """How many open sessions are in ``scope`` (at most its limit), by a listing that records
+    nothing and expires nothing; ``on_progress`` sees the count grow."""
     options = dataclasses.replace(
-        sweep_options(settings, in_request=False),
-        dry_run=True,
-        created_before=created_before,
-        remaining_cap=0,
+        sweep_options(settings, in_request=False), dry_run=True, scope=scope, remaining_cap=0
     )
-    counted = Sweeper(gateway, options, on_progress=on_progress).run().remaining_open_count
-    assert counted is not None  # a listing that ran to its end counted them
-    return counted
+    result = Sweeper(gateway, options, on_progress=on_progress).run()
+    assert result.remaining_open_count is not None  # a listing that ran to its end counted them
+    if scope.limit is None:
+        return result.remaining_open_count
+    return min(scope.limit, result.remaining_open_count)
 
 
 def start_configured_sweep(
@@ -87,7 +87,7 @@ def start_configured_sweep(
     trigger: str,
     user_id: int | None = None,
     dry_run: bool = False,
-    created_before: int | None = None,
+    scope: Scope = EVERYTHING,
     on_progress: Callable[[SweepProgress], None] | None = None,
     once_leased: Callable[[], None] | None = None,
     once_ran: Callable[[], None] | None = None,
@@ -103,7 +103,7 @@ def start_configured_sweep(
     options = dataclasses.replace(
         sweep_options(settings, in_request=in_request),
         dry_run=dry_run,
-        created_before=created_before,
+        scope=scope,
     )
     recording = Recording(db, settings.journal_dir, settings.lease_ttl_s, settings.audit_grace_s)
     return RecordedSweep(

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import stripe
 
-from checkout_sweeper.engine.gateway import SessionPage
+from checkout_sweeper.engine.gateway import NO_FILTERS, ListFilters, SessionPage
 from checkout_sweeper.errors import (
     FatalStripeError,
     RetryableError,
@@ -152,13 +152,17 @@ class StripeGateway:
         *,
         limit: int = 100,
         starting_after: str | None = None,
-        created_before: int | None = None,
+        filters: ListFilters = NO_FILTERS,
     ) -> SessionPage:
         params: dict[str, Any] = {"status": "open", "limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
-        if created_before is not None:
-            params["created"] = {"lt": created_before}
+        if filters.created_before is not None:
+            params["created"] = {"lt": filters.created_before}
+        if filters.customer is not None:
+            params["customer"] = filters.customer
+        if filters.payment_link is not None:
+            params["payment_link"] = filters.payment_link
         try:
             with _counted("list"):
                 page = self._request("get", "/v1/checkout/sessions", params)

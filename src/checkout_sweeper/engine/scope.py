@@ -1,0 +1,162 @@
+"""Which open sessions a sweep may expire: all of them, or a scope.
+
+Stripe's list filters by ``created``, ``customer`` and ``payment_link``, so those are asked of
+Stripe (fewer pages to read); metadata is not a list filter, so it is checked on each session
+as it is listed. ``older_than`` becomes a fixed ``created_before`` when the sweep starts, so a
+long sweep does not chase a moving cutoff. ``limit`` caps how many sessions are sent an
+expire, in the list's order: newest first.
+
+One parser serves the command line, the API body and stored schedules, so a scope means the
+same wherever it is written, and a bad one is refused with every bad field named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from checkout_sweeper.engine.durations import parse_duration
+from checkout_sweeper.engine.gateway import ListFilters
+
+METADATA_KEY_MAX = 40  # Stripe's limits on metadata keys and values
+METADATA_VALUE_MAX = 500
+ID_PATTERNS = {"customer": re.compile(r"cus_\w+"), "payment_link": re.compile(r"plink_\w+")}
+FIELDS = ("older_than", "created_before", "customer", "payment_link", "metadata", "limit")
+
+
+class ScopeInvalid(ValueError):
+    """A scope with bad fields: ``problems`` names each one."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {why}" for name, why in problems.items()))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A sweep's scope; the default is every open session of the account."""
+
+    older_than: str | None = None  # as written (``2h``), kept to show
+    created_before: int | None = None  # epoch seconds, strictly before
+    customer: str | None = None
+    payment_link: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    limit: int | None = None
+
+    @property
+    def everything(self) -> bool:
+        return dataclasses.replace(self, limit=None) == EVERYTHING
+
+    def resolved(self, now: float) -> Scope:
+        """``older_than`` turned into a cutoff at ``now``: the earlier of it and
+        ``created_before``, so resolving again later keeps the first cutoff."""
+        if self.older_than is None:
+            return self
+        cutoff = int(now) - parse_duration(self.older_than)
+        if self.created_before is not None:
+            cutoff = min(cutoff, self.created_before)
+        return dataclasses.replace(self, created_before=cutoff)
+
+    def list_filters(self) -> ListFilters:
+        return ListFilters(self.created_before, self.customer, self.payment_link)
+
+    def matches(self, session: Mapping[str, Any]) -> bool:
+        """Whether a listed session is in scope (``limit`` aside): every field, so a listing
+        without Stripe-side filters can be sorted too."""
+        if self.created_before is not None and session.get("created", 0) >= self.created_before:
+            return False
+        if self.customer is not None and session.get("customer") != self.customer:
+            return False
+        if self.payment_link is not None and session.get("payment_link") != self.payment_link:
+            return False
+        metadata = session.get("metadata") or {}
+        return all(metadata.get(key) == value for key, value in self.metadata)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The scope as the API shows it (fields not set are null)."""
+        return {
+            "older_than": self.older_than,
+            "created_before": self.created_before,
+            "customer": self.customer,
+            "payment_link": self.payment_link,
+            "metadata": dict(self.metadata),
+            "limit": self.limit,
+        }
+
+
+EVERYTHING = Scope()
+
+
+def parse_scope(raw: Mapping[str, Any]) -> Scope:
+    """A scope from its written form (API body, stored schedule, command-line options);
+    ``ScopeInvalid`` names every bad or unknown field."""
+    problems: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if value is None:
+            continue
+        check = _CHECKS.get(name)
+        if check is None:
+            problems[name] = "unknown field; a scope takes " + ", ".join(FIELDS)
+            continue
+        try:
+            values[name] = check(value)
+        except ValueError as err:
+            problems[name] = str(err)
+    if problems:
+        raise ScopeInvalid(problems)
+    return Scope(**values)
+
+
+def _older_than(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a duration such as 30m, 2h or 1d")
+    if parse_duration(value) <= 0:
+        raise ValueError("must be longer than 0s")
+    return value.strip().lower()
+
+
+def _created_before(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("expected a positive Unix time in seconds")
+    return value
+
+
+def _identifier(name: str) -> Any:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not ID_PATTERNS[name].fullmatch(value):
+            prefix = ID_PATTERNS[name].pattern.split("\\")[0]
+            raise ValueError(f"expected a Stripe id starting with {prefix}")
+        return value
+
+    return check
+
+
+def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping):
+        raise ValueError('expected an object of string keys and values, such as {"k": "v"}')
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or len(key) > METADATA_KEY_MAX:
+            raise ValueError(f"keys are 1 to {METADATA_KEY_MAX} characters")
+        if not isinstance(item, str) or len(item) > METADATA_VALUE_MAX:
+            raise ValueError(f"values are strings of at most {METADATA_VALUE_MAX} characters")
+    return tuple(sorted(value.items()))
+
+
+def _limit(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("expected a whole number of sessions, 1 or more")
+    return value
+
+
+_CHECKS = {
+    "older_than": _older_than,
+    "created_before": _created_before,
+    "customer": _identifier("customer"),
+    "payment_link": _identifier("payment_link"),
+    "metadata": _metadata,
+    "limit": _limit,
+}
