@@ -5,6 +5,7 @@ Plain helpers live in ``helpers.py``, which test modules import directly."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -30,6 +31,25 @@ def fake_stripe() -> Iterator[FakeStripeServer]:
     come from a seeded generator, so a test that draws them sees the same draws on every run."""
     with FakeStripeServer(FakeStripeState(seed=FAULT_SEED)) as server:
         yield server
+
+
+@pytest.fixture
+def shop(fake_stripe) -> dict[str, dict]:
+    """Twelve open sessions with known ages, customers, payment links and metadata; returns
+    each session's fields by id."""
+    now = int(time.time())
+    made = {}
+    for i in range(12):
+        params = {
+            "customer": "cus_Alice001" if i % 3 == 0 else "cus_Bob00002",
+            "metadata": {"run": "ci-7" if i % 2 == 0 else "ci-8", "cart": f"c{i}"},
+        }
+        if i % 4 == 0:
+            params["payment_link"] = "plink_Spring01"
+        created = now - (12 - i) * 3600 - 1800  # from 12.5 hours old to 1.5 hours old
+        session = fake_stripe.state.create_session(False, "", params, created=created)
+        made[session["id"]] = {**params, "created": created}
+    return made
 
 
 @pytest.fixture

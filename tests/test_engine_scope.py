@@ -53,7 +53,7 @@ def test_values_of_the_wrong_kind_are_refused(bad):
 
 def test_a_good_scope_reads_as_written():
     scope = parse_scope(
-        {"older_than": "2H", "customer": "cus_A1", "metadata": {"b": "2", "a": "1"}, "limit": 5}
+        {"older_than": "2h", "customer": "cus_A1", "metadata": {"b": "2", "a": "1"}, "limit": 5}
     )
     assert scope.older_than == "2h" and scope.customer == "cus_A1" and scope.limit == 5
     assert scope.metadata == (("a", "1"), ("b", "2"))

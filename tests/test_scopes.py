@@ -16,25 +16,6 @@ HOUR = 3600
 
 
 @pytest.fixture
-def shop(fake_stripe):
-    """Twelve open sessions with known ages, customers, payment links and metadata; returns
-    each session's fields by id."""
-    now = int(time.time())
-    made = {}
-    for i in range(12):
-        params = {
-            "customer": "cus_Alice001" if i % 3 == 0 else "cus_Bob00002",
-            "metadata": {"run": "ci-7" if i % 2 == 0 else "ci-8", "cart": f"c{i}"},
-        }
-        if i % 4 == 0:
-            params["payment_link"] = "plink_Spring01"
-        created = now - (12 - i) * HOUR - 1800  # from 12.5 hours old to 1.5 hours old
-        session = fake_stripe.state.create_session(False, "", params, created=created)
-        made[session["id"]] = {**params, "created": created}
-    return made
-
-
-@pytest.fixture
 def sweep(tmp_path, fake_stripe):
     env = sweeper_env(tmp_path, fake_stripe.url, DATABASE_URL=f"sqlite:///{tmp_path / 's.db'}")
 

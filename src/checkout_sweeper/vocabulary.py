@@ -37,6 +37,7 @@ class Trigger(StrEnum):
 
     API = "api"
     CLI = "cli"
+    SCHEDULE = "schedule"
 
 
 def values(kind: type[StrEnum]) -> list[str]:

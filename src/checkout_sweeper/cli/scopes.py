@@ -69,7 +69,7 @@ def scope_from_options(
     cutoff = None if created_before is None else parse_moment(created_before, "--created-before")
     written: dict[str, Any] = {
         "created_before": cutoff,
-        "older_than": older_than,
+        "older_than": older_than.strip().lower() if older_than else older_than,
         "customer": customer,
         "payment_link": payment_link,
         "metadata": _pairs(metadata) if metadata else None,

@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from checkout_sweeper.cli.context import load_settings, open_database
+from checkout_sweeper.engine.scope import parse_scope
 from checkout_sweeper.errors import (
     CommandFailure,
     ConfigError,
@@ -113,6 +114,7 @@ class SweepRunner:
             trigger=run["trigger"],
             user_id=run["user_id"],
             dry_run=run["dry_run"],
+            scope=parse_scope(run["scope"]),  # as resolved when it first ran, if it did
             once_leased=check,
             once_ran=count,
             sweep_id=run["id"],

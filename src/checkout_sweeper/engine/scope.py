@@ -18,12 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from checkout_sweeper.engine.durations import parse_duration
+from checkout_sweeper.engine.durations import EXAMPLES, parse_duration
 from checkout_sweeper.engine.gateway import ListFilters
 
 METADATA_KEY_MAX = 40  # Stripe's limits on metadata keys and values
 METADATA_VALUE_MAX = 500
-ID_PATTERNS = {"customer": re.compile(r"cus_\w+"), "payment_link": re.compile(r"plink_\w+")}
+ID_PATTERNS = {
+    "customer": re.compile(r"cus_[A-Za-z0-9_]{1,250}"),
+    "payment_link": re.compile(r"plink_[A-Za-z0-9_]{1,250}"),
+}
+AGE = re.compile(r"[0-9]{0,8}[1-9][0-9]{0,8}[smhdw]")  # as documented: more than 0, lower case
 FIELDS = ("older_than", "created_before", "customer", "payment_link", "metadata", "limit")
 
 
@@ -112,23 +116,31 @@ def parse_scope(raw: Mapping[str, Any]) -> Scope:
 
 
 def _older_than(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("expected a duration such as 30m, 2h or 1d")
-    if parse_duration(value) <= 0:
-        raise ValueError("must be longer than 0s")
-    return value.strip().lower()
+    if not isinstance(value, str) or not AGE.fullmatch(value):
+        raise ValueError(f"expected a duration longer than 0s such as {EXAMPLES}, got {value!r}")
+    return value
+
+
+def _whole(value: Any) -> int | None:
+    """A JSON integer (``551`` or ``551.0``), or None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value)
 
 
 def _created_before(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    whole = _whole(value)
+    if whole is None or whole <= 0:
         raise ValueError("expected a positive Unix time in seconds")
-    return value
+    return whole
 
 
 def _identifier(name: str) -> Any:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not ID_PATTERNS[name].fullmatch(value):
-            prefix = ID_PATTERNS[name].pattern.split("\\")[0]
+            prefix = ID_PATTERNS[name].pattern.split("[")[0]
             raise ValueError(f"expected a Stripe id starting with {prefix}")
         return value
 
@@ -147,9 +159,10 @@ def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _limit(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    whole = _whole(value)
+    if whole is None or whole < 1:
         raise ValueError("expected a whole number of sessions, 1 or more")
-    return value
+    return whole
 
 
 _CHECKS = {

@@ -94,6 +94,7 @@ def start_configured_sweep(
     gateway: StripeGateway | None = None,
     in_request: bool = False,
     sweep_id: str | None = None,
+    row: dict[str, object] | None = None,
 ) -> RecordedSweep:
     """The sweep leased and recorded as running, ready to ``run`` (here, or in the
     background); ``once_leased`` and ``once_ran`` as ``RecordedSweep`` takes them. Raises
@@ -116,4 +117,5 @@ def start_configured_sweep(
         once_leased=once_leased,
         once_ran=once_ran,
         sweep_id=sweep_id,
+        row=row,
     )

@@ -13,6 +13,7 @@ guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from checkout_sweeper.engine.gateway import Gateway
+from checkout_sweeper.engine.scope import EVERYTHING
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress, SweepResult
 from checkout_sweeper.engine.tally import SessionOutcome
@@ -119,9 +121,11 @@ class RecordedSweep:
         once_leased: Callable[[], None] | None = None,
         once_ran: Callable[[], None] | None = None,
         sweep_id: str | None = None,
+        row: dict[str, object] | None = None,
     ) -> None:
         """Take the lease, run ``once_leased`` (the endpoint checks the caller's quota there),
-        record the run (a new row, or the queued row of ``sweep_id``, taken up here).
+        record the run (a new row with ``row``'s values too, or the queued row of
+        ``sweep_id``, taken up here).
         ``once_ran`` runs when the sweep has run, before the lease is given back (the endpoint
         spends the quota there: a sweep that failed spends nothing).
 
@@ -140,9 +144,13 @@ class RecordedSweep:
                 once_leased()
             if sweep_id is not None:  # taken up again: the last attempt's journal first
                 import_journal_of(recording.db, recording.journal_dir, sweep_id)
-            run = {"id": self.sweep_id, "trigger": trigger, "user_id": user_id}
+            run: dict[str, object] = {"id": self.sweep_id, "trigger": trigger}
+            run["user_id"] = user_id
             run.update(account=gateway.account, livemode=gateway.livemode)
-            run.update(dry_run=options.dry_run, status=RunStatus.RUNNING)
+            run.update(dry_run=options.dry_run, status=RunStatus.RUNNING, **(row or {}))
+            options = dataclasses.replace(options, scope=options.scope.resolved(time.time()))
+            if options.scope != EVERYTHING:  # kept as resolved: a resumed run keeps its cutoff
+                run["scope"] = json.dumps(options.scope.as_dict())
             self._recorder = RunRecorder(recording.db, recording.journal_dir, run)
         except BaseException:
             _release(self._lease)

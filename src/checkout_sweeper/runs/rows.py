@@ -264,3 +264,15 @@ def run_of_user(db: Database, run_id: str, user_id: int) -> dict[str, Any] | Non
         if run is None or run.user_id != user_id:
             return None
         return {**run.as_dict(), "result": json.loads(run.result) if run.result else None}
+
+
+def run_by_idempotency_key(db: Database, user_id: int, key: str) -> dict[str, Any] | None:
+    """The run a user's earlier request with this ``Idempotency-Key`` started, with the
+    fingerprint of that request's body."""
+    with db.session() as session:
+        run = session.scalars(
+            select(SweepRun).where(SweepRun.user_id == user_id, SweepRun.idempotency_key == key)
+        ).first()
+        if run is None:
+            return None
+        return {**run.as_dict(), "request_fingerprint": run.request_fingerprint}

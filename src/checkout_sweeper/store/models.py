@@ -6,6 +6,7 @@ in ``migrations/``, which must be kept in step with these classes.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,9 @@ class SweepRun(Base):
     """One sweep: who started it, on which account, how it went. Updated as it goes."""
 
     __tablename__ = "sweep_runs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key", name="uq_sweep_runs_user_idempotency"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     trigger: Mapped[str] = mapped_column(String(16))  # a vocabulary.Trigger
@@ -93,6 +97,10 @@ class SweepRun(Base):
     result: Mapped[str | None] = mapped_column(Text)  # the endpoint's data object, as JSON
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None] = mapped_column(Integer)
+    scope: Mapped[str | None] = mapped_column(Text)  # engine.scope's as_dict, as JSON
+    schedule_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def duration_s(self) -> float | None:
@@ -130,6 +138,8 @@ class SweepRun(Base):
             "worker": self.worker,
             "attempts": self.attempts,
             "queued_at": utc_iso(self.queued_at),
+            "scope": json.loads(self.scope) if self.scope else {},
+            "schedule_id": self.schedule_id,
         }
 
     @property
@@ -186,3 +196,31 @@ class StripeAccount(Base):
     key_fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
     account: Mapped[str] = mapped_column(String(64))
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Schedule(Base):
+    """A recurring scoped sweep: every ``every_s`` seconds or on a cron expression. Workers
+    claim each slot by moving ``last_slot_at`` forward, which only one of them can do."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    every_s: Mapped[int | None] = mapped_column(Integer)
+    cron: Mapped[str | None] = mapped_column(String(120))
+    scope: Mapped[str] = mapped_column(Text, default="{}")
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_slot_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "every": self.every_s,
+            "cron": self.cron,
+            "scope": json.loads(self.scope),
+            "dry_run": self.dry_run,
+            "created_at": utc_iso(self.created_at),
+            "last_slot_at": utc_iso(self.last_slot_at),
+        }

@@ -151,12 +151,15 @@ def _paths(prefix: str) -> dict[str, Any]:
             _sweep_responses(),
             PREFER,
         ),
-        f"{prefix}/sweeps": _operation(
-            "The caller's recent sweeps, newest first",
-            "listSweeps",
-            _resource_responses("A list of sweeps.", "SweepList"),
-            LIMIT,
-        ),
+        f"{prefix}/sweeps": {
+            **_operation(
+                "The caller's recent sweeps, newest first",
+                "listSweeps",
+                _resource_responses("A list of sweeps.", "SweepList"),
+                LIMIT,
+            ),
+            "post": _create_operation(),
+        },
         f"{prefix}/sweeps/{{sweep_id}}": {
             **_operation(
                 "One sweep: live counters while it runs, the endpoint's answer when done",
@@ -177,6 +180,42 @@ def _paths(prefix: str) -> dict[str, Any]:
         ),
         **_health_paths(),
     }
+
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "description": "Retry safely: the same key and body answer with the sweep the first "
+    "request started (Idempotent-Replayed: true); another body with the key is a 422.",
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    "example": "ci-run-1234",
+}
+
+
+def _create_operation() -> dict[str, Any]:
+    responses = {code: _answer(text) for code, text in STATUSES if code not in ("200", "202")}
+    responses["400"] = _answer("The body is not a JSON object, or fields are bad (all named).")
+    responses["202"] = _answer(
+        "The sweep is queued or running; follow the Location header.",
+        {"$ref": "#/components/schemas/SweepAccepted"},
+        Location=header("Where the sweep can be followed.", {"type": "string"}),
+        **{"Idempotent-Replayed": header("true on a replay", {"const": "true"}, False)},
+        **{name: {**value, "required": False} for name, value in QUOTA.items()},
+    )
+    responses["422"] = _answer("This Idempotency-Key was first used with another body.")
+    responses["429"]["headers"] = {**QUOTA, "Retry-After": RETRY_AFTER}
+    responses["503"]["headers"] = {"Retry-After": RETRY_AFTER}
+    operation = _operation(
+        "Start a scoped sweep (age, customer, payment link, metadata, limit; dry run)",
+        "createSweep",
+        responses,
+        IDEMPOTENCY_KEY,
+    )["get"]
+    operation["requestBody"] = {
+        "required": False,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SweepRequest"}}},
+    }
+    return operation
 
 
 def _cancel_operation() -> dict[str, Any]:

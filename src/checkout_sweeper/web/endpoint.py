@@ -8,13 +8,16 @@ goes on in this process; ``/v1/sweeps/{id}`` follows it.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from dataclasses import dataclass, field
 
-from flask import Blueprint, g, has_request_context, request, url_for
+from flask import Blueprint, Response, g, has_request_context, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import MethodNotAllowed
 
+from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.errors import ApiError, SweepAborted
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.jobs import record_queued, send_or_fail
@@ -62,28 +65,40 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
         )
     state = app_state()
     if state.broker is not None and (wants_async() or state.settings.sync_wait_s > 0):
-        sweep_id = _queued(user)
+        sweep_id = queued(user)
         if wants_async():
-            return _accepted(sweep_id, RunStatus.QUEUED)
+            return accepted(sweep_id, RunStatus.QUEUED)
         return _awaited(sweep_id, user.id, state.settings.sync_wait_s)
-    sweep = _start(user, in_request=not wants_async())
+    sweep = start(user, in_request=not wants_async())
     if wants_async():
         background.start(sweep)
-        return _accepted(sweep.sweep_id, RunStatus.RUNNING)
+        return accepted(sweep.sweep_id, RunStatus.RUNNING)
     return _finish(sweep)
 
 
-def _accepted(sweep_id: str, status: str, *, asked: bool = True) -> ResponseReturnValue:
-    """202 and where to follow the sweep (``asked``: the client preferred it so)."""
+def accepted(sweep_id: str, status: str, *, preferred: bool = True) -> Response:
+    """202 and where to follow the sweep (``preferred``: the client asked for it so)."""
     location = url_for("sweeps.show_sweep", sweep_id=sweep_id)
     response = success({"sweep_id": sweep_id, "status": status, "location": location}, 202)
     response.headers["Location"] = location
-    if asked:
+    if preferred:
         response.headers["Preference-Applied"] = "respond-async"
     return response
 
 
-def _queued(user: User) -> str:
+@dataclass(frozen=True)
+class Asked:
+    """What the caller asked for: the seed endpoint asks for everything, for real."""
+
+    scope: Scope = EVERYTHING
+    dry_run: bool = False
+    row: dict[str, object] = field(default_factory=dict)  # more values for the run row
+
+
+SEED = Asked()
+
+
+def queued(user: User, asked: Asked = SEED) -> str:
     """With a job queue the web process runs no sweep: the checks that need no lease here,
     then a queued run row and a message; the worker that takes it leases the account, checks
     the quota again and spends it once the sweep has run."""
@@ -92,15 +107,18 @@ def _queued(user: User) -> str:
     refuse_early(state.settings, state.db)
     key = user_key(state.settings.ratelimit_key_prefix, user.id)
     g.quota_headers = room(state.limiter.limiter, SWEEPS, key)
-    gateway = identified_gateway(state.settings, state.db, dry_run=False)
+    gateway = identified_gateway(state.settings, state.db, dry_run=asked.dry_run)
     sweep_id = uuid.uuid4().hex
-    run = {"id": sweep_id, "trigger": Trigger.API, "user_id": user.id, "dry_run": False}
-    record_queued(state.db, {**run, "account": gateway.account, "livemode": gateway.livemode})
+    run = {"id": sweep_id, "trigger": Trigger.API, "user_id": user.id, "dry_run": asked.dry_run}
+    run.update(account=gateway.account, livemode=gateway.livemode, **asked.row)
+    if asked.scope != EVERYTHING:
+        run["scope"] = json.dumps(asked.scope.as_dict())
+    record_queued(state.db, run)
     send_or_fail(state.db, state.broker, sweep_id)
     return sweep_id
 
 
-def _start(user: User, *, in_request: bool) -> RecordedSweep:
+def start(user: User, *, in_request: bool, asked: Asked = SEED) -> RecordedSweep:
     """Every check, the lease and room in the quota; the sweep is recorded as running. The
     quota is spent once the sweep has run (in the background too, where no request is)."""
     state = app_state()
@@ -124,6 +142,9 @@ def _start(user: User, *, in_request: bool) -> RecordedSweep:
         once_leased=check,
         once_ran=count,
         in_request=in_request,
+        dry_run=asked.dry_run,
+        scope=asked.scope,
+        row=asked.row,
     )
 
 
@@ -134,7 +155,7 @@ def _awaited(sweep_id: str, user_id: int, wait_s: float) -> ResponseReturnValue:
     db.deadlines.disarm()  # the checks are done: the wait takes its own time
     status = wait_while_pending(db, sweep_id, wait_s)
     if status in (RunStatus.QUEUED, RunStatus.RUNNING):
-        return _accepted(sweep_id, status, asked=False)
+        return accepted(sweep_id, status, preferred=False)
     run = run_of_user(db, sweep_id, user_id)
     if run is None or run["result"] is None:  # it stopped early: the run row says why
         raise SweepAborted(str(run["error"] if run else "the sweep was not recorded"))

@@ -26,6 +26,7 @@ from checkout_sweeper.web.endpoint import bp as v1_bp
 from checkout_sweeper.web.envelopes import UNEXPECTED, answer, error, register_error_handlers
 from checkout_sweeper.web.health import bp as health_bp
 from checkout_sweeper.web.quota import storage_options
+from checkout_sweeper.web.scoped import bp as scoped_bp
 from checkout_sweeper.web.scrape import bp as metrics_bp
 from checkout_sweeper.web.state import EXTENSION_KEY, AppState
 from checkout_sweeper.web.sweeps import bp as sweeps_bp
@@ -78,6 +79,7 @@ def create_app(
     _bound_database_work(app, db)
     app.register_blueprint(v1_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(sweeps_bp, url_prefix=settings.api_prefix or None)
+    app.register_blueprint(scoped_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(health_bp)
     app.register_blueprint(docs_bp)
     app.register_blueprint(metrics_bp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from checkout_sweeper.engine.scope import AGE
 from checkout_sweeper.engine.tally import SweepResult
 from checkout_sweeper.vocabulary import Outcome, RunStatus, Trigger, values
 from checkout_sweeper.web.quota import SWEEPS_PER_HOUR
@@ -58,6 +59,43 @@ RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "attempts": (_INT, "How many times a process took it up (a resumed sweep counts each)."),
     "queued_at": (_OPT_STR, "ISO 8601, UTC, when it was queued; null if it never was."),
+    "scope": (
+        {"type": "object"},
+        "Which open sessions it could expire (older_than, created_before as fixed when it "
+        "started, customer, payment_link, metadata, limit); empty: every one.",
+    ),
+    "schedule_id": (_OPT_STR, "The schedule that started it, if one did."),
+}
+SCOPE_BODY: dict[str, tuple[dict[str, Any], str]] = {
+    "older_than": (
+        {"type": ["string", "null"], "pattern": f"^{AGE.pattern}$"},
+        "Only sessions older than this when the sweep starts: 90s, 30m, 2h, 1d, 1w.",
+    ),
+    "created_before": (
+        {"type": ["integer", "null"], "minimum": 1},
+        "Only sessions created before this Unix time (seconds).",
+    ),
+    "customer": (
+        {"type": ["string", "null"], "pattern": "^cus_[A-Za-z0-9_]{1,250}$"},
+        "Only this customer's sessions.",
+    ),
+    "payment_link": (
+        {"type": ["string", "null"], "pattern": "^plink_[A-Za-z0-9_]{1,250}$"},
+        "Only sessions created through this payment link.",
+    ),
+    "metadata": (
+        {
+            "type": ["object", "null"],
+            "propertyNames": {"minLength": 1, "maxLength": 40},
+            "additionalProperties": {"type": "string", "maxLength": 500},
+        },
+        "Only sessions whose metadata has every one of these keys set to these values.",
+    ),
+    "limit": (
+        {"type": ["integer", "null"], "minimum": 1},
+        "Expire at most this many, newest first (the order of Stripe's list).",
+    ),
+    "dry_run": ({"type": "boolean"}, "Only list what would be expired (default false)."),
 }
 SESSION_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "session_id": (_STR, "The Checkout Session id (cs_...)."),
@@ -108,7 +146,11 @@ def schemas() -> dict[str, Any]:
     accepted = _object(
         {
             "sweep_id": (_STR, "Follow it at /v1/sweeps/{sweep_id}."),
-            "status": ({"const": RunStatus.RUNNING.value}, "It runs in the background."),
+            "status": (
+                {"enum": values(RunStatus)},
+                "running in the background, or queued for a worker; a replayed request "
+                "(Idempotency-Key) shows the sweep's status now.",
+            ),
             "location": (_STR, "The same as the Location header."),
         }
     )
@@ -127,6 +169,12 @@ def schemas() -> dict[str, Any]:
         "SweepSuccess": _success({"$ref": "#/components/schemas/SweepData"}),
         "SweepAccepted": _success(accepted, 202),
         "SweepRun": run,
+        "SweepRequest": {
+            **_object(SCOPE_BODY),
+            "required": [],
+            "additionalProperties": False,
+            "example": {"older_than": "2h", "metadata": {"ci_run": "1234"}, "limit": 100},
+        },
         "SweepList": _success(_list_of({"$ref": "#/components/schemas/SweepRun"})),
         "SweepShown": _success(shown),
         "SessionList": _success(_list_of(_object(SESSION_FIELDS))),
@@ -152,4 +200,4 @@ QUOTA = {
     "X-RateLimit-Remaining": header("Sweeps left in the moving hour."),
     "X-RateLimit-Reset": header("Epoch second when a sweep is freed again."),
 }
-__all__ = ["ERROR", "QUOTA", "RETRY_AFTER", "header", "schemas"]
+__all__ = ["ERROR", "QUOTA", "RETRY_AFTER", "SCOPE_BODY", "header", "schemas"]
