@@ -125,3 +125,17 @@ def stop(process: subprocess.Popen, timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def working(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """A ``checkout-sweeper worker`` process, stopped (SIGTERM, then SIGKILL) at the end."""
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [*COMMAND, "worker", *args], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    wait_until(lambda: "worker started" in log.read_text(), 60, what="the worker", alive=process)
+    try:
+        yield process
+    finally:
+        stop(process)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from checkout_sweeper.engine.scope import Scope, ScopeInvalid, parse_scope
+from checkout_sweeper.engine.scope import Scope, parse_scope
+from checkout_sweeper.errors import ScopeInvalid
 
 from memory_gateway import MemoryGateway, sweep_in_memory
 

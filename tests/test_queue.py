@@ -3,26 +3,21 @@ processes, Redis for the queue and the quota, the fake Stripe over HTTP."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from harness import (
-    COMMAND,
     free_port,
     serving,
-    stop,
     sweeper_env,
     wait_for_expires,
     wait_until,
+    working,
 )
 from helpers import mint, run_command
 
@@ -41,20 +36,6 @@ def env(tmp_path, fake_stripe, redis_url, postgres_url) -> dict[str, str]:
         DATABASE_URL=postgres_url,
         SWEEPER_LEASE_TTL="6",
     )
-
-
-@contextlib.contextmanager
-def working(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen]:
-    """A ``checkout-sweeper worker`` process, stopped (SIGTERM, then SIGKILL) at the end."""
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [*COMMAND, "worker", *args], env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    wait_until(lambda: "worker started" in log.read_text(), 60, what="the worker", alive=process)
-    try:
-        yield process
-    finally:
-        stop(process)
 
 
 def _user_token(env: dict[str, str]) -> dict[str, str]:
@@ -131,11 +112,6 @@ def test_a_stopped_worker_hands_its_sweep_back_and_another_finishes_it(env, fake
     assert final["worker"]["pid"] == second.pid
     assert final["expired_count"] + final["already_closed_count"] >= 400 - 8
     assert fake_stripe.state.snapshot()["open_total"] == 0
-
-
-def test_a_worker_without_a_queue_is_one_line_and_exit_2(tmp_path):
-    result = run_command(sweeper_env(tmp_path), "worker")
-    assert result.returncode == 2 and "SWEEPER_QUEUE_URL is not set" in result.stderr
 
 
 def _sessions(url: str, auth: dict[str, str], sweep_id: str) -> set[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from checkout_sweeper.web.docs import openapi_spec
 
@@ -14,6 +15,13 @@ schema = schemathesis.openapi.from_dict(openapi_spec("/v1"))
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
 )
+
+
+def _beyond_the_schema(case) -> list:
+    """A body the schema allows can still be refused for what no schema says (a cron
+    expression's fields, an Idempotency-Key first used with another body): those answers are
+    documented 400s and 422s, checked like every other answer."""
+    return [positive_data_acceptance] if case.method == "POST" else []
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +43,15 @@ def served(tmp_path_factory):
 def test_an_authorised_client_gets_documented_answers(case, served):
     api, user_id = served
     token = api.token(user_id)
-    case.call_and_validate(base_url=api.url, headers={"Authorization": f"Bearer {token}"})
+    case.call_and_validate(
+        base_url=api.url,
+        headers={"Authorization": f"Bearer {token}"},
+        excluded_checks=_beyond_the_schema(case),
+    )
 
 
 @schema.parametrize()
 @SETTINGS
 def test_an_unauthenticated_client_gets_documented_answers(case, served):
     api, _ = served
-    case.call_and_validate(base_url=api.url)
+    case.call_and_validate(base_url=api.url, excluded_checks=_beyond_the_schema(case))

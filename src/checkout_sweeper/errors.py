@@ -84,6 +84,26 @@ class ConfigError(SweeperError, ValueError):
     headline = "configuration"
 
 
+class ScopeInvalid(SweeperError, ValueError):
+    """A scope with bad fields: ``problems`` names each one (all of them at once)."""
+
+    http_status = 400
+    public = True
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {why}" for name, why in problems.items()))
+
+
+class ScheduleInvalid(SweeperError, ValueError):
+    """A period or cron expression that cannot be a schedule."""
+
+    http_status = 400
+    public = True
+    exit_code = ExitCode.USAGE
+
+
 class AuthError(SweeperError):
     """A request that cannot be attributed to a user: ``status`` is 401 or 400."""
 

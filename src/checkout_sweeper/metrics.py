@@ -79,6 +79,11 @@ QUEUE_EVENTS = Counter(
     "stopped), handed_back, dropped (a message for a sweep no longer waiting).",
     ["event"],
 )
+SCHEDULED_SLOTS = Counter(
+    f"{PREFIX}_scheduled_slots_total",
+    "Slots of schedules this worker claimed, by what came of them.",
+    ["result"],  # started, not_started, error (looking for due slots failed)
+)
 SWEEPS_CANCELED = Counter(
     f"{PREFIX}_sweeps_canceled_total", "Cancels asked of a queued or running sweep.", ["door"]
 )

@@ -30,7 +30,9 @@ def moment_text(epoch: int) -> str:
 def scope_text(scope: Scope) -> str:
     """The scope in words, after "open Checkout Sessions" (empty for every session)."""
     parts = []
-    if scope.created_before is not None:
+    if scope.older_than is not None:
+        parts.append(f"older than {scope.older_than}")
+    elif scope.created_before is not None:
         parts.append(f"created before {moment_text(scope.created_before)}")
     if scope.customer is not None:
         parts.append(f"of customer {scope.customer}")

@@ -3,13 +3,15 @@ parser so that a bad value gets the message the API gives, under the option's na
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from checkout_sweeper.cli.moments import parse_moment
-from checkout_sweeper.engine.scope import Scope, ScopeInvalid, parse_scope
+from checkout_sweeper.engine.scope import Scope, parse_scope
+from checkout_sweeper.errors import ScopeInvalid
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -51,10 +53,20 @@ OPTIONS = (
 )
 
 
+SCOPE_PARAMS = ("created_before", "older_than", "customer", "payment_link", "metadata", "limit")
+
+
 def scope_options(command: Command) -> Command:
+    """The scope options on ``command``, which receives them as one ``scope`` argument."""
+
+    @functools.wraps(command)
+    def with_scope(**params: Any) -> Any:
+        written = [params.pop(name) for name in SCOPE_PARAMS]
+        return command(scope=scope_from_options(*written), **params)
+
     for option in reversed(OPTIONS):
-        command = option(command)
-    return command
+        with_scope = option(with_scope)
+    return cast(Command, with_scope)
 
 
 def scope_from_options(

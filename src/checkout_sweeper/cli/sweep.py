@@ -31,7 +31,7 @@ from checkout_sweeper.cli.context import (
 )
 from checkout_sweeper.cli.display import LiveProgress, show_plan, show_stopped, show_summary
 from checkout_sweeper.cli.pushing import push_metrics
-from checkout_sweeper.cli.scopes import scope_from_options, scope_options
+from checkout_sweeper.cli.scopes import scope_options
 from checkout_sweeper.engine.scope import Scope
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 from checkout_sweeper.errors import (
@@ -125,12 +125,7 @@ def sweep_command(
     dry_run: bool,
     yes: bool,
     as_json: bool,
-    created_before: str | None,
-    older_than: str | None,
-    customer: str | None,
-    payment_link: str | None,
-    metadata: tuple[str, ...],
-    limit: int | None,
+    scope: Scope,
     max_rps: str | None,
     full: bool,
     concurrency: int | None,
@@ -148,7 +143,6 @@ def sweep_command(
       5    the audit trail could not be written (the journal named keeps everything)
       130  interrupted (Ctrl-C or SIGTERM)
     """
-    scope = scope_from_options(created_before, older_than, customer, payment_link, metadata, limit)
     with SignalWatch().installed() as watch:
         try:
             settings = _asked_settings(max_rps, concurrency, api_key)

@@ -9,9 +9,11 @@ the queue (``queued``, not ``interrupted``), so a deploy ends no sweep.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -33,6 +35,7 @@ from checkout_sweeper.errors import (
 )
 from checkout_sweeper.logs import adopt_library_logs, setup_logging
 from checkout_sweeper.metrics import QUEUE_EVENTS
+from checkout_sweeper.runs import background
 from checkout_sweeper.runs.jobs import (
     QUEUE_NAME,
     SWEEP_ACTOR,
@@ -44,8 +47,10 @@ from checkout_sweeper.runs.jobs import (
 from checkout_sweeper.runs.launch import start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import queued_run
+from checkout_sweeper.runs.scheduler import ScheduleLoop
 from checkout_sweeper.settings import QUEUE_URL, Settings, masked
 from checkout_sweeper.store.database import Database
+from checkout_sweeper.vocabulary import Trigger
 from checkout_sweeper.web.quota import SWEEPS, counter_for, room, spend, user_key
 
 log = logging.getLogger("checkout_sweeper.worker")
@@ -100,13 +105,18 @@ class SweepRunner:
                 self.running.pop(sweep_id, None)
 
     def _take_up(self, run: dict[str, Any]) -> RecordedSweep:
+        """The run leased and recorded; a caller's sweep checks and spends their quota, a
+        scheduled one none (the schedule is its owner's standing order)."""
         key = user_key(self.settings.ratelimit_key_prefix, run["user_id"] or 0)
+        charged = run["trigger"] != Trigger.SCHEDULE
 
         def check() -> None:
-            room(self.counter, SWEEPS, key)
+            if charged:
+                room(self.counter, SWEEPS, key)
 
         def count() -> None:
-            spend(self.counter, SWEEPS, key)
+            if charged:
+                spend(self.counter, SWEEPS, key)
 
         return start_configured_sweep(
             self.settings,
@@ -145,21 +155,23 @@ class SweepRunner:
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST")
 def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str) -> None:
-    """Run the sweeps the job queue carries (needs SWEEPER_QUEUE_URL)."""
+    """Run scheduled sweeps, and the sweeps the job queue carries (SWEEPER_QUEUE_URL).
+
+    Without a queue, the worker runs the schedules' sweeps itself."""
     settings = load_settings()
     setup_logging(settings.server.log_level)  # a service: JSON lines for a log collector
     adopt_library_logs("dramatiq")
-    if not settings.queue_url:
-        raise CommandFailure(
-            f"{QUEUE_URL.env} is not set: there is no queue to work on", ExitCode.USAGE
-        )
-    try:
-        settings.check_queue()
-    except ConfigError as err:
-        raise CommandFailure(str(err), ExitCode.USAGE) from err
+    if settings.queue_url:
+        try:
+            settings.check_queue()
+        except ConfigError as err:
+            raise CommandFailure(str(err), ExitCode.USAGE) from err
     db = open_database(settings)
     if metrics_port is not None:
         start_http_server(metrics_port, addr=metrics_host)
+    if not settings.queue_url:
+        _run_schedules_here(settings, db)
+        return
     broker = make_broker(settings)
     _warn_if_unreachable(broker, settings.queue_url)
     runner = SweepRunner(settings, db, broker)
@@ -172,7 +184,31 @@ def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str
         retry_when=_worth_retrying,
     )
     declare(runner.__call__)
-    _serve_until_stopped(broker, runner, concurrency)
+    _serve_until_stopped(broker, runner, concurrency, ScheduleLoop(settings, db, broker))
+
+
+def _run_schedules_here(settings: Settings, db: Database) -> None:
+    """No queue: this process starts each due slot's sweep itself, until SIGTERM or Ctrl-C
+    (then the running ones record what they did and end ``interrupted``)."""
+    log.info("worker started: no job queue, running scheduled sweeps in this process")
+    with _stopped_by_signals() as stop:
+        try:
+            ScheduleLoop(settings, db, None).run_until(stop)
+        finally:
+            background.stop_all("the worker is stopping")
+    log.info("worker stopped")
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[threading.Event]:
+    """An event that SIGTERM or Ctrl-C sets, while the block runs."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _warn_if_unreachable(broker: RedisBroker, url: str) -> None:
@@ -188,19 +224,22 @@ def _worth_retrying(retries: int, error: Exception) -> bool:
     return isinstance(error, LeaseError) and retries < BUSY_RETRIES
 
 
-def _serve_until_stopped(broker: RedisBroker, runner: SweepRunner, concurrency: int) -> None:
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+def _serve_until_stopped(
+    broker: RedisBroker, runner: SweepRunner, concurrency: int, schedules: ScheduleLoop
+) -> None:
     worker = dramatiq.Worker(broker, worker_threads=concurrency, worker_timeout=500)
     worker.start()
     log.info("worker started", extra={"fields": {"threads": concurrency, "queue": QUEUE_NAME}})
-    try:
-        stop.wait()
-    finally:
-        log.info("worker stopping: running sweeps go back to the queue")
-        runner.hand_back_all()
-        worker.stop(timeout=STOP_TIMEOUT_MS)
-        broker.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        log.info("worker stopped")
+    with _stopped_by_signals() as stop:
+        looking = threading.Thread(target=schedules.run_until, args=(stop,), name="schedules")
+        looking.start()
+        try:
+            stop.wait()
+        finally:
+            stop.set()
+            looking.join()
+            log.info("worker stopping: running sweeps go back to the queue")
+            runner.hand_back_all()
+            worker.stop(timeout=STOP_TIMEOUT_MS)
+            broker.close()
+    log.info("worker stopped")

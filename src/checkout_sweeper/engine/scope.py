@@ -20,6 +20,7 @@ from typing import Any
 
 from checkout_sweeper.engine.durations import EXAMPLES, parse_duration
 from checkout_sweeper.engine.gateway import ListFilters
+from checkout_sweeper.errors import ScopeInvalid
 
 METADATA_KEY_MAX = 40  # Stripe's limits on metadata keys and values
 METADATA_VALUE_MAX = 500
@@ -29,14 +30,6 @@ ID_PATTERNS = {
 }
 AGE = re.compile(r"[0-9]{0,8}[1-9][0-9]{0,8}[smhdw]")  # as documented: more than 0, lower case
 FIELDS = ("older_than", "created_before", "customer", "payment_link", "metadata", "limit")
-
-
-class ScopeInvalid(ValueError):
-    """A scope with bad fields: ``problems`` names each one."""
-
-    def __init__(self, problems: dict[str, str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{name}: {why}" for name, why in problems.items()))
 
 
 @dataclass(frozen=True)

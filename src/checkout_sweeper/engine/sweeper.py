@@ -82,6 +82,13 @@ class SweepOptions:
             return self.reserve
         return LIVE_RESERVE if livemode else 0.0
 
+    def resolved(self, now: float) -> SweepOptions:
+        """With ``older_than`` fixed to a cutoff at ``now``, once, when the sweep starts."""
+        return dataclasses.replace(self, scope=self.scope.resolved(now))
+
+    def scope_shown(self) -> dict[str, object]:
+        return {} if self.scope == EVERYTHING else self.scope.as_dict()
+
     def walk_options(self) -> WalkOptions:
         return WalkOptions(self.page_size, self.scope, self.dry_run, self.remaining_cap)
 
@@ -96,6 +103,13 @@ SEND_JITTER = 0.5  # each send up to half an interval late: see ``SpacedSlots.ac
 
 def documented_limit(livemode: bool) -> float:
     return STRIPE_LIVE_LIMIT if livemode else STRIPE_TEST_LIMIT
+
+
+def paced_for(options: SweepOptions, livemode: bool) -> AdaptiveTokenBucket:
+    """The bucket a sweep with ``options`` paces its requests with, in this mode."""
+    return AdaptiveTokenBucket(
+        options.ceiling(livemode), account_limit=documented_limit(livemode), jitter=SEND_JITTER
+    )
 
 
 class Sweeper:
@@ -113,19 +127,13 @@ class Sweeper:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.gateway = gateway
-        self.options = options or SweepOptions()
+        self.options = (options or SweepOptions()).resolved(time.time())
         self.sweep_id = sweep_id or uuid.uuid4().hex
-        scope = self.options.scope.resolved(time.time())  # ``older_than`` fixed once, here
-        self.options = dataclasses.replace(self.options, scope=scope)
         self.tally = Tally(
             self.sweep_id, self.options.dry_run, on_outcome=on_outcome, on_progress=on_progress
         )
-        self.tally.result.scope = {} if scope == EVERYTHING else scope.as_dict()
-        self.bucket = bucket or AdaptiveTokenBucket(
-            self.options.ceiling(gateway.livemode),
-            account_limit=documented_limit(gateway.livemode),
-            jitter=SEND_JITTER,
-        )
+        self.tally.result.scope = self.options.scope_shown()
+        self.bucket = bucket or paced_for(self.options, gateway.livemode)
         self.stop = StopSignal()
         self.calls = PacedCalls(
             self.bucket, self.options.retry_policy(), self.tally, self.stop, sleep=sleep

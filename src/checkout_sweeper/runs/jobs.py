@@ -14,6 +14,8 @@ itself is declared by the worker command.
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import cast
 
 from dramatiq import Message
@@ -21,8 +23,10 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Retries, ShutdownNotifications
 from redis.exceptions import RedisError
 
+from checkout_sweeper.engine.scope import EVERYTHING
 from checkout_sweeper.errors import QueueUnavailable
 from checkout_sweeper.metrics import QUEUE_EVENTS
+from checkout_sweeper.runs.launch import Asked, identified_gateway
 from checkout_sweeper.runs.rows import update_run
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
@@ -95,3 +99,26 @@ def mark_queued_again(db: Database, sweep_id: str) -> None:
 def _set_run(db: Database, sweep_id: str, **values: object) -> None:
     with db.session() as session:
         update_run(session, sweep_id, values)
+
+
+def queue_run(
+    settings: Settings,
+    db: Database,
+    broker: RedisBroker,
+    *,
+    trigger: str,
+    user_id: int | None,
+    asked: Asked,
+) -> str:
+    """A queued run of the configured account, and its message; the sweep id. Raises what
+    identifying the account raises, or ``QueueUnavailable``."""
+    gateway = identified_gateway(settings, db, dry_run=asked.dry_run)
+    sweep_id = uuid.uuid4().hex
+    run: dict[str, object] = {"id": sweep_id, "trigger": trigger, "user_id": user_id}
+    run.update(dry_run=asked.dry_run, account=gateway.account, livemode=gateway.livemode)
+    run.update(asked.row)
+    if asked.scope != EVERYTHING:
+        run["scope"] = json.dumps(asked.scope.as_dict())
+    record_queued(db, run)
+    send_or_fail(db, broker, sweep_id)
+    return sweep_id

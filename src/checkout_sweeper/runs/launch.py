@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress
@@ -15,6 +16,16 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a door asked of a sweep: the seed endpoint asks for everything, for real."""
+
+    scope: Scope = EVERYTHING
+    dry_run: bool = False
+    row: dict[str, object] = field(default_factory=dict)  # more values for the run row
+
 
 BACKGROUND_PATIENCE_FACTOR = 20  # a sweep nobody waits on can wait out a long storm
 

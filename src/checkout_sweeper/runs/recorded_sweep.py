@@ -13,7 +13,6 @@ guarantees:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -144,13 +143,9 @@ class RecordedSweep:
                 once_leased()
             if sweep_id is not None:  # taken up again: the last attempt's journal first
                 import_journal_of(recording.db, recording.journal_dir, sweep_id)
-            run: dict[str, object] = {"id": self.sweep_id, "trigger": trigger}
-            run["user_id"] = user_id
-            run.update(account=gateway.account, livemode=gateway.livemode)
-            run.update(dry_run=options.dry_run, status=RunStatus.RUNNING, **(row or {}))
-            options = dataclasses.replace(options, scope=options.scope.resolved(time.time()))
-            if options.scope != EVERYTHING:  # kept as resolved: a resumed run keeps its cutoff
-                run["scope"] = json.dumps(options.scope.as_dict())
+            options = options.resolved(time.time())
+            run = {"id": self.sweep_id, "trigger": trigger, "user_id": user_id, **(row or {})}
+            run.update(_run_values(gateway, options))
             self._recorder = RunRecorder(recording.db, recording.journal_dir, run)
         except BaseException:
             _release(self._lease)
@@ -251,6 +246,15 @@ def _ended_as(stopped: SweepAborted) -> str:
     if isinstance(stopped, (LeaseLost, SweepInterrupted)):
         return RunStatus.INTERRUPTED
     return RunStatus.FAILED
+
+
+def _run_values(gateway: Gateway, options: SweepOptions) -> dict[str, object]:
+    """The run row's account, mode and scope (as resolved: a resumed run keeps its cutoff)."""
+    values: dict[str, object] = {"account": gateway.account, "livemode": gateway.livemode}
+    values.update(dry_run=options.dry_run, status=RunStatus.RUNNING)
+    if options.scope != EVERYTHING:
+        values["scope"] = json.dumps(options.scope.as_dict())
+    return values
 
 
 def _values(result: SweepResult | None, error: str | None = None) -> dict[str, object]:

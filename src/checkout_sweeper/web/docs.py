@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from checkout_sweeper.vocabulary import Outcome, values
 from checkout_sweeper.web.openapi import ERROR, QUOTA, RETRY_AFTER, header, schemas
 from checkout_sweeper.web.quota import READS_PER_MINUTE, SWEEPS_PER_HOUR
+from checkout_sweeper.web.schedule_docs import schedule_paths, schedule_schemas
 from checkout_sweeper.web.state import app_state
 from checkout_sweeper.web.sweeps import SESSION_ID
 
@@ -178,6 +179,7 @@ def _paths(prefix: str) -> dict[str, Any]:
             after,
             outcome,
         ),
+        **schedule_paths(prefix),
         **_health_paths(),
     }
 
@@ -272,7 +274,7 @@ def openapi_spec(prefix: str) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
-            "schemas": schemas(),
+            "schemas": {**schemas(), **schedule_schemas()},
         },
     }
 

@@ -8,20 +8,16 @@ goes on in this process; ``/v1/sweeps/{id}`` follows it.
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
-from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, g, has_request_context, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import MethodNotAllowed
 
-from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.errors import ApiError, SweepAborted
 from checkout_sweeper.runs import background
-from checkout_sweeper.runs.jobs import record_queued, send_or_fail
-from checkout_sweeper.runs.launch import identified_gateway, refuse_early, start_configured_sweep
+from checkout_sweeper.runs.jobs import queue_run
+from checkout_sweeper.runs.launch import Asked, refuse_early, start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import run_of_user, wait_while_pending
 from checkout_sweeper.store.models import User
@@ -86,15 +82,6 @@ def accepted(sweep_id: str, status: str, *, preferred: bool = True) -> Response:
     return response
 
 
-@dataclass(frozen=True)
-class Asked:
-    """What the caller asked for: the seed endpoint asks for everything, for real."""
-
-    scope: Scope = EVERYTHING
-    dry_run: bool = False
-    row: dict[str, object] = field(default_factory=dict)  # more values for the run row
-
-
 SEED = Asked()
 
 
@@ -107,15 +94,9 @@ def queued(user: User, asked: Asked = SEED) -> str:
     refuse_early(state.settings, state.db)
     key = user_key(state.settings.ratelimit_key_prefix, user.id)
     g.quota_headers = room(state.limiter.limiter, SWEEPS, key)
-    gateway = identified_gateway(state.settings, state.db, dry_run=asked.dry_run)
-    sweep_id = uuid.uuid4().hex
-    run = {"id": sweep_id, "trigger": Trigger.API, "user_id": user.id, "dry_run": asked.dry_run}
-    run.update(account=gateway.account, livemode=gateway.livemode, **asked.row)
-    if asked.scope != EVERYTHING:
-        run["scope"] = json.dumps(asked.scope.as_dict())
-    record_queued(state.db, run)
-    send_or_fail(state.db, state.broker, sweep_id)
-    return sweep_id
+    return queue_run(
+        state.settings, state.db, state.broker, trigger=Trigger.API, user_id=user.id, asked=asked
+    )
 
 
 def start(user: User, *, in_request: bool, asked: Asked = SEED) -> RecordedSweep:

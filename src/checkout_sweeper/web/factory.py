@@ -26,6 +26,7 @@ from checkout_sweeper.web.endpoint import bp as v1_bp
 from checkout_sweeper.web.envelopes import UNEXPECTED, answer, error, register_error_handlers
 from checkout_sweeper.web.health import bp as health_bp
 from checkout_sweeper.web.quota import storage_options
+from checkout_sweeper.web.schedules import bp as schedules_bp
 from checkout_sweeper.web.scoped import bp as scoped_bp
 from checkout_sweeper.web.scrape import bp as metrics_bp
 from checkout_sweeper.web.state import EXTENSION_KEY, AppState
@@ -80,6 +81,7 @@ def create_app(
     app.register_blueprint(v1_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(sweeps_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(scoped_bp, url_prefix=settings.api_prefix or None)
+    app.register_blueprint(schedules_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(health_bp)
     app.register_blueprint(docs_bp)
     app.register_blueprint(metrics_bp)

@@ -18,14 +18,15 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 
-from checkout_sweeper.engine.scope import Scope, ScopeInvalid, parse_scope
-from checkout_sweeper.errors import ApiError
+from checkout_sweeper.engine.scope import EVERYTHING, parse_scope
+from checkout_sweeper.errors import ApiError, ScopeInvalid
 from checkout_sweeper.runs import background
+from checkout_sweeper.runs.launch import Asked
 from checkout_sweeper.runs.rows import run_by_idempotency_key
 from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import RunStatus
 from checkout_sweeper.web.caller import caller
-from checkout_sweeper.web.endpoint import Asked, accepted, queued, start
+from checkout_sweeper.web.endpoint import accepted, queued, start
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("scoped", __name__)
@@ -41,7 +42,7 @@ KEY_REUSED = (
 def create_sweep() -> ResponseReturnValue:
     """Start a sweep of the scope in the body; 202 and where to follow it."""
     user = caller()
-    body = _body()
+    body = json_body()
     asked = _asked(body)
     key = _idempotency_key()
     if key is None:
@@ -76,7 +77,7 @@ def _replayed(earlier: dict[str, Any], fingerprint: str) -> ResponseReturnValue:
     return response
 
 
-def _body() -> dict[str, Any]:
+def json_body() -> dict[str, Any]:
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object (Content-Type: application/json).")
@@ -84,20 +85,32 @@ def _body() -> dict[str, Any]:
 
 
 def _asked(body: dict[str, Any]) -> Asked:
-    """The scope and dry-run flag of the body; 400 naming every bad field."""
+    asked, problems = read_asked(body)
+    refuse_problems(problems, "sweep request")
+    return asked
+
+
+def read_asked(body: dict[str, Any], *, besides: tuple[str, ...] = ()) -> tuple[Asked, dict]:
+    """The scope and dry-run flag of a body, and every problem found, by field; the fields
+    in ``besides`` are the caller's to read."""
     problems: dict[str, str] = {}
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):
         problems["dry_run"] = "expected true or false"
-    scope = Scope()
+    scope = EVERYTHING
+    fields = {name: value for name, value in body.items() if name not in ("dry_run", *besides)}
     try:
-        scope = parse_scope({name: value for name, value in body.items() if name != "dry_run"})
+        scope = parse_scope(fields)
     except ScopeInvalid as err:
         problems.update(err.problems)
+    return Asked(scope, dry_run is True), problems
+
+
+def refuse_problems(problems: dict[str, str], what: str) -> None:
+    """400 naming every bad field, when there are any."""
     if problems:
         named = "; ".join(f"{name}: {why}" for name, why in sorted(problems.items()))
-        raise ApiError(400, f"Invalid sweep request: {named}.")
-    return Asked(scope, dry_run)
+        raise ApiError(400, f"Invalid {what}: {named}.")
 
 
 def _idempotency_key() -> str | None:

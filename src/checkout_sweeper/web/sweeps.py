@@ -35,7 +35,8 @@ NOT_FOUND = "Sweep not found."
 CANCEL_WAIT_S = 3.0  # a DELETE waits this long for the sweep to say it is canceled
 
 
-def _user_id() -> int:
+def reading_user_id() -> int:
+    """The caller, charged one read of the generous per-user limit."""
     user = caller()
     state = app_state()
     key = user_key(state.settings.ratelimit_key_prefix, user.id)
@@ -78,7 +79,7 @@ def _listed(data: list[dict[str, Any]], limit: int, url: str) -> dict[str, Any]:
 @bp.get("/sweeps")
 def list_sweeps() -> ResponseReturnValue:
     """The caller's recent sweeps, newest first."""
-    user_id = _user_id()
+    user_id = reading_user_id()
     limit = _limit(_params({"limit"}).get("limit"))
     runs = user_runs(app_state().db, user_id, limit + 1)
     return success(_listed(runs, limit, url_for("sweeps.list_sweeps")))
@@ -87,7 +88,7 @@ def list_sweeps() -> ResponseReturnValue:
 @bp.get("/sweeps/<sweep_id>")
 def show_sweep(sweep_id: str) -> ResponseReturnValue:
     """Status and counters (with the rate while it runs); when finished, the endpoint's answer."""
-    user_id = _user_id()
+    user_id = reading_user_id()
     _params(set())
     run = _known_sweep(sweep_id, user_id)
     run["rate"] = _rate(run)
@@ -99,7 +100,7 @@ def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
     """Cancel the caller's sweep: a queued one never starts; a running one stops within
     seconds wherever it runs (in-flight expires recorded). 200 once it is canceled, 202 while
     it is still stopping; a sweep that already ended is a 409."""
-    user_id = _user_id()
+    user_id = reading_user_id()
     _params(set())
     run = _known_sweep(sweep_id, user_id)
     if run["status"] in ENDED:
@@ -123,7 +124,7 @@ def _rate(run: dict[str, Any]) -> float:
 @bp.get("/sweeps/<sweep_id>/sessions")
 def sweep_sessions(sweep_id: str) -> ResponseReturnValue:
     """Each session's outcome from the audit trail, Stripe-style pages."""
-    user_id = _user_id()
+    user_id = reading_user_id()
     params = _params({"limit", "starting_after", "outcome"})
     limit = _limit(params.get("limit"))
     outcome = params.get("outcome")

@@ -1,0 +1,104 @@
+"""``schedules``: recurring scoped sweeps kept in the database and run by ``worker``
+processes, once per slot (the same as ``/v1/schedules``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
+from checkout_sweeper.cli.display import scope_text
+from checkout_sweeper.cli.scopes import scope_options
+from checkout_sweeper.engine.scope import Scope, parse_scope
+from checkout_sweeper.errors import CommandFailure, ExitCode, ScheduleInvalid
+from checkout_sweeper.runs.schedules import (
+    Cadence,
+    add_schedule,
+    list_schedules,
+    remove_schedule,
+)
+
+
+@click.group("schedules")
+def schedules_group() -> None:
+    """Recurring scoped sweeps, run by `checkout-sweeper worker` once per slot."""
+
+
+@schedules_group.command("add")
+@click.option(
+    "--every", default=None, metavar="DURATION", help="A period: 15m, 1h, 1d (1m at least)."
+)
+@click.option(
+    "--cron",
+    default=None,
+    metavar='"M H DOM MON DOW"',
+    help='A cron expression in UTC: "0 3 * * *".',
+)
+@scope_options
+@click.option("--dry-run", is_flag=True, help="Each run only lists what it would expire.")
+@click.option("--json", "as_json", is_flag=True, help="Print the schedule as JSON.")
+def add_command(
+    every: str | None,
+    cron: str | None,
+    scope: Scope,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Add a schedule: every period (--every) or on a cron expression (--cron), with the
+    same scope options as `sweep`."""
+    try:
+        cadence = Cadence.read(every.strip().lower() if every else every, cron)
+    except ScheduleInvalid as err:
+        raise click.UsageError(str(err)) from None
+    db = open_database(load_settings())
+    schedule = add_schedule(db, cadence, scope, dry_run=dry_run, user_id=None)
+    if as_json:
+        print_json(schedule)
+        return
+    click.echo(f"schedule {schedule['id']} added: {_when(schedule)}{scope_text(scope)}")
+    click.echo("a running `checkout-sweeper worker` starts its sweeps", err=True)
+
+
+@schedules_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list.")
+def list_command(as_json: bool) -> None:
+    """Every schedule, oldest first, with the last slot that ran."""
+    schedules = list_schedules(open_database(load_settings()))
+    if as_json:
+        print_json(schedules)
+        return
+    table = Table("id", "when", "scope", "dry run", "last slot", "owner")
+    for schedule in schedules:
+        table.add_row(
+            schedule["id"],
+            _when(schedule),
+            scope_text(parse_scope(schedule["scope"])).strip() or "every open session",
+            "yes" if schedule["dry_run"] else "no",
+            schedule["last_slot_at"] or "-",
+            "command line" if schedule["user_id"] is None else f"user {schedule['user_id']}",
+        )
+    table_console().print(table)
+
+
+@schedules_group.command("remove")
+@click.argument("schedule_id")
+def remove_command(schedule_id: str) -> None:
+    """Remove a schedule; sweeps it started stay in the history."""
+    if not remove_schedule(open_database(load_settings()), schedule_id.strip()):
+        raise CommandFailure(f"no schedule {schedule_id!r} (see `schedules list`)", ExitCode.USAGE)
+    click.echo(f"schedule {schedule_id} removed")
+
+
+def _when(schedule: dict[str, Any]) -> str:
+    if schedule["every"] is not None:
+        return f"every {_period(schedule['every'])}"
+    return f"cron {schedule['cron']!r} (UTC)"
+
+
+def _period(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

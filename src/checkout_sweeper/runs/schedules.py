@@ -1,0 +1,151 @@
+"""Schedules: recurring scoped sweeps kept in the database, and their slots.
+
+A slot is a moment a schedule should run: every ``every_s`` seconds from its creation, or each
+moment its cron expression names (UTC). A worker that finds a slot due claims it by moving the
+schedule's ``last_slot_at`` forward in one conditional UPDATE; only one worker's UPDATE can
+change the row, so two workers never start the same slot. Slots missed while no worker ran are
+not made up one by one: the latest one due runs, once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from croniter import croniter
+from sqlalchemy import or_, select, update
+
+from checkout_sweeper.engine.durations import parse_duration
+from checkout_sweeper.engine.scope import AGE, Scope, parse_scope
+from checkout_sweeper.errors import ScheduleInvalid
+from checkout_sweeper.store.database import Database, rows_changed
+from checkout_sweeper.store.models import Schedule, utcnow
+
+MIN_EVERY_S = 60  # a sweep lists the whole scope: more often than a minute only costs quota
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When a schedule runs: a period or a cron expression, exactly one of them."""
+
+    every_s: int | None = None
+    cron: str | None = None
+
+    @classmethod
+    def read(cls, every: str | None, cron: str | None) -> Cadence:
+        if (every is None) == (cron is None):
+            raise ScheduleInvalid("give either a period (every) or a cron expression, not both")
+        if every is not None:
+            if not AGE.fullmatch(every):
+                raise ScheduleInvalid(f"expected a period such as 15m, 1h or 1d, got {every!r}")
+            seconds = parse_duration(every)
+            if seconds < MIN_EVERY_S:
+                raise ScheduleInvalid(f"the period must be at least {MIN_EVERY_S}s")
+            return cls(every_s=seconds)
+        assert cron is not None
+        if not croniter.is_valid(cron) or len(cron.split()) != 5:
+            raise ScheduleInvalid(
+                f"not a cron expression of five fields (minute hour day month weekday): {cron!r}"
+            )
+        return cls(cron=cron)
+
+    def latest_slot(self, created_at: datetime, now: datetime) -> datetime | None:
+        """The latest slot at or before ``now`` (none before the first one)."""
+        if self.every_s is not None:
+            periods = int((now - created_at).total_seconds() // self.every_s)
+            return created_at + timedelta(seconds=periods * self.every_s) if periods else None
+        assert self.cron is not None
+        slot: datetime = croniter(self.cron, now + timedelta(microseconds=1)).get_prev(datetime)
+        return slot if slot > created_at else None
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def add_schedule(
+    db: Database, cadence: Cadence, scope: Scope, *, dry_run: bool, user_id: int | None
+) -> dict[str, Any]:
+    with db.session() as session:
+        schedule = Schedule(
+            id="sch_" + uuid.uuid4().hex[:20],
+            user_id=user_id,
+            every_s=cadence.every_s,
+            cron=cadence.cron,
+            scope=json.dumps(scope.as_dict()),
+            dry_run=dry_run,
+            created_at=utcnow(),
+        )
+        session.add(schedule)
+        session.flush()
+        return schedule.as_dict()
+
+
+def list_schedules(db: Database, user_id: int | None = None) -> list[dict[str, Any]]:
+    """Every schedule (``user_id`` None), or one user's."""
+    with db.session() as session:
+        query = select(Schedule).order_by(Schedule.created_at)
+        if user_id is not None:
+            query = query.where(Schedule.user_id == user_id)
+        return [schedule.as_dict() for schedule in session.scalars(query)]
+
+
+def remove_schedule(db: Database, schedule_id: str, user_id: int | None = None) -> bool:
+    """Remove it (only its owner's, when ``user_id`` is given); False if there was none."""
+    with db.session() as session:
+        schedule = session.get(Schedule, schedule_id)
+        if schedule is None or (user_id is not None and schedule.user_id != user_id):
+            return False
+        session.delete(schedule)
+        return True
+
+
+@dataclass(frozen=True)
+class DueSlot:
+    """A slot this worker claimed: run the schedule's sweep once for it."""
+
+    schedule_id: str
+    slot: datetime
+    user_id: int | None
+    scope: Scope
+    dry_run: bool
+
+
+def claim_due_slots(db: Database, now: datetime) -> list[DueSlot]:
+    """The slots due at ``now`` that this caller won; each is won by exactly one caller."""
+    claimed = []
+    with db.session() as session:
+        schedules = list(session.scalars(select(Schedule)))
+        due = [(s, _due_slot(s, now)) for s in schedules]
+        wanted = [(s.as_dict(), slot) for s, slot in due if slot is not None]
+    for schedule, slot in wanted:
+        if _claim(db, schedule["id"], slot):
+            scope = parse_scope(schedule["scope"])
+            claimed.append(
+                DueSlot(schedule["id"], slot, schedule["user_id"], scope, schedule["dry_run"])
+            )
+    return claimed
+
+
+def _due_slot(schedule: Schedule, now: datetime) -> datetime | None:
+    cadence = Cadence(schedule.every_s, schedule.cron)
+    slot = cadence.latest_slot(_aware(schedule.created_at), now)
+    last = schedule.last_slot_at
+    if slot is None or (last is not None and slot <= _aware(last)):
+        return None
+    return slot
+
+
+def _claim(db: Database, schedule_id: str, slot: datetime) -> bool:
+    claim = (
+        update(Schedule)
+        .where(Schedule.id == schedule_id)
+        .where(or_(Schedule.last_slot_at.is_(None), Schedule.last_slot_at < slot))
+        .values(last_slot_at=slot)
+    )
+    with db.session() as session:
+        return rows_changed(session, claim) == 1

@@ -1,0 +1,140 @@
+"""The OpenAPI paths and schemas of ``/v1/schedules``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checkout_sweeper.engine.scope import AGE
+from checkout_sweeper.web.openapi import ERROR, RETRY_AFTER, SCOPE_BODY, header
+from checkout_sweeper.web.quota import READS_PER_MINUTE
+
+_OPT_STR = {"type": ["string", "null"]}
+SCHEDULE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
+    "id": ({"type": "string"}, "The schedule id (sch_...)."),
+    "user_id": ({"type": ["integer", "null"]}, "Its owner (null: added on the command line)."),
+    "every": ({"type": ["integer", "null"]}, "The period in seconds, or null for a cron one."),
+    "cron": (_OPT_STR, "The cron expression (UTC), or null for a periodic one."),
+    "scope": ({"type": "object"}, "The scope each run sweeps, as a sweep shows it."),
+    "dry_run": ({"type": "boolean"}, "Each run only lists."),
+    "created_at": ({"type": "string"}, "ISO 8601, UTC; periods count from here."),
+    "last_slot_at": (_OPT_STR, "The last slot a worker claimed and started, ISO 8601 UTC."),
+}
+CADENCE: dict[str, tuple[dict[str, Any], str]] = {
+    "every": (
+        {"type": ["string", "null"], "pattern": f"^{AGE.pattern}$"},
+        "A period of at least 1m (15m, 1h, 1d); give this or cron.",
+    ),
+    "cron": (_OPT_STR, 'Five cron fields in UTC ("0 3 * * *"); give this or every.'),
+}
+STATUSES = {
+    "400": "The body is not a JSON object, or fields are bad (all named).",
+    "401": "No or malformed Bearer header, or the token is invalid.",
+    "404": "No such user, or no such schedule of this user.",
+    "429": f"More than {READS_PER_MINUTE} requests by this user in a minute.",
+    "500": "Anything unexpected.",
+    "503": "The rate-limit storage (Redis) cannot be reached.",
+}
+
+
+def _fields(fields: dict[str, tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    return {name: {**schema, "description": text} for name, (schema, text) in fields.items()}
+
+
+def _wrapped(data: dict[str, Any], code: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["status", "code", "data"],
+        "properties": {"status": {"const": "success"}, "code": {"const": code}, "data": data},
+    }
+
+
+def schedule_schemas() -> dict[str, Any]:
+    schedule = {
+        "type": "object",
+        "required": list(SCHEDULE_FIELDS),
+        "properties": _fields(SCHEDULE_FIELDS),
+    }
+    listed = {
+        "type": "object",
+        "required": ["object", "data", "has_more", "url"],
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Schedule"}},
+            "has_more": {"type": "boolean"},
+            "url": {"type": "string"},
+        },
+    }
+    removed = {
+        "type": "object",
+        "required": ["id", "deleted"],
+        "properties": {"id": {"type": "string"}, "deleted": {"const": True}},
+    }
+    return {
+        "Schedule": schedule,
+        "ScheduleCreated": _wrapped({"$ref": "#/components/schemas/Schedule"}, 201),
+        "ScheduleList": _wrapped(listed, 200),
+        "ScheduleRemoved": _wrapped(removed, 200),
+        "ScheduleRequest": {
+            "type": "object",
+            "properties": _fields({**CADENCE, **SCOPE_BODY}),
+            "additionalProperties": False,
+            "example": {"every": "15m", "older_than": "2h", "metadata": {"env": "staging"}},
+        },
+    }
+
+
+def _responses(code: str, text: str, schema: str) -> dict[str, Any]:
+    def answer(description: str, ref: dict[str, Any] = ERROR) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+    responses = {status: answer(description) for status, description in STATUSES.items()}
+    responses[code] = answer(text, {"$ref": f"#/components/schemas/{schema}"})
+    responses["429"]["headers"] = {"Retry-After": RETRY_AFTER}
+    responses["503"]["headers"] = {"Retry-After": RETRY_AFTER}
+    return responses
+
+
+def schedule_paths(prefix: str) -> dict[str, Any]:
+    created = _responses("201", "The schedule; workers start its sweeps.", "ScheduleCreated")
+    created["201"]["headers"] = {"Location": header("The schedule.", {"type": "string"})}
+    secured: dict[str, Any] = {"security": [{"bearer": []}]}
+    schedule_id = {
+        "name": "schedule_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "example": "sch_0a1b2c3d4e5f60718293",
+    }
+    return {
+        f"{prefix}/schedules": {
+            "get": {
+                "summary": "The caller's schedules, oldest first",
+                "operationId": "listSchedules",
+                **secured,
+                "responses": _responses("200", "A list of schedules.", "ScheduleList"),
+            },
+            "post": {
+                "summary": "Add a recurring scoped sweep (every period, or on a cron)",
+                "operationId": "createSchedule",
+                **secured,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ScheduleRequest"}
+                        }
+                    },
+                },
+                "responses": created,
+            },
+        },
+        f"{prefix}/schedules/{{schedule_id}}": {
+            "delete": {
+                "summary": "Remove one of the caller's schedules",
+                "operationId": "removeSchedule",
+                **secured,
+                "parameters": [schedule_id],
+                "responses": _responses("200", "Removed.", "ScheduleRemoved"),
+            }
+        },
+    }

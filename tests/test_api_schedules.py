@@ -1,0 +1,56 @@
+"""``/v1/schedules``: a user's recurring scoped sweeps over HTTP; owner only."""
+
+from __future__ import annotations
+
+import requests
+
+from checkout_sweeper.web.docs import openapi_spec
+
+from helpers import conforms
+
+SPEC = openapi_spec("/v1")
+
+
+def _call(api, method: str, path: str, token: str, body=None) -> requests.Response:
+    response = requests.request(
+        method,
+        f"{api.url}/v1/schedules{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    conforms(response, SPEC)
+    return response
+
+
+def test_a_user_adds_lists_and_removes_their_schedule(api):
+    token = api.token(api.add_user())
+    added = _call(api, "POST", "", token, {"cron": "0 3 * * *", "metadata": {"env": "ci"}})
+    assert added.status_code == 201, added.text
+    schedule = added.json()["data"]
+    assert schedule["cron"] == "0 3 * * *" and schedule["scope"]["metadata"] == {"env": "ci"}
+    assert added.headers["Location"] == f"/v1/schedules/{schedule['id']}"
+    listed = _call(api, "GET", "", token).json()["data"]["data"]
+    assert [s["id"] for s in listed] == [schedule["id"]]
+    assert _call(api, "DELETE", f"/{schedule['id']}", token).status_code == 200
+    assert _call(api, "GET", "", token).json()["data"]["data"] == []
+
+
+def test_another_users_schedule_is_not_found(api):
+    alice = api.token(api.add_user("a@example.com"))
+    bob = api.token(api.add_user("b@example.com"))
+    schedule = _call(api, "POST", "", alice, {"every": "1h"}).json()["data"]
+    assert _call(api, "GET", "", bob).json()["data"]["data"] == []
+    assert _call(api, "DELETE", f"/{schedule['id']}", bob).status_code == 404
+    assert len(_call(api, "GET", "", alice).json()["data"]["data"]) == 1
+
+
+def test_a_bad_schedule_is_400_naming_every_bad_field(api):
+    token = api.token(api.add_user())
+    bad = _call(api, "POST", "", token, {"every": "5s", "limit": 0, "customer": "bob"})
+    assert bad.status_code == 400
+    for field in ("every", "limit", "customer"):
+        assert field in bad.json()["message"]
+    both = _call(api, "POST", "", token, {"every": "1h", "cron": "0 3 * * *"})
+    assert both.status_code == 400 and "not both" in both.json()["message"]
+    assert _call(api, "GET", "", token).json()["data"]["data"] == []

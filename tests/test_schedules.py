@@ -1,0 +1,172 @@
+"""Schedules: slots worked out from a period or a cron expression, each claimed by one worker
+only, missed ones run once; and real ``worker`` processes running them, with and without the
+job queue, as ordinary sweeps with ``trigger: schedule``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from checkout_sweeper.engine.scope import EVERYTHING, Scope
+from checkout_sweeper.errors import ScheduleInvalid
+from checkout_sweeper.runs.schedules import Cadence, add_schedule, claim_due_slots
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.models import Schedule
+
+from harness import sweeper_env, wait_until, working
+from helpers import run_command
+
+T0 = datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("every", "cron", "problem"),
+    [
+        (None, None, "either"),
+        ("15m", "0 3 * * *", "not both"),
+        ("10s", None, "at least 60s"),
+        ("soon", None, "15m"),
+        (None, "0 3 * *", "five fields"),
+        (None, "61 * * * *", "cron"),
+    ],
+)
+def test_a_cadence_is_a_period_of_a_minute_or_more_or_five_cron_fields(every, cron, problem):
+    with pytest.raises(ScheduleInvalid, match=problem):
+        Cadence.read(every, cron)
+
+
+def test_the_latest_slot_of_a_period_counts_from_the_schedules_creation():
+    every = Cadence.read("15m", None)
+    assert every.latest_slot(T0, T0 + timedelta(minutes=14)) is None
+    assert every.latest_slot(T0, T0 + timedelta(minutes=15)) == T0 + timedelta(minutes=15)
+    assert every.latest_slot(T0, T0 + timedelta(minutes=50)) == T0 + timedelta(minutes=45)
+
+
+def test_the_latest_slot_of_a_cron_is_the_last_moment_it_names():
+    nightly = Cadence.read(None, "0 3 * * *")
+    assert nightly.latest_slot(T0, T0 + timedelta(hours=2)) is None
+    assert nightly.latest_slot(T0, T0 + timedelta(hours=3)) == T0 + timedelta(hours=3)
+    assert nightly.latest_slot(T0, T0 + timedelta(days=2)) == T0 + timedelta(days=1, hours=3)
+
+
+@pytest.fixture
+def db(tmp_path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'schedules.sqlite3'}")
+    database.upgrade()
+    return database
+
+
+def _backdated(db: Database, every: str, created: datetime, scope: Scope = EVERYTHING) -> str:
+    schedule = add_schedule(db, Cadence.read(every, None), scope, dry_run=False, user_id=None)
+    with db.session() as session:
+        session.execute(
+            update(Schedule).where(Schedule.id == schedule["id"]).values(created_at=created)
+        )
+    return schedule["id"]
+
+
+def test_a_slot_is_claimed_once_however_many_ask(db):
+    _backdated(db, "1m", T0)
+    now = T0 + timedelta(seconds=61)
+    won = [claim_due_slots(db, now) for _ in range(3)]
+    assert [len(claimed) for claimed in won] == [1, 0, 0]
+    assert won[0][0].slot == T0 + timedelta(minutes=1)
+
+
+def test_slots_missed_while_no_worker_ran_are_run_once_not_once_each(db):
+    _backdated(db, "1m", T0)
+    late = T0 + timedelta(minutes=10, seconds=5)  # ten slots went by
+    assert len(claim_due_slots(db, late)) == 1
+    assert claim_due_slots(db, late + timedelta(seconds=50)) == []
+    next_one = claim_due_slots(db, late + timedelta(seconds=56))
+    assert [slot.slot for slot in next_one] == [T0 + timedelta(minutes=11)]
+
+
+def test_schedules_add_list_and_remove_from_the_command_line(tmp_path):
+    env = sweeper_env(tmp_path)
+    added = run_command(env, "schedules", "add", "--every", "15m", "--older-than", "2h", "--json")
+    assert added.returncode == 0, added.stderr
+    schedule = json.loads(added.stdout)
+    assert schedule["every"] == 900 and schedule["scope"]["older_than"] == "2h"
+    listed = run_command(env, "schedules", "list")
+    assert schedule["id"] in listed.stdout and "every 15m" in listed.stdout
+    assert "older than 2h" in listed.stdout
+    bad = run_command(env, "schedules", "add", "--cron", "every night")
+    assert bad.returncode == 2 and "five fields" in bad.stderr
+    assert run_command(env, "schedules", "remove", schedule["id"]).returncode == 0
+    assert json.loads(run_command(env, "schedules", "list", "--json").stdout) == []
+    missing = run_command(env, "schedules", "remove", schedule["id"])
+    assert missing.returncode == 2 and "no schedule" in missing.stderr
+
+
+# real worker processes ----------------------------------------------------------------------
+def _tagged_shop(fake_stripe) -> set[str]:
+    """Six sessions a CI run tagged, four others; the tagged ids."""
+    tagged = set()
+    for i in range(10):
+        params = {"metadata": {"ci_run": "77" if i < 6 else "78"}}
+        session = fake_stripe.state.create_session(False, "", params)
+        if i < 6:
+            tagged.add(session["id"])
+    return tagged
+
+
+def _schedule_runs(env: dict[str, str]) -> list[dict]:
+    runs = json.loads(run_command(env, "history", "--json", "--limit", "50").stdout)
+    return [run for run in runs if run["trigger"] == "schedule"]
+
+
+def _two_slots_by_two_workers(env, fake_stripe, tmp_path) -> list[dict]:
+    """A one-minute schedule created 4 min 55 s ago (four slots missed, the next in 5 s),
+    two workers: two runs, one per slot, then nothing until the slot after."""
+    tagged = _tagged_shop(fake_stripe)
+    db = Database(env["DATABASE_URL"])
+    db.upgrade()
+    created = datetime.now(UTC) - timedelta(minutes=4, seconds=55)
+    schedule_id = _backdated(db, "1m", created, Scope(metadata=(("ci_run", "77"),)))
+    with working(env, tmp_path / "w1.log"), working(env, tmp_path / "w2.log"):
+        wait_until(lambda: len(_schedule_runs(env)) >= 2, 40, interval=1, what="two slots")
+        wait_until(
+            lambda: all(run["status"] != "running" for run in _schedule_runs(env)),
+            30,
+            what="the runs to end",
+        )
+        assert len(_schedule_runs(env)) == 2  # not one per missed slot, not one per worker
+    runs = _schedule_runs(env)
+    assert {run["schedule_id"] for run in runs} == {schedule_id}
+    assert all(run["scope"]["metadata"] == {"ci_run": "77"} for run in runs)
+    assert sum(run["expired_count"] for run in runs) == 6
+    still_open = fake_stripe.state.snapshot()["open_total"]
+    assert still_open == 4 and not tagged & _open_ids(fake_stripe)
+    return runs
+
+
+def _open_ids(fake_stripe) -> set[str]:
+    with fake_stripe.state.lock:
+        ledger = fake_stripe.state.ledger(False, "")
+        return {sid for sid, record in ledger.records.items() if record["status"] == "open"}
+
+
+@pytest.mark.services
+def test_two_workers_without_a_queue_run_each_slot_once(tmp_path, fake_stripe, postgres_url):
+    env = sweeper_env(tmp_path, fake_stripe.url, DATABASE_URL=postgres_url)
+    runs = _two_slots_by_two_workers(env, fake_stripe, tmp_path)
+    assert all(run["status"] == "succeeded" for run in runs)
+
+
+@pytest.mark.services
+def test_two_workers_on_the_queue_run_each_slot_once(
+    tmp_path, fake_stripe, postgres_url, redis_url
+):
+    env = sweeper_env(
+        tmp_path,
+        fake_stripe.url,
+        DATABASE_URL=postgres_url,
+        SWEEPER_QUEUE_URL=redis_url,
+        RATELIMIT_STORAGE_URI=redis_url,
+    )
+    runs = _two_slots_by_two_workers(env, fake_stripe, tmp_path)
+    assert all(run["status"] == "succeeded" and run["queued_at"] for run in runs)
