@@ -8,6 +8,7 @@ endpoint, watched live through the fake's own counters.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 import time
@@ -80,25 +81,38 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
         answer = _call_and_watch(console, api, token, fake, open_)
         _report(console, answer, fake.state.snapshot(), time.monotonic() - started, max_rps)
         ok = answer.get("status") == 200 and not answer["body"]["data"]["remaining_open_sessions"]
-        fake.state.seed(open_=open_)  # customers open more sessions
-        final = _async_call_and_follow(console, api, token, open_)
+        fake.state.seed(open_=open_, varied=True)  # shoppers and a CI run open more
+        final = _scoped_call_and_follow(console, api, token, _open_in_channel(fake, "ci"))
         server.shutdown()
         ok = ok and final.get("status") == RunStatus.SUCCEEDED
     if not ok:
         raise SystemExit(1)
 
 
-def _async_call_and_follow(console: Console, api: str, token: str, open_: int) -> dict[str, Any]:
-    """The same endpoint with ``Prefer: respond-async``: 202 at once, then the sweep resource
-    polled until it ends."""
+def _open_in_channel(fake: FakeStripeServer, channel: str) -> int:
+    """How many open sessions the fake holds with ``metadata.channel`` set so (the bar's end)."""
+    with fake.state.lock:
+        records = fake.state.ledger(False, "").records.values()
+        return sum(
+            1 for r in records if r["status"] == "open" and r["metadata"].get("channel") == channel
+        )
+
+
+def _scoped_call_and_follow(
+    console: Console, api: str, token: str, in_scope: int
+) -> dict[str, Any]:
+    """A scoped sweep (only what a CI run left behind) with ``POST /v1/sweeps``: 202 at once,
+    then the sweep resource polled until it ends."""
     headers = {"Authorization": f"Bearer {token}"}
-    url = f"{api}/v1/active_checkout_sessions_and_expire_all"
+    url = f"{api}/v1/sweeps"
+    scope = {"metadata": {"channel": "ci"}}
     console.print(
-        f"\n[bold]{open_} more open sessions[/bold]\nGET {url}\n    Prefer: respond-async",
+        f"\n[bold]more open sessions, {in_scope} of them left by a CI run[/bold]\n"
+        f"POST {url}\n    {json.dumps(scope)}",
         soft_wrap=True,
         highlight=False,
     )
-    accepted = requests.get(url, headers={**headers, "Prefer": "respond-async"}, timeout=30)
+    accepted = requests.post(url, headers=headers, json=scope, timeout=30)
     location = accepted.headers.get("Location", "")
     console.print(f"HTTP {accepted.status_code}  Location: {location}", highlight=False)
     if accepted.status_code != 202:
@@ -107,15 +121,18 @@ def _async_call_and_follow(console: Console, api: str, token: str, open_: int) -
     columns: tuple[ProgressColumn, ...] = (TextColumn("[bold]polling the sweep"), BarColumn())
     columns += (TextColumn("{task.completed}/{task.total} expired"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task("poll", total=open_)
+        task = bar.add_task("poll", total=in_scope)
         while run["status"] == RunStatus.RUNNING:
             time.sleep(0.3)
             run = requests.get(api + location, headers=headers, timeout=30).json()["data"]
-            bar.update(task, completed=min(open_, run["expired_count"]))
+            handled = run["expired_count"] + run["already_closed_count"] + run["failed_count"]
+            bar.update(task, completed=min(in_scope, handled))
     result = run.get("result") or {}
     console.print(
         f"status {run['status']}: expired {run['expired_count']}, "
-        f"still open {result.get('remaining_open_count', '-')}, took {run['duration_s']} s",
+        f"in scope still open {result.get('remaining_open_count', '-')}, "
+        f"took {run['duration_s']} s\n"
+        f"left alone (out of scope): {result.get('out_of_scope_open_count', '-')} open",
         highlight=False,
     )
     return run
