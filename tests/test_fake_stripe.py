@@ -126,6 +126,25 @@ def test_list_filters_by_status_customer_and_created(fake_stripe, stripe_client)
     assert mine.id not in {s.id for s in older} and len(older) == 12
 
 
+def test_metadata_is_not_a_list_filter_as_on_stripe(stripe_client):
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        stripe_client.v1.checkout.sessions.list({"metadata": {"ci_run": "7"}})
+    assert err.value.http_status == 400 and "metadata" in str(err.value)
+
+
+def test_varied_seeding_gives_customers_links_and_metadata_to_filter_on(fake_stripe, stripe_client):
+    from checkout_sweeper.fake_stripe.variety import CUSTOMERS, PAYMENT_LINKS
+
+    fake_stripe.state.seed(open_=200, varied=True)
+    listed = stripe_client.v1.checkout.sessions.list({"status": "open", "limit": 100}).data
+    assert all(s.metadata["channel"] in ("web", "mobile", "ci") for s in listed)
+    by_customer = stripe_client.v1.checkout.sessions.list({"customer": CUSTOMERS[0], "limit": 100})
+    by_link = stripe_client.v1.checkout.sessions.list({"payment_link": PAYMENT_LINKS[1]})
+    assert by_customer.data and all(s.customer == CUSTOMERS[0] for s in by_customer.data)
+    assert by_link.data and all(s.payment_link == PAYMENT_LINKS[1] for s in by_link.data)
+    assert len({s.created for s in listed}) > 50  # spread over the day, not one moment
+
+
 def test_cursors_walk_every_session_once(fake_stripe, stripe_client):
     fake_stripe.state.seed(open_=250, expired=30)
     seen = [

@@ -27,7 +27,7 @@ def db(tmp_path) -> Database:
 
 
 def _run(
-    db: Database, gateway: MemoryGateway, journal_dir=None, ttl_s: float = 0.6, **options
+    db: Database, gateway: MemoryGateway, journal_dir=None, ttl_s: float = 10.0, **options
 ) -> None:
     folder = journal_dir or Path(db.url.split("///")[1]).parent / "journal"
     recording = Recording(db, folder, ttl_s)
