@@ -176,8 +176,8 @@ def _answer(result: SweepResult, *, whole: bool) -> dict[str, object]:
 def _not_started(dry_run: bool, error: str) -> dict[str, object]:
     """The answer's shape with what is known: nothing expired; what is left open, unknown."""
     data = SweepResult(sweep_id="", dry_run=dry_run).as_data()
-    unknown = ("sweep_id", "stripe_requests", "duration_ms", "passes", "remaining_open_count")
-    unknown += ("out_of_scope_open_count",)
+    unknown = ["sweep_id", "stripe_requests", "duration_ms", "passes", "remaining_open_count"]
+    unknown.append("out_of_scope_open_count")
     return {**data, **dict.fromkeys(unknown), "error": error}
 
 
