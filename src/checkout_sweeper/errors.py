@@ -55,6 +55,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 3  # Stripe or the database could not be used
     BUSY = 4  # another sweep holds the account
     AUDIT = 5  # the audit trail could not be written
+    PARTIAL = 6  # a fleet sweep: some accounts could not be swept, the others were
     INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 

@@ -30,6 +30,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"  # Stripe could not be used
     INTERRUPTED = "interrupted"  # a signal, a lost lease, or its process died
     CANCELED = "canceled"  # its owner canceled it; never resumed
+    PARTIAL = "partial"  # a fleet sweep: some accounts could not be swept, the others were
 
 
 class Trigger(StrEnum):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ import click
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
+from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import (
     database_failure,
     load_settings,
@@ -30,6 +32,7 @@ from checkout_sweeper.cli.context import (
     table_console,
 )
 from checkout_sweeper.cli.display import LiveProgress, show_plan, show_stopped, show_summary
+from checkout_sweeper.cli.fleet import FleetAsk, sweep_fleet
 from checkout_sweeper.cli.pushing import push_metrics
 from checkout_sweeper.cli.scopes import scope_options
 from checkout_sweeper.engine.scope import Scope
@@ -42,7 +45,12 @@ from checkout_sweeper.errors import (
     SweeperError,
     SweepInterrupted,
 )
-from checkout_sweeper.runs.launch import count_open, identified_gateway, start_configured_sweep
+from checkout_sweeper.runs.launch import (
+    Asked,
+    count_open,
+    identified_gateway,
+    start_configured_sweep,
+)
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.settings import CONCURRENCY, MAX_RPS, ConfigError, Settings, budget
 from checkout_sweeper.store.database import DEADLINE_S, Database
@@ -50,6 +58,7 @@ from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.stripe_keys import key_problem
 from checkout_sweeper.vocabulary import Trigger
 
+ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
 NO_TERMINAL = (
     "sweep expires sessions and asks before it does, but there is no terminal to ask on; "
     "add --yes to expire without asking (or --dry-run to only list)"
@@ -95,6 +104,25 @@ class SignalWatch:
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoint's data object.")
 @scope_options
 @click.option(
+    "--all-accounts",
+    is_flag=True,
+    help="Sweep every connected account of the platform key (GET /v1/accounts), in parallel.",
+)
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="acct_...",
+    help="Sweep this connected account of the platform key; repeat for several.",
+)
+@click.option(
+    "--parallel",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="With --all-accounts or --account: accounts swept at once.",
+)
+@click.option(
     "--max-rps",
     default=None,
     metavar="R|auto",
@@ -126,6 +154,9 @@ def sweep_command(
     yes: bool,
     as_json: bool,
     scope: Scope,
+    all_accounts: bool,
+    accounts: tuple[str, ...],
+    parallel: int,
     max_rps: str | None,
     full: bool,
     concurrency: int | None,
@@ -146,6 +177,11 @@ def sweep_command(
     with SignalWatch().installed() as watch:
         try:
             settings = _asked_settings(max_rps, concurrency, api_key)
+            if all_accounts or accounts:
+                _require_key(settings)
+                asked = Asked(scope, dry_run)
+                fleet = FleetAsk(_fleet_of(all_accounts, accounts), asked, yes, as_json, parallel)
+                sweep_fleet(settings, fleet, NO_TERMINAL)
             _sweep(settings, Plan(dry_run, yes, as_json, scope, full), watch)
         except SweeperError as err:  # nothing could start: --json still says so, in one object
             if as_json:
@@ -156,6 +192,16 @@ def sweep_command(
             if as_json:
                 print_json(_not_started(dry_run, "interrupted"))
             sys.exit(ExitCode.INTERRUPTED)
+
+
+def _fleet_of(all_accounts: bool, accounts: tuple[str, ...]) -> tuple[str, ...]:
+    """The accounts named (none: every connected one); both, or a malformed id, is exit 2."""
+    if all_accounts and accounts:
+        raise click.UsageError("give --all-accounts or --account, not both")
+    for account in accounts:
+        if not ACCOUNT_ID.fullmatch(account):
+            raise click.BadParameter(f"expected acct_..., got {account!r}", param_hint="--account")
+    return tuple(dict.fromkeys(accounts))
 
 
 SLIM_FIELDS = ("id", "created", "amount_total", "currency", "customer", "url", "expires_at")
@@ -227,7 +273,7 @@ def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
         total = _count(console, settings, gateway, plan.scope)
         show_plan(console, gateway.account, gateway.livemode, db.safe_url, total, plan.scope)
     if plan.asking and total:
-        _confirm(gateway, total)
+        confirm_or_exit(gateway, f"Expire all {total}")
     console.quiet = quiet()
     try:
         result = _run(settings, db, gateway, console, plan, total, watch)
@@ -248,26 +294,6 @@ def _count(console: Console, settings: Settings, gateway: StripeGateway, scope: 
             status.update(f"listing open Checkout Sessions: {progress.found} found")
 
         return count_open(settings, gateway, scope, on_progress=found)
-
-
-def _confirm(gateway: StripeGateway, total: int) -> None:
-    """Ask before expiring; in LIVE mode the account id must be typed, as destructive tools
-    ask, so a reflexive "y" cannot close customers' checkouts. A no is exit 1."""
-    if gateway.livemode:
-        account_id = gateway.account.rpartition(":")[2]  # live:acct_... -> acct_...
-        typed = click.prompt(
-            f"LIVE mode: customers paying now would lose their checkout. Type the account id "
-            f"({account_id}) to expire all {total}",
-            default="",
-            show_default=False,
-            err=True,
-        )
-        agreed = typed.strip() == account_id
-    else:
-        agreed = click.confirm(f"Expire all {total}?", err=True)
-    if not agreed:
-        click.echo("nothing was expired", err=True)
-        sys.exit(ExitCode.FAILED)
 
 
 def _read_key(given: str) -> str:

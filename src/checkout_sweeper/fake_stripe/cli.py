@@ -87,6 +87,13 @@ def _amount_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
     "New open sessions created per expire call (customers arriving).",
 )
 @click.option(
+    "--accounts",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    help="Connected accounts of the platform, each with --open sessions and its own limit.",
+)
+@click.option(
     "--varied",
     is_flag=True,
     help="Seed sessions with customers, payment links and metadata (for scoped sweeps).",
@@ -110,6 +117,7 @@ def fake_stripe_command(
     race_rate: float,
     lock_rate: float,
     spawn_rate: float,
+    accounts: int,
     varied: bool,
     seed: int | None,
 ) -> None:
@@ -131,21 +139,24 @@ def fake_stripe_command(
             "spawn_rate": spawn_rate,
         }
     )
+    connected = state.connect_accounts(accounts, open_=open_, varied=varied)
     state.seed(
-        open_=open_,
-        complete=complete,
-        expired=expired,
-        livemode=live,
-        account=account,
-        varied=varied,
-    )
+        open_=0 if accounts else open_, complete=complete, expired=expired, livemode=live,
+        account=account, varied=varied,
+    )  # fmt: skip
     server = FakeStripeServer(state, host=host, port=port)
-    click.echo(
-        f"fake Stripe on {server.url} ({open_} open, {complete} complete, {expired} expired); "
-        f"admin at {server.url}/_admin/stats; Ctrl-C stops",
-        err=True,
-    )
+    platform_open = 0 if accounts else open_
+    _announce(server.url, f"{platform_open} open, {complete} complete, {expired} expired")
     if varied:
         click.echo(f"seeded with {described()}", err=True)
+    if connected:
+        listed = " ".join(connected)
+        click.echo(f"connected accounts ({open_} open sessions each): {listed}", err=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+
+
+def _announce(url: str, seeded: str) -> None:
+    click.echo(
+        f"fake Stripe on {url} ({seeded}); admin at {url}/_admin/stats; Ctrl-C stops", err=True
+    )

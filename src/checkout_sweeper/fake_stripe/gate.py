@@ -44,6 +44,7 @@ class RequestGate:
             now = self._state.clock()
             sent = self._state.stats.senders.setdefault(key[-4:], [time.time(), 0.0])
             sent[1] = time.time()
+            self._state.stats.requests_by_account[account] += 1
             faults = self._state.faults
             if faults.burst != self._limits.burst:
                 self.reset_limits()
@@ -58,6 +59,7 @@ class RequestGate:
                 reason = "global-rate"
             if reason:
                 self._state.stats.rate_limited += 1
+                self._state.stats.limited_by_account[account] += 1
                 raise rate_limited(reason)
 
     def reset_limits(self) -> None:

@@ -134,6 +134,20 @@ def account(caller: Caller) -> dict[str, Any]:
     return {"id": account_id, "object": "account", "type": "standard", "country": "US"}
 
 
+def connected_accounts(
+    state: FakeStripeState, caller: Caller, params: dict[str, Any]
+) -> dict[str, Any]:
+    """``GET /v1/accounts``: the platform's connected accounts (only the platform may list)."""
+    reject_unknown(params, {"limit", "starting_after", "expand", "created"})
+    if caller.account:
+        raise StripeFault(403, "Only a platform can list its connected accounts.")
+    limit = integer("limit", params.get("limit", 10))
+    if not 1 <= limit <= 100:
+        raise StripeFault(400, "This value must be between 1 and 100.", param="limit")
+    with state.lock:
+        return state.platform.page(limit, params.get("starting_after") or None)
+
+
 def perform(
     state: FakeStripeState,
     operation: str,
@@ -146,6 +160,8 @@ def perform(
     if operation == "account":
         reject_unknown(params, {"expand"})
         return account(caller)
+    if operation == "accounts":
+        return connected_accounts(state, caller, params)
     if operation == "list":
         data, has_more = state.list_sessions(live, account_id, list_query(params))
         return {

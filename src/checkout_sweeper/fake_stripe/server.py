@@ -29,6 +29,7 @@ _KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
 _URL_MAP = Map(
     [
         Rule("/v1/account", methods=["GET"], endpoint="account"),
+        Rule("/v1/accounts", methods=["GET"], endpoint="accounts"),
         Rule("/v1/checkout/sessions", methods=["GET"], endpoint="list"),
         Rule("/v1/checkout/sessions", methods=["POST"], endpoint="create"),
         Rule("/v1/checkout/sessions/<session_id>", methods=["GET"], endpoint="retrieve"),
@@ -38,6 +39,7 @@ _URL_MAP = Map(
         Rule("/_admin/faults", methods=["GET", "POST"], endpoint="admin_faults"),
         Rule("/_admin/seed", methods=["POST"], endpoint="admin_seed"),
         Rule("/_admin/reset", methods=["POST"], endpoint="admin_reset"),
+        Rule("/_admin/accounts", methods=["POST"], endpoint="admin_accounts"),
     ]
 )
 
@@ -122,6 +124,7 @@ class FakeStripeApp:
         """Auth, the rate limit and injected faults, then the operation (idempotent if keyed)."""
         state = self.state
         caller = authenticate(request)
+        state.platform.check(caller.key, caller.account)
         state.gate.admit(caller.livemode, caller.account, operation, caller.key)
         state.gate.before_work(operation)
         params = _params(request)
@@ -173,6 +176,21 @@ class FakeStripeApp:
         except (ValueError, TypeError) as err:
             return _json(400, {"error": str(err)})
         return _json(200, self.state.snapshot())
+
+    def admin_accounts(self, request: Request) -> Response:
+        """Connect accounts to the platform, each seeded with its own sessions; ``refusing``
+        names accounts whose access is revoked (403 on ``Stripe-Account``)."""
+        body = request.get_json(force=True) or {}
+        try:
+            made = self.state.connect_accounts(
+                int(body.get("count", 0)),
+                open_=int(body.get("open", 0)),
+                varied=bool(body.get("varied", False)),
+            )
+            self.state.platform.refusing.update(str(a) for a in body.get("refusing", []))
+        except (ValueError, TypeError) as err:
+            return _json(400, {"error": str(err)})
+        return _json(200, {"created": made, "connected": self.state.platform.connected})
 
     def admin_reset(self, request: Request) -> Response:
         body = request.get_json(silent=True) or {}

@@ -18,6 +18,7 @@ from checkout_sweeper.fake_stripe.faults import Faults, StripeFault
 from checkout_sweeper.fake_stripe.gate import RequestGate
 from checkout_sweeper.fake_stripe.idempotency import Answer, IdempotencyStore, run_once
 from checkout_sweeper.fake_stripe.ledger import Ledger, ListQuery, new_record, render
+from checkout_sweeper.fake_stripe.platform import Platform
 from checkout_sweeper.fake_stripe.variety import varied_params
 
 NOT_OPEN = (
@@ -32,6 +33,8 @@ class Stats:
 
     requests: Counter = field(default_factory=Counter)
     rate_limited: int = 0
+    requests_by_account: Counter = field(default_factory=Counter)  # "" is the platform itself
+    limited_by_account: Counter = field(default_factory=Counter)
     server_errors: int = 0
     lost_answers: int = 0
     in_flight: int = 0
@@ -50,6 +53,13 @@ class Stats:
             "requests": dict(self.requests),
             "requests_total": sum(self.requests.values()),
             "rate_limited": self.rate_limited,
+            "by_account": {
+                account or "platform": {
+                    "requests": sent,
+                    "rate_limited": self.limited_by_account[account],
+                }
+                for account, sent in self.requests_by_account.items()
+            },
             "lock_timeouts": self.lock_timeouts,
             "server_errors": self.server_errors,
             "lost_answers": self.lost_answers,
@@ -77,6 +87,7 @@ class FakeStripeState:
         self.stats = Stats()
         self.ledgers: dict[tuple[bool, str], Ledger] = {}
         self._idempotency = IdempotencyStore()
+        self.platform = Platform()
         self.gate = RequestGate(self)
 
     def ledger(self, livemode: bool, account: str) -> Ledger:
@@ -119,6 +130,14 @@ class FakeStripeState:
                 created = now - (len(statuses) - i) * 86400 // max(len(statuses), 1) - 1
                 params = varied_params(self.random, i) if varied else {}
                 ledger.add(new_record(livemode, params, status, created))
+
+    def connect_accounts(self, count: int, *, open_: int = 0, varied: bool = False) -> list[str]:
+        """Connect ``count`` accounts to the platform, each with ``open_`` sessions of its own."""
+        with self.lock:
+            made = self.platform.connect(count)
+        for account in made:
+            self.seed(open_=open_, account=account, varied=varied)
+        return made
 
     def list_sessions(
         self, livemode: bool, account: str, query: ListQuery
@@ -198,4 +217,5 @@ class FakeStripeState:
         with self.lock:
             self.ledgers.clear()
             self._idempotency.clear()
+            self.platform = Platform()
         self.reset_counters()

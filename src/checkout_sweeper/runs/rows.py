@@ -134,7 +134,7 @@ def recent_runs(
     for run in runs:
         run["records"] = counted.get(run["id"], 0)
         known = sum(int(run[column]) for column in COUNTED.values())
-        run["pending"] = max(0, known - run["records"])
+        run["pending"] = 0 if run["fleet"] else max(0, known - run["records"])
     return runs
 
 
@@ -176,7 +176,13 @@ def queued_run(db: Database, sweep_id: str) -> dict[str, Any] | None:
 
 
 PENDING_POLL_S = 0.2  # how often a caller waiting on a run reads its status
-ENDED = (RunStatus.SUCCEEDED, RunStatus.INCOMPLETE, RunStatus.FAILED, RunStatus.INTERRUPTED)
+ENDED = (
+    RunStatus.SUCCEEDED,
+    RunStatus.INCOMPLETE,
+    RunStatus.FAILED,
+    RunStatus.INTERRUPTED,
+    RunStatus.PARTIAL,
+)
 
 
 def request_cancel(db: Database, sweep_id: str) -> str:

@@ -99,6 +99,8 @@ class SweepRun(Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     scope: Mapped[str | None] = mapped_column(Text)  # engine.scope's as_dict, as JSON
     schedule_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(32), index=True)  # a fleet's child
+    fleet: Mapped[bool] = mapped_column(Boolean, default=False)  # a fleet's parent
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
@@ -140,6 +142,8 @@ class SweepRun(Base):
             "queued_at": utc_iso(self.queued_at),
             "scope": json.loads(self.scope) if self.scope else {},
             "schedule_id": self.schedule_id,
+            "parent_id": self.parent_id,
+            "fleet": self.fleet,
         }
 
     @property

@@ -104,6 +104,8 @@ class StripeGateway:
         timeout_s: float = STRIPE_TIMEOUT_S.default,
     ) -> None:
         self.where = f"STRIPE_API_BASE={api_base}" if api_base else "api.stripe.com"
+        self.stripe_account = stripe_account
+        self._settings = (api_key, api_base, timeout_s)
         self.livemode = is_live_key(api_key)
         self.key_fingerprint = account_fingerprint(api_key, stripe_account)
         self.account = self.key_fingerprint  # until ``identify`` reads the account
@@ -126,8 +128,8 @@ class StripeGateway:
             with _counted("account"):
                 account = self._client.v1.accounts.retrieve_current()
         except (stripe.PermissionError, stripe.InvalidRequestError) as err:
-            if err.http_status not in (403, 404):
-                raise _translate(err, self.where) from None
+            if err.http_status not in (403, 404) or self.stripe_account:
+                raise _translate(err, self.where) from None  # a connected account refuses
             log.warning(
                 "this key may not read its Stripe account (%s); the one-sweep lease is keyed on "
                 "the key instead, so another key of the same account is not kept out",
@@ -139,6 +141,32 @@ class StripeGateway:
         mode = "live" if self.livemode else "test"
         self.account = f"{mode}:{account.id}"
         return self.account
+
+    def for_account(self, account_id: str) -> StripeGateway:
+        """The same key acting on one of its connected accounts (``Stripe-Account``)."""
+        api_key, api_base, timeout_s = self._settings
+        return StripeGateway(
+            api_key, api_base=api_base, stripe_account=account_id, timeout_s=timeout_s
+        )
+
+    def connected_accounts(self) -> list[str]:
+        """Every connected account of the platform key, oldest last (``GET /v1/accounts``,
+        every page)."""
+        found: list[str] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100}
+            if cursor:
+                params["starting_after"] = cursor
+            try:
+                with _counted("accounts"):
+                    page = self._request("get", "/v1/accounts", params)
+            except stripe.StripeError as err:
+                raise _translate(err, self.where) from None
+            found.extend(str(account["id"]) for account in page["data"])
+            if not page["has_more"] or not page["data"]:
+                return found
+            cursor = found[-1]
 
     def _request(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
         """One request, its answer left as parsed JSON: the SDK's typed objects cost about ten

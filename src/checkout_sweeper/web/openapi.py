@@ -65,6 +65,8 @@ RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
         "started, customer, payment_link, metadata, limit); empty: every one.",
     ),
     "schedule_id": (_OPT_STR, "The schedule that started it, if one did."),
+    "parent_id": (_OPT_STR, "The fleet sweep this account's sweep is part of, if it is one."),
+    "fleet": ({"type": "boolean"}, "A fleet sweep: its children sweep one account each."),
 }
 SCOPE_BODY: dict[str, tuple[dict[str, Any], str]] = {
     "older_than": (

@@ -1,0 +1,118 @@
+"""What a fleet sweep did: one outcome per account, and the parent's sums and status.
+
+The parent succeeds when every account's sweep did; it is ``partial`` when some accounts could
+not be swept (they refused the platform, another sweep held them) while others were; ``failed``
+when none could be; ``incomplete`` when every account was swept but sessions failed or remain
+open; ``interrupted`` when it was stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from checkout_sweeper.engine.tally import SweepResult
+from checkout_sweeper.errors import ExitCode
+from checkout_sweeper.vocabulary import RunStatus
+
+SAMPLE_CAP = 100  # open sessions shown across the fleet, as for one account
+
+
+@dataclass
+class AccountOutcome:
+    """One account's sweep: its child run, how it ended, and why when it could not run."""
+
+    account: str
+    sweep_id: str | None
+    status: str
+    result: SweepResult | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result = self.result
+        return {
+            "account": self.account,
+            "sweep_id": self.sweep_id,
+            "status": self.status,
+            "error": self.error,
+            "expired_count": result.expired_count if result else 0,
+            "already_closed_count": result.already_closed_count if result else 0,
+            "failed_count": len(result.failed) if result else 0,
+            "would_expire_count": len(result.would_expire) if result else 0,
+            "remaining_open_count": result.remaining_open_count if result else None,
+            "out_of_scope_open_count": result.out_of_scope_open_count if result else None,
+        }
+
+
+@dataclass
+class FleetResult:
+    sweep_id: str
+    dry_run: bool
+    accounts: list[AccountOutcome] = field(default_factory=list)
+    scope: dict[str, Any] = field(default_factory=dict)
+    duration_ms: int = 0
+    interrupted: bool = False
+
+    @property
+    def status(self) -> str:
+        statuses = {outcome.status for outcome in self.accounts}
+        if self.interrupted or RunStatus.INTERRUPTED in statuses:
+            return RunStatus.INTERRUPTED
+        if statuses <= {RunStatus.SUCCEEDED}:
+            return RunStatus.SUCCEEDED
+        if statuses <= {RunStatus.FAILED}:
+            return RunStatus.FAILED
+        if RunStatus.FAILED in statuses:
+            return RunStatus.PARTIAL
+        return RunStatus.INCOMPLETE
+
+    @property
+    def exit_code(self) -> int:
+        return {
+            RunStatus.SUCCEEDED: ExitCode.OK,
+            RunStatus.INCOMPLETE: ExitCode.FAILED,
+            RunStatus.PARTIAL: ExitCode.PARTIAL,
+            RunStatus.FAILED: ExitCode.UNAVAILABLE,
+        }.get(RunStatus(self.status), ExitCode.INTERRUPTED)
+
+    def _results(self) -> list[tuple[str, SweepResult]]:
+        return [(o.account, o.result) for o in self.accounts if o.result is not None]
+
+    def as_data(self) -> dict[str, Any]:
+        """The parent's answer: every account, then sums over the accounts that ran."""
+        results = self._results()
+        remaining = [r.remaining_open_count for _, r in results]
+        out_of_scope = [r.out_of_scope_open_count for _, r in results]
+        sample = [
+            {**session, "account": account}
+            for account, r in results
+            for session in r.remaining_open_sessions
+        ]
+        return {
+            "sweep_id": self.sweep_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "accounts": [outcome.as_dict() for outcome in self.accounts],
+            "failed_accounts": [
+                {"account": o.account, "error": o.error}
+                for o in self.accounts
+                if o.status == RunStatus.FAILED
+            ],
+            "expired_count": sum(r.expired_count for _, r in results),
+            "already_closed_count": sum(r.already_closed_count for _, r in results),
+            "failed": [{**failure, "account": a} for a, r in results for failure in r.failed],
+            "would_expire_count": sum(len(r.would_expire) for _, r in results),
+            "remaining_open_count": _sum_known(remaining),
+            "out_of_scope_open_count": _sum_known(out_of_scope),
+            "remaining_open_sessions": sample[:SAMPLE_CAP],
+            "stripe_requests": sum(r.stripe_requests for _, r in results),
+            "rate_limited": sum(r.rate_limited for _, r in results),
+            "scope": self.scope,
+            "duration_ms": self.duration_ms,
+        }
+
+
+def _sum_known(counts: list[int | None]) -> int | None:
+    """The sum, or None (unknown) when any of them is."""
+    known = [count for count in counts if count is not None]
+    return sum(known) if len(known) == len(counts) else None

@@ -1,0 +1,103 @@
+"""Fleet sweeps over HTTP against a fake platform with connected accounts: every account swept
+under its own lease, one that refuses fails alone, a rerun finishes the job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from checkout_sweeper.runs.lease import AccountLease
+from checkout_sweeper.store.database import Database
+
+from harness import sweeper_env
+from helpers import run_command
+
+
+@pytest.fixture
+def platform(fake_stripe) -> list[str]:
+    """Four connected accounts with 30 open sessions each (and none on the platform)."""
+    return fake_stripe.state.connect_accounts(4, open_=30)
+
+
+@pytest.fixture
+def cli(tmp_path, fake_stripe):
+    env = sweeper_env(tmp_path, fake_stripe.url, DATABASE_URL=f"sqlite:///{tmp_path / 'f.db'}")
+
+    def run(*args: str):
+        return run_command(env, *args)
+
+    run.env = env  # type: ignore[attr-defined]
+    return run
+
+
+def _open(fake_stripe, account: str) -> int:
+    return fake_stripe.state.snapshot()["open_sessions"].get(f"test:{account}", 0)
+
+
+def test_every_connected_account_is_swept_and_the_parent_sums_them(cli, fake_stripe, platform):
+    ran = cli("sweep", "--all-accounts", "--yes", "--json")
+    assert ran.returncode == 0, ran.stderr
+    data = json.loads(ran.stdout)
+    assert data["status"] == "succeeded" and data["expired_count"] == 120
+    assert sorted(a["account"] for a in data["accounts"]) == sorted(platform)
+    assert all(a["status"] == "succeeded" and a["expired_count"] == 30 for a in data["accounts"])
+    assert data["remaining_open_count"] == 0 and data["failed_accounts"] == []
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+    runs = json.loads(cli("history", "--json", "--limit", "10").stdout)
+    parent = next(run for run in runs if run["fleet"])
+    children = [run for run in runs if run["parent_id"] == parent["id"]]
+    assert parent["id"] == data["sweep_id"] and parent["status"] == "succeeded"
+    assert sorted(run["account"] for run in children) == sorted(f"test:{a}" for a in platform)
+
+
+def test_an_account_that_refuses_fails_alone_and_a_rerun_finishes(cli, fake_stripe, platform):
+    refusing = platform[1]
+    fake_stripe.state.platform.refusing.add(refusing)
+    ran = cli("sweep", "--all-accounts", "--yes", "--json")
+    assert ran.returncode == 6, ran.stderr  # partial
+    data = json.loads(ran.stdout)
+    assert data["status"] == "partial" and data["expired_count"] == 90
+    [failed] = data["failed_accounts"]
+    assert failed["account"] == refusing and "403" in failed["error"]
+    assert "does not have access" in failed["error"]
+    assert _open(fake_stripe, refusing) == 30
+    assert all(_open(fake_stripe, a) == 0 for a in platform if a != refusing)
+    fake_stripe.state.platform.refusing.clear()  # access granted again
+    again = json.loads(cli("sweep", "--all-accounts", "--yes", "--json").stdout)
+    assert again["status"] == "succeeded" and again["expired_count"] == 30
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_an_account_another_sweep_holds_is_not_swept_twice(cli, fake_stripe, platform):
+    db = Database(cli.env["DATABASE_URL"])
+    db.upgrade()
+    AccountLease(db, f"test:{platform[0]}", "another-sweep", ttl_s=60).acquire()
+    ran = cli("sweep", "--all-accounts", "--yes", "--json")
+    data = json.loads(ran.stdout)
+    assert ran.returncode == 6 and data["status"] == "partial"
+    assert [f["account"] for f in data["failed_accounts"]] == [platform[0]]
+    assert _open(fake_stripe, platform[0]) == 30  # nothing sent while another holds it
+
+
+def test_named_accounts_only_and_a_dry_run_expires_nothing(cli, fake_stripe, platform):
+    dry = cli("sweep", "--account", platform[0], "--account", platform[2], "--dry-run", "--json")
+    data = json.loads(dry.stdout)
+    assert dry.returncode == 0 and data["would_expire_count"] == 60
+    assert fake_stripe.state.snapshot()["open_total"] == 120
+    ran = cli("sweep", "--account", platform[0], "--yes", "--json", "--limit", "10")
+    assert json.loads(ran.stdout)["expired_count"] == 10
+    assert _open(fake_stripe, platform[0]) == 20 and _open(fake_stripe, platform[2]) == 30
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--all-accounts", "--account", "acct_1abc"), "not both"),
+        (("--account", "cus_123"), "acct_"),
+    ],
+)
+def test_a_bad_choice_of_accounts_is_exit_2(cli, fake_stripe, platform, args, said):
+    ran = cli("sweep", "--yes", *args)
+    assert ran.returncode == 2 and said in ran.stderr
+    assert fake_stripe.state.snapshot()["open_total"] == 120
