@@ -63,6 +63,20 @@ def sweeper_env(folder: Path, stripe_url: str | None = None, **overrides: str | 
     return {name: value for name, value in env.items() if value is not None}
 
 
+def queued_env(
+    folder: Path, stripe_url: str, postgres_url: str, redis_url: str, **overrides: str | None
+) -> dict:
+    """Production's shape: PostgreSQL for the runs, Redis for the queue and the quota."""
+    return sweeper_env(
+        folder,
+        stripe_url,
+        DATABASE_URL=postgres_url,
+        SWEEPER_QUEUE_URL=redis_url,
+        RATELIMIT_STORAGE_URI=redis_url,
+        **overrides,
+    )
+
+
 def expires_seen(fake_stripe: FakeStripeServer) -> int:
     return int(fake_stripe.state.snapshot()["requests"].get("expire", 0))
 

@@ -101,3 +101,85 @@ def test_a_bad_choice_of_accounts_is_exit_2(cli, fake_stripe, platform, args, sa
     ran = cli("sweep", "--yes", *args)
     assert ran.returncode == 2 and said in ran.stderr
     assert fake_stripe.state.snapshot()["open_total"] == 120
+
+
+# over the API -------------------------------------------------------------------------------
+def _post_fleet(url: str, token: str, body: dict) -> dict:
+    import requests
+
+    answer = requests.post(
+        f"{url}/v1/sweeps", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    assert answer.status_code == 202, answer.text
+    return answer.json()["data"]
+
+
+def _fleet_ended(url: str, token: str, sweep_id: str) -> dict:
+    import requests
+
+    from harness import wait_until
+
+    seen: list[dict] = []
+
+    def ended() -> bool:
+        answer = requests.get(
+            f"{url}/v1/sweeps/{sweep_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        seen.append(answer.json()["data"])
+        return seen[-1]["status"] not in ("queued", "running")
+
+    wait_until(ended, 90, interval=1.0, what="the fleet sweep to end")
+    return seen[-1]
+
+
+def test_a_fleet_asked_over_the_api_runs_in_the_background(api, fake_stripe, platform):
+    fake_stripe.state.platform.refusing.add(platform[3])
+    token = api.token(api.add_user())
+    accepted = _post_fleet(api.url, token, {"accounts": "all", "metadata": None})
+    parent = _fleet_ended(api.url, token, accepted["sweep_id"])
+    assert parent["fleet"] and parent["status"] == "partial" and parent["expired_count"] == 90
+    assert len(parent["children"]) == 4
+    refused = [c for c in parent["children"] if c["status"] == "failed"]
+    assert [c["stripe_account"] for c in refused] == [platform[3]] and "403" in refused[0]["error"]
+    assert parent["result"]["failed_accounts"][0]["account"] == platform[3]
+
+
+def test_a_bad_accounts_field_is_a_400(api, fake_stripe, platform):
+    import requests
+
+    token = api.token(api.add_user())
+    for accounts in (["cus_1"], [], "some", [platform[0], platform[0]]):
+        answer = requests.post(
+            f"{api.url}/v1/sweeps",
+            json={"accounts": accounts},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 400 and "accounts" in answer.json()["message"]
+    assert fake_stripe.state.snapshot()["open_total"] == 120
+
+
+@pytest.mark.services
+def test_a_fleet_on_the_queue_is_spread_over_two_workers(
+    tmp_path, fake_stripe, platform, postgres_url, redis_url
+):
+    from harness import queued_env, serving, working
+    from helpers import mint
+
+    fake_stripe.state.platform.refusing.add(platform[0])
+    env = queued_env(tmp_path, fake_stripe.url, postgres_url, redis_url)
+    added = run_command(env, "users", "add", "--email", "f@example.com", "--json")
+    token = mint(json.loads(added.stdout)["id"])
+    fake_stripe.state.faults.update({"latency_ms": 50})
+    one_at_a_time = ("--concurrency", "1")  # each takes one account, and holds two at most
+    with (
+        serving(env, tmp_path / "serve.log") as web,
+        working(env, tmp_path / "w1.log", *one_at_a_time),
+        working(env, tmp_path / "w2.log", *one_at_a_time),
+    ):
+        accepted = _post_fleet(web.url, token, {"accounts": platform})
+        parent = _fleet_ended(web.url, token, accepted["sweep_id"])
+    assert parent["status"] == "partial" and parent["expired_count"] == 90
+    ran_by = {c["worker"]["pid"] for c in parent["children"] if c["worker"]}
+    assert len(ran_by) == 2  # the accounts were spread over both workers
+    assert all(_open(fake_stripe, a) == 0 for a in platform[1:])

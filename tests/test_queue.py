@@ -13,8 +13,8 @@ import requests
 
 from harness import (
     free_port,
+    queued_env,
     serving,
-    sweeper_env,
     wait_for_expires,
     wait_until,
     working,
@@ -27,15 +27,7 @@ ASYNC = {"Prefer": "respond-async"}
 
 @pytest.fixture
 def env(tmp_path, fake_stripe, redis_url, postgres_url) -> dict[str, str]:
-    """Production's shape: PostgreSQL for the runs, Redis for the queue and the quota."""
-    return sweeper_env(
-        tmp_path,
-        fake_stripe.url,
-        SWEEPER_QUEUE_URL=redis_url,
-        RATELIMIT_STORAGE_URI=redis_url,
-        DATABASE_URL=postgres_url,
-        SWEEPER_LEASE_TTL="6",
-    )
+    return queued_env(tmp_path, fake_stripe.url, postgres_url, redis_url, SWEEPER_LEASE_TTL="6")
 
 
 def _user_token(env: dict[str, str]) -> dict[str, str]:

@@ -16,7 +16,7 @@ from checkout_sweeper.runs.schedules import Cadence, add_schedule, claim_due_slo
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import Schedule
 
-from harness import sweeper_env, wait_until, working
+from harness import queued_env, sweeper_env, wait_until, working
 from helpers import run_command
 
 T0 = datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
@@ -161,12 +161,6 @@ def test_two_workers_without_a_queue_run_each_slot_once(tmp_path, fake_stripe, p
 def test_two_workers_on_the_queue_run_each_slot_once(
     tmp_path, fake_stripe, postgres_url, redis_url
 ):
-    env = sweeper_env(
-        tmp_path,
-        fake_stripe.url,
-        DATABASE_URL=postgres_url,
-        SWEEPER_QUEUE_URL=redis_url,
-        RATELIMIT_STORAGE_URI=redis_url,
-    )
+    env = queued_env(tmp_path, fake_stripe.url, postgres_url, redis_url)
     runs = _two_slots_by_two_workers(env, fake_stripe, tmp_path)
     assert all(run["status"] == "succeeded" and run["queued_at"] for run in runs)

@@ -10,6 +10,7 @@ the queue (``queued``, not ``interrupted``), so a deploy ends no sweep.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import threading
@@ -36,6 +37,7 @@ from checkout_sweeper.errors import (
 from checkout_sweeper.logs import adopt_library_logs, setup_logging
 from checkout_sweeper.metrics import QUEUE_EVENTS
 from checkout_sweeper.runs import background
+from checkout_sweeper.runs.fleet_rows import settle_parent
 from checkout_sweeper.runs.jobs import (
     QUEUE_NAME,
     SWEEP_ACTOR,
@@ -78,6 +80,14 @@ class SweepRunner:
             return
         QUEUE_EVENTS.labels("resumed" if run["attempts"] else "taken").inc()
         try:
+            self._run(run)
+        finally:
+            if run["parent_id"]:  # the last child of a fleet to end closes its parent
+                settle_parent(self.db, run["parent_id"])
+
+    def _run(self, run: dict[str, Any]) -> None:
+        sweep_id = run["id"]
+        try:
             sweep = self._take_up(run)
         except LeaseError:
             raise  # the account is busy: the queue tries again later
@@ -108,7 +118,10 @@ class SweepRunner:
         """The run leased and recorded; a caller's sweep checks and spends their quota, a
         scheduled one none (the schedule is its owner's standing order)."""
         key = user_key(self.settings.ratelimit_key_prefix, run["user_id"] or 0)
-        charged = run["trigger"] != Trigger.SCHEDULE
+        charged = run["trigger"] != Trigger.SCHEDULE and run["parent_id"] is None
+        settings = self.settings  # a fleet's child acts on its connected account
+        if run["stripe_account"]:
+            settings = dataclasses.replace(settings, stripe_account=run["stripe_account"])
 
         def check() -> None:
             if charged:
@@ -119,7 +132,7 @@ class SweepRunner:
                 spend(self.counter, SWEEPS, key)
 
         return start_configured_sweep(
-            self.settings,
+            settings,
             self.db,
             trigger=run["trigger"],
             user_id=run["user_id"],

@@ -24,28 +24,23 @@ from checkout_sweeper.engine.scope import EVERYTHING
 from checkout_sweeper.errors import SweepAborted, SweeperError
 from checkout_sweeper.runs.accounts import identify
 from checkout_sweeper.runs.fleet_result import AccountOutcome, FleetResult
-from checkout_sweeper.runs.launch import Asked, start_configured_sweep
+from checkout_sweeper.runs.fleet_rows import (
+    FleetPlan,
+    child_row,
+    record_parent,
+    record_refusal,
+)
+from checkout_sweeper.runs.launch import start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import run_status, update_run
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
-from checkout_sweeper.store.models import SweepRun, utcnow
+from checkout_sweeper.store.models import utcnow
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.vocabulary import RunStatus
 
 log = logging.getLogger("checkout_sweeper.fleet")
 STOPPED = "not started: the fleet sweep was stopped"
-
-
-@dataclasses.dataclass(frozen=True)
-class FleetPlan:
-    """Which accounts, what to ask of each, who asked, and how many at once."""
-
-    accounts: list[str]
-    asked: Asked
-    trigger: str
-    user_id: int | None = None
-    parallel: int = 4
 
 
 class FleetSweep:
@@ -67,12 +62,13 @@ class FleetSweep:
         self._running: dict[str, RecordedSweep] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._begun = False
 
     def run(self) -> FleetResult:
         """Sweep every account; on an interrupt (Ctrl-C) the running ones stop and record
         what they did, the others never start, and the interrupt goes on up."""
         started = time.monotonic()
-        self._record_parent()
+        self.begin()
         result = FleetResult(self.sweep_id, self.plan.asked.dry_run, scope=self._scope())
         pool = ThreadPoolExecutor(max(1, self.plan.parallel), thread_name_prefix="fleet")
         try:
@@ -86,6 +82,12 @@ class FleetSweep:
             result.duration_ms = int((time.monotonic() - started) * 1000)
             self._close_parent(result)
         return result
+
+    def begin(self) -> None:
+        """The parent run, recorded once (before ``run``, so that it can be followed at once)."""
+        if not self._begun:
+            record_parent(self.db, self.sweep_id, self.plan, self.platform, RunStatus.RUNNING)
+            self._begun = True
 
     def interrupt(self, reason: str) -> None:
         self._stopping.set()
@@ -111,7 +113,8 @@ class FleetSweep:
             sweep = self._started(account, gateway)
         except SweeperError as err:
             log.info("account %s could not be swept: %s", account, err)
-            child_id = record_refusal(self.db, self._child_row(account, gateway), str(err))
+            row = child_row(self.sweep_id, self.plan, account, gateway.livemode)
+            child_id = record_refusal(self.db, row, str(err))
             return AccountOutcome(account, child_id, RunStatus.FAILED, error=str(err))
         with self._lock:
             self._running[account] = sweep
@@ -137,38 +140,8 @@ class FleetSweep:
             dry_run=asked.dry_run,
             scope=asked.scope,
             gateway=gateway,
-            row={**asked.row, "parent_id": self.sweep_id},
+            row={"parent_id": self.sweep_id, "stripe_account": account},
         )
-
-    def _child_row(self, account: str, gateway: StripeGateway) -> dict[str, object]:
-        mode = "live" if gateway.livemode else "test"
-        return {
-            "trigger": self.plan.trigger,
-            "user_id": self.plan.user_id,
-            "account": f"{mode}:{account}",
-            "livemode": gateway.livemode,
-            "dry_run": self.plan.asked.dry_run,
-            "parent_id": self.sweep_id,
-        }
-
-    def _record_parent(self) -> None:
-        asked = self.plan.asked
-        with self.db.session() as session:
-            session.add(
-                SweepRun(
-                    id=self.sweep_id,
-                    trigger=self.plan.trigger,
-                    user_id=self.plan.user_id,
-                    account=self.platform.account,
-                    livemode=self.platform.livemode,
-                    dry_run=asked.dry_run,
-                    status=RunStatus.RUNNING,
-                    fleet=True,
-                    scope=json.dumps(self._scope()) if self._scope() else None,
-                    attempts=1,
-                    **{k: v for k, v in asked.row.items() if k in ("idempotency_key",)},
-                )
-            )
 
     def _close_parent(self, result: FleetResult) -> None:
         data = result.as_data()
@@ -190,21 +163,3 @@ class FleetSweep:
         except Exception:  # the children's rows say what each did; the parent's sums are lost
             log.exception("fleet sweep %s: its parent run could not be closed", self.sweep_id)
             raise
-
-
-def record_refusal(db: Database, row: dict[str, object], error: str) -> str:
-    """A child row for an account that could not be swept, so history shows why."""
-    child_id = uuid.uuid4().hex
-    now = utcnow()
-    with db.session() as session:
-        session.add(
-            SweepRun(
-                id=child_id,
-                status=RunStatus.FAILED,
-                started_at=now,
-                finished_at=now,
-                error=error,
-                **row,
-            )
-        )
-    return child_id

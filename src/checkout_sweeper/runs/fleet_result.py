@@ -18,6 +18,21 @@ from checkout_sweeper.vocabulary import RunStatus
 SAMPLE_CAP = 100  # open sessions shown across the fleet, as for one account
 
 
+def fleet_status(statuses: set[str], interrupted: bool = False) -> str:
+    """The parent's status from its children's (see the module's docstring)."""
+    if interrupted or RunStatus.INTERRUPTED in statuses:
+        return RunStatus.INTERRUPTED
+    if RunStatus.CANCELED in statuses:
+        return RunStatus.CANCELED
+    if statuses <= {RunStatus.SUCCEEDED}:
+        return RunStatus.SUCCEEDED
+    if statuses <= {RunStatus.FAILED}:
+        return RunStatus.FAILED
+    if RunStatus.FAILED in statuses:
+        return RunStatus.PARTIAL
+    return RunStatus.INCOMPLETE
+
+
 @dataclass
 class AccountOutcome:
     """One account's sweep: its child run, how it ended, and why when it could not run."""
@@ -55,16 +70,7 @@ class FleetResult:
 
     @property
     def status(self) -> str:
-        statuses = {outcome.status for outcome in self.accounts}
-        if self.interrupted or RunStatus.INTERRUPTED in statuses:
-            return RunStatus.INTERRUPTED
-        if statuses <= {RunStatus.SUCCEEDED}:
-            return RunStatus.SUCCEEDED
-        if statuses <= {RunStatus.FAILED}:
-            return RunStatus.FAILED
-        if RunStatus.FAILED in statuses:
-            return RunStatus.PARTIAL
-        return RunStatus.INCOMPLETE
+        return fleet_status({outcome.status for outcome in self.accounts}, self.interrupted)
 
     @property
     def exit_code(self) -> int:

@@ -282,3 +282,10 @@ def run_by_idempotency_key(db: Database, user_id: int, key: str) -> dict[str, An
         if run is None:
             return None
         return {**run.as_dict(), "request_fingerprint": run.request_fingerprint}
+
+
+def children_of(db: Database, parent_id: str) -> list[dict[str, Any]]:
+    """The runs of a fleet sweep's accounts, oldest first."""
+    with db.session() as session:
+        query = select(SweepRun).where(SweepRun.parent_id == parent_id)
+        return [run.as_dict() for run in session.scalars(query.order_by(SweepRun.started_at))]

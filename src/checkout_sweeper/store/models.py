@@ -101,6 +101,7 @@ class SweepRun(Base):
     schedule_id: Mapped[str | None] = mapped_column(String(32), index=True)
     parent_id: Mapped[str | None] = mapped_column(String(32), index=True)  # a fleet's child
     fleet: Mapped[bool] = mapped_column(Boolean, default=False)  # a fleet's parent
+    stripe_account: Mapped[str | None] = mapped_column(String(64))  # Stripe-Account it acts on
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
@@ -144,6 +145,7 @@ class SweepRun(Base):
             "schedule_id": self.schedule_id,
             "parent_id": self.parent_id,
             "fleet": self.fleet,
+            "stripe_account": self.stripe_account,
         }
 
     @property

@@ -67,7 +67,25 @@ RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "schedule_id": (_OPT_STR, "The schedule that started it, if one did."),
     "parent_id": (_OPT_STR, "The fleet sweep this account's sweep is part of, if it is one."),
     "fleet": ({"type": "boolean"}, "A fleet sweep: its children sweep one account each."),
+    "stripe_account": (_OPT_STR, "The connected account it acts on (Stripe-Account), if any."),
 }
+ACCOUNTS = (
+    {
+        "anyOf": [
+            {"const": "all"},
+            {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^acct_[A-Za-z0-9]{1,64}$"},
+                "minItems": 1,
+                "maxItems": 1000,
+                "uniqueItems": True,
+            },
+            {"type": "null"},
+        ]
+    },
+    "A fleet sweep of the platform key's connected accounts: every one (all) or these; "
+    "each account is swept on its own, in parallel, under a parent sweep.",
+)
 SCOPE_BODY: dict[str, tuple[dict[str, Any], str]] = {
     "older_than": (
         {"type": ["string", "null"], "pattern": f"^{AGE.pattern}$"},
@@ -140,6 +158,11 @@ def schemas() -> dict[str, Any]:
     shown = _object(
         RUN_FIELDS,
         rate={"type": "number", "description": "Sessions expired per second."},
+        children={
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/SweepRun"},
+            "description": "A fleet sweep's runs, one per account (empty for any other sweep).",
+        },
         result={
             "anyOf": [{"$ref": "#/components/schemas/SweepData"}, {"type": "null"}],
             "description": "The endpoint's answer once the sweep has finished.",
@@ -172,7 +195,7 @@ def schemas() -> dict[str, Any]:
         "SweepAccepted": _success(accepted, 202),
         "SweepRun": run,
         "SweepRequest": {
-            **_object(SCOPE_BODY),
+            **_object({**SCOPE_BODY, "accounts": ACCOUNTS}),
             "required": [],
             "additionalProperties": False,
             "example": {"older_than": "2h", "metadata": {"ci_run": "1234"}, "limit": 100},

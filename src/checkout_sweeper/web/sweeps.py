@@ -17,6 +17,7 @@ from checkout_sweeper.errors import ApiError
 from checkout_sweeper.metrics import SWEEPS_CANCELED
 from checkout_sweeper.runs.rows import (
     ENDED,
+    children_of,
     request_cancel,
     run_of_user,
     run_sessions,
@@ -90,9 +91,7 @@ def show_sweep(sweep_id: str) -> ResponseReturnValue:
     """Status and counters (with the rate while it runs); when finished, the endpoint's answer."""
     user_id = reading_user_id()
     _params(set())
-    run = _known_sweep(sweep_id, user_id)
-    run["rate"] = _rate(run)
-    return success(run)
+    return success(_shown(_known_sweep(sweep_id, user_id)))
 
 
 @bp.delete("/sweeps/<sweep_id>")
@@ -109,9 +108,15 @@ def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
     request_cancel(db, sweep_id)
     SWEEPS_CANCELED.labels("api").inc()
     wait_while_pending(db, sweep_id, CANCEL_WAIT_S)
-    run = _known_sweep(sweep_id, user_id)
-    run["rate"] = _rate(run)
+    run = _shown(_known_sweep(sweep_id, user_id))
     return success(run, 200 if run["status"] == RunStatus.CANCELED else 202)
+
+
+def _shown(run: dict[str, Any]) -> dict[str, Any]:
+    """A run as ``/v1/sweeps/{id}`` shows it: with its rate, and a fleet's children."""
+    run["rate"] = _rate(run)
+    run["children"] = children_of(app_state().db, run["id"]) if run["fleet"] else []
+    return run
 
 
 def _rate(run: dict[str, Any]) -> float:

@@ -20,11 +20,13 @@ def upgrade() -> None:
     with op.batch_alter_table("sweep_runs") as batch:
         batch.add_column(sa.Column("parent_id", sa.String(32), nullable=True))
         batch.add_column(sa.Column("fleet", sa.Boolean(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("stripe_account", sa.String(64), nullable=True))
         batch.create_index("ix_sweep_runs_parent_id", ["parent_id"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sweep_runs") as batch:
         batch.drop_index("ix_sweep_runs_parent_id")
+        batch.drop_column("stripe_account")
         batch.drop_column("fleet")
         batch.drop_column("parent_id")

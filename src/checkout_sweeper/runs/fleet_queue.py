@@ -1,0 +1,53 @@
+"""A fleet sweep on the job queue: the parent run, then one queued child per account, which
+any worker takes up like any queued sweep (``--concurrency`` accounts per worker). The worker
+that ends the last child closes the parent (``fleet_rows.settle_parent``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+
+from dramatiq.brokers.redis import RedisBroker
+
+from checkout_sweeper.errors import SweeperError
+from checkout_sweeper.runs.fleet_rows import (
+    FleetPlan,
+    child_row,
+    record_parent,
+    record_refusal,
+    settle_parent,
+)
+from checkout_sweeper.runs.jobs import queue_run
+from checkout_sweeper.runs.launch import Asked
+from checkout_sweeper.settings import Settings
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.stripe_api.adapter import StripeGateway
+from checkout_sweeper.vocabulary import RunStatus
+
+log = logging.getLogger("checkout_sweeper.fleet")
+
+
+def queue_fleet(
+    settings: Settings, db: Database, broker: RedisBroker, platform: StripeGateway, plan: FleetPlan
+) -> str:
+    """The parent's id; an account that refuses (or cannot be queued) fails its own child."""
+    parent_id = uuid.uuid4().hex
+    record_parent(db, parent_id, plan, platform, RunStatus.RUNNING)
+    for account in plan.accounts:
+        row: dict[str, object] = {"parent_id": parent_id, "stripe_account": account}
+        asked = Asked(plan.asked.scope, plan.asked.dry_run, row)
+        try:
+            queue_run(
+                dataclasses.replace(settings, stripe_account=account),
+                db,
+                broker,
+                trigger=plan.trigger,
+                user_id=plan.user_id,
+                asked=asked,
+            )
+        except SweeperError as err:
+            log.info("account %s could not be queued: %s", account, err)
+            record_refusal(db, child_row(parent_id, plan, account, platform.livemode), str(err))
+    settle_parent(db, parent_id)  # ends it now when no account could be queued
+    return parent_id
