@@ -24,8 +24,8 @@ def platform(fake_stripe) -> list[str]:
 def cli(tmp_path, fake_stripe):
     env = sweeper_env(tmp_path, fake_stripe.url, DATABASE_URL=f"sqlite:///{tmp_path / 'f.db'}")
 
-    def run(*args: str):
-        return run_command(env, *args)
+    def run(*args: str, **overrides: str):
+        return run_command({**env, **overrides}, *args)
 
     run.env = env  # type: ignore[attr-defined]
     return run
@@ -183,3 +183,18 @@ def test_a_fleet_on_the_queue_is_spread_over_two_workers(
     ran_by = {c["worker"]["pid"] for c in parent["children"] if c["worker"]}
     assert len(ran_by) == 2  # the accounts were spread over both workers
     assert all(_open(fake_stripe, a) == 0 for a in platform[1:])
+
+
+def test_a_platform_budget_holds_every_account_of_the_fleet_under_it(cli, fake_stripe, platform):
+    import time
+
+    started = time.monotonic()
+    ran = cli("sweep", "--all-accounts", "--yes", "--json", SWEEPER_PLATFORM_MAX_RPS="20")
+    took = time.monotonic() - started
+    assert ran.returncode == 0, ran.stderr
+    sent = sum(
+        seen["requests"]
+        for account, seen in fake_stripe.state.snapshot()["by_account"].items()
+        if account != "platform"
+    )
+    assert sent >= 120 and took >= sent / 20 - 1.5  # 20 a second, for the 4 accounts together

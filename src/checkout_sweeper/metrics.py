@@ -79,6 +79,10 @@ QUEUE_EVENTS = Counter(
     "stopped), handed_back, dropped (a message for a sweep no longer waiting).",
     ["event"],
 )
+PLATFORM_BUDGET_UNAVAILABLE = Counter(
+    f"{PREFIX}_platform_budget_unavailable_total",
+    "Requests sent without the platform budget's say (its storage could not be reached).",
+)
 SCHEDULED_SLOTS = Counter(
     f"{PREFIX}_scheduled_slots_total",
     "Slots of schedules this worker claimed, by what came of them.",

@@ -364,6 +364,14 @@ STORM_PATIENCE_S = Setting[float](
     "seconds a sweep answered within the request waits while Stripe refuses every request "
     "(429) before it stops; background sweeps and the command line wait 20 times as long",
 )
+PLATFORM_MAX_RPS = Setting[float | None](
+    "SWEEPER_PLATFORM_MAX_RPS",
+    None,
+    number(1, 10_000, "requests per second"),
+    "one budget (requests per second) shared by every sweep of the platform's connected "
+    "accounts, in every process (counted in `RATELIMIT_STORAGE_URI`); unset: each account "
+    "is paced on its own",
+)
 CONCURRENCY = Setting[int]("SWEEPER_CONCURRENCY", 8, whole(1, 256), "requests in flight at once")
 LEASE_TTL_S = Setting[float](
     "SWEEPER_LEASE_TTL",
@@ -589,6 +597,7 @@ class Settings:
     queue_url: str | None = QUEUE_URL.default
     queue_namespace: str = QUEUE_NAMESPACE.default
     sync_wait_s: float = SYNC_WAIT_S.default
+    platform_max_rps: float | None = PLATFORM_MAX_RPS.default
 
     def check_queue(self) -> None:
         """Workers spend the quota of the sweeps they run: the counts must be shared."""
@@ -637,4 +646,5 @@ class Settings:
             queue_url=QUEUE_URL.read(env),
             queue_namespace=QUEUE_NAMESPACE.read(env),
             sync_wait_s=SYNC_WAIT_S.read(env),
+            platform_max_rps=PLATFORM_MAX_RPS.read(env),
         )

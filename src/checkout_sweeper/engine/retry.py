@@ -54,8 +54,10 @@ class PacedCalls:
         *,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        shared_gate: Callable[[], None] | None = None,
     ) -> None:
         self.bucket = bucket
+        self._shared_gate = shared_gate  # another budget this request must also fit in
         self.policy = policy
         self._tally = tally
         self._stop = stop
@@ -70,6 +72,8 @@ class PacedCalls:
             attempt += 1
             self._stop.check()  # a stopped sweep drops its queued requests without a slot
             self.bucket.acquire()
+            if self._shared_gate is not None:
+                self._shared_gate()
             self._stop.check()  # the wait for a slot may have outlasted the lease deadline
             self._tally.request()
             try:

@@ -68,6 +68,7 @@ class SweepOptions:
     remaining_cap: int = WalkOptions.remaining_cap
     reserve: float | None = None  # share of the documented limit left to others; None: by mode
     storm_patience_s: float = RetryPolicy.storm_patience_s
+    shared_gate: Callable[[], None] | None = None  # a budget shared with other sweeps, if any
 
     def ceiling(self, livemode: bool) -> float:
         """The most requests per second: the budget (for ``auto``, Stripe's documented limit
@@ -136,7 +137,12 @@ class Sweeper:
         self.bucket = bucket or paced_for(self.options, gateway.livemode)
         self.stop = StopSignal()
         self.calls = PacedCalls(
-            self.bucket, self.options.retry_policy(), self.tally, self.stop, sleep=sleep
+            self.bucket,
+            self.options.retry_policy(),
+            self.tally,
+            self.stop,
+            sleep=sleep,
+            shared_gate=self.options.shared_gate,
         )
         self._seen: set[str] = set()  # dry run only: nothing leaves the open list there
         self._seen_lock = threading.Lock()

@@ -12,10 +12,12 @@ from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress
 from checkout_sweeper.errors import LiveModeRefused
 from checkout_sweeper.runs.accounts import identify, known_account
 from checkout_sweeper.runs.lease import refuse_if_held
+from checkout_sweeper.runs.platform_budget import platform_gate
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
+from checkout_sweeper.stripe_keys import account_fingerprint
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,16 @@ def sweep_options(settings: Settings, *, in_request: bool) -> SweepOptions:
         concurrency=settings.concurrency,
         reserve=settings.reserve,
         storm_patience_s=patience,
+        shared_gate=_platform_gate(settings),
     )
+
+
+def _platform_gate(settings: Settings) -> Callable[[], None] | None:
+    """The platform's shared budget, for a sweep acting on a connected account."""
+    if settings.platform_max_rps is None or not settings.stripe_account:
+        return None
+    platform = account_fingerprint(settings.stripe_api_key or "", None)
+    return platform_gate(settings.ratelimit_storage_uri, platform, settings.platform_max_rps)
 
 
 def count_open(

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter, RateLimiter
+from limits.strategies import RateLimiter
 
 from checkout_sweeper.errors import QuotaExceeded, QuotaUnavailable
+from checkout_sweeper.runs.counters import counter_for, storage_options
 
+__all__ = ["READS", "SWEEPS", "counter_for", "room", "spend", "storage_options", "user_key"]
 log = logging.getLogger("checkout_sweeper.api")
 SWEEPS_PER_HOUR = 3  # the spec's per-user quota on the endpoint
 READS_PER_MINUTE = 120  # reads of a user's sweeps, every read endpoint together
@@ -40,23 +41,6 @@ class Quota:
 
 SWEEPS = Quota(f"{SWEEPS_PER_HOUR} per hour", "sweeps")
 READS = Quota(f"{READS_PER_MINUTE} per minute", "reads")
-
-
-REDIS_TIMEOUT_S = 2.0  # the limits' storage answers within this or the call fails closed
-
-
-def storage_options(uri: str) -> dict[str, float]:
-    """Redis answers within seconds or the endpoint fails closed (503): never a hung request."""
-    if uri.startswith("memory://"):
-        return {}
-    return {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S}
-
-
-def counter_for(storage_uri: str) -> RateLimiter:
-    """The same moving-window counts as the web processes keep, for a process without Flask
-    (a queue worker spends the quota of the sweeps it runs)."""
-    storage = storage_from_string(storage_uri, **storage_options(storage_uri))
-    return MovingWindowRateLimiter(storage)
 
 
 def user_key(prefix: str, user_id: int) -> str:
