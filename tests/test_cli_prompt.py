@@ -173,3 +173,27 @@ def test_ctrl_c_while_expiring_names_the_sweep_and_what_is_in_flight(env, fake_s
     assert stopping is not None, screen
     assert f"sweep {stopping.group(2)}" in screen.split("interrupted:")[-1]
     assert 0 < fake_stripe.state.snapshot()["open_total"] < 400
+
+
+def test_a_fleet_is_counted_account_by_account_and_asked_about_once(env, fake_stripe):
+    accounts = fake_stripe.state.connect_accounts(3, open_=4)
+    code, screen = _on_a_terminal(env, "n", "--all-accounts")
+    assert code == 1 and "Sweep all 3 accounts?" in screen, screen
+    assert "found     12 open Checkout Sessions in 3 accounts" in screen
+    assert all(f"{account}  4 open" in screen for account in accounts)
+    assert fake_stripe.state.snapshot()["open_total"] == 12
+    code, screen = _on_a_terminal(env, "y", "--all-accounts")
+    assert code == 0 and fake_stripe.state.snapshot()["open_total"] == 0, screen
+
+
+def test_a_fleet_with_a_live_key_is_refused_unless_allowed(env, fake_stripe):
+    fake_stripe.state.connect_accounts(2, open_=3)
+    live = {**env, "STRIPE_API_KEY": LIVE_KEY}
+    result = subprocess.run(
+        [*COMMAND, "sweep", "--all-accounts", "--yes"],
+        env=live,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "SWEEPER_ALLOW_LIVE_MODE" in result.stderr

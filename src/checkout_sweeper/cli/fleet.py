@@ -85,7 +85,9 @@ def _show_counts(
                 continue
             total += found
             console.print(f"  {account}  {found} open", highlight=False)
-    console.print(f"found     {total} open Checkout Sessions in {len(accounts)} accounts")
+    console.print(
+        f"found     {total} open Checkout Sessions in {len(accounts)} accounts", highlight=False
+    )
 
 
 def _reporter(console: Console) -> Callable[[AccountOutcome], None]:

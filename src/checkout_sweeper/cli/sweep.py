@@ -45,6 +45,7 @@ from checkout_sweeper.errors import (
     SweeperError,
     SweepInterrupted,
 )
+from checkout_sweeper.runs.fleet_rows import FLEET_PARALLEL
 from checkout_sweeper.runs.launch import (
     Asked,
     count_open,
@@ -117,7 +118,7 @@ class SignalWatch:
 )
 @click.option(
     "--parallel",
-    default=4,
+    default=FLEET_PARALLEL,
     show_default=True,
     type=click.IntRange(1, 64),
     help="With --all-accounts or --account: accounts swept at once.",
@@ -172,6 +173,7 @@ def sweep_command(
       3    Stripe or the database could not be used
       4    another sweep holds the account (or took it)
       5    the audit trail could not be written (the journal named keeps everything)
+      6    a fleet sweep in part: some accounts could not be swept, the others were
       130  interrupted (Ctrl-C or SIGTERM)
     """
     with SignalWatch().installed() as watch:

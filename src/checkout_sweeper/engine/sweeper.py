@@ -93,6 +93,17 @@ class SweepOptions:
     def walk_options(self) -> WalkOptions:
         return WalkOptions(self.page_size, self.scope, self.dry_run, self.remaining_cap)
 
+    def paced_calls(
+        self,
+        bucket: AdaptiveTokenBucket,
+        tally: Tally,
+        stop: StopSignal,
+        sleep: Callable[[float], None],
+    ) -> PacedCalls:
+        """Every request of the sweep: paced by ``bucket`` (and the shared gate), retried."""
+        policy = self.retry_policy()
+        return PacedCalls(bucket, policy, tally, stop, sleep=sleep, shared_gate=self.shared_gate)
+
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             self.max_attempts, self.backoff_base_s, self.backoff_cap_s, self.storm_patience_s
@@ -136,14 +147,7 @@ class Sweeper:
         self.tally.result.scope = self.options.scope_shown()
         self.bucket = bucket or paced_for(self.options, gateway.livemode)
         self.stop = StopSignal()
-        self.calls = PacedCalls(
-            self.bucket,
-            self.options.retry_policy(),
-            self.tally,
-            self.stop,
-            sleep=sleep,
-            shared_gate=self.options.shared_gate,
-        )
+        self.calls = self.options.paced_calls(self.bucket, self.tally, self.stop, sleep)
         self._seen: set[str] = set()  # dry run only: nothing leaves the open list there
         self._seen_lock = threading.Lock()
         self._pool: ExpirePool | None = None

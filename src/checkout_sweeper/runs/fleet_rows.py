@@ -21,7 +21,7 @@ from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.vocabulary import RunStatus
 
 PARENT_ONLY = ("idempotency_key", "request_fingerprint")  # what the request's row keeps
-FLEET_PARALLEL = 4  # accounts swept at once in one process, unless asked otherwise
+FLEET_PARALLEL = 6  # accounts swept at once in one process: 120 req/s at 20 each, 2 cores
 
 
 @dataclasses.dataclass(frozen=True)
