@@ -198,3 +198,56 @@ def test_a_platform_budget_holds_every_account_of_the_fleet_under_it(cli, fake_s
         if account != "platform"
     )
     assert sent >= 120 and took >= sent / 20 - 1.5  # 20 a second, for the 4 accounts together
+
+
+def _worst_second(gates: list, threads: int, seconds: float = 3.0) -> tuple[int, int]:
+    """Hammer the gates from ``threads`` threads; how many passed, and the most passes surely
+    let through within one second: those whose whole call (from asking to the answer) fell
+    in it, so a thread the interpreter held up cannot make the gate look too generous."""
+    import threading
+    import time
+
+    calls: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def hammer(gate) -> None:
+        while time.monotonic() < stop_at:
+            asked = time.monotonic()
+            gate()
+            with lock:
+                calls.append((asked, time.monotonic()))
+
+    workers = [
+        threading.Thread(target=hammer, args=(gates[i % len(gates)],)) for i in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    worst = max(
+        sum(1 for asked, answered in calls if start <= asked and answered <= start + 1.0)
+        for start, _ in calls
+    )
+    return len(calls), worst
+
+
+def test_the_platform_gate_in_one_process_never_lets_more_through_than_its_rate():
+    import uuid
+
+    from checkout_sweeper.runs.platform_budget import platform_gate
+
+    passed, worst = _worst_second([platform_gate("memory://", uuid.uuid4().hex, 20)], 16)
+    assert passed >= 40 and worst <= 20
+
+
+@pytest.mark.services
+def test_the_platform_gate_is_one_budget_for_several_processes(redis_url):
+    import uuid
+
+    from checkout_sweeper.runs.platform_budget import platform_gate
+
+    platform = uuid.uuid4().hex  # a key of this test's own in the shared Redis
+    two_processes = [platform_gate.__wrapped__(redis_url, platform, 20) for _ in range(2)]
+    passed, worst = _worst_second(two_processes, 16)
+    assert passed >= 40 and worst <= 20

@@ -13,36 +13,80 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
+import uuid
 from collections.abc import Callable
 
-from limits import RateLimitItemPerSecond
+import redis
 
+from checkout_sweeper.engine.pacing import RecentTimes
 from checkout_sweeper.metrics import PLATFORM_BUDGET_UNAVAILABLE
-from checkout_sweeper.runs.counters import counter_for
+from checkout_sweeper.runs.counters import storage_options
 
 log = logging.getLogger("checkout_sweeper.platform")
 NAMESPACE = "checkout-sweeper-platform"
 SHORTEST_WAIT_S = 0.005
 
 
+# One place in a moving one-second window, timed by the Redis server's own clock inside the
+# script: a client's clock, read before its call reaches Redis, would let a thread that was
+# held up count itself in a window that has already moved on.
+TAKE_PLACE = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local limit = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - 1)
+if redis.call('ZCARD', KEYS[1]) < limit then
+    redis.call('ZADD', KEYS[1], t, ARGV[2])
+    redis.call('PEXPIRE', KEYS[1], 2000)
+    return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + 1 - t)
+"""
+
+
 @functools.cache
 def platform_gate(storage_uri: str, platform: str, rps: float) -> Callable[[], None]:
-    """The gate every sweep of ``platform`` in this process shares (one counter, one key)."""
-    counter = counter_for(storage_uri)
-    item = RateLimitItemPerSecond(max(1, int(rps)))
+    """The gate every sweep of ``platform`` in this process shares: in this process alone
+    for ``memory://``, else in Redis, shared by every process."""
+    if storage_uri.startswith("memory://"):
+        return _local_gate(max(1, int(rps)))
+    client = redis.Redis.from_url(storage_uri, **storage_options(storage_uri))
+    take_place = client.register_script(TAKE_PLACE)
+    key, limit = f"{NAMESPACE}:{platform}", max(1, int(rps))
 
     def acquire() -> None:
         """Block until the platform's window has room for one more request."""
         while True:
             try:
-                if counter.hit(item, NAMESPACE, platform):
-                    return
-                reset, _ = counter.get_window_stats(item, NAMESPACE, platform)
-            except Exception as err:  # the storage is away: this request goes unpaced by it
+                wait = float(take_place(keys=[key], args=[limit, uuid.uuid4().hex]))
+            except redis.RedisError as err:  # the storage is away: this request goes unpaced
                 PLATFORM_BUDGET_UNAVAILABLE.inc()
                 log.warning("the platform budget cannot be read (%s); not waiting for it", err)
                 return
-            time.sleep(max(SHORTEST_WAIT_S, reset - time.time()))
+            if wait <= 0:
+                return
+            time.sleep(max(SHORTEST_WAIT_S, wait))
+
+    return acquire
+
+
+def _local_gate(rps: int) -> Callable[[], None]:
+    """The same moving window, kept in this process (the ``limits`` memory storage may let two
+    threads in at once when its window has just emptied)."""
+    sent = RecentTimes(1.0)
+    lock = threading.Lock()
+
+    def acquire() -> None:
+        while True:
+            with lock:
+                now = time.monotonic()
+                if sent.count(now) < rps:
+                    sent.add(now)
+                    return
+                wait = sent.free_at() - now
+            time.sleep(max(SHORTEST_WAIT_S, wait))
 
     return acquire
