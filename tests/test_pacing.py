@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -314,3 +315,48 @@ def test_a_storm_before_any_limit_was_met_climbs_back_to_the_budget():
     assert bucket.learned_limit is None and bucket.rate == bucket.min_rate
     _send(bucket, clock, 20, 4)  # a climb of CLIMB_S (3 s) from the first answer through
     assert bucket.rate == pytest.approx(20, abs=0.01)
+
+
+def _share_with_app(bucket: AdaptiveTokenBucket, clock: FakeClock, app: list[float]) -> float:
+    """The sweep sends as fast as the bucket allows, the app at the moments in ``app``, both
+    to a Stripe that admits 25 in any one-second window and answers 250 ms later. Returns the
+    share of the app's requests refused (the sweep never sees those)."""
+    window, pending, arrivals, refused = SlidingWindow(), deque(), deque(app), 0
+    while clock.now < app[-1]:
+        while pending and pending[0][0] <= clock.now:
+            _, admitted = pending.popleft()
+            bucket.answered() if admitted else bucket.penalize()
+        bucket.acquire()
+        while arrivals and arrivals[0] <= clock.now:
+            at = arrivals.popleft()
+            if window.fits("account", 25, at):
+                window.take("account", 25, at)
+            else:
+                refused += 1
+        admitted = window.fits("account", 25, clock.now)
+        if admitted:
+            window.take("account", 25, clock.now)
+        pending.append((clock.now + 0.25, admitted))
+    return refused / len(app)
+
+
+def _neighbour_run(bursty: bool) -> tuple[float, float]:
+    clock = FakeClock()
+    bucket = AdaptiveTokenBucket(20, account_limit=25, clock=clock, sleep=clock.sleep, jitter=0.5)
+    bucket._random = random.Random(3)  # the late sends, repeatable
+    draw, moments = random.Random(7), [0.0]
+    while moments[-1] < 240:
+        moments.append(moments[-1] + (draw.expovariate(6) if bursty else 1 / 6))
+    refused = _share_with_app(bucket, clock, moments[1:])
+    return refused, bucket.rate
+
+
+def test_a_steady_app_keeps_its_share_and_the_sweep_most_of_the_rest():
+    refused, rate = _neighbour_run(bursty=False)
+    assert refused <= 0.015 and rate >= 0.85 * 19
+
+
+def test_an_app_with_bursts_gets_a_wider_margin_than_a_steady_one():
+    bursty_refused, bursty_rate = _neighbour_run(bursty=True)
+    _, steady_rate = _neighbour_run(bursty=False)
+    assert bursty_rate < steady_rate and bursty_refused <= 0.03

@@ -118,6 +118,7 @@ class SignalWatch:
 )
 @click.option(
     "--parallel",
+    metavar="N",
     default=FLEET_PARALLEL,
     show_default=True,
     type=click.IntRange(1, 64),
@@ -163,7 +164,8 @@ def sweep_command(
     concurrency: int | None,
     api_key: str | None,
 ) -> None:
-    """Expire every open Checkout Session of the account in STRIPE_API_KEY.
+    """Expire the open Checkout Sessions of the account in STRIPE_API_KEY: every one, or
+    those in a scope; or of the key's connected accounts (--all-accounts, --account).
 
     \b
     Exit status:

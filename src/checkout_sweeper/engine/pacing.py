@@ -32,8 +32,10 @@ the learned limit down by only 0.5%, so stray 429s do not ratchet the rate down.
 A good neighbour: the app the sweep cleans up after spends the same budget, and its requests
 arrive at moments of its own. A learned limit well under the account's documented one says
 someone else spends the rest; the bucket then settles further below it (``SHARED_SETTLE_SHARE``)
-and probes less often, so the app's requests find room in every second; when the app goes
-quiet, the probes take the room back.
+and probes less often, so the app's requests find room in every second. A 429 while holding
+there is the app's burst finding a full second: the margin widens (``BURST_STEP``), and narrows
+back slowly while no burst comes, so an app whose requests come in bursts gets more room than
+a steady one. When the app goes quiet, the probes take the room back.
 
 A storm (every answer of the last second a 429: an outage, or another client taking
 everything) teaches nothing about the limit: the learned limit stays what it was, the rate
@@ -66,7 +68,11 @@ FAR_OVER_SHARE = 0.7  # what got through is under this share of the rate: learn 
 HOLD_429_SHARE = 0.995  # a 429 while holding at the settling rate: the learned limit's step down
 WINDOW_S = 1.01  # the window whose sends are counted: a second, plus the way to the socket
 SHARED_BELOW = 0.92  # a learned limit under this share of the documented one: the budget is shared
-SHARED_SETTLE_SHARE = 0.88  # where the rate settles then: room for the others' bursts
+SHARED_SETTLE_SHARE = 0.85  # where the rate settles then: room for the app's bursts
+BURST_STEP = 0.88  # a 429 while holding under a shared limit widens the margin this much
+MIN_SHARED_SHARE = 0.6  # the widest margin: 60% of the learned limit
+MARGIN_RELAX_PER_S = 0.001  # and it narrows back by 0.1 point a second while no burst comes
+ROOM_GREW = 1.05  # a 429 only this far above the learned limit does not raise it
 SHARED_QUIET_S = 30.0  # and the quiet spell before probing (each probe costs them a 429 or two)
 
 
@@ -245,6 +251,8 @@ class AdaptiveTokenBucket(SpacedSlots):
         self._learned_from_answers_at = float("-inf")
         self._answers = RecentAnswers()
         self._storm = StormWatch()
+        self._burst_share = SHARED_SETTLE_SHARE  # the shared margin, as bursts have widened it
+        self._burst_at = float("-inf")
 
     def answered(self) -> None:
         """Stripe answered without refusing for the rate (what the limit let through); the
@@ -271,8 +279,8 @@ class AdaptiveTokenBucket(SpacedSlots):
             if storming:
                 self._weather_storm(began)
             elif now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
-                holding = self._holding(rate)
-                self.learned_limit = self._far_over(now, self._limit_after_429(rate, holding))
+                holding = self._holding(rate, now)
+                self.learned_limit = self._far_over(now, self._limit_after_429(rate, holding, now))
                 cut = DECREASE_WHILE_HOLDING if holding else DECREASE_ON_429
                 self._cut_rate = max(self.min_rate, min(rate, self.learned_limit) * cut)
                 self._cut_at = now
@@ -316,12 +324,12 @@ class AdaptiveTokenBucket(SpacedSlots):
             return max(self.min_rate, accepted)
         return limit
 
-    def _holding(self, rate: float) -> bool:
+    def _holding(self, rate: float, now: float) -> bool:
         """At the settling rate or above it (not climbing back from a cut)."""
         limit = self.learned_limit
-        return limit is not None and rate >= self._settle(limit)
+        return limit is not None and rate >= self._settle(limit, now)
 
-    def _limit_after_429(self, rate: float, holding: bool) -> float:
+    def _limit_after_429(self, rate: float, holding: bool, now: float) -> float:
         """A 429 while climbing back says the limit is at most ``rate``. One while holding
         just under the learned limit (or probing above it) is as likely a request that
         arrived a little early (timing on the way, not a new limit): the learned limit then
@@ -329,7 +337,13 @@ class AdaptiveTokenBucket(SpacedSlots):
         ratchet the rate down and a limit that really fell is still followed, 429 by 429."""
         if not holding or self.learned_limit is None:
             return rate
-        return max(rate, self.learned_limit * HOLD_429_SHARE)
+        if rate > self.learned_limit * ROOM_GREW:  # a probe went well past it: room was freed
+            return rate
+        probing = now - self._cut_at >= CLIMB_S + SHARED_QUIET_S
+        if self.shared() and not probing:  # the app's burst found a full second: more room
+            self._burst_share = max(MIN_SHARED_SHARE, self._settle_share(now) * BURST_STEP)
+            self._burst_at = now
+        return self.learned_limit * HOLD_429_SHARE
 
     def shared(self) -> bool:
         """The learned limit is well under the documented one: someone else spends the rest."""
@@ -338,9 +352,16 @@ class AdaptiveTokenBucket(SpacedSlots):
             return False
         return limit < SHARED_BELOW * documented
 
-    def _settle(self, limit: float) -> float:
-        share = SHARED_SETTLE_SHARE if self.shared() else SETTLE_SHARE
-        return max(self.min_rate, limit * share)
+    def _settle(self, limit: float, now: float) -> float:
+        return max(self.min_rate, limit * self._settle_share(now))
+
+    def _settle_share(self, now: float) -> float:
+        """Just under the limit alone; shared, a margin for the app's bursts that each burst
+        widens and that narrows back slowly while none comes."""
+        if not self.shared():
+            return SETTLE_SHARE
+        relaxed = self._burst_share + MARGIN_RELAX_PER_S * (now - self._burst_at)
+        return min(SHARED_SETTLE_SHARE, relaxed)
 
     def rate_at(self, now: float) -> float:
         """The rate in force at ``now``: the ceiling until a 429, then the learned curve; the
@@ -352,7 +373,7 @@ class AdaptiveTokenBucket(SpacedSlots):
             ceiling = self.max_rate
             since = now - self._cut_at
             return ceiling if since >= CLIMB_S else climb(since, self._cut_rate, ceiling)
-        settle = self._settle(limit)
+        settle = self._settle(limit, now)
         quiet = SHARED_QUIET_S if self.shared() else QUIET_BEFORE_PROBE_S
         since = now - self._cut_at
         if since < CLIMB_S:
