@@ -17,7 +17,7 @@ import jwt
 import pytest
 import requests
 
-from harness import COMMAND, serving, sweeper_env, wait_for_expires
+from harness import COMMAND, serving, sweeper_env, wait_for_expires, wait_until
 from helpers import JWT_SECRET, LIVE_KEY, run_command
 
 
@@ -479,12 +479,15 @@ def test_a_worker_whose_redis_is_unreachable_says_so_in_json_lines_and_waits(tmp
         SWEEPER_QUEUE_URL="redis://:secret@127.0.0.1:9/0",
         RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",
     )
-    process = subprocess.Popen(
-        [*COMMAND, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    time.sleep(4)
+    log = tmp_path / "worker.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [*COMMAND, "worker"], env=env, stdout=output, stderr=subprocess.STDOUT, text=True
+        )
+    wait_until(lambda: "worker started" in log.read_text(), 60, what="the worker to start")
     process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=30)
+    process.wait(timeout=30)
+    out = log.read_text()
     lines = [json.loads(line) for line in out.splitlines()]  # every line JSON, the library's too
     warning = next(line for line in lines if "cannot be reached" in line["message"])
     assert "redis://:***@127.0.0.1:9/0" in warning["message"] and "secret" not in out

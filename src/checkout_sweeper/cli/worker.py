@@ -203,8 +203,8 @@ def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str
 def _run_schedules_here(settings: Settings, db: Database) -> None:
     """No queue: this process starts each due slot's sweep itself, until SIGTERM or Ctrl-C
     (then the running ones record what they did and end ``interrupted``)."""
-    log.info("worker started: no job queue, running scheduled sweeps in this process")
     with _stopped_by_signals() as stop:
+        log.info("worker started: no job queue, running scheduled sweeps in this process")
         try:
             ScheduleLoop(settings, db, None).run_until(stop)
         finally:
@@ -240,10 +240,10 @@ def _worth_retrying(retries: int, error: Exception) -> bool:
 def _serve_until_stopped(
     broker: RedisBroker, runner: SweepRunner, concurrency: int, schedules: ScheduleLoop
 ) -> None:
-    worker = dramatiq.Worker(broker, worker_threads=concurrency, worker_timeout=500)
-    worker.start()
-    log.info("worker started", extra={"fields": {"threads": concurrency, "queue": QUEUE_NAME}})
-    with _stopped_by_signals() as stop:
+    with _stopped_by_signals() as stop:  # before anything starts: a signal always stops it
+        worker = dramatiq.Worker(broker, worker_threads=concurrency, worker_timeout=500)
+        worker.start()
+        log.info("worker started", extra={"fields": {"threads": concurrency, "queue": QUEUE_NAME}})
         looking = threading.Thread(target=schedules.run_until, args=(stop,), name="schedules")
         looking.start()
         try:

@@ -164,6 +164,22 @@ class StormWatch:
         return 0.0 if self.since is None else now - self.since
 
 
+class BurstMargin:
+    """Where a shared limit's rate settles, as a share of it: each burst of the app that finds
+    a full second (a 429 while holding) widens the margin, which narrows back slowly while no
+    burst comes, so an app whose requests come in bursts gets more room than a steady one."""
+
+    def __init__(self) -> None:
+        self._share = SHARED_SETTLE_SHARE
+        self._at = float("-inf")
+
+    def share(self, now: float) -> float:
+        return min(SHARED_SETTLE_SHARE, self._share + MARGIN_RELAX_PER_S * (now - self._at))
+
+    def widen(self, now: float) -> None:
+        self._share, self._at = max(MIN_SHARED_SHARE, self.share(now) * BURST_STEP), now
+
+
 def climb(elapsed_s: float, start: float, target: float) -> float:
     """From ``start`` towards ``target`` in ``CLIMB_S``: fast at first, slow near it."""
     left = 1.0 - elapsed_s / CLIMB_S
@@ -251,8 +267,7 @@ class AdaptiveTokenBucket(SpacedSlots):
         self._learned_from_answers_at = float("-inf")
         self._answers = RecentAnswers()
         self._storm = StormWatch()
-        self._burst_share = SHARED_SETTLE_SHARE  # the shared margin, as bursts have widened it
-        self._burst_at = float("-inf")
+        self._margin = BurstMargin()
 
     def answered(self) -> None:
         """Stripe answered without refusing for the rate (what the limit let through); the
@@ -330,19 +345,17 @@ class AdaptiveTokenBucket(SpacedSlots):
         return limit is not None and rate >= self._settle(limit, now)
 
     def _limit_after_429(self, rate: float, holding: bool, now: float) -> float:
-        """A 429 while climbing back says the limit is at most ``rate``. One while holding
-        just under the learned limit (or probing above it) is as likely a request that
-        arrived a little early (timing on the way, not a new limit): the learned limit then
-        comes down by a small step, not to the settling rate, so that stray 429s do not
-        ratchet the rate down and a limit that really fell is still followed, 429 by 429."""
+        """A 429 while climbing back says the limit is at most ``rate``. One while holding is
+        as likely a request that arrived a little early (not a new limit): the learned limit
+        comes down by a small step, so that stray 429s do not ratchet the rate down and a
+        limit that really fell is still followed, 429 by 429; shared, the margin widens."""
         if not holding or self.learned_limit is None:
             return rate
         if rate > self.learned_limit * ROOM_GREW:  # a probe went well past it: room was freed
             return rate
         probing = now - self._cut_at >= CLIMB_S + SHARED_QUIET_S
         if self.shared() and not probing:  # the app's burst found a full second: more room
-            self._burst_share = max(MIN_SHARED_SHARE, self._settle_share(now) * BURST_STEP)
-            self._burst_at = now
+            self._margin.widen(now)
         return self.learned_limit * HOLD_429_SHARE
 
     def shared(self) -> bool:
@@ -356,12 +369,8 @@ class AdaptiveTokenBucket(SpacedSlots):
         return max(self.min_rate, limit * self._settle_share(now))
 
     def _settle_share(self, now: float) -> float:
-        """Just under the limit alone; shared, a margin for the app's bursts that each burst
-        widens and that narrows back slowly while none comes."""
-        if not self.shared():
-            return SETTLE_SHARE
-        relaxed = self._burst_share + MARGIN_RELAX_PER_S * (now - self._burst_at)
-        return min(SHARED_SETTLE_SHARE, relaxed)
+        """Just under the limit alone; shared, under the burst margin."""
+        return self._margin.share(now) if self.shared() else SETTLE_SHARE
 
     def rate_at(self, now: float) -> float:
         """The rate in force at ``now``: the ceiling until a 429, then the learned curve; the
