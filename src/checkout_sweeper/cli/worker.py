@@ -73,6 +73,10 @@ class SweepRunner:
         self._lock = threading.Lock()
 
     def __call__(self, sweep_id: str) -> None:
+        if self.stopping.is_set():  # a message taken while stopping goes back at once
+            enqueue_sweep(self.broker, sweep_id)
+            log.info("sweep %s left to another worker: this one is stopping", sweep_id)
+            return
         run = queued_run(self.db, sweep_id)
         if run is None:  # finished, canceled, or unknown: nothing to do
             log.info("sweep %s is not waiting for a worker; message dropped", sweep_id)
