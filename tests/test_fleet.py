@@ -167,10 +167,12 @@ def test_a_fleet_on_the_queue_is_spread_over_two_workers(
     from helpers import mint
 
     fake_stripe.state.platform.refusing.add(platform[0])
-    env = queued_env(tmp_path, fake_stripe.url, postgres_url, redis_url)
+    # Each account's sweep takes seconds (2 requests in flight, 300 ms each): long enough
+    # for the second worker to take the third account while the first holds two at most.
+    env = queued_env(tmp_path, fake_stripe.url, postgres_url, redis_url, SWEEPER_CONCURRENCY="2")
     added = run_command(env, "users", "add", "--email", "f@example.com", "--json")
     token = mint(json.loads(added.stdout)["id"])
-    fake_stripe.state.faults.update({"latency_ms": 50})
+    fake_stripe.state.faults.update({"latency_ms": 300})
     one_at_a_time = ("--concurrency", "1")  # each takes one account, and holds two at most
     with (
         serving(env, tmp_path / "serve.log") as web,
