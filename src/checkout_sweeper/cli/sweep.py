@@ -60,6 +60,7 @@ from checkout_sweeper.stripe_keys import key_problem
 from checkout_sweeper.vocabulary import Trigger
 
 ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
+INTERRUPTED = "the sweep was interrupted"
 NO_TERMINAL = (
     "sweep expires sessions and asks before it does, but there is no terminal to ask on; "
     "add --yes to expire without asking (or --dry-run to only list)"
@@ -68,8 +69,10 @@ NO_TERMINAL = (
 
 class SignalWatch:
     """Ctrl-C and SIGTERM alike: one "stopping" line at once, naming the sweep and what is in
-    flight, then ``KeyboardInterrupt`` in the main thread (dispatch stops; in-flight expires
-    finish and are recorded). A second signal while stopping changes nothing."""
+    flight; then the running sweep is told to stop (dispatch stops; in-flight expires finish
+    and are recorded), or, before one runs, ``KeyboardInterrupt`` in the main thread. Telling
+    the sweep, rather than raising wherever the main thread happens to be, never leaves a lock
+    taken. A second signal while stopping changes nothing."""
 
     def __init__(self) -> None:
         self.sweep: RecordedSweep | None = None
@@ -80,14 +83,15 @@ class SignalWatch:
         if self.stopping:
             return
         self.stopping = True
-        if self.sweep is not None:  # printed above a progress bar, not into it
-            self.console.print(
-                f"stopping: {self.sweep.sweeper.in_flight} in flight, then sweep "
-                f"{self.sweep.sweep_id} is recorded as interrupted",
-                soft_wrap=True,
-                highlight=False,
-            )
-        raise KeyboardInterrupt
+        if self.sweep is None:
+            raise KeyboardInterrupt
+        self.console.print(  # above a progress bar, not into it
+            f"stopping: {self.sweep.sweeper.in_flight} in flight, then sweep "
+            f"{self.sweep.sweep_id} is recorded as interrupted",
+            soft_wrap=True,
+            highlight=False,
+        )
+        self.sweep.interrupt(INTERRUPTED)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[SignalWatch]:

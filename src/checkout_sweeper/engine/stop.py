@@ -20,7 +20,7 @@ class StopSignal:
     """Set from any thread; checked by every loop right before it sends a request."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a signal handler in the same thread may abort
         self._reason: SweeperError | None = None
         self._interrupted = threading.Event()
         self._clock = clock
