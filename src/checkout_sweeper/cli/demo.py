@@ -47,8 +47,8 @@ DEMO_SECRET = "demo-secret-" + "0" * 32
 def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -> None:
     """Run the whole flow offline: a fake Stripe, the API and two sweeps over HTTP.
 
-    One sweep is answered at once, the other followed with Prefer: respond-async; then it
-    shows what happened."""
+    One sweep is answered at once; the other, scoped to what a CI run left (POST /v1/sweeps),
+    is followed to its end; then it shows what happened."""
     console = Console()
     setup_logging(
         "WARNING", plain=True
