@@ -153,3 +153,19 @@ def working(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.P
         yield process
     finally:
         stop(process)
+
+
+def sweep_when_ended(url: str, sweep_id: str, token: str, timeout: float = 90.0) -> dict:
+    """``/v1/sweeps/{id}`` polled (under the per-user read limit) until the sweep is neither
+    queued nor running; its last answer."""
+    seen: list[dict] = []
+
+    def ended() -> bool:
+        answer = requests.get(
+            f"{url}/v1/sweeps/{sweep_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        seen.append(answer.json()["data"])
+        return seen[-1]["status"] not in ("queued", "running")
+
+    wait_until(ended, timeout, interval=0.6, what="the sweep to end")
+    return seen[-1]

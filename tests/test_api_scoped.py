@@ -7,7 +7,7 @@ import requests
 from checkout_sweeper.web.docs import openapi_spec
 from test_scopes import open_ids
 
-from harness import wait_until
+from harness import sweep_when_ended
 from helpers import conforms
 
 SPEC = openapi_spec("/v1")
@@ -26,18 +26,8 @@ def _post(api, token: str | None, body=None, *, key: str | None = None, raw: str
     return response
 
 
-def _ended(api, location: str, token: str) -> dict:
-    seen: list[dict] = []
-
-    def done() -> bool:
-        answer = requests.get(
-            f"{api.url}{location}", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-        seen.append(answer.json()["data"])
-        return seen[-1]["status"] not in ("queued", "running")
-
-    wait_until(done, 60, interval=0.6, what="the sweep to end")
-    return seen[-1]
+def _ended(api, started: requests.Response, token: str) -> dict:
+    return sweep_when_ended(api.url, started.json()["data"]["sweep_id"], token, timeout=60)
 
 
 def test_a_scoped_sweep_expires_exactly_its_scope_and_shows_it(api, fake_stripe, shop):
@@ -46,7 +36,7 @@ def test_a_scoped_sweep_expires_exactly_its_scope_and_shows_it(api, fake_stripe,
     started = _post(api, token, body)
     assert started.status_code == 202, started.text
     assert started.json()["data"]["status"] == "running"
-    run = _ended(api, started.headers["Location"], token)
+    run = _ended(api, started, token)
     wanted = {
         sid
         for sid, f in shop.items()
@@ -63,7 +53,7 @@ def test_a_scoped_sweep_expires_exactly_its_scope_and_shows_it(api, fake_stripe,
 def test_a_dry_run_with_a_limit_expires_nothing(api, fake_stripe, shop):
     token = api.token(api.add_user())
     started = _post(api, token, {"customer": "cus_Alice001", "limit": 2, "dry_run": True})
-    run = _ended(api, started.headers["Location"], token)
+    run = _ended(api, started, token)
     assert run["dry_run"] and len(run["result"]["would_expire"]) == 2
     assert open_ids(fake_stripe) == set(shop)
 
@@ -85,7 +75,7 @@ def test_a_bad_body_is_400_naming_every_bad_field_and_spends_nothing(api, fake_s
     for _ in range(3):  # the whole hourly quota is still there
         started = _post(api, token, {"limit": 1, "dry_run": True})
         assert started.status_code == 202, started.text
-        _ended(api, started.headers["Location"], token)
+        _ended(api, started, token)
     spent = _post(api, token, {"limit": 1, "dry_run": True})
     assert spent.status_code == 429 and "Retry-After" in spent.headers
 
@@ -95,7 +85,7 @@ def test_the_same_idempotency_key_and_body_answer_with_the_first_sweep(api, fake
     body = {"customer": "cus_Bob00002", "dry_run": True}
     first = _post(api, token, body, key="ci-run-42")
     assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers
-    _ended(api, first.headers["Location"], token)
+    _ended(api, first, token)
     again = _post(api, token, body, key="ci-run-42")
     assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
     assert again.headers["Location"] == first.headers["Location"]
@@ -110,7 +100,7 @@ def test_the_same_idempotency_key_and_body_answer_with_the_first_sweep(api, fake
 def test_another_users_key_is_their_own_and_a_bad_key_is_refused(api, fake_stripe, shop):
     alice, bob = api.token(api.add_user("a@example.com")), api.token(api.add_user("b@example.com"))
     first = _post(api, alice, {"dry_run": True}, key="same")
-    _ended(api, first.headers["Location"], alice)
+    _ended(api, first, alice)
     second = _post(api, bob, {"dry_run": True}, key="same")
     assert second.status_code == 202 and "Idempotent-Replayed" not in second.headers
     assert _post(api, alice, {}, key="x" * 256).status_code == 400

@@ -10,7 +10,7 @@ import pytest
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.store.database import Database
 
-from harness import sweeper_env
+from harness import sweep_when_ended, sweeper_env
 from helpers import run_command
 
 
@@ -114,29 +114,11 @@ def _post_fleet(url: str, token: str, body: dict) -> dict:
     return answer.json()["data"]
 
 
-def _fleet_ended(url: str, token: str, sweep_id: str) -> dict:
-    import requests
-
-    from harness import wait_until
-
-    seen: list[dict] = []
-
-    def ended() -> bool:
-        answer = requests.get(
-            f"{url}/v1/sweeps/{sweep_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-        seen.append(answer.json()["data"])
-        return seen[-1]["status"] not in ("queued", "running")
-
-    wait_until(ended, 90, interval=1.0, what="the fleet sweep to end")
-    return seen[-1]
-
-
 def test_a_fleet_asked_over_the_api_runs_in_the_background(api, fake_stripe, platform):
     fake_stripe.state.platform.refusing.add(platform[3])
     token = api.token(api.add_user())
     accepted = _post_fleet(api.url, token, {"accounts": "all", "metadata": None})
-    parent = _fleet_ended(api.url, token, accepted["sweep_id"])
+    parent = sweep_when_ended(api.url, accepted["sweep_id"], token)
     assert parent["fleet"] and parent["status"] == "partial" and parent["expired_count"] == 90
     assert len(parent["children"]) == 4
     refused = [c for c in parent["children"] if c["status"] == "failed"]
@@ -180,7 +162,7 @@ def test_a_fleet_on_the_queue_is_spread_over_two_workers(
         working(env, tmp_path / "w2.log", *one_at_a_time),
     ):
         accepted = _post_fleet(web.url, token, {"accounts": platform})
-        parent = _fleet_ended(web.url, token, accepted["sweep_id"])
+        parent = sweep_when_ended(web.url, accepted["sweep_id"], token)
     assert parent["status"] == "partial" and parent["expired_count"] == 90
     ran_by = {c["worker"]["pid"] for c in parent["children"] if c["worker"]}
     assert len(ran_by) == 2  # the accounts were spread over both workers

@@ -13,6 +13,7 @@ same wherever it is written, and a bad one is refused with every bad field named
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,6 +72,14 @@ class Scope:
             return False
         metadata = session.get("metadata") or {}
         return all(metadata.get(key) == value for key, value in self.metadata)
+
+    def shown(self) -> dict[str, Any]:
+        """The scope as a sweep's answer shows it: empty for every open session."""
+        return {} if self == EVERYTHING else self.as_dict()
+
+    def stored(self) -> str | None:
+        """The scope as a run row keeps it (JSON; null for every open session)."""
+        return json.dumps(self.as_dict()) if self != EVERYTHING else None
 
     def as_dict(self) -> dict[str, Any]:
         """The scope as the API shows it (fields not set are null)."""

@@ -87,9 +87,6 @@ class SweepOptions:
         """With ``older_than`` fixed to a cutoff at ``now``, once, when the sweep starts."""
         return dataclasses.replace(self, scope=self.scope.resolved(now))
 
-    def scope_shown(self) -> dict[str, object]:
-        return {} if self.scope == EVERYTHING else self.scope.as_dict()
-
     def walk_options(self) -> WalkOptions:
         return WalkOptions(self.page_size, self.scope, self.dry_run, self.remaining_cap)
 
@@ -144,7 +141,7 @@ class Sweeper:
         self.tally = Tally(
             self.sweep_id, self.options.dry_run, on_outcome=on_outcome, on_progress=on_progress
         )
-        self.tally.result.scope = self.options.scope_shown()
+        self.tally.result.scope = self.options.scope.shown()
         self.bucket = bucket or paced_for(self.options, gateway.livemode)
         self.stop = StopSignal()
         self.calls = self.options.paced_calls(self.bucket, self.tally, self.stop, sleep)

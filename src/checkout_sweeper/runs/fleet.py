@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from checkout_sweeper.engine.scope import EVERYTHING
 from checkout_sweeper.errors import SweepAborted, SweeperError
 from checkout_sweeper.runs.accounts import identify
 from checkout_sweeper.runs.fleet_result import AccountOutcome, FleetResult
@@ -69,7 +68,9 @@ class FleetSweep:
         what they did, the others never start, and the interrupt goes on up."""
         started = time.monotonic()
         self.begin()
-        result = FleetResult(self.sweep_id, self.plan.asked.dry_run, scope=self._scope())
+        result = FleetResult(
+            self.sweep_id, self.plan.asked.dry_run, scope=self.plan.asked.scope.shown()
+        )
         pool = ThreadPoolExecutor(max(1, self.plan.parallel), thread_name_prefix="fleet")
         try:
             result.accounts = list(pool.map(self._sweep_account, self.plan.accounts))
@@ -95,10 +96,6 @@ class FleetSweep:
             running = list(self._running.values())
         for sweep in running:
             sweep.interrupt(reason)
-
-    def _scope(self) -> dict[str, object]:
-        scope = self.plan.asked.scope
-        return {} if scope == EVERYTHING else scope.as_dict()
 
     def _sweep_account(self, account: str) -> AccountOutcome:
         outcome = self._outcome_of(account)

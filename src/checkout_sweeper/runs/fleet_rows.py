@@ -5,13 +5,11 @@ closed by the worker that ends the last one)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from typing import Any
 
 from sqlalchemy import select
 
-from checkout_sweeper.engine.scope import EVERYTHING
 from checkout_sweeper.runs.fleet_result import fleet_status
 from checkout_sweeper.runs.launch import Asked
 from checkout_sweeper.runs.rows import update_run
@@ -39,7 +37,6 @@ def record_parent(
     db: Database, parent_id: str, plan: FleetPlan, platform: StripeGateway, status: str
 ) -> None:
     asked = plan.asked
-    scope = None if asked.scope == EVERYTHING else json.dumps(asked.scope.as_dict())
     with db.session() as session:
         session.add(
             SweepRun(
@@ -51,7 +48,7 @@ def record_parent(
                 dry_run=asked.dry_run,
                 status=status,
                 fleet=True,
-                scope=scope,
+                scope=asked.scope.stored(),
                 **{name: value for name, value in asked.row.items() if name in PARENT_ONLY},
             )
         )

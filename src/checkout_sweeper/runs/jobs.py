@@ -14,7 +14,6 @@ itself is declared by the worker command.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import cast
 
@@ -23,7 +22,6 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Retries, ShutdownNotifications
 from redis.exceptions import RedisError
 
-from checkout_sweeper.engine.scope import EVERYTHING
 from checkout_sweeper.errors import QueueUnavailable
 from checkout_sweeper.metrics import QUEUE_EVENTS
 from checkout_sweeper.runs.launch import Asked, identified_gateway
@@ -117,8 +115,7 @@ def queue_run(
     run: dict[str, object] = {"id": sweep_id, "trigger": trigger, "user_id": user_id}
     run.update(dry_run=asked.dry_run, account=gateway.account, livemode=gateway.livemode)
     run.update(asked.row)
-    if asked.scope != EVERYTHING:
-        run["scope"] = json.dumps(asked.scope.as_dict())
+    run["scope"] = asked.scope.stored()
     record_queued(db, run)
     send_or_fail(db, broker, sweep_id)
     return sweep_id

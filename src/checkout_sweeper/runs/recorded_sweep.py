@@ -252,8 +252,8 @@ def _run_values(gateway: Gateway, options: SweepOptions) -> dict[str, object]:
     """The run row's account, mode and scope (as resolved: a resumed run keeps its cutoff)."""
     values: dict[str, object] = {"account": gateway.account, "livemode": gateway.livemode}
     values.update(dry_run=options.dry_run, status=RunStatus.RUNNING)
-    if options.scope != EVERYTHING:
-        values["scope"] = json.dumps(options.scope.as_dict())
+    if options.scope != EVERYTHING:  # a queued row keeps the scope it was asked with
+        values["scope"] = options.scope.stored()
     return values
 
 
