@@ -32,10 +32,14 @@ the learned limit down by only 0.5%, so stray 429s do not ratchet the rate down.
 A good neighbour: the app the sweep cleans up after spends the same budget, and its requests
 arrive at moments of its own. A learned limit well under the account's documented one says
 someone else spends the rest; the bucket then settles further below it (``SHARED_SETTLE_SHARE``)
-and probes less often, so the app's requests find room in every second. A 429 while holding
-there is the app's burst finding a full second: the margin widens (``BURST_STEP``), and narrows
-back slowly while no burst comes, so an app whose requests come in bursts gets more room than
-a steady one. When the app goes quiet, the probes take the room back.
+so the app's requests find room in every second. While its rate leaves room for others, the
+sweep does not hold on to its places in Stripe's window (see ``window_places``): a full second
+then refuses the sweep as often as the app, so the sweep's own 429s tell of the app's bursts.
+Each such 429 while holding widens the margin (``BURST_STEP``), which narrows back slowly while
+no burst comes, so an app whose requests come in bursts gets more room than a steady one; and a
+429 cuts a shared rate to the margin at once (a full second costs the app requests too). Probes
+above a shared limit cost the app a 429 or two each: one that finds no room doubles the wait
+before the next (``ProbeSpacing``); when the app goes quiet, a probe finds the room and takes it.
 
 A storm (every answer of the last second a 429: an outage, or another client taking
 everything) teaches nothing about the limit: the learned limit stays what it was, the rate
@@ -74,6 +78,7 @@ MIN_SHARED_SHARE = 0.6  # the widest margin: 60% of the learned limit
 MARGIN_RELAX_PER_S = 0.001  # and it narrows back by 0.1 point a second while no burst comes
 ROOM_GREW = 1.05  # a 429 only this far above the learned limit does not raise it
 SHARED_QUIET_S = 30.0  # and the quiet spell before probing (each probe costs them a 429 or two)
+SHARED_QUIET_MAX_S = 240.0  # doubled after each probe that found no room, up to this
 
 
 class RecentTimes:
@@ -180,6 +185,21 @@ class BurstMargin:
         self._share, self._at = max(MIN_SHARED_SHARE, self.share(now) * BURST_STEP), now
 
 
+class ProbeSpacing:
+    """How long a shared limit's rate holds before probing above it. Each probe costs the app
+    a 429 or two: one that finds no room doubles the wait before the next, one that finds
+    room (the app went quiet) brings it back to ``SHARED_QUIET_S``."""
+
+    def __init__(self) -> None:
+        self.quiet_s = SHARED_QUIET_S
+
+    def found_room(self) -> None:
+        self.quiet_s = SHARED_QUIET_S
+
+    def found_none(self) -> None:
+        self.quiet_s = min(SHARED_QUIET_MAX_S, 2 * self.quiet_s)
+
+
 def climb(elapsed_s: float, start: float, target: float) -> float:
     """From ``start`` towards ``target`` in ``CLIMB_S``: fast at first, slow near it."""
     left = 1.0 - elapsed_s / CLIMB_S
@@ -237,10 +257,14 @@ class SpacedSlots:
         """Count this send if the last ``WINDOW_S`` has room for it; else how long to wait."""
         with self._lock:
             now = self._clock()
-            if self._sent.count(now) < math.ceil(self.rate):
+            if self._sent.count(now) < self.window_places():
                 self._sent.add(now)
                 return 0.0
             return self._sent.free_at() - now
+
+    def window_places(self) -> int:
+        """How many sends the last ``WINDOW_S`` may hold: the rate's worth."""
+        return math.ceil(self.rate)
 
 
 class AdaptiveTokenBucket(SpacedSlots):
@@ -268,6 +292,7 @@ class AdaptiveTokenBucket(SpacedSlots):
         self._answers = RecentAnswers()
         self._storm = StormWatch()
         self._margin = BurstMargin()
+        self._probes = ProbeSpacing()
 
     def answered(self) -> None:
         """Stripe answered without refusing for the rate (what the limit let through); the
@@ -297,7 +322,7 @@ class AdaptiveTokenBucket(SpacedSlots):
                 holding = self._holding(rate, now)
                 self.learned_limit = self._far_over(now, self._limit_after_429(rate, holding, now))
                 cut = DECREASE_WHILE_HOLDING if holding else DECREASE_ON_429
-                self._cut_rate = max(self.min_rate, min(rate, self.learned_limit) * cut)
+                self._cut_rate = max(self.min_rate, self._cut_from(rate, now) * cut)
                 self._cut_at = now
             elif now - self._learned_from_answers_at >= SAME_BURST_S:
                 self._deepen_cut(now, self.learned_limit)
@@ -314,6 +339,14 @@ class AdaptiveTokenBucket(SpacedSlots):
             if self.learned_limit is None:
                 self._cut_at = float("-inf")
         self._cut_rate = self.min_rate
+
+    def _cut_from(self, rate: float, now: float) -> float:
+        """The rate a cut starts from: the one that drew the 429, at most the learned limit;
+        shared, at most the settling rate (a probe that met the app's requests leaves the full
+        second at once, not over the climb back down)."""
+        learned = self.learned_limit
+        top = rate if learned is None else min(rate, learned)
+        return min(top, self._settle(learned, now)) if learned and self.shared() else top
 
     def _deepen_cut(self, now: float, learned_limit: float) -> None:
         """A further 429 of the same burst: many at once say the limit is further below,
@@ -352,11 +385,32 @@ class AdaptiveTokenBucket(SpacedSlots):
         if not holding or self.learned_limit is None:
             return rate
         if rate > self.learned_limit * ROOM_GREW:  # a probe went well past it: room was freed
+            self._probes.found_room()
             return rate
-        probing = now - self._cut_at >= CLIMB_S + SHARED_QUIET_S
-        if self.shared() and not probing:  # the app's burst found a full second: more room
-            self._margin.widen(now)
+        if self.shared():
+            self._shared_429(now)
         return self.learned_limit * HOLD_429_SHARE
+
+    def window_places(self) -> int:
+        """The rate's worth, and one more while the rate leaves room for others: a sweep that
+        waits for its own oldest send to leave Stripe's window before sending again takes back
+        every place it frees, so the app's requests meet every full second and the sweep never
+        does (it learns nothing). With one place more, evenly spaced sends land on either side
+        of that moment: the sweep meets a full second as often as the app, and its own 429s
+        say how often the app's are refused. Near the documented limit (alone, using it all)
+        the sweep keeps its places."""
+        places = super().window_places()
+        documented = self.account_limit
+        leaves_room = documented is not None and self.rate < SHARED_BELOW * documented
+        return places + 1 if leaves_room else places
+
+    def _shared_429(self, now: float) -> None:
+        """A 429 while holding under a shared limit: a probe found no room (the next waits
+        longer), or the app's burst found a full second (the margin widens)."""
+        if now - self._cut_at >= CLIMB_S + self._probes.quiet_s:
+            self._probes.found_none()
+        else:
+            self._margin.widen(now)
 
     def shared(self) -> bool:
         """The learned limit is well under the documented one: someone else spends the rest."""
@@ -383,7 +437,7 @@ class AdaptiveTokenBucket(SpacedSlots):
             since = now - self._cut_at
             return ceiling if since >= CLIMB_S else climb(since, self._cut_rate, ceiling)
         settle = self._settle(limit, now)
-        quiet = SHARED_QUIET_S if self.shared() else QUIET_BEFORE_PROBE_S
+        quiet = self._probes.quiet_s if self.shared() else QUIET_BEFORE_PROBE_S
         since = now - self._cut_at
         if since < CLIMB_S:
             rate = climb(since, self._cut_rate, settle)
