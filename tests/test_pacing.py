@@ -16,6 +16,7 @@ from checkout_sweeper.engine.pacing import (
     SETTLE_SHARE,
     WINDOW_S,
     AdaptiveTokenBucket,
+    SpacedSlots,
 )
 from checkout_sweeper.fake_stripe.limiter import SlidingWindow
 
@@ -398,3 +399,31 @@ def test_a_sweep_that_leaves_room_does_not_hold_on_to_its_places_in_the_window()
     assert _busiest_second(leaving_room, clock, 300) == 18
     using_it_all = _jittered(24.6, clock)
     assert _busiest_second(using_it_all, clock, 300) <= 25
+
+
+class RateRises(SpacedSlots):
+    """1 request a second (a storm's floor) for half a second, then 50."""
+
+    def __init__(self) -> None:
+        super().__init__(1.0, 1, time.monotonic, time.sleep)
+        self.rises_at = time.monotonic() + 0.5
+
+    def rate_at(self, now: float) -> float:
+        return 1.0 if now < self.rises_at else 50.0
+
+
+def test_callers_waiting_at_a_low_rate_go_as_soon_as_it_rises():
+    slots = RateRises()
+    sent: list[float] = []
+
+    def send() -> None:
+        slots.acquire()
+        sent.append(time.monotonic())
+
+    callers = [threading.Thread(target=send) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=10)
+    # not one a second for eight seconds: the slots taken at the low rate are planned again
+    assert len(sent) == 8 and max(sent) < slots.rises_at + 0.6

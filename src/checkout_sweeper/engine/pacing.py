@@ -70,6 +70,7 @@ SAME_BURST_S = 0.5  # 429s this close together are one event (answers already in
 EXTRA_429_SHARE = 0.97  # each further 429 of one event: the rate was that much further over
 FAR_OVER_SHARE = 0.7  # what got through is under this share of the rate: learn that instead
 HOLD_429_SHARE = 0.995  # a 429 while holding at the settling rate: the learned limit's step down
+REPLAN_S = 0.25  # a slot further off than this is planned again nearer the time
 WINDOW_S = 1.01  # the window whose sends are counted: a second, plus the way to the socket
 SHARED_BELOW = 0.92  # a learned limit under this share of the documented one: the budget is shared
 SHARED_SETTLE_SHARE = 0.85  # where the rate settles then: room for the app's bursts
@@ -228,7 +229,8 @@ class SpacedSlots:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._next_slot = clock()
+        self._last_slot = float("-inf")  # the latest slot taken
+        self._hold_until = clock()  # no slot before (a 429's pause, Retry-After)
         self._sent = RecentTimes(WINDOW_S)  # actual send times
 
     def rate_at(self, now: float) -> float:
@@ -236,22 +238,37 @@ class SpacedSlots:
 
     def acquire(self) -> None:
         """Block until this caller may send one request."""
+        while True:
+            wait, reserved = self._reserve_slot()
+            if wait > 0:
+                self._sleep(wait)
+            if reserved:
+                break
+        while (wait := self._take_window_place()) > 0:
+            self._sleep(wait)
+
+    def _reserve_slot(self) -> tuple[float, bool]:
+        """The wait for the next slot, and whether it was taken. A slot further off than
+        ``REPLAN_S`` is not taken: the caller waits that long and asks again, since the rate
+        may have changed by then (a thread that took a slot a second ahead at a storm's
+        1 req/s would sleep through the climb back)."""
         with self._lock:
             now = self._clock()
             self.rate = self.rate_at(now)
             interval = 1.0 / self.rate
-            slot = max(self._next_slot, now - (self.burst - 1) * interval)
-            self._next_slot = slot + interval
+            # one interval at the rate in force after the last slot: a rate that rose since
+            # shortens the wait of those already waiting
+            earliest = max(self._last_slot + interval, self._hold_until)
+            slot = max(earliest, now - (self.burst - 1) * interval)
+            if slot - now > REPLAN_S:
+                return REPLAN_S, False
+            self._last_slot = slot
             late = self._random.uniform(0, self.jitter * interval) if self.jitter else 0.0
         # Sent exactly on time, a sweep would take every slot the instant an older request
         # leaves Stripe's one-second window, and the app's requests, arriving at moments of
         # their own, would find the window full: late by a random share, the sweep meets its
         # own 429s (and gives way) instead of handing them all to its neighbour.
-        wait = slot + late - now
-        if wait > 0:
-            self._sleep(wait)
-        while (wait := self._take_window_place()) > 0:
-            self._sleep(wait)
+        return slot + late - now, True
 
     def _take_window_place(self) -> float:
         """Count this send if the last ``WINDOW_S`` has room for it; else how long to wait."""
@@ -329,7 +346,7 @@ class AdaptiveTokenBucket(SpacedSlots):
             # else: the limit was just read from what got through; these 429s were sent before
             self.rate = self.rate_at(now)
             pause = retry_after_s if retry_after_s is not None else 1.0 / self.rate
-            self._next_slot = max(self._next_slot, now + pause)
+            self._hold_until = max(self._hold_until, now + pause)
 
     def _weather_storm(self, began: bool) -> None:
         """Everything refused: keep the limit learned before the trouble (none, if the sweep
