@@ -271,21 +271,26 @@ def test_the_rate_never_falls_below_its_floor():
     assert bucket.rate < 1.2
 
 
-def test_threads_share_one_budget():
-    """Four threads of 25 requests at 200 a second take as long as 100 requests would."""
-    bucket = AdaptiveTokenBucket(200, burst=1)
+def _send_from_threads(slots: SpacedSlots, threads: int, each: int) -> list[float]:
+    """When each request went, ``threads`` threads sending ``each`` through ``slots``."""
     sent: list[float] = []
 
-    def take() -> None:
-        for _ in range(25):
-            bucket.acquire()
+    def send() -> None:
+        for _ in range(each):
+            slots.acquire()
             sent.append(time.monotonic())
 
-    threads = [threading.Thread(target=take) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    senders = [threading.Thread(target=send) for _ in range(threads)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(timeout=30)
+    return sent
+
+
+def test_threads_share_one_budget():
+    """Four threads of 25 requests at 200 a second take as long as 100 requests would."""
+    sent = _send_from_threads(AdaptiveTokenBucket(200, burst=1), threads=4, each=25)
     assert len(sent) == 100
     assert max(sent) - min(sent) >= 99 / 200 * 0.99  # one budget, not one per thread
 
@@ -414,16 +419,6 @@ class RateRises(SpacedSlots):
 
 def test_callers_waiting_at_a_low_rate_go_as_soon_as_it_rises():
     slots = RateRises()
-    sent: list[float] = []
-
-    def send() -> None:
-        slots.acquire()
-        sent.append(time.monotonic())
-
-    callers = [threading.Thread(target=send) for _ in range(8)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join(timeout=10)
+    sent = _send_from_threads(slots, threads=8, each=1)
     # not one a second for eight seconds: the slots taken at the low rate are planned again
     assert len(sent) == 8 and max(sent) < slots.rises_at + 0.6
