@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import requests
 
+from checkout_sweeper.settings import LIVE_RESERVE
+
 from _support import print_table, running_fake
 
 KEY = "sk_test_benchmarkkey0001"
@@ -53,6 +55,7 @@ class Scenario:
     burst: float = 0.0  # the fake limits with a token bucket of this many (0: a one-second window)
     storm_at_s: float = 0.0  # seconds in, every request is refused (429) for ``storm_s``
     storm_s: float = 0.0
+    reserve: float | None = None  # SWEEPER_RESERVE (None: by mode, half of a live limit)
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -102,6 +105,17 @@ def scenarios(quick: bool) -> list[Scenario]:
             storm_s=15,
         ),
         Scenario("auto, live-like", "engine", big * 2, 100, "50", None, 16, live=True),
+        Scenario(
+            "auto, live-like, no reserve",
+            "engine",
+            big * 2,
+            100,
+            "50",
+            None,
+            16,
+            live=True,
+            reserve=0,
+        ),
         Scenario("auto, the sweep command", "cli", big * 3 // 4, 25, "175-325", None),
         Scenario(
             "budget over the limit, the sweep command", "cli", big * 3 // 4, 25, "175-325", 60
@@ -118,7 +132,8 @@ def run_engine(url: str, s: Scenario) -> dict:
     from checkout_sweeper.stripe_api.adapter import StripeGateway
 
     gateway = StripeGateway(LIVE_KEY if s.live else KEY, api_base=url)
-    result = Sweeper(gateway, SweepOptions(max_rps=s.max_rps, concurrency=s.concurrency)).run()
+    options = SweepOptions(max_rps=s.max_rps, concurrency=s.concurrency, reserve=s.reserve)
+    result = Sweeper(gateway, options).run()
     return {
         "closed": result.expired_count + result.already_closed_count,
         "failed": len(result.failed),
@@ -161,6 +176,7 @@ def run_cli(url: str, s: Scenario) -> dict:
             "SWEEPER_MAX_RPS": "auto" if s.max_rps is None else str(s.max_rps),
             "SWEEPER_CONCURRENCY": str(s.concurrency),
             "SWEEPER_INSTANCE_PATH": instance,
+            "SWEEPER_RESERVE": "auto" if s.reserve is None else str(s.reserve),
         }
         command = [sys.executable, "-m", "checkout_sweeper", "sweep", "--yes", "--json"]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -259,6 +275,12 @@ def storm(url: str, at_s: float, length_s: float) -> Iterator[None]:
             timer.cancel()
 
 
+def usable_rps(s: Scenario) -> float:
+    """The smaller of the budget and the limit, less the reserve (by mode unless set)."""
+    reserve = s.reserve if s.reserve is not None else (LIVE_RESERVE if s.live else 0.0)
+    return min(s.max_rps or s.stripe_rps, s.stripe_rps or 1e9) * (1 - reserve)
+
+
 def measure(s: Scenario) -> tuple:
     fake_args = [
         "--rps",
@@ -298,7 +320,7 @@ def measure(s: Scenario) -> tuple:
         f"{budget}/{s.stripe_rps:g}" if s.stripe_rps else f"{budget}/-",
         f"{outcome['closed'] / outcome['seconds']:.1f}",
         f"{rate:.1f}",
-        f"{100 * rate / min(s.max_rps or s.stripe_rps, s.stripe_rps or 1e9):.0f}%",
+        f"{100 * rate / usable_rps(s):.0f}%",
         limited,
         f"{100 * limited / max(total, 1):.1f}%",
         total,
