@@ -10,10 +10,10 @@ from collections import deque
 
 import pytest
 
+from checkout_sweeper.engine.neighbours import SETTLE_SHARE
 from checkout_sweeper.engine.pacing import (
     DECREASE_WHILE_HOLDING,
     HOLD_429_SHARE,
-    SETTLE_SHARE,
     WINDOW_S,
     AdaptiveTokenBucket,
     SpacedSlots,

@@ -30,16 +30,21 @@ Just under the limit, a stray 429 while holding (a request that arrived a little
 the learned limit down by only 0.5%, so stray 429s do not ratchet the rate down.
 
 A good neighbour: the app the sweep cleans up after spends the same budget, and its requests
-arrive at moments of its own. A learned limit well under the account's documented one says
-someone else spends the rest; the bucket then settles further below it (``SHARED_SETTLE_SHARE``)
-so the app's requests find room in every second. While its rate leaves room for others, the
-sweep does not hold on to its places in Stripe's window (see ``window_places``): a full second
-then refuses the sweep as often as the app, so the sweep's own 429s tell of the app's bursts.
-Each such 429 while holding widens the margin (``BURST_STEP``), which narrows back slowly while
-no burst comes, so an app whose requests come in bursts gets more room than a steady one; and a
-429 cuts a shared rate to the margin at once (a full second costs the app requests too). Probes
-above a shared limit cost the app a 429 or two each: one that finds no room doubles the wait
-before the next (``ProbeSpacing``); when the app goes quiet, a probe finds the room and takes it.
+arrive at moments of its own (``neighbours``). A learned limit well under the account's
+documented one says someone else spends the rest; the bucket then settles further below it
+(``SHARED_SETTLE_SHARE``) so the app's requests find room in every second. While its rate
+leaves room for others, the sweep does not hold on to its places in Stripe's window: a sweep
+that waits for its own oldest send to leave the window before sending again takes back every
+place it frees, so the app's requests meet every full second and the sweep never does (it
+learns nothing). With one place more than the rate's worth, evenly spaced sends land on either
+side of that moment: a full second refuses the sweep as often as the app, and the sweep's own
+429s tell of the app's bursts. Each such 429 while holding widens the margin (``BURST_STEP``),
+which narrows back slowly while no burst comes, so an app whose requests come in bursts gets
+more room than a steady one; and a 429 cuts a shared rate to the margin at once (a full second
+costs the app requests too). Probes above a shared limit cost the app a 429 or two each: one
+that finds no room doubles the wait before the next (``ProbeSpacing``); when the app goes
+quiet, a probe finds the room and takes it. Near the documented limit (alone, using it all)
+the sweep keeps its places, so it never refuses itself.
 
 A storm (every answer of the last second a 429: an outage, or another client taking
 everything) teaches nothing about the limit: the learned limit stays what it was, the rate
@@ -57,11 +62,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from .neighbours import Neighbours
+
 DECREASE_ON_429 = 0.85  # the rate after a 429, as a share of the rate that drew it
 DECREASE_WHILE_HOLDING = 0.95  # the same for a stray 429 while holding at the settling rate
 STRIPE_TEST_LIMIT = 25.0  # Stripe's documented requests per second per account, sandbox
 STRIPE_LIVE_LIMIT = 100.0  # and live mode: where SWEEPER_MAX_RPS=auto starts
-SETTLE_SHARE = 0.985  # where the rate settles, as a share of the learned limit
 CLIMB_S = 3.0  # time to climb back from a cut to the settling rate
 QUIET_BEFORE_PROBE_S = 20.0  # time without a 429 before probing above the learned limit
 PROBE_PER_S = 0.01  # probing growth: 1% of the learned limit per second at first
@@ -72,14 +78,7 @@ FAR_OVER_SHARE = 0.7  # what got through is under this share of the rate: learn 
 HOLD_429_SHARE = 0.995  # a 429 while holding at the settling rate: the learned limit's step down
 REPLAN_S = 0.25  # a slot further off than this is planned again nearer the time
 WINDOW_S = 1.01  # the window whose sends are counted: a second, plus the way to the socket
-SHARED_BELOW = 0.92  # a learned limit under this share of the documented one: the budget is shared
-SHARED_SETTLE_SHARE = 0.85  # where the rate settles then: room for the app's bursts
-BURST_STEP = 0.88  # a 429 while holding under a shared limit widens the margin this much
-MIN_SHARED_SHARE = 0.6  # the widest margin: 60% of the learned limit
-MARGIN_RELAX_PER_S = 0.001  # and it narrows back by 0.1 point a second while no burst comes
 ROOM_GREW = 1.05  # a 429 only this far above the learned limit does not raise it
-SHARED_QUIET_S = 30.0  # and the quiet spell before probing (each probe costs them a 429 or two)
-SHARED_QUIET_MAX_S = 240.0  # doubled after each probe that found no room, up to this
 
 
 class RecentTimes:
@@ -148,6 +147,12 @@ class RecentAnswers:
             return None
         return accepted / (accepted + refused)
 
+    def let_through_rps(self, now: float, sent: int) -> float | None:
+        """What Stripe let through a second, when the last second held several 429s: the
+        share of its answers let through times ``sent``, what was sent in it."""
+        share = self.accepted_share_when_refused(now)
+        return None if share is None else share * sent / WINDOW_S
+
 
 class StormWatch:
     """A storm: every answer of the last second a 429. An outage teaches nothing about the
@@ -168,37 +173,6 @@ class StormWatch:
 
     def lasted(self, now: float) -> float:
         return 0.0 if self.since is None else now - self.since
-
-
-class BurstMargin:
-    """Where a shared limit's rate settles, as a share of it: each burst of the app that finds
-    a full second (a 429 while holding) widens the margin, which narrows back slowly while no
-    burst comes, so an app whose requests come in bursts gets more room than a steady one."""
-
-    def __init__(self) -> None:
-        self._share = SHARED_SETTLE_SHARE
-        self._at = float("-inf")
-
-    def share(self, now: float) -> float:
-        return min(SHARED_SETTLE_SHARE, self._share + MARGIN_RELAX_PER_S * (now - self._at))
-
-    def widen(self, now: float) -> None:
-        self._share, self._at = max(MIN_SHARED_SHARE, self.share(now) * BURST_STEP), now
-
-
-class ProbeSpacing:
-    """How long a shared limit's rate holds before probing above it. Each probe costs the app
-    a 429 or two: one that finds no room doubles the wait before the next, one that finds
-    room (the app went quiet) brings it back to ``SHARED_QUIET_S``."""
-
-    def __init__(self) -> None:
-        self.quiet_s = SHARED_QUIET_S
-
-    def found_room(self) -> None:
-        self.quiet_s = SHARED_QUIET_S
-
-    def found_none(self) -> None:
-        self.quiet_s = min(SHARED_QUIET_MAX_S, 2 * self.quiet_s)
 
 
 def climb(elapsed_s: float, start: float, target: float) -> float:
@@ -300,7 +274,6 @@ class AdaptiveTokenBucket(SpacedSlots):
     ) -> None:
         super().__init__(ceiling, burst, clock, sleep, jitter)
         self.max_rate = ceiling
-        self.account_limit = account_limit  # Stripe's documented limit of the mode, if known
         self.min_rate = min(min_rate, ceiling)
         self.learned_limit: float | None = None
         self._cut_at = float("-inf")
@@ -308,8 +281,7 @@ class AdaptiveTokenBucket(SpacedSlots):
         self._learned_from_answers_at = float("-inf")
         self._answers = RecentAnswers()
         self._storm = StormWatch()
-        self._margin = BurstMargin()
-        self._probes = ProbeSpacing()
+        self._others = Neighbours(account_limit)
 
     def answered(self) -> None:
         """Stripe answered without refusing for the rate (what the limit let through); the
@@ -336,7 +308,8 @@ class AdaptiveTokenBucket(SpacedSlots):
             if storming:
                 self._weather_storm(began)
             elif now - self._cut_at >= SAME_BURST_S or self.learned_limit is None:
-                holding = self._holding(rate, now)
+                learned = self.learned_limit  # at the settling rate or above: holding
+                holding = learned is not None and rate >= self._settle(learned, now)
                 self.learned_limit = self._far_over(now, self._limit_after_429(rate, holding, now))
                 cut = DECREASE_WHILE_HOLDING if holding else DECREASE_ON_429
                 self._cut_rate = max(self.min_rate, self._cut_from(rate, now) * cut)
@@ -380,19 +353,11 @@ class AdaptiveTokenBucket(SpacedSlots):
         it and the same second held several 429s: sent at 60 a second against a limit of 25,
         one cut to what got through instead of five cuts of 15% (and the 429s each of them
         costs)."""
-        share = self._answers.accepted_share_when_refused(now)
-        if share is None:
+        accepted = self._answers.let_through_rps(now, self._sent.count(now))
+        if accepted is None or accepted >= limit * FAR_OVER_SHARE:
             return limit
-        accepted = share * self._sent.count(now) / WINDOW_S
-        if accepted < limit * FAR_OVER_SHARE:
-            self._learned_from_answers_at = now
-            return max(self.min_rate, accepted)
-        return limit
-
-    def _holding(self, rate: float, now: float) -> bool:
-        """At the settling rate or above it (not climbing back from a cut)."""
-        limit = self.learned_limit
-        return limit is not None and rate >= self._settle(limit, now)
+        self._learned_from_answers_at = now
+        return max(self.min_rate, accepted)
 
     def _limit_after_429(self, rate: float, holding: bool, now: float) -> float:
         """A 429 while climbing back says the limit is at most ``rate``. One while holding is
@@ -402,46 +367,24 @@ class AdaptiveTokenBucket(SpacedSlots):
         if not holding or self.learned_limit is None:
             return rate
         if rate > self.learned_limit * ROOM_GREW:  # a probe went well past it: room was freed
-            self._probes.found_room()
+            self._others.probes.found_room()
             return rate
         if self.shared():
-            self._shared_429(now)
+            self._others.held_429(now - self._cut_at, CLIMB_S, now)
         return self.learned_limit * HOLD_429_SHARE
 
     def window_places(self) -> int:
-        """The rate's worth, and one more while the rate leaves room for others: a sweep that
-        waits for its own oldest send to leave Stripe's window before sending again takes back
-        every place it frees, so the app's requests meet every full second and the sweep never
-        does (it learns nothing). With one place more, evenly spaced sends land on either side
-        of that moment: the sweep meets a full second as often as the app, and its own 429s
-        say how often the app's are refused. Near the documented limit (alone, using it all)
-        the sweep keeps its places."""
+        """The rate's worth, and one more while the rate leaves room for others: the sweep
+        does not hold on to its places (see the module's docstring)."""
         places = super().window_places()
-        documented = self.account_limit
-        leaves_room = documented is not None and self.rate < SHARED_BELOW * documented
-        return places + 1 if leaves_room else places
-
-    def _shared_429(self, now: float) -> None:
-        """A 429 while holding under a shared limit: a probe found no room (the next waits
-        longer), or the app's burst found a full second (the margin widens)."""
-        if now - self._cut_at >= CLIMB_S + self._probes.quiet_s:
-            self._probes.found_none()
-        else:
-            self._margin.widen(now)
+        return places + 1 if self._others.room_left_by(self.rate) else places
 
     def shared(self) -> bool:
         """The learned limit is well under the documented one: someone else spends the rest."""
-        limit, documented = self.learned_limit, self.account_limit
-        if limit is None or documented is None:
-            return False
-        return limit < SHARED_BELOW * documented
+        return self._others.present(self.learned_limit)
 
     def _settle(self, limit: float, now: float) -> float:
-        return max(self.min_rate, limit * self._settle_share(now))
-
-    def _settle_share(self, now: float) -> float:
-        """Just under the limit alone; shared, under the burst margin."""
-        return self._margin.share(now) if self.shared() else SETTLE_SHARE
+        return max(self.min_rate, limit * self._others.settle_share(self.learned_limit, now))
 
     def rate_at(self, now: float) -> float:
         """The rate in force at ``now``: the ceiling until a 429, then the learned curve; the
@@ -454,7 +397,7 @@ class AdaptiveTokenBucket(SpacedSlots):
             since = now - self._cut_at
             return ceiling if since >= CLIMB_S else climb(since, self._cut_rate, ceiling)
         settle = self._settle(limit, now)
-        quiet = self._probes.quiet_s if self.shared() else QUIET_BEFORE_PROBE_S
+        quiet = self._others.probes.quiet_s if self.shared() else QUIET_BEFORE_PROBE_S
         since = now - self._cut_at
         if since < CLIMB_S:
             rate = climb(since, self._cut_rate, settle)
