@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import requests
 
-from checkout_sweeper.settings import LIVE_RESERVE
+from checkout_sweeper.engine.sweeper import SweepOptions
 
 from _support import print_table, running_fake
 
@@ -128,7 +128,7 @@ def scenarios(quick: bool) -> list[Scenario]:
 
 # the measured side: runs in a child process ---------------------------------------------------
 def run_engine(url: str, s: Scenario) -> dict:
-    from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions
+    from checkout_sweeper.engine.sweeper import Sweeper
     from checkout_sweeper.stripe_api.adapter import StripeGateway
 
     gateway = StripeGateway(LIVE_KEY if s.live else KEY, api_base=url)
@@ -277,7 +277,7 @@ def storm(url: str, at_s: float, length_s: float) -> Iterator[None]:
 
 def usable_rps(s: Scenario) -> float:
     """The smaller of the budget and the limit, less the reserve (by mode unless set)."""
-    reserve = s.reserve if s.reserve is not None else (LIVE_RESERVE if s.live else 0.0)
+    reserve = SweepOptions(reserve=s.reserve).reserve_share(s.live)
     return min(s.max_rps or s.stripe_rps, s.stripe_rps or 1e9) * (1 - reserve)
 
 

@@ -97,6 +97,13 @@ def test_a_stray_429_while_holding_steps_the_learned_limit_down_gently():
     assert bucket.rate == pytest.approx(25 * HOLD_429_SHARE * SETTLE_SHARE)
 
 
+def _answer_due(bucket: AdaptiveTokenBucket, pending: deque, now: float) -> None:
+    """Stripe's answers due by ``now`` reach the bucket: let through, or a 429."""
+    while pending and pending[0][0] <= now:
+        _, admitted = pending.popleft()
+        bucket.answered() if admitted else bucket.penalize()
+
+
 def _drive(bucket: AdaptiveTokenBucket, clock: FakeClock, limit: float, seconds: float) -> int:
     """Send as fast as the bucket allows for ``seconds`` to a Stripe that admits ``limit`` in
     any one-second window and answers 250 ms later. Returns how many it refused."""
@@ -111,9 +118,7 @@ def _drive_counting(
     window, refused, pending = SlidingWindow(), 0, deque()
     end, sent = clock.now + seconds, 0
     while clock.now < end:
-        while pending and pending[0][0] <= clock.now:
-            _, admitted = pending.popleft()
-            bucket.answered() if admitted else bucket.penalize()
+        _answer_due(bucket, pending, clock.now)
         bucket.acquire()
         admitted = window.fits("account", limit, clock.now)
         if admitted:
@@ -342,9 +347,7 @@ def _share_with_app(
     let through a second."""
     window, pending, arrivals, refused, through = SlidingWindow(), deque(), deque(app), 0, 0
     while clock.now < app[-1]:
-        while pending and pending[0][0] <= clock.now:
-            _, admitted = pending.popleft()
-            bucket.answered() if admitted else bucket.penalize()
+        _answer_due(bucket, pending, clock.now)
         bucket.acquire()
         while arrivals and arrivals[0] <= clock.now:
             at = arrivals.popleft()

@@ -5,6 +5,7 @@ before probing for room they may have freed. See ``pacing`` for how the bucket u
 from __future__ import annotations
 
 SETTLE_SHARE = 0.985  # where the rate settles alone, as a share of the learned limit
+QUIET_BEFORE_PROBE_S = 20.0  # time without a 429 before probing above the learned limit, alone
 SHARED_BELOW = 0.92  # a learned limit under this share of the documented one: the budget is shared
 SHARED_SETTLE_SHARE = 0.85  # where the rate settles then: room for the app's bursts
 BURST_STEP = 0.88  # a 429 while holding under a shared limit widens the margin this much
@@ -55,9 +56,7 @@ class Neighbours:
 
     def present(self, learned: float | None) -> bool:
         """The learned limit is well under the documented one: someone else spends the rest."""
-        if learned is None or self.documented is None:
-            return False
-        return learned < SHARED_BELOW * self.documented
+        return learned is not None and self.room_left_by(learned)
 
     def room_left_by(self, rate: float) -> bool:
         """``rate`` leaves part of the documented limit to others."""
@@ -67,10 +66,14 @@ class Neighbours:
         """Just under the limit alone; shared, under the burst margin."""
         return self.margin.share(now) if self.present(learned) else SETTLE_SHARE
 
-    def held_429(self, since_cut_s: float, climb_s: float, now: float) -> None:
+    def quiet_s(self, learned: float | None) -> float:
+        """How long the rate holds at the settling rate before probing above it."""
+        return self.probes.quiet_s if self.present(learned) else QUIET_BEFORE_PROBE_S
+
+    def held_429(self, probing: bool, now: float) -> None:
         """A 429 while holding under a shared limit: a probe found no room (the next waits
         longer), or the app's burst found a full second (the margin widens)."""
-        if since_cut_s >= climb_s + self.probes.quiet_s:
+        if probing:
             self.probes.found_none()
         else:
             self.margin.widen(now)

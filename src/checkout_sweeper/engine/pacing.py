@@ -69,7 +69,6 @@ DECREASE_WHILE_HOLDING = 0.95  # the same for a stray 429 while holding at the s
 STRIPE_TEST_LIMIT = 25.0  # Stripe's documented requests per second per account, sandbox
 STRIPE_LIVE_LIMIT = 100.0  # and live mode: where SWEEPER_MAX_RPS=auto starts
 CLIMB_S = 3.0  # time to climb back from a cut to the settling rate
-QUIET_BEFORE_PROBE_S = 20.0  # time without a 429 before probing above the learned limit
 PROBE_PER_S = 0.01  # probing growth: 1% of the learned limit per second at first
 PROBE_SPEEDUP_S = 10.0  # and that much faster again every this many seconds it goes unrefused
 SAME_BURST_S = 0.5  # 429s this close together are one event (answers already in flight)
@@ -332,8 +331,7 @@ class AdaptiveTokenBucket(SpacedSlots):
 
     def _cut_from(self, rate: float, now: float) -> float:
         """The rate a cut starts from: the one that drew the 429, at most the learned limit;
-        shared, at most the settling rate (a probe that met the app's requests leaves the full
-        second at once, not over the climb back down)."""
+        shared, at most the margin (a full second costs the app requests: leave it at once)."""
         learned = self.learned_limit
         top = rate if learned is None else min(rate, learned)
         return min(top, self._settle(learned, now)) if learned and self.shared() else top
@@ -370,18 +368,21 @@ class AdaptiveTokenBucket(SpacedSlots):
             self._others.probes.found_room()
             return rate
         if self.shared():
-            self._others.held_429(now - self._cut_at, CLIMB_S, now)
+            self._others.held_429(self._probing(now), now)
         return self.learned_limit * HOLD_429_SHARE
 
     def window_places(self) -> int:
         """The rate's worth, and one more while the rate leaves room for others: the sweep
         does not hold on to its places (see the module's docstring)."""
-        places = super().window_places()
-        return places + 1 if self._others.room_left_by(self.rate) else places
+        return super().window_places() + int(self._others.room_left_by(self.rate))
 
     def shared(self) -> bool:
         """The learned limit is well under the documented one: someone else spends the rest."""
         return self._others.present(self.learned_limit)
+
+    def _probing(self, now: float) -> bool:
+        """Past the climb and the quiet spell after the last cut: probing above the limit."""
+        return now - self._cut_at >= CLIMB_S + self._others.quiet_s(self.learned_limit)
 
     def _settle(self, limit: float, now: float) -> float:
         return max(self.min_rate, limit * self._others.settle_share(self.learned_limit, now))
@@ -397,13 +398,12 @@ class AdaptiveTokenBucket(SpacedSlots):
             since = now - self._cut_at
             return ceiling if since >= CLIMB_S else climb(since, self._cut_rate, ceiling)
         settle = self._settle(limit, now)
-        quiet = self._others.probes.quiet_s if self.shared() else QUIET_BEFORE_PROBE_S
         since = now - self._cut_at
         if since < CLIMB_S:
             rate = climb(since, self._cut_rate, settle)
-        elif since < CLIMB_S + quiet:
+        elif not self._probing(now):
             rate = settle
         else:
-            probing = since - CLIMB_S - quiet  # slow at first, faster the longer it works
+            probing = since - CLIMB_S - self._others.quiet_s(limit)  # slow, then faster
             rate = settle + limit * PROBE_PER_S * probing * (1 + probing / PROBE_SPEEDUP_S)
         return max(self.min_rate, min(self.max_rate, rate))
