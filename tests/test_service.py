@@ -10,8 +10,11 @@ from sqlalchemy import select
 
 from checkout_sweeper.engine.sweeper import SweepOptions
 from checkout_sweeper.errors import LeaseLost, RetryableError, SweepAborted, SweepInProgress
+from checkout_sweeper.runs.journal import Journal
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
+from checkout_sweeper.runs.recovery import import_journal_of
+from checkout_sweeper.runs.rows import outcome_entry
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
 
@@ -138,3 +141,20 @@ def test_the_next_sweep_settles_what_a_stopped_one_left_unknown(db):
         assert (old.expired_count, old.already_closed_count, old.failed_count) == (1, 1, 1)
     assert rows == {acted: "expired", untouched: "failed", paid: "already_closed"}
     assert gateway.status[untouched] == "expired"  # the new sweep expired it
+
+
+def test_a_run_taken_up_again_shows_running_while_its_dead_attempt_is_imported(db, tmp_path):
+    """A worker that takes up a dead worker's sweep imports the dead attempt's journal first;
+    anyone polling the sweep meanwhile sees it running, never ended ``interrupted``."""
+    run_id = "d" * 32
+    with db.session() as session:
+        session.add(SweepRun(id=run_id, trigger="api", account="acct_1", status="running"))
+    journal = Journal(tmp_path / "journal", run_id)
+    journal.append({"kind": "run", "id": run_id, "trigger": "api", "account": "acct_1"})
+    for session_id in ("cs_test_a", "cs_test_b"):
+        journal.append(outcome_entry(session_id, "expired", None, 1))
+    journal.close()
+    import_journal_of(db, tmp_path / "journal", run_id)
+    run = _only_run(db)
+    assert (run.status, run.finished_at, run.error, run.expired_count) == ("running", None, None, 2)
+    assert not journal.path.exists()

@@ -45,14 +45,16 @@ def import_journals(db: Database, folder: Path) -> int:
 
 def import_journal_of(db: Database, folder: Path, run_id: str) -> None:
     """Before a run is taken up again (its worker died on this host): what the dead attempt
-    journaled reaches the database first, so the new attempt's journal starts empty."""
+    journaled reaches the database first, so the new attempt's journal starts empty. The run
+    is not closed on the way: it is running again, and whoever reads it meanwhile must not see
+    it ended ``interrupted``."""
     path = journal_path(folder, run_id)
     if path.exists():
-        _import(db, path)
+        _import(db, path, close=False)
         path.unlink(missing_ok=True)
 
 
-def _import(db: Database, path: Path) -> None:
+def _import(db: Database, path: Path, *, close: bool = True) -> None:
     run_id = run_id_of(path)
     entries = read_entries(path)
     run = next((e for e in entries if e.get("kind") == "run"), None)
@@ -64,7 +66,7 @@ def _import(db: Database, path: Path) -> None:
             session.add(SweepRun(**_run_columns(run)))
             session.flush()
         insert_outcomes(session, run_id, outcomes)
-        close_run(session, run_id, _closing_values(finish, row))
+        close_run(session, run_id, _closing_values(finish, row) if close else {})
     log.info(
         "imported %d outcomes of sweep %s from %s",
         len(outcomes),
