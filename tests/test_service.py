@@ -10,13 +10,14 @@ from sqlalchemy import select
 
 from checkout_sweeper.engine.sweeper import SweepOptions
 from checkout_sweeper.errors import LeaseLost, RetryableError, SweepAborted, SweepInProgress
+from checkout_sweeper.runs.audit_trail import take_up_run
 from checkout_sweeper.runs.journal import Journal
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.runs.recovery import import_journal_of
 from checkout_sweeper.runs.rows import outcome_entry
 from checkout_sweeper.store.database import Database
-from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
+from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utcnow
 
 from harness import wait_until
 from memory_gateway import INSTANT, MemoryGateway
@@ -158,3 +159,24 @@ def test_a_run_taken_up_again_shows_running_while_its_dead_attempt_is_imported(d
     run = _only_run(db)
     assert (run.status, run.finished_at, run.error, run.expired_count) == ("running", None, None, 2)
     assert not journal.path.exists()
+
+
+def test_a_run_marked_interrupted_by_a_reader_is_running_again_once_taken_up(db):
+    """``history`` marks a run whose lease lapsed as interrupted; the worker that takes it up
+    again makes it a running sweep with no end and no error."""
+    run_id = "e" * 32
+    with db.session() as session:
+        session.add(
+            SweepRun(
+                id=run_id,
+                trigger="api",
+                account="acct_1",
+                status="interrupted",
+                error="the process stopped mid-sweep (lease lapsed)",
+                finished_at=utcnow(),
+            )
+        )
+    with db.session() as session:
+        take_up_run(session, {"id": run_id}, host="here", pid=42)
+    run = _only_run(db)
+    assert (run.status, run.finished_at, run.error, run.attempts) == ("running", None, None, 2)

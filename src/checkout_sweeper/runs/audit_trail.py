@@ -211,5 +211,6 @@ def take_up_run(session: Session, run: dict[str, Any], *, host: str, pid: int) -
     if known.attempts == 0:  # it starts now; until now it waited (``queued_at``)
         known.started_at = utcnow()
     known.status, known.host, known.pid = RunStatus.RUNNING, host, pid
+    known.finished_at = known.error = None  # what a reader marked on the dead attempt
     known.scope = run.get("scope", known.scope)  # its cutoff fixed when it first ran
     known.attempts, known.heartbeat_at = known.attempts + 1, utcnow()
