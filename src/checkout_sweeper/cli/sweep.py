@@ -360,8 +360,7 @@ def _leased(
             settings,
             db,
             trigger=Trigger.CLI,
-            dry_run=plan.dry_run,
-            scope=plan.scope,
+            asked=Asked(plan.scope, plan.dry_run),
             on_progress=live.update if live else None,
             gateway=gateway,
         )

@@ -46,7 +46,7 @@ from checkout_sweeper.runs.jobs import (
     make_broker,
     mark_queued_again,
 )
-from checkout_sweeper.runs.launch import start_configured_sweep
+from checkout_sweeper.runs.launch import Asked, start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import queued_run
 from checkout_sweeper.runs.scheduler import ScheduleLoop
@@ -140,8 +140,8 @@ class SweepRunner:
             self.db,
             trigger=run["trigger"],
             user_id=run["user_id"],
-            dry_run=run["dry_run"],
-            scope=parse_scope(run["scope"]),  # as resolved when it first ran, if it did
+            # its scope as resolved when it first ran, if it did
+            asked=Asked(parse_scope(run["scope"]), run["dry_run"]),
             once_leased=check,
             once_ran=count,
             sweep_id=run["id"],

@@ -128,16 +128,13 @@ class FleetSweep:
 
     def _started(self, account: str, gateway: StripeGateway) -> RecordedSweep:
         identify(self.db, gateway)
-        asked = self.plan.asked
         return start_configured_sweep(
             dataclasses.replace(self.settings, stripe_account=account),
             self.db,
             trigger=self.plan.trigger,
             user_id=self.plan.user_id,
-            dry_run=asked.dry_run,
-            scope=asked.scope,
+            asked=self.plan.asked.of_account(self.sweep_id, account),
             gateway=gateway,
-            row={"parent_id": self.sweep_id, "stripe_account": account},
         )
 
     def _close_parent(self, result: FleetResult) -> None:

@@ -19,7 +19,6 @@ from checkout_sweeper.runs.fleet_rows import (
     settle_parent,
 )
 from checkout_sweeper.runs.jobs import queue_run
-from checkout_sweeper.runs.launch import Asked
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
@@ -35,8 +34,7 @@ def queue_fleet(
     parent_id = uuid.uuid4().hex
     record_parent(db, parent_id, plan, platform, RunStatus.RUNNING)
     for account in plan.accounts:
-        row: dict[str, object] = {"parent_id": parent_id, "stripe_account": account}
-        asked = Asked(plan.asked.scope, plan.asked.dry_run, row)
+        asked = plan.asked.of_account(parent_id, account)
         try:
             queue_run(
                 dataclasses.replace(settings, stripe_account=account),

@@ -28,6 +28,14 @@ class Asked:
     dry_run: bool = False
     row: dict[str, object] = field(default_factory=dict)  # more values for the run row
 
+    def of_account(self, parent_id: str, account: str) -> Asked:
+        """The same ask for one connected account of a fleet, as the parent's child."""
+        row = {**self.row, "parent_id": parent_id, "stripe_account": account}
+        return dataclasses.replace(self, row=row)
+
+
+SEED = Asked()
+
 
 BACKGROUND_PATIENCE_FACTOR = 20  # a sweep nobody waits on can wait out a long storm
 
@@ -108,25 +116,23 @@ def start_configured_sweep(
     *,
     trigger: str,
     user_id: int | None = None,
-    dry_run: bool = False,
-    scope: Scope = EVERYTHING,
+    asked: Asked = SEED,
     on_progress: Callable[[SweepProgress], None] | None = None,
     once_leased: Callable[[], None] | None = None,
     once_ran: Callable[[], None] | None = None,
     gateway: StripeGateway | None = None,
     in_request: bool = False,
     sweep_id: str | None = None,
-    row: dict[str, object] | None = None,
 ) -> RecordedSweep:
     """The sweep leased and recorded as running, ready to ``run`` (here, or in the
     background); ``once_leased`` and ``once_ran`` as ``RecordedSweep`` takes them. Raises
     ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``; ``run`` then raises
     ``SweepAborted`` or ``AuditError``."""
-    gateway = gateway or identified_gateway(settings, db, dry_run=dry_run)
+    gateway = gateway or identified_gateway(settings, db, dry_run=asked.dry_run)
     options = dataclasses.replace(
         sweep_options(settings, in_request=in_request),
-        dry_run=dry_run,
-        scope=scope,
+        dry_run=asked.dry_run,
+        scope=asked.scope,
     )
     recording = Recording(db, settings.journal_dir, settings.lease_ttl_s, settings.audit_grace_s)
     return RecordedSweep(
@@ -139,5 +145,5 @@ def start_configured_sweep(
         once_leased=once_leased,
         once_ran=once_ran,
         sweep_id=sweep_id,
-        row=row,
+        row=asked.row,
     )

@@ -70,20 +70,17 @@ class ScheduleLoop:
         return started
 
     def _start(self, slot: DueSlot) -> str:
-        row: dict[str, object] = {"schedule_id": slot.schedule_id}
+        asked = Asked(slot.scope, slot.dry_run, {"schedule_id": slot.schedule_id})
         if self.broker is None:
             sweep = start_configured_sweep(
                 self.settings,
                 self.db,
                 trigger=Trigger.SCHEDULE,
                 user_id=slot.user_id,
-                dry_run=slot.dry_run,
-                scope=slot.scope,
-                row=row,
+                asked=asked,
             )
             background.start(sweep)
             return sweep.sweep_id
-        asked = Asked(slot.scope, slot.dry_run, row)
         return queue_run(
             self.settings,
             self.db,

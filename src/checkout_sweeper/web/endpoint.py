@@ -17,7 +17,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from checkout_sweeper.errors import ApiError, SweepAborted
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.jobs import queue_run
-from checkout_sweeper.runs.launch import Asked, refuse_early, start_configured_sweep
+from checkout_sweeper.runs.launch import SEED, Asked, refuse_early, start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import run_of_user, wait_while_pending
 from checkout_sweeper.store.models import User
@@ -82,9 +82,6 @@ def accepted(sweep_id: str, status: str, *, preferred: bool = True) -> Response:
     return response
 
 
-SEED = Asked()
-
-
 def queued(user: User, asked: Asked = SEED) -> str:
     """With a job queue the web process runs no sweep: the checks that need no lease here,
     then a queued run row and a message; the worker that takes it leases the account, checks
@@ -123,9 +120,7 @@ def start(user: User, *, in_request: bool, asked: Asked = SEED) -> RecordedSweep
         once_leased=check,
         once_ran=count,
         in_request=in_request,
-        dry_run=asked.dry_run,
-        scope=asked.scope,
-        row=asked.row,
+        asked=asked,
     )
 
 
