@@ -14,8 +14,8 @@ from checkout_sweeper.runs.audit_trail import take_up_run
 from checkout_sweeper.runs.journal import Journal
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
-from checkout_sweeper.runs.recovery import import_journal_of
-from checkout_sweeper.runs.rows import outcome_entry
+from checkout_sweeper.runs.recovery import import_journal_of, import_journals
+from checkout_sweeper.runs.rows import outcome_entry, recent_runs
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utcnow
 
@@ -180,3 +180,23 @@ def test_a_run_marked_interrupted_by_a_reader_is_running_again_once_taken_up(db)
         take_up_run(session, {"id": run_id}, host="here", pid=42)
     run = _only_run(db)
     assert (run.status, run.finished_at, run.error, run.attempts) == ("running", None, None, 2)
+
+
+def test_a_queued_sweep_whose_worker_died_waits_for_the_next_worker(db, tmp_path):
+    """A dead worker's sweep that the job queue carries is queued again, since the queue
+    hands it to another worker: so the next command's journal import says, and so ``history``
+    (and ``GET /v1/sweeps``) says once the lease has lapsed. A sweep run by the process
+    itself ended there, interrupted."""
+    queued_id, unjournaled_id, own_id = "q" * 32, "u" * 32, "p" * 32  # (another host's)
+    with db.session() as session:
+        for run_id, queued in ((queued_id, utcnow()), (unjournaled_id, utcnow()), (own_id, None)):
+            session.add(SweepRun(id=run_id, trigger="api", account="acct_1", queued_at=queued))
+    journal = Journal(tmp_path / "journal", queued_id)  # what the dead worker journaled
+    journal.append(outcome_entry("cs_test_a", "expired", None, 1))
+    journal.close()
+    import_journals(db, tmp_path / "journal")
+    shown = {run["id"]: run for run in recent_runs(db)}
+    queued, own = shown[queued_id], shown[own_id]
+    assert (queued["status"], queued["error"], queued["finished_at"]) == ("queued", None, None)
+    assert queued["expired_count"] == 1 and shown[unjournaled_id]["status"] == "queued"
+    assert own["status"] == "interrupted" and "lease lapsed" in own["error"]

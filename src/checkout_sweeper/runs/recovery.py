@@ -2,8 +2,9 @@
 
 Run at the start of every command and worker. A journal whose run still holds its lease belongs
 to a live sweep and is left alone; any other is written to the database (rows that are already
-there are skipped), its run is closed (``interrupted`` when the journal has no end), and the
-file is deleted. A journal that cannot be imported now stays for the next try.
+there are skipped), its run is closed (``interrupted`` when the journal has no end; a run the
+job queue carries waits for its next worker instead), and the file is deleted. A journal that
+cannot be imported now stays for the next try.
 """
 
 from __future__ import annotations
@@ -88,4 +89,6 @@ def _closing_values(finish: dict[str, Any] | None, row: SweepRun | None) -> dict
         return values
     if row is not None and row.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
         return {}
+    if row is not None and row.queued_at is not None:  # the queue hands it to the next worker
+        return {"status": RunStatus.QUEUED}
     return {"status": RunStatus.INTERRUPTED, "error": DIED, "finished_at": utcnow()}

@@ -90,18 +90,27 @@ def live_run_ids(db: Database) -> set[str]:
         return {run_id for run_id, owner in session.execute(held) if not holder_is_dead(owner)}
 
 
-def mark_stale_runs_interrupted(db: Database) -> int:
-    """Runs still 'running' without a live lease belong to a process that died mid-sweep."""
+LAPSED = "the process stopped mid-sweep (lease lapsed)"
+
+
+def mark_stale_runs(db: Database) -> int:
+    """Runs still 'running' without a live lease belong to a process that died mid-sweep.
+    One the job queue carries is waiting again (the queue hands a dead worker's message to
+    the next worker, which takes the run up under the same id); any other is interrupted."""
     alive = live_run_ids(db)
+    stale = update(SweepRun).where(SweepRun.status == RunStatus.RUNNING, SweepRun.id.not_in(alive))
     with db.session() as session:
-        return rows_changed(
+        requeued = rows_changed(
             session,
-            update(SweepRun)
-            .where(SweepRun.status == RunStatus.RUNNING, SweepRun.id.not_in(alive))
-            .values(
-                status=RunStatus.INTERRUPTED, error="the process stopped mid-sweep (lease lapsed)"
+            stale.where(SweepRun.queued_at.is_not(None)).values(status=RunStatus.QUEUED),
+        )
+        ended = rows_changed(
+            session,
+            stale.where(SweepRun.queued_at.is_(None)).values(
+                status=RunStatus.INTERRUPTED, error=LAPSED
             ),
         )
+    return requeued + ended
 
 
 def recent_runs(
@@ -114,7 +123,7 @@ def recent_runs(
     """Newest first, optionally only these statuses and runs started at or after ``since``;
     ``records`` counts the run's session rows, ``pending`` the outcomes its counters know of
     that have not reached the database yet (a journal still to import)."""
-    mark_stale_runs_interrupted(db)
+    mark_stale_runs(db)
     newest = select(SweepRun).order_by(SweepRun.started_at.desc()).limit(limit)
     if statuses:
         newest = newest.where(SweepRun.status.in_(statuses))
@@ -252,7 +261,7 @@ def run_sessions(
 
 def user_runs(db: Database, user_id: int, limit: int) -> list[dict[str, Any]]:
     """The user's runs, newest first (``limit + 1`` tells the caller whether there are more)."""
-    mark_stale_runs_interrupted(db)
+    mark_stale_runs(db)
     query = (
         select(SweepRun)
         .where(SweepRun.user_id == user_id)
