@@ -11,6 +11,13 @@ import time
 import pytest
 import requests
 
+from checkout_sweeper.cli.worker import SweepRunner
+from checkout_sweeper.runs.jobs import make_broker, record_queued
+from checkout_sweeper.runs.lease import AccountLease
+from checkout_sweeper.settings import Settings
+from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.models import SweepRun
+
 from harness import (
     free_port,
     queued_env,
@@ -145,6 +152,57 @@ def test_when_the_worker_running_a_sweep_dies_the_other_finishes_it(env, fake_st
     with fake_stripe.state.lock:
         expired = set(fake_stripe.state.stats.expired_by_request)
     assert len(expired - listed) <= 8  # at most the expires in flight when it died
+
+
+def test_a_sweep_whose_account_stays_busy_ends_failed_after_the_busy_wait(
+    env, postgres_url, fake_stripe, tmp_path
+):
+    """Another sweep holds the account when the worker takes the message: it is tried again
+    with backoff for ``SWEEPER_BUSY_WAIT`` seconds, then the run ends failed saying why (it
+    used to be dropped after its last try and stay queued for ever)."""
+    fake_stripe.state.seed(open_=10)
+    auth = _user_token(env)
+    db = Database(postgres_url)
+    with serving(env, tmp_path / "serve.log") as web:
+        sweep_id = _sweep(web.url, auth)["sweep_id"]
+        account = _state(web.url, auth, sweep_id)["account"]
+        held = AccountLease(db, account, "another-sweep", ttl_s=120)
+        held.acquire()
+        port = free_port()
+        busy = {**env, "SWEEPER_BUSY_WAIT": "3"}
+        with working(busy, tmp_path / "worker.log", "--metrics-port", str(port)):
+            final = _ended(web.url, auth, sweep_id)
+            scraped = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        held.release()
+    assert final["status"] == "failed" and final["finished_at"], final
+    assert final["error"].startswith("the account stayed busy for 3 s (SWEEPER_BUSY_WAIT): ")
+    assert "already running" in final["error"], final
+    assert 'checkout_sweeper_queue_sweeps_total{event="given_up"} 1.0' in scraped
+    assert fake_stripe.state.snapshot()["requests"].get("expire", 0) == 0
+
+
+def test_a_message_the_queue_gives_up_ends_its_run_failed_with_the_error(
+    env, postgres_url, tmp_path
+):
+    """The queue's word that it stopped trying a sweep (an error no retry mends) ends the
+    run failed with the error's last line, instead of leaving it queued for ever."""
+    settings = Settings.from_env(env, instance_path=tmp_path)
+    db = Database(postgres_url)
+    db.upgrade()
+    broker = make_broker(settings)
+    sweep_id = "f" * 32
+    record_queued(db, {"id": sweep_id, "trigger": "api", "account": "acct_1"})
+    traceback = "Traceback (most recent call last):\n  ...\nValueError: no such scope field"
+    SweepRunner(settings, db, broker).given_up(
+        {"args": [sweep_id], "options": {"traceback": traceback}}, {"retries": 0}
+    )
+    broker.close()
+    with db.session() as session:
+        run = session.get(SweepRun, sweep_id)
+        assert (run.status, run.error) == (
+            "failed",
+            "the worker could not run it: ValueError: no such scope field",
+        )
 
 
 def _delete(url: str, auth: dict[str, str], sweep_id: str) -> requests.Response:

@@ -76,7 +76,8 @@ AUDIT_PENDING = Gauge(
 QUEUE_EVENTS = Counter(
     f"{PREFIX}_queue_sweeps_total",
     "Sweeps through the job queue: queued, taken, resumed (taken again after a worker died or "
-    "stopped), handed_back, dropped (a message for a sweep no longer waiting).",
+    "stopped), handed_back, dropped (a message for a sweep no longer waiting), given_up (the "
+    "queue stopped trying: the sweep ends failed).",
     ["event"],
 )
 PLATFORM_BUDGET_UNAVAILABLE = Counter(

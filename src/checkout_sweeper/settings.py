@@ -323,6 +323,13 @@ SYNC_WAIT_S = Setting[float](
     "with a queue: 0 runs a synchronous call in its request (the spec); N has a worker run it "
     "too, the request waiting up to N seconds for the answer (then 202 and Location)",
 )
+BUSY_WAIT_S = Setting[float](
+    "SWEEPER_BUSY_WAIT",
+    600.0,
+    number(1, 86_400),
+    "with a queue: seconds a sweep waits for its account while another sweep holds it, tried "
+    "again with backoff; then it ends failed, saying so",
+)
 QUEUE_NAMESPACE = Setting[str](
     "SWEEPER_QUEUE_NAMESPACE",
     "checkout-sweeper",
@@ -467,6 +474,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     QUEUE_URL,
     QUEUE_NAMESPACE,
     SYNC_WAIT_S,
+    BUSY_WAIT_S,
     ALLOW_LIVE_MODE,
     MAX_RPS,
     RESERVE,
@@ -597,6 +605,7 @@ class Settings:
     queue_url: str | None = QUEUE_URL.default
     queue_namespace: str = QUEUE_NAMESPACE.default
     sync_wait_s: float = SYNC_WAIT_S.default
+    busy_wait_s: float = BUSY_WAIT_S.default
     platform_max_rps: float | None = PLATFORM_MAX_RPS.default
 
     def check_queue(self) -> None:
@@ -646,5 +655,6 @@ class Settings:
             queue_url=QUEUE_URL.read(env),
             queue_namespace=QUEUE_NAMESPACE.read(env),
             sync_wait_s=SYNC_WAIT_S.read(env),
+            busy_wait_s=BUSY_WAIT_S.read(env),
             platform_max_rps=PLATFORM_MAX_RPS.read(env),
         )

@@ -2,9 +2,10 @@
 
 Each message names a queued run; the worker takes the account's lease, checks the caller's
 quota again, runs the sweep under the run's own id and spends the quota once it has run. An
-account another sweep holds is retried later by the queue. SIGTERM or Ctrl-C: no new message
-is taken, the sweeps running here stop dispatching, record what is in flight and go back to
-the queue (``queued``, not ``interrupted``), so a deploy ends no sweep.
+account another sweep holds is retried later by the queue, for ``SWEEPER_BUSY_WAIT`` seconds;
+a run whose message the queue gives up on ends ``failed``, never queued for ever. SIGTERM or
+Ctrl-C: no new message is taken, the sweeps running here stop dispatching, record what is in
+flight and go back to the queue (``queued``, not ``interrupted``), so a deploy ends no sweep.
 """
 
 from __future__ import annotations
@@ -39,25 +40,26 @@ from checkout_sweeper.metrics import QUEUE_EVENTS
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.fleet_rows import settle_parent
 from checkout_sweeper.runs.jobs import (
+    GIVEN_UP_ACTOR,
     QUEUE_NAME,
     SWEEP_ACTOR,
     end_queued_run,
     enqueue_sweep,
     make_broker,
     mark_queued_again,
+    waited_s,
 )
 from checkout_sweeper.runs.launch import Asked, start_configured_sweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
-from checkout_sweeper.runs.rows import queued_run
+from checkout_sweeper.runs.rows import end_abandoned_run, queued_run
 from checkout_sweeper.runs.scheduler import ScheduleLoop
-from checkout_sweeper.settings import QUEUE_URL, Settings, masked
+from checkout_sweeper.settings import BUSY_WAIT_S, QUEUE_URL, Settings, masked
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.vocabulary import Trigger
 from checkout_sweeper.web.quota import SWEEPS, counter_for, room, spend, user_key
 
 log = logging.getLogger("checkout_sweeper.worker")
 HANDED_BACK = "the worker is stopping: handed back to the queue"
-BUSY_RETRIES = 40  # an account held by another sweep: tried again, with backoff, this often
 STOP_TIMEOUT_MS = 60_000  # how long a stopping worker waits for its sweeps to record
 
 
@@ -93,8 +95,12 @@ class SweepRunner:
         sweep_id = run["id"]
         try:
             sweep = self._take_up(run)
-        except LeaseError:
-            raise  # the account is busy: the queue tries again later
+        except LeaseError as busy:
+            if waited_s() < self.settings.busy_wait_s:
+                raise  # the queue tries again later
+            waited = f"{self.settings.busy_wait_s:g} s ({BUSY_WAIT_S.env})"
+            self._give_up(sweep_id, f"the account stayed busy for {waited}: {busy}")
+            return
         except SweepCanceled:
             log.info("sweep %s was canceled before it started", sweep_id)
             return
@@ -146,6 +152,22 @@ class SweepRunner:
             once_ran=count,
             sweep_id=run["id"],
         )
+
+    def given_up(self, message: dict[str, Any], tries: dict[str, Any]) -> None:
+        """The queue stopped trying a sweep's message (an error no retry mends): the run ends
+        ``failed`` with the error's last line, rather than waiting for a worker forever."""
+        lines = message["options"].get("traceback", "").strip().splitlines()
+        last = lines[-1] if lines else "an error it did not keep"
+        self._give_up(message["args"][0], f"the worker could not run it: {last}")
+
+    def _give_up(self, sweep_id: str, error: str) -> None:
+        run = end_abandoned_run(self.db, sweep_id, error)
+        if run is None:
+            return
+        QUEUE_EVENTS.labels("given_up").inc()
+        log.warning("sweep %s failed: %s", sweep_id, error)
+        if run["parent_id"]:
+            settle_parent(self.db, run["parent_id"])
 
     def hand_back_all(self) -> None:
         """Stop dispatching in every sweep of this process; each records and goes back."""
@@ -199,8 +221,10 @@ def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str
         min_backoff=1_000,
         max_backoff=15_000,
         retry_when=_worth_retrying,
+        on_retry_exhausted=GIVEN_UP_ACTOR,
     )
     declare(runner.__call__)
+    dramatiq.actor(broker=broker, actor_name=GIVEN_UP_ACTOR, queue_name=QUEUE_NAME)(runner.given_up)
     _serve_until_stopped(broker, runner, concurrency, ScheduleLoop(settings, db, broker))
 
 
@@ -237,8 +261,9 @@ def _warn_if_unreachable(broker: RedisBroker, url: str) -> None:
 
 
 def _worth_retrying(retries: int, error: Exception) -> bool:
-    """The account is busy (its lease held): later. Anything else is recorded on the run."""
-    return isinstance(error, LeaseError) and retries < BUSY_RETRIES
+    """The account is busy (its lease held): later, until ``SWEEPER_BUSY_WAIT`` has passed.
+    Anything else is recorded on the run."""
+    return isinstance(error, LeaseError)
 
 
 def _serve_until_stopped(

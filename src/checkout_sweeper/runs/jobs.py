@@ -14,12 +14,19 @@ itself is declared by the worker command.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import cast
 
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AgeLimit, Callbacks, Retries, ShutdownNotifications
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Retries,
+    ShutdownNotifications,
+)
 from redis.exceptions import RedisError
 
 from checkout_sweeper.errors import QueueUnavailable
@@ -33,6 +40,7 @@ from checkout_sweeper.vocabulary import RunStatus
 
 QUEUE_NAME = "sweeps"
 SWEEP_ACTOR = "run_sweep"
+GIVEN_UP_ACTOR = "sweep_given_up"  # told of a sweep's message the queue stopped trying
 HEARTBEAT_TIMEOUT_MS = 15_000  # a worker silent this long is dead: its messages go back
 MAINTENANCE_CHANCE = 50_000  # per million broker calls: a worker polls often, so within seconds
 REDIS_TIMEOUT_S = 5.0  # every Redis call of the broker (it polls; it never blocks on a pop)
@@ -47,7 +55,7 @@ def make_broker(settings: Settings) -> RedisBroker:
         namespace=settings.queue_namespace,
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=MAINTENANCE_CHANCE,
-        middleware=[AgeLimit(), ShutdownNotifications(), Callbacks(), Retries()],
+        middleware=[AgeLimit(), ShutdownNotifications(), Callbacks(), Retries(), CurrentMessage()],
         socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S,
     )
@@ -61,6 +69,12 @@ def enqueue_sweep(broker: RedisBroker, sweep_id: str) -> None:
         queue_name=QUEUE_NAME, actor_name=SWEEP_ACTOR, args=(sweep_id,), kwargs={}, options={}
     )
     broker.enqueue(message)
+
+
+def waited_s() -> float:
+    """How long the message being processed has been on the queue, its retries included."""
+    message = CurrentMessage.get_current_message()
+    return 0.0 if message is None else time.time() - message.message_timestamp / 1000
 
 
 def queue_depth(broker: RedisBroker) -> int:

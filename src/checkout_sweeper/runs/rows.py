@@ -194,6 +194,18 @@ ENDED = (
 )
 
 
+def end_abandoned_run(db: Database, sweep_id: str, error: str) -> dict[str, Any] | None:
+    """A run the job queue gave up on ends ``failed``, saying why; the run as it ended, or
+    None when it had ended already or a live process runs it (a second message for it)."""
+    alive = live_run_ids(db)
+    with db.session() as session:
+        run = session.get(SweepRun, sweep_id, with_for_update=True)
+        if run is None or run.status not in WAITING or run.id in alive:
+            return None
+        run.status, run.error, run.finished_at = RunStatus.FAILED, error, utcnow()
+        return run.as_dict()
+
+
 def request_cancel(db: Database, sweep_id: str) -> str:
     """Cancel a run: a queued one at once (no worker will take it), a running one by a flag
     its process reads within a second (one whose process died is canceled at once). Returns
