@@ -10,6 +10,7 @@ import time
 
 import pytest
 import requests
+from sqlalchemy.engine import make_url
 
 from checkout_sweeper.cli.worker import SweepRunner
 from checkout_sweeper.runs.jobs import make_broker, record_queued
@@ -27,6 +28,7 @@ from harness import (
     working,
 )
 from helpers import mint, run_command
+from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.services
 ASYNC = {"Prefer": "respond-async"}
@@ -179,6 +181,37 @@ def test_a_sweep_whose_account_stays_busy_ends_failed_after_the_busy_wait(
     assert "already running" in final["error"], final
     assert 'checkout_sweeper_queue_sweeps_total{event="given_up"} 1.0' in scraped
     assert fake_stripe.state.snapshot()["requests"].get("expire", 0) == 0
+
+
+def test_a_worker_cut_off_from_the_database_takes_the_sweep_once_it_is_back(
+    env, postgres_url, fake_stripe, tmp_path
+):
+    """The worker's link to PostgreSQL is cut when it takes a sweep: it says so and the queue
+    tries again with backoff; once the link is back, the sweep runs (it used to be given up
+    at the first try)."""
+    fake_stripe.state.seed(open_=20)
+    auth = _user_token(env)
+    target = make_url(postgres_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    through = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    log = tmp_path / "worker.log"
+    try:
+        with (
+            serving(env, tmp_path / "serve.log") as web,
+            working({**env, "DATABASE_URL": through}, log) as worker,
+        ):
+            proxy.cut()
+            sweep_id = _sweep(web.url, auth)["sweep_id"]
+            waiting = f"sweep {sweep_id} waits: the database cannot be reached"
+            wait_until(
+                lambda: waiting in log.read_text(), 30, what="the worker to wait", alive=worker
+            )
+            proxy.passing()
+            final = _ended(web.url, auth, sweep_id)
+    finally:
+        proxy.close()
+    assert final["status"] == "succeeded" and final["expired_count"] == 20, final
+    assert final["worker"]["pid"] == worker.pid
 
 
 def test_a_message_the_queue_gives_up_ends_its_run_failed_with_the_error(

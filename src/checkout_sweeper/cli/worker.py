@@ -23,6 +23,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from checkout_sweeper.cli.context import load_settings, open_database
 from checkout_sweeper.engine.scope import parse_scope
@@ -61,6 +62,8 @@ from checkout_sweeper.web.quota import SWEEPS, counter_for, room, spend, user_ke
 log = logging.getLogger("checkout_sweeper.worker")
 HANDED_BACK = "the worker is stopping: handed back to the queue"
 STOP_TIMEOUT_MS = 60_000  # how long a stopping worker waits for its sweeps to record
+DATABASE_OUT_OF_REACH = (OperationalError, InterfaceError)  # the server, not the statement
+DATABASE_RETRIES = 10  # backoff from 1 s doubling to 15 s: about two minutes of tries
 
 
 class SweepRunner:
@@ -79,6 +82,14 @@ class SweepRunner:
             enqueue_sweep(self.broker, sweep_id)
             log.info("sweep %s left to another worker: this one is stopping", sweep_id)
             return
+        try:
+            self._take(sweep_id)
+        except DATABASE_OUT_OF_REACH as err:
+            cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+            log.warning("sweep %s waits: the database cannot be reached (%s)", sweep_id, cause)
+            raise  # the queue tries again, with backoff
+
+    def _take(self, sweep_id: str) -> None:
         run = queued_run(self.db, sweep_id)
         if run is None:  # finished, canceled, or unknown: nothing to do
             log.info("sweep %s is not waiting for a worker; message dropped", sweep_id)
@@ -262,7 +273,10 @@ def _warn_if_unreachable(broker: RedisBroker, url: str) -> None:
 
 def _worth_retrying(retries: int, error: Exception) -> bool:
     """The account is busy (its lease held): later, until ``SWEEPER_BUSY_WAIT`` has passed.
-    Anything else is recorded on the run."""
+    The database out of reach: later, about two minutes' worth of tries. Anything else is
+    recorded on the run."""
+    if isinstance(error, DATABASE_OUT_OF_REACH):
+        return retries < DATABASE_RETRIES
     return isinstance(error, LeaseError)
 
 
