@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 import dramatiq
+from dramatiq import Retry
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
@@ -87,7 +88,7 @@ class SweepRunner:
         except DATABASE_OUT_OF_REACH as err:
             cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
             log.warning("sweep %s waits: the database cannot be reached (%s)", sweep_id, cause)
-            raise  # the queue tries again, with backoff
+            raise Retry(cause) from err  # tried again with backoff, without a traceback
 
     def _take(self, sweep_id: str) -> None:
         run = queued_run(self.db, sweep_id)
@@ -108,7 +109,8 @@ class SweepRunner:
             sweep = self._take_up(run)
         except LeaseError as busy:
             if waited_s() < self.settings.busy_wait_s:
-                raise  # the queue tries again later
+                log.info("sweep %s waits: %s", sweep_id, busy)
+                raise Retry(str(busy)) from busy  # tried again later, without a traceback
             waited = f"{self.settings.busy_wait_s:g} s ({BUSY_WAIT_S.env})"
             self._give_up(sweep_id, f"the account stayed busy for {waited}: {busy}")
             return
@@ -275,9 +277,9 @@ def _worth_retrying(retries: int, error: Exception) -> bool:
     """The account is busy (its lease held): later, until ``SWEEPER_BUSY_WAIT`` has passed.
     The database out of reach: later, about two minutes' worth of tries. Anything else is
     recorded on the run."""
-    if isinstance(error, DATABASE_OUT_OF_REACH):
+    if isinstance(error.__cause__, DATABASE_OUT_OF_REACH):
         return retries < DATABASE_RETRIES
-    return isinstance(error, LeaseError)
+    return isinstance(error, Retry)
 
 
 def _serve_until_stopped(
