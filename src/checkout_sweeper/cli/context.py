@@ -86,13 +86,14 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
+def database_cause(err: SQLAlchemyError) -> str:
+    """The driver's own first line (SQLAlchemy's wrapping adds the statement and a link)."""
+    return str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+
+
 def database_failure(db: Database, err: SQLAlchemyError) -> CommandFailure:
     """One line naming DATABASE_URL (password masked) and the cause; exit 3."""
-    if db.deadlines.passed():
-        cause = f"no answer within {DEADLINE_S} s"
-    else:
-        orig = getattr(err, "orig", None)
-        cause = str(orig or err).strip().splitlines()[0]
+    cause = f"no answer within {DEADLINE_S} s" if db.deadlines.passed() else database_cause(err)
     return CommandFailure(
         f"the database at {db.safe_url} (DATABASE_URL) cannot be used: {cause}",
         ExitCode.UNAVAILABLE,

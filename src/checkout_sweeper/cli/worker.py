@@ -26,7 +26,7 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from checkout_sweeper.cli.context import load_settings, open_database
+from checkout_sweeper.cli.context import database_cause, load_settings, open_database
 from checkout_sweeper.engine.scope import parse_scope
 from checkout_sweeper.errors import (
     CommandFailure,
@@ -86,7 +86,7 @@ class SweepRunner:
         try:
             self._take(sweep_id)
         except DATABASE_OUT_OF_REACH as err:
-            cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+            cause = database_cause(err)
             log.warning("sweep %s waits: the database cannot be reached (%s)", sweep_id, cause)
             raise Retry(cause) from err  # tried again with backoff, without a traceback
 
