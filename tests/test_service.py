@@ -150,11 +150,7 @@ def test_a_run_taken_up_again_shows_running_while_its_dead_attempt_is_imported(d
     run_id = "d" * 32
     with db.session() as session:
         session.add(SweepRun(id=run_id, trigger="api", account="acct_1", status="running"))
-    journal = Journal(tmp_path / "journal", run_id)
-    journal.append({"kind": "run", "id": run_id, "trigger": "api", "account": "acct_1"})
-    for session_id in ("cs_test_a", "cs_test_b"):
-        journal.append(outcome_entry(session_id, "expired", None, 1))
-    journal.close()
+    journal = _dead_journal(tmp_path / "journal", run_id, "cs_test_a", "cs_test_b")
     import_journal_of(db, tmp_path / "journal", run_id)
     run = _only_run(db)
     assert (run.status, run.finished_at, run.error, run.expired_count) == ("running", None, None, 2)
@@ -191,12 +187,20 @@ def test_a_queued_sweep_whose_worker_died_waits_for_the_next_worker(db, tmp_path
     with db.session() as session:
         for run_id, queued in ((queued_id, utcnow()), (unjournaled_id, utcnow()), (own_id, None)):
             session.add(SweepRun(id=run_id, trigger="api", account="acct_1", queued_at=queued))
-    journal = Journal(tmp_path / "journal", queued_id)  # what the dead worker journaled
-    journal.append(outcome_entry("cs_test_a", "expired", None, 1))
-    journal.close()
+    _dead_journal(tmp_path / "journal", queued_id, "cs_test_a")
     import_journals(db, tmp_path / "journal")
     shown = {run["id"]: run for run in recent_runs(db)}
     queued, own = shown[queued_id], shown[own_id]
     assert (queued["status"], queued["error"], queued["finished_at"]) == ("queued", None, None)
     assert queued["expired_count"] == 1 and shown[unjournaled_id]["status"] == "queued"
     assert own["status"] == "interrupted" and "lease lapsed" in own["error"]
+
+
+def _dead_journal(folder: Path, run_id: str, *expired: str) -> Journal:
+    """What a worker killed mid-sweep left on disk: its run and the sessions it expired."""
+    journal = Journal(folder, run_id)
+    journal.append({"kind": "run", "id": run_id, "trigger": "api", "account": "acct_1"})
+    for session_id in expired:
+        journal.append(outcome_entry(session_id, "expired", None, 1))
+    journal.close()
+    return journal

@@ -368,7 +368,7 @@ class AdaptiveTokenBucket(SpacedSlots):
             self._others.probes.found_room()
             return rate
         if self.shared():
-            self._others.held_429(self._probing(now), now)
+            self._others.held_429(self._probing_s(now) >= 0, now)
         return self.learned_limit * HOLD_429_SHARE
 
     def window_places(self) -> int:
@@ -380,9 +380,10 @@ class AdaptiveTokenBucket(SpacedSlots):
         """The learned limit is well under the documented one: someone else spends the rest."""
         return self._others.present(self.learned_limit)
 
-    def _probing(self, now: float) -> bool:
-        """Past the climb and the quiet spell after the last cut: probing above the limit."""
-        return now - self._cut_at >= CLIMB_S + self._others.quiet_s(self.learned_limit)
+    def _probing_s(self, now: float) -> float:
+        """How long it has probed above the limit: past the climb and the quiet spell after
+        the last cut (negative before)."""
+        return now - self._cut_at - CLIMB_S - self._others.quiet_s(self.learned_limit)
 
     def _settle(self, limit: float, now: float) -> float:
         return max(self.min_rate, limit * self._others.settle_share(self.learned_limit, now))
@@ -398,12 +399,11 @@ class AdaptiveTokenBucket(SpacedSlots):
             since = now - self._cut_at
             return ceiling if since >= CLIMB_S else climb(since, self._cut_rate, ceiling)
         settle = self._settle(limit, now)
-        since = now - self._cut_at
+        since, probing = now - self._cut_at, self._probing_s(now)
         if since < CLIMB_S:
             rate = climb(since, self._cut_rate, settle)
-        elif not self._probing(now):
+        elif probing < 0:
             rate = settle
-        else:
-            probing = since - CLIMB_S - self._others.quiet_s(limit)  # slow, then faster
+        else:  # slow at first, faster the longer it goes unrefused
             rate = settle + limit * PROBE_PER_S * probing * (1 + probing / PROBE_SPEEDUP_S)
         return max(self.min_rate, min(self.max_rate, rate))
