@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from checkout_sweeper.settings import ConfigError
 from checkout_sweeper.store.models import SweepRun, SweptSession
-from checkout_sweeper.web.docs import openapi_spec
+from checkout_sweeper.web.openapi.document import openapi_spec
 
 from harness import wait_for_expires
 from helpers import JWT_SECRET, LIVE_KEY

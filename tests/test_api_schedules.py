@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from checkout_sweeper.web.docs import openapi_spec
+from checkout_sweeper.web.openapi.document import openapi_spec
 
 from helpers import conforms
 

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from checkout_sweeper.web.docs import openapi_spec
+from checkout_sweeper.web.openapi.document import openapi_spec
 
 from harness import expires_seen, wait_until
 from helpers import conforms

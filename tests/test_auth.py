@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from checkout_sweeper.errors import AuthError
-from checkout_sweeper.web.tokens import MAX_USER_ID, bearer_token, user_id_from
+from checkout_sweeper.tokens import MAX_USER_ID, bearer_token, user_id_from
 
 CLAIM = "sub"
 

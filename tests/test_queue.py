@@ -12,9 +12,9 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
-from checkout_sweeper.cli.worker import SweepRunner
-from checkout_sweeper.runs.jobs import make_broker, record_queued
 from checkout_sweeper.runs.lease import AccountLease
+from checkout_sweeper.runs.queue.consumer import SweepRunner
+from checkout_sweeper.runs.queue.producer import make_broker, record_queued
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun

@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from checkout_sweeper.web.docs import openapi_spec
+from checkout_sweeper.web.openapi.document import openapi_spec
 
 schema = schemathesis.openapi.from_dict(openapi_spec("/v1"))
 SETTINGS = settings(

@@ -84,3 +84,37 @@ def test_no_two_error_names_are_two_letters_apart_or_less():
     assert _edits("SweepError", "SweeperError") == 2
     close = [(a, b) for a in names for b in names if a < b and _edits(a, b) <= 2]
     assert close == []
+
+
+def _stem(name: str) -> str:
+    """A module name's first word without a plural or an -er: ``sweeps`` and ``sweeper`` are
+    ``sweep``, ``schedules`` and ``scheduler`` are ``schedul``."""
+    word = name.split("_")[0].lower()
+    for suffix in ("ers", "er", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word.removesuffix("e")
+
+
+def _twins(names: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for a in names for b in names if a < b and _stem(a) == _stem(b)]
+
+
+def test_the_twin_rule_catches_what_it_should():
+    assert _twins(["sweep", "sweeps", "scheduler", "schedules", "fleet", "fleet_rows"]) == [
+        ("sweep", "sweeps"),
+        ("scheduler", "schedules"),
+        ("fleet", "fleet_rows"),
+    ]
+    assert _twins(["users", "tokens", "state", "server", "scope", "stop"]) == []
+
+
+def test_no_package_holds_two_modules_of_one_name():
+    """One name per concept: no ``sweep`` beside ``sweeps``, no ``fleet_*`` family."""
+    twins = []
+    for package in [PACKAGE, *(p.parent for p in PACKAGE.rglob("__init__.py"))]:
+        names = [p.stem for p in package.glob("*.py") if p.stem not in ("__init__", "__main__")]
+        names += [p.parent.name for p in package.glob("*/__init__.py")]
+        twins += [f"{package.relative_to(PACKAGE.parent)}: {a}, {b}" for a, b in _twins(names)]
+    assert twins == []

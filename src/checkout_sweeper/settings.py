@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from checkout_sweeper.errors import ConfigError
-from checkout_sweeper.stripe_keys import key_problem
+from checkout_sweeper.api_keys import key_problem
 
 __all__ = ["SETTINGS", "ConfigError", "ServerSettings", "Setting", "Settings"]
 

@@ -23,7 +23,7 @@ COMMANDS = {
     "db": "checkout_sweeper.cli.database:db_group",
     "sweep": "checkout_sweeper.cli.sweep:sweep_command",
     "history": "checkout_sweeper.cli.history:history_group",
-    "sweeps": "checkout_sweeper.cli.sweeps:sweeps_group",
+    "sweeps": "checkout_sweeper.cli.cancel:sweeps_group",
     "schedules": "checkout_sweeper.cli.schedules:schedules_group",
     "worker": "checkout_sweeper.cli.worker:worker_command",
     "fake-stripe": "checkout_sweeper.fake_stripe.cli:fake_stripe_command",

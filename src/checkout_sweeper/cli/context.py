@@ -28,7 +28,7 @@ from checkout_sweeper.settings import (
     database_url_note,
     default_instance_path,
 )
-from checkout_sweeper.store.database import DEADLINE_S, Database
+from checkout_sweeper.store.database import DEADLINE_S, Database, database_cause
 
 
 def say_error(err: SweeperError) -> None:
@@ -84,11 +84,6 @@ def open_database(settings: Settings) -> Database:
     except OSError as err:
         raise _folder_unusable(err) from err
     return db
-
-
-def database_cause(err: SQLAlchemyError) -> str:
-    """The driver's own first line (SQLAlchemy's wrapping adds the statement and a link)."""
-    return str(getattr(err, "orig", None) or err).strip().splitlines()[0]
 
 
 def database_failure(db: Database, err: SQLAlchemyError) -> CommandFailure:

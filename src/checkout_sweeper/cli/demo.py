@@ -29,9 +29,9 @@ from checkout_sweeper.fake_stripe.server import QuietRequestHandler
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.settings import MAX_RPS
 from checkout_sweeper.store.users import add_user
+from checkout_sweeper.tokens import mint_token
 from checkout_sweeper.vocabulary import RunStatus
 from checkout_sweeper.web.factory import create_app
-from checkout_sweeper.web.tokens import mint_token
 
 DEMO_KEY = "sk_test_demo0000000000000000"
 DEMO_SECRET = "demo-secret-" + "0" * 32

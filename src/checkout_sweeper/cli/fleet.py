@@ -19,9 +19,9 @@ from rich.table import Table
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import open_database, print_json, quiet, table_console
 from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
-from checkout_sweeper.runs.fleet import FleetSweep
-from checkout_sweeper.runs.fleet_result import AccountOutcome, FleetResult
-from checkout_sweeper.runs.fleet_rows import FleetPlan
+from checkout_sweeper.runs.fleet.local import FleetSweep
+from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
+from checkout_sweeper.runs.fleet.rows import FleetPlan
 from checkout_sweeper.runs.launch import Asked, count_open, identified_gateway
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.stripe_api.adapter import StripeGateway

@@ -14,9 +14,9 @@ from gunicorn.app.base import BaseApplication
 
 from checkout_sweeper.cli.context import load_settings, open_database
 from checkout_sweeper.errors import CommandFailure, ExitCode
+from checkout_sweeper.runs.quota import SWEEPS, SWEEPS_PER_HOUR
 from checkout_sweeper.settings import METRICS_DIR, masked
-from checkout_sweeper.stripe_keys import is_live_key
-from checkout_sweeper.web.quota import SWEEPS, SWEEPS_PER_HOUR
+from checkout_sweeper.api_keys import is_live_key
 
 
 class _Gunicorn(BaseApplication):
@@ -95,7 +95,7 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     default_host, _, default_port = settings.server.bind.rpartition(":")
     bind = f"{host or default_host}:{port or default_port}"
     _refuse_a_busy_address(host or default_host, int(port or default_port))
-    _warn_if_unreachable(settings.ratelimit_storage_uri)
+    _warn_if_limits_unreachable(settings.ratelimit_storage_uri)
     _Gunicorn({"bind": bind, "workers": workers}).run()
 
 
@@ -112,7 +112,7 @@ def _refuse_a_busy_address(host: str, port: int) -> None:
             ) from None
 
 
-def _warn_if_unreachable(storage_uri: str) -> None:
+def _warn_if_limits_unreachable(storage_uri: str) -> None:
     """The endpoint fails closed (503) while the limits' storage is down: say so at start."""
     if storage_uri.startswith("memory://"):
         return

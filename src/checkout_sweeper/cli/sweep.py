@@ -45,7 +45,7 @@ from checkout_sweeper.errors import (
     SweeperError,
     SweepInterrupted,
 )
-from checkout_sweeper.runs.fleet_rows import FLEET_PARALLEL
+from checkout_sweeper.runs.fleet.rows import FLEET_PARALLEL
 from checkout_sweeper.runs.launch import (
     Asked,
     count_open,
@@ -56,7 +56,7 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.settings import CONCURRENCY, MAX_RPS, ConfigError, Settings, budget
 from checkout_sweeper.store.database import DEADLINE_S, Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
-from checkout_sweeper.stripe_keys import key_problem
+from checkout_sweeper.api_keys import key_problem
 from checkout_sweeper.vocabulary import Trigger
 
 ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
@@ -284,7 +284,7 @@ def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
         confirm_or_exit(gateway, f"Expire all {total}")
     console.quiet = quiet()
     try:
-        result = _run(settings, db, gateway, console, plan, total, watch)
+        result = _expire_confirmed(settings, db, gateway, console, plan, total, watch)
     finally:
         push_metrics(settings.pushgateway)
     if plan.as_json:
@@ -324,7 +324,7 @@ def _require_key(settings: Settings) -> None:
         raise CommandFailure(problem, ExitCode.USAGE)
 
 
-def _run(
+def _expire_confirmed(
     settings: Settings,
     db: Database,
     gateway: StripeGateway,

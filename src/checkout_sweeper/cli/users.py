@@ -15,7 +15,7 @@ from checkout_sweeper.store.users import (
     list_users,
     remove_user,
 )
-from checkout_sweeper.web.tokens import mint_token
+from checkout_sweeper.tokens import mint_token
 
 
 @click.group("users")

@@ -160,7 +160,7 @@ def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(value.items()))
 
 
-def _limit(value: Any) -> int:
+def _session_cap(value: Any) -> int:
     whole = _whole(value)
     if whole is None or whole < 1:
         raise ValueError("expected a whole number of sessions, 1 or more")
@@ -173,5 +173,5 @@ _CHECKS = {
     "customer": _identifier("customer"),
     "payment_link": _identifier("payment_link"),
     "metadata": _metadata,
-    "limit": _limit,
+    "limit": _session_cap,
 }

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 from checkout_sweeper.errors import SweepAborted
-from checkout_sweeper.runs.fleet import FleetSweep
+from checkout_sweeper.runs.fleet.local import FleetSweep
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 
 log = logging.getLogger("checkout_sweeper.background")
@@ -25,14 +25,14 @@ _lock = threading.Lock()
 
 def start(sweep: RecordedSweep) -> None:
     thread = threading.Thread(
-        target=_run, args=(sweep,), name=f"sweep-{sweep.sweep_id[:8]}", daemon=True
+        target=_run_sweep, args=(sweep,), name=f"sweep-{sweep.sweep_id[:8]}", daemon=True
     )
     with _lock:
         _running[sweep.sweep_id] = (sweep, thread)
     thread.start()
 
 
-def _run(sweep: RecordedSweep) -> None:
+def _run_sweep(sweep: RecordedSweep) -> None:
     try:
         result = sweep.run()
         log.info(

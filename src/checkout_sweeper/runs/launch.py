@@ -17,7 +17,7 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
-from checkout_sweeper.stripe_keys import account_fingerprint
+from checkout_sweeper.api_keys import account_fingerprint
 
 
 @dataclass(frozen=True)

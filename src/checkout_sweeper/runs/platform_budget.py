@@ -22,7 +22,7 @@ import redis
 
 from checkout_sweeper.engine.pacing import RecentTimes
 from checkout_sweeper.metrics import PLATFORM_BUDGET_UNAVAILABLE
-from checkout_sweeper.runs.counters import storage_options
+from checkout_sweeper.runs.quota import storage_options
 
 log = logging.getLogger("checkout_sweeper.platform")
 NAMESPACE = "checkout-sweeper-platform"

@@ -5,25 +5,41 @@ moment its cron expression names (UTC). A worker that finds a slot due claims it
 schedule's ``last_slot_at`` forward in one conditional UPDATE; only one worker's UPDATE can
 change the row, so two workers never start the same slot. Slots missed while no worker ran are
 not made up one by one: the latest one due runs, once.
+
+``ScheduleLoop`` is the loop in ``checkout-sweeper worker``: every few seconds it claims the
+slots that are due and starts each one's sweep as an ordinary run with ``trigger: schedule``.
+A slot whose sweep cannot start (the account already being swept, Stripe refusing the key) is
+logged and counted; the next slot tries again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from croniter import croniter
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import or_, select, update
 
 from checkout_sweeper.engine.durations import parse_duration
 from checkout_sweeper.engine.scope import AGE, Scope, parse_scope
-from checkout_sweeper.errors import ScheduleInvalid
+from checkout_sweeper.errors import ScheduleInvalid, SweeperError
+from checkout_sweeper.metrics import SCHEDULED_SLOTS
+from checkout_sweeper.runs import background
+from checkout_sweeper.runs.launch import Asked, start_configured_sweep
+from checkout_sweeper.runs.queue.producer import queue_run
+from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import Schedule, utcnow
+from checkout_sweeper.vocabulary import Trigger
 
+log = logging.getLogger("checkout_sweeper.scheduler")
 MIN_EVERY_S = 60  # a sweep lists the whole scope: more often than a minute only costs quota
 
 
@@ -149,3 +165,67 @@ def _claim(db: Database, schedule_id: str, slot: datetime) -> bool:
     )
     with db.session() as session:
         return rows_changed(session, claim) == 1
+
+
+TICK_S = 5.0  # how often due slots are looked for: a slot starts at most this late
+
+
+class ScheduleLoop:
+    """Claims due slots and starts their sweeps until ``stop`` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        broker: RedisBroker | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings, self.db, self.broker = settings, db, broker
+        self.clock = clock
+
+    def run_until(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the database away for a moment: the next tick tries again
+                log.exception("looking for due schedules failed")
+                SCHEDULED_SLOTS.labels("error").inc()
+            stop.wait(TICK_S)
+
+    def tick(self) -> list[str]:
+        """Start the sweep of every slot due now that this worker won; their sweep ids."""
+        started = []
+        for slot in claim_due_slots(self.db, self.clock()):
+            try:
+                started.append(self._start(slot))
+                SCHEDULED_SLOTS.labels("started").inc()
+            except SweeperError as err:
+                log.warning(
+                    "schedule %s: the sweep of slot %s could not start: %s",
+                    slot.schedule_id,
+                    slot.slot.isoformat(),
+                    err,
+                )
+                SCHEDULED_SLOTS.labels("not_started").inc()
+        return started
+
+    def _start(self, slot: DueSlot) -> str:
+        asked = Asked(slot.scope, slot.dry_run, {"schedule_id": slot.schedule_id})
+        if self.broker is None:
+            sweep = start_configured_sweep(
+                self.settings,
+                self.db,
+                trigger=Trigger.SCHEDULE,
+                user_id=slot.user_id,
+                asked=asked,
+            )
+            background.start(sweep)
+            return sweep.sweep_id
+        return queue_run(
+            self.settings,
+            self.db,
+            self.broker,
+            trigger=Trigger.SCHEDULE,
+            user_id=slot.user_id,
+            asked=asked,
+        )

@@ -185,3 +185,8 @@ def rows_changed(session: Session, statement: Executable) -> int:
     result = session.execute(statement)
     assert isinstance(result, CursorResult)  # what every DML statement returns
     return result.rowcount
+
+
+def database_cause(err: Exception) -> str:
+    """The driver's own first line (SQLAlchemy's wrapping adds the statement and a link)."""
+    return str(getattr(err, "orig", None) or err).strip().splitlines()[0]

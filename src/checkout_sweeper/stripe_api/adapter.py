@@ -28,7 +28,7 @@ from checkout_sweeper.errors import (
 )
 from checkout_sweeper.metrics import STRIPE_REQUESTS, result_class
 from checkout_sweeper.settings import STRIPE_TIMEOUT_S
-from checkout_sweeper.stripe_keys import account_fingerprint, is_live_key
+from checkout_sweeper.api_keys import account_fingerprint, is_live_key
 
 log = logging.getLogger("checkout_sweeper.stripe")
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
@@ -80,7 +80,7 @@ def _session_path(session_id: str, action: str = "") -> str:
 
 
 @contextmanager
-def _counted(operation: str) -> Iterator[None]:
+def _metered(operation: str) -> Iterator[None]:
     """Count one Stripe request by operation and result class."""
     try:
         yield
@@ -125,7 +125,7 @@ class StripeGateway:
         restricted key without that permission) keeps the key's fingerprint, and it is logged.
         """
         try:
-            with _counted("account"):
+            with _metered("account"):
                 account = self._client.v1.accounts.retrieve_current()
         except (stripe.PermissionError, stripe.InvalidRequestError) as err:
             if err.http_status not in (403, 404) or self.stripe_account:
@@ -159,7 +159,7 @@ class StripeGateway:
             if cursor:
                 params["starting_after"] = cursor
             try:
-                with _counted("accounts"):
+                with _metered("accounts"):
                     page = self._request("get", "/v1/accounts", params)
             except stripe.StripeError as err:
                 raise _translate(err, self.where) from None
@@ -192,7 +192,7 @@ class StripeGateway:
         if filters.payment_link is not None:
             params["payment_link"] = filters.payment_link
         try:
-            with _counted("list"):
+            with _metered("list"):
                 page = self._request("get", "/v1/checkout/sessions", params)
         except stripe.InvalidRequestError as err:
             if starting_after and err.http_status in (400, 404):
@@ -208,14 +208,14 @@ class StripeGateway:
     def session_status(self, session_id: str) -> str:
         """The session's current status, to explain an expire refusal Stripe worded oddly."""
         try:
-            with _counted("retrieve"):
+            with _metered("retrieve"):
                 return str(self._request("get", _session_path(session_id))["status"])
         except stripe.StripeError as err:
             raise _translate(err, self.where) from None
 
     def expire(self, session_id: str, idempotency_key: str) -> None:
         try:
-            with _counted("expire"):
+            with _metered("expire"):
                 self._request(
                     "post",
                     _session_path(session_id, "/expire"),

@@ -8,8 +8,8 @@ from flask import g, request
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.store.models import User
 from checkout_sweeper.store.users import find_user
+from checkout_sweeper.tokens import bearer_token, user_id_from, verify
 from checkout_sweeper.web.state import app_state
-from checkout_sweeper.web.tokens import bearer_token, user_id_from, verify
 
 
 def authenticated_user_id() -> int | None:

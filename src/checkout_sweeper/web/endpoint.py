@@ -16,15 +16,15 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from checkout_sweeper.errors import ApiError, SweepAborted
 from checkout_sweeper.runs import background
-from checkout_sweeper.runs.jobs import queue_run
 from checkout_sweeper.runs.launch import SEED, Asked, refuse_early, start_configured_sweep
+from checkout_sweeper.runs.queue.producer import queue_run
+from checkout_sweeper.runs.quota import SWEEPS, room, spend, user_key
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import run_of_user, wait_while_pending
 from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import RunStatus, Trigger
 from checkout_sweeper.web.caller import authenticated_user_id, load_user
 from checkout_sweeper.web.envelopes import GET_ONLY, success
-from checkout_sweeper.web.quota import SWEEPS, room, spend, user_key
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("v1", __name__)

@@ -17,17 +17,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from checkout_sweeper.errors import DatabaseUnavailable
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.metrics import HTTP_REQUESTS, HTTP_SECONDS, method_label
-from checkout_sweeper.runs.jobs import make_broker
+from checkout_sweeper.runs.queue.producer import make_broker
+from checkout_sweeper.runs.quota import storage_options
 from checkout_sweeper.runs.recovery import import_journals
 from checkout_sweeper.settings import Settings, default_instance_path
 from checkout_sweeper.store.database import DEADLINE_S, Database
-from checkout_sweeper.web.docs import bp as docs_bp
 from checkout_sweeper.web.endpoint import bp as v1_bp
 from checkout_sweeper.web.envelopes import UNEXPECTED, answer, error, register_error_handlers
 from checkout_sweeper.web.health import bp as health_bp
-from checkout_sweeper.web.quota import storage_options
+from checkout_sweeper.web.openapi.ui import bp as docs_bp
 from checkout_sweeper.web.schedules import bp as schedules_bp
-from checkout_sweeper.web.scoped import bp as scoped_bp
 from checkout_sweeper.web.scrape import bp as metrics_bp
 from checkout_sweeper.web.state import EXTENSION_KEY, AppState
 from checkout_sweeper.web.sweeps import bp as sweeps_bp
@@ -80,7 +79,6 @@ def create_app(
     _bound_database_work(app, db)
     app.register_blueprint(v1_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(sweeps_bp, url_prefix=settings.api_prefix or None)
-    app.register_blueprint(scoped_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(schedules_bp, url_prefix=settings.api_prefix or None)
     app.register_blueprint(health_bp)
     app.register_blueprint(docs_bp)

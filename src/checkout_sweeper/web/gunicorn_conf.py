@@ -29,7 +29,7 @@ logconfig_dict = gunicorn_log_config(_server.log_level)
 
 def on_starting(server: object) -> None:
     """Errors gunicorn answers itself come in the JSON envelope too."""
-    from checkout_sweeper.web.gunicorn_errors import install
+    from checkout_sweeper.web.error_pages import install
 
     install()
 

@@ -14,8 +14,8 @@ from checkout_sweeper.runs.schedules import (
     list_schedules,
     remove_schedule,
 )
+from checkout_sweeper.web.body import json_body, read_asked, refuse_problems
 from checkout_sweeper.web.envelopes import success
-from checkout_sweeper.web.scoped import json_body, read_asked, refuse_problems
 from checkout_sweeper.web.state import app_state
 from checkout_sweeper.web.sweeps import reading_user_id
 

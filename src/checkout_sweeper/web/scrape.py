@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.metrics import QUEUE_DEPTH, exposition
-from checkout_sweeper.runs.jobs import queue_depth
+from checkout_sweeper.runs.queue.producer import queue_depth
 from checkout_sweeper.web.state import app_state
 
 log = logging.getLogger("checkout_sweeper.api")

@@ -1,10 +1,20 @@
-"""Sweep resources for the user who started them: ``/v1/sweeps``, ``/v1/sweeps/{id}`` and
-``/v1/sweeps/{id}/sessions``. Read from the database (the run row the heartbeat updates), so
-any worker or instance answers; another user's sweep is a 404. A separate, generous per-user
-limit applies; these reads never spend the sweep quota."""
+"""``/v1/sweeps``: a scoped sweep asked for with a JSON body (``POST``, always 202), and the
+sweeps of the user who started them (``GET`` the list, one sweep, its sessions; ``DELETE`` to
+cancel). Reads come from the database (the run row the heartbeat updates), so any worker or
+instance answers; another user's sweep is a 404. Reads spend a separate, generous per-user
+limit, never the sweep quota.
+
+A ``POST`` body is checked whole before anything happens (400 naming every bad field, nothing
+spent); then the same checks and quota as the seed endpoint. An ``Idempotency-Key`` makes a
+retried request safe, as Stripe's own keys do: the same key with the same body answers with
+the sweep the first request started; with another body it is a 422.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 import time
 from datetime import datetime
@@ -12,28 +22,46 @@ from typing import Any
 
 from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
 
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.metrics import SWEEPS_CANCELED
+from checkout_sweeper.runs import background
+from checkout_sweeper.runs.fleet.local import FleetSweep
+from checkout_sweeper.runs.fleet.queued import queue_fleet
+from checkout_sweeper.runs.fleet.rows import FleetPlan
+from checkout_sweeper.runs.launch import Asked, identified_gateway
+from checkout_sweeper.runs.quota import READS, SWEEPS, room, spend, user_key
 from checkout_sweeper.runs.rows import (
     ENDED,
     children_of,
     request_cancel,
+    run_by_idempotency_key,
     run_of_user,
     run_sessions,
     user_runs,
     wait_while_pending,
 )
-from checkout_sweeper.vocabulary import Outcome, RunStatus, values
+from checkout_sweeper.store.models import User
+from checkout_sweeper.vocabulary import Outcome, RunStatus, Trigger, values
+from checkout_sweeper.web.body import json_body, read_asked, refuse_problems
 from checkout_sweeper.web.caller import caller
+from checkout_sweeper.web.endpoint import accepted, queued, start
 from checkout_sweeper.web.envelopes import success
-from checkout_sweeper.web.quota import READS, spend, user_key
 from checkout_sweeper.web.state import app_state
 
 bp = Blueprint("sweeps", __name__)
 OUTCOMES = values(Outcome)
 NOT_FOUND = "Sweep not found."
 CANCEL_WAIT_S = 3.0  # a DELETE waits this long for the sweep to say it is canceled
+Accounts = str | list[str] | None
+ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
+MAX_ACCOUNTS = 1000
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # Stripe's limit: 255 printable characters
+KEY_REUSED = (
+    "Keys for idempotent requests can only be used with the same parameters they were first "
+    "used with: this Idempotency-Key started sweep {sweep_id} with another body."
+)
 
 
 def reading_user_id() -> int:
@@ -57,7 +85,7 @@ SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")  # ASCII only: no NUL reaches
 LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits: int() also reads Arabic-Indic ones
 
 
-def _limit(raw: str | None, default: int = 10) -> int:
+def _page_size(raw: str | None, default: int = 10) -> int:
     if raw is None:
         return default
     if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= 100:
@@ -81,7 +109,7 @@ def _listed(data: list[dict[str, Any]], limit: int, url: str) -> dict[str, Any]:
 def list_sweeps() -> ResponseReturnValue:
     """The caller's recent sweeps, newest first."""
     user_id = reading_user_id()
-    limit = _limit(_params({"limit"}).get("limit"))
+    limit = _page_size(_params({"limit"}).get("limit"))
     runs = user_runs(app_state().db, user_id, limit + 1)
     return success(_listed(runs, limit, url_for("sweeps.list_sweeps")))
 
@@ -131,7 +159,7 @@ def sweep_sessions(sweep_id: str) -> ResponseReturnValue:
     """Each session's outcome from the audit trail, Stripe-style pages."""
     user_id = reading_user_id()
     params = _params({"limit", "starting_after", "outcome"})
-    limit = _limit(params.get("limit"))
+    limit = _page_size(params.get("limit"))
     outcome = params.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
         raise ApiError(400, f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}.")
@@ -153,3 +181,98 @@ def sweep_sessions(sweep_id: str) -> ResponseReturnValue:
         raise ApiError(404, f"No session {params.get('starting_after')!r} in this sweep.") from None
     url = url_for("sweeps.sweep_sessions", sweep_id=sweep_id)
     return success(_listed(rows, limit, url))
+
+
+@bp.post("/sweeps")
+def create_sweep() -> ResponseReturnValue:
+    """Start a sweep of the scope in the body; 202 and where to follow it."""
+    user = caller()
+    body = json_body()
+    asked, accounts = _asked(body)
+    key = _idempotency_key()
+    if key is None:
+        return _started(user, asked, accounts)
+    fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    earlier = run_by_idempotency_key(app_state().db, user.id, key)
+    if earlier is None:
+        row: dict[str, object] = {"idempotency_key": key, "request_fingerprint": fingerprint}
+        keyed = dataclasses.replace(asked, row=row)
+        try:
+            return _started(user, keyed, accounts)
+        except IntegrityError:  # the same key, at the same moment: the other one won
+            earlier = run_by_idempotency_key(app_state().db, user.id, key)
+            if earlier is None:
+                raise
+    return _replayed(earlier, fingerprint)
+
+
+def _started(user: User, asked: Asked, accounts: Accounts) -> ResponseReturnValue:
+    if accounts is not None:
+        return _fleet_started(user, asked, accounts)
+    if app_state().broker is not None:
+        return accepted(queued(user, asked), RunStatus.QUEUED, preferred=False)
+    sweep = start(user, in_request=False, asked=asked)
+    background.start(sweep)
+    return accepted(sweep.sweep_id, RunStatus.RUNNING, preferred=False)
+
+
+def _fleet_started(user: User, asked: Asked, accounts: str | list[str]) -> ResponseReturnValue:
+    """A fleet sweep: the live-mode guard and the quota as for one account; the quota is
+    spent once the fleet has run (on the job queue, once its children are queued)."""
+    state = app_state()
+    platform = identified_gateway(state.settings, state.db, dry_run=asked.dry_run)
+    key = user_key(state.settings.ratelimit_key_prefix, user.id)
+    counter = state.limiter.limiter
+    g.quota_headers = room(counter, SWEEPS, key)
+    chosen = platform.connected_accounts() if accounts == "all" else list(accounts)
+    plan = FleetPlan(chosen, asked, Trigger.API, user.id)
+    if state.broker is not None:
+        parent_id = queue_fleet(state.settings, state.db, state.broker, platform, plan)
+        g.quota_headers = spend(counter, SWEEPS, key)
+        return accepted(parent_id, RunStatus.RUNNING, preferred=False)
+    fleet = FleetSweep(state.settings, state.db, platform, plan)
+
+    def once_ran() -> None:
+        spend(counter, SWEEPS, key)
+
+    background.start_fleet(fleet, once_ran)
+    return accepted(fleet.sweep_id, RunStatus.RUNNING, preferred=False)
+
+
+def _replayed(earlier: dict[str, Any], fingerprint: str) -> ResponseReturnValue:
+    if earlier["request_fingerprint"] != fingerprint:
+        raise ApiError(422, KEY_REUSED.format(sweep_id=earlier["id"]))
+    response = accepted(earlier["id"], earlier["status"], preferred=False)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _asked(body: dict[str, Any]) -> tuple[Asked, Accounts]:
+    asked, problems = read_asked(body, besides=("accounts",))
+    accounts = _accounts(body.get("accounts"), problems)
+    refuse_problems(problems, "sweep request")
+    return asked, accounts
+
+
+def _accounts(value: Any, problems: dict[str, str]) -> Accounts:
+    """``"all"``, a list of connected account ids, or None (the key's own account)."""
+    if value is None or value == "all":
+        return value
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_ACCOUNTS
+        or not all(isinstance(a, str) and ACCOUNT_ID.fullmatch(a) for a in value)
+        or len(set(value)) != len(value)
+    ):
+        problems["accounts"] = (
+            f'expected "all" or a list of 1 to {MAX_ACCOUNTS} different ids such as acct_1AbC'
+        )
+        return None
+    return list(value)
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApiError(400, "Idempotency-Key must be 1 to 255 printable ASCII characters.")
+    return key

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from checkout_sweeper.runs.fleet_result import fleet_status
+from checkout_sweeper.runs.fleet.result import fleet_status
 from checkout_sweeper.runs.launch import Asked
 from checkout_sweeper.runs.rows import update_run
 from checkout_sweeper.store.database import Database

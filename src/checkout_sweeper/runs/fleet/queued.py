@@ -1,6 +1,6 @@
 """A fleet sweep on the job queue: the parent run, then one queued child per account, which
 any worker takes up like any queued sweep (``--concurrency`` accounts per worker). The worker
-that ends the last child closes the parent (``fleet_rows.settle_parent``)."""
+that ends the last child closes the parent (``rows.settle_parent``)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import uuid
 from dramatiq.brokers.redis import RedisBroker
 
 from checkout_sweeper.errors import SweeperError
-from checkout_sweeper.runs.fleet_rows import (
+from checkout_sweeper.runs.fleet.rows import (
     FleetPlan,
     child_row,
     record_parent,
     record_refusal,
     settle_parent,
 )
-from checkout_sweeper.runs.jobs import queue_run
+from checkout_sweeper.runs.queue.producer import queue_run
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway

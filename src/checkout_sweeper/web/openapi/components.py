@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document: every path, parameter, header, status and field of the service.
+"""The schemas of the OpenAPI document: every answer body, header and status of the service.
 
 Answer bodies come from the code that makes them: the sweep's ``data`` from the
 ``SweepResult`` dataclass, a run from ``RUN_FIELDS``. The tests validate real answers of every
@@ -11,9 +11,9 @@ from typing import Any
 
 from checkout_sweeper.engine.scope import AGE
 from checkout_sweeper.engine.tally import SweepResult
+from checkout_sweeper.runs.quota import SWEEPS_PER_HOUR
 from checkout_sweeper.vocabulary import Outcome, RunStatus, Trigger, values
-from checkout_sweeper.web.quota import SWEEPS_PER_HOUR
-from checkout_sweeper.web.schemas import dataclass_schema
+from checkout_sweeper.web.openapi.reflect import dataclass_schema
 
 _INT = {"type": "integer"}
 _STR = {"type": "string"}

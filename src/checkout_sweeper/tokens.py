@@ -1,4 +1,5 @@
-"""Who is calling: a Bearer JWT, verified with PyJWT, gives the user id.
+"""Bearer JWTs, with PyJWT: a verified token gives the user id; ``mint_token`` makes one for
+development (the ``token`` command, the demo).
 
 Each way a token can be wrong has its own message, so a developer sees at once whether the
 token expired, was signed with another secret, or lacks a claim. Nothing here knows Flask.

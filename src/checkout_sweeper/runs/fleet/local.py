@@ -1,6 +1,4 @@
-"""Fleet sweeps: every connected account of a platform key (or the ones named), swept in
-parallel, each as an ordinary recorded sweep of its own (its own lease keyed on the connected
-account, its own pacing, audit run and scope), under a parent run that sums them up.
+"""A fleet swept in this process: its accounts in a bounded pool of threads.
 
 At most ``parallel`` accounts run at once in this process: each account has its own Stripe
 limit, so the work is parallel across accounts and bound by Stripe within one. An account that
@@ -22,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from checkout_sweeper.errors import SweepAborted, SweeperError
 from checkout_sweeper.runs.accounts import identify
-from checkout_sweeper.runs.fleet_result import AccountOutcome, FleetResult
-from checkout_sweeper.runs.fleet_rows import (
+from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
+from checkout_sweeper.runs.fleet.rows import (
     FleetPlan,
     child_row,
     record_parent,

@@ -16,15 +16,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.strategies import RateLimiter
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
 
 from checkout_sweeper.errors import QuotaExceeded, QuotaUnavailable
-from checkout_sweeper.runs.counters import counter_for, storage_options
 
-__all__ = ["READS", "SWEEPS", "counter_for", "room", "spend", "storage_options", "user_key"]
 log = logging.getLogger("checkout_sweeper.api")
 SWEEPS_PER_HOUR = 3  # the spec's per-user quota on the endpoint
 READS_PER_MINUTE = 120  # reads of a user's sweeps, every read endpoint together
+REDIS_TIMEOUT_S = 2.0  # the storage answers within seconds or the call fails: never a hang
+
+
+def storage_options(uri: str) -> dict[str, float]:
+    if uri.startswith("memory://"):
+        return {}
+    return {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S}
+
+
+def counter_for(storage_uri: str) -> RateLimiter:
+    """Moving-window counts in ``storage_uri`` (memory, or Redis shared by every process):
+    the per-user quota and the platform's request budget count there."""
+    storage = storage_from_string(storage_uri, **storage_options(storage_uri))
+    return MovingWindowRateLimiter(storage)
 
 
 @dataclass(frozen=True)
@@ -51,16 +64,16 @@ def user_key(prefix: str, user_id: int) -> str:
 def room(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
     """Raise ``QuotaExceeded`` when ``key`` has nothing left; count nothing. The headers say
     what will be left once this call has spent its share."""
-    return _counted(counter.test, counter, quota, key, share=1)
+    return _window_stats(counter.test, counter, quota, key, share=1)
 
 
 def spend(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
     """Count one call for ``key`` (a user's row id, never the claim text), or raise
     ``QuotaExceeded``; the headers say what is left."""
-    return _counted(counter.hit, counter, quota, key, share=0)
+    return _window_stats(counter.hit, counter, quota, key, share=0)
 
 
-def _counted(
+def _window_stats(
     step: Callable[..., bool], counter: RateLimiter, quota: Quota, key: str, share: int
 ) -> dict[str, str]:
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from checkout_sweeper.engine.scope import AGE
-from checkout_sweeper.web.openapi import ERROR, RETRY_AFTER, SCOPE_BODY, header
-from checkout_sweeper.web.quota import READS_PER_MINUTE
+from checkout_sweeper.runs.quota import READS_PER_MINUTE
+from checkout_sweeper.web.openapi.components import ERROR, RETRY_AFTER, SCOPE_BODY, header
 
 _OPT_STR = {"type": ["string", "null"]}
 SCHEDULE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {

@@ -1,0 +1,195 @@
+"""Taking sweeps off the queue: the actor's body. Each message names a queued run; the consumer
+takes the account's lease, checks the caller's quota again, runs the sweep under the run's own
+id and spends the quota once it has run. An account another sweep holds is retried later by
+the queue, for ``SWEEPER_BUSY_WAIT`` seconds; a run whose message the queue gives up on ends
+``failed``, never queued for ever. A stopping worker hands its sweeps back (``queued``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from typing import Any
+
+import dramatiq
+from dramatiq import Retry
+from dramatiq.brokers.redis import RedisBroker
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from checkout_sweeper.engine.scope import parse_scope
+from checkout_sweeper.errors import LeaseError, SweepAborted, SweepCanceled, SweeperError
+from checkout_sweeper.metrics import QUEUE_EVENTS
+from checkout_sweeper.runs.fleet.rows import settle_parent
+from checkout_sweeper.runs.launch import Asked, start_configured_sweep
+from checkout_sweeper.runs.queue.producer import (
+    GIVEN_UP_ACTOR,
+    QUEUE_NAME,
+    SWEEP_ACTOR,
+    end_queued_run,
+    enqueue_sweep,
+    mark_queued_again,
+    waited_s,
+)
+from checkout_sweeper.runs.quota import SWEEPS, counter_for, room, spend, user_key
+from checkout_sweeper.runs.recorded_sweep import RecordedSweep
+from checkout_sweeper.runs.rows import end_abandoned_run, queued_run
+from checkout_sweeper.settings import BUSY_WAIT_S, Settings
+from checkout_sweeper.store.database import Database, database_cause
+from checkout_sweeper.vocabulary import Trigger
+
+log = logging.getLogger("checkout_sweeper.worker")
+HANDED_BACK = "the worker is stopping: handed back to the queue"
+DATABASE_OUT_OF_REACH = (OperationalError, InterfaceError)  # the server, not the statement
+DATABASE_RETRIES = 10  # backoff from 1 s doubling to 15 s: about two minutes of tries
+
+
+class SweepRunner:
+    """The actor's body: one queued run taken up, run and recorded; the running ones known,
+    so that a stopping worker can hand them back."""
+
+    def __init__(self, settings: Settings, db: Database, broker: RedisBroker) -> None:
+        self.settings, self.db, self.broker = settings, db, broker
+        self.counter = counter_for(settings.ratelimit_storage_uri)
+        self.running: dict[str, RecordedSweep] = {}
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, sweep_id: str) -> None:
+        if self.stopping.is_set():  # a message taken while stopping goes back at once
+            enqueue_sweep(self.broker, sweep_id)
+            log.info("sweep %s left to another worker: this one is stopping", sweep_id)
+            return
+        try:
+            self._take(sweep_id)
+        except DATABASE_OUT_OF_REACH as err:
+            cause = database_cause(err)
+            log.warning("sweep %s waits: the database cannot be reached (%s)", sweep_id, cause)
+            raise Retry(cause) from err  # tried again with backoff, without a traceback
+
+    def _take(self, sweep_id: str) -> None:
+        run = queued_run(self.db, sweep_id)
+        if run is None:  # finished, canceled, or unknown: nothing to do
+            log.info("sweep %s is not waiting for a worker; message dropped", sweep_id)
+            QUEUE_EVENTS.labels("dropped").inc()
+            return
+        QUEUE_EVENTS.labels("resumed" if run["attempts"] else "taken").inc()
+        try:
+            self._run_taken(run)
+        finally:
+            if run["parent_id"]:  # the last child of a fleet to end closes its parent
+                settle_parent(self.db, run["parent_id"])
+
+    def _run_taken(self, run: dict[str, Any]) -> None:
+        sweep_id = run["id"]
+        try:
+            sweep = self._take_up(run)
+        except LeaseError as busy:
+            if waited_s() < self.settings.busy_wait_s:
+                log.info("sweep %s waits: %s", sweep_id, busy)
+                raise Retry(str(busy)) from busy  # tried again later, without a traceback
+            waited = f"{self.settings.busy_wait_s:g} s ({BUSY_WAIT_S.env})"
+            self._give_up(sweep_id, f"the account stayed busy for {waited}: {busy}")
+            return
+        except SweepCanceled:
+            log.info("sweep %s was canceled before it started", sweep_id)
+            return
+        except SweeperError as err:  # cannot start (live mode refused, Stripe, quota spent)
+            end_queued_run(self.db, sweep_id, str(err))
+            log.warning("sweep %s could not start: %s", sweep_id, err)
+            return
+        with self._lock:
+            self.running[sweep_id] = sweep
+        try:
+            sweep.run()
+        except SweepAborted as stopped:
+            if isinstance(stopped, SweepCanceled) or not self.stopping.is_set():
+                log.warning("sweep %s stopped: %s", sweep_id, stopped)
+                return
+            mark_queued_again(self.db, sweep_id)
+            enqueue_sweep(self.broker, sweep_id)
+            QUEUE_EVENTS.labels("handed_back").inc()
+            log.info("sweep %s handed back to the queue", sweep_id)
+        finally:
+            with self._lock:
+                self.running.pop(sweep_id, None)
+
+    def _take_up(self, run: dict[str, Any]) -> RecordedSweep:
+        """The run leased and recorded; a caller's sweep checks and spends their quota, a
+        scheduled one none (the schedule is its owner's standing order)."""
+        key = user_key(self.settings.ratelimit_key_prefix, run["user_id"] or 0)
+        charged = run["trigger"] != Trigger.SCHEDULE and run["parent_id"] is None
+        settings = self.settings  # a fleet's child acts on its connected account
+        if run["stripe_account"]:
+            settings = dataclasses.replace(settings, stripe_account=run["stripe_account"])
+
+        def check() -> None:
+            if charged:
+                room(self.counter, SWEEPS, key)
+
+        def count() -> None:
+            if charged:
+                spend(self.counter, SWEEPS, key)
+
+        return start_configured_sweep(
+            settings,
+            self.db,
+            trigger=run["trigger"],
+            user_id=run["user_id"],
+            # its scope as resolved when it first ran, if it did
+            asked=Asked(parse_scope(run["scope"]), run["dry_run"]),
+            once_leased=check,
+            once_ran=count,
+            sweep_id=run["id"],
+        )
+
+    def given_up(self, message: dict[str, Any], tries: dict[str, Any]) -> None:
+        """The queue stopped trying a sweep's message (an error no retry mends): the run ends
+        ``failed`` with the error's last line, rather than waiting for a worker forever."""
+        lines = message["options"].get("traceback", "").strip().splitlines()
+        last = lines[-1] if lines else "an error it did not keep"
+        self._give_up(message["args"][0], f"the worker could not run it: {last}")
+
+    def _give_up(self, sweep_id: str, error: str) -> None:
+        run = end_abandoned_run(self.db, sweep_id, error)
+        if run is None:
+            return
+        QUEUE_EVENTS.labels("given_up").inc()
+        log.warning("sweep %s failed: %s", sweep_id, error)
+        if run["parent_id"]:
+            settle_parent(self.db, run["parent_id"])
+
+    def hand_back_all(self) -> None:
+        """Stop dispatching in every sweep of this process; each records and goes back."""
+        self.stopping.set()
+        with self._lock:
+            sweeps = list(self.running.values())
+        for sweep in sweeps:
+            sweep.interrupt(HANDED_BACK)
+
+
+def declare_actors(runner: SweepRunner) -> None:
+    """The sweep actor and the one told of a message the queue gave up on, on ``runner``'s
+    broker: retried with backoff from 1 s to 15 s while ``_worth_retrying`` says so."""
+    declare = dramatiq.actor(
+        broker=runner.broker,
+        actor_name=SWEEP_ACTOR,
+        queue_name=QUEUE_NAME,
+        min_backoff=1_000,
+        max_backoff=15_000,
+        retry_when=_worth_retrying,
+        on_retry_exhausted=GIVEN_UP_ACTOR,
+    )
+    declare(runner.__call__)
+    given_up = dramatiq.actor(
+        broker=runner.broker, actor_name=GIVEN_UP_ACTOR, queue_name=QUEUE_NAME
+    )
+    given_up(runner.given_up)
+
+
+def _worth_retrying(retries: int, error: Exception) -> bool:
+    """The account is busy (its lease held): later, until ``SWEEPER_BUSY_WAIT`` has passed.
+    The database out of reach: later, about two minutes' worth of tries. Anything else is
+    recorded on the run."""
+    if isinstance(error.__cause__, DATABASE_OUT_OF_REACH):
+        return retries < DATABASE_RETRIES
+    return isinstance(error, Retry)
