@@ -7,6 +7,7 @@ import ast
 import inspect
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -121,3 +122,90 @@ def test_a_module_without_a_docstring_stops_the_module_list(tmp_path: Path):
     (tmp_path / "bare.py").write_text("VALUE = 1\n")
     with pytest.raises(ValueError, match=r"bare\.py"):
         entries(tmp_path)
+
+
+class _Drawn(NamedTuple):
+    depth: int
+    name: str
+    http: str
+    exit: str
+
+
+_TREE_LINE = re.compile(
+    r"(?P<prefix>    (?:[│ ]   )*(?:[├└]── )?)(?P<name>[A-Z]\w*)"
+    r"(?:  +\S.*?)??  +(?P<http>\d+(?:/\d+)*|any) +(?P<exit>\d+(?:/\d+)*|any)"
+)
+
+
+def _drawn_tree() -> list[_Drawn]:
+    """The lines of the docstring's drawing under the ``HTTP  exit`` header, as drawn."""
+    lines = (errors.__doc__ or "").split("::\n", 1)[1].strip("\n").splitlines()
+    assert lines[0].split() == ["HTTP", "exit"], lines[0]
+    drawn = []
+    for line in lines[1:]:
+        match = _TREE_LINE.fullmatch(line)
+        assert match, f"not a line of the tree (name, meaning, HTTP status, exit code): {line!r}"
+        depth = (len(match["prefix"]) - 4) // 4
+        drawn.append(_Drawn(depth, match["name"], match["http"], match["exit"]))
+    return drawn
+
+
+def _exception_classes() -> dict[str, type[BaseException]]:
+    return {
+        name: cls
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, BaseException) and cls.__module__ == errors.__name__
+    }
+
+
+def _set_per_instance(cls: type, attribute: str) -> bool:
+    """Whether the class, or a class of the module it inherits from, assigns
+    ``self.<attribute>`` (``AuthError``'s 401 or 400, ``CommandFailure``'s exit code)."""
+    source = ast.parse(Path(errors.__file__).read_text())
+    own = {node.name: node for node in source.body if isinstance(node, ast.ClassDef)}
+    return any(
+        isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        and node.attr == attribute
+        for ancestor in cls.__mro__
+        if ancestor.__name__ in own
+        for node in ast.walk(own[ancestor.__name__])
+    )
+
+
+def test_the_drawn_error_tree_names_every_class_and_only_those():
+    drawn = [line.name for line in _drawn_tree()]
+    assert len(drawn) == len(set(drawn)), f"drawn twice: {sorted(drawn)}"
+    defined = _exception_classes()
+    assert sorted(set(defined) - set(drawn)) == [], "classes missing from errors.py's tree"
+    assert sorted(set(drawn) - set(defined)) == [], "drawn in errors.py's tree, not defined"
+
+
+def test_the_drawn_error_tree_nests_as_the_classes_do():
+    classes = _exception_classes()
+    parents: list[str] = []  # the drawn ancestors of the current line, root first
+    for line in _drawn_tree():
+        assert line.depth <= len(parents), f"{line.name} is indented past its parent"
+        del parents[line.depth :]
+        own_bases = [b.__name__ for b in classes[line.name].__bases__ if b.__name__ in classes]
+        assert own_bases == parents[-1:], f"{line.name} is drawn under {parents[-1:]}"
+        parents.append(line.name)
+
+
+def test_the_drawn_error_tree_gives_each_class_its_status_and_exit_code():
+    """A number is the class's attribute; ``any`` or ``401/400`` is one set per instance."""
+    classes = _exception_classes()
+    for line in _drawn_tree():
+        cls = classes[line.name]
+        for attribute, drawn in (("http_status", line.http), ("exit_code", line.exit)):
+            where = f"{line.name}.{attribute} drawn as {drawn}"
+            if drawn.isdigit():
+                assert int(drawn) == getattr(cls, attribute), where
+                assert not _set_per_instance(cls, attribute), f"{where}, but set per instance"
+            else:
+                assert _set_per_instance(cls, attribute), f"{where}, but not set per instance"
+            for value in drawn.split("/") if drawn != "any" else []:
+                valid = range(400, 600) if attribute == "http_status" else set(errors.ExitCode)
+                assert int(value) in valid, where
