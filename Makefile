@@ -20,7 +20,7 @@ types:  ## mypy on src/ (configured in pyproject.toml)
 imports:  ## the layer contracts (import-linter, configured in pyproject.toml)
 	$(BIN)/lint-imports
 
-docs:  ## write the README's generated parts (configuration table, command line)
+docs:  ## write the README's generated parts (command line, configuration table, module list)
 	$(BIN)/cog -r README.md
 
 docs-check:  ## the README's generated parts are up to date

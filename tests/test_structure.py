@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
+from typing import NamedTuple
+
+import pytest
 
 import checkout_sweeper
 from checkout_sweeper import errors
+from checkout_sweeper.cli.architecture import architecture, entries
 
 PACKAGE = Path(checkout_sweeper.__file__).resolve().parent
+README = Path(__file__).resolve().parent.parent / "README.md"
 MAX_TOP_LEVEL_MODULES = 10
 
 
@@ -118,3 +124,122 @@ def test_no_package_holds_two_modules_of_one_name():
         names += [p.parent.name for p in package.glob("*/__init__.py")]
         twins += [f"{package.relative_to(PACKAGE.parent)}: {a}, {b}" for a, b in _twins(names)]
     assert twins == []
+
+
+def _architecture_section() -> str:
+    text = README.read_text()
+    start = text.index("\n## Architecture\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_readme_names_every_module():
+    """Walked here, not through the generator: a module the generator skipped fails too."""
+    section = _architecture_section()
+    unnamed = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith("store/migrations/versions/"):
+            continue  # Alembic's revisions: one line for all of them, `store/migrations/`
+        if path.name == "__init__.py" and "/" in relative:
+            relative = relative.removesuffix("__init__.py")  # a package: `runs/`
+        if not re.search(rf"(?<![\w/.-]){re.escape(relative)}(?![\w/.-])", section):
+            unnamed.append(relative)
+    assert not unnamed, f"README.md does not name {unnamed}: run `make docs`"
+
+
+def test_the_readme_module_list_is_the_generated_one():
+    assert architecture() in _architecture_section(), "run `make docs`"
+
+
+def test_a_module_without_a_docstring_stops_the_module_list(tmp_path: Path):
+    (tmp_path / "documented.py").write_text('"""Says what it is for."""\n')
+    (tmp_path / "bare.py").write_text("VALUE = 1\n")
+    with pytest.raises(ValueError, match=r"bare\.py"):
+        entries(tmp_path)
+
+
+class _Drawn(NamedTuple):
+    depth: int
+    name: str
+    http: str
+    exit: str
+
+
+_TREE_LINE = re.compile(
+    r"(?P<prefix>    (?:[│ ]   )*(?:[├└]── )?)(?P<name>[A-Z]\w*)"
+    r"(?:  +\S.*?)??  +(?P<http>\d+(?:/\d+)*|any) +(?P<exit>\d+(?:/\d+)*|any)"
+)
+
+
+def _drawn_tree() -> list[_Drawn]:
+    """The lines of the docstring's drawing under the ``HTTP  exit`` header, as drawn."""
+    lines = (errors.__doc__ or "").split("::\n", 1)[1].strip("\n").splitlines()
+    assert lines[0].split() == ["HTTP", "exit"], lines[0]
+    drawn = []
+    for line in lines[1:]:
+        match = _TREE_LINE.fullmatch(line)
+        assert match, f"not a line of the tree (name, meaning, HTTP status, exit code): {line!r}"
+        depth = (len(match["prefix"]) - 4) // 4
+        drawn.append(_Drawn(depth, match["name"], match["http"], match["exit"]))
+    return drawn
+
+
+def _exception_classes() -> dict[str, type[BaseException]]:
+    return {
+        name: cls
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, BaseException) and cls.__module__ == errors.__name__
+    }
+
+
+def _set_per_instance(cls: type, attribute: str) -> bool:
+    """Whether the class, or a class of the module it inherits from, assigns
+    ``self.<attribute>`` (``AuthError``'s 401 or 400, ``CommandFailure``'s exit code)."""
+    source = ast.parse(Path(errors.__file__).read_text())
+    own = {node.name: node for node in source.body if isinstance(node, ast.ClassDef)}
+    return any(
+        isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        and node.attr == attribute
+        for ancestor in cls.__mro__
+        if ancestor.__name__ in own
+        for node in ast.walk(own[ancestor.__name__])
+    )
+
+
+def test_the_drawn_error_tree_names_every_class_and_only_those():
+    drawn = [line.name for line in _drawn_tree()]
+    assert len(drawn) == len(set(drawn)), f"drawn twice: {sorted(drawn)}"
+    defined = _exception_classes()
+    assert sorted(set(defined) - set(drawn)) == [], "classes missing from errors.py's tree"
+    assert sorted(set(drawn) - set(defined)) == [], "drawn in errors.py's tree, not defined"
+
+
+def test_the_drawn_error_tree_nests_as_the_classes_do():
+    classes = _exception_classes()
+    parents: list[str] = []  # the drawn ancestors of the current line, root first
+    for line in _drawn_tree():
+        assert line.depth <= len(parents), f"{line.name} is indented past its parent"
+        del parents[line.depth :]
+        own_bases = [b.__name__ for b in classes[line.name].__bases__ if b.__name__ in classes]
+        assert own_bases == parents[-1:], f"{line.name} is drawn under {parents[-1:]}"
+        parents.append(line.name)
+
+
+def test_the_drawn_error_tree_gives_each_class_its_status_and_exit_code():
+    """A number is the class's attribute; ``any`` or ``401/400`` is one set per instance."""
+    classes = _exception_classes()
+    for line in _drawn_tree():
+        cls = classes[line.name]
+        for attribute, drawn in (("http_status", line.http), ("exit_code", line.exit)):
+            where = f"{line.name}.{attribute} drawn as {drawn}"
+            if drawn.isdigit():
+                assert int(drawn) == getattr(cls, attribute), where
+                assert not _set_per_instance(cls, attribute), f"{where}, but set per instance"
+            else:
+                assert _set_per_instance(cls, attribute), f"{where}, but not set per instance"
+            for value in drawn.split("/") if drawn != "any" else []:
+                valid = range(400, 600) if attribute == "http_status" else set(errors.ExitCode)
+                assert int(value) in valid, where

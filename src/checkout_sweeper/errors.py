@@ -7,34 +7,42 @@ One Flask error handler (``web.envelopes``) and one click wrapper (``cli``) read
 view or command maps errors by hand. The SDK's exceptions never leave ``stripe_api``: the
 adapter translates them into the ``StripeProblem`` branch at that one boundary.
 
+Each line gives a class's HTTP status and exit code; ``any`` (or ``401/400``) is set per
+instance. ``tests/test_structure.py`` holds the drawing to the classes.
+
 ::
 
-                                                                              HTTP   exit
-    SweeperError                                                               500      3
-    ├── ConfigError             a setting is missing, malformed or contradictory    500      2
-    ├── AuthError               a request cannot be attributed to a user       401/400      2
-    ├── UserError               a user cannot be added as asked                     400      2
-    ├── CommandFailure          a command refuses or fails for its own reason       500    any
-    ├── StripeProblem           what the adapter reports about one Stripe call      500      3
-    │   ├── RetryableError      429, 5xx, 409 on a busy idempotency key, lost connection
-    │   ├── FatalStripeError    key rejected, or an answer no retry can change
-    │   ├── SessionNotOpen      expire refused: the session is complete or expired already
-    │   ├── SessionRejected     expire refused for this session alone
-    │   └── StaleCursor         the ``starting_after`` session no longer matches the filter
-    ├── SweepProblem            a sweep could not run or did not finish             500      3
-    │   ├── LiveModeRefused     a live-mode key without SWEEPER_ALLOW_LIVE_MODE     403      2
-    │   ├── SweepStopped        no request may start: stopped or past the deadline  500      3
-    │   └── SweepAborted        the sweep ended early (carries what was done)       500      3
-    │       ├── LeaseLost       the lease could not be renewed in time, or was taken 500     4
-    │       └── SweepInterrupted  a signal (Ctrl-C, SIGTERM) stopped it             500    130
-    ├── LeaseError              the one-sweep-per-account lease                     409      4
-    │   └── SweepInProgress     another sweep holds the account's lease             409      4
-    ├── AuditError              the audit trail could not be written                500      5
-    ├── QuotaExceeded           the caller spent the calls of the window            429      4
-    ├── DependencyDown          a dependency cannot be used now (Retry-After)       503      3
-    │   ├── DatabaseUnavailable   cannot be reached, or answered too late
-    │   └── QuotaUnavailable      the per-user limits' storage cannot be reached
-    └── ApiError                an HTTP answer in the error envelope (status, message, headers)
+                                                                                         HTTP  exit
+    SweeperError                                                                          500     3
+    ├── ConfigError             a setting is missing, malformed or contradictory          500     2
+    ├── ScopeInvalid            a scope with bad fields (every one of them named)         400     2
+    ├── ScheduleInvalid         a period or cron expression that cannot be a schedule     400     2
+    ├── AuthError               a request cannot be attributed to a user              401/400     2
+    ├── UserError               a user cannot be added as asked                           400     2
+    ├── CommandFailure          a command refuses or fails for its own reason             500   any
+    ├── StripeProblem           what the adapter reports about one Stripe call            500     3
+    │   ├── RetryableError      429, 5xx, 409 on a busy idempotency key, lost connection  500     3
+    │   ├── FatalStripeError    key rejected, or an answer no retry can change            500     3
+    │   ├── SessionNotOpen      expire refused: the session is complete or expired        500     3
+    │   ├── SessionRejected     expire refused for this session alone (Stripe's status)   any     3
+    │   └── StaleCursor         the ``starting_after`` session is no longer open          500     3
+    ├── SweepProblem            a sweep could not run or did not finish                   500     3
+    │   ├── LiveModeRefused     a live-mode key without SWEEPER_ALLOW_LIVE_MODE           403     2
+    │   ├── SweepStopped        no request may start: stopped or past the deadline        500     3
+    │   └── SweepAborted        the sweep ended early (carries what was done)             500     3
+    │       ├── RateLimitStorm  429 on every request, for longer than the sweep waits     503     3
+    │       ├── LeaseLost       the lease could not be renewed in time, or was taken      500     4
+    │       ├── SweepInterrupted  a signal (Ctrl-C, SIGTERM) stopped it                   500   130
+    │       └── SweepCanceled   its owner canceled the sweep                              500     1
+    ├── LeaseError              the one-sweep-per-account lease                           409     4
+    │   └── SweepInProgress     another sweep holds the account's lease                   409     4
+    ├── AuditError              the audit trail could not be written                      500     5
+    ├── QuotaExceeded           the caller spent the calls of the window                  429     4
+    ├── DependencyDown          a dependency cannot be used now (Retry-After)             503     3
+    │   ├── DatabaseUnavailable  cannot be reached, or answered too late                  503     3
+    │   ├── QueueUnavailable    the job queue's Redis cannot be reached                   503     3
+    │   └── QuotaUnavailable    the per-user limits' storage cannot be reached            503     3
+    └── ApiError                a view's own answer in the error envelope                 any     2
 """
 
 from __future__ import annotations

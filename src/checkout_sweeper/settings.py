@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from checkout_sweeper.errors import ConfigError
 from checkout_sweeper.api_keys import key_problem
+from checkout_sweeper.errors import ConfigError
 
 __all__ = ["SETTINGS", "ConfigError", "ServerSettings", "Setting", "Settings"]
 

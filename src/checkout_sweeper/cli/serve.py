@@ -12,11 +12,11 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
+from checkout_sweeper.api_keys import is_live_key
 from checkout_sweeper.cli.context import load_settings, open_database
 from checkout_sweeper.errors import CommandFailure, ExitCode
 from checkout_sweeper.runs.quota import SWEEPS, SWEEPS_PER_HOUR
 from checkout_sweeper.settings import METRICS_DIR, masked
-from checkout_sweeper.api_keys import is_live_key
 
 
 class _Gunicorn(BaseApplication):

@@ -22,6 +22,7 @@ import click
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
+from checkout_sweeper.api_keys import key_problem
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import (
     database_failure,
@@ -56,7 +57,6 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.settings import CONCURRENCY, MAX_RPS, ConfigError, Settings, budget
 from checkout_sweeper.store.database import DEADLINE_S, Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
-from checkout_sweeper.api_keys import key_problem
 from checkout_sweeper.vocabulary import Trigger
 
 ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")

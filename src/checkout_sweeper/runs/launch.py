@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from checkout_sweeper.api_keys import account_fingerprint
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress
 from checkout_sweeper.errors import LiveModeRefused
@@ -17,7 +18,6 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
-from checkout_sweeper.api_keys import account_fingerprint
 
 
 @dataclass(frozen=True)

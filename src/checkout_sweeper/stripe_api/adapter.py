@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import stripe
 
+from checkout_sweeper.api_keys import account_fingerprint, is_live_key
 from checkout_sweeper.engine.gateway import NO_FILTERS, ListFilters, SessionPage
 from checkout_sweeper.errors import (
     FatalStripeError,
@@ -28,7 +29,6 @@ from checkout_sweeper.errors import (
 )
 from checkout_sweeper.metrics import STRIPE_REQUESTS, result_class
 from checkout_sweeper.settings import STRIPE_TIMEOUT_S
-from checkout_sweeper.api_keys import account_fingerprint, is_live_key
 
 log = logging.getLogger("checkout_sweeper.stripe")
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
