@@ -54,3 +54,11 @@ def test_a_bad_schedule_is_400_naming_every_bad_field(api):
     both = _call(api, "POST", "", token, {"every": "1h", "cron": "0 3 * * *"})
     assert both.status_code == 400 and "not both" in both.json()["message"]
     assert _call(api, "GET", "", token).json()["data"]["data"] == []
+
+
+def test_a_user_with_a_stripe_customer_cannot_add_a_schedule(api):
+    token = api.token(api.add_user(customer="cus_Q1w2e3r4"))
+    refused = _call(api, "POST", "", token, {"every": "1h"})
+    assert refused.status_code == 409, refused.text
+    assert "Stripe customer" in refused.json()["message"]
+    assert _call(api, "GET", "", token).json()["data"]["data"] == []

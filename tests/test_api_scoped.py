@@ -109,3 +109,20 @@ def test_another_users_key_is_their_own_and_a_bad_key_is_refused(api, fake_strip
 def test_without_a_token_nothing_happens(api, fake_stripe, shop):
     assert _post(api, None, {"limit": 1}).status_code == 401
     assert open_ids(fake_stripe) == set(shop)
+
+
+def test_a_user_with_a_stripe_customer_is_409_on_every_body_and_nothing_is_expired(
+    api, fake_stripe, shop
+):
+    token = api.token(api.add_user(customer="cus_Q1w2e3r4"))
+    for body in ({}, {"metadata": {"run": "ci-7"}}, {"dry_run": True}, {"accounts": "all"}):
+        refused = _post(api, token, body)
+        assert refused.status_code == 409, (body, refused.text)
+        assert "Stripe customer (cus_Q1w2e3r4)" in refused.json()["message"]
+    assert open_ids(fake_stripe) == set(shop)
+    assert (
+        requests.get(
+            f"{api.url}/v1/sweeps", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ).json()["data"]["data"]
+        == []
+    )

@@ -12,9 +12,11 @@ from sqlalchemy import update
 
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.errors import ScheduleInvalid
-from checkout_sweeper.runs.schedules import Cadence, add_schedule, claim_due_slots
+from checkout_sweeper.runs.schedules import Cadence, ScheduleLoop, add_schedule, claim_due_slots
+from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
-from checkout_sweeper.store.models import Schedule
+from checkout_sweeper.store.models import Schedule, User
+from checkout_sweeper.store.users import add_user
 
 from harness import queued_env, sweeper_env, wait_until, working
 from helpers import run_command
@@ -164,3 +166,21 @@ def test_two_workers_on_the_queue_run_each_slot_once(
     env = queued_env(tmp_path, fake_stripe.url, postgres_url, redis_url)
     runs = _two_slots_by_two_workers(env, fake_stripe, tmp_path)
     assert all(run["status"] == "succeeded" and run["queued_at"] for run in runs)
+
+
+def test_a_slot_whose_owner_has_since_become_a_stripe_customer_is_not_started(
+    tmp_path, db, fake_stripe
+):
+    """The spec's rule holds when a schedule fires, not only when it is added."""
+    fake_stripe.state.seed(open_=5)
+    owner = add_user(db, "shop@example.com")
+    schedule = add_schedule(db, Cadence.read("1m", None), EVERYTHING, dry_run=False, user_id=1)
+    with db.session() as session:
+        session.execute(update(Schedule).where(Schedule.id == schedule["id"]).values(created_at=T0))
+        session.execute(
+            update(User).where(User.id == owner["id"]).values(stripe_customer_id="cus_Late1")
+        )
+    settings = Settings.from_env(sweeper_env(tmp_path, fake_stripe.url), instance_path=tmp_path)
+    loop = ScheduleLoop(settings, db, None, clock=lambda: T0 + timedelta(seconds=61))
+    assert loop.tick() == []
+    assert fake_stripe.state.snapshot()["open_total"] == 5

@@ -27,6 +27,7 @@ instance. ``tests/test_structure.py`` holds the drawing to the classes.
     │   ├── SessionRejected     expire refused for this session alone (Stripe's status)   any     3
     │   └── StaleCursor         the ``starting_after`` session is no longer open          500     3
     ├── SweepProblem            a sweep could not run or did not finish                   500     3
+    │   ├── CustomerRefused     the user has a Stripe customer: the spec's 409            409     2
     │   ├── LiveModeRefused     a live-mode key without SWEEPER_ALLOW_LIVE_MODE           403     2
     │   ├── SweepStopped        no request may start: stopped or past the deadline        500     3
     │   └── SweepAborted        the sweep ended early (carries what was done)             500     3
@@ -272,6 +273,20 @@ class SweepCanceled(SweepAborted):
 
 
 # leases and audit -------------------------------------------------------------------------------
+class CustomerRefused(SweepProblem):
+    """The spec's rule: the cleanup is for users without a Stripe customer, on every door."""
+
+    http_status = 409
+    public = True
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            f"This user already has a Stripe customer ({customer_id}); this cleanup endpoint "
+            "is only for users without one."
+        )
+
+
 class LeaseError(SweeperError):
     """The one-sweep-per-account lease could not be taken or kept."""
 

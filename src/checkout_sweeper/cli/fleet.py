@@ -19,13 +19,11 @@ from rich.table import Table
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import open_database, print_json, quiet, table_console
 from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
-from checkout_sweeper.runs.fleet.local import FleetSweep
 from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
-from checkout_sweeper.runs.fleet.rows import FleetPlan
 from checkout_sweeper.runs.launch import Asked, count_open, identified_gateway
+from checkout_sweeper.runs.submit import OPERATOR, Services, submit_fleet
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.stripe_api.adapter import StripeGateway
-from checkout_sweeper.vocabulary import Trigger
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +52,17 @@ def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> NoReturn
         _show_counts(console, settings, platform, accounts, ask)
     if ask.asking:
         confirm_or_exit(platform, f"Sweep all {len(accounts)} accounts")
-    plan = FleetPlan(accounts, ask.asked, Trigger.CLI, parallel=ask.parallel)
-    fleet = FleetSweep(settings, db, platform, plan, on_account=_reporter(console))
-    result = fleet.run()
+    submitted = submit_fleet(
+        OPERATOR,
+        Services(settings, db),
+        ask.asked,
+        accounts,
+        in_thread=True,
+        on_account=_reporter(console),
+        parallel=ask.parallel,
+    )
+    assert submitted.fleet is not None  # asked to run in this thread
+    result = submitted.fleet.run()
     if ask.as_json:
         print_json(result.as_data())
     elif not quiet():

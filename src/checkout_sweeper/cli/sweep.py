@@ -51,13 +51,12 @@ from checkout_sweeper.runs.launch import (
     Asked,
     count_open,
     identified_gateway,
-    start_configured_sweep,
 )
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
+from checkout_sweeper.runs.submit import OPERATOR, Services, submit_sweep
 from checkout_sweeper.settings import CONCURRENCY, MAX_RPS, ConfigError, Settings, budget
 from checkout_sweeper.store.database import DEADLINE_S, Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
-from checkout_sweeper.vocabulary import Trigger
 
 ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
 INTERRUPTED = "the sweep was interrupted"
@@ -356,11 +355,11 @@ def _leased(
     the sweep itself then takes the time it takes."""
     db.deadlines.arm(DEADLINE_S)
     try:
-        return start_configured_sweep(
-            settings,
-            db,
-            trigger=Trigger.CLI,
-            asked=Asked(plan.scope, plan.dry_run),
+        submitted = submit_sweep(
+            OPERATOR,
+            Services(settings, db),
+            Asked(plan.scope, plan.dry_run),
+            in_thread=True,
             on_progress=live.update if live else None,
             gateway=gateway,
         )
@@ -368,6 +367,8 @@ def _leased(
         raise database_failure(db, err) from err
     finally:
         db.deadlines.disarm()
+    assert submitted.sweep is not None  # asked to run in this thread
+    return submitted.sweep
 
 
 def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> NoReturn:

@@ -49,14 +49,17 @@ def configured_gateway(settings: Settings) -> StripeGateway:
     )
 
 
-def refuse_early(settings: Settings, db: Database) -> None:
+def refuse_early(
+    settings: Settings, db: Database, *, reads_only: bool = False, busy: bool = True
+) -> None:
     """The checks that need no Stripe request, made before a caller's quota is spent: a
-    live-mode key not allowed (``LiveModeRefused``), a sweep of the account already running
-    (``SweepInProgress``; taking the lease checks it again, atomically)."""
+    live-mode key not allowed (``LiveModeRefused``; a sweep that ``reads_only`` may), a sweep
+    of the account already running (``SweepInProgress``, when ``busy`` asks; taking the lease
+    checks it again, atomically)."""
     gateway = configured_gateway(settings)
-    if gateway.livemode and not settings.allow_live_mode:
+    if gateway.livemode and not settings.allow_live_mode and not reads_only:
         raise LiveModeRefused()
-    account = known_account(db, gateway.key_fingerprint)
+    account = known_account(db, gateway.key_fingerprint) if busy else None
     if account is not None:
         refuse_if_held(db, account)
 

@@ -31,13 +31,11 @@ from checkout_sweeper.engine.durations import parse_duration
 from checkout_sweeper.engine.scope import AGE, Scope, parse_scope
 from checkout_sweeper.errors import ScheduleInvalid, SweeperError
 from checkout_sweeper.metrics import SCHEDULED_SLOTS
-from checkout_sweeper.runs import background
-from checkout_sweeper.runs.launch import Asked, start_configured_sweep
-from checkout_sweeper.runs.queue.producer import queue_run
+from checkout_sweeper.runs.launch import Asked
+from checkout_sweeper.runs.submit import Services, schedule_caller, submit_sweep
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import Schedule, utcnow
-from checkout_sweeper.vocabulary import Trigger
 
 log = logging.getLogger("checkout_sweeper.scheduler")
 MIN_EVERY_S = 60  # a sweep lists the whole scope: more often than a minute only costs quota
@@ -210,22 +208,9 @@ class ScheduleLoop:
         return started
 
     def _start(self, slot: DueSlot) -> str:
+        """The slot's sweep, through the checks every door makes (its owner's customer
+        rule included): on the job queue when there is one, else in the background."""
         asked = Asked(slot.scope, slot.dry_run, {"schedule_id": slot.schedule_id})
-        if self.broker is None:
-            sweep = start_configured_sweep(
-                self.settings,
-                self.db,
-                trigger=Trigger.SCHEDULE,
-                user_id=slot.user_id,
-                asked=asked,
-            )
-            background.start(sweep)
-            return sweep.sweep_id
-        return queue_run(
-            self.settings,
-            self.db,
-            self.broker,
-            trigger=Trigger.SCHEDULE,
-            user_id=slot.user_id,
-            asked=asked,
-        )
+        owner = schedule_caller(self.db, slot.user_id)
+        services = Services(self.settings, self.db, self.broker)
+        return submit_sweep(owner, services, asked).sweep_id

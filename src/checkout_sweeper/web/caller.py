@@ -3,9 +3,10 @@ says why not (401, 400, 404)."""
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import g, has_request_context, request
 
 from checkout_sweeper.errors import ApiError
+from checkout_sweeper.runs.submit import Caller, Services, api_caller
 from checkout_sweeper.store.models import User
 from checkout_sweeper.store.users import find_user
 from checkout_sweeper.tokens import bearer_token, user_id_from, verify
@@ -33,3 +34,21 @@ def caller() -> User:
     user = load_user(g.user_id)
     g.user_id = user.id
     return user
+
+
+def as_submitter(user: User) -> Caller:
+    """The user as ``runs`` knows a caller: their quota, and the spec's customer rule."""
+    return api_caller(user.id, user.stripe_customer_id)
+
+
+def services() -> Services:
+    """What starting a sweep needs, as this app holds it."""
+    state = app_state()
+    return Services(state.settings, state.db, state.broker, state.limiter.limiter)
+
+
+def quota_seen(headers: dict[str, str]) -> None:
+    """The quota's headers for the answer, when there is a request to answer (a sweep in the
+    background spends its quota after its request has gone)."""
+    if has_request_context():
+        g.quota_headers = headers

@@ -1,29 +1,33 @@
 """The ``v1`` blueprint: ``GET /v1/active_checkout_sessions_and_expire_all``.
 
-The view runs the checks of the product contract in their fixed order (auth, claims, query,
-user, customer, live mode, running sweep, quota) and hands the sweep to the service. With
-``Prefer: respond-async`` (RFC 7240) it answers 202 once every check has passed and the sweep
-goes on in this process; ``/v1/sweeps/{id}`` follows it.
+The view checks what is the door's (auth, claims, query, user) and hands the rest of the
+contract's checks (customer, live mode, running sweep, quota) and the sweep to
+``runs.submit``. With ``Prefer: respond-async`` (RFC 7240) it answers 202 once every check has
+passed and the sweep goes on in the background or on the job queue; ``/v1/sweeps/{id}``
+follows it.
 """
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, g, has_request_context, request, url_for
+from flask import Blueprint, Response, g, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import MethodNotAllowed
 
 from checkout_sweeper.errors import ApiError, SweepAborted
-from checkout_sweeper.runs import background
-from checkout_sweeper.runs.launch import SEED, Asked, refuse_early, start_configured_sweep
-from checkout_sweeper.runs.queue.producer import queue_run
-from checkout_sweeper.runs.quota import SWEEPS, room, spend, user_key
+from checkout_sweeper.runs.launch import SEED
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import run_of_user, wait_while_pending
-from checkout_sweeper.store.models import User
-from checkout_sweeper.vocabulary import RunStatus, Trigger
-from checkout_sweeper.web.caller import authenticated_user_id, load_user
+from checkout_sweeper.runs.submit import submit_sweep
+from checkout_sweeper.vocabulary import RunStatus
+from checkout_sweeper.web.caller import (
+    as_submitter,
+    authenticated_user_id,
+    load_user,
+    quota_seen,
+    services,
+)
 from checkout_sweeper.web.envelopes import GET_ONLY, success
 from checkout_sweeper.web.state import app_state
 
@@ -52,24 +56,20 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
     if request.args:
         names = ", ".join(sorted(request.args))
         raise ApiError(400, f"This endpoint accepts no query parameters; got: {names}.")
-    user = load_user(g.user_id)
-    if user.stripe_customer_id:
-        raise ApiError(
-            409,
-            "This user already has a Stripe customer "
-            f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
-        )
     state = app_state()
-    if state.broker is not None and (wants_async() or state.settings.sync_wait_s > 0):
-        sweep_id = queued(user)
-        if wants_async():
-            return accepted(sweep_id, RunStatus.QUEUED)
-        return _awaited(sweep_id, user.id, state.settings.sync_wait_s)
-    sweep = start(user, in_request=not wants_async())
+    in_thread = not wants_async() and not (state.broker and state.settings.sync_wait_s > 0)
+    submitted = submit_sweep(
+        as_submitter(load_user(g.user_id)),
+        services(),
+        SEED,
+        in_thread=in_thread,
+        quota_seen=quota_seen,
+    )
+    if submitted.sweep is not None:
+        return _finish(submitted.sweep)
     if wants_async():
-        background.start(sweep)
-        return accepted(sweep.sweep_id, RunStatus.RUNNING)
-    return _finish(sweep)
+        return accepted(submitted.sweep_id, submitted.status)
+    return _awaited(submitted.sweep_id, g.user_id, state.settings.sync_wait_s)
 
 
 def accepted(sweep_id: str, status: str, *, preferred: bool = True) -> Response:
@@ -80,48 +80,6 @@ def accepted(sweep_id: str, status: str, *, preferred: bool = True) -> Response:
     if preferred:
         response.headers["Preference-Applied"] = "respond-async"
     return response
-
-
-def queued(user: User, asked: Asked = SEED) -> str:
-    """With a job queue the web process runs no sweep: the checks that need no lease here,
-    then a queued run row and a message; the worker that takes it leases the account, checks
-    the quota again and spends it once the sweep has run."""
-    state = app_state()
-    assert state.broker is not None
-    refuse_early(state.settings, state.db)
-    key = user_key(state.settings.ratelimit_key_prefix, user.id)
-    g.quota_headers = room(state.limiter.limiter, SWEEPS, key)
-    return queue_run(
-        state.settings, state.db, state.broker, trigger=Trigger.API, user_id=user.id, asked=asked
-    )
-
-
-def start(user: User, *, in_request: bool, asked: Asked = SEED) -> RecordedSweep:
-    """Every check, the lease and room in the quota; the sweep is recorded as running. The
-    quota is spent once the sweep has run (in the background too, where no request is)."""
-    state = app_state()
-    refuse_early(state.settings, state.db)
-    counter = state.limiter.limiter
-    key = user_key(state.settings.ratelimit_key_prefix, user.id)
-
-    def check() -> None:
-        g.quota_headers = room(counter, SWEEPS, key)
-
-    def count() -> None:
-        headers = spend(counter, SWEEPS, key)
-        if has_request_context():
-            g.quota_headers = headers
-
-    return start_configured_sweep(
-        state.settings,
-        state.db,
-        trigger=Trigger.API,
-        user_id=user.id,
-        once_leased=check,
-        once_ran=count,
-        in_request=in_request,
-        asked=asked,
-    )
 
 
 def _awaited(sweep_id: str, user_id: int, wait_s: float) -> ResponseReturnValue:

@@ -14,10 +14,12 @@ from checkout_sweeper.runs.schedules import (
     list_schedules,
     remove_schedule,
 )
+from checkout_sweeper.runs.submit import refuse
 from checkout_sweeper.web.body import json_body, read_asked, refuse_problems
+from checkout_sweeper.web.caller import as_submitter, services
 from checkout_sweeper.web.envelopes import success
 from checkout_sweeper.web.state import app_state
-from checkout_sweeper.web.sweeps import reading_user_id
+from checkout_sweeper.web.sweeps import reading_user, reading_user_id
 
 bp = Blueprint("schedules", __name__)
 
@@ -33,7 +35,7 @@ def list_own() -> ResponseReturnValue:
 @bp.post("/schedules")
 def add() -> ResponseReturnValue:
     """Add a schedule: ``every`` (a period) or ``cron`` (UTC), and a scope."""
-    user_id = reading_user_id()
+    user = reading_user()
     body = json_body()
     asked, problems = read_asked(body, besides=("every", "cron"))
     cadence = None
@@ -43,8 +45,9 @@ def add() -> ResponseReturnValue:
         problems.setdefault("every" if "every" in body else "cron", str(err))
     refuse_problems(problems, "schedule")
     assert cadence is not None
+    refuse(as_submitter(user), services(), dry_run=asked.dry_run, busy=False)
     schedule = add_schedule(
-        app_state().db, cadence, asked.scope, dry_run=asked.dry_run, user_id=user_id
+        app_state().db, cadence, asked.scope, dry_run=asked.dry_run, user_id=user.id
     )
     response = success(schedule, 201)
     response.headers["Location"] = url_for("schedules.list_own") + "/" + schedule["id"]

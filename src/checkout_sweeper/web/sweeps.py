@@ -26,12 +26,8 @@ from sqlalchemy.exc import IntegrityError
 
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.metrics import SWEEPS_CANCELED
-from checkout_sweeper.runs import background
-from checkout_sweeper.runs.fleet.local import FleetSweep
-from checkout_sweeper.runs.fleet.queued import queue_fleet
-from checkout_sweeper.runs.fleet.rows import FleetPlan
-from checkout_sweeper.runs.launch import Asked, identified_gateway
-from checkout_sweeper.runs.quota import READS, SWEEPS, room, spend, user_key
+from checkout_sweeper.runs.launch import Asked
+from checkout_sweeper.runs.quota import READS, spend, user_key
 from checkout_sweeper.runs.rows import (
     ENDED,
     children_of,
@@ -42,11 +38,12 @@ from checkout_sweeper.runs.rows import (
     user_runs,
     wait_while_pending,
 )
+from checkout_sweeper.runs.submit import submit_fleet, submit_sweep
 from checkout_sweeper.store.models import User
-from checkout_sweeper.vocabulary import Outcome, RunStatus, Trigger, values
+from checkout_sweeper.vocabulary import Outcome, RunStatus, values
 from checkout_sweeper.web.body import json_body, read_asked, refuse_problems
-from checkout_sweeper.web.caller import caller
-from checkout_sweeper.web.endpoint import accepted, queued, start
+from checkout_sweeper.web.caller import as_submitter, caller, quota_seen, services
+from checkout_sweeper.web.endpoint import accepted
 from checkout_sweeper.web.envelopes import success
 from checkout_sweeper.web.state import app_state
 
@@ -64,13 +61,17 @@ KEY_REUSED = (
 )
 
 
-def reading_user_id() -> int:
+def reading_user() -> User:
     """The caller, charged one read of the generous per-user limit."""
     user = caller()
     state = app_state()
     key = user_key(state.settings.ratelimit_key_prefix, user.id)
     g.quota_headers = spend(state.limiter.limiter, READS, key)
-    return user.id
+    return user
+
+
+def reading_user_id() -> int:
+    return reading_user().id
 
 
 def _params(allowed: set[str]) -> dict[str, str]:
@@ -207,36 +208,13 @@ def create_sweep() -> ResponseReturnValue:
 
 
 def _started(user: User, asked: Asked, accounts: Accounts) -> ResponseReturnValue:
+    """Every check of the contract and the quota, through ``runs.submit`` as on every door."""
+    submitter, context = as_submitter(user), services()
     if accounts is not None:
-        return _fleet_started(user, asked, accounts)
-    if app_state().broker is not None:
-        return accepted(queued(user, asked), RunStatus.QUEUED, preferred=False)
-    sweep = start(user, in_request=False, asked=asked)
-    background.start(sweep)
-    return accepted(sweep.sweep_id, RunStatus.RUNNING, preferred=False)
-
-
-def _fleet_started(user: User, asked: Asked, accounts: str | list[str]) -> ResponseReturnValue:
-    """A fleet sweep: the live-mode guard and the quota as for one account; the quota is
-    spent once the fleet has run (on the job queue, once its children are queued)."""
-    state = app_state()
-    platform = identified_gateway(state.settings, state.db, dry_run=asked.dry_run)
-    key = user_key(state.settings.ratelimit_key_prefix, user.id)
-    counter = state.limiter.limiter
-    g.quota_headers = room(counter, SWEEPS, key)
-    chosen = platform.connected_accounts() if accounts == "all" else list(accounts)
-    plan = FleetPlan(chosen, asked, Trigger.API, user.id)
-    if state.broker is not None:
-        parent_id = queue_fleet(state.settings, state.db, state.broker, platform, plan)
-        g.quota_headers = spend(counter, SWEEPS, key)
-        return accepted(parent_id, RunStatus.RUNNING, preferred=False)
-    fleet = FleetSweep(state.settings, state.db, platform, plan)
-
-    def once_ran() -> None:
-        spend(counter, SWEEPS, key)
-
-    background.start_fleet(fleet, once_ran)
-    return accepted(fleet.sweep_id, RunStatus.RUNNING, preferred=False)
+        submitted = submit_fleet(submitter, context, asked, accounts, quota_seen=quota_seen)
+    else:
+        submitted = submit_sweep(submitter, context, asked, quota_seen=quota_seen)
+    return accepted(submitted.sweep_id, submitted.status, preferred=False)
 
 
 def _replayed(earlier: dict[str, Any], fingerprint: str) -> ResponseReturnValue:

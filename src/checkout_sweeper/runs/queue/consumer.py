@@ -30,12 +30,12 @@ from checkout_sweeper.runs.queue.producer import (
     mark_queued_again,
     waited_s,
 )
-from checkout_sweeper.runs.quota import SWEEPS, counter_for, room, spend, user_key
+from checkout_sweeper.runs.quota import counter_for
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import end_abandoned_run, queued_run
+from checkout_sweeper.runs.submit import Services, queued_caller, quota_hooks
 from checkout_sweeper.settings import BUSY_WAIT_S, Settings
 from checkout_sweeper.store.database import Database, database_cause
-from checkout_sweeper.vocabulary import Trigger
 
 log = logging.getLogger("checkout_sweeper.worker")
 HANDED_BACK = "the worker is stopping: handed back to the queue"
@@ -114,22 +114,13 @@ class SweepRunner:
                 self.running.pop(sweep_id, None)
 
     def _take_up(self, run: dict[str, Any]) -> RecordedSweep:
-        """The run leased and recorded; a caller's sweep checks and spends their quota, a
-        scheduled one none (the schedule is its owner's standing order)."""
-        key = user_key(self.settings.ratelimit_key_prefix, run["user_id"] or 0)
-        charged = run["trigger"] != Trigger.SCHEDULE and run["parent_id"] is None
+        """The run leased and recorded, its quota checked and charged as ``runs.submit``
+        says for the caller who queued it."""
         settings = self.settings  # a fleet's child acts on its connected account
         if run["stripe_account"]:
             settings = dataclasses.replace(settings, stripe_account=run["stripe_account"])
-
-        def check() -> None:
-            if charged:
-                room(self.counter, SWEEPS, key)
-
-        def count() -> None:
-            if charged:
-                spend(self.counter, SWEEPS, key)
-
+        submitter = queued_caller(run["trigger"], run["user_id"], child=bool(run["parent_id"]))
+        check, charge = quota_hooks(submitter, Services(settings, self.db, counter=self.counter))
         return start_configured_sweep(
             settings,
             self.db,
@@ -138,7 +129,7 @@ class SweepRunner:
             # its scope as resolved when it first ran, if it did
             asked=Asked(parse_scope(run["scope"]), run["dry_run"]),
             once_leased=check,
-            once_ran=count,
+            once_ran=charge,
             sweep_id=run["id"],
         )
 

@@ -35,6 +35,14 @@ STATUSES = {
     "503": "The rate-limit storage (Redis) cannot be reached.",
 }
 
+REFUSALS = {  # what adding a schedule is refused for, as a sweep is on every door
+    status: {"description": text, "content": {"application/json": {"schema": ERROR}}}
+    for status, text in (
+        ("403", "The configured Stripe key is live-mode and SWEEPER_ALLOW_LIVE_MODE is not set."),
+        ("409", "The user already has a stripe_customer_id: the spec's rule, on every door."),
+    )
+}
+
 
 def _fields(fields: dict[str, tuple[dict[str, Any], str]]) -> dict[str, Any]:
     return {name: {**schema, "description": text} for name, (schema, text) in fields.items()}
@@ -97,6 +105,7 @@ def _responses(code: str, text: str, schema: str) -> dict[str, Any]:
 def schedule_paths(prefix: str) -> dict[str, Any]:
     created = _responses("201", "The schedule; workers start its sweeps.", "ScheduleCreated")
     created["201"]["headers"] = {"Location": header("The schedule.", {"type": "string"})}
+    created.update(REFUSALS)
     secured: dict[str, Any] = {"security": [{"bearer": []}]}
     schedule_id = {
         "name": "schedule_id",
