@@ -32,7 +32,7 @@ def _poll_until_done(api, location: str, token: str) -> list[dict]:
         answer = _get(api, location, token)
         assert answer.status_code == 200, answer.text
         seen.append(answer.json()["data"])
-        return seen[-1]["status"] != "running"
+        return seen[-1]["status"] not in ("queued", "running")
 
     wait_until(ended, 60, interval=0.2, what="the sweep to end")
     return seen

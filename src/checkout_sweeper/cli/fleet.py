@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -19,11 +20,20 @@ from rich.table import Table
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import open_database, print_json, quiet, table_console
 from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
+from checkout_sweeper.runs.checks import OPERATOR, Services
 from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
+from checkout_sweeper.runs.fleet.rows import ended_children, fleet_of, settle_parent
 from checkout_sweeper.runs.launch import Asked, count_open, identified_gateway
-from checkout_sweeper.runs.submit import OPERATOR, Services, submit_fleet
+from checkout_sweeper.runs.queue.pool import stop_local_pools
+from checkout_sweeper.runs.queue.producer import in_process_broker
+from checkout_sweeper.runs.rows import run_status
+from checkout_sweeper.runs.submit import submit_fleet
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.stripe_api.adapter import StripeGateway
+from checkout_sweeper.vocabulary import RunStatus
+
+FOLLOW_EVERY_S = 0.25  # how often the accounts' runs are read for the lines printed
+STOP_TIMEOUT_S = 60.0  # how long a stopped fleet waits for its sweeps to record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,22 +62,49 @@ def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> NoReturn
         _show_counts(console, settings, platform, accounts, ask)
     if ask.asking:
         confirm_or_exit(platform, f"Sweep all {len(accounts)} accounts")
-    submitted = submit_fleet(
-        OPERATOR,
-        Services(settings, db),
-        ask.asked,
-        accounts,
-        in_thread=True,
-        on_account=_reporter(console),
-        parallel=ask.parallel,
-    )
-    assert submitted.fleet is not None  # asked to run in this thread
-    result = submitted.fleet.run()
+    # a person waits at the terminal: an account another sweep holds fails now, not later
+    settings = dataclasses.replace(settings, busy_wait_s=0)
+    services = Services(settings, db, in_process_broker(), threads=ask.parallel)
+    submitted = submit_fleet(OPERATOR, services, ask.asked, accounts)
+    result = _followed(services, submitted.sweep_id, _reporter(console))
     if ask.as_json:
         print_json(result.as_data())
     elif not quiet():
         _summary(result)
     sys.exit(result.exit_code)
+
+
+def _followed(
+    services: Services, parent_id: str, report: Callable[[AccountOutcome], None]
+) -> FleetResult:
+    """The fleet to its end, a line per account as each ends; Ctrl-C or SIGTERM stops every
+    account's sweep (each records what it did) and the fleet ends ``interrupted``."""
+    reported: set[str] = set()
+    try:
+        while not _report_ended(services, parent_id, reported, report):
+            time.sleep(FOLLOW_EVERY_S)
+    except KeyboardInterrupt:
+        click.echo("stopping: every account's sweep records what it did", err=True)
+        stop_local_pools(STOP_TIMEOUT_S, "interrupted (Ctrl-C or SIGTERM)")
+        settle_parent(services.db, parent_id)
+        _report_ended(services, parent_id, reported, report)
+    else:
+        stop_local_pools(STOP_TIMEOUT_S)
+    return fleet_of(services.db, parent_id)
+
+
+def _report_ended(
+    services: Services,
+    parent_id: str,
+    reported: set[str],
+    report: Callable[[AccountOutcome], None],
+) -> bool:
+    """Report the children that ended since last time; whether the whole fleet has."""
+    for outcome in ended_children(services.db, parent_id):
+        if outcome.sweep_id not in reported:
+            reported.add(outcome.sweep_id or "")
+            report(outcome)
+    return run_status(services.db, parent_id) != RunStatus.RUNNING
 
 
 def _show_counts(

@@ -46,6 +46,7 @@ from checkout_sweeper.errors import (
     SweeperError,
     SweepInterrupted,
 )
+from checkout_sweeper.runs.checks import OPERATOR, Services
 from checkout_sweeper.runs.fleet.rows import FLEET_PARALLEL
 from checkout_sweeper.runs.launch import (
     Asked,
@@ -53,7 +54,7 @@ from checkout_sweeper.runs.launch import (
     identified_gateway,
 )
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
-from checkout_sweeper.runs.submit import OPERATOR, Services, submit_sweep
+from checkout_sweeper.runs.submit import submit_sweep
 from checkout_sweeper.settings import CONCURRENCY, MAX_RPS, ConfigError, Settings, budget
 from checkout_sweeper.store.database import DEADLINE_S, Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway

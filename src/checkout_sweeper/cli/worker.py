@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 
 import click
-import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
@@ -22,15 +21,13 @@ from redis.exceptions import RedisError
 from checkout_sweeper.cli.context import load_settings, open_database
 from checkout_sweeper.errors import CommandFailure, ConfigError, ExitCode
 from checkout_sweeper.logs import adopt_library_logs, setup_logging
-from checkout_sweeper.runs import background
-from checkout_sweeper.runs.queue.consumer import SweepRunner, declare_actors
+from checkout_sweeper.runs.queue.pool import ConsumerPool, local_pool
 from checkout_sweeper.runs.queue.producer import QUEUE_NAME, make_broker
 from checkout_sweeper.runs.schedules import ScheduleLoop
-from checkout_sweeper.settings import QUEUE_URL, Settings, masked
-from checkout_sweeper.store.database import Database
+from checkout_sweeper.settings import QUEUE_URL, masked
 
 log = logging.getLogger("checkout_sweeper.worker")
-STOP_TIMEOUT_MS = 60_000  # how long a stopping worker waits for its sweeps to record
+STOP_TIMEOUT_S = 60.0  # how long a stopping worker waits for its sweeps to record
 
 
 @click.command("worker")
@@ -63,26 +60,14 @@ def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str
     db = open_database(settings)
     if metrics_port is not None:
         start_http_server(metrics_port, addr=metrics_host)
-    if not settings.queue_url:
-        _run_schedules_here(settings, db)
-        return
     broker = make_broker(settings)
-    _warn_if_queue_unreachable(broker, settings.queue_url)
-    runner = SweepRunner(settings, db, broker)
-    declare_actors(runner)
-    _serve_until_stopped(broker, runner, concurrency, ScheduleLoop(settings, db, broker))
-
-
-def _run_schedules_here(settings: Settings, db: Database) -> None:
-    """No queue: this process starts each due slot's sweep itself, until SIGTERM or Ctrl-C
-    (then the running ones record what they did and end ``interrupted``)."""
-    with _stopped_by_signals() as stop:
-        log.info("worker started: no job queue, running scheduled sweeps in this process")
-        try:
-            ScheduleLoop(settings, db, None).run_until(stop)
-        finally:
-            background.stop_all("the worker is stopping")
-    log.info("worker stopped")
+    if isinstance(broker, RedisBroker):
+        assert settings.queue_url is not None
+        _warn_if_queue_unreachable(broker, settings.queue_url)
+        pool = ConsumerPool(settings, db, broker, concurrency)
+    else:  # no queue: the schedules' sweeps run in this process, through the same consumer
+        pool = local_pool(settings, db, broker, concurrency)
+    _serve_until_stopped(pool, concurrency, ScheduleLoop(settings, db, broker))
 
 
 @contextlib.contextmanager
@@ -105,12 +90,9 @@ def _warn_if_queue_unreachable(broker: RedisBroker, url: str) -> None:
         log.warning("%s %s cannot be reached (%s); waiting for it", QUEUE_URL.env, masked(url), err)
 
 
-def _serve_until_stopped(
-    broker: RedisBroker, runner: SweepRunner, concurrency: int, schedules: ScheduleLoop
-) -> None:
+def _serve_until_stopped(pool: ConsumerPool, concurrency: int, schedules: ScheduleLoop) -> None:
     with _stopped_by_signals() as stop:  # before anything starts: a signal always stops it
-        worker = dramatiq.Worker(broker, worker_threads=concurrency, worker_timeout=500)
-        worker.start()
+        pool.start()
         log.info("worker started", extra={"fields": {"threads": concurrency, "queue": QUEUE_NAME}})
         looking = threading.Thread(target=schedules.run_until, args=(stop,), name="schedules")
         looking.start()
@@ -119,8 +101,6 @@ def _serve_until_stopped(
         finally:
             stop.set()
             looking.join()
-            log.info("worker stopping: running sweeps go back to the queue")
-            runner.hand_back_all()
-            worker.stop(timeout=STOP_TIMEOUT_MS)
-            broker.close()
+            log.info("worker stopping: running sweeps record what they did")
+            pool.stop(STOP_TIMEOUT_S, "the worker is stopping")
     log.info("worker stopped")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from checkout_sweeper.vocabulary import Outcome
@@ -136,6 +136,11 @@ class SweepResult:
         if not self.dry_run:
             data.pop("would_expire")
         return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> SweepResult:
+        """The result a run recorded (``as_data``), read back: a fleet sums its children's."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 class Tally:

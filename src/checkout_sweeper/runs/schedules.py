@@ -24,15 +24,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from croniter import croniter
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq import Broker
 from sqlalchemy import or_, select, update
 
 from checkout_sweeper.engine.durations import parse_duration
 from checkout_sweeper.engine.scope import AGE, Scope, parse_scope
 from checkout_sweeper.errors import ScheduleInvalid, SweeperError
 from checkout_sweeper.metrics import SCHEDULED_SLOTS
+from checkout_sweeper.runs.checks import Services, schedule_caller
 from checkout_sweeper.runs.launch import Asked
-from checkout_sweeper.runs.submit import Services, schedule_caller, submit_sweep
+from checkout_sweeper.runs.submit import submit_sweep
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import Schedule, utcnow
@@ -175,7 +176,7 @@ class ScheduleLoop:
         self,
         settings: Settings,
         db: Database,
-        broker: RedisBroker | None,
+        broker: Broker,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings, self.db, self.broker = settings, db, broker
@@ -209,7 +210,7 @@ class ScheduleLoop:
 
     def _start(self, slot: DueSlot) -> str:
         """The slot's sweep, through the checks every door makes (its owner's customer
-        rule included): on the job queue when there is one, else in the background."""
+        rule included), queued for the consumer (on the job queue, or in this process)."""
         asked = Asked(slot.scope, slot.dry_run, {"schedule_id": slot.schedule_id})
         owner = schedule_caller(self.db, slot.user_id)
         services = Services(self.settings, self.db, self.broker)

@@ -29,6 +29,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(moment: datetime) -> datetime:
+    """A stored moment in UTC with its zone (SQLite hands datetimes back without one)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def utc_iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with its zone (SQLite hands datetimes back without one)."""
     if moment is None:
@@ -109,10 +114,7 @@ class SweepRun(Base):
     def duration_s(self) -> float | None:
         if self.finished_at is None or self.started_at is None:
             return None
-        started, finished = self.started_at, self.finished_at
-        if (started.tzinfo is None) != (finished.tzinfo is None):
-            started, finished = started.replace(tzinfo=None), finished.replace(tzinfo=None)
-        return round((finished - started).total_seconds(), 3)
+        return round((aware(self.finished_at) - aware(self.started_at)).total_seconds(), 3)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import g, has_request_context, request
 
 from checkout_sweeper.errors import ApiError
-from checkout_sweeper.runs.submit import Caller, Services, api_caller
+from checkout_sweeper.runs.checks import Caller, Services, api_caller
 from checkout_sweeper.store.models import User
 from checkout_sweeper.store.users import find_user
 from checkout_sweeper.tokens import bearer_token, user_id_from, verify

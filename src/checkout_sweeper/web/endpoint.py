@@ -57,7 +57,8 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
         names = ", ".join(sorted(request.args))
         raise ApiError(400, f"This endpoint accepts no query parameters; got: {names}.")
     state = app_state()
-    in_thread = not wants_async() and not (state.broker and state.settings.sync_wait_s > 0)
+    awaits_worker = state.settings.queue_url is not None and state.settings.sync_wait_s > 0
+    in_thread = not wants_async() and not awaits_worker
     submitted = submit_sweep(
         as_submitter(load_user(g.user_id)),
         services(),

@@ -66,7 +66,7 @@ def create_app(
     limiter = Limiter(key_func=_user_key, app=app)
     limiter.exempt(health_bp)
     limiter.exempt(metrics_bp)
-    broker = make_broker(settings) if settings.queue_url else None
+    broker = make_broker(settings)
     app.extensions[EXTENSION_KEY] = AppState(settings, db, limiter, broker)
     if settings.trusted_proxy_count:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # werkzeug's documented way to wrap it

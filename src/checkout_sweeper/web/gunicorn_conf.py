@@ -35,11 +35,11 @@ def on_starting(server: object) -> None:
 
 
 def worker_exit(server: object, worker: object) -> None:
-    """A stopping worker interrupts its background sweeps: they stop dispatching, record what
-    was done and end ``interrupted``, within the graceful timeout."""
-    from checkout_sweeper.runs.background import stop_all
+    """A stopping worker stops the sweeps its in-process queue runs: they stop dispatching,
+    record what was done and end ``interrupted``, within the graceful timeout."""
+    from checkout_sweeper.runs.queue.pool import stop_local_pools
 
-    stop_all(timeout_s=graceful_timeout)
+    stop_local_pools(timeout_s=graceful_timeout)
 
 
 def child_exit(server: object, worker: object) -> None:

@@ -8,13 +8,13 @@ from flask import Blueprint, url_for
 from flask.typing import ResponseReturnValue
 
 from checkout_sweeper.errors import ApiError, ScheduleInvalid
+from checkout_sweeper.runs.checks import refuse
 from checkout_sweeper.runs.schedules import (
     Cadence,
     add_schedule,
     list_schedules,
     remove_schedule,
 )
-from checkout_sweeper.runs.submit import refuse
 from checkout_sweeper.web.body import json_body, read_asked, refuse_problems
 from checkout_sweeper.web.caller import as_submitter, services
 from checkout_sweeper.web.envelopes import success

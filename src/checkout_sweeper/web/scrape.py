@@ -48,10 +48,7 @@ def metrics() -> Response:
 def _read_queue_depth() -> None:
     """The queue's depth as this scrape sees it; a Redis out of reach leaves the last value
     (logged: the scrape itself still answers)."""
-    broker = app_state().broker
-    if broker is None:
-        return
     try:
-        QUEUE_DEPTH.set(queue_depth(broker))
+        QUEUE_DEPTH.set(queue_depth(app_state().broker))
     except RedisError as err:
         log.warning("queue depth not read: %s", err)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq import Broker
 from flask import current_app
 from flask_limiter import Limiter
 
@@ -19,7 +19,7 @@ class AppState:
     settings: Settings
     db: Database
     limiter: Limiter
-    broker: RedisBroker | None = None  # the job queue, when SWEEPER_QUEUE_URL is set
+    broker: Broker  # the job queue (SWEEPER_QUEUE_URL), or the in-process one
 
 
 def app_state() -> AppState:

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import uuid
 
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq import Broker
 
 from checkout_sweeper.errors import SweeperError
 from checkout_sweeper.runs.fleet.rows import (
@@ -28,7 +28,7 @@ log = logging.getLogger("checkout_sweeper.fleet")
 
 
 def queue_fleet(
-    settings: Settings, db: Database, broker: RedisBroker, platform: StripeGateway, plan: FleetPlan
+    settings: Settings, db: Database, broker: Broker, platform: StripeGateway, plan: FleetPlan
 ) -> str:
     """The parent's id; an account that refuses (or cannot be queued) fails its own child."""
     parent_id = uuid.uuid4().hex

@@ -8,11 +8,13 @@ open; ``interrupted`` when it was stopped.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from checkout_sweeper.engine.tally import SweepResult
 from checkout_sweeper.errors import ExitCode
+from checkout_sweeper.store.models import SweepRun
 from checkout_sweeper.vocabulary import RunStatus
 
 SAMPLE_CAP = 100  # open sessions shown across the fleet, as for one account
@@ -57,6 +59,21 @@ class AccountOutcome:
             "remaining_open_count": result.remaining_open_count if result else None,
             "out_of_scope_open_count": result.out_of_scope_open_count if result else None,
         }
+
+
+def outcome_of_child(child: SweepRun) -> AccountOutcome:
+    """A child run's row as its account's outcome: the answer it recorded, or, for a child
+    stopped early, the counts its rows hold (what it did before it stopped)."""
+    result = SweepResult.from_data(json.loads(child.result)) if child.result else None
+    if result is None and child.started_at is not None and child.status != RunStatus.FAILED:
+        result = SweepResult(
+            child.id,
+            child.dry_run,
+            expired_count=child.expired_count,
+            already_closed_count=child.already_closed_count,
+            stripe_requests=child.stripe_requests,
+        )
+    return AccountOutcome(child.stripe_account or "", child.id, child.status, result, child.error)
 
 
 @dataclass

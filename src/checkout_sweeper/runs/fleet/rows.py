@@ -5,32 +5,38 @@ closed by the worker that ends the last one)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from typing import Any
 
 from sqlalchemy import select
 
-from checkout_sweeper.runs.fleet.result import fleet_status
+from checkout_sweeper.runs.fleet.result import (
+    AccountOutcome,
+    FleetResult,
+    fleet_status,
+    outcome_of_child,
+)
 from checkout_sweeper.runs.launch import Asked
 from checkout_sweeper.runs.rows import update_run
 from checkout_sweeper.store.database import Database
-from checkout_sweeper.store.models import SweepRun, utcnow
+from checkout_sweeper.store.models import SweepRun, aware, utcnow
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.vocabulary import RunStatus
 
 PARENT_ONLY = ("idempotency_key", "request_fingerprint")  # what the request's row keeps
+PENDING = {RunStatus.QUEUED, RunStatus.RUNNING}  # a child in these has not ended
 FLEET_PARALLEL = 6  # accounts swept at once in one process: 120 req/s at 20 each, 2 cores
 
 
 @dataclasses.dataclass(frozen=True)
 class FleetPlan:
-    """Which accounts, what to ask of each, who asked, and how many at once."""
+    """Which accounts, what to ask of each, and who asked."""
 
     accounts: list[str]
     asked: Asked
     trigger: str
     user_id: int | None = None
-    parallel: int = FLEET_PARALLEL
 
 
 def record_parent(
@@ -86,22 +92,58 @@ def record_refusal(db: Database, row: dict[str, Any], error: str) -> str:
 
 
 def settle_parent(db: Database, parent_id: str) -> str | None:
-    """Close the parent once no child is queued or running; its status, or None if not yet."""
+    """Close the parent once no child is queued or running, with the fleet's whole answer
+    summed from its children's rows; its status, or None if not yet."""
     with db.session() as session:
+        parent = session.get(SweepRun, parent_id)
         children = list(session.scalars(select(SweepRun).where(SweepRun.parent_id == parent_id)))
         statuses = {child.status for child in children}
-        if not children or statuses & {RunStatus.QUEUED, RunStatus.RUNNING}:
+        if parent is None or not children or statuses & PENDING:
             return None
-        status = fleet_status(statuses)
-        failed = [child for child in children if child.status == RunStatus.FAILED]
-        values = {
-            "status": status,
-            "finished_at": utcnow(),
-            "expired_count": sum(child.expired_count for child in children),
-            "already_closed_count": sum(child.already_closed_count for child in children),
-            "failed_count": sum(child.failed_count for child in children),
-            "stripe_requests": sum(child.stripe_requests for child in children),
-            "error": "; ".join(f"{c.stripe_account}: {c.error}" for c in failed) or None,
-        }
-        update_run(session, parent_id, values)
-        return status
+        update_run(session, parent_id, _closed(parent, children))
+        return fleet_status(statuses)
+
+
+def _closed(parent: SweepRun, children: list[SweepRun]) -> dict[str, object]:
+    """The parent's row once every child has ended: its status, sums and answer."""
+    scope = json.loads(parent.scope) if parent.scope else {}
+    fleet = FleetResult(parent.id, parent.dry_run, [outcome_of_child(c) for c in children], scope)
+    fleet.duration_ms = int((utcnow() - aware(parent.started_at)).total_seconds() * 1000)
+    data = fleet.as_data()
+    failed = [child for child in children if child.status == RunStatus.FAILED]
+    return {
+        "status": fleet.status,
+        "finished_at": utcnow(),
+        "expired_count": data["expired_count"],
+        "already_closed_count": data["already_closed_count"],
+        "failed_count": sum(child.failed_count for child in children),
+        "remaining_count": data["remaining_open_count"],
+        "stripe_requests": data["stripe_requests"],
+        "result": json.dumps(data, default=str),
+        "error": "; ".join(f"{c.stripe_account}: {c.error}" for c in failed) or None,
+    }
+
+
+def ended_children(db: Database, parent_id: str) -> list[AccountOutcome]:
+    """The fleet's accounts whose sweeps have ended, as outcomes, oldest first."""
+    with db.session() as session:
+        children = session.scalars(
+            select(SweepRun)
+            .where(SweepRun.parent_id == parent_id, SweepRun.status.not_in(PENDING))
+            .order_by(SweepRun.finished_at)
+        )
+        return [outcome_of_child(child) for child in children]
+
+
+def fleet_of(db: Database, parent_id: str) -> FleetResult:
+    """The fleet's answer as its parent recorded it once settled, or summed from its
+    children now."""
+    with db.session() as session:
+        parent = session.get(SweepRun, parent_id)
+        assert parent is not None, parent_id
+        children = list(session.scalars(select(SweepRun).where(SweepRun.parent_id == parent_id)))
+        scope = json.loads(parent.scope) if parent.scope else {}
+        outcomes = [outcome_of_child(child) for child in children]
+        fleet = FleetResult(parent.id, parent.dry_run, outcomes, scope)
+        fleet.duration_ms = int(1000 * (parent.duration_s or 0))
+        return fleet

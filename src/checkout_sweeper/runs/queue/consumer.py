@@ -12,13 +12,14 @@ import threading
 from typing import Any
 
 import dramatiq
-from dramatiq import Retry
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq import Broker, Retry
+from limits.strategies import RateLimiter
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from checkout_sweeper.engine.scope import parse_scope
 from checkout_sweeper.errors import LeaseError, SweepAborted, SweepCanceled, SweeperError
 from checkout_sweeper.metrics import QUEUE_EVENTS
+from checkout_sweeper.runs.checks import Services, queued_caller, quota_hooks
 from checkout_sweeper.runs.fleet.rows import settle_parent
 from checkout_sweeper.runs.launch import Asked, start_configured_sweep
 from checkout_sweeper.runs.queue.producer import (
@@ -27,18 +28,20 @@ from checkout_sweeper.runs.queue.producer import (
     SWEEP_ACTOR,
     end_queued_run,
     enqueue_sweep,
+    is_durable,
     mark_queued_again,
     waited_s,
 )
 from checkout_sweeper.runs.quota import counter_for
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import end_abandoned_run, queued_run
-from checkout_sweeper.runs.submit import Services, queued_caller, quota_hooks
 from checkout_sweeper.settings import BUSY_WAIT_S, Settings
 from checkout_sweeper.store.database import Database, database_cause
+from checkout_sweeper.vocabulary import RunStatus
 
 log = logging.getLogger("checkout_sweeper.worker")
 HANDED_BACK = "the worker is stopping: handed back to the queue"
+STOPPED_FIRST = "the process stopped before the sweep started; ask for it again"
 DATABASE_OUT_OF_REACH = (OperationalError, InterfaceError)  # the server, not the statement
 DATABASE_RETRIES = 10  # backoff from 1 s doubling to 15 s: about two minutes of tries
 
@@ -47,17 +50,24 @@ class SweepRunner:
     """The actor's body: one queued run taken up, run and recorded; the running ones known,
     so that a stopping worker can hand them back."""
 
-    def __init__(self, settings: Settings, db: Database, broker: RedisBroker) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        broker: Broker,
+        counter: RateLimiter | None = None,
+    ) -> None:
         self.settings, self.db, self.broker = settings, db, broker
-        self.counter = counter_for(settings.ratelimit_storage_uri)
+        self.durable = is_durable(broker)
+        # the quota's counts: the door's own where they live in its memory (the embedded case)
+        self.counter = counter or counter_for(settings.ratelimit_storage_uri)
         self.running: dict[str, RecordedSweep] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
 
     def __call__(self, sweep_id: str) -> None:
         if self.stopping.is_set():  # a message taken while stopping goes back at once
-            enqueue_sweep(self.broker, sweep_id)
-            log.info("sweep %s left to another worker: this one is stopping", sweep_id)
+            self.left_behind(sweep_id)
             return
         try:
             self._take(sweep_id)
@@ -88,7 +98,8 @@ class SweepRunner:
                 log.info("sweep %s waits: %s", sweep_id, busy)
                 raise Retry(str(busy)) from busy  # tried again later, without a traceback
             waited = f"{self.settings.busy_wait_s:g} s ({BUSY_WAIT_S.env})"
-            self._give_up(sweep_id, f"the account stayed busy for {waited}: {busy}")
+            stayed = f"the account stayed busy for {waited}: " if self.settings.busy_wait_s else ""
+            self._give_up(sweep_id, f"{stayed}{busy}")
             return
         except SweepCanceled:
             log.info("sweep %s was canceled before it started", sweep_id)
@@ -102,7 +113,7 @@ class SweepRunner:
         try:
             sweep.run()
         except SweepAborted as stopped:
-            if isinstance(stopped, SweepCanceled) or not self.stopping.is_set():
+            if isinstance(stopped, SweepCanceled) or not self.stopping.is_set() or not self.durable:
                 log.warning("sweep %s stopped: %s", sweep_id, stopped)
                 return
             mark_queued_again(self.db, sweep_id)
@@ -149,13 +160,24 @@ class SweepRunner:
         if run["parent_id"]:
             settle_parent(self.db, run["parent_id"])
 
-    def hand_back_all(self) -> None:
-        """Stop dispatching in every sweep of this process; each records and goes back."""
+    def hand_back_all(self, reason: str) -> None:
+        """Stop dispatching in every sweep of this process; each records what it did, then
+        goes back to a durable queue, or ends ``interrupted`` with ``reason``."""
         self.stopping.set()
         with self._lock:
             sweeps = list(self.running.values())
         for sweep in sweeps:
-            sweep.interrupt(HANDED_BACK)
+            sweep.interrupt(HANDED_BACK if self.durable else reason)
+
+    def left_behind(self, sweep_id: str) -> None:
+        """A message this stopping process will not run: back to a durable queue for another
+        worker, or its run ends ``interrupted`` (an in-process queue ends with the process)."""
+        if self.durable:
+            enqueue_sweep(self.broker, sweep_id)
+            log.info("sweep %s left to another worker: this one is stopping", sweep_id)
+        else:
+            end_queued_run(self.db, sweep_id, STOPPED_FIRST, RunStatus.INTERRUPTED)
+            log.info("sweep %s not started: %s", sweep_id, STOPPED_FIRST)
 
 
 def declare_actors(runner: SweepRunner) -> None:

@@ -7,8 +7,9 @@ import time
 import uuid
 from typing import cast
 
-from dramatiq import Message
+from dramatiq import Broker, Message, Middleware
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -35,16 +36,18 @@ MAINTENANCE_CHANCE = 50_000  # per million broker calls: a worker polls often, s
 REDIS_TIMEOUT_S = 5.0  # every Redis call of the broker (it polls; it never blocks on a pop)
 
 
-def make_broker(settings: Settings) -> RedisBroker:
-    """The broker of ``SWEEPER_QUEUE_URL``, with the middleware a sweep needs: retries (a
-    sweep whose account is busy waits its turn), no time limit (a sweep takes what it takes)."""
-    assert settings.queue_url is not None
+def make_broker(settings: Settings) -> Broker:
+    """The broker of ``SWEEPER_QUEUE_URL``, or with none set an in-process one (the embedded
+    default: the same consumer takes the sweeps up, in this process), with the middleware a
+    sweep needs: retries (a sweep whose account is busy waits its turn), no time limit."""
+    if settings.queue_url is None:
+        return in_process_broker()
     broker = RedisBroker(
         url=settings.queue_url,
         namespace=settings.queue_namespace,
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=MAINTENANCE_CHANCE,
-        middleware=[AgeLimit(), ShutdownNotifications(), Callbacks(), Retries(), CurrentMessage()],
+        middleware=_middleware(),
         socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S,
     )
@@ -52,7 +55,24 @@ def make_broker(settings: Settings) -> RedisBroker:
     return broker
 
 
-def enqueue_sweep(broker: RedisBroker, sweep_id: str) -> None:
+def in_process_broker() -> Broker:
+    """A queue in this process's memory: its sweeps run here and end with the process."""
+    broker = StubBroker(middleware=_middleware())
+    broker.declare_queue(QUEUE_NAME)
+    return broker
+
+
+def _middleware() -> list[Middleware]:
+    return [AgeLimit(), ShutdownNotifications(), Callbacks(), Retries(), CurrentMessage()]
+
+
+def is_durable(broker: Broker) -> bool:
+    """Whether the queue outlives this process (Redis), so a stopping worker hands its
+    sweeps back; an in-process queue's sweeps end with the process (``interrupted``)."""
+    return isinstance(broker, RedisBroker)
+
+
+def enqueue_sweep(broker: Broker, sweep_id: str) -> None:
     """Send the sweep to whichever worker takes it first."""
     message: Message[None] = Message(
         queue_name=QUEUE_NAME, actor_name=SWEEP_ACTOR, args=(sweep_id,), kwargs={}, options={}
@@ -66,8 +86,11 @@ def waited_s() -> float:
     return 0.0 if message is None else time.time() - message.message_timestamp / 1000
 
 
-def queue_depth(broker: RedisBroker) -> int:
+def queue_depth(broker: Broker) -> int:
     """Messages waiting in the sweep queue (not those a worker holds)."""
+    if isinstance(broker, StubBroker):
+        return broker.queues[QUEUE_NAME].qsize()
+    assert isinstance(broker, RedisBroker)
     return cast(int, broker.client.llen(f"{broker.namespace}:{QUEUE_NAME}"))
 
 
@@ -77,7 +100,7 @@ def record_queued(db: Database, run: dict[str, object]) -> None:
         session.add(SweepRun(**run, status=RunStatus.QUEUED, queued_at=utcnow(), attempts=0))
 
 
-def send_or_fail(db: Database, broker: RedisBroker, sweep_id: str) -> None:
+def send_or_fail(db: Database, broker: Broker, sweep_id: str) -> None:
     """Enqueue the queued run, or end it ``failed`` and raise ``QueueUnavailable`` (503)."""
     try:
         enqueue_sweep(broker, sweep_id)
@@ -87,9 +110,9 @@ def send_or_fail(db: Database, broker: RedisBroker, sweep_id: str) -> None:
         raise QueueUnavailable(f"the job queue cannot be reached: {err}") from err
 
 
-def end_queued_run(db: Database, sweep_id: str, error: str) -> None:
-    """A queued run that could not start ends ``failed``, saying why."""
-    _set_run(db, sweep_id, status=RunStatus.FAILED, error=error, finished_at=utcnow())
+def end_queued_run(db: Database, sweep_id: str, error: str, status: str = RunStatus.FAILED) -> None:
+    """A queued run that could not start ends (``failed``, unless said), saying why."""
+    _set_run(db, sweep_id, status=status, error=error, finished_at=utcnow())
 
 
 def mark_queued_again(db: Database, sweep_id: str) -> None:
@@ -105,7 +128,7 @@ def _set_run(db: Database, sweep_id: str, **values: object) -> None:
 def queue_run(
     settings: Settings,
     db: Database,
-    broker: RedisBroker,
+    broker: Broker,
     *,
     trigger: str,
     user_id: int | None,

@@ -1,0 +1,98 @@
+"""The threads that take sweeps off the queue in one process: a Dramatiq worker running the
+consumer, the same for the Redis queue (``checkout-sweeper worker``) and the in-process queue
+of the embedded default (``serve`` and ``worker`` with no ``SWEEPER_QUEUE_URL``).
+
+Stopping it stops every sweep of the process: on a durable queue each records what it did and
+goes back for another worker; on the in-process queue each ends ``interrupted``, as do the
+sweeps still waiting in it, so none reads ``queued`` after its process is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+from dramatiq import Broker
+from dramatiq.brokers.stub import StubBroker
+from limits.strategies import RateLimiter
+
+from checkout_sweeper.runs.queue.consumer import SweepRunner, declare_actors
+from checkout_sweeper.runs.queue.producer import QUEUE_NAME
+from checkout_sweeper.settings import Settings
+from checkout_sweeper.store.database import Database
+
+log = logging.getLogger("checkout_sweeper.worker")
+WORKER_TIMEOUT_MS = 500  # how often an idle thread looks at the queue again
+STOP_REASON = "the server is stopping"
+
+
+class ConsumerPool:
+    """A consumer and its threads on ``broker``; ``start`` once, ``stop`` once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        broker: Broker,
+        threads: int,
+        counter: RateLimiter | None = None,
+    ) -> None:
+        self.broker = broker
+        self.runner = SweepRunner(settings, db, broker, counter)
+        declare_actors(self.runner)
+        self._worker = dramatiq.Worker(
+            broker, worker_threads=threads, worker_timeout=WORKER_TIMEOUT_MS
+        )
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self, timeout_s: float, reason: str = STOP_REASON) -> None:
+        """Every sweep of this process stops dispatching and records what it did; then the
+        threads end, within ``timeout_s``."""
+        self.runner.hand_back_all(reason)
+        self._worker.stop(timeout=int(timeout_s * 1000))
+        if isinstance(self.broker, StubBroker):
+            self._end_waiting()
+        self.broker.close()
+
+    def _end_waiting(self) -> None:
+        """The in-process queue dies with the process: its waiting sweeps end now."""
+        assert isinstance(self.broker, StubBroker)
+        for name in (QUEUE_NAME, f"{QUEUE_NAME}.DQ"):
+            waiting = self.broker.queues.get(name)
+            while waiting is not None and not waiting.empty():
+                message = dramatiq.Message.decode(waiting.get_nowait())
+                self.runner.left_behind(message.args[0])
+
+
+_local: dict[int, ConsumerPool] = {}  # the in-process pool of each broker, by its id
+_lock = threading.Lock()
+
+
+def local_pool(
+    settings: Settings,
+    db: Database,
+    broker: Broker,
+    threads: int,
+    counter: RateLimiter | None = None,
+) -> ConsumerPool:
+    """The pool that consumes this process's in-process queue, started at its first use;
+    ``counter`` the quota's, when the door keeps it in memory."""
+    with _lock:
+        pool = _local.get(id(broker))
+        if pool is None:
+            pool = _local[id(broker)] = ConsumerPool(settings, db, broker, threads, counter)
+            pool.start()
+            log.info("sweeps run in this process (no SWEEPER_QUEUE_URL)")
+        return pool
+
+
+def stop_local_pools(timeout_s: float, reason: str = STOP_REASON) -> None:
+    """Stop the in-process pools of this process (gunicorn's ``worker_exit``)."""
+    with _lock:
+        pools = list(_local.values())
+        _local.clear()
+    for pool in pools:
+        pool.stop(timeout_s, reason)
