@@ -85,7 +85,7 @@ def gunicorn_log_config(level: str) -> dict[str, Any]:
     }
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is now, so redirections made later are honoured."""
 
     @property

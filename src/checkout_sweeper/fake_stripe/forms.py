@@ -35,7 +35,7 @@ def _split_key(name: str) -> list[str]:
     return parts
 
 
-def _listify(node: Any) -> Any:
+def _listify(node: object) -> object:
     """Turn dicts whose keys are all digits (or empty, for ``a[]``) into lists, recursively."""
     if not isinstance(node, dict):
         return node
@@ -46,7 +46,8 @@ def _listify(node: Any) -> Any:
 
 
 def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Build a nested dict from ``(name, value)`` pairs in Stripe's bracket notation."""
+    """Build a nested dict from ``(name, value)`` pairs in Stripe's bracket notation; the top
+    level stays a dict of parameter names, even names that are digits."""
     root: dict[str, Any] = {}
     append_counters: dict[tuple[str, ...], int] = {}
     for name, value in pairs:
@@ -67,4 +68,4 @@ def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
                 if not isinstance(child, dict):
                     raise FormError(name)
                 node = child
-    return _listify(root)
+    return {name: _listify(value) for name, value in root.items()}

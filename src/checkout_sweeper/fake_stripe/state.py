@@ -31,16 +31,16 @@ NOT_OPEN = (
 class Stats:
     """What the fake saw: the admin surface reports these to tests and benchmarks."""
 
-    requests: Counter = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
     rate_limited: int = 0
-    requests_by_account: Counter = field(default_factory=Counter)  # "" is the platform itself
-    limited_by_account: Counter = field(default_factory=Counter)
+    requests_by_account: Counter[str] = field(default_factory=Counter)  # "" is the platform itself
+    limited_by_account: Counter[str] = field(default_factory=Counter)
     server_errors: int = 0
     lost_answers: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
-    expire_calls: Counter = field(default_factory=Counter)
-    expired_by_request: Counter = field(default_factory=Counter)
+    expire_calls: Counter[str] = field(default_factory=Counter)
+    expired_by_request: Counter[str] = field(default_factory=Counter)
     races: int = 0
     lock_timeouts: int = 0
     spawned: int = 0
