@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+
+from checkout_sweeper.fake_stripe.objects import StripeObject
 
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
 
@@ -45,10 +46,10 @@ def _listify(node: object) -> object:
     return converted
 
 
-def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def decode_form(pairs: Iterable[tuple[str, str]]) -> StripeObject:
     """Build a nested dict from ``(name, value)`` pairs in Stripe's bracket notation; the top
     level stays a dict of parameter names, even names that are digits."""
-    root: dict[str, Any] = {}
+    root: StripeObject = {}
     append_counters: dict[tuple[str, ...], int] = {}
     for name, value in pairs:
         parts = _split_key(name)

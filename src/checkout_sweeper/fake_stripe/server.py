@@ -22,6 +22,8 @@ from werkzeug.wrappers import Request, Response
 
 from checkout_sweeper.fake_stripe.faults import StripeFault
 from checkout_sweeper.fake_stripe.forms import FormError, decode_form
+from checkout_sweeper.fake_stripe.idempotency import Answer
+from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.operations import Caller, perform
 from checkout_sweeper.fake_stripe.state import FakeStripeState
 
@@ -79,7 +81,7 @@ def authenticate(request: Request) -> Caller:
     return Caller(key, request.headers.get("Stripe-Account", ""))
 
 
-def _params(request: Request) -> dict[str, Any]:
+def _params(request: Request) -> StripeObject:
     pairs: MultiDict[str, str] = MultiDict(request.args)
     if request.method == "POST":
         pairs.update(request.form)
@@ -134,7 +136,7 @@ class FakeStripeApp:
         params = _params(request)
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
 
-        def execute() -> tuple[int, dict[str, Any]]:
+        def execute() -> Answer:
             return 200, perform(state, operation, caller, params, session_id)
 
         if key:
