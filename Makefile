@@ -14,7 +14,7 @@ format:  ## ruff: fix what it can, then format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-types:  ## mypy on src/ (configured in pyproject.toml)
+types:  ## mypy: the package strictly, the tests and benchmarks too (pyproject.toml)
 	$(BIN)/mypy
 
 imports:  ## the layer contracts (import-linter, configured in pyproject.toml)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import stripe
@@ -19,7 +21,7 @@ FAULT_SEED = 20261202
 
 
 @pytest.fixture(autouse=True)
-def own_data_folder(tmp_path, monkeypatch) -> None:
+def own_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test (and every command it runs) keeps its data in its own folder, never in the
     user's real data directory."""
     monkeypatch.setenv("SWEEPER_INSTANCE_PATH", str(tmp_path / "data"))
@@ -34,11 +36,11 @@ def fake_stripe() -> Iterator[FakeStripeServer]:
 
 
 @pytest.fixture
-def shop(fake_stripe) -> dict[str, dict]:
+def shop(fake_stripe: FakeStripeServer) -> dict[str, dict[str, Any]]:
     """Twelve open sessions with known ages, customers, payment links and metadata; returns
     each session's fields by id."""
     now = int(time.time())
-    made = {}
+    made: dict[str, dict[str, Any]] = {}
     for i in range(12):
         params = {
             "customer": "cus_Alice001" if i % 3 == 0 else "cus_Bob00002",
@@ -73,7 +75,7 @@ def start_api(tmp_path, fake_stripe):
 
 
 @pytest.fixture
-def api(start_api) -> RunningApi:
+def api(start_api: Callable[..., RunningApi]) -> RunningApi:
     return start_api()
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -82,7 +82,7 @@ def expires_seen(fake_stripe: FakeStripeServer) -> int:
 
 
 def wait_for_expires(
-    fake_stripe: FakeStripeServer, count: int, timeout: float = 30.0, **kwargs
+    fake_stripe: FakeStripeServer, count: int, timeout: float = 30.0, **kwargs: Any
 ) -> None:
     """Until the fake has seen ``count`` expire requests: a sweep is under way."""
     wait_until(

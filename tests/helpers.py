@@ -8,15 +8,16 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 import pytest
 import requests
 import stripe
-from werkzeug.serving import make_server
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.store.database import Database
@@ -28,7 +29,9 @@ LIVE_KEY = "sk_live_51Habcdefghijklmnop"
 JWT_SECRET = "test-secret-long-enough-for-hs256-hs384-and-hs512-0123456789abcdef"
 
 
-def make_client(server: FakeStripeServer, key: str = TEST_KEY, **kwargs) -> stripe.StripeClient:
+def make_client(
+    server: FakeStripeServer, key: str = TEST_KEY, **kwargs: Any
+) -> stripe.StripeClient:
     return stripe.StripeClient(key, base_addresses={"api": server.url}, **kwargs)
 
 
@@ -75,7 +78,7 @@ def serve_api(folder: Path, stripe_url: str, **overrides: str) -> Iterator[Runni
 class RunningApi:
     """The service on a real local port, plus helpers to seed users and mint tokens."""
 
-    def __init__(self, app, server) -> None:
+    def __init__(self, app: Flask, server: BaseWSGIServer) -> None:
         self.app = app
         self.server = server
         self.url = f"http://127.0.0.1:{server.port}"
@@ -88,7 +91,9 @@ class RunningApi:
     def token(self, user_id: object = None, **kwargs: Any) -> str:
         return mint(user_id, **kwargs)
 
-    def sweep(self, token: str | None = None, *, path: str = "", headers: dict | None = None):
+    def sweep(
+        self, token: str | None = None, *, path: str = "", headers: dict[str, str] | None = None
+    ) -> requests.Response:
         all_headers = dict(headers or {})
         if token is not None:
             all_headers["Authorization"] = f"Bearer {token}"
@@ -99,7 +104,7 @@ class RunningApi:
         )
 
 
-def service_missing(what: str, how: str) -> None:
+def service_missing(what: str, how: str) -> NoReturn:
     """Skip with instructions on a developer machine; fail in CI, where they must run."""
     message = f"{what} is not reachable: {how}"
     if os.environ.get("CI", "").lower() == "true":
@@ -129,6 +134,7 @@ def conforms(response: requests.Response, spec: dict[str, Any]) -> dict[str, Any
     import jsonschema
 
     path = urlsplit(response.url).path
+    assert response.request.method is not None
     operation = None
     for template, item in spec["paths"].items():
         if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
@@ -153,7 +159,7 @@ class Ran:
     stderr: str
 
 
-def run_command(env: dict[str, str | None], *args: str) -> Ran:
+def run_command(env: Mapping[str, str | None], *args: str) -> Ran:
     """The real command line, in this process (no interpreter start-up): ``env`` replaces
     the environment for the call, as a fresh process would see it."""
     from click.testing import CliRunner

@@ -34,7 +34,7 @@ class MemoryGateway:
         self._list_faults: deque[StripeProblem] = deque()
         self._lost: set[str] = set()
         self.events: list[tuple[str, str | None]] = []  # ("list", cursor) / ("expire", id)
-        self.after_list: Callable[[SessionPage], None] | None = None
+        self.after_list: Callable[[SessionPage], object] | None = None
         self.expire_delay_s = 0.0  # how long Stripe takes to answer an expire
         self.fields: dict[str, dict[str, Any]] = {}  # customer, payment_link, metadata, created
         for _ in range(closed):
@@ -127,7 +127,7 @@ def _session(session_id: str) -> dict[str, Any]:
     return {"id": session_id, "object": "checkout.session", "status": "open"}
 
 
-INSTANT = {"max_rps": 1e6, "backoff_base_s": 0.0, "backoff_cap_s": 0.0}
+INSTANT: dict[str, Any] = {"max_rps": 1e6, "backoff_base_s": 0.0, "backoff_cap_s": 0.0}
 
 
 def sweep_in_memory(

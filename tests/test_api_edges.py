@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 
 import pytest
+import requests
+
+from checkout_sweeper.fake_stripe import FakeStripeServer
 
 from harness import wait_for_expires
-from helpers import LIVE_KEY
+from helpers import LIVE_KEY, RunningApi
 
 ODD_SUBS = [2**40, "9" * 20, 2**70, "²", "03", "٣", "\uff13", " 3", "-3", "3.0", "x" * 5000]
 QUOTA_HEADERS = {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
@@ -55,7 +59,9 @@ def test_a_busy_account_refusal_spends_no_quota(api, fake_stripe):
     assert [api.sweep(token).status_code for _ in range(4)] == [200, 200, 200, 429]
 
 
-def _answers_of_every_status(start_api, fake_stripe) -> dict[str, object]:
+def _answers_of_every_status(
+    start_api: Callable[..., RunningApi], fake_stripe: FakeStripeServer
+) -> dict[str, requests.Response]:
     api = start_api()
     uid, customer = api.add_user(), api.add_user("c@example.com", customer="cus_test_1")
     answers = {"401": api.sweep(None), "400": api.sweep(api.token(uid), path="?x=1")}

@@ -6,12 +6,14 @@ import requests
 
 from checkout_sweeper.web.openapi.document import openapi_spec
 
-from helpers import conforms
+from helpers import RunningApi, conforms
 
 SPEC = openapi_spec("/v1")
 
 
-def _call(api, method: str, path: str, token: str, body=None) -> requests.Response:
+def _call(
+    api: RunningApi, method: str, path: str, token: str, body: object = None
+) -> requests.Response:
     response = requests.request(
         method,
         f"{api.url}/v1/schedules{path}",

@@ -8,12 +8,19 @@ from checkout_sweeper.web.openapi.document import openapi_spec
 from test_scopes import open_ids
 
 from harness import sweep_when_ended
-from helpers import conforms
+from helpers import RunningApi, conforms
 
 SPEC = openapi_spec("/v1")
 
 
-def _post(api, token: str | None, body=None, *, key: str | None = None, raw: str | None = None):
+def _post(
+    api: RunningApi,
+    token: str | None,
+    body: object = None,
+    *,
+    key: str | None = None,
+    raw: str | None = None,
+) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if key is not None:
         headers["Idempotency-Key"] = key
@@ -26,7 +33,7 @@ def _post(api, token: str | None, body=None, *, key: str | None = None, raw: str
     return response
 
 
-def _ended(api, started: requests.Response, token: str) -> dict:
+def _ended(api: RunningApi, started: requests.Response, token: str) -> dict:
     return sweep_when_ended(api.url, started.json()["data"]["sweep_id"], token, timeout=60)
 
 

@@ -9,7 +9,7 @@ import requests
 from checkout_sweeper.web.openapi.document import openapi_spec
 
 from harness import expires_seen, wait_until
-from helpers import conforms
+from helpers import RunningApi, conforms
 
 ASYNC = {"Prefer": "respond-async"}
 
@@ -17,7 +17,7 @@ ASYNC = {"Prefer": "respond-async"}
 SPEC = openapi_spec("/v1")
 
 
-def _get(api, path: str, token: str | None, **params) -> requests.Response:
+def _get(api: RunningApi, path: str, token: str | None, **params: str | int) -> requests.Response:
     """A GET whose answer is checked against /openapi.json, whatever its status."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = requests.get(f"{api.url}{path}", headers=headers, params=params, timeout=30)
@@ -25,8 +25,8 @@ def _get(api, path: str, token: str | None, **params) -> requests.Response:
     return response
 
 
-def _poll_until_done(api, location: str, token: str) -> list[dict]:
-    seen = []
+def _poll_until_done(api: RunningApi, location: str, token: str) -> list[dict]:
+    seen: list[dict] = []
 
     def ended() -> bool:
         answer = _get(api, location, token)
@@ -128,7 +128,7 @@ def test_a_running_sweep_says_how_much_it_found_and_when_the_listing_is_complete
     assert seen[-1]["listing_complete"] and seen[-1]["found_count"] == 250
 
 
-def _delete(api, path: str, token: str) -> requests.Response:
+def _delete(api: RunningApi, path: str, token: str) -> requests.Response:
     response = requests.delete(
         f"{api.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30
     )

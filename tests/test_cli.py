@@ -12,13 +12,22 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 import jwt
 import pytest
 import requests
 
+from checkout_sweeper.fake_stripe import FakeStripeServer
+
 from harness import COMMAND, serving, sweeper_env, wait_for_expires, wait_until
-from helpers import JWT_SECRET, LIVE_KEY, run_command
+from helpers import JWT_SECRET, LIVE_KEY, Ran, run_command
+
+
+class HasEnv(Protocol):
+    """The ``cli`` fixture: its environment is what a process of the command line is given."""
+
+    env: dict[str, str]
 
 
 @pytest.fixture
@@ -30,7 +39,7 @@ def cli(tmp_path, fake_stripe):
         SWEEPER_LEASE_TTL="2",
     )
 
-    def run(*args: str, check: bool = False, **overrides: str):
+    def run(*args: str, check: bool = False, **overrides: str) -> Ran:
         """The command line in this process, with ``env`` as its whole environment."""
         result = run_command({**env, **overrides}, *args)
         if check:
@@ -177,7 +186,7 @@ def test_an_odd_setting_is_one_line_and_exit_2(cli, variable, value, code):
     assert "Traceback" not in result.stderr
 
 
-def _start_slow_sweep(cli, fake_stripe, open_: int) -> subprocess.Popen:
+def _start_slow_sweep(cli: HasEnv, fake_stripe: FakeStripeServer, open_: int) -> subprocess.Popen:
     fake_stripe.state.seed(open_=open_)
     fake_stripe.state.faults.update({"latency_ms": 20})
     process = subprocess.Popen(

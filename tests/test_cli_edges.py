@@ -8,15 +8,18 @@ import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
+from checkout_sweeper.fake_stripe import FakeStripeServer
+
 from harness import COMMAND, sweeper_env, wait_for_expires
-from helpers import TEST_KEY, run_command
+from helpers import TEST_KEY, Ran, run_command
 
 
 @pytest.fixture
-def home(tmp_path, fake_stripe) -> dict[str, str]:
+def home(tmp_path: Path, fake_stripe: FakeStripeServer) -> dict[str, str]:
     """A fresh HOME and no SWEEPER_INSTANCE_PATH: the data folder is the user's own."""
     folder = tmp_path / "home"
     return sweeper_env(
@@ -24,7 +27,9 @@ def home(tmp_path, fake_stripe) -> dict[str, str]:
     )
 
 
-def _run(env: dict[str, str], *args: str, cwd=None, **more: str):
+def _run(
+    env: dict[str, str], *args: str, cwd: Path | None = None, **more: str
+) -> Ran | subprocess.CompletedProcess[str]:
     """The command in this process, or in a process of its own in another directory."""
     if cwd is None:
         return run_command({**env, **more}, *args)

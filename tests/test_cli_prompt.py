@@ -11,9 +11,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.fake_stripe.operations import PLATFORM_ACCOUNT_ID
 
 from harness import COMMAND, expires_seen, sweeper_env
@@ -34,7 +36,7 @@ def _waiting(process: subprocess.Popen) -> bool:
 
 
 @pytest.fixture
-def env(tmp_path, fake_stripe) -> dict[str, str]:
+def env(tmp_path: Path, fake_stripe: FakeStripeServer) -> dict[str, str]:
     return sweeper_env(tmp_path, fake_stripe.url, COLUMNS="100")
 
 

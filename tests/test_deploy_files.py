@@ -53,8 +53,9 @@ def test_prometheus_scrapes_the_port_the_workers_serve_metrics_on():
 
 def test_the_systemd_unit_starts_a_worker_that_stops_with_sigterm():
     unit = (DEPLOY / "checkout-sweeper-worker@.service").read_text()
-    exec_start = re.search(r"^ExecStart=(.+)$", unit, re.MULTILINE).group(1)
-    words = shlex.split(exec_start)
+    exec_start = re.search(r"^ExecStart=(.+)$", unit, re.MULTILINE)
+    assert exec_start is not None
+    words = shlex.split(exec_start.group(1))
     assert words[0].endswith("/checkout-sweeper")
     _parses(words[1:])
     assert "KillSignal=SIGTERM" in unit and re.search(r"^TimeoutStopSec=\d+", unit, re.MULTILINE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ def chromium() -> str:
     return path
 
 
-def _browse(chromium: str, url: str, folder, *extra: str) -> tuple[str, list[str]]:
+def _browse(chromium: str, url: str, folder: Path, *extra: str) -> tuple[str, list[str]]:
     """The rendered DOM, and the console messages the page logged."""
     result = subprocess.run(
         [chromium, *FLAGS, f"--user-data-dir={folder / 'profile'}", *extra, "--dump-dom", url],

@@ -8,12 +8,20 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from checkout_sweeper.engine.gateway import SessionPage
+from checkout_sweeper.engine.gateway import Gateway, SessionPage
 from checkout_sweeper.engine.scope import Scope
-from checkout_sweeper.engine.sweeper import SessionOutcome, SweepAborted, Sweeper, SweepOptions
+from checkout_sweeper.engine.sweeper import (
+    SessionOutcome,
+    SweepAborted,
+    Sweeper,
+    SweepOptions,
+    SweepResult,
+)
+from checkout_sweeper.fake_stripe import FakeStripeApp, FakeStripeServer
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 
 from helpers import TEST_KEY
@@ -21,7 +29,9 @@ from helpers import TEST_KEY
 FAST = {"max_rps": 400.0, "concurrency": 8, "backoff_base_s": 0.01, "backoff_cap_s": 0.05}
 
 
-def sweep(server, *, key: str = TEST_KEY, gateway=None, **options):
+def sweep(
+    server: FakeStripeServer, *, key: str = TEST_KEY, gateway: Gateway | None = None, **options: Any
+) -> tuple[SweepResult, list[SessionOutcome]]:
     outcomes: list[SessionOutcome] = []
     gateway = gateway or StripeGateway(key, api_base=server.url)
     sweeper = Sweeper(gateway, SweepOptions(**{**FAST, **options}), on_outcome=outcomes.append)
@@ -50,12 +60,12 @@ def test_each_expire_carries_an_idempotency_key_of_sweep_and_session(fake_stripe
 class _CustomerPaysTheCursor(StripeGateway):
     """After the first page, a customer pays for the session the next page starts after."""
 
-    def __init__(self, server, **kwargs) -> None:
+    def __init__(self, server: FakeStripeServer, **kwargs: Any) -> None:
         super().__init__(TEST_KEY, api_base=server.url, **kwargs)
         self.server = server
         self.paid: str | None = None
 
-    def list_open(self, **kwargs) -> SessionPage:
+    def list_open(self, **kwargs: Any) -> SessionPage:
         page = super().list_open(**kwargs)
         if self.paid is None and page.has_more:
             self.paid = page.sessions[-1]["id"]
@@ -192,7 +202,7 @@ class _OtherStripe:
 
     def __init__(
         self,
-        app,
+        app: FakeStripeApp,
         *,
         reword_400: bool = False,
         forget_keys: bool = False,
@@ -234,8 +244,8 @@ def other_stripe():
         server = make_server("127.0.0.1", 0, _OtherStripe(app, **behaviour), threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
-        server.state = app.state
-        server.url = f"http://127.0.0.1:{server.port}"
+        server.state = app.state  # type: ignore[attr-defined]  # looks like a FakeStripeServer
+        server.url = f"http://127.0.0.1:{server.port}"  # type: ignore[attr-defined]
         return server
 
     yield start

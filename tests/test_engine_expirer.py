@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from checkout_sweeper.engine.expirer import idempotency_key
-from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions
+from checkout_sweeper.engine.gateway import SessionPage
+from checkout_sweeper.engine.sweeper import SessionOutcome, Sweeper, SweepOptions
 from checkout_sweeper.errors import (
     FatalStripeError,
     RetryableError,
@@ -24,7 +26,7 @@ def test_a_session_paid_before_its_expire_is_already_closed_not_failed():
     gateway = MemoryGateway(open_=3)
     first = gateway.open_ids()[0]
 
-    def pay_first(page) -> None:
+    def pay_first(page: SessionPage) -> None:
         gateway.status[first] = "complete"
 
     gateway.after_list = pay_first
@@ -50,14 +52,14 @@ def test_an_oddly_worded_400_is_checked_against_the_session_status():
     for session_id in (closed, still_open):
         gateway.fail_expire(session_id, SessionRejected("Session not active.", 400))
 
-    def pay(page) -> None:  # listed as open, paid by the time Stripe answers
+    def pay(page: SessionPage) -> None:  # listed as open, paid by the time Stripe answers
         gateway.status[closed] = "complete"
 
     gateway.after_list = pay
     result, outcomes = sweep_in_memory(gateway)
     by_id = {o.session_id: o for o in outcomes}
     assert by_id[closed].outcome == "already_closed" and by_id[closed].error == "complete"
-    assert by_id[still_open].outcome == "failed" and "not active" in by_id[still_open].error
+    assert by_id[still_open].outcome == "failed" and "not active" in str(by_id[still_open].error)
     assert gateway.calls["retrieve"] == 2 and not result.succeeded
 
 
@@ -85,13 +87,13 @@ def test_no_more_expires_in_flight_than_the_concurrency():
     lock = threading.Lock()
     original = gateway.expire
 
-    def slow_expire(session_id: str, key: str) -> None:
+    def slow_expire(session_id: str, idempotency_key: str) -> None:
         with lock:
             in_flight[0] += 1
             most[0] = max(most[0], in_flight[0])
         time.sleep(0.005)
         try:
-            original(session_id, key)
+            original(session_id, idempotency_key)
         finally:
             with lock:
                 in_flight[0] -= 1
@@ -107,12 +109,14 @@ def test_an_expire_whose_answer_is_lost_as_the_sweep_stops_is_recorded_unknown()
     gateway = MemoryGateway(open_=20)
     target = gateway.open_ids()[3]
     gateway.lose_answer(target)
-    original, outcomes, holder = gateway.expire, [], {}
+    original = gateway.expire
+    outcomes: list[SessionOutcome] = []
+    holder: dict[str, Sweeper] = {}
 
-    def expire(session_id: str, key: str) -> None:
+    def expire(session_id: str, idempotency_key: str) -> None:
         if session_id == target:
             holder["sweeper"].abort(SweepInterrupted("the server is stopping"))
-        original(session_id, key)
+        original(session_id, idempotency_key)
 
     gateway.expire = expire  # type: ignore[method-assign]
     sweeper = Sweeper(
@@ -143,9 +147,9 @@ def test_a_session_gone_by_its_expire_is_already_closed_not_failed():
 
 def test_a_session_listed_again_after_it_was_expired_is_counted_once():
     gateway = MemoryGateway(open_=5)
-    first_page: list = []
+    first_page: list[dict[str, Any]] = []
 
-    def replay_a_stale_page(page) -> None:
+    def replay_a_stale_page(page: SessionPage) -> None:
         if not first_page:
             first_page.extend(page.sessions)
         elif gateway.calls["list"] == 2:  # a stale copy of the first page, after it was expired

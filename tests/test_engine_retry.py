@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import pytest
 
@@ -48,7 +49,7 @@ def _calls(max_attempts: int = 4) -> tuple[PacedCalls, Tally, StopSignal, list[f
 
 def test_a_429_is_retried_counted_and_slows_the_bucket():
     calls, tally, _, slept = _calls()
-    answers = iter([RetryableError("429", rate_limited=True), "ok"])
+    answers: Iterator[RetryableError | str] = iter([RetryableError("429", rate_limited=True), "ok"])
 
     def request() -> str:
         answer = next(answers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from checkout_sweeper.engine.gateway import SessionPage
 from checkout_sweeper.engine.scope import Scope
 from checkout_sweeper.engine.sweeper import SweepOptions
 
@@ -14,7 +15,7 @@ def test_sessions_created_during_the_sweep_are_caught_by_a_later_pass():
     gateway = MemoryGateway(open_=10)
     created: list[str] = []
 
-    def customers_arrive(page) -> None:
+    def customers_arrive(page: SessionPage) -> None:
         if len(created) < 3:
             created.append(gateway.add())
 

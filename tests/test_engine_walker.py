@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from checkout_sweeper.engine.gateway import SessionPage
 from checkout_sweeper.engine.walker import MAX_RESTARTS_PER_PASS
 from checkout_sweeper.errors import FatalStripeError, StaleCursor, SweepAborted
 
@@ -32,7 +33,7 @@ def test_a_cursor_paid_for_meanwhile_restarts_from_the_head_and_is_reported_clos
     gateway = MemoryGateway(open_=12)
     paid: list[str] = []
 
-    def customer_pays_the_cursor(page) -> None:
+    def customer_pays_the_cursor(page: SessionPage) -> None:
         if not paid and page.has_more:
             paid.append(page.sessions[-1]["id"])
             gateway.status[paid[0]] = "complete"
@@ -48,7 +49,7 @@ def test_a_dry_run_restart_lists_each_session_once():
     gateway = MemoryGateway(open_=12)
     calls = {"n": 0}
 
-    def stale_once(page) -> None:
+    def stale_once(page: SessionPage) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             gateway.fail_list(StaleCursor("cursor no longer open"))

@@ -8,6 +8,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from typing import Any
 
 import pytest
 import requests
@@ -28,10 +29,10 @@ FIXTURE_KEYS = set(
 )
 
 
-def _new(client: stripe.StripeClient, **params) -> stripe.checkout.Session:
-    return client.v1.checkout.sessions.create(
-        {"mode": "payment", "success_url": "https://example.com/ok", **params}
-    )
+def _new(client: stripe.StripeClient, **params: Any) -> stripe.checkout.Session:
+    # any parameters, unknown ones too: the fake must refuse what Stripe refuses
+    body = {"mode": "payment", "success_url": "https://example.com/ok", **params}
+    return client.v1.checkout.sessions.create(body)  # type: ignore[arg-type]
 
 
 def _admin(server: FakeStripeServer, path: str, body: dict | None = None) -> dict:
@@ -54,9 +55,9 @@ def test_create_reads_nested_form_params_and_returns_stripe_shape(stripe_client)
     assert session.id.startswith("cs_test_")
     assert session.object == "checkout.session"
     assert session.status == "open" and session.livemode is False
-    assert session.metadata.to_dict() == {"order": "A-17"}
+    assert session.metadata is not None and session.metadata.to_dict() == {"order": "A-17"}
     assert session.customer_email == "buyer@example.com"
-    assert session.url.endswith(session.id)
+    assert session.url is not None and session.url.endswith(session.id)
     assert set(session.to_dict()) >= FIXTURE_KEYS
 
 
@@ -270,6 +271,7 @@ def _burst_of_lists(stripe_client: stripe.StripeClient, count: int) -> list[str]
             stripe_client.v1.checkout.sessions.list()
             outcomes.append("ok")
         except stripe.RateLimitError as err:
+            assert err.error is not None and err.headers is not None
             assert err.http_status == 429 and err.error.code == "rate_limit"
             assert "retry-after" not in {h.lower() for h in err.headers}
             outcomes.append(err.headers["Stripe-Rate-Limited-Reason"])
@@ -310,6 +312,7 @@ def test_lock_timeout_is_a_429_without_a_limit_reason(fake_stripe, stripe_client
     fake_stripe.state.faults.update({"lock_rate": 1})
     with pytest.raises(stripe.RateLimitError) as caught:
         stripe_client.v1.checkout.sessions.expire(session.id)
+    assert caught.value.error is not None and caught.value.headers is not None
     assert caught.value.error.code == "lock_timeout"
     assert "Stripe-Rate-Limited-Reason" not in caught.value.headers
     assert _admin(fake_stripe, "stats")["lock_timeouts"] == 1
@@ -320,6 +323,7 @@ def test_injected_server_errors_say_should_retry(fake_stripe, stripe_client):
     with pytest.raises(stripe.APIError) as err:
         stripe_client.v1.checkout.sessions.list()
     assert err.value.http_status == 500
+    assert err.value.headers is not None
     assert err.value.headers.get("stripe-should-retry") == "true"
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.store.models import SweepRun, SweptSession
 
 from harness import COMMAND, expires_seen, serving, sweeper_env, wait_for_expires, wait_until
@@ -34,7 +35,7 @@ OTHER_KEY = "sk_test_51OtherKeyOfTheSameAccountZz9"  # the same account: the sam
 
 
 @pytest.fixture
-def pg_proxy(postgres_url) -> Iterator[tuple[TcpProxy, str]]:
+def pg_proxy(postgres_url: str) -> Iterator[tuple[TcpProxy, str]]:
     """A proxy to the test database, and the database URL that goes through it."""
     url = make_url(postgres_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
@@ -58,7 +59,9 @@ def _run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Co
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _sweep_under_way(fake_stripe, env: dict[str, str], sessions: int, expires: int):
+def _sweep_under_way(
+    fake_stripe: FakeStripeServer, env: dict[str, str], sessions: int, expires: int
+) -> subprocess.Popen:
     """Seed ``sessions``, start a CLI sweep with a little latency, return once ``expires``
     expire requests reached the fake."""
     fake_stripe.state.seed(open_=sessions)
@@ -68,7 +71,7 @@ def _sweep_under_way(fake_stripe, env: dict[str, str], sessions: int, expires: i
     return sweep
 
 
-def _expired_by_stripe(fake_stripe) -> set[str]:
+def _expired_by_stripe(fake_stripe: FakeStripeServer) -> set[str]:
     with fake_stripe.state.lock:
         return set(fake_stripe.state.stats.expired_by_request)
 
@@ -153,6 +156,7 @@ def test_a_partitioned_sweeper_stops_before_a_second_one_takes_the_account(
         interval=0.2,
         what="the second sweeper to get the account",
     )
+    assert second
     assert second.returncode == 0, second.stderr
     first.communicate(timeout=60)
     assert first.returncode in (4, 5)  # stopped: the lease could not be kept (and recorded)

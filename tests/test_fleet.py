@@ -4,18 +4,20 @@ under its own lease, one that refuses fails alone, a rerun finishes the job."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
+from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.store.database import Database
 
 from harness import sweep_when_ended, sweeper_env
-from helpers import run_command
+from helpers import Ran, run_command
 
 
 @pytest.fixture
-def platform(fake_stripe) -> list[str]:
+def platform(fake_stripe: FakeStripeServer) -> list[str]:
     """Four connected accounts with 30 open sessions each (and none on the platform)."""
     return fake_stripe.state.connect_accounts(4, open_=30)
 
@@ -24,14 +26,14 @@ def platform(fake_stripe) -> list[str]:
 def cli(tmp_path, fake_stripe):
     env = sweeper_env(tmp_path, fake_stripe.url, DATABASE_URL=f"sqlite:///{tmp_path / 'f.db'}")
 
-    def run(*args: str, **overrides: str):
+    def run(*args: str, **overrides: str) -> Ran:
         return run_command({**env, **overrides}, *args)
 
     run.env = env  # type: ignore[attr-defined]
     return run
 
 
-def _open(fake_stripe, account: str) -> int:
+def _open(fake_stripe: FakeStripeServer, account: str) -> int:
     return fake_stripe.state.snapshot()["open_sessions"].get(f"test:{account}", 0)
 
 
@@ -195,7 +197,7 @@ def _worst_second(gates: list, threads: int, seconds: float = 3.0) -> tuple[int,
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
-    def hammer(gate) -> None:
+    def hammer(gate: Callable[[], object]) -> None:
         while time.monotonic() < stop_at:
             asked = time.monotonic()
             gate()

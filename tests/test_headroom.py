@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from memory_gateway import MemoryGateway, sweep_in_memory
 
 def _reading(**changes: float) -> PoolReading:
     """8 in flight all along at 500 ms for 60 s: 16 a second of a budget of 25."""
-    fields = {
+    fields: dict[str, Any] = {
         "concurrency": 8,
         "requests": 960,
         "waiting_s": 480.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import string
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -138,7 +139,8 @@ def test_metrics_token_only_as_bearer_and_no_untrusted_proxy_speaks_for_loopback
 def test_token_times_must_be_numbers(api):
     uid = api.add_user()
     for claim in ("exp", "nbf", "iat"):
-        token = mint(uid, **{claim: "1999999999" if claim == "exp" else "1000000000"})
+        claims: dict[str, Any] = {claim: "1999999999" if claim == "exp" else "1000000000"}
+        token = mint(uid, **claims)
         response = api.sweep(token)
         assert response.status_code == 401, claim
         assert f"'{claim}' must be a number" in response.json()["message"]

@@ -12,7 +12,7 @@ from checkout_sweeper import metrics
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 EXPORTED = {
-    collector._name  # type: ignore[attr-defined]
+    collector._name
     for collector in vars(metrics).values()
     if hasattr(collector, "_name") and hasattr(collector, "_type")
 }

@@ -22,6 +22,8 @@ from checkout_sweeper.fake_stripe.limiter import SlidingWindow
 
 from helpers import FakeClock
 
+Answers = deque[tuple[float, bool]]  # Stripe's answers on their way: (due at, let through)
+
 
 def test_bucket_spaces_requests_at_its_rate():
     clock = FakeClock()
@@ -80,7 +82,8 @@ def test_a_few_429s_cut_gently_and_many_cut_deeper():
     many = AdaptiveTokenBucket(40, clock=clock, sleep=clock.sleep)
     for _ in range(12):  # twelve requests in flight answer 429 together
         many.penalize()
-    assert many.rate < 40 * 0.7 and many.learned_limit < 40 * 0.75
+    assert many.rate < 40 * 0.7
+    assert many.learned_limit is not None and many.learned_limit < 40 * 0.75
 
 
 def test_a_stray_429_while_holding_steps_the_learned_limit_down_gently():
@@ -97,7 +100,7 @@ def test_a_stray_429_while_holding_steps_the_learned_limit_down_gently():
     assert bucket.rate == pytest.approx(25 * HOLD_429_SHARE * SETTLE_SHARE)
 
 
-def _answer_due(bucket: AdaptiveTokenBucket, pending: deque, now: float) -> None:
+def _answer_due(bucket: AdaptiveTokenBucket, pending: Answers, now: float) -> None:
     """Stripe's answers due by ``now`` reach the bucket: let through, or a 429."""
     while pending and pending[0][0] <= now:
         _, admitted = pending.popleft()
@@ -115,7 +118,7 @@ def _drive_counting(
     bucket: AdaptiveTokenBucket, clock: FakeClock, limit: float, seconds: float
 ) -> tuple[int, int]:
     """``_drive``, returning how many were refused and how many got through."""
-    window, refused, pending = SlidingWindow(), 0, deque()
+    window, refused, pending = SlidingWindow(), 0, Answers()
     end, sent = clock.now + seconds, 0
     while clock.now < end:
         _answer_due(bucket, pending, clock.now)
@@ -173,7 +176,7 @@ def _answers(
         bucket.answered()
 
 
-def _send(bucket: AdaptiveTokenBucket, clock: FakeClock, per_second: float, seconds: float):
+def _send(bucket: AdaptiveTokenBucket, clock: FakeClock, per_second: float, seconds: float) -> None:
     """Requests at ``per_second`` (a full pool: each thread waits on Stripe, not on the
     bucket), each let through."""
     end = clock.now + seconds
@@ -193,6 +196,7 @@ def test_few_answers_after_a_cut_are_not_taken_for_the_limit():
     clock.now += 1.5  # the threads were backing off
     _send(bucket, clock, 12, 1.0)  # a quiet second: a few sent, all let through
     bucket.penalize()  # one 429
+    assert bucket.learned_limit is not None
     assert bucket.learned_limit > 25  # not the 12 of the quiet second
 
 
@@ -205,7 +209,7 @@ def test_429s_already_in_flight_do_not_cut_below_what_got_through():
     for _ in range(3):
         bucket.penalize()
     learned = bucket.learned_limit
-    assert learned < 30  # far over: learned from what got through
+    assert learned is not None and learned < 30  # far over: learned from what got through
     for _ in range(5):
         bucket.penalize()
     assert bucket.learned_limit == learned
@@ -222,6 +226,7 @@ def test_the_first_answers_of_a_sweep_are_not_taken_for_the_limit():
     _answers(bucket, clock, 7, seconds=0.36)
     for _ in range(4):
         bucket.penalize()  # a token bucket's burst allowance ran out
+    assert bucket.learned_limit is not None
     assert bucket.learned_limit > 0.8 * 60  # cut gently, not down to 7 in 0.36 s (19 a second)
 
 
@@ -239,7 +244,7 @@ def test_a_second_with_only_a_few_429s_is_not_far_over():
         clock.now += 1 / 30
     for _ in range(4):
         bucket.penalize()
-    assert bucket.learned_limit > 20
+    assert bucket.learned_limit is not None and bucket.learned_limit > 20
 
 
 def test_after_a_quiet_spell_it_probes_above_the_learned_limit_up_to_the_ceiling():
@@ -345,7 +350,7 @@ def _share_with_app(
     to a Stripe that admits 25 in any one-second window and answers 250 ms later. Returns the
     share of the app's requests refused (the sweep never sees those) and the sweep's requests
     let through a second."""
-    window, pending, arrivals, refused, through = SlidingWindow(), deque(), deque(app), 0, 0
+    window, pending, arrivals, refused, through = SlidingWindow(), Answers(), deque(app), 0, 0
     while clock.now < app[-1]:
         _answer_due(bucket, pending, clock.now)
         bucket.acquire()

@@ -12,13 +12,16 @@ import os
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import jwt
 import pytest
 import requests
 from sqlalchemy import create_engine, inspect, select
 
+from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.store.models import SweepRun, SweptSession
 
 from harness import COMMAND, Served, serving, sweeper_env, wait_for_expires, wait_until
@@ -76,7 +79,9 @@ def stack(postgres_url, redis_url, fake_stripe, tmp_path):
         yield Stack()
 
 
-def _sweep_under_way(stack, fake_stripe, url: str, sessions: int, *emails: str):
+def _sweep_under_way(
+    stack: Any, fake_stripe: FakeStripeServer, url: str, sessions: int, *emails: str
+) -> tuple[Future[requests.Response], ThreadPoolExecutor, list[str]]:
     """Seed a slow sweep, start it for the first user, return (future, pool, other tokens)."""
     fake_stripe.state.seed(open_=sessions)
     fake_stripe.state.faults.update({"latency_ms": 30})
@@ -97,7 +102,7 @@ def test_migrations_are_idempotent_and_safe_when_run_together(postgres_url):
     assert {"users", "sweep_runs", "swept_sessions", "sweep_locks", "alembic_version"} <= tables
 
 
-def _call_until_limited(statuses: list[int], call) -> None:
+def _call_until_limited(statuses: list[int], call: Callable[[], int]) -> None:
     """Call again until the quota answers 429 (waiting out a sweep that runs: 409)."""
 
     def limited() -> bool:
@@ -154,6 +159,7 @@ def test_a_killed_worker_leaves_no_lock_and_its_run_shows_interrupted(
     with engine.connect() as connection:
         pid = connection.execute(select(SweepRun.pid)).scalar_one()
     engine.dispose()
+    assert pid is not None
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(requests.RequestException):
         doomed.result()

@@ -7,11 +7,13 @@ import json
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import requests
 from sqlalchemy.engine import make_url
 
+from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.queue.consumer import SweepRunner
 from checkout_sweeper.runs.queue.producer import make_broker, record_queued
@@ -35,7 +37,9 @@ ASYNC = {"Prefer": "respond-async"}
 
 
 @pytest.fixture
-def env(tmp_path, fake_stripe, redis_url, postgres_url) -> dict[str, str]:
+def env(
+    tmp_path: Path, fake_stripe: FakeStripeServer, redis_url: str, postgres_url: str
+) -> dict[str, str]:
     return queued_env(tmp_path, fake_stripe.url, postgres_url, redis_url, SWEEPER_LEASE_TTL="6")
 
 
@@ -119,7 +123,10 @@ def _sessions(url: str, auth: dict[str, str], sweep_id: str) -> set[str]:
     ids: list[str] = []
     after = None
     while True:
-        params = {"limit": 100, **({"starting_after": after} if after else {})}
+        params: dict[str, str | int] = {
+            "limit": 100,
+            **({"starting_after": after} if after else {}),
+        }
         answer = requests.get(
             f"{url}/v1/sweeps/{sweep_id}/sessions", headers=auth, params=params, timeout=30
         )
@@ -232,6 +239,7 @@ def test_a_message_the_queue_gives_up_ends_its_run_failed_with_the_error(
     broker.close()
     with db.session() as session:
         run = session.get(SweepRun, sweep_id)
+        assert run is not None
         assert (run.status, run.error) == (
             "failed",
             "the worker could not run it: ValueError: no such scope field",

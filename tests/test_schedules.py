@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.errors import ScheduleInvalid
+from checkout_sweeper.fake_stripe import FakeStripeServer
+from checkout_sweeper.runs.queue.producer import in_process_broker
 from checkout_sweeper.runs.schedules import Cadence, ScheduleLoop, add_schedule, claim_due_slots
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
@@ -55,7 +58,7 @@ def test_the_latest_slot_of_a_cron_is_the_last_moment_it_names():
 
 
 @pytest.fixture
-def db(tmp_path) -> Database:
+def db(tmp_path: Path) -> Database:
     database = Database(f"sqlite:///{tmp_path / 'schedules.sqlite3'}")
     database.upgrade()
     return database
@@ -105,7 +108,7 @@ def test_schedules_add_list_and_remove_from_the_command_line(tmp_path):
 
 
 # real worker processes ----------------------------------------------------------------------
-def _tagged_shop(fake_stripe) -> set[str]:
+def _tagged_shop(fake_stripe: FakeStripeServer) -> set[str]:
     """Six sessions a CI run tagged, four others; the tagged ids."""
     tagged = set()
     for i in range(10):
@@ -121,7 +124,9 @@ def _schedule_runs(env: dict[str, str]) -> list[dict]:
     return [run for run in runs if run["trigger"] == "schedule"]
 
 
-def _two_slots_by_two_workers(env, fake_stripe, tmp_path) -> list[dict]:
+def _two_slots_by_two_workers(
+    env: dict[str, str], fake_stripe: FakeStripeServer, tmp_path: Path
+) -> list[dict]:
     """A one-minute schedule created 4 min 55 s ago (four slots missed, the next in 5 s),
     two workers: two runs, one per slot, then nothing until the slot after."""
     tagged = _tagged_shop(fake_stripe)
@@ -146,7 +151,7 @@ def _two_slots_by_two_workers(env, fake_stripe, tmp_path) -> list[dict]:
     return runs
 
 
-def _open_ids(fake_stripe) -> set[str]:
+def _open_ids(fake_stripe: FakeStripeServer) -> set[str]:
     with fake_stripe.state.lock:
         ledger = fake_stripe.state.ledger(False, "")
         return {sid for sid, record in ledger.records.items() if record["status"] == "open"}
@@ -181,6 +186,6 @@ def test_a_slot_whose_owner_has_since_become_a_stripe_customer_is_not_started(
             update(User).where(User.id == owner["id"]).values(stripe_customer_id="cus_Late1")
         )
     settings = Settings.from_env(sweeper_env(tmp_path, fake_stripe.url), instance_path=tmp_path)
-    loop = ScheduleLoop(settings, db, None, clock=lambda: T0 + timedelta(seconds=61))
+    loop = ScheduleLoop(settings, db, in_process_broker(), clock=lambda: T0 + timedelta(seconds=61))
     assert loop.tick() == []
     assert fake_stripe.state.snapshot()["open_total"] == 5

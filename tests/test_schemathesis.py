@@ -17,7 +17,7 @@ SETTINGS = settings(
 )
 
 
-def _beyond_the_schema(case) -> list:
+def _beyond_the_schema(case: schemathesis.Case) -> list:
     """A body the schema allows can still be refused for what no schema says (a cron
     expression's fields, an Idempotency-Key first used with another body): those answers are
     documented 400s and 422s, checked like every other answer."""

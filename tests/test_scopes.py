@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
 
+from checkout_sweeper.fake_stripe import FakeStripeServer
+
 from harness import sweeper_env
-from helpers import TEST_KEY, run_command
+from helpers import TEST_KEY, Ran, run_command
 
 HOUR = 3600
 
@@ -19,23 +23,26 @@ HOUR = 3600
 def sweep(tmp_path, fake_stripe):
     env = sweeper_env(tmp_path, fake_stripe.url, DATABASE_URL=f"sqlite:///{tmp_path / 's.db'}")
 
-    def run(*options: str):
+    def run(*options: str) -> Ran:
         return run_command(env, "sweep", "--yes", "--json", *options)
 
     return run
 
 
-def open_ids(fake_stripe) -> set[str]:
+def open_ids(fake_stripe: FakeStripeServer) -> set[str]:
+    params: dict[str, str | int] = {"status": "open", "limit": 100}
     answer = requests.get(
         f"{fake_stripe.url}/v1/checkout/sessions",
-        params={"status": "open", "limit": 100},
+        params=params,
         headers={"Authorization": f"Bearer {TEST_KEY}"},
         timeout=10,
     )
     return {session["id"] for session in answer.json()["data"]}
 
 
-def in_scope(shop, predicate) -> set[str]:
+def in_scope(
+    shop: dict[str, dict[str, Any]], predicate: Callable[[dict[str, Any]], bool]
+) -> set[str]:
     return {session_id for session_id, fields in shop.items() if predicate(fields)}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -24,19 +25,23 @@ from memory_gateway import INSTANT, MemoryGateway
 
 
 @pytest.fixture
-def db(tmp_path) -> Database:
+def db(tmp_path: Path) -> Database:
     database = Database(f"sqlite:///{tmp_path / 'service.sqlite3'}")
     database.upgrade()
     return database
 
 
 def _run(
-    db: Database, gateway: MemoryGateway, journal_dir=None, ttl_s: float = 10.0, **options
+    db: Database,
+    gateway: MemoryGateway,
+    journal_dir: Path | None = None,
+    ttl_s: float = 10.0,
+    **options: Any,
 ) -> None:
     folder = journal_dir or Path(db.url.split("///")[1]).parent / "journal"
     recording = Recording(db, folder, ttl_s)
-    options = SweepOptions(**{**INSTANT, **options})
-    RecordedSweep(recording, gateway, options, trigger="cli").run()
+    sweep_options = SweepOptions(**{**INSTANT, **options})
+    RecordedSweep(recording, gateway, sweep_options, trigger="cli").run()
 
 
 def _only_run(db: Database) -> SweepRun:
@@ -185,8 +190,12 @@ def test_a_queued_sweep_whose_worker_died_waits_for_the_next_worker(db, tmp_path
     itself ended there, interrupted."""
     queued_id, unjournaled_id, own_id = "q" * 32, "u" * 32, "p" * 32  # (another host's)
     with db.session() as session:
-        for run_id, queued in ((queued_id, utcnow()), (unjournaled_id, utcnow()), (own_id, None)):
-            session.add(SweepRun(id=run_id, trigger="api", account="acct_1", queued_at=queued))
+        for run_id, queued_at in (
+            (queued_id, utcnow()),
+            (unjournaled_id, utcnow()),
+            (own_id, None),
+        ):
+            session.add(SweepRun(id=run_id, trigger="api", account="acct_1", queued_at=queued_at))
     _dead_journal(tmp_path / "journal", queued_id, "cs_test_a")
     import_journals(db, tmp_path / "journal")
     shown = {run["id"]: run for run in recent_runs(db)}

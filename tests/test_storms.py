@@ -8,11 +8,13 @@ import json
 import threading
 import time
 
+from checkout_sweeper.fake_stripe import FakeStripeServer
+
 from harness import sweeper_env
 from helpers import run_command
 
 
-def _storm(fake_stripe, at_s: float, length_s: float) -> list[threading.Timer]:
+def _storm(fake_stripe: FakeStripeServer, at_s: float, length_s: float) -> list[threading.Timer]:
     timers = [
         threading.Timer(at_s, fake_stripe.state.faults.update, ({"refuse_rate": 1},)),
         threading.Timer(at_s + length_s, fake_stripe.state.faults.update, ({"refuse_rate": 0},)),

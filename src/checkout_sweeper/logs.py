@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TextIO
 
 
 def iso_utc(created: float) -> str:
@@ -63,7 +63,7 @@ class AccessFormatter(JsonFormatter):
         return super().format(record)
 
 
-def gunicorn_log_config(level: str) -> dict[str, Any]:
+def gunicorn_log_config(level: str) -> dict[str, object]:
     """``logconfig_dict`` for gunicorn: its error and access logs as the app's JSON lines."""
     handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
     return {
@@ -85,7 +85,7 @@ def gunicorn_log_config(level: str) -> dict[str, Any]:
     }
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever ``sys.stderr`` is now, so redirections made later are honoured."""
 
     @property

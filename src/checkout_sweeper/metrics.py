@@ -103,7 +103,7 @@ def exposition() -> bytes:
     """The text format, added up across gunicorn workers when they share a directory."""
     if METRICS_DIR.read():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest(REGISTRY)
 

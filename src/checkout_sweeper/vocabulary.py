@@ -2,12 +2,17 @@
 
 Each is declared here once; the engine, the audit rows, the API's schema and query checks, the
 command line's choices and the metrics' labels all derive from these enums (their values are
-plain strings on the wire and in the database).
+plain strings on the wire and in the database). ``JsonObject`` names the one open shape.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+JsonObject = dict[str, Any]
+"""A JSON object whose fields are not ours to close: a Stripe session as listed, a row or a
+result as the API shows it. One name, so that such dicts are told apart from ones to type."""
 
 
 class Outcome(StrEnum):

@@ -12,6 +12,7 @@ import json
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,13 @@ def _call_and_watch(
     return answer
 
 
-def _report(console: Console, answer: dict, stats: dict, elapsed: float, max_rps: float) -> None:
+def _report(
+    console: Console,
+    answer: Mapping[str, Any],
+    stats: Mapping[str, Any],
+    elapsed: float,
+    max_rps: float,
+) -> None:
     body = answer.get("body", {})
     console.print(f"\nHTTP {answer.get('status')}  status={body.get('status')}")
     data = body.get("data")

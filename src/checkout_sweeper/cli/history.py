@@ -29,14 +29,14 @@ SHOWN_FIELDS = (
 )
 
 
-def _started_by(run: dict) -> str:
+def _started_by(run: dict[str, Any]) -> str:
     """``api:4``, ``cli``, or for a removed user ``api:4 <alice@example.com> (removed)``."""
     if run["removed_user_id"] is not None:
         return f"{run['trigger']}:{run['removed_user_id']} <{run['removed_user_email']}> (removed)"
     return str(run["trigger"]) + (f":{run['user_id']}" if run["user_id"] else "")
 
 
-def _status(run: dict) -> str:
+def _status(run: dict[str, Any]) -> str:
     """``succeeded``, ``running (12 pending)``, ``succeeded (2 attempts)``."""
     notes = [f"{run['pending']} pending"] if run["pending"] else []
     if run["attempts"] > 1:
@@ -44,7 +44,7 @@ def _status(run: dict) -> str:
     return str(run["status"]) + (f" ({', '.join(notes)})" if notes else "")
 
 
-def _worker(run: dict) -> str:
+def _worker(run: dict[str, Any]) -> str:
     worker = run["worker"]
     return "-" if worker is None else f"{worker['host']}:{worker['pid']}"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +17,7 @@ from checkout_sweeper.settings import DATABASE_URL
 
 LOG_FORMATS = ("text", "json")
 QUIET_HELP = "Only errors and what was asked for (--json, a question); no progress."
+CommandT = TypeVar("CommandT", bound=click.Command)  # a group stays a group
 
 
 def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -68,7 +69,7 @@ def global_options() -> list[click.Option]:
     ]
 
 
-def adopt_global_options(command: click.Command) -> click.Command:
+def adopt_global_options(command: CommandT) -> CommandT:
     """Give ``command`` (and, for a group, each of its commands) the global options."""
     taken = {name for param in command.params for name in param.opts}
     for option in global_options():

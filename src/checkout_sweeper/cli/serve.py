@@ -19,7 +19,7 @@ from checkout_sweeper.runs.quota import SWEEPS, SWEEPS_PER_HOUR
 from checkout_sweeper.settings import METRICS_DIR, masked
 
 
-class _Gunicorn(BaseApplication):
+class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
     """Gunicorn driven from Python: our config module plus the command's options."""
 
     def __init__(self, options: dict[str, Any]) -> None:

@@ -7,14 +7,16 @@ in memory. Errors come back as the ``StripeProblem`` branch of ``errors``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
+
+from checkout_sweeper.vocabulary import JsonObject
 
 
 @dataclass(frozen=True)
 class SessionPage:
     """One page of the ``status=open`` listing, newest first."""
 
-    sessions: list[dict[str, Any]]
+    sessions: list[JsonObject]  # Stripe's checkout.session objects, as parsed
     has_more: bool
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from checkout_sweeper.engine.durations import EXAMPLES, parse_duration
 from checkout_sweeper.engine.gateway import ListFilters
 from checkout_sweeper.errors import ScopeInvalid
+from checkout_sweeper.vocabulary import JsonObject
 
 METADATA_KEY_MAX = 40  # Stripe's limits on metadata keys and values
 METADATA_VALUE_MAX = 500
@@ -73,7 +74,7 @@ class Scope:
         metadata = session.get("metadata") or {}
         return all(metadata.get(key) == value for key, value in self.metadata)
 
-    def shown(self) -> dict[str, Any]:
+    def shown(self) -> JsonObject:
         """The scope as a sweep's answer shows it: empty for every open session."""
         return {} if self == EVERYTHING else self.as_dict()
 
@@ -81,7 +82,7 @@ class Scope:
         """The scope as a run row keeps it (JSON; null for every open session)."""
         return json.dumps(self.as_dict()) if self != EVERYTHING else None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         """The scope as the API shows it (fields not set are null)."""
         return {
             "older_than": self.older_than,
@@ -100,7 +101,7 @@ def parse_scope(raw: Mapping[str, Any]) -> Scope:
     """A scope from its written form (API body, stored schedule, command-line options);
     ``ScopeInvalid`` names every bad or unknown field."""
     problems: dict[str, str] = {}
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {}  # checked, by field: Scope(**values)
     for name, value in raw.items():
         if value is None:
             continue
@@ -117,13 +118,13 @@ def parse_scope(raw: Mapping[str, Any]) -> Scope:
     return Scope(**values)
 
 
-def _older_than(value: Any) -> str:
+def _older_than(value: object) -> str:
     if not isinstance(value, str) or not AGE.fullmatch(value):
         raise ValueError(f"expected a duration longer than 0s such as {EXAMPLES}, got {value!r}")
     return value
 
 
-def _whole(value: Any) -> int | None:
+def _whole(value: object) -> int | None:
     """A JSON integer (``551`` or ``551.0``), or None for anything else."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -132,15 +133,15 @@ def _whole(value: Any) -> int | None:
     return int(value)
 
 
-def _created_before(value: Any) -> int:
+def _created_before(value: object) -> int:
     whole = _whole(value)
     if whole is None or whole <= 0:
         raise ValueError("expected a positive Unix time in seconds")
     return whole
 
 
-def _identifier(name: str) -> Any:
-    def check(value: Any) -> str:
+def _identifier(name: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
         if not isinstance(value, str) or not ID_PATTERNS[name].fullmatch(value):
             prefix = ID_PATTERNS[name].pattern.split("[")[0]
             raise ValueError(f"expected a Stripe id starting with {prefix}")
@@ -149,7 +150,7 @@ def _identifier(name: str) -> Any:
     return check
 
 
-def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
+def _metadata(value: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, Mapping):
         raise ValueError('expected an object of string keys and values, such as {"k": "v"}')
     for key, item in value.items():
@@ -160,7 +161,7 @@ def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(value.items()))
 
 
-def _session_cap(value: Any) -> int:
+def _session_cap(value: object) -> int:
     whole = _whole(value)
     if whole is None or whole < 1:
         raise ValueError("expected a whole number of sessions, 1 or more")

@@ -12,9 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
 
-from checkout_sweeper.vocabulary import Outcome
+from checkout_sweeper.vocabulary import JsonObject, Outcome
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class SweepResult:
         default_factory=list,
         metadata=_doc("Dry runs only: the ids that a real sweep would expire."),
     )
-    remaining_open_sessions: list[dict[str, Any]] = field(
+    remaining_open_sessions: list[JsonObject] = field(
         default_factory=list,
         metadata=_doc(
             "Stripe checkout.session objects still open after the sweep (at most 100); empty "
@@ -110,7 +109,7 @@ class SweepResult:
         default=False,
         metadata=_doc("The scope's limit stopped the sweep from expiring more."),
     )
-    scope: dict[str, Any] = field(
+    scope: JsonObject = field(
         default_factory=dict,
         metadata=_doc("Which open sessions the sweep could expire; empty: every one."),
     )
@@ -131,14 +130,14 @@ class SweepResult:
         clean = self.remaining_open_count == 0 or self.limit_reached
         return not self.failed and (self.dry_run or clean)
 
-    def as_data(self) -> dict[str, Any]:
+    def as_data(self) -> JsonObject:
         data = asdict(self)
         if not self.dry_run:
             data.pop("would_expire")
         return data
 
     @classmethod
-    def from_data(cls, data: dict[str, Any]) -> SweepResult:
+    def from_data(cls, data: JsonObject) -> SweepResult:
         """The result a run recorded (``as_data``), read back: a fleet sums its children's."""
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
@@ -215,7 +214,7 @@ class Tally:
         self._on_outcome(outcome)
         self._on_progress(self.progress)
 
-    def still_open(self, count: int, sample: list[dict[str, Any]], out_of_scope: int) -> None:
+    def still_open(self, count: int, sample: list[JsonObject], out_of_scope: int) -> None:
         self.result.remaining_open_count = count
         self.result.remaining_open_sessions = sample
         self.result.out_of_scope_open_count = out_of_scope

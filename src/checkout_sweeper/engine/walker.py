@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from checkout_sweeper.engine.gateway import NO_FILTERS, Gateway, SessionPage
 from checkout_sweeper.engine.retry import PacedCalls
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.errors import StaleCursor, StripeProblem, SweepStopped
+from checkout_sweeper.vocabulary import JsonObject
 
 REMAINING_CAP = 100  # full session objects kept in an answer; the count beside them is exact
 MAX_RESTARTS_PER_PASS = 50  # a Stripe that refuses every cursor must not loop a dry run forever
@@ -43,10 +44,10 @@ class PassListing:
 
     dispatched: int = 0
     count: int = 0
-    sample: list[dict[str, Any]] = field(default_factory=list)
+    sample: list[JsonObject] = field(default_factory=list)
     out_of_scope: int = 0
 
-    def still_open(self, session: dict[str, Any], cap: int) -> None:
+    def still_open(self, session: JsonObject, cap: int) -> None:
         self.count += 1
         if len(self.sample) < cap:
             self.sample.append(session)

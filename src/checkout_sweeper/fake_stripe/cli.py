@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from checkout_sweeper.fake_stripe.server import FakeStripeServer
 from checkout_sweeper.fake_stripe.state import FakeStripeState
 from checkout_sweeper.fake_stripe.variety import described
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
 def parse_latency(value: str) -> tuple[float, float]:
@@ -31,14 +34,14 @@ def _rate(ctx: click.Context, param: click.Parameter, value: float) -> float:
     return value
 
 
-def _rate_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
+def _rate_option(flag: str, help_text: str) -> Callable[[_Command], _Command]:
     """A share between 0 and 1, default 0: the shape of every fault rate."""
     return click.option(
         flag, default=0.0, show_default=True, type=float, callback=_rate, help=help_text
     )
 
 
-def _amount_option(flag: str, help_text: str) -> Callable[[Callable], Callable]:
+def _amount_option(flag: str, help_text: str) -> Callable[[_Command], _Command]:
     """A number from 0 up, default 0 (off): limits, bursts and spawn rates."""
     return click.option(
         flag, default=0.0, show_default=True, type=click.FloatRange(0), help=help_text

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+
+from checkout_sweeper.fake_stripe.objects import StripeObject
 
 
 class StripeFault(Exception):
@@ -21,7 +23,7 @@ class StripeFault(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.body: dict[str, Any] = {"type": type_, "message": message}
+        self.body: StripeObject = {"type": type_, "message": message}
         if code:
             self.body["code"] = code
             self.body["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
@@ -83,7 +85,7 @@ class Faults:
     spawn_rate: float = 0.0  # new open sessions created per expire call (customers arriving)
     refuse_rate: float = 0.0  # share answered 429 rate_limit whatever the count (1: a storm)
 
-    def update(self, values: dict[str, Any]) -> None:
+    def update(self, values: Mapping[str, float]) -> None:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+
+from checkout_sweeper.fake_stripe.objects import StripeObject
 
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
 
@@ -35,7 +36,7 @@ def _split_key(name: str) -> list[str]:
     return parts
 
 
-def _listify(node: Any) -> Any:
+def _listify(node: object) -> object:
     """Turn dicts whose keys are all digits (or empty, for ``a[]``) into lists, recursively."""
     if not isinstance(node, dict):
         return node
@@ -45,9 +46,10 @@ def _listify(node: Any) -> Any:
     return converted
 
 
-def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Build a nested dict from ``(name, value)`` pairs in Stripe's bracket notation."""
-    root: dict[str, Any] = {}
+def decode_form(pairs: Iterable[tuple[str, str]]) -> StripeObject:
+    """Build a nested dict from ``(name, value)`` pairs in Stripe's bracket notation; the top
+    level stays a dict of parameter names, even names that are digits."""
+    root: StripeObject = {}
     append_counters: dict[tuple[str, ...], int] = {}
     for name, value in pairs:
         parts = _split_key(name)
@@ -67,4 +69,4 @@ def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
                 if not isinstance(child, dict):
                     raise FormError(name)
                 node = child
-    return _listify(root)
+    return {name: _listify(value) for name, value in root.items()}

@@ -4,19 +4,31 @@ parameters; the same key with other parameters, or while the first is running, i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import NotRequired, TypedDict
 
 from checkout_sweeper.fake_stripe.faults import StripeFault
+from checkout_sweeper.fake_stripe.objects import StripeObject
 
 MAX_KEY_LENGTH = 255
-Answer = tuple[int, dict[str, Any]]
+Answer = tuple[int, StripeObject]
+Slot = tuple[bool, str, str]  # livemode, account, key
+
+
+class _Saved(TypedDict):
+    """A claimed key: pending until its answer is saved with it."""
+
+    fingerprint: str
+    pending: NotRequired[bool]
+    status: NotRequired[int]
+    body: NotRequired[StripeObject]
 
 
 class IdempotencyStore:
     """Saved answers by (mode, account, key); callers pass the lock that guards the store."""
 
     def __init__(self) -> None:
-        self._saved: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._saved: dict[Slot, _Saved] = {}
 
     def keys(self) -> set[str]:
         return {slot[-1] for slot in self._saved}
@@ -24,7 +36,7 @@ class IdempotencyStore:
     def clear(self) -> None:
         self._saved.clear()
 
-    def begin(self, slot: tuple[Any, ...], fingerprint: str) -> Answer | None:
+    def begin(self, slot: Slot, fingerprint: str) -> Answer | None:
         """Claim ``slot`` for a new request, or return the answer saved for it."""
         key = slot[-1]
         if len(key) > MAX_KEY_LENGTH:
@@ -55,19 +67,19 @@ class IdempotencyStore:
             )
         return saved["status"], saved["body"]
 
-    def abandon(self, slot: tuple[Any, ...]) -> None:
+    def abandon(self, slot: Slot) -> None:
         """Forget a claim whose request broke, so a retry can run it."""
         self._saved.pop(slot, None)
 
-    def save(self, slot: tuple[Any, ...], fingerprint: str, answer: Answer) -> None:
+    def save(self, slot: Slot, fingerprint: str, answer: Answer) -> None:
         status, body = answer
         self._saved[slot] = {"fingerprint": fingerprint, "status": status, "body": body}
 
 
 def run_once(
     store: IdempotencyStore,
-    lock: Any,
-    slot: tuple[Any, ...],
+    lock: AbstractContextManager[object],
+    slot: Slot,
     fingerprint: str,
     execute: Callable[[], Answer],
 ) -> tuple[Answer, bool]:

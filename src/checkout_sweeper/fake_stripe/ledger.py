@@ -14,14 +14,14 @@ import string
 import time
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
 
 from checkout_sweeper.fake_stripe.faults import resource_missing
+from checkout_sweeper.fake_stripe.objects import StripeObject
 
 STATUSES = ("open", "complete", "expired")
 LIST_FILTERS = ("customer", "payment_intent", "payment_link", "subscription")
 _ID_ALPHABET = string.ascii_letters + string.digits
-TEMPLATE: dict[str, Any] = json.loads(
+TEMPLATE: StripeObject = json.loads(
     resources.files(__package__).joinpath("checkout_session.json").read_text()
 )
 _COMPARE = {
@@ -37,14 +37,14 @@ def new_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(58))
 
 
-def render(record: dict[str, Any]) -> dict[str, Any]:
+def render(record: StripeObject) -> StripeObject:
     """The full ``checkout.session`` object for a stored record."""
     return {**TEMPLATE, **{k: v for k, v in record.items() if not k.startswith("_")}}
 
 
 def new_record(
-    livemode: bool, params: dict[str, Any], status: str, created: int | None
-) -> dict[str, Any]:
+    livemode: bool, params: StripeObject, status: str, created: int | None
+) -> StripeObject:
     """A session record from create parameters, shaped like Stripe's fixture."""
     session_id = new_id("cs_live_" if livemode else "cs_test_")
     created = created if created is not None else int(time.time())
@@ -75,12 +75,12 @@ class ListQuery:
     """A validated ``GET /v1/checkout/sessions``."""
 
     limit: int = 10
-    filters: dict[str, Any] = field(default_factory=dict)
+    filters: StripeObject = field(default_factory=dict)
     created: dict[str, int] = field(default_factory=dict)
     starting_after: str | None = None
     ending_before: str | None = None
 
-    def matches(self, record: dict[str, Any]) -> bool:
+    def matches(self, record: StripeObject) -> bool:
         if any(record.get(name) != wanted for name, wanted in self.filters.items()):
             return False
         return all(_COMPARE[op](record["created"], bound) for op, bound in self.created.items())
@@ -93,10 +93,10 @@ class Ledger:
         self.livemode = livemode
         self.keys: list[tuple[int, int]] = []  # (created, seq) ascending
         self.ids: list[str] = []  # parallel to keys
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, StripeObject] = {}
         self.seq = 0
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: StripeObject) -> None:
         self.seq += 1
         key = (record["created"], self.seq)
         record["_key"] = key
@@ -105,7 +105,7 @@ class Ledger:
         self.ids.insert(index, record["id"])
         self.records[record["id"]] = record
 
-    def get(self, session_id: str) -> dict[str, Any]:
+    def get(self, session_id: str) -> StripeObject:
         record = self.records.get(session_id)
         if record is None:
             raise resource_missing(session_id)
@@ -114,9 +114,9 @@ class Ledger:
     def count(self, status: str) -> int:
         return sum(1 for r in self.records.values() if r["status"] == status)
 
-    def select(self, query: ListQuery) -> tuple[list[dict[str, Any]], bool]:
+    def select(self, query: ListQuery) -> tuple[list[StripeObject], bool]:
         """Newest first from the cursor; the cursor itself must still match the filter."""
-        found: list[dict[str, Any]] = []
+        found: list[StripeObject] = []
         has_more = False
         for index in self._indexes(query):
             record = self.records[self.ids[index]]

@@ -9,6 +9,7 @@ from typing import Any
 
 from checkout_sweeper.fake_stripe.faults import StripeFault
 from checkout_sweeper.fake_stripe.ledger import LIST_FILTERS, STATUSES, ListQuery
+from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.state import FakeStripeState
 
 CREATED_OPS = ("gt", "gte", "lt", "lte")
@@ -54,7 +55,7 @@ class Caller:
         return "_live_" in self.key[:8]
 
 
-def reject_unknown(params: dict[str, Any], allowed: set[str]) -> None:
+def reject_unknown(params: StripeObject, allowed: set[str]) -> None:
     unknown = [name for name in params if name not in allowed]
     if unknown:
         raise StripeFault(
@@ -86,7 +87,7 @@ def created_filter(raw: Any) -> dict[str, int]:
     return {op: integer(f"created[{op}]", value) for op, value in raw.items()}
 
 
-def list_query(params: dict[str, Any]) -> ListQuery:
+def list_query(params: StripeObject) -> ListQuery:
     reject_unknown(params, LIST_PARAMS)
     limit = integer("limit", params.get("limit", 10))
     if not 1 <= limit <= 100:
@@ -120,7 +121,7 @@ def list_query(params: dict[str, Any]) -> ListQuery:
 PLATFORM_ACCOUNT_ID = "acct_1FakeStripePlatform"
 
 
-def account(caller: Caller) -> dict[str, Any]:
+def account(caller: Caller) -> StripeObject:
     """``GET /v1/account``: the account the key acts on. Restricted keys here lack the
     "Account: read" permission, as many real restricted keys do, and get Stripe's 403."""
     if caller.key.startswith("rk_"):
@@ -135,8 +136,8 @@ def account(caller: Caller) -> dict[str, Any]:
 
 
 def connected_accounts(
-    state: FakeStripeState, caller: Caller, params: dict[str, Any]
-) -> dict[str, Any]:
+    state: FakeStripeState, caller: Caller, params: StripeObject
+) -> StripeObject:
     """``GET /v1/accounts``: the platform's connected accounts (only the platform may list)."""
     reject_unknown(params, {"limit", "starting_after", "expand", "created"})
     if caller.account:
@@ -152,9 +153,9 @@ def perform(
     state: FakeStripeState,
     operation: str,
     caller: Caller,
-    params: dict[str, Any],
+    params: StripeObject,
     session_id: str | None = None,
-) -> dict[str, Any]:
+) -> StripeObject:
     """Carry out one operation: ``account``, ``list``, ``create``, ``retrieve`` or ``expire``."""
     live, account_id = caller.livemode, caller.account
     if operation == "account":

@@ -12,9 +12,9 @@ from __future__ import annotations
 import secrets
 import string
 from dataclasses import dataclass, field
-from typing import Any
 
 from checkout_sweeper.fake_stripe.faults import StripeFault
+from checkout_sweeper.fake_stripe.objects import StripeObject
 
 _ALPHABET = string.ascii_letters + string.digits
 NO_ACCESS = (
@@ -41,7 +41,7 @@ class Platform:
             masked = key[:8] + "*" * max(len(key) - 12, 0) + key[-4:]
             raise StripeFault(403, NO_ACCESS.format(key=masked, account=account))
 
-    def page(self, limit: int, starting_after: str | None) -> dict[str, Any]:
+    def page(self, limit: int, starting_after: str | None) -> StripeObject:
         """``GET /v1/accounts``: newest first from the cursor."""
         newest_first = list(reversed(self.connected))
         if starting_after is not None:
@@ -63,7 +63,7 @@ def _new_account_id() -> str:
     return "acct_1" + "".join(secrets.choice(_ALPHABET) for _ in range(15))
 
 
-def _account(account_id: str) -> dict[str, Any]:
+def _account(account_id: str) -> StripeObject:
     return {
         "id": account_id,
         "object": "account",

@@ -19,11 +19,12 @@ from collections.abc import Iterator
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_until_serving(
-    url: str, process: subprocess.Popen | None = None, timeout_s: float = 30
+    url: str, process: subprocess.Popen[bytes] | None = None, timeout_s: float = 30
 ) -> None:
     """Poll the admin surface until it answers; fail early if the process died."""
     deadline = time.monotonic() + timeout_s

@@ -12,7 +12,7 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
@@ -22,8 +22,13 @@ from werkzeug.wrappers import Request, Response
 
 from checkout_sweeper.fake_stripe.faults import StripeFault
 from checkout_sweeper.fake_stripe.forms import FormError, decode_form
+from checkout_sweeper.fake_stripe.idempotency import Answer
+from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.operations import Caller, perform
 from checkout_sweeper.fake_stripe.state import FakeStripeState
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 _KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
 _URL_MAP = Map(
@@ -76,8 +81,8 @@ def authenticate(request: Request) -> Caller:
     return Caller(key, request.headers.get("Stripe-Account", ""))
 
 
-def _params(request: Request) -> dict[str, Any]:
-    pairs: MultiDict = MultiDict(request.args)
+def _params(request: Request) -> StripeObject:
+    pairs: MultiDict[str, str] = MultiDict(request.args)
     if request.method == "POST":
         pairs.update(request.form)
     try:
@@ -104,7 +109,7 @@ class FakeStripeApp:
     def __init__(self, state: FakeStripeState | None = None) -> None:
         self.state = state or FakeStripeState()
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.dispatch(Request(environ))(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
@@ -113,7 +118,8 @@ class FakeStripeApp:
         except HTTPException:
             return _not_found(request)
         if endpoint.startswith("admin_"):
-            return getattr(self, endpoint)(request)
+            admin: Callable[[Request], Response] = getattr(self, endpoint)
+            return admin(request)
         with self.state.gate.tracking(endpoint):
             try:
                 return self._stripe_call(request, endpoint, args.get("session_id"))
@@ -130,7 +136,7 @@ class FakeStripeApp:
         params = _params(request)
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
 
-        def execute() -> tuple[int, dict[str, Any]]:
+        def execute() -> Answer:
             return 200, perform(state, operation, caller, params, session_id)
 
         if key:

@@ -12,12 +12,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from checkout_sweeper.fake_stripe.faults import Faults, StripeFault
 from checkout_sweeper.fake_stripe.gate import RequestGate
-from checkout_sweeper.fake_stripe.idempotency import Answer, IdempotencyStore, run_once
+from checkout_sweeper.fake_stripe.idempotency import Answer, IdempotencyStore, Slot, run_once
 from checkout_sweeper.fake_stripe.ledger import Ledger, ListQuery, new_record, render
+from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.platform import Platform
 from checkout_sweeper.fake_stripe.variety import varied_params
 
@@ -31,23 +31,23 @@ NOT_OPEN = (
 class Stats:
     """What the fake saw: the admin surface reports these to tests and benchmarks."""
 
-    requests: Counter = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
     rate_limited: int = 0
-    requests_by_account: Counter = field(default_factory=Counter)  # "" is the platform itself
-    limited_by_account: Counter = field(default_factory=Counter)
+    requests_by_account: Counter[str] = field(default_factory=Counter)  # "" is the platform itself
+    limited_by_account: Counter[str] = field(default_factory=Counter)
     server_errors: int = 0
     lost_answers: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
-    expire_calls: Counter = field(default_factory=Counter)
-    expired_by_request: Counter = field(default_factory=Counter)
+    expire_calls: Counter[str] = field(default_factory=Counter)
+    expired_by_request: Counter[str] = field(default_factory=Counter)
     races: int = 0
     lock_timeouts: int = 0
     spawned: int = 0
     senders: dict[str, list[float]] = field(default_factory=dict)  # key tail: [first, last]
     started_at: float = field(default_factory=time.monotonic)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> StripeObject:
         calls = self.expire_calls
         return {
             "requests": dict(self.requests),
@@ -99,11 +99,11 @@ class FakeStripeState:
         self,
         livemode: bool,
         account: str,
-        params: dict[str, Any] | None = None,
+        params: StripeObject | None = None,
         *,
         status: str = "open",
         created: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> StripeObject:
         with self.lock:
             record = new_record(livemode, params or {}, status, created)
             self.ledger(livemode, account).add(record)
@@ -141,12 +141,12 @@ class FakeStripeState:
 
     def list_sessions(
         self, livemode: bool, account: str, query: ListQuery
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[StripeObject], bool]:
         with self.lock:
             found, has_more = self.ledger(livemode, account).select(query)
             return [render(r) for r in found], has_more
 
-    def retrieve(self, livemode: bool, account: str, session_id: str) -> dict[str, Any]:
+    def retrieve(self, livemode: bool, account: str, session_id: str) -> StripeObject:
         with self.lock:
             return render(self.ledger(livemode, account).get(session_id))
 
@@ -156,7 +156,7 @@ class FakeStripeState:
             record = self.ledger(livemode, account).get(session_id)
             record.update(status="complete", payment_status="paid", url=None)
 
-    def expire(self, livemode: bool, account: str, session_id: str) -> dict[str, Any]:
+    def expire(self, livemode: bool, account: str, session_id: str) -> StripeObject:
         """Open becomes expired; anything else is Stripe's 400; a race may pay it first."""
         with self.lock:
             ledger = self.ledger(livemode, account)
@@ -180,7 +180,7 @@ class FakeStripeState:
             self.stats.spawned += 1
 
     def idempotent(
-        self, slot: tuple[Any, ...], fingerprint: str, execute: Callable[[], Answer]
+        self, slot: Slot, fingerprint: str, execute: Callable[[], Answer]
     ) -> tuple[Answer, bool]:
         """Run ``execute`` once per (mode, account, key); replays say True."""
         return run_once(self._idempotency, self.lock, slot, fingerprint, execute)
@@ -190,7 +190,7 @@ class FakeStripeState:
             return self._idempotency.keys()
 
     # admin ------------------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> StripeObject:
         with self.lock:
             open_left = {
                 f"{'live' if live else 'test'}:{account or 'platform'}": ledger.count("open")

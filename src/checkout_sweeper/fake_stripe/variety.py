@@ -5,7 +5,8 @@ trying a scope can type them."""
 from __future__ import annotations
 
 import random
-from typing import Any
+
+from checkout_sweeper.fake_stripe.objects import StripeObject
 
 CUSTOMERS = ("cus_QxAlice00000001", "cus_QxBob000000002", "cus_QxCarol0000003")
 PAYMENT_LINKS = ("plink_1QxSpringSale01", "plink_1QxWinterSale02")
@@ -14,9 +15,9 @@ CUSTOMER_SHARE = 0.4  # Checkout with a known customer (subscriptions, returning
 LINK_SHARE = 0.3  # sessions a payment link created
 
 
-def varied_params(rng: random.Random, number: int) -> dict[str, Any]:
+def varied_params(rng: random.Random, number: int) -> StripeObject:
     """Create parameters for the ``number``-th seeded session."""
-    params: dict[str, Any] = {
+    params: StripeObject = {
         "metadata": {"cart_id": f"cart_{number:06d}", "channel": rng.choice(CHANNELS)}
     }
     if rng.random() < CUSTOMER_SHARE:

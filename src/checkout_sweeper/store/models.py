@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import (
     Boolean,
@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from checkout_sweeper.vocabulary import RunStatus
+from checkout_sweeper.vocabulary import JsonObject, RunStatus
 
 
 def utcnow() -> datetime:
@@ -47,6 +47,22 @@ class Base(DeclarativeBase):
     pass
 
 
+class UserShown(TypedDict):
+    """A user as the command line prints it."""
+
+    id: int
+    email: str
+    stripe_customer_id: str | None
+    created_at: str | None
+
+
+class WorkerShown(TypedDict):
+    """The process that runs (or ran) a sweep."""
+
+    host: str
+    pid: int | None
+
+
 class User(Base):
     """Someone allowed to call the endpoint; one with a Stripe customer is refused (409)."""
 
@@ -58,7 +74,7 @@ class User(Base):
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> UserShown:
         return {
             "id": self.id,
             "email": self.email,
@@ -116,7 +132,7 @@ class SweepRun(Base):
             return None
         return round((aware(self.finished_at) - aware(self.started_at)).total_seconds(), 3)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "id": self.id,
             "status": self.status,
@@ -151,7 +167,7 @@ class SweepRun(Base):
         }
 
     @property
-    def worker(self) -> dict[str, Any] | None:
+    def worker(self) -> WorkerShown | None:
         """The process running it now (or that ran it last); null while it waits in a queue."""
         if self.status == RunStatus.QUEUED or self.host is None:
             return None
@@ -174,7 +190,7 @@ class SweptSession(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "session_id": self.session_id,
             "outcome": self.outcome,
@@ -221,7 +237,7 @@ class Schedule(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_slot_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "id": self.id,
             "user_id": self.user_id,

@@ -7,14 +7,13 @@ an e-mail or a customer id is checked the same way wherever a user is made.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from checkout_sweeper.errors import UserError
 from checkout_sweeper.store.database import Database
-from checkout_sweeper.store.models import SweepRun, User
+from checkout_sweeper.store.models import SweepRun, User, UserShown
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CUSTOMER_ID = re.compile(r"^cus_\w+$")
@@ -36,7 +35,7 @@ def check_customer_id(customer_id: str | None) -> str | None:
     return customer_id
 
 
-def add_user(db: Database, email: str, stripe_customer_id: str | None = None) -> dict[str, Any]:
+def add_user(db: Database, email: str, stripe_customer_id: str | None = None) -> UserShown:
     """Store a new user and return it as a dict; ``UserError`` if invalid or taken."""
     email = check_email(email)
     stripe_customer_id = check_customer_id(stripe_customer_id)
@@ -57,7 +56,7 @@ def find_user(db: Database, user_id: int) -> User | None:
         return session.get(User, user_id)
 
 
-def list_users(db: Database) -> list[dict[str, Any]]:
+def list_users(db: Database) -> list[UserShown]:
     with db.session() as session:
         return [u.as_dict() for u in session.scalars(select(User).order_by(User.id))]
 

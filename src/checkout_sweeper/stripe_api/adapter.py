@@ -12,7 +12,6 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 from urllib.parse import quote
 
 import stripe
@@ -29,6 +28,7 @@ from checkout_sweeper.errors import (
 )
 from checkout_sweeper.metrics import STRIPE_REQUESTS, result_class
 from checkout_sweeper.settings import STRIPE_TIMEOUT_S
+from checkout_sweeper.vocabulary import JsonObject
 
 log = logging.getLogger("checkout_sweeper.stripe")
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
@@ -155,7 +155,7 @@ class StripeGateway:
         found: list[str] = []
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": 100}
+            params: dict[str, object] = {"limit": 100}
             if cursor:
                 params["starting_after"] = cursor
             try:
@@ -168,12 +168,15 @@ class StripeGateway:
                 return found
             cursor = found[-1]
 
-    def _request(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
+    def _request(
+        self, method: str, path: str, params: dict[str, object] | None = None
+    ) -> JsonObject:
         """One request, its answer left as parsed JSON: the SDK's typed objects cost about ten
         times the CPU to build (100 ms for a page of 100 sessions), and that CPU, taken from
         the threads about to send, bunches their sends up against Stripe's one-second limit.
         Errors arrive as the SDK's exceptions; the callers translate them with ``_translate``."""
-        return self._client.raw_request(method, path, **(params or {})).data
+        answer: JsonObject = self._client.raw_request(method, path, **(params or {})).data
+        return answer
 
     def list_open(
         self,
@@ -182,7 +185,7 @@ class StripeGateway:
         starting_after: str | None = None,
         filters: ListFilters = NO_FILTERS,
     ) -> SessionPage:
-        params: dict[str, Any] = {"status": "open", "limit": limit}
+        params: dict[str, object] = {"status": "open", "limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
         if filters.created_before is not None:

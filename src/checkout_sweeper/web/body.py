@@ -19,7 +19,9 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-def read_asked(body: dict[str, Any], *, besides: tuple[str, ...] = ()) -> tuple[Asked, dict]:
+def read_asked(
+    body: dict[str, Any], *, besides: tuple[str, ...] = ()
+) -> tuple[Asked, dict[str, str]]:
     """The scope and dry-run flag of a body, and every problem found, by field; the fields
     in ``besides`` are the caller's to read."""
     problems: dict[str, str] = {}

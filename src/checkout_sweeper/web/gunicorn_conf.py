@@ -7,6 +7,8 @@ sessions at Stripe's pace to finish when the server is told to stop.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from checkout_sweeper.logs import gunicorn_log_config
 from checkout_sweeper.settings import METRICS_DIR, ServerSettings
 
@@ -42,9 +44,15 @@ def worker_exit(server: object, worker: object) -> None:
     stop_local_pools(timeout_s=graceful_timeout)
 
 
-def child_exit(server: object, worker: object) -> None:
+class _Worker(Protocol):
+    """What the hooks read of gunicorn's (untyped) worker."""
+
+    pid: int
+
+
+def child_exit(server: object, worker: _Worker) -> None:
     """A dead worker's live gauges leave /metrics (prometheus-client multiprocess mode)."""
     if METRICS_DIR.read():
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]  # gunicorn is untyped
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

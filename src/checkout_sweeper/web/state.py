@@ -23,4 +23,5 @@ class AppState:
 
 
 def app_state() -> AppState:
-    return current_app.extensions[EXTENSION_KEY]
+    state: AppState = current_app.extensions[EXTENSION_KEY]
+    return state

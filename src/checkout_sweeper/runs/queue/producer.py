@@ -42,7 +42,7 @@ def make_broker(settings: Settings) -> Broker:
     sweep needs: retries (a sweep whose account is busy waits its turn), no time limit."""
     if settings.queue_url is None:
         return in_process_broker()
-    broker = RedisBroker(
+    broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq is untyped
         url=settings.queue_url,
         namespace=settings.queue_namespace,
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
@@ -89,7 +89,7 @@ def waited_s() -> float:
 def queue_depth(broker: Broker) -> int:
     """Messages waiting in the sweep queue (not those a worker holds)."""
     if isinstance(broker, StubBroker):
-        return broker.queues[QUEUE_NAME].qsize()
+        return int(broker.queues[QUEUE_NAME].qsize())
     assert isinstance(broker, RedisBroker)
     return cast(int, broker.client.llen(f"{broker.namespace}:{QUEUE_NAME}"))
 

@@ -12,7 +12,7 @@ from typing import Any
 from checkout_sweeper.engine.scope import AGE
 from checkout_sweeper.engine.tally import SweepResult
 from checkout_sweeper.runs.quota import SWEEPS_PER_HOUR
-from checkout_sweeper.vocabulary import Outcome, RunStatus, Trigger, values
+from checkout_sweeper.vocabulary import JsonObject, Outcome, RunStatus, Trigger, values
 from checkout_sweeper.web.openapi.reflect import dataclass_schema
 
 _INT = {"type": "integer"}
@@ -215,7 +215,9 @@ def schemas() -> dict[str, Any]:
     }
 
 
-def header(description: str, schema: dict[str, Any] | None = None, required: bool = True) -> dict:
+def header(
+    description: str, schema: dict[str, Any] | None = None, required: bool = True
+) -> JsonObject:
     return {"schema": schema or _INT, "description": description, "required": required}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from checkout_sweeper.runs.quota import READS_PER_MINUTE, SWEEPS_PER_HOUR
-from checkout_sweeper.vocabulary import Outcome, values
+from checkout_sweeper.vocabulary import JsonObject, Outcome, values
 from checkout_sweeper.web.openapi.components import ERROR, QUOTA, RETRY_AFTER, header, schemas
 from checkout_sweeper.web.openapi.schedules import schedule_paths, schedule_schemas
 from checkout_sweeper.web.sweeps import SESSION_ID
@@ -103,7 +103,9 @@ PREFER = {
 }
 
 
-def _operation(summary: str, op_id: str, responses: dict, *params: dict) -> dict[str, Any]:
+def _operation(
+    summary: str, op_id: str, responses: JsonObject, *params: JsonObject
+) -> dict[str, JsonObject]:
     return {
         "get": {
             "summary": summary,
