@@ -189,6 +189,7 @@ SCOPE_FIELDS = (
         metavar="N",
         schema={"type": "integer", "minimum": 1},
         meaning="Expire at most this many, newest first (the order of Stripe's list).",
+        option_help="Expire at most N sessions, newest first (the order of Stripe's list).",
         parse=_session_cap,
         shown="(at most {}, newest first)",
         applied="**newest first**, the order of Stripe's list, so a sweep expires while it "
