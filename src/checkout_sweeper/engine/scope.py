@@ -192,8 +192,8 @@ SCOPE_FIELDS = (
         option_help="Expire at most N sessions, newest first (the order of Stripe's list).",
         parse=_session_cap,
         shown="(at most {}, newest first)",
-        applied="**newest first**, the order of Stripe's list, so a sweep expires while it "
-        "lists instead of reading the whole scope first",
+        applied="in the order of Stripe's list, so a sweep expires while it lists instead of "
+        "reading the whole scope first",
     ),
 )
 FIELDS = tuple(field.name for field in SCOPE_FIELDS)
