@@ -8,8 +8,10 @@ expire, in the list's order: newest first.
 
 Each field is declared once, in ``SCOPE_FIELDS``: its parser, its command-line option, its
 JSON Schema, its meaning and how it is shown, as plain data (the engine knows no click or
-Flask). One parser serves the command line, the API body and stored schedules, so a scope
-means the same wherever it is written, and a bad one is refused with every bad field named.
+Flask). The command-line options, the OpenAPI request bodies, the plan ``sweep`` shows and the
+README's table are built from it. One parser serves the command line, the API body and stored
+schedules, so a scope means the same wherever it is written, and a bad one is refused with every
+bad field named.
 """
 
 from __future__ import annotations
