@@ -7,6 +7,7 @@ ids and keys are printed whole on lines of their own (``soft_wrap``), never wrap
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -19,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from checkout_sweeper.engine.scope import Scope
+from checkout_sweeper.engine.scope import SCOPE_FIELDS, Form, Scope
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 
 
@@ -28,21 +29,23 @@ def moment_text(epoch: int) -> str:
 
 
 def scope_text(scope: Scope) -> str:
-    """The scope in words, after "open Checkout Sessions" (empty for every session)."""
+    """The scope in words, after "open Checkout Sessions" (empty for every session), each
+    field as the engine's table shows it."""
     parts = []
-    if scope.older_than is not None:
-        parts.append(f"older than {scope.older_than}")
-    elif scope.created_before is not None:
-        parts.append(f"created before {moment_text(scope.created_before)}")
-    if scope.customer is not None:
-        parts.append(f"of customer {scope.customer}")
-    if scope.payment_link is not None:
-        parts.append(f"from payment link {scope.payment_link}")
-    if scope.metadata:
-        parts.append("with metadata " + ", ".join(f"{k}={v}" for k, v in scope.metadata))
-    if scope.limit is not None:
-        parts.append(f"(at most {scope.limit}, newest first)")
+    for field in SCOPE_FIELDS:
+        value = getattr(scope, field.name)
+        hidden = field.hidden_by is not None and getattr(scope, field.hidden_by) is not None
+        if value is not None and value != () and not hidden:
+            parts.append(field.shown.format(_value_text(field.form, value)))
     return "".join(" " + part for part in parts)
+
+
+def _value_text(form: Form, value: Any) -> str:
+    if form is Form.MOMENT:
+        return moment_text(value)
+    if form is Form.PAIRS:
+        return ", ".join(f"{key}={item}" for key, item in value)
+    return str(value)
 
 
 def show_plan(

@@ -1,14 +1,19 @@
-"""The README's command-line reference, written from the click commands themselves.
+"""The README's command-line reference, written from the click commands themselves, and its
+table of scope fields, written from the engine's ``SCOPE_FIELDS``.
 
-``cog -r README.md`` pastes ``reference()`` between the README's markers and CI runs
-``cog --check``, so an option added to a command cannot be missing from the README.
+``cog -r README.md`` pastes ``reference()`` and ``scope_table()`` between the README's markers
+and CI runs ``cog --check``, so an option or a scope field added cannot be missing from the
+README.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
 from checkout_sweeper.cli.options import global_options
+from checkout_sweeper.engine.scope import SCOPE_FIELDS, Form, ScopeField
 
 WIDTH = 96
 COMMENT_COLUMN = 62
@@ -21,6 +26,20 @@ def reference(group: click.Group) -> str:
     lines = _entry("checkout-sweeper", group, summary, tail=["COMMAND ..."])
     for path, command in commands(group):
         lines += _entry(f"checkout-sweeper {path}", command)
+    return "\n".join(lines)
+
+
+def scope_table(fields: Sequence[ScopeField] = SCOPE_FIELDS) -> str:
+    """One row per scope field: its name and option, what it means, how a sweep applies it."""
+    lines = ["| scope | means | how it is applied |", "|---|---|---|"]
+    for field in fields:
+        repeated = ", repeatable" if field.form is Form.PAIRS else ""
+        cells = (
+            f"`{field.name}` (`{field.option} {field.metavar}`{repeated})",
+            field.meaning,
+            field.applied,
+        )
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
 
 

@@ -6,8 +6,12 @@ as it is listed. ``older_than`` becomes a fixed ``created_before`` when the swee
 long sweep does not chase a moving cutoff. ``limit`` caps how many sessions are sent an
 expire, in the list's order: newest first.
 
-One parser serves the command line, the API body and stored schedules, so a scope means the
-same wherever it is written, and a bad one is refused with every bad field named.
+Each field is declared once, in ``SCOPE_FIELDS``: its parser, its command-line option, its
+JSON Schema, its meaning and how it is shown, as plain data (the engine knows no click or
+Flask). The command-line options, the OpenAPI request bodies, the plan ``sweep`` shows and the
+README's table are built from it. One parser serves the command line, the API body and stored
+schedules, so a scope means the same wherever it is written, and a bad one is refused with every
+bad field named.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from checkout_sweeper.engine.durations import EXAMPLES, parse_duration
@@ -26,17 +31,182 @@ from checkout_sweeper.vocabulary import JsonObject
 
 METADATA_KEY_MAX = 40  # Stripe's limits on metadata keys and values
 METADATA_VALUE_MAX = 500
-ID_PATTERNS = {
-    "customer": re.compile(r"cus_[A-Za-z0-9_]{1,250}"),
-    "payment_link": re.compile(r"plink_[A-Za-z0-9_]{1,250}"),
-}
+CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9_]{1,250}")
+PAYMENT_LINK_ID = re.compile(r"plink_[A-Za-z0-9_]{1,250}")
 AGE = re.compile(r"[0-9]{0,8}[1-9][0-9]{0,8}[smhdw]")  # as documented: more than 0, lower case
-FIELDS = ("older_than", "created_before", "customer", "payment_link", "metadata", "limit")
+
+
+class Form(StrEnum):
+    """How a field's value is written, so that each door reads and shows it alike (the command
+    line parses a moment or ``KEY=VALUE`` pairs; the plan shows an epoch as ISO 8601)."""
+
+    DURATION = "duration"  # 2h
+    MOMENT = "moment"  # epoch seconds; ISO 8601 too on the command line
+    STRIPE_ID = "stripe_id"  # cus_..., plink_...
+    PAIRS = "pairs"  # string keys and values; KEY=VALUE, repeated, on the command line
+    COUNT = "count"  # a whole number
+
+
+@dataclass(frozen=True, eq=False)
+class ScopeField:
+    """One field of a scope with everything each door needs of it, so a field is added in one
+    place. The option is the name in kebab case (``--older-than``)."""
+
+    name: str
+    form: Form
+    metavar: str  # the option's value on the command line
+    schema: Mapping[str, Any]  # JSON Schema of a value that is set (the API adds null)
+    meaning: str  # one line: the API's description, and the option's help unless option_help
+    parse: Callable[[Any], Any]  # the written value to the Scope's; ValueError says what is bad
+    shown: str  # in the plan's words, after "open Checkout Sessions": "of customer {}"
+    applied: str  # how a sweep applies it (the README's table, Markdown)
+    option_help: str | None = None  # the option's help, where the command line writes it otherwise
+    hidden_by: str | None = None  # not shown when this field is set (it fixes this one)
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def help(self) -> str:
+        return self.option_help or self.meaning
+
+    def to_json(self, value: Any) -> Any:
+        """A Scope's value as JSON writes it (pairs as an object)."""
+        return dict(value) if self.form is Form.PAIRS else value
+
+
+def _older_than(value: Any) -> str:
+    if not isinstance(value, str) or not AGE.fullmatch(value):
+        raise ValueError(f"expected a duration longer than 0s such as {EXAMPLES}, got {value!r}")
+    return value
+
+
+def _whole(value: Any) -> int | None:
+    """A JSON integer (``551`` or ``551.0``), or None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value)
+
+
+def _created_before(value: Any) -> int:
+    whole = _whole(value)
+    if whole is None or whole <= 0:
+        raise ValueError("expected a positive Unix time in seconds")
+    return whole
+
+
+def _stripe_id(pattern: re.Pattern[str]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            prefix = pattern.pattern.split("[")[0]
+            raise ValueError(f"expected a Stripe id starting with {prefix}")
+        return value
+
+    return check
+
+
+def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping):
+        raise ValueError('expected an object of string keys and values, such as {"k": "v"}')
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or len(key) > METADATA_KEY_MAX:
+            raise ValueError(f"keys are 1 to {METADATA_KEY_MAX} characters")
+        if not isinstance(item, str) or len(item) > METADATA_VALUE_MAX:
+            raise ValueError(f"values are strings of at most {METADATA_VALUE_MAX} characters")
+    return tuple(sorted(value.items()))
+
+
+def _session_cap(value: Any) -> int:
+    whole = _whole(value)
+    if whole is None or whole < 1:
+        raise ValueError("expected a whole number of sessions, 1 or more")
+    return whole
+
+
+SCOPE_FIELDS = (
+    ScopeField(
+        "older_than",
+        Form.DURATION,
+        metavar="DURATION",
+        schema={"type": "string", "pattern": f"^{AGE.pattern}$"},
+        meaning="Only sessions older than this when the sweep starts: 90s, 30m, 2h, 1d, 1w.",
+        parse=_older_than,
+        shown="older than {}",
+        applied="fixed to a cutoff when the sweep starts (a resumed run keeps it), "
+        "then Stripe's `created[lt]`",
+    ),
+    ScopeField(
+        "created_before",
+        Form.MOMENT,
+        metavar="ISO|EPOCH",
+        schema={"type": "integer", "minimum": 1},
+        meaning="Only sessions created before this Unix time (seconds).",
+        option_help="Only sessions created before this moment (ISO 8601 or epoch seconds).",
+        parse=_created_before,
+        shown="created before {}",
+        hidden_by="older_than",
+        applied="Stripe's `created[lt]` (with `older_than`, the earlier cutoff wins)",
+    ),
+    ScopeField(
+        "customer",
+        Form.STRIPE_ID,
+        metavar="cus_...",
+        schema={"type": "string", "pattern": f"^{CUSTOMER_ID.pattern}$"},
+        meaning="Only this customer's sessions.",
+        parse=_stripe_id(CUSTOMER_ID),
+        shown="of customer {}",
+        applied="Stripe's list filter `customer` (expiring an abandoned subscription checkout "
+        "voids its incomplete subscription)",
+    ),
+    ScopeField(
+        "payment_link",
+        Form.STRIPE_ID,
+        metavar="plink_...",
+        schema={"type": "string", "pattern": f"^{PAYMENT_LINK_ID.pattern}$"},
+        meaning="Only sessions created through this payment link.",
+        parse=_stripe_id(PAYMENT_LINK_ID),
+        shown="from payment link {}",
+        applied="Stripe's list filter `payment_link`",
+    ),
+    ScopeField(
+        "metadata",
+        Form.PAIRS,
+        metavar="KEY=VALUE",
+        schema={
+            "type": "object",
+            "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_MAX},
+            "additionalProperties": {"type": "string", "maxLength": METADATA_VALUE_MAX},
+        },
+        meaning="Only sessions whose metadata has every one of these keys set to these values.",
+        option_help="Only sessions whose metadata has KEY set to VALUE; repeat to require several.",
+        parse=_metadata,
+        shown="with metadata {}",
+        applied="Stripe's list does not filter on metadata: checked on each listed session",
+    ),
+    ScopeField(
+        "limit",
+        Form.COUNT,
+        metavar="N",
+        schema={"type": "integer", "minimum": 1},
+        meaning="Expire at most this many, newest first (the order of Stripe's list).",
+        option_help="Expire at most N sessions, newest first (the order of Stripe's list).",
+        parse=_session_cap,
+        shown="(at most {}, newest first)",
+        applied="in the order of Stripe's list, so a sweep expires while it lists instead of "
+        "reading the whole scope first",
+    ),
+)
+FIELDS = tuple(field.name for field in SCOPE_FIELDS)
+_BY_NAME = {field.name: field for field in SCOPE_FIELDS}
 
 
 @dataclass(frozen=True)
 class Scope:
-    """A sweep's scope; the default is every open session of the account."""
+    """A sweep's scope; the default is every open session of the account. Its fields are
+    ``SCOPE_FIELDS``, in that order."""
 
     older_than: str | None = None  # as written (``2h``), kept to show
     created_before: int | None = None  # epoch seconds, strictly before
@@ -83,15 +253,8 @@ class Scope:
         return json.dumps(self.as_dict()) if self != EVERYTHING else None
 
     def as_dict(self) -> JsonObject:
-        """The scope as the API shows it (fields not set are null)."""
-        return {
-            "older_than": self.older_than,
-            "created_before": self.created_before,
-            "customer": self.customer,
-            "payment_link": self.payment_link,
-            "metadata": dict(self.metadata),
-            "limit": self.limit,
-        }
+        """The scope as the API shows it (fields not set are null, metadata an object)."""
+        return {field.name: field.to_json(getattr(self, field.name)) for field in SCOPE_FIELDS}
 
 
 EVERYTHING = Scope()
@@ -105,74 +268,14 @@ def parse_scope(raw: Mapping[str, Any]) -> Scope:
     for name, value in raw.items():
         if value is None:
             continue
-        check = _CHECKS.get(name)
-        if check is None:
+        field = _BY_NAME.get(name)
+        if field is None:
             problems[name] = "unknown field; a scope takes " + ", ".join(FIELDS)
             continue
         try:
-            values[name] = check(value)
+            values[name] = field.parse(value)
         except ValueError as err:
             problems[name] = str(err)
     if problems:
         raise ScopeInvalid(problems)
     return Scope(**values)
-
-
-def _older_than(value: object) -> str:
-    if not isinstance(value, str) or not AGE.fullmatch(value):
-        raise ValueError(f"expected a duration longer than 0s such as {EXAMPLES}, got {value!r}")
-    return value
-
-
-def _whole(value: object) -> int | None:
-    """A JSON integer (``551`` or ``551.0``), or None for anything else."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not value.is_integer():
-        return None
-    return int(value)
-
-
-def _created_before(value: object) -> int:
-    whole = _whole(value)
-    if whole is None or whole <= 0:
-        raise ValueError("expected a positive Unix time in seconds")
-    return whole
-
-
-def _identifier(name: str) -> Callable[[object], str]:
-    def check(value: object) -> str:
-        if not isinstance(value, str) or not ID_PATTERNS[name].fullmatch(value):
-            prefix = ID_PATTERNS[name].pattern.split("[")[0]
-            raise ValueError(f"expected a Stripe id starting with {prefix}")
-        return value
-
-    return check
-
-
-def _metadata(value: object) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, Mapping):
-        raise ValueError('expected an object of string keys and values, such as {"k": "v"}')
-    for key, item in value.items():
-        if not isinstance(key, str) or not key or len(key) > METADATA_KEY_MAX:
-            raise ValueError(f"keys are 1 to {METADATA_KEY_MAX} characters")
-        if not isinstance(item, str) or len(item) > METADATA_VALUE_MAX:
-            raise ValueError(f"values are strings of at most {METADATA_VALUE_MAX} characters")
-    return tuple(sorted(value.items()))
-
-
-def _session_cap(value: object) -> int:
-    whole = _whole(value)
-    if whole is None or whole < 1:
-        raise ValueError("expected a whole number of sessions, 1 or more")
-    return whole
-
-
-_CHECKS = {
-    "older_than": _older_than,
-    "created_before": _created_before,
-    "customer": _identifier("customer"),
-    "payment_link": _identifier("payment_link"),
-    "metadata": _metadata,
-    "limit": _session_cap,
-}

@@ -29,7 +29,9 @@ COUNTED = {
 }
 
 
-def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: int) -> dict[str, object]:
+def outcome_entry(
+    session_id: str, outcome: str, error: str | None, attempts: int
+) -> dict[str, object]:
     """A journal line and a row's values in one shape."""
     return {
         "kind": "outcome",

@@ -1,15 +1,17 @@
 """The schemas of the OpenAPI document: every answer body, header and status of the service.
 
 Answer bodies come from the code that makes them: the sweep's ``data`` from the
-``SweepResult`` dataclass, a run from ``RUN_FIELDS``. The tests validate real answers of every
-status against this document, and schemathesis checks it against the running service.
+``SweepResult`` dataclass, a run from ``RUN_FIELDS``; a request's scope from the engine's
+``SCOPE_FIELDS``. The tests validate real answers of every status against this document, and
+schemathesis checks it against the running service.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from checkout_sweeper.engine.scope import AGE
+from checkout_sweeper.engine.scope import SCOPE_FIELDS, ScopeField
 from checkout_sweeper.engine.tally import SweepResult
 from checkout_sweeper.runs.quota import SWEEPS_PER_HOUR
 from checkout_sweeper.vocabulary import JsonObject, Outcome, RunStatus, Trigger, values
@@ -86,35 +88,18 @@ ACCOUNTS = (
     "A fleet sweep of the platform key's connected accounts: every one (all) or these; "
     "each account is swept on its own, in parallel, under a parent sweep.",
 )
-SCOPE_BODY: dict[str, tuple[dict[str, Any], str]] = {
-    "older_than": (
-        {"type": ["string", "null"], "pattern": f"^{AGE.pattern}$"},
-        "Only sessions older than this when the sweep starts: 90s, 30m, 2h, 1d, 1w.",
-    ),
-    "created_before": (
-        {"type": ["integer", "null"], "minimum": 1},
-        "Only sessions created before this Unix time (seconds).",
-    ),
-    "customer": (
-        {"type": ["string", "null"], "pattern": "^cus_[A-Za-z0-9_]{1,250}$"},
-        "Only this customer's sessions.",
-    ),
-    "payment_link": (
-        {"type": ["string", "null"], "pattern": "^plink_[A-Za-z0-9_]{1,250}$"},
-        "Only sessions created through this payment link.",
-    ),
-    "metadata": (
-        {
-            "type": ["object", "null"],
-            "propertyNames": {"minLength": 1, "maxLength": 40},
-            "additionalProperties": {"type": "string", "maxLength": 500},
-        },
-        "Only sessions whose metadata has every one of these keys set to these values.",
-    ),
-    "limit": (
-        {"type": ["integer", "null"], "minimum": 1},
-        "Expire at most this many, newest first (the order of Stripe's list).",
-    ),
+
+
+def scope_body(fields: Sequence[ScopeField]) -> dict[str, tuple[dict[str, Any], str]]:
+    """The body fields of a scope, from the engine's table: null means "not set"."""
+    return {
+        field.name: ({**field.schema, "type": [field.schema["type"], "null"]}, field.meaning)
+        for field in fields
+    }
+
+
+SCOPE_BODY = {
+    **scope_body(SCOPE_FIELDS),
     "dry_run": ({"type": "boolean"}, "Only list what would be expired (default false)."),
 }
 SESSION_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
