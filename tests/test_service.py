@@ -14,7 +14,7 @@ from checkout_sweeper.errors import LeaseLost, RetryableError, SweepAborted, Swe
 from checkout_sweeper.runs.audit_trail import take_up_run
 from checkout_sweeper.runs.journal import Journal
 from checkout_sweeper.runs.lease import AccountLease
-from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
+from checkout_sweeper.runs.recorded_sweep import Recording, begin_sweep
 from checkout_sweeper.runs.recovery import import_journal_of, import_journals
 from checkout_sweeper.runs.rows import outcome_entry, recent_runs
 from checkout_sweeper.store.database import Database
@@ -41,7 +41,7 @@ def _run(
     folder = journal_dir or Path(db.url.split("///")[1]).parent / "journal"
     recording = Recording(db, folder, ttl_s)
     sweep_options = SweepOptions(**{**INSTANT, **options})
-    RecordedSweep(recording, gateway, sweep_options, trigger="cli").run()
+    begin_sweep(recording, gateway, sweep_options, trigger="cli").run()
 
 
 def _only_run(db: Database) -> SweepRun:

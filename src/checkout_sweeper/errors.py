@@ -28,6 +28,8 @@ instance. ``tests/test_structure.py`` holds the drawing to the classes.
     │   └── StaleCursor         the ``starting_after`` session is no longer open          500     3
     ├── SweepProblem            a sweep could not run or did not finish                   500     3
     │   ├── CustomerRefused     the user has a Stripe customer: the spec's 409            409     2
+    │   ├── FleetEmpty          a fleet of every connected account, and there are none    409     2
+    │   ├── FleetTooLarge       more accounts than one fleet sweeps                       400     2
     │   ├── LiveModeRefused     a live-mode key without SWEEPER_ALLOW_LIVE_MODE           403     2
     │   ├── SweepStopped        no request may start: stopped or past the deadline        500     3
     │   └── SweepAborted        the sweep ended early (carries what was done)             500     3
@@ -284,6 +286,34 @@ class CustomerRefused(SweepProblem):
         super().__init__(
             f"This user already has a Stripe customer ({customer_id}); this cleanup endpoint "
             "is only for users without one."
+        )
+
+
+class FleetEmpty(SweepProblem):
+    """A fleet of every connected account, when the key has none: nothing to sweep."""
+
+    http_status = 409
+    public = True
+    exit_code = ExitCode.USAGE
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The key has no connected accounts (Stripe's GET /v1/accounts lists none), so a "
+            "fleet sweep has nothing to sweep; sweep the key's own account instead."
+        )
+
+
+class FleetTooLarge(SweepProblem):
+    """More accounts than one fleet sweeps: one call of the quota covers a bounded fleet."""
+
+    http_status = 400
+    public = True
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, count: int, most: int) -> None:
+        super().__init__(
+            f"A fleet sweeps at most {most} accounts; this one has {count}. Name the accounts "
+            f"to sweep, {most} at a time."
         )
 
 

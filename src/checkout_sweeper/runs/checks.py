@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from dramatiq import Broker
 from limits.strategies import RateLimiter
 
-from checkout_sweeper.errors import CustomerRefused
+from checkout_sweeper.errors import CustomerRefused, SweepAborted, SweepCanceled
 from checkout_sweeper.runs.fleet.rows import FLEET_PARALLEL
 from checkout_sweeper.runs.launch import refuse_early
-from checkout_sweeper.runs.quota import SWEEPS, counter_for, room, spend, user_key
+from checkout_sweeper.runs.quota import SWEEPS, counter_for, give_back, reserve, user_key
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.users import find_user
@@ -77,15 +77,27 @@ def refuse(caller: Caller, services: Services, *, dry_run: bool, busy: bool = Tr
     refuse_early(services.settings, services.db, reads_only=reads_only, busy=busy)
 
 
-def quota_hooks(
-    caller: Caller, services: Services, seen: QuotaSeen | None = None
-) -> tuple[Callable[[], None], Callable[[], None]]:
-    """The quota's check (once the lease is taken) and charge (once the sweep has run, so a
-    sweep that failed for a server-side reason spends nothing); nothing for an uncharged
-    caller."""
-    if not caller.charged or caller.user_id is None:
-        return (lambda: None), (lambda: None)
-    counter = services.quota_counter()
-    key = user_key(services.settings.ratelimit_key_prefix, caller.user_id)
-    tell = seen or (lambda headers: None)
-    return (lambda: tell(room(counter, SWEEPS, key))), (lambda: tell(spend(counter, SWEEPS, key)))
+def reserve_call(caller: Caller, services: Services, seen: QuotaSeen | None = None) -> None:
+    """One call of the caller's quota, taken at the door, before anything starts (nothing
+    for an uncharged caller); ``seen`` gets the headers that say what is left."""
+    if caller.charged and caller.user_id is not None:
+        key = user_key(services.settings.ratelimit_key_prefix, caller.user_id)
+        headers = reserve(services.quota_counter(), SWEEPS, key)
+        if seen is not None:
+            seen(headers)
+
+
+def give_back_call(caller: Caller, services: Services, held_s: float = 0.0) -> None:
+    """The call back to the caller: their sweep could do nothing, for a reason of the
+    server's (Stripe or the database failing, the account stayed busy, the server stopped)."""
+    if caller.charged and caller.user_id is not None:
+        key = user_key(services.settings.ratelimit_key_prefix, caller.user_id)
+        give_back(services.quota_counter(), SWEEPS, key, held_s)
+
+
+def did_nothing(err: BaseException) -> bool:
+    """Whether a sweep that ended with ``err`` expired nothing, for a reason of the
+    server's: its caller's call of the quota is given back. A cancel is its owner's doing."""
+    if isinstance(err, SweepCanceled):
+        return False
+    return not isinstance(err, SweepAborted) or not err.result or not err.result.expired_count

@@ -14,7 +14,7 @@ from checkout_sweeper.errors import LiveModeRefused
 from checkout_sweeper.runs.accounts import identify, known_account
 from checkout_sweeper.runs.lease import refuse_if_held
 from checkout_sweeper.runs.platform_budget import platform_gate
-from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
+from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording, begin_sweep
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
@@ -121,16 +121,13 @@ def start_configured_sweep(
     user_id: int | None = None,
     asked: Asked = SEED,
     on_progress: Callable[[SweepProgress], None] | None = None,
-    once_leased: Callable[[], None] | None = None,
-    once_ran: Callable[[], None] | None = None,
     gateway: StripeGateway | None = None,
     in_request: bool = False,
     sweep_id: str | None = None,
 ) -> RecordedSweep:
-    """The sweep leased and recorded as running, ready to ``run`` (here, or in the
-    background); ``once_leased`` and ``once_ran`` as ``RecordedSweep`` takes them. Raises
-    ``LiveModeRefused``, ``SweepInProgress`` or ``SweepAborted``; ``run`` then raises
-    ``SweepAborted`` or ``AuditError``."""
+    """The sweep leased and recorded as running, ready to ``run`` (in the caller's thread,
+    or in the queue's consumer). Raises ``LiveModeRefused``, ``SweepInProgress`` or
+    ``SweepAborted``; ``run`` then raises ``SweepAborted`` or ``AuditError``."""
     gateway = gateway or identified_gateway(settings, db, dry_run=asked.dry_run)
     options = dataclasses.replace(
         sweep_options(settings, in_request=in_request),
@@ -138,15 +135,13 @@ def start_configured_sweep(
         scope=asked.scope,
     )
     recording = Recording(db, settings.journal_dir, settings.lease_ttl_s, settings.audit_grace_s)
-    return RecordedSweep(
+    return begin_sweep(
         recording,
         gateway,
         options,
         trigger=trigger,
         user_id=user_id,
         on_progress=on_progress,
-        once_leased=once_leased,
-        once_ran=once_ran,
         sweep_id=sweep_id,
         row=asked.row,
     )

@@ -2,17 +2,16 @@
 storage cannot be reached, so a destructive endpoint never runs without its limiter.
 
 The counting itself is the ``limits`` strategy Flask-Limiter holds (a moving window, in memory
-or in Redis). A sweep's quota is checked (``room``) once the account's lease is taken and
-spent (``spend``) once the sweep has run, before the lease is given back: a call that fails
-for a server-side reason spends nothing, and since the lease lets one sweep of the account
-run at a time, no two calls can both see room for the last sweep of the hour.
+or in Redis). A sweep's call is reserved at the door (``reserve``, one atomic hit), so a 202
+is never followed by "rate limit exceeded", and no two callers can both take the last call
+of the hour; a sweep that could do nothing for a reason of the server's gives it back
+(``give_back``: a credit the next reservation uses).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -61,29 +60,56 @@ def user_key(prefix: str, user_id: int) -> str:
     return f"{prefix}/user:{user_id}"
 
 
-def room(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
-    """Raise ``QuotaExceeded`` when ``key`` has nothing left; count nothing. The headers say
-    what will be left once this call has spent its share."""
-    return _window_stats(counter.test, counter, quota, key, share=1)
+def reserve(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
+    """Take one call of ``key``'s quota now, atomically (two callers cannot both take the
+    last one), or one given back by a sweep that could do nothing; ``QuotaExceeded`` when
+    neither is left. The headers say what is left."""
+    try:
+        taken = counter.hit(quota.item, quota.scope, key) or _use_credit(counter, quota, key)
+        reset, remaining = counter.get_window_stats(quota.item, quota.scope, key)
+        remaining += _credits(counter, quota, key)
+    except Exception as err:
+        raise _unavailable(err) from None
+    if not taken:
+        raise QuotaExceeded(quota.per, _headers(quota, reset, remaining, refused=True))
+    return _headers(quota, reset, remaining)
 
 
 def spend(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
     """Count one call for ``key`` (a user's row id, never the claim text), or raise
     ``QuotaExceeded``; the headers say what is left."""
-    return _window_stats(counter.hit, counter, quota, key, share=0)
+    return reserve(counter, quota, key)
 
 
-def _window_stats(
-    step: Callable[..., bool], counter: RateLimiter, quota: Quota, key: str, share: int
-) -> dict[str, str]:
+def give_back(counter: RateLimiter, quota: Quota, key: str, held_s: float) -> None:
+    """A call taken ``held_s`` ago is given back (its sweep could do nothing, for a reason
+    of the server's): a credit the next ``reserve`` uses, for as long as the call would
+    still have counted. Logged, never raised: the sweep's own answer matters more."""
+    left_s = quota.item.get_expiry() - held_s
+    if left_s < 1:
+        return
     try:
-        allowed = step(quota.item, quota.scope, key)
-        reset, remaining = counter.get_window_stats(quota.item, quota.scope, key)
+        counter.storage.incr(_credit_key(quota, key), int(left_s), 1)
     except Exception as err:
-        raise _unavailable(err) from None
-    if not allowed:
-        raise QuotaExceeded(quota.per, _headers(quota, reset, remaining, refused=True))
-    return _headers(quota, reset, remaining - share)
+        log.error("a call of the quota could not be given back: %s", type(err).__name__)
+
+
+def _credit_key(quota: Quota, key: str) -> str:
+    return f"{quota.scope}/given-back/{key}"
+
+
+def _credits(counter: RateLimiter, quota: Quota, key: str) -> int:
+    return max(0, int(counter.storage.get(_credit_key(quota, key))))
+
+
+def _use_credit(counter: RateLimiter, quota: Quota, key: str) -> bool:
+    """Take one given-back call, if there is one (atomically: the count never goes below 0)."""
+    if _credits(counter, quota, key) <= 0:
+        return False
+    if counter.storage.incr(_credit_key(quota, key), quota.item.get_expiry(), -1) >= 0:
+        return True
+    counter.storage.incr(_credit_key(quota, key), quota.item.get_expiry(), 1)  # lost a race
+    return False
 
 
 def _headers(

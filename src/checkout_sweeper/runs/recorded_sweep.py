@@ -33,7 +33,6 @@ from checkout_sweeper.errors import (
     LeaseLost,
     SweepAborted,
     SweepCanceled,
-    SweeperError,
     SweepInterrupted,
 )
 from checkout_sweeper.runs.audit_trail import RunRecorder
@@ -45,7 +44,7 @@ from checkout_sweeper.settings import AUDIT_GRACE_S, LEASE_TTL_S
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.vocabulary import RunStatus
 
-__all__ = ["RecordedSweep", "Recording", "lease_margin_s"]
+__all__ = ["RecordedSweep", "Recording", "begin_sweep", "lease_margin_s"]
 
 log = logging.getLogger("checkout_sweeper.service")
 
@@ -104,52 +103,58 @@ class LeaseKeeper(threading.Thread):
         self.join(timeout=1)
 
 
+def begin_sweep(
+    recording: Recording,
+    gateway: Gateway,
+    options: SweepOptions,
+    *,
+    trigger: str,
+    user_id: int | None = None,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+    sweep_id: str | None = None,
+    row: dict[str, object] | None = None,
+) -> RecordedSweep:
+    """Take the account's lease and record the run (a new row with ``row``'s values too, or
+    the queued row of ``sweep_id``, taken up here after its last attempt's journal): the
+    sweep, ready to ``run``. Raises ``SweepInProgress`` (nothing recorded) or what recording
+    raised (the lease is given back)."""
+    taken_up = sweep_id is not None  # a queued run: this attempt may follow another
+    sweep_id = sweep_id or uuid.uuid4().hex
+    lease = AccountLease(recording.db, gateway.account, sweep_id, ttl_s=recording.lease_ttl_s)
+    acquired_at = time.monotonic()
+    lease.acquire()
+    try:
+        if taken_up:
+            import_journal_of(recording.db, recording.journal_dir, sweep_id)
+        options = options.resolved(time.time())
+        run = {"id": sweep_id, "trigger": trigger, "user_id": user_id, **(row or {})}
+        run.update(_run_values(gateway, options))
+        recorder = RunRecorder(recording.db, recording.journal_dir, run)
+    except BaseException:
+        _release(lease)
+        raise
+    sweep = RecordedSweep(recording, gateway, options, lease, recorder, trigger, on_progress)
+    sweep.keep_lease_from(acquired_at)
+    return sweep
+
+
 class RecordedSweep:
-    """A sweep that has taken its account's lease and has its run row, ready to ``run``
-    (here, or in a background thread for an asynchronous request)."""
+    """A sweep that holds its account's lease and has its run row (``begin_sweep`` makes
+    one), ready to ``run``: in the caller's thread, or in the queue's consumer."""
 
     def __init__(
         self,
         recording: Recording,
         gateway: Gateway,
         options: SweepOptions,
-        *,
+        lease: AccountLease,
+        recorder: RunRecorder,
         trigger: str,
-        user_id: int | None = None,
         on_progress: Callable[[SweepProgress], None] | None = None,
-        once_leased: Callable[[], None] | None = None,
-        once_ran: Callable[[], None] | None = None,
-        sweep_id: str | None = None,
-        row: dict[str, object] | None = None,
     ) -> None:
-        """Take the lease, run ``once_leased`` (the endpoint checks the caller's quota there),
-        record the run (a new row with ``row``'s values too, or the queued row of
-        ``sweep_id``, taken up here).
-        ``once_ran`` runs when the sweep has run, before the lease is given back (the endpoint
-        spends the quota there: a sweep that failed spends nothing).
-
-        Raises ``SweepInProgress``, or what ``once_leased`` raised (the lease is given back).
-        """
-        self._once_ran = once_ran
-        self.sweep_id = sweep_id or uuid.uuid4().hex
+        self.sweep_id = str(recorder.run_id)
         self._grace_s = recording.audit_grace_s
-        self._lease = AccountLease(
-            recording.db, gateway.account, self.sweep_id, ttl_s=recording.lease_ttl_s
-        )
-        acquired_at = time.monotonic()
-        self._lease.acquire()
-        try:
-            if once_leased is not None:
-                once_leased()
-            if sweep_id is not None:  # taken up again: the last attempt's journal first
-                import_journal_of(recording.db, recording.journal_dir, sweep_id)
-            options = options.resolved(time.time())
-            run = {"id": self.sweep_id, "trigger": trigger, "user_id": user_id, **(row or {})}
-            run.update(_run_values(gateway, options))
-            self._recorder = RunRecorder(recording.db, recording.journal_dir, run)
-        except BaseException:
-            _release(self._lease)
-            raise
+        self._lease, self._recorder = lease, recorder
         self._settle: Callable[[], int] = lambda: settle_unknown(
             recording.db, gateway, gateway.account
         )
@@ -165,9 +170,12 @@ class RecordedSweep:
         )
         self._observer = SweepObserver(self.sweep_id, trigger, self.sweeper.bucket)
         self._observer.pending = lambda: self._recorder.pending
-        self._observer.started()
         self._keeper = LeaseKeeper(self._lease, self.sweeper.stop, recording.lease_ttl_s)
+
+    def keep_lease_from(self, acquired_at: float) -> None:
+        """The sweeper's deadline from the moment the lease was taken; the sweep is live."""
         self._keeper.start_deadline(acquired_at)
+        self._observer.started()
 
     def _outcome(self, outcome: SessionOutcome) -> None:
         self._recorder.on_outcome(outcome)
@@ -194,9 +202,7 @@ class RecordedSweep:
         stayed out of reach; the journal keeps everything). The lease is released."""
         try:
             self._settle_earlier_runs()
-            result = _run_recorded(self.sweeper, self._keeper, self._recorder, self._grace_s)
-            self._after_run()
-            return result
+            return _run_recorded(self.sweeper, self._keeper, self._recorder, self._grace_s)
         finally:
             self._observer.finished(self._recorder.status, self.sweeper.progress)
             _release(self._lease)
@@ -207,14 +213,6 @@ class RecordedSweep:
             self._settle()
         except SQLAlchemyError as err:  # the audit of this sweep matters more: go on
             log.warning("unknown outcomes of earlier sweeps not settled yet: %s", err)
-
-    def _after_run(self) -> None:
-        if self._once_ran is None:
-            return
-        try:
-            self._once_ran()
-        except SweeperError as err:  # the sweep ran: its answer stands
-            log.error("sweep %s ran, but its quota could not be counted: %s", self.sweep_id, err)
 
 
 def _run_recorded(

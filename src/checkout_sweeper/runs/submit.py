@@ -1,5 +1,6 @@
 """Start a sweep for a caller, whatever the door: the refusal checks of the product contract in
-their order, the quota's check-then-charge, and where the sweep runs (in the caller's thread,
+their order, the caller's quota (one call reserved at the door, given back when the sweep
+could do nothing for a reason of the server's), and where the sweep runs (in the caller's thread,
 or queued for the consumer: on the job queue, or on the in-process queue of the embedded
 default, so a sweep in the background has one path).
 
@@ -16,8 +17,17 @@ from dataclasses import dataclass, replace
 
 from dramatiq import Broker
 
-from checkout_sweeper.engine.sweeper import SweepProgress
-from checkout_sweeper.runs.checks import Caller, QuotaSeen, Services, quota_hooks, refuse
+from checkout_sweeper.engine.sweeper import SweepProgress, SweepResult
+from checkout_sweeper.errors import FleetEmpty, FleetTooLarge
+from checkout_sweeper.runs.checks import (
+    Caller,
+    QuotaSeen,
+    Services,
+    did_nothing,
+    give_back_call,
+    refuse,
+    reserve_call,
+)
 from checkout_sweeper.runs.fleet.queued import queue_fleet
 from checkout_sweeper.runs.fleet.rows import FleetPlan
 from checkout_sweeper.runs.launch import (
@@ -31,15 +41,30 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.vocabulary import RunStatus
 
+MAX_FLEET_ACCOUNTS = 100  # accounts one fleet sweeps: one call of the quota covers them
+
 
 @dataclass(frozen=True)
 class Submitted:
     """A sweep that passed every check: its id and status, and, when the caller runs it in
-    its own thread, the leased sweep to ``run``."""
+    its own thread, the leased sweep (``run`` it through here, so that the quota is given
+    back if it can do nothing)."""
 
     sweep_id: str
     status: str
     sweep: RecordedSweep | None = None
+    caller: Caller | None = None
+    services: Services | None = None
+
+    def run(self) -> SweepResult:
+        assert self.sweep is not None, "a queued sweep runs in the consumer"
+        started = time.monotonic()
+        try:
+            return self.sweep.run()
+        except Exception as err:
+            if self.caller and self.services and did_nothing(err):
+                give_back_call(self.caller, self.services, time.monotonic() - started)
+            raise
 
 
 def _queue(services: Services) -> Broker:
@@ -63,26 +88,28 @@ def submit_sweep(
     on_progress: Callable[[SweepProgress], None] | None = None,
     gateway: StripeGateway | None = None,
 ) -> Submitted:
-    """Every check, then the sweep: leased and recorded here, to run in the caller's thread
-    (``in_thread``), or queued for the consumer (on the job queue, or in this process)."""
+    """Every check and a call of the quota, then the sweep: leased and recorded here, to run
+    in the caller's thread (``in_thread``), or queued for the consumer (on the job queue, or
+    in this process). Nothing started: the call is given back."""
     refuse(caller, services, dry_run=asked.dry_run)
-    check, charge = quota_hooks(caller, services, quota_seen)
-    if not in_thread:
-        check()  # the consumer checks again once leased, and charges once it has run
-        return Submitted(_queued(caller, services, asked), RunStatus.QUEUED)
-    sweep = start_configured_sweep(
-        services.settings,
-        services.db,
-        trigger=caller.trigger,
-        user_id=caller.user_id,
-        asked=asked,
-        on_progress=on_progress,
-        once_leased=check,
-        once_ran=charge,
-        gateway=gateway,
-        in_request=caller.charged,
-    )
-    return Submitted(sweep.sweep_id, RunStatus.RUNNING, sweep)
+    reserve_call(caller, services, quota_seen)
+    try:
+        if not in_thread:
+            return Submitted(_queued(caller, services, asked), RunStatus.QUEUED)
+        sweep = start_configured_sweep(
+            services.settings,
+            services.db,
+            trigger=caller.trigger,
+            user_id=caller.user_id,
+            asked=asked,
+            on_progress=on_progress,
+            gateway=gateway,
+            in_request=caller.charged,
+        )
+    except Exception:
+        give_back_call(caller, services)
+        raise
+    return Submitted(sweep.sweep_id, RunStatus.RUNNING, sweep, caller, services)
 
 
 def _queued(caller: Caller, services: Services, asked: Asked) -> str:
@@ -105,16 +132,22 @@ def submit_fleet(
     quota_seen: QuotaSeen | None = None,
 ) -> Submitted:
     """A fleet: the same checks as one account (the account's own lease is each child's),
-    then the connected accounts (``"all"``, or those named) queued for the consumer as
-    children of one parent, which the last of them to end settles; one unit of the caller's
-    quota."""
+    then the connected accounts (``"all"``, or those named; at most ``MAX_FLEET_ACCOUNTS``)
+    queued for the consumer as children of one parent, which the last of them to end
+    settles; one call of the caller's quota, reserved once the accounts are known."""
     refuse(caller, services, dry_run=asked.dry_run, busy=False)
     platform = identified_gateway(services.settings, services.db, dry_run=asked.dry_run)
-    check, charge = quota_hooks(caller, services, quota_seen)
-    check()
     chosen = platform.connected_accounts() if accounts == "all" else list(accounts)
+    if not chosen:
+        raise FleetEmpty()
+    if len(chosen) > MAX_FLEET_ACCOUNTS:
+        raise FleetTooLarge(len(chosen), MAX_FLEET_ACCOUNTS)
     asked = replace(asked, scope=asked.scope.resolved(time.time()))  # one cutoff for all
     plan = FleetPlan(chosen, asked, caller.trigger, caller.user_id)
-    parent_id = queue_fleet(services.settings, services.db, _queue(services), platform, plan)
-    charge()
+    reserve_call(caller, services, quota_seen)
+    try:
+        parent_id = queue_fleet(services.settings, services.db, _queue(services), platform, plan)
+    except Exception:
+        give_back_call(caller, services)
+        raise
     return Submitted(parent_id, RunStatus.RUNNING)

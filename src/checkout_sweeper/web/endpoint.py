@@ -17,9 +17,8 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from checkout_sweeper.errors import ApiError, SweepAborted
 from checkout_sweeper.runs.launch import SEED
-from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import run_of_user, wait_while_pending
-from checkout_sweeper.runs.submit import submit_sweep
+from checkout_sweeper.runs.submit import Submitted, submit_sweep
 from checkout_sweeper.vocabulary import RunStatus
 from checkout_sweeper.web.caller import (
     as_submitter,
@@ -67,7 +66,7 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
         quota_seen=quota_seen,
     )
     if submitted.sweep is not None:
-        return _finish(submitted.sweep)
+        return _finish(submitted)
     if wants_async():
         return accepted(submitted.sweep_id, submitted.status)
     return _awaited(submitted.sweep_id, g.user_id, state.settings.sync_wait_s)
@@ -97,9 +96,9 @@ def _awaited(sweep_id: str, user_id: int, wait_s: float) -> ResponseReturnValue:
     return success(run["result"])
 
 
-def _finish(sweep: RecordedSweep) -> ResponseReturnValue:
+def _finish(submitted: Submitted) -> ResponseReturnValue:
     app_state().db.deadlines.disarm()  # the checks are done: the sweep takes its own time
-    result = sweep.run()
+    result = submitted.run()
     g.sweep_counts = {
         "sweep_id": result.sweep_id,
         "expired": result.expired_count,

@@ -38,7 +38,7 @@ from checkout_sweeper.runs.rows import (
     user_runs,
     wait_while_pending,
 )
-from checkout_sweeper.runs.submit import submit_fleet, submit_sweep
+from checkout_sweeper.runs.submit import MAX_FLEET_ACCOUNTS, submit_fleet, submit_sweep
 from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import Outcome, RunStatus, values
 from checkout_sweeper.web.body import json_body, read_asked, refuse_problems
@@ -53,7 +53,6 @@ NOT_FOUND = "Sweep not found."
 CANCEL_WAIT_S = 3.0  # a DELETE waits this long for the sweep to say it is canceled
 Accounts = str | list[str] | None
 ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
-MAX_ACCOUNTS = 1000
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # Stripe's limit: 255 printable characters
 KEY_REUSED = (
     "Keys for idempotent requests can only be used with the same parameters they were first "
@@ -240,12 +239,12 @@ def _accounts(value: Any, problems: dict[str, str]) -> Accounts:
         return "all"
     if (
         not isinstance(value, list)
-        or not 1 <= len(value) <= MAX_ACCOUNTS
+        or not 1 <= len(value) <= MAX_FLEET_ACCOUNTS
         or not all(isinstance(a, str) and ACCOUNT_ID.fullmatch(a) for a in value)
         or len(set(value)) != len(value)
     ):
         problems["accounts"] = (
-            f'expected "all" or a list of 1 to {MAX_ACCOUNTS} different ids such as acct_1AbC'
+            f'expected "all" or a list of 1 to {MAX_FLEET_ACCOUNTS} different ids such as acct_1AbC'
         )
         return None
     return list(value)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
+from datetime import datetime
 from typing import Any
 
 import dramatiq
@@ -19,7 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from checkout_sweeper.engine.scope import parse_scope
 from checkout_sweeper.errors import LeaseError, SweepAborted, SweepCanceled, SweeperError
 from checkout_sweeper.metrics import QUEUE_EVENTS
-from checkout_sweeper.runs.checks import Services, queued_caller, quota_hooks
+from checkout_sweeper.runs.checks import Services, did_nothing, give_back_call, queued_caller
 from checkout_sweeper.runs.fleet.rows import settle_parent
 from checkout_sweeper.runs.launch import Asked, start_configured_sweep
 from checkout_sweeper.runs.queue.producer import (
@@ -104,34 +106,41 @@ class SweepRunner:
         except SweepCanceled:
             log.info("sweep %s was canceled before it started", sweep_id)
             return
-        except SweeperError as err:  # cannot start (live mode refused, Stripe, quota spent)
+        except SweeperError as err:  # cannot start (live mode refused, Stripe out of reach)
             end_queued_run(self.db, sweep_id, str(err))
             log.warning("sweep %s could not start: %s", sweep_id, err)
+            self._give_back(run)
             return
         with self._lock:
             self.running[sweep_id] = sweep
         try:
             sweep.run()
         except SweepAborted as stopped:
-            if isinstance(stopped, SweepCanceled) or not self.stopping.is_set() or not self.durable:
-                log.warning("sweep %s stopped: %s", sweep_id, stopped)
-                return
-            mark_queued_again(self.db, sweep_id)
-            enqueue_sweep(self.broker, sweep_id)
-            QUEUE_EVENTS.labels("handed_back").inc()
-            log.info("sweep %s handed back to the queue", sweep_id)
+            self._stopped(run, stopped)
         finally:
             with self._lock:
                 self.running.pop(sweep_id, None)
 
+    def _stopped(self, run: dict[str, Any], stopped: SweepAborted) -> None:
+        """A sweep that stopped early: handed back when this worker is stopping and the
+        queue outlives it; else it ended (and gives its caller's call back if it could do
+        nothing, for a reason of the server's)."""
+        if self.stopping.is_set() and self.durable and not isinstance(stopped, SweepCanceled):
+            mark_queued_again(self.db, run["id"])
+            enqueue_sweep(self.broker, run["id"])
+            QUEUE_EVENTS.labels("handed_back").inc()
+            log.info("sweep %s handed back to the queue", run["id"])
+            return
+        log.warning("sweep %s stopped: %s", run["id"], stopped)
+        if did_nothing(stopped):
+            self._give_back(run)
+
     def _take_up(self, run: dict[str, Any]) -> RecordedSweep:
-        """The run leased and recorded, its quota checked and charged as ``runs.submit``
-        says for the caller who queued it."""
+        """The run leased and recorded (its caller's call of the quota was taken when it
+        was queued)."""
         settings = self.settings  # a fleet's child acts on its connected account
         if run["stripe_account"]:
             settings = dataclasses.replace(settings, stripe_account=run["stripe_account"])
-        submitter = queued_caller(run["trigger"], run["user_id"], child=bool(run["parent_id"]))
-        check, charge = quota_hooks(submitter, Services(settings, self.db, counter=self.counter))
         return start_configured_sweep(
             settings,
             self.db,
@@ -139,10 +148,13 @@ class SweepRunner:
             user_id=run["user_id"],
             # its scope as resolved when it first ran, if it did
             asked=Asked(parse_scope(run["scope"]), run["dry_run"]),
-            once_leased=check,
-            once_ran=charge,
             sweep_id=run["id"],
         )
+
+    def _give_back(self, run: dict[str, Any]) -> None:
+        submitter = queued_caller(run["trigger"], run["user_id"], child=bool(run["parent_id"]))
+        services = Services(self.settings, self.db, counter=self.counter)
+        give_back_call(submitter, services, held_s=_held_s(run))
 
     def given_up(self, message: dict[str, Any], tries: dict[str, Any]) -> None:
         """The queue stopped trying a sweep's message (an error no retry mends): the run ends
@@ -157,6 +169,7 @@ class SweepRunner:
             return
         QUEUE_EVENTS.labels("given_up").inc()
         log.warning("sweep %s failed: %s", sweep_id, error)
+        self._give_back(run)
         if run["parent_id"]:
             settle_parent(self.db, run["parent_id"])
 
@@ -206,3 +219,11 @@ def _worth_retrying(retries: int, error: Exception) -> bool:
     if isinstance(error.__cause__, DATABASE_OUT_OF_REACH):
         return retries < DATABASE_RETRIES
     return isinstance(error, Retry)
+
+
+def _held_s(run: dict[str, Any]) -> float:
+    """How long ago the run's call of the quota was taken (when it was queued)."""
+    queued = run.get("queued_at")
+    if not queued:
+        return 0.0
+    return max(0.0, time.time() - datetime.fromisoformat(str(queued)).timestamp())

@@ -14,6 +14,7 @@ from typing import Any
 from checkout_sweeper.engine.scope import SCOPE_FIELDS, ScopeField
 from checkout_sweeper.engine.tally import SweepResult
 from checkout_sweeper.runs.quota import SWEEPS_PER_HOUR
+from checkout_sweeper.runs.submit import MAX_FLEET_ACCOUNTS
 from checkout_sweeper.vocabulary import JsonObject, Outcome, RunStatus, Trigger, values
 from checkout_sweeper.web.openapi.reflect import dataclass_schema
 
@@ -79,14 +80,15 @@ ACCOUNTS = (
                 "type": "array",
                 "items": {"type": "string", "pattern": "^acct_[A-Za-z0-9]{1,64}$"},
                 "minItems": 1,
-                "maxItems": 1000,
+                "maxItems": MAX_FLEET_ACCOUNTS,
                 "uniqueItems": True,
             },
             {"type": "null"},
         ]
     },
-    "A fleet sweep of the platform key's connected accounts: every one (all) or these; "
-    "each account is swept on its own, in parallel, under a parent sweep.",
+    "A fleet sweep of the platform key's connected accounts: every one (all) or these, at "
+    f"most {MAX_FLEET_ACCOUNTS}; each account is swept on its own, in parallel, under a parent "
+    "sweep (one call of the quota).",
 )
 
 
