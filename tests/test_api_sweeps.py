@@ -154,7 +154,8 @@ def test_delete_cancels_a_running_sweep_within_seconds_and_nothing_is_sent_after
     assert 0 < fake_stripe.state.snapshot()["open_total"] < 400
     recorded = _get(api, f"{location}/sessions", owner, limit=100).json()["data"]["data"]
     assert len(recorded) == min(100, data["expired_count"] + data["already_closed_count"])
-    assert _delete(api, location, owner).status_code == 200  # canceling again changes nothing
+    again = _delete(api, location, owner)  # an ended sweep, canceled included: nothing to do
+    assert again.status_code == 409 and "already ended (canceled)" in again.json()["message"]
 
 
 def test_delete_of_a_sweep_that_ended_is_a_409(api, fake_stripe):

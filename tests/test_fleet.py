@@ -237,3 +237,37 @@ def test_the_platform_gate_is_one_budget_for_several_processes(redis_url):
     two_processes = [platform_gate.__wrapped__(redis_url, platform, 20) for _ in range(2)]
     passed, worst = _worst_second(two_processes, 16)
     assert passed >= 40 and worst <= 20
+
+
+def test_canceling_a_fleet_stops_its_children_and_it_stays_canceled(api, fake_stripe):
+    """A cancel reaches everything the fleet started: running children stop, queued ones
+    never start, and the parent ends canceled for good once they have; reading the sweeps
+    meanwhile never marks the parent stale for holding no lease."""
+    import time
+
+    import requests
+
+    from harness import expires_seen, wait_until
+
+    accounts = fake_stripe.state.connect_accounts(8, open_=200)
+    fake_stripe.state.faults.update({"latency_ms": 40})
+    token = api.token(api.add_user())
+    headers = {"Authorization": f"Bearer {token}"}
+    parent = _post_fleet(api.url, token, {"accounts": "all"})
+    location = f"{api.url}{parent['location']}"
+    wait_until(lambda: expires_seen(fake_stripe) >= 30, 30, what="the fleet to expire some")
+    listed = requests.get(f"{api.url}/v1/sweeps", headers=headers, timeout=30).json()["data"]
+    assert [run["status"] for run in listed["data"] if run["fleet"]] == ["running"]
+    canceled = requests.delete(location, headers=headers, timeout=30)
+    assert canceled.status_code in (200, 202), canceled.text
+    in_flight = expires_seen(fake_stripe)
+    time.sleep(3)
+    sent = expires_seen(fake_stripe)
+    assert sent - in_flight <= 6 * 8  # what the children had in flight, no more
+    time.sleep(2)
+    assert expires_seen(fake_stripe) == sent  # nothing reaches Stripe once they stopped
+    ended = sweep_when_ended(api.url, parent["sweep_id"], token)
+    assert ended["status"] == "canceled", ended
+    assert all(child["status"] in ("canceled", "succeeded") for child in ended["children"])
+    assert ended["expired_count"] == sum(c["expired_count"] for c in ended["children"]) > 0
+    assert sum(_open(fake_stripe, account) for account in accounts) == 8 * 200 - sent

@@ -8,7 +8,8 @@ import click
 from checkout_sweeper.cli.context import load_settings, open_database, print_json
 from checkout_sweeper.cli.history import the_run
 from checkout_sweeper.errors import CommandFailure, ExitCode
-from checkout_sweeper.runs.rows import ENDED, request_cancel, wait_while_pending
+from checkout_sweeper.runs.cancel import cancel_run
+from checkout_sweeper.runs.rows import ENDED, wait_while_pending
 from checkout_sweeper.vocabulary import RunStatus
 
 WAIT_S = 5.0  # how long the command waits for the sweep to say it is canceled
@@ -27,12 +28,12 @@ def cancel_command(sweep_id: str, as_json: bool) -> None:
     nothing more to Stripe, records what was in flight and is never resumed."""
     db = open_database(load_settings())
     run = the_run(db, sweep_id.strip())
-    if run["status"] in ENDED:
+    if run["status"] in (*ENDED, RunStatus.CANCELED):
         raise CommandFailure(
             f"sweep {run['id']} already ended ({run['status']}): nothing to cancel",
             ExitCode.USAGE,
         )
-    request_cancel(db, run["id"])
+    cancel_run(db, run["id"])
     status = wait_while_pending(db, run["id"], WAIT_S)
     if as_json:
         print_json({"sweep_id": run["id"], "status": status})

@@ -100,7 +100,11 @@ def mark_stale_runs(db: Database) -> int:
     One the job queue carries is waiting again (the queue hands a dead worker's message to
     the next worker, which takes the run up under the same id); any other is interrupted."""
     alive = live_run_ids(db)
-    stale = update(SweepRun).where(SweepRun.status == RunStatus.RUNNING, SweepRun.id.not_in(alive))
+    stale = update(SweepRun).where(
+        SweepRun.status == RunStatus.RUNNING,
+        SweepRun.id.not_in(alive),
+        SweepRun.fleet.is_(False),  # a fleet's parent holds no lease: its children settle it
+    )
     with db.session() as session:
         requeued = rows_changed(
             session,
@@ -222,6 +226,15 @@ def request_cancel(db: Database, sweep_id: str) -> str:
         if run.cancel_requested_at is None:
             run.cancel_requested_at = utcnow()
         return run.status
+
+
+def cancel_asked(db: Database, run_ids: set[str]) -> set[str]:
+    """Which of these runs their owner asked to cancel."""
+    with db.session() as session:
+        asked = select(SweepRun.id).where(
+            SweepRun.id.in_(run_ids), SweepRun.cancel_requested_at.is_not(None)
+        )
+        return set(session.scalars(asked))
 
 
 def cancel_requested(session: Session, run_id: str) -> bool:

@@ -26,12 +26,12 @@ from sqlalchemy.exc import IntegrityError
 
 from checkout_sweeper.errors import ApiError
 from checkout_sweeper.metrics import SWEEPS_CANCELED
+from checkout_sweeper.runs.cancel import cancel_run
 from checkout_sweeper.runs.launch import Asked
 from checkout_sweeper.runs.quota import READS, spend, user_key
 from checkout_sweeper.runs.rows import (
     ENDED,
     children_of,
-    request_cancel,
     run_by_idempotency_key,
     run_of_user,
     run_sessions,
@@ -130,10 +130,10 @@ def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
     user_id = reading_user_id()
     _params(set())
     run = _known_sweep(sweep_id, user_id)
-    if run["status"] in ENDED:
+    if run["status"] in (*ENDED, RunStatus.CANCELED):
         raise ApiError(409, f"This sweep already ended ({run['status']}); nothing to cancel.")
     db = app_state().db
-    request_cancel(db, sweep_id)
+    cancel_run(db, sweep_id)
     SWEEPS_CANCELED.labels("api").inc()
     wait_while_pending(db, sweep_id, CANCEL_WAIT_S)
     run = _shown(_known_sweep(sweep_id, user_id))

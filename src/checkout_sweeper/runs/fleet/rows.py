@@ -14,7 +14,6 @@ from sqlalchemy import select
 from checkout_sweeper.runs.fleet.result import (
     AccountOutcome,
     FleetResult,
-    fleet_status,
     outcome_of_child,
 )
 from checkout_sweeper.runs.launch import Asked
@@ -100,8 +99,9 @@ def settle_parent(db: Database, parent_id: str) -> str | None:
         statuses = {child.status for child in children}
         if parent is None or not children or statuses & PENDING:
             return None
-        update_run(session, parent_id, _closed(parent, children))
-        return fleet_status(statuses)
+        closed = _closed(parent, children)
+        update_run(session, parent_id, closed)
+        return str(closed["status"])
 
 
 def _closed(parent: SweepRun, children: list[SweepRun]) -> dict[str, object]:
@@ -111,8 +111,9 @@ def _closed(parent: SweepRun, children: list[SweepRun]) -> dict[str, object]:
     fleet.duration_ms = int((utcnow() - aware(parent.started_at)).total_seconds() * 1000)
     data = fleet.as_data()
     failed = [child for child in children if child.status == RunStatus.FAILED]
+    canceled = parent.cancel_requested_at is not None  # its owner's word stands
     return {
-        "status": fleet.status,
+        "status": RunStatus.CANCELED if canceled else fleet.status,
         "finished_at": utcnow(),
         "expired_count": data["expired_count"],
         "already_closed_count": data["already_closed_count"],

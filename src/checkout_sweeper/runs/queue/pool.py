@@ -25,6 +25,7 @@ from checkout_sweeper.store.database import Database
 log = logging.getLogger("checkout_sweeper.worker")
 WORKER_TIMEOUT_MS = 500  # how often an idle thread looks at the queue again
 STOP_REASON = "the server is stopping"
+CANCEL_POLL_S = 0.2  # how often the run rows are read for cancels of this process's sweeps
 
 
 class ConsumerPool:
@@ -44,13 +45,29 @@ class ConsumerPool:
         self._worker = dramatiq.Worker(
             broker, worker_threads=threads, worker_timeout=WORKER_TIMEOUT_MS
         )
+        self._stopped = threading.Event()
+        self._watch = threading.Thread(target=self._watch_cancels, name="cancels", daemon=True)
 
     def start(self) -> None:
+        """Start the threads (once: a second call changes nothing)."""
+        if self._watch.is_alive() or self._stopped.is_set():
+            return
         self._worker.start()
+        self._watch.start()
+
+    def _watch_cancels(self) -> None:
+        """A cancel asked through another process reaches this one's sweeps within
+        ``CANCEL_POLL_S``, not at their next audit write."""
+        while not self._stopped.wait(CANCEL_POLL_S):
+            try:
+                self.runner.stop_canceled()
+            except Exception as err:  # the database away: the audit writes see it later
+                log.warning("cancels not read: %s", err)
 
     def stop(self, timeout_s: float, reason: str = STOP_REASON) -> None:
         """Every sweep of this process stops dispatching and records what it did; then the
         threads end, within ``timeout_s``."""
+        self._stopped.set()
         self.runner.hand_back_all(reason)
         self._worker.stop(timeout=int(timeout_s * 1000))
         if isinstance(self.broker, StubBroker):
@@ -96,3 +113,11 @@ def stop_local_pools(timeout_s: float, reason: str = STOP_REASON) -> None:
         _local.clear()
     for pool in pools:
         pool.stop(timeout_s, reason)
+
+
+def stop_canceled_here(sweep_ids: set[str]) -> None:
+    """The sweeps of this process among ``sweep_ids`` stop now (their owner canceled them)."""
+    with _lock:
+        pools = list(_local.values())
+    for pool in pools:
+        pool.runner.stop_canceled(sweep_ids)

@@ -94,10 +94,13 @@ def queue_depth(broker: Broker) -> int:
     return cast(int, broker.client.llen(f"{broker.namespace}:{QUEUE_NAME}"))
 
 
-def record_queued(db: Database, run: dict[str, object]) -> None:
-    """The run row of a sweep waiting for a worker (no lease yet, no process)."""
+def record_queued(db: Database, run: dict[str, object], *, durable: bool = True) -> None:
+    """The run row of a sweep waiting for a worker (no lease yet, no process). Only a queue
+    that outlives its process stamps ``queued_at``: a run it carries whose worker dies waits
+    for the next worker; one of an in-process queue ends ``interrupted`` with its process."""
+    queued_at = utcnow() if durable else None
     with db.session() as session:
-        session.add(SweepRun(**run, status=RunStatus.QUEUED, queued_at=utcnow(), attempts=0))
+        session.add(SweepRun(**run, status=RunStatus.QUEUED, queued_at=queued_at, attempts=0))
 
 
 def send_or_fail(db: Database, broker: Broker, sweep_id: str) -> None:
@@ -142,6 +145,6 @@ def queue_run(
     run.update(dry_run=asked.dry_run, account=gateway.account, livemode=gateway.livemode)
     run.update(asked.row)
     run["scope"] = asked.scope.stored()
-    record_queued(db, run)
+    record_queued(db, run, durable=is_durable(broker))
     send_or_fail(db, broker, sweep_id)
     return sweep_id
