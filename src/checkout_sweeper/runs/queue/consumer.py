@@ -36,7 +36,7 @@ from checkout_sweeper.runs.queue.producer import (
 )
 from checkout_sweeper.runs.quota import counter_for
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
-from checkout_sweeper.runs.rows import cancel_asked, end_abandoned_run, queued_run
+from checkout_sweeper.runs.rows import end_abandoned_run, queued_run
 from checkout_sweeper.settings import BUSY_WAIT_S, Settings
 from checkout_sweeper.store.database import Database, database_cause
 from checkout_sweeper.vocabulary import RunStatus
@@ -182,16 +182,9 @@ class SweepRunner:
         for sweep in sweeps:
             sweep.interrupt(HANDED_BACK if self.durable else reason)
 
-    def stop_canceled(self, sweep_ids: set[str] | None = None) -> None:
-        """Stop the sweeps of this process whose owner canceled them (those in ``sweep_ids``,
-        or those whose run row says so): dispatch stops now, in-flight expires finish."""
+    def running_now(self) -> dict[str, RecordedSweep]:
         with self._lock:
-            running = dict(self.running)
-        if not running:
-            return
-        canceled = (sweep_ids or set()) & set(running) or cancel_asked(self.db, set(running))
-        for sweep_id in canceled:
-            running[sweep_id].sweeper.abort(SweepCanceled("the sweep was canceled by its owner"))
+            return dict(self.running)
 
     def left_behind(self, sweep_id: str) -> None:
         """A message this stopping process will not run: back to a durable queue for another

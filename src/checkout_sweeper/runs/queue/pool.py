@@ -17,8 +17,10 @@ from dramatiq import Broker
 from dramatiq.brokers.stub import StubBroker
 from limits.strategies import RateLimiter
 
+from checkout_sweeper.errors import SweepCanceled
 from checkout_sweeper.runs.queue.consumer import SweepRunner, declare_actors
 from checkout_sweeper.runs.queue.producer import QUEUE_NAME
+from checkout_sweeper.runs.rows import cancel_asked
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 
@@ -60,7 +62,7 @@ class ConsumerPool:
         ``CANCEL_POLL_S``, not at their next audit write."""
         while not self._stopped.wait(CANCEL_POLL_S):
             try:
-                self.runner.stop_canceled()
+                stop_canceled(self.runner)
             except Exception as err:  # the database away: the audit writes see it later
                 log.warning("cancels not read: %s", err)
 
@@ -120,4 +122,15 @@ def stop_canceled_here(sweep_ids: set[str]) -> None:
     with _lock:
         pools = list(_local.values())
     for pool in pools:
-        pool.runner.stop_canceled(sweep_ids)
+        stop_canceled(pool.runner, sweep_ids)
+
+
+def stop_canceled(runner: SweepRunner, sweep_ids: set[str] | None = None) -> None:
+    """Stop the runner's sweeps whose owner canceled them (those in ``sweep_ids``, or those
+    whose run row says so): dispatch stops now, in-flight expires finish."""
+    running = runner.running_now()
+    if not running:
+        return
+    canceled = (sweep_ids or set()) & set(running) or cancel_asked(runner.db, set(running))
+    for sweep_id in canceled:
+        running[sweep_id].sweeper.abort(SweepCanceled("the sweep was canceled by its owner"))
