@@ -119,6 +119,41 @@ def test_a_stopped_worker_hands_its_sweep_back_and_another_finishes_it(env, fake
     assert fake_stripe.state.snapshot()["open_total"] == 0
 
 
+def test_a_limit_counts_what_earlier_attempts_expired(env, fake_stripe, tmp_path):
+    """A ``limit`` is the sweep's, not each attempt's: handed back by a stopping worker and
+    finished by another, it expires no more than asked, and its counters never go back."""
+    fake_stripe.state.seed(open_=300)
+    fake_stripe.state.faults.update({"latency_ms": 20})
+    auth = _user_token(env)
+    slow = {**env, "SWEEPER_MAX_RPS": "40"}
+    with serving(env, tmp_path / "serve.log") as web:
+        with working(slow, tmp_path / "first.log") as first:
+            answer = requests.post(
+                f"{web.url}/v1/sweeps", json={"limit": 120}, headers=auth, timeout=30
+            )
+            sweep_id = answer.json()["data"]["sweep_id"]
+            wait_for_expires(fake_stripe, 40, alive=first)
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(timeout=30) == 0
+        handed = _state(web.url, auth, sweep_id)
+        assert handed["status"] == "queued" and 0 < handed["expired_count"] < 120, handed
+        seen = [handed["expired_count"]]
+        with working(env, tmp_path / "second.log"):
+            wait_until(
+                lambda: (
+                    seen.append(_state(web.url, auth, sweep_id)["expired_count"]) is None
+                    and seen[-1] >= 120
+                ),
+                60,
+                interval=0.5,
+                what="the limit",
+            )
+            final = _ended(web.url, auth, sweep_id)
+    assert seen == sorted(seen)  # the counters only grow across the handover
+    assert final["expired_count"] == 120 and final["attempts"] == 2, final
+    assert fake_stripe.state.snapshot()["open_total"] == 300 - 120
+
+
 def _sessions(url: str, auth: dict[str, str], sweep_id: str) -> set[str]:
     ids: list[str] = []
     after = None

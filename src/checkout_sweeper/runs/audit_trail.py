@@ -28,6 +28,7 @@ from checkout_sweeper.runs.rows import (
     close_run,
     insert_outcomes,
     outcome_entry,
+    recount,
     update_run,
 )
 from checkout_sweeper.store.database import Database
@@ -65,7 +66,8 @@ class RunRecorder:
         self.status: str = RunStatus.RUNNING
         self.on_cancel: Callable[[], None] | None = None  # its owner asked to cancel it
         with db.session() as session:  # the database must answer for a sweep to start
-            take_up_run(session, run, host=socket.gethostname(), pid=os.getpid())
+            # what earlier attempts of a run taken up again did: its counters only grow
+            self.earlier = take_up_run(session, run, host=socket.gethostname(), pid=os.getpid())
         self.journal = Journal(journal_dir, self.run_id)
         self.journal.append({"kind": "run", **run})
         self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
@@ -170,7 +172,7 @@ class RunRecorder:
             self.write_failures = 0
 
     def _counters(self) -> dict[str, Any]:
-        return {"heartbeat_at": utcnow(), **counters_of(self._progress)}
+        return {"heartbeat_at": utcnow(), **counters_of(self._progress, self.earlier)}
 
     def _note_failure(self, err: Exception) -> None:
         self.write_failures += 1
@@ -185,27 +187,30 @@ class RunRecorder:
         )
 
 
-def counters_of(progress: SweepProgress | None) -> dict[str, Any]:
-    """The run row's live counters, from the sweep's progress (none before the first)."""
+def counters_of(progress: SweepProgress | None, earlier: dict[str, int]) -> dict[str, Any]:
+    """The run row's live counters, from the sweep's progress (none before the first) and
+    what earlier attempts of the run did: they only grow, and what was handled never
+    exceeds what was found."""
     if progress is None:
         return {}
+    handled_before = earlier.get("expired_count", 0) + earlier.get("already_closed_count", 0)
     return {
-        "expired_count": progress.expired,
-        "already_closed_count": progress.already_closed,
-        "failed_count": progress.failed,
-        "found_count": progress.found,
+        "expired_count": earlier.get("expired_count", 0) + progress.expired,
+        "already_closed_count": earlier.get("already_closed_count", 0) + progress.already_closed,
+        "failed_count": progress.failed,  # a session that failed before is found again
+        "found_count": handled_before + progress.found,
         "listing_complete": progress.listing_complete,
         "stripe_requests": progress.requests,
     }
 
 
-def take_up_run(session: Session, run: dict[str, Any], *, host: str, pid: int) -> None:
+def take_up_run(session: Session, run: dict[str, Any], *, host: str, pid: int) -> dict[str, int]:
     """A new run row, or a queued (or resumed) one taken up by this process: running here,
-    one attempt more."""
+    one attempt more. What earlier attempts did, from the run's session rows."""
     known = session.get(SweepRun, run["id"])
     if known is None:
         session.add(SweepRun(**run, host=host, pid=pid))
-        return
+        return {}
     if known.status == RunStatus.CANCELED:
         raise SweepCanceled("the sweep was canceled before a worker took it up")
     if known.attempts == 0:  # it starts now; until now it waited (``queued_at``)
@@ -214,3 +219,4 @@ def take_up_run(session: Session, run: dict[str, Any], *, host: str, pid: int) -
     known.finished_at = known.error = None  # what a reader marked on the dead attempt
     known.scope = run.get("scope", known.scope)  # its cutoff fixed when it first ran
     known.attempts, known.heartbeat_at = known.attempts + 1, utcnow()
+    return recount(session, known.id) if known.attempts > 1 else {}

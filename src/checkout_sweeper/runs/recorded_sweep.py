@@ -13,6 +13,7 @@ guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -133,6 +134,7 @@ def begin_sweep(
     except BaseException:
         _release(lease)
         raise
+    options = _less_what_was_done(options, recorder.earlier)
     sweep = RecordedSweep(recording, gateway, options, lease, recorder, trigger, on_progress)
     sweep.keep_lease_from(acquired_at)
     return sweep
@@ -246,6 +248,16 @@ def _ended_as(stopped: SweepAborted) -> str:
     if isinstance(stopped, (LeaseLost, SweepInterrupted)):
         return RunStatus.INTERRUPTED
     return RunStatus.FAILED
+
+
+def _less_what_was_done(options: SweepOptions, earlier: dict[str, int]) -> SweepOptions:
+    """A run taken up again expires at most what its ``limit`` leaves after the sessions
+    its earlier attempts expired (its row keeps the limit it was asked with)."""
+    limit, expired = options.scope.limit, earlier.get("expired_count", 0)
+    if limit is None or not expired:
+        return options
+    scope = dataclasses.replace(options.scope, limit=max(0, limit - expired))
+    return dataclasses.replace(options, scope=scope)
 
 
 def _run_values(gateway: Gateway, options: SweepOptions) -> dict[str, object]:
