@@ -138,16 +138,13 @@ def test_a_limit_counts_what_earlier_attempts_expired(env, fake_stripe, tmp_path
         handed = _state(web.url, auth, sweep_id)
         assert handed["status"] == "queued" and 0 < handed["expired_count"] < 120, handed
         seen = [handed["expired_count"]]
+
+        def reached() -> bool:
+            seen.append(_state(web.url, auth, sweep_id)["expired_count"])
+            return seen[-1] >= 120
+
         with working(env, tmp_path / "second.log"):
-            wait_until(
-                lambda: (
-                    seen.append(_state(web.url, auth, sweep_id)["expired_count"]) is None
-                    and seen[-1] >= 120
-                ),
-                60,
-                interval=0.5,
-                what="the limit",
-            )
+            wait_until(reached, 60, interval=0.5, what="the limit")
             final = _ended(web.url, auth, sweep_id)
     assert seen == sorted(seen)  # the counters only grow across the handover
     assert final["expired_count"] == 120 and final["attempts"] == 2, final
