@@ -192,11 +192,11 @@ def test_a_queued_sweep_whose_worker_died_waits_for_the_next_worker(db, tmp_path
             session.add(SweepRun(id=run_id, trigger="api", account="acct_1", queued_at=queued))
     _dead_journal(tmp_path / "journal", queued_id, "cs_test_a")
     import_journals(db, tmp_path / "journal")
-    shown = {run["id"]: run for run in recent_runs(db)}
+    shown = {listed.run.id: listed.run for listed in recent_runs(db)}
     queued, own = shown[queued_id], shown[own_id]
-    assert (queued["status"], queued["error"], queued["finished_at"]) == ("queued", None, None)
-    assert queued["expired_count"] == 1 and shown[unjournaled_id]["status"] == "queued"
-    assert own["status"] == "interrupted" and "lease lapsed" in own["error"]
+    assert (queued.status, queued.error, queued.finished_at) == ("queued", None, None)
+    assert queued.expired_count == 1 and shown[unjournaled_id].status == "queued"
+    assert own.status == "interrupted" and "lease lapsed" in (own.error or "")
 
 
 def _dead_journal(folder: Path, run_id: str, *expired: str) -> Journal:

@@ -33,6 +33,7 @@ from checkout_sweeper.runs.queue.producer import (
 from checkout_sweeper.runs.quota import SWEEPS, counter_for, room, spend, user_key
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import end_abandoned_run, queued_run
+from checkout_sweeper.runs.run import RunView
 from checkout_sweeper.settings import BUSY_WAIT_S, Settings
 from checkout_sweeper.store.database import Database, database_cause
 from checkout_sweeper.vocabulary import Trigger
@@ -72,15 +73,15 @@ class SweepRunner:
             log.info("sweep %s is not waiting for a worker; message dropped", sweep_id)
             QUEUE_EVENTS.labels("dropped").inc()
             return
-        QUEUE_EVENTS.labels("resumed" if run["attempts"] else "taken").inc()
+        QUEUE_EVENTS.labels("resumed" if run.attempts else "taken").inc()
         try:
             self._run_taken(run)
         finally:
-            if run["parent_id"]:  # the last child of a fleet to end closes its parent
-                settle_parent(self.db, run["parent_id"])
+            if run.parent_id:  # the last child of a fleet to end closes its parent
+                settle_parent(self.db, run.parent_id)
 
-    def _run_taken(self, run: dict[str, Any]) -> None:
-        sweep_id = run["id"]
+    def _run_taken(self, run: RunView) -> None:
+        sweep_id = run.id
         try:
             sweep = self._take_up(run)
         except LeaseError as busy:
@@ -113,14 +114,14 @@ class SweepRunner:
             with self._lock:
                 self.running.pop(sweep_id, None)
 
-    def _take_up(self, run: dict[str, Any]) -> RecordedSweep:
+    def _take_up(self, run: RunView) -> RecordedSweep:
         """The run leased and recorded; a caller's sweep checks and spends their quota, a
         scheduled one none (the schedule is its owner's standing order)."""
-        key = user_key(self.settings.ratelimit_key_prefix, run["user_id"] or 0)
-        charged = run["trigger"] != Trigger.SCHEDULE and run["parent_id"] is None
+        key = user_key(self.settings.ratelimit_key_prefix, run.user_id or 0)
+        charged = run.trigger != Trigger.SCHEDULE and run.parent_id is None
         settings = self.settings  # a fleet's child acts on its connected account
-        if run["stripe_account"]:
-            settings = dataclasses.replace(settings, stripe_account=run["stripe_account"])
+        if run.stripe_account:
+            settings = dataclasses.replace(settings, stripe_account=run.stripe_account)
 
         def check() -> None:
             if charged:
@@ -133,13 +134,13 @@ class SweepRunner:
         return start_configured_sweep(
             settings,
             self.db,
-            trigger=run["trigger"],
-            user_id=run["user_id"],
+            trigger=run.trigger,
+            user_id=run.user_id,
             # its scope as resolved when it first ran, if it did
-            asked=Asked(parse_scope(run["scope"]), run["dry_run"]),
+            asked=Asked(parse_scope(run.scope), run.dry_run),
             once_leased=check,
             once_ran=count,
-            sweep_id=run["id"],
+            sweep_id=run.id,
         )
 
     def given_up(self, message: dict[str, Any], tries: dict[str, Any]) -> None:
@@ -155,8 +156,8 @@ class SweepRunner:
             return
         QUEUE_EVENTS.labels("given_up").inc()
         log.warning("sweep %s failed: %s", sweep_id, error)
-        if run["parent_id"]:
-            settle_parent(self.db, run["parent_id"])
+        if run.parent_id:
+            settle_parent(self.db, run.parent_id)
 
     def hand_back_all(self) -> None:
         """Stop dispatching in every sweep of this process; each records and goes back."""
