@@ -8,6 +8,7 @@ doubles a row; a run's counts are recounted from its rows when it closes, so the
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from checkout_sweeper.runs.journal import OutcomeEntry
 from checkout_sweeper.runs.lease import holder_is_dead
 from checkout_sweeper.runs.run import CountedRun, RunView
 from checkout_sweeper.store.database import Database, rows_changed
@@ -29,7 +31,7 @@ COUNTED = {
 }
 
 
-def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: int) -> dict:
+def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: int) -> OutcomeEntry:
     """A journal line and a row's values in one shape."""
     return {
         "kind": "outcome",
@@ -41,7 +43,7 @@ def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: in
     }
 
 
-def insert_outcomes(session: Session, run_id: str, entries: list[dict[str, Any]]) -> None:
+def insert_outcomes(session: Session, run_id: str, entries: Sequence[OutcomeEntry]) -> None:
     if not entries:
         return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -74,11 +76,11 @@ def recount(session: Session, run_id: str) -> dict[str, int]:
     return counts
 
 
-def update_run(session: Session, run_id: str, values: dict[str, Any]) -> None:
+def update_run(session: Session, run_id: str, values: Mapping[str, object]) -> None:
     session.execute(update(SweepRun).where(SweepRun.id == run_id).values(values))
 
 
-def close_run(session: Session, run_id: str, values: dict[str, Any]) -> None:
+def close_run(session: Session, run_id: str, values: Mapping[str, object]) -> None:
     """Final status and times, with counts recounted from the rows."""
     update_run(session, run_id, {**values, **recount(session, run_id)})
 
