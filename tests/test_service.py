@@ -17,7 +17,7 @@ from checkout_sweeper.runs.journal import Journal
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording
 from checkout_sweeper.runs.recovery import import_journal_of, import_journals
-from checkout_sweeper.runs.rows import outcome_entry, recent_runs
+from checkout_sweeper.runs.rows import outcome_entry, recent_runs, session_record
 from checkout_sweeper.runs.run import RunView
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utcnow
@@ -295,3 +295,16 @@ def test_a_run_shown_alone_has_its_answer_rate_and_children(db):
     later = parent.started_at.timestamp() + 4
     assert parent.shown([child], now=later)["children"] == [child.as_json()]
     assert parent.rate(later) == 0.0 and parent.worker is None and finished.worker is not None
+
+
+def test_a_session_record_is_its_row_s_own_dict(db):
+    with db.session() as session:
+        session.add_all(_rows_of_every_kind())
+        session.add(
+            SweptSession(
+                run_id="b" * 32, session_id="cs_test_a", outcome="failed", error="no", attempts=3
+            )
+        )
+    with db.session() as session:
+        row = session.scalars(select(SweptSession)).one()
+        assert list(session_record(row).items()) == list(row.as_dict().items())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,7 +21,7 @@ from checkout_sweeper.runs.journal import OutcomeEntry
 from checkout_sweeper.runs.lease import holder_is_dead
 from checkout_sweeper.runs.run import CountedRun, RunView
 from checkout_sweeper.store.database import Database, rows_changed
-from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utcnow
+from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utc_iso, utcnow
 from checkout_sweeper.vocabulary import Outcome, RunStatus
 
 # the run row's counters (unknown outcomes are rows only, until the next sweep settles them)
@@ -247,6 +247,26 @@ def wait_while_pending(db: Database, sweep_id: str, timeout_s: float) -> str | N
     return status
 
 
+class SessionRecord(TypedDict):
+    """One session's row as ``history show`` and ``/v1/sweeps/{id}/sessions`` show it."""
+
+    session_id: str
+    outcome: str
+    error: str | None
+    attempts: int
+    recorded_at: str | None  # ISO 8601 in UTC
+
+
+def session_record(row: SweptSession) -> SessionRecord:
+    return {
+        "session_id": row.session_id,
+        "outcome": row.outcome,
+        "error": row.error,
+        "attempts": row.attempts,
+        "recorded_at": utc_iso(row.recorded_at),
+    }
+
+
 def run_sessions(
     db: Database,
     run_id: str,
@@ -254,7 +274,7 @@ def run_sessions(
     outcomes: tuple[str, ...] = (),
     limit: int | None = None,
     starting_after: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[SessionRecord]:
     """The run's session rows in the order they were recorded, optionally filtered by
     outcome and paged by ``starting_after`` (a session id) and ``limit``."""
     query = select(SweptSession).where(SweptSession.run_id == run_id).order_by(SweptSession.id)
@@ -272,7 +292,7 @@ def run_sessions(
             query = query.where(SweptSession.id > after)
         if limit is not None:
             query = query.limit(limit)
-        return [row.as_dict() for row in session.scalars(query)]
+        return [session_record(row) for row in session.scalars(query)]
 
 
 def user_runs(db: Database, user_id: int, limit: int) -> list[RunView]:
