@@ -4,6 +4,8 @@ else's schedule is a 404. Managing schedules spends the generous read limit, not
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Blueprint, url_for
 from flask.typing import ResponseReturnValue
 
@@ -59,7 +61,7 @@ def remove(schedule_id: str) -> ResponseReturnValue:
     return success({"id": schedule_id, "deleted": True})
 
 
-def _text(body: dict, name: str, problems: dict[str, str]) -> str | None:
+def _text(body: Mapping[str, object], name: str, problems: dict[str, str]) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
         problems[name] = "expected a string"
