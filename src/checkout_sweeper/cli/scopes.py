@@ -79,7 +79,7 @@ def scope_from_options(
 ) -> Scope:
     """The scope the options ask for; ``click.BadParameter`` names the first bad option."""
     cutoff = None if created_before is None else parse_moment(created_before, "--created-before")
-    written: dict[str, Any] = {
+    written: dict[str, object] = {
         "created_before": cutoff,
         "older_than": older_than.strip().lower() if older_than else older_than,
         "customer": customer,
