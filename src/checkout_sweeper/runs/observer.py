@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress
@@ -33,7 +34,7 @@ class SweepObserver:
         self._started = time.monotonic()
         self._logged_at = self._started
         self._retries = 0
-        self.pending = lambda: 0  # the recorder's count, once there is one
+        self.pending: Callable[[], int] = lambda: 0  # the recorder's count, once there is one
 
     def started(self) -> None:
         SWEEPS_STARTED.labels(self.trigger).inc()

@@ -86,7 +86,9 @@ def _window_stats(
     return _headers(quota, reset, remaining - share)
 
 
-def _headers(quota: Quota, reset: float, remaining: int, *, refused: bool = False) -> dict:
+def _headers(
+    quota: Quota, reset: float, remaining: int, *, refused: bool = False
+) -> dict[str, str]:
     headers = {
         "X-RateLimit-Limit": str(quota.item.amount),
         "X-RateLimit-Remaining": str(max(0, remaining)),

@@ -150,7 +150,9 @@ class RecordedSweep:
         except BaseException:
             _release(self._lease)
             raise
-        self._settle = lambda: settle_unknown(recording.db, gateway, gateway.account)
+        self._settle: Callable[[], int] = lambda: settle_unknown(
+            recording.db, gateway, gateway.account
+        )
         self.sweeper = Sweeper(
             gateway,
             options,
