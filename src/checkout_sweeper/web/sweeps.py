@@ -250,7 +250,7 @@ def _asked(body: dict[str, Any]) -> tuple[Asked, Accounts]:
 def _accounts(value: Any, problems: dict[str, str]) -> Accounts:
     """``"all"``, a list of connected account ids, or None (the key's own account)."""
     if value is None or value == "all":
-        return value
+        return None if value is None else "all"
     if (
         not isinstance(value, list)
         or not 1 <= len(value) <= MAX_ACCOUNTS
