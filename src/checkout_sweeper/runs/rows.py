@@ -147,7 +147,7 @@ def recent_runs(
 
 def _counted(run: RunView, records: int) -> CountedRun:
     """A fleet's parent has no rows of its own: its counters sum its children's."""
-    known = run.expired_count + run.already_closed_count + run.failed_count  # COUNTED's
+    known = run.expired_count + run.already_closed_count + run.failed_count  # as COUNTED names
     return CountedRun(run, records, 0 if run.fleet else max(0, known - records))
 
 

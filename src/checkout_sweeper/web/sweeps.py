@@ -142,7 +142,7 @@ def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
 
 
 def _shown(run: RunView) -> dict[str, object]:
-    """A run as ``/v1/sweeps/{id}`` shows it: with its rate, and a fleet's children."""
+    """A run as ``/v1/sweeps/{id}`` shows it: with its answer, its rate and a fleet's children."""
     now = time.time()
     return run.shown(children_of(app_state().db, run.id) if run.fleet else [], now)
 
