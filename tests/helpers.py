@@ -20,6 +20,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from checkout_sweeper.fake_stripe import FakeStripeServer
+from checkout_sweeper.runs.queue.pool import stop_local_pools
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.users import add_user
 from checkout_sweeper.web.factory import create_app
@@ -73,6 +74,7 @@ def serve_api(folder: Path, stripe_url: str, **overrides: str) -> Iterator[Runni
     finally:
         server.shutdown()
         server.server_close()
+        stop_local_pools(10.0, broker=app.extensions["checkout_sweeper"].broker)
 
 
 class RunningApi:

@@ -9,13 +9,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.errors import ScheduleInvalid
 from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.runs.queue.producer import in_process_broker
-from checkout_sweeper.runs.schedules import Cadence, ScheduleLoop, add_schedule, claim_due_slots
+from checkout_sweeper.runs.schedules import (
+    Cadence,
+    ScheduleLoop,
+    add_schedule,
+    claim_due_slots,
+    list_schedules,
+    schedule_json,
+)
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import Schedule, User
@@ -88,6 +95,17 @@ def test_slots_missed_while_no_worker_ran_are_run_once_not_once_each(db):
     assert claim_due_slots(db, late + timedelta(seconds=50)) == []
     next_one = claim_due_slots(db, late + timedelta(seconds=56))
     assert [slot.slot for slot in next_one] == [T0 + timedelta(minutes=11)]
+
+
+def test_a_schedule_shows_its_row_s_own_dict(db):
+    """What ``/v1/schedules`` and ``schedules list --json`` show, key for key and in order."""
+    scope = Scope(older_than="2h", metadata=(("channel", "ci"),))
+    _backdated(db, "15m", T0, scope)
+    claim_due_slots(db, T0 + timedelta(minutes=16))
+    with db.session() as session:
+        row = session.scalars(select(Schedule)).one()
+        assert list(schedule_json(row).items()) == list(row.as_dict().items())
+        assert list_schedules(db) == [row.as_dict()]
 
 
 def test_schedules_add_list_and_remove_from_the_command_line(tmp_path):

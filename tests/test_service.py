@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ from checkout_sweeper.runs.journal import Journal
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.recorded_sweep import Recording, begin_sweep
 from checkout_sweeper.runs.recovery import import_journal_of, import_journals
-from checkout_sweeper.runs.rows import outcome_entry, recent_runs
+from checkout_sweeper.runs.rows import outcome_entry, recent_runs, session_record
+from checkout_sweeper.runs.run import RunView
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utcnow
 
@@ -198,11 +201,11 @@ def test_a_queued_sweep_whose_worker_died_waits_for_the_next_worker(db, tmp_path
             session.add(SweepRun(id=run_id, trigger="api", account="acct_1", queued_at=queued_at))
     _dead_journal(tmp_path / "journal", queued_id, "cs_test_a")
     import_journals(db, tmp_path / "journal")
-    shown = {run["id"]: run for run in recent_runs(db)}
+    shown = {listed.run.id: listed.run for listed in recent_runs(db)}
     queued, own = shown[queued_id], shown[own_id]
-    assert (queued["status"], queued["error"], queued["finished_at"]) == ("queued", None, None)
-    assert queued["expired_count"] == 1 and shown[unjournaled_id]["status"] == "queued"
-    assert own["status"] == "interrupted" and "lease lapsed" in own["error"]
+    assert (queued.status, queued.error, queued.finished_at) == ("queued", None, None)
+    assert queued.expired_count == 1 and shown[unjournaled_id].status == "queued"
+    assert own.status == "interrupted" and "lease lapsed" in (own.error or "")
 
 
 def _dead_journal(folder: Path, run_id: str, *expired: str) -> Journal:
@@ -213,3 +216,104 @@ def _dead_journal(folder: Path, run_id: str, *expired: str) -> Journal:
         journal.append(outcome_entry(session_id, "expired", None, 1))
     journal.close()
     return journal
+
+
+def _rows_of_every_kind() -> list[SweepRun]:
+    """A queued run a worker handed back, a finished one with its answer and scope, a fleet's
+    parent and child, and a running one (started and seen in another zone's clock)."""
+    started = datetime(2026, 12, 1, 4, 35, 51, 123456, tzinfo=UTC)
+    return [
+        SweepRun(
+            id="a" * 32,
+            trigger="api",
+            user_id=None,
+            account="acct_1",
+            status="queued",
+            queued_at=started,
+            host="gone",
+            pid=7,
+            attempts=1,
+            started_at=started,
+        ),
+        SweepRun(
+            id="b" * 32,
+            trigger="cli",
+            account="test:acct_1",
+            status="succeeded",
+            started_at=started,
+            finished_at=started + timedelta(seconds=2.5),
+            expired_count=5,
+            found_count=5,
+            listing_complete=True,
+            host="here",
+            pid=42,
+            scope=json.dumps({"limit": 5}),
+            result=json.dumps({"expired_count": 5}),
+            schedule_id="sch_1",
+            removed_user_id=4,
+            removed_user_email="a@example.com",
+        ),
+        SweepRun(
+            id="c" * 32,
+            trigger="api",
+            user_id=None,
+            account="acct_1",
+            fleet=True,
+            status="running",
+            started_at=started.astimezone(timezone(timedelta(hours=5))),
+        ),
+        SweepRun(
+            id="d" * 32,
+            trigger="api",
+            account="test:acct_2",
+            parent_id="c" * 32,
+            stripe_account="acct_2",
+            status="failed",
+            error="refused",
+            started_at=started,
+            finished_at=started,
+        ),
+    ]
+
+
+def test_a_run_read_shows_the_json_its_row_gives(db):
+    """``RunView.as_json`` is what the API lists and ``history`` prints: the row's own dict,
+    key for key and in its order, for rows as read back and as just changed in a session."""
+    with db.session() as session:
+        session.add_all(_rows_of_every_kind())
+    with db.session() as session:
+        rows = list(session.scalars(select(SweepRun).order_by(SweepRun.id)))
+        rows[0].finished_at = utcnow()  # aware, beside a start SQLite gave back without zone
+        for row in rows:
+            view = RunView.of(row)
+            assert list(view.as_json().items()) == list(row.as_dict().items())
+            assert view.result == (json.loads(row.result) if row.result else None)
+            assert view.request_fingerprint == row.request_fingerprint
+
+
+def test_a_run_shown_alone_has_its_answer_rate_and_children(db):
+    with db.session() as session:
+        session.add_all(_rows_of_every_kind())
+    with db.session() as session:
+        finished, parent, child = (
+            RunView.of(session.get(SweepRun, c * 32)) for c in ("b", "c", "d")
+        )
+    shown = finished.shown([], now=0.0)
+    assert list(shown)[-3:] == ["result", "rate", "children"]
+    assert (shown["result"], shown["rate"], shown["children"]) == ({"expired_count": 5}, 2.0, [])
+    later = parent.started_at.timestamp() + 4
+    assert parent.shown([child], now=later)["children"] == [child.as_json()]
+    assert parent.rate(later) == 0.0 and parent.worker is None and finished.worker is not None
+
+
+def test_a_session_record_is_its_row_s_own_dict(db):
+    with db.session() as session:
+        session.add_all(_rows_of_every_kind())
+        session.add(
+            SweptSession(
+                run_id="b" * 32, session_id="cs_test_a", outcome="failed", error="no", attempts=3
+            )
+        )
+    with db.session() as session:
+        row = session.scalars(select(SweptSession)).one()
+        assert list(session_record(row).items()) == list(row.as_dict().items())

@@ -28,18 +28,18 @@ def cancel_command(sweep_id: str, as_json: bool) -> None:
     nothing more to Stripe, records what was in flight and is never resumed."""
     db = open_database(load_settings())
     run = the_run(db, sweep_id.strip())
-    if run["status"] in (*ENDED, RunStatus.CANCELED):
+    if run.status in (*ENDED, RunStatus.CANCELED):
         raise CommandFailure(
-            f"sweep {run['id']} already ended ({run['status']}): nothing to cancel",
+            f"sweep {run.id} already ended ({run.status}): nothing to cancel",
             ExitCode.USAGE,
         )
-    cancel_run(db, run["id"])
-    status = wait_while_pending(db, run["id"], WAIT_S)
+    cancel_run(db, run.id)
+    status = wait_while_pending(db, run.id, WAIT_S)
     if as_json:
-        print_json({"sweep_id": run["id"], "status": status})
+        print_json({"sweep_id": run.id, "status": status})
     elif status == RunStatus.CANCELED:
-        click.echo(f"sweep {run['id']} canceled")
+        click.echo(f"sweep {run.id} canceled")
     else:
-        click.echo(f"sweep {run['id']} asked to cancel; it is still stopping ({status})")
+        click.echo(f"sweep {run.id} asked to cancel; it is still stopping ({status})")
     if status != RunStatus.CANCELED:
         raise SystemExit(ExitCode.UNAVAILABLE)

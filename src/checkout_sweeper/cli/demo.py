@@ -123,7 +123,7 @@ def _scoped_call_and_follow(
     columns += (TextColumn("{task.completed}/{task.total} expired"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("poll", total=in_scope)
-        while run["status"] == RunStatus.RUNNING:
+        while run["status"] in (RunStatus.QUEUED, RunStatus.RUNNING):
             time.sleep(0.3)
             run = requests.get(api + location, headers=headers, timeout=30).json()["data"]
             handled = run["expired_count"] + run["already_closed_count"] + run["failed_count"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from datetime import datetime
 
 import click
 from rich.console import Console
@@ -13,7 +13,9 @@ from checkout_sweeper.cli.context import load_settings, open_database, print_jso
 from checkout_sweeper.cli.moments import parse_since
 from checkout_sweeper.errors import CommandFailure, ExitCode
 from checkout_sweeper.runs.rows import MIN_PREFIX, recent_runs, run_sessions, runs_matching
+from checkout_sweeper.runs.run import CountedRun, RunView
 from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.models import utc_iso
 from checkout_sweeper.vocabulary import Outcome, RunStatus, values
 
 MATCHES_SHOWN = 10
@@ -29,28 +31,30 @@ SHOWN_FIELDS = (
 )
 
 
-def _started_by(run: dict[str, Any]) -> str:
+def _started_by(run: RunView) -> str:
     """``api:4``, ``cli``, or for a removed user ``api:4 <alice@example.com> (removed)``."""
-    if run["removed_user_id"] is not None:
-        return f"{run['trigger']}:{run['removed_user_id']} <{run['removed_user_email']}> (removed)"
-    return str(run["trigger"]) + (f":{run['user_id']}" if run["user_id"] else "")
+    if run.removed_user_id is not None:
+        return f"{run.trigger}:{run.removed_user_id} <{run.removed_user_email}> (removed)"
+    return run.trigger + (f":{run.user_id}" if run.user_id else "")
 
 
-def _status(run: dict[str, Any]) -> str:
+def _status(listed: CountedRun) -> str:
     """``succeeded``, ``running (12 pending)``, ``succeeded (2 attempts)``."""
-    notes = [f"{run['pending']} pending"] if run["pending"] else []
-    if run["attempts"] > 1:
-        notes.append(f"{run['attempts']} attempts")
-    return str(run["status"]) + (f" ({', '.join(notes)})" if notes else "")
+    run = listed.run
+    notes = [f"{listed.pending} pending"] if listed.pending else []
+    if run.attempts > 1:
+        notes.append(f"{run.attempts} attempts")
+    return run.status + (f" ({', '.join(notes)})" if notes else "")
 
 
-def _worker(run: dict[str, Any]) -> str:
-    worker = run["worker"]
-    return "-" if worker is None else f"{worker['host']}:{worker['pid']}"
+def _worker(run: RunView) -> str:
+    worker = run.worker
+    return "-" if worker is None else f"{worker.host}:{worker.pid}"
 
 
-def _time(value: object) -> str:
+def _time(moment: datetime | None) -> str:
     """UTC with its zone, to the second: 2026-12-01 04:35:51Z."""
+    value = utc_iso(moment)
     return str(value or "-")[:19].replace("T", " ") + ("Z" if value else "")
 
 
@@ -91,30 +95,31 @@ def history_group(
     db = open_database(load_settings())
     runs = recent_runs(db, limit, statuses=statuses, since=start)
     if as_json:
-        print_json(runs)
+        print_json([listed.as_json() for listed in runs])
         return
     Console(stderr=True).print(f"database {db.safe_url}", soft_wrap=True, highlight=False)
     table = Table("started (UTC)", "id", "by", "account", "mode", "status", "expired")
     for name in ("closed", "failed", "left", "took"):
         table.add_column(name, justify="right")
-    for run in runs:
+    for listed in runs:
+        run = listed.run
         table.add_row(
-            _time(run["started_at"]),
-            str(run["id"])[:12],
+            _time(run.started_at),
+            run.id[:12],
             _started_by(run),
-            str(run["account"]),
-            ("LIVE" if run["livemode"] else "test") + (" dry" if run["dry_run"] else ""),
-            _status(run),
-            str(run["expired_count"]),
-            str(run["already_closed_count"]),
-            str(run["failed_count"]),
-            "-" if run["remaining_count"] is None else str(run["remaining_count"]),
-            _duration(run["duration_s"]),
+            run.account,
+            ("LIVE" if run.livemode else "test") + (" dry" if run.dry_run else ""),
+            _status(listed),
+            str(run.expired_count),
+            str(run.already_closed_count),
+            str(run.failed_count),
+            "-" if run.remaining_count is None else str(run.remaining_count),
+            _duration(run.duration_s),
         )
     table_console().print(table)
-    for run in runs:
-        if run["error"]:
-            table_console().print(f"{str(run['id'])[:12]}: {run['error']}", soft_wrap=True)
+    for run in (listed.run for listed in runs):
+        if run.error:
+            table_console().print(f"{run.id[:12]}: {run.error}", soft_wrap=True)
 
 
 @history_group.command("show")
@@ -132,13 +137,13 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
     characters when only one sweep starts so)."""
     db = open_database(load_settings())
     run = the_run(db, sweep_id.strip())
-    sessions = run_sessions(db, str(run["id"]), outcomes=outcomes)
+    sessions = run_sessions(db, run.id, outcomes=outcomes)
     if as_json:
-        print_json({**run, "sessions": sessions})
+        print_json({**run.as_json(), "sessions": sessions})
         return
     out = table_console()
-    out.print(f"sweep {run['id']}", soft_wrap=True, highlight=False)
-    shown = {**run, "worker": _worker(run)}
+    out.print(f"sweep {run.id}", soft_wrap=True, highlight=False)
+    shown = {**run.as_json(), "worker": _worker(run)}
     for name in SHOWN_FIELDS:
         out.print(f"{name:<12}{shown[name] if shown[name] is not None else '-'}", soft_wrap=True)
     table = Table("session", "outcome", "attempts", "error")
@@ -147,7 +152,7 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
     out.print(table)
 
 
-def the_run(db: Database, wanted: str) -> dict[str, Any]:
+def the_run(db: Database, wanted: str) -> RunView:
     """The one run an id or prefix names; exit 2 saying why not (too short, none, several)."""
     if not re.fullmatch(r"[0-9a-f]{1,32}", wanted):
         raise CommandFailure(f"{wanted!r} is not a sweep id (32 hex digits)", ExitCode.USAGE)
@@ -157,7 +162,7 @@ def the_run(db: Database, wanted: str) -> dict[str, Any]:
     if len(wanted) < MIN_PREFIX:
         reason = f"give at least {MIN_PREFIX} characters of the id"
     elif matches:
-        candidates = ", ".join(f"{run['id']} ({_time(run['started_at'])})" for run in matches)
+        candidates = ", ".join(f"{run.id} ({_time(run.started_at)})" for run in matches)
         more = "+" if len(matches) == MATCHES_SHOWN else ""
         reason = f"{len(matches)}{more} sweeps start so: {candidates}"
     else:

@@ -3,8 +3,6 @@ processes, once per slot (the same as ``/v1/schedules``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from rich.table import Table
 
@@ -15,6 +13,7 @@ from checkout_sweeper.engine.scope import Scope, parse_scope
 from checkout_sweeper.errors import CommandFailure, ExitCode, ScheduleInvalid
 from checkout_sweeper.runs.schedules import (
     Cadence,
+    ScheduleJson,
     add_schedule,
     list_schedules,
     remove_schedule,
@@ -91,7 +90,7 @@ def remove_command(schedule_id: str) -> None:
     click.echo(f"schedule {schedule_id} removed")
 
 
-def _when(schedule: dict[str, Any]) -> str:
+def _when(schedule: ScheduleJson) -> str:
     if schedule["every"] is not None:
         return f"every {_period(schedule['every'])}"
     return f"cron {schedule['cron']!r} (UTC)"

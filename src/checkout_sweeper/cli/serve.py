@@ -6,7 +6,7 @@ import contextlib
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import click
@@ -22,7 +22,7 @@ from checkout_sweeper.settings import METRICS_DIR, masked
 class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
     """Gunicorn driven from Python: our config module plus the command's options."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: Mapping[str, object]) -> None:
         self._options = options
         super().__init__()
 

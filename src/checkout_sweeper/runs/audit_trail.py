@@ -14,15 +14,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress
 from checkout_sweeper.errors import AuditError, SweepCanceled
-from checkout_sweeper.runs.journal import Journal
+from checkout_sweeper.runs.journal import Journal, OutcomeEntry
 from checkout_sweeper.runs.rows import (
     cancel_requested,
     close_run,
@@ -46,16 +45,16 @@ class RunRecorder:
         self,
         db: Database,
         journal_dir: Path,
-        run: dict[str, Any],
+        run: Mapping[str, object],  # the new row's values (its id at least)
         *,
         batch_size: int = 100,
         flush_every_s: float = 1.0,
     ) -> None:
         self.db = db
-        self.run_id: str = run["id"]
+        self.run_id = str(run["id"])
         self.batch_size = batch_size
         self.flush_every_s = flush_every_s
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[OutcomeEntry] = []
         self._retry_at = 0.0  # after a failed write: no early wake before this (monotonic)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -92,7 +91,7 @@ class RunRecorder:
     def on_progress(self, progress: SweepProgress) -> None:
         self._progress = progress
 
-    def finish(self, status: str, values: dict[str, Any], *, grace_s: float) -> None:
+    def finish(self, status: str, values: Mapping[str, object], *, grace_s: float) -> None:
         """Close the run with ``status``; wait up to ``grace_s`` for the database (even one
         that never answers), else raise ``AuditError`` naming the journal that holds all."""
         self.status = status
@@ -118,7 +117,7 @@ class RunRecorder:
         self.journal.remove()
 
     def _write_final(
-        self, final: dict[str, Any], deadline: float, written: threading.Event
+        self, final: Mapping[str, object], deadline: float, written: threading.Event
     ) -> None:
         wait = 0.25
         while True:
@@ -150,7 +149,7 @@ class RunRecorder:
                 wait = min(max(wait, 0.25) * 2, MAX_RETRY_WAIT_S)
                 self._retry_at = time.monotonic() + wait
 
-    def _write(self, final: dict[str, Any] | None = None) -> None:
+    def _write(self, final: Mapping[str, object] | None = None) -> None:
         """One transaction: the pending outcomes and the run's counters (or its close)."""
         canceled = False
         with self._write_lock:
@@ -171,7 +170,7 @@ class RunRecorder:
             log.info("audit writes for sweep %s work again", self.run_id)
             self.write_failures = 0
 
-    def _counters(self) -> dict[str, Any]:
+    def _counters(self) -> dict[str, object]:
         return {"heartbeat_at": utcnow(), **counters_of(self._progress, self.earlier)}
 
     def _note_failure(self, err: Exception) -> None:
@@ -187,7 +186,7 @@ class RunRecorder:
         )
 
 
-def counters_of(progress: SweepProgress | None, earlier: dict[str, int]) -> dict[str, Any]:
+def counters_of(progress: SweepProgress | None, earlier: dict[str, int]) -> dict[str, object]:
     """The run row's live counters, from the sweep's progress (none before the first) and
     what earlier attempts of the run did: they only grow, and what was handled never
     exceeds what was found."""
@@ -204,7 +203,9 @@ def counters_of(progress: SweepProgress | None, earlier: dict[str, int]) -> dict
     }
 
 
-def take_up_run(session: Session, run: dict[str, Any], *, host: str, pid: int) -> dict[str, int]:
+def take_up_run(
+    session: Session, run: Mapping[str, object], *, host: str, pid: int
+) -> dict[str, int]:
     """A new run row, or a queued (or resumed) one taken up by this process: running here,
     one attempt more. What earlier attempts did, from the run's session rows."""
     known = session.get(SweepRun, run["id"])
@@ -217,6 +218,7 @@ def take_up_run(session: Session, run: dict[str, Any], *, host: str, pid: int) -
         known.started_at = utcnow()
     known.status, known.host, known.pid = RunStatus.RUNNING, host, pid
     known.finished_at = known.error = None  # what a reader marked on the dead attempt
-    known.scope = run.get("scope", known.scope)  # its cutoff fixed when it first ran
+    scope = run.get("scope", known.scope)  # its cutoff fixed when it first ran
+    known.scope = None if scope is None else str(scope)
     known.attempts, known.heartbeat_at = known.attempts + 1, utcnow()
     return recount(session, known.id) if known.attempts > 1 else {}

@@ -12,11 +12,24 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypedDict
 
 log = logging.getLogger("checkout_sweeper.audit")
 SUFFIX = ".jsonl"
+Entry = dict[str, object]  # a line as read back: ``kind`` says which it is
+
+
+class OutcomeEntry(TypedDict):
+    """One session's outcome: its journal line, and the values of its row."""
+
+    kind: Literal["outcome"]
+    session_id: str
+    outcome: str
+    error: str | None
+    attempts: int
+    at: float  # epoch seconds
 
 
 class Journal:
@@ -30,8 +43,8 @@ class Journal:
         descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._file = os.fdopen(descriptor, "a", encoding="utf-8")
 
-    def append(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, default=str) + "\n"
+    def append(self, entry: Mapping[str, object]) -> None:
+        line = json.dumps(dict(entry), default=str) + "\n"
         with self._lock:
             self._file.write(line)
             self._file.flush()
@@ -45,9 +58,9 @@ class Journal:
         self.path.unlink(missing_ok=True)
 
 
-def read_entries(path: Path) -> list[dict[str, Any]]:
+def read_entries(path: Path) -> list[Entry]:
     """Every whole line of a journal; a last line torn by a crash is skipped (and logged)."""
-    entries = []
+    entries: list[Entry] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             entries.append(json.loads(line))

@@ -12,9 +12,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import cast
 
-from checkout_sweeper.runs.journal import journal_files, journal_path, read_entries, run_id_of
+from checkout_sweeper.runs.journal import (
+    Entry,
+    OutcomeEntry,
+    journal_files,
+    journal_path,
+    read_entries,
+    run_id_of,
+)
 from checkout_sweeper.runs.rows import close_run, insert_outcomes, live_run_ids
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, utcnow
@@ -60,7 +67,8 @@ def _import(db: Database, path: Path, *, close: bool = True) -> None:
     entries = read_entries(path)
     run = next((e for e in entries if e.get("kind") == "run"), None)
     finish = next((e for e in reversed(entries) if e.get("kind") == "finish"), None)
-    outcomes = [e for e in entries if e.get("kind") == "outcome"]
+    # a line of kind "outcome" is one ``outcome_entry`` wrote
+    outcomes = [cast(OutcomeEntry, e) for e in entries if e.get("kind") == "outcome"]
     with db.session() as session:
         row = session.get(SweepRun, run_id)
         if row is None and run is not None:
@@ -77,15 +85,15 @@ def _import(db: Database, path: Path, *, close: bool = True) -> None:
     )
 
 
-def _run_columns(run: dict[str, Any]) -> dict[str, Any]:
+def _run_columns(run: Entry) -> Entry:
     return {k: v for k, v in run.items() if k != "kind"}
 
 
-def _closing_values(finish: dict[str, Any] | None, row: SweepRun | None) -> dict[str, Any]:
+def _closing_values(finish: Entry | None, row: SweepRun | None) -> Entry:
     if finish is not None:
         values = {k: v for k, v in finish.items() if k != "kind"}
         finished = values.get("finished_at")
-        values["finished_at"] = datetime.fromisoformat(finished) if finished else utcnow()
+        values["finished_at"] = datetime.fromisoformat(str(finished)) if finished else utcnow()
         return values
     if row is not None and row.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
         return {}

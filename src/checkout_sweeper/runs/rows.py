@@ -7,19 +7,21 @@ doubles a row; a run's counts are recounted from its rows when it closes, so the
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from checkout_sweeper.runs.journal import OutcomeEntry
 from checkout_sweeper.runs.lease import holder_is_dead
+from checkout_sweeper.runs.run import CountedRun, RunView
 from checkout_sweeper.store.database import Database, rows_changed
-from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utcnow
+from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utc_iso, utcnow
 from checkout_sweeper.vocabulary import Outcome, RunStatus
 
 # the run row's counters (unknown outcomes are rows only, until the next sweep settles them)
@@ -29,9 +31,7 @@ COUNTED = {
 }
 
 
-def outcome_entry(
-    session_id: str, outcome: str, error: str | None, attempts: int
-) -> dict[str, object]:
+def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: int) -> OutcomeEntry:
     """A journal line and a row's values in one shape."""
     return {
         "kind": "outcome",
@@ -43,7 +43,7 @@ def outcome_entry(
     }
 
 
-def insert_outcomes(session: Session, run_id: str, entries: list[dict[str, Any]]) -> None:
+def insert_outcomes(session: Session, run_id: str, entries: Sequence[OutcomeEntry]) -> None:
     if not entries:
         return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -76,11 +76,11 @@ def recount(session: Session, run_id: str) -> dict[str, int]:
     return counts
 
 
-def update_run(session: Session, run_id: str, values: dict[str, Any]) -> None:
+def update_run(session: Session, run_id: str, values: Mapping[str, object]) -> None:
     session.execute(update(SweepRun).where(SweepRun.id == run_id).values(values))
 
 
-def close_run(session: Session, run_id: str, values: dict[str, Any]) -> None:
+def close_run(session: Session, run_id: str, values: Mapping[str, object]) -> None:
     """Final status and times, with counts recounted from the rows."""
     update_run(session, run_id, {**values, **recount(session, run_id)})
 
@@ -125,7 +125,7 @@ def recent_runs(
     *,
     statuses: tuple[str, ...] = (),
     since: datetime | None = None,
-) -> list[dict[str, Any]]:
+) -> list[CountedRun]:
     """Newest first, optionally only these statuses and runs started at or after ``since``;
     ``records`` counts the run's session rows, ``pending`` the outcomes its counters know of
     that have not reached the database yet (a journal still to import)."""
@@ -136,33 +136,35 @@ def recent_runs(
     if since is not None:
         newest = newest.where(SweepRun.started_at >= since)
     with db.session() as session:
-        runs = [run.as_dict() for run in session.scalars(newest)]
+        runs = [RunView.of(run) for run in session.scalars(newest)]
         counted: dict[str, int] = {
             run_id: count
             for run_id, count in session.execute(
                 select(SweptSession.run_id, func.count())
-                .where(SweptSession.run_id.in_([run["id"] for run in runs]))
+                .where(SweptSession.run_id.in_([run.id for run in runs]))
                 .where(SweptSession.outcome.in_(list(COUNTED)))
                 .group_by(SweptSession.run_id)
             )
         }
-    for run in runs:
-        run["records"] = counted.get(run["id"], 0)
-        known = sum(int(run[column]) for column in COUNTED.values())
-        run["pending"] = 0 if run["fleet"] else max(0, known - run["records"])
-    return runs
+    return [_counted(run, counted.get(run.id, 0)) for run in runs]
+
+
+def _counted(run: RunView, records: int) -> CountedRun:
+    """A fleet's parent has no rows of its own: its counters sum its children's."""
+    known = run.expired_count + run.already_closed_count + run.failed_count  # as COUNTED names
+    return CountedRun(run, records, 0 if run.fleet else max(0, known - records))
 
 
 MIN_PREFIX = 4  # shorter prefixes match too many runs to be worth a query
 
 
-def runs_matching(db: Database, id_or_prefix: str, limit: int = 10) -> list[dict[str, Any]]:
+def runs_matching(db: Database, id_or_prefix: str, limit: int = 10) -> list[RunView]:
     """The run with this id, or the runs (newest first, at most ``limit``) whose id starts
     with it when it is at least ``MIN_PREFIX`` long, as ``history`` shows ids."""
     with db.session() as session:
         run = session.get(SweepRun, id_or_prefix)
         if run is not None:
-            return [run.as_dict()]
+            return [RunView.of(run)]
         if len(id_or_prefix) < MIN_PREFIX:
             return []
         matches = session.scalars(
@@ -171,13 +173,13 @@ def runs_matching(db: Database, id_or_prefix: str, limit: int = 10) -> list[dict
             .order_by(SweepRun.started_at.desc())
             .limit(limit)
         )
-        return [match.as_dict() for match in matches]
+        return [RunView.of(match) for match in matches]
 
 
 WAITING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.INTERRUPTED)  # a worker may take these
 
 
-def queued_run(db: Database, sweep_id: str) -> dict[str, Any] | None:
+def queued_run(db: Database, sweep_id: str) -> RunView | None:
     """The run a queue message names, if a worker may take it up: queued, or left running or
     interrupted by a worker that died or stopped (its lease then says whether it is free)."""
     with db.session() as session:
@@ -187,7 +189,7 @@ def queued_run(db: Database, sweep_id: str) -> dict[str, Any] | None:
         if run.cancel_requested_at is not None:  # canceled while no process ran it
             run.status, run.finished_at = RunStatus.CANCELED, utcnow()
             return None
-        return run.as_dict()
+        return RunView.of(run)
 
 
 PENDING_POLL_S = 0.2  # how often a caller waiting on a run reads its status
@@ -200,7 +202,7 @@ ENDED = (
 )
 
 
-def end_abandoned_run(db: Database, sweep_id: str, error: str) -> dict[str, Any] | None:
+def end_abandoned_run(db: Database, sweep_id: str, error: str) -> RunView | None:
     """A run the job queue gave up on ends ``failed``, saying why; the run as it ended, or
     None when it had ended already or a live process runs it (a second message for it)."""
     alive = live_run_ids(db)
@@ -209,7 +211,7 @@ def end_abandoned_run(db: Database, sweep_id: str, error: str) -> dict[str, Any]
         if run is None or run.status not in WAITING or run.id in alive:
             return None
         run.status, run.error, run.finished_at = RunStatus.FAILED, error, utcnow()
-        return run.as_dict()
+        return RunView.of(run)
 
 
 def request_cancel(db: Database, sweep_id: str) -> str:
@@ -258,6 +260,26 @@ def wait_while_pending(db: Database, sweep_id: str, timeout_s: float) -> str | N
     return status
 
 
+class SessionRecord(TypedDict):
+    """One session's row as ``history show`` and ``/v1/sweeps/{id}/sessions`` show it."""
+
+    session_id: str
+    outcome: str
+    error: str | None
+    attempts: int
+    recorded_at: str | None  # ISO 8601 in UTC
+
+
+def session_record(row: SweptSession) -> SessionRecord:
+    return {
+        "session_id": row.session_id,
+        "outcome": row.outcome,
+        "error": row.error,
+        "attempts": row.attempts,
+        "recorded_at": utc_iso(row.recorded_at),
+    }
+
+
 def run_sessions(
     db: Database,
     run_id: str,
@@ -265,7 +287,7 @@ def run_sessions(
     outcomes: tuple[str, ...] = (),
     limit: int | None = None,
     starting_after: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[SessionRecord]:
     """The run's session rows in the order they were recorded, optionally filtered by
     outcome and paged by ``starting_after`` (a session id) and ``limit``."""
     query = select(SweptSession).where(SweptSession.run_id == run_id).order_by(SweptSession.id)
@@ -283,10 +305,10 @@ def run_sessions(
             query = query.where(SweptSession.id > after)
         if limit is not None:
             query = query.limit(limit)
-        return [row.as_dict() for row in session.scalars(query)]
+        return [session_record(row) for row in session.scalars(query)]
 
 
-def user_runs(db: Database, user_id: int, limit: int) -> list[dict[str, Any]]:
+def user_runs(db: Database, user_id: int, limit: int) -> list[RunView]:
     """The user's runs, newest first (``limit + 1`` tells the caller whether there are more)."""
     mark_stale_runs(db)
     query = (
@@ -296,19 +318,19 @@ def user_runs(db: Database, user_id: int, limit: int) -> list[dict[str, Any]]:
         .limit(limit)
     )
     with db.session() as session:
-        return [run.as_dict() for run in session.scalars(query)]
+        return [RunView.of(run) for run in session.scalars(query)]
 
 
-def run_of_user(db: Database, run_id: str, user_id: int) -> dict[str, Any] | None:
-    """One run with its stored answer, if this user started it."""
+def run_of_user(db: Database, run_id: str, user_id: int) -> RunView | None:
+    """One run (its stored answer too), if this user started it."""
     with db.session() as session:
         run = session.get(SweepRun, run_id)
         if run is None or run.user_id != user_id:
             return None
-        return {**run.as_dict(), "result": json.loads(run.result) if run.result else None}
+        return RunView.of(run)
 
 
-def run_by_idempotency_key(db: Database, user_id: int, key: str) -> dict[str, Any] | None:
+def run_by_idempotency_key(db: Database, user_id: int, key: str) -> RunView | None:
     """The run a user's earlier request with this ``Idempotency-Key`` started, with the
     fingerprint of that request's body."""
     with db.session() as session:
@@ -317,11 +339,11 @@ def run_by_idempotency_key(db: Database, user_id: int, key: str) -> dict[str, An
         ).first()
         if run is None:
             return None
-        return {**run.as_dict(), "request_fingerprint": run.request_fingerprint}
+        return RunView.of(run)
 
 
-def children_of(db: Database, parent_id: str) -> list[dict[str, Any]]:
+def children_of(db: Database, parent_id: str) -> list[RunView]:
     """The runs of a fleet sweep's accounts, oldest first."""
     with db.session() as session:
         query = select(SweepRun).where(SweepRun.parent_id == parent_id)
-        return [run.as_dict() for run in session.scalars(query.order_by(SweepRun.started_at))]
+        return [RunView.of(run) for run in session.scalars(query.order_by(SweepRun.started_at))]

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from croniter import croniter
 from dramatiq import Broker
@@ -36,7 +36,7 @@ from checkout_sweeper.runs.launch import Asked
 from checkout_sweeper.runs.submit import submit_sweep
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database, rows_changed
-from checkout_sweeper.store.models import Schedule, utcnow
+from checkout_sweeper.store.models import Schedule, utc_iso, utcnow
 
 log = logging.getLogger("checkout_sweeper.scheduler")
 MIN_EVERY_S = 60  # a sweep lists the whole scope: more often than a minute only costs quota
@@ -82,9 +82,35 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+class ScheduleJson(TypedDict):
+    """A schedule as ``/v1/schedules`` and ``schedules list --json`` show it."""
+
+    id: str
+    user_id: int | None
+    every: int | None  # seconds
+    cron: str | None
+    scope: dict[str, object]
+    dry_run: bool
+    created_at: str | None  # ISO 8601 in UTC
+    last_slot_at: str | None
+
+
+def schedule_json(schedule: Schedule) -> ScheduleJson:
+    return {
+        "id": schedule.id,
+        "user_id": schedule.user_id,
+        "every": schedule.every_s,
+        "cron": schedule.cron,
+        "scope": json.loads(schedule.scope),
+        "dry_run": schedule.dry_run,
+        "created_at": utc_iso(schedule.created_at),
+        "last_slot_at": utc_iso(schedule.last_slot_at),
+    }
+
+
 def add_schedule(
     db: Database, cadence: Cadence, scope: Scope, *, dry_run: bool, user_id: int | None
-) -> dict[str, Any]:
+) -> ScheduleJson:
     with db.session() as session:
         schedule = Schedule(
             id="sch_" + uuid.uuid4().hex[:20],
@@ -97,16 +123,16 @@ def add_schedule(
         )
         session.add(schedule)
         session.flush()
-        return schedule.as_dict()
+        return schedule_json(schedule)
 
 
-def list_schedules(db: Database, user_id: int | None = None) -> list[dict[str, Any]]:
+def list_schedules(db: Database, user_id: int | None = None) -> list[ScheduleJson]:
     """Every schedule (``user_id`` None), or one user's."""
     with db.session() as session:
         query = select(Schedule).order_by(Schedule.created_at)
         if user_id is not None:
             query = query.where(Schedule.user_id == user_id)
-        return [schedule.as_dict() for schedule in session.scalars(query)]
+        return [schedule_json(schedule) for schedule in session.scalars(query)]
 
 
 def remove_schedule(db: Database, schedule_id: str, user_id: int | None = None) -> bool:
@@ -136,7 +162,7 @@ def claim_due_slots(db: Database, now: datetime) -> list[DueSlot]:
     with db.session() as session:
         schedules = list(session.scalars(select(Schedule)))
         due = [(s, _due_slot(s, now)) for s in schedules]
-        wanted = [(s.as_dict(), slot) for s, slot in due if slot is not None]
+        wanted = [(schedule_json(s), slot) for s, slot in due if slot is not None]
     for schedule, slot in wanted:
         if _claim(db, schedule["id"], slot):
             scope = parse_scope(schedule["scope"])

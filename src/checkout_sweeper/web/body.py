@@ -3,7 +3,7 @@ body, every problem found named by field (a 400 names them all), nothing spent."
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from flask import request
 
@@ -12,7 +12,7 @@ from checkout_sweeper.errors import ApiError, ScopeInvalid
 from checkout_sweeper.runs.launch import Asked
 
 
-def json_body() -> dict[str, Any]:
+def json_body() -> dict[str, object]:
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object (Content-Type: application/json).")
@@ -20,7 +20,7 @@ def json_body() -> dict[str, Any]:
 
 
 def read_asked(
-    body: dict[str, Any], *, besides: tuple[str, ...] = ()
+    body: Mapping[str, object], *, besides: tuple[str, ...] = ()
 ) -> tuple[Asked, dict[str, str]]:
     """The scope and dry-run flag of a body, and every problem found, by field; the fields
     in ``besides`` are the caller's to read."""

@@ -91,9 +91,9 @@ def _awaited(sweep_id: str, user_id: int, wait_s: float) -> ResponseReturnValue:
     if status in (RunStatus.QUEUED, RunStatus.RUNNING):
         return accepted(sweep_id, status, preferred=False)
     run = run_of_user(db, sweep_id, user_id)
-    if run is None or run["result"] is None:  # it stopped early: the run row says why
-        raise SweepAborted(str(run["error"] if run else "the sweep was not recorded"))
-    return success(run["result"])
+    if run is None or run.result is None:  # it stopped early: the run row says why
+        raise SweepAborted(str(run.error if run else "the sweep was not recorded"))
+    return success(run.result)
 
 
 def _finish(submitted: Submitted) -> ResponseReturnValue:

@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
@@ -132,7 +131,7 @@ def _log_requests(app: Flask) -> None:
         if response.status_code not in (429, 503):
             response.headers.pop("Retry-After", None)  # the limiter adds it to every answer
         duration_ms = int((time.monotonic() - g.get("started", time.monotonic())) * 1000)
-        fields: dict[str, Any] = {
+        fields: dict[str, object] = {
             "ip": request.remote_addr,
             "method": request.method,
             "path": request.path,

@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import time
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, g, request, url_for
@@ -38,6 +38,7 @@ from checkout_sweeper.runs.rows import (
     user_runs,
     wait_while_pending,
 )
+from checkout_sweeper.runs.run import RunView
 from checkout_sweeper.runs.submit import MAX_FLEET_ACCOUNTS, submit_fleet, submit_sweep
 from checkout_sweeper.store.models import User
 from checkout_sweeper.vocabulary import Outcome, RunStatus, values
@@ -93,7 +94,7 @@ def _page_size(raw: str | None, default: int = 10) -> int:
     return int(raw)
 
 
-def _known_sweep(sweep_id: str, user_id: int) -> dict[str, Any]:
+def _known_sweep(sweep_id: str, user_id: int) -> RunView:
     """The caller's run, or 404 for anyone else's, a missing one or an id no run can have."""
     run = run_of_user(app_state().db, sweep_id, user_id) if SWEEP_ID.fullmatch(sweep_id) else None
     if run is None:
@@ -101,7 +102,7 @@ def _known_sweep(sweep_id: str, user_id: int) -> dict[str, Any]:
     return run
 
 
-def _listed(data: list[dict[str, Any]], limit: int, url: str) -> dict[str, Any]:
+def _listed(data: Sequence[object], limit: int, url: str) -> dict[str, object]:
     return {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": url}
 
 
@@ -110,7 +111,7 @@ def list_sweeps() -> ResponseReturnValue:
     """The caller's recent sweeps, newest first."""
     user_id = reading_user_id()
     limit = _page_size(_params({"limit"}).get("limit"))
-    runs = user_runs(app_state().db, user_id, limit + 1)
+    runs = [run.as_json() for run in user_runs(app_state().db, user_id, limit + 1)]
     return success(_listed(runs, limit, url_for("sweeps.list_sweeps")))
 
 
@@ -130,28 +131,20 @@ def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
     user_id = reading_user_id()
     _params(set())
     run = _known_sweep(sweep_id, user_id)
-    if run["status"] in (*ENDED, RunStatus.CANCELED):
-        raise ApiError(409, f"This sweep already ended ({run['status']}); nothing to cancel.")
+    if run.status in (*ENDED, RunStatus.CANCELED):
+        raise ApiError(409, f"This sweep already ended ({run.status}); nothing to cancel.")
     db = app_state().db
     cancel_run(db, sweep_id)
     SWEEPS_CANCELED.labels("api").inc()
     wait_while_pending(db, sweep_id, CANCEL_WAIT_S)
-    run = _shown(_known_sweep(sweep_id, user_id))
-    return success(run, 200 if run["status"] == RunStatus.CANCELED else 202)
+    run = _known_sweep(sweep_id, user_id)
+    return success(_shown(run), 200 if run.status == RunStatus.CANCELED else 202)
 
 
-def _shown(run: dict[str, Any]) -> dict[str, Any]:
-    """A run as ``/v1/sweeps/{id}`` shows it: with its rate, and a fleet's children."""
-    run["rate"] = _rate(run)
-    run["children"] = children_of(app_state().db, run["id"]) if run["fleet"] else []
-    return run
-
-
-def _rate(run: dict[str, Any]) -> float:
-    """Sessions expired per second so far."""
-    started = datetime.fromisoformat(str(run["started_at"]).replace("Z", "+00:00")).timestamp()
-    elapsed = (run["duration_s"] or time.time() - started) or 0.0
-    return round(int(run["expired_count"]) / elapsed, 2) if elapsed > 0 else 0.0
+def _shown(run: RunView) -> dict[str, object]:
+    """A run as ``/v1/sweeps/{id}`` shows it: with its answer, its rate and a fleet's children."""
+    now = time.time()
+    return run.shown(children_of(app_state().db, run.id) if run.fleet else [], now)
 
 
 @bp.get("/sweeps/<sweep_id>/sessions")
@@ -216,10 +209,10 @@ def _started(user: User, asked: Asked, accounts: Accounts) -> ResponseReturnValu
     return accepted(submitted.sweep_id, submitted.status, preferred=False)
 
 
-def _replayed(earlier: dict[str, Any], fingerprint: str) -> ResponseReturnValue:
-    if earlier["request_fingerprint"] != fingerprint:
-        raise ApiError(422, KEY_REUSED.format(sweep_id=earlier["id"]))
-    response = accepted(earlier["id"], earlier["status"], preferred=False)
+def _replayed(earlier: RunView, fingerprint: str) -> ResponseReturnValue:
+    if earlier.request_fingerprint != fingerprint:
+        raise ApiError(422, KEY_REUSED.format(sweep_id=earlier.id))
+    response = accepted(earlier.id, earlier.status, preferred=False)
     response.headers["Idempotent-Replayed"] = "true"
     return response
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from checkout_sweeper.engine.tally import SweepResult
 from checkout_sweeper.errors import ExitCode
@@ -35,6 +35,47 @@ def fleet_status(statuses: set[str], interrupted: bool = False) -> str:
     return RunStatus.INCOMPLETE
 
 
+class AccountAnswer(TypedDict):
+    """One account in a fleet's answer."""
+
+    account: str
+    sweep_id: str | None
+    status: str
+    error: str | None
+    expired_count: int
+    already_closed_count: int
+    failed_count: int
+    would_expire_count: int
+    remaining_open_count: int | None
+    out_of_scope_open_count: int | None
+
+
+class FailedAccount(TypedDict):
+    account: str
+    error: str | None
+
+
+class FleetAnswer(TypedDict):
+    """The parent's answer: what the endpoint returns and the parent row keeps."""
+
+    sweep_id: str
+    status: str
+    dry_run: bool
+    accounts: list[AccountAnswer]
+    failed_accounts: list[FailedAccount]
+    expired_count: int
+    already_closed_count: int
+    failed: list[dict[str, str]]  # each session that failed, with its account
+    would_expire_count: int
+    remaining_open_count: int | None
+    out_of_scope_open_count: int | None
+    remaining_open_sessions: list[dict[str, object]]  # Stripe's objects, with their account
+    stripe_requests: int
+    rate_limited: int
+    scope: dict[str, object]
+    duration_ms: int
+
+
 @dataclass
 class AccountOutcome:
     """One account's sweep: its child run, how it ended, and why when it could not run."""
@@ -45,7 +86,7 @@ class AccountOutcome:
     result: SweepResult | None = None
     error: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> AccountAnswer:
         result = self.result
         return {
             "account": self.account,
@@ -81,7 +122,7 @@ class FleetResult:
     sweep_id: str
     dry_run: bool
     accounts: list[AccountOutcome] = field(default_factory=list)
-    scope: dict[str, Any] = field(default_factory=dict)
+    scope: dict[str, object] = field(default_factory=dict)
     duration_ms: int = 0
     interrupted: bool = False
 
@@ -101,7 +142,7 @@ class FleetResult:
     def _results(self) -> list[tuple[str, SweepResult]]:
         return [(o.account, o.result) for o in self.accounts if o.result is not None]
 
-    def as_data(self) -> dict[str, Any]:
+    def as_data(self) -> FleetAnswer:
         """The parent's answer: every account, then sums over the accounts that ran."""
         results = self._results()
         remaining = [r.remaining_open_count for _, r in results]

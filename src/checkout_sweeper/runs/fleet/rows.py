@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from typing import Any
+from collections.abc import Mapping
 
 from sqlalchemy import select
 
@@ -59,7 +59,7 @@ def record_parent(
         )
 
 
-def child_row(parent_id: str, plan: FleetPlan, account: str, livemode: bool) -> dict[str, Any]:
+def child_row(parent_id: str, plan: FleetPlan, account: str, livemode: bool) -> dict[str, object]:
     """The values every child row of the fleet has."""
     return {
         "trigger": plan.trigger,
@@ -72,7 +72,7 @@ def child_row(parent_id: str, plan: FleetPlan, account: str, livemode: bool) -> 
     }
 
 
-def record_refusal(db: Database, row: dict[str, Any], error: str) -> str:
+def record_refusal(db: Database, row: Mapping[str, object], error: str) -> str:
     """A child row for an account that could not be swept, so history shows why."""
     child_id = uuid.uuid4().hex
     now = utcnow()

@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import threading
 import time
-from datetime import datetime
 from typing import Any
 
 import dramatiq
@@ -37,6 +36,7 @@ from checkout_sweeper.runs.queue.producer import (
 from checkout_sweeper.runs.quota import counter_for
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import end_abandoned_run, queued_run
+from checkout_sweeper.runs.run import RunView
 from checkout_sweeper.settings import BUSY_WAIT_S, Settings
 from checkout_sweeper.store.database import Database, database_cause
 from checkout_sweeper.vocabulary import RunStatus
@@ -84,15 +84,15 @@ class SweepRunner:
             log.info("sweep %s is not waiting for a worker; message dropped", sweep_id)
             QUEUE_EVENTS.labels("dropped").inc()
             return
-        QUEUE_EVENTS.labels("resumed" if run["attempts"] else "taken").inc()
+        QUEUE_EVENTS.labels("resumed" if run.attempts else "taken").inc()
         try:
             self._run_taken(run)
         finally:
-            if run["parent_id"]:  # the last child of a fleet to end closes its parent
-                settle_parent(self.db, run["parent_id"])
+            if run.parent_id:  # the last child of a fleet to end closes its parent
+                settle_parent(self.db, run.parent_id)
 
-    def _run_taken(self, run: dict[str, Any]) -> None:
-        sweep_id = run["id"]
+    def _run_taken(self, run: RunView) -> None:
+        sweep_id = run.id
         try:
             sweep = self._take_up(run)
         except LeaseError as busy:
@@ -121,38 +121,38 @@ class SweepRunner:
             with self._lock:
                 self.running.pop(sweep_id, None)
 
-    def _stopped(self, run: dict[str, Any], stopped: SweepAborted) -> None:
+    def _stopped(self, run: RunView, stopped: SweepAborted) -> None:
         """A sweep that stopped early: handed back when this worker is stopping and the
         queue outlives it; else it ended (and gives its caller's call back if it could do
         nothing, for a reason of the server's)."""
         if self.stopping.is_set() and self.durable and not isinstance(stopped, SweepCanceled):
-            mark_queued_again(self.db, run["id"])
-            enqueue_sweep(self.broker, run["id"])
+            mark_queued_again(self.db, run.id)
+            enqueue_sweep(self.broker, run.id)
             QUEUE_EVENTS.labels("handed_back").inc()
-            log.info("sweep %s handed back to the queue", run["id"])
+            log.info("sweep %s handed back to the queue", run.id)
             return
-        log.warning("sweep %s stopped: %s", run["id"], stopped)
+        log.warning("sweep %s stopped: %s", run.id, stopped)
         if did_nothing(stopped):
             self._give_back(run)
 
-    def _take_up(self, run: dict[str, Any]) -> RecordedSweep:
+    def _take_up(self, run: RunView) -> RecordedSweep:
         """The run leased and recorded (its caller's call of the quota was taken when it
         was queued)."""
         settings = self.settings  # a fleet's child acts on its connected account
-        if run["stripe_account"]:
-            settings = dataclasses.replace(settings, stripe_account=run["stripe_account"])
+        if run.stripe_account:
+            settings = dataclasses.replace(settings, stripe_account=run.stripe_account)
         return start_configured_sweep(
             settings,
             self.db,
-            trigger=run["trigger"],
-            user_id=run["user_id"],
+            trigger=run.trigger,
+            user_id=run.user_id,
             # its scope as resolved when it first ran, if it did
-            asked=Asked(parse_scope(run["scope"]), run["dry_run"]),
-            sweep_id=run["id"],
+            asked=Asked(parse_scope(run.scope), run.dry_run),
+            sweep_id=run.id,
         )
 
-    def _give_back(self, run: dict[str, Any]) -> None:
-        submitter = queued_caller(run["trigger"], run["user_id"], child=bool(run["parent_id"]))
+    def _give_back(self, run: RunView) -> None:
+        submitter = queued_caller(run.trigger, run.user_id, child=bool(run.parent_id))
         services = Services(self.settings, self.db, counter=self.counter)
         give_back_call(submitter, services, held_s=_held_s(run))
 
@@ -170,8 +170,8 @@ class SweepRunner:
         QUEUE_EVENTS.labels("given_up").inc()
         log.warning("sweep %s failed: %s", sweep_id, error)
         self._give_back(run)
-        if run["parent_id"]:
-            settle_parent(self.db, run["parent_id"])
+        if run.parent_id:
+            settle_parent(self.db, run.parent_id)
 
     def hand_back_all(self, reason: str) -> None:
         """Stop dispatching in every sweep of this process; each records what it did, then
@@ -225,9 +225,7 @@ def _worth_retrying(retries: int, error: Exception) -> bool:
     return isinstance(error, Retry)
 
 
-def _held_s(run: dict[str, Any]) -> float:
-    """How long ago the run's call of the quota was taken (when it was queued)."""
-    queued = run.get("queued_at")
-    if not queued:
-        return 0.0
-    return max(0.0, time.time() - datetime.fromisoformat(str(queued)).timestamp())
+def _held_s(run: RunView) -> float:
+    """How long ago the run's call of the quota was taken (about when it was queued)."""
+    taken = run.queued_at or run.started_at
+    return 0.0 if taken is None else max(0.0, time.time() - taken.timestamp())

@@ -108,11 +108,14 @@ def local_pool(
         return pool
 
 
-def stop_local_pools(timeout_s: float, reason: str = STOP_REASON) -> None:
-    """Stop the in-process pools of this process (gunicorn's ``worker_exit``)."""
+def stop_local_pools(
+    timeout_s: float, reason: str = STOP_REASON, broker: Broker | None = None
+) -> None:
+    """Stop the in-process pools of this process (gunicorn's ``worker_exit``), or the one
+    of ``broker`` (an app that stops while its process goes on)."""
     with _lock:
-        pools = list(_local.values())
-        _local.clear()
+        chosen = [key for key in _local if broker is None or key == id(broker)]
+        pools = [_local.pop(key) for key in chosen]
     for pool in pools:
         pool.stop(timeout_s, reason)
 
