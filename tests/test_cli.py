@@ -472,7 +472,8 @@ def test_sweeps_cancel_stops_a_sweep_running_in_another_process(cli, fake_stripe
     assert json.loads(out)["error"] == "the sweep was canceled by its owner"
     shown = json.loads(cli("history", "show", sweep_id, "--json").stdout)
     assert shown["status"] == "canceled" and shown["sessions"]  # what it did stays on record
-    assert cli("sweeps", "cancel", sweep_id).returncode == 0  # canceling again changes nothing
+    again = cli("sweeps", "cancel", sweep_id)  # a sweep that ended, canceled included
+    assert again.returncode == 2 and "already ended (canceled)" in again.stderr
 
 
 def test_sweeps_cancel_of_a_sweep_that_ended_is_exit_2(cli, fake_stripe):

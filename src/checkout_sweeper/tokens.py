@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 import jwt
 from jwt.exceptions import InvalidIssuedAtError
 
 from checkout_sweeper.errors import AuthError
 from checkout_sweeper.settings import JwtSettings
+from checkout_sweeper.vocabulary import JsonObject
 
 __all__ = ["AuthError", "bearer_token", "mint_token", "user_id_from", "verify"]
 
@@ -46,7 +46,7 @@ _MESSAGES: list[tuple[type[Exception], str]] = [
 ]
 
 
-def verify(token: str, settings: JwtSettings) -> dict[str, Any]:
+def verify(token: str, settings: JwtSettings) -> JsonObject:
     """Check signature, algorithm, ``exp`` (required), ``nbf``, ``aud`` and ``iss`` if set."""
     if settings.key is None:  # Settings.check_for_api refuses to serve without one
         raise AuthError(401, "No key to verify tokens with is configured.")
@@ -81,7 +81,7 @@ def verify(token: str, settings: JwtSettings) -> dict[str, Any]:
     return claims
 
 
-def _times_are_numbers(claims: dict[str, Any]) -> None:
+def _times_are_numbers(claims: JsonObject) -> None:
     """RFC 7519 times are JSON numbers; PyJWT would also read ``"exp": "1999999999"``."""
     for name in ("exp", "nbf", "iat"):
         value = claims.get(name)
@@ -89,7 +89,7 @@ def _times_are_numbers(claims: dict[str, Any]) -> None:
             raise AuthError(401, f"Token claim '{name}' must be a number (seconds since 1970).")
 
 
-def user_id_from(claims: dict[str, Any], claim: str) -> int | None:
+def user_id_from(claims: JsonObject, claim: str) -> int | None:
     """The row id the user id claim names, or None when no row can have it (a 404).
 
     Accepted: an integer, or a string of ASCII digits in canonical form (no sign, no leading
@@ -116,7 +116,7 @@ def mint_token(
     """A signed token for development (``checkout-sweeper token``): HS* with JWT_SECRET only,
     or with ``private_key`` for public-key algorithms."""
     now = int(time.time())
-    claims: dict[str, Any] = {settings.user_id_claim: user_id, "iat": now, "exp": now + ttl_s}
+    claims: JsonObject = {settings.user_id_claim: user_id, "iat": now, "exp": now + ttl_s}
     if settings.audience:
         claims["aud"] = settings.audience
     if settings.issuer:

@@ -31,7 +31,7 @@ from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.settings import MAX_RPS
 from checkout_sweeper.store.users import add_user
 from checkout_sweeper.tokens import mint_token
-from checkout_sweeper.vocabulary import RunStatus
+from checkout_sweeper.vocabulary import JsonObject, RunStatus
 from checkout_sweeper.web.factory import create_app
 
 DEMO_KEY = "sk_test_demo0000000000000000"
@@ -99,9 +99,7 @@ def _open_in_channel(fake: FakeStripeServer, channel: str) -> int:
         )
 
 
-def _scoped_call_and_follow(
-    console: Console, api: str, token: str, in_scope: int
-) -> dict[str, Any]:
+def _scoped_call_and_follow(console: Console, api: str, token: str, in_scope: int) -> JsonObject:
     """A scoped sweep (only what a CI run left behind) with ``POST /v1/sweeps``: 202 at once,
     then the sweep resource polled until it ends."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -118,7 +116,7 @@ def _scoped_call_and_follow(
     console.print(f"HTTP {accepted.status_code}  Location: {location}", highlight=False)
     if accepted.status_code != 202:
         return {}
-    run: dict[str, Any] = {"status": RunStatus.RUNNING}
+    run: JsonObject = {"status": RunStatus.RUNNING}
     columns: tuple[ProgressColumn, ...] = (TextColumn("[bold]polling the sweep"), BarColumn())
     columns += (TextColumn("{task.completed}/{task.total} expired"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
@@ -153,13 +151,13 @@ def _demo_app(stripe_url: str, max_rps: float, folder: str) -> Flask:
 
 def _call_and_watch(
     console: Console, api: str, token: str, fake: FakeStripeServer, open_: int
-) -> dict[str, Any]:
+) -> JsonObject:
     """One call to the endpoint, with a bar fed by the fake's own count of open sessions."""
     url = f"{api}/v1/active_checkout_sessions_and_expire_all"
     console.print(
         f"GET {url}\n    Authorization: Bearer {token[:24]}...", soft_wrap=True, highlight=False
     )
-    answer: dict[str, Any] = {}
+    answer: JsonObject = {}
 
     def call() -> None:
         response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=600)

@@ -25,7 +25,7 @@ _OPT_INT = {"type": ["integer", "null"]}
 ERROR = {"$ref": "#/components/schemas/Error"}
 DRY_RUN_ONLY = frozenset({Outcome.WOULD_EXPIRE.value})  # the endpoint never makes a dry run
 
-RUN_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
+RUN_FIELDS: dict[str, tuple[JsonObject, str]] = {
     "id": (_STR, "The sweep id."),
     "status": ({"enum": values(RunStatus)}, "running until it ends; then how it ended."),
     "trigger": ({"enum": values(Trigger)}, "Which door started it."),
@@ -92,7 +92,7 @@ ACCOUNTS = (
 )
 
 
-def scope_body(fields: Sequence[ScopeField]) -> dict[str, tuple[dict[str, Any], str]]:
+def scope_body(fields: Sequence[ScopeField]) -> dict[str, tuple[JsonObject, str]]:
     """The body fields of a scope, from the engine's table: null means "not set"."""
     return {
         field.name: ({**field.schema, "type": [field.schema["type"], "null"]}, field.meaning)
@@ -104,7 +104,7 @@ SCOPE_BODY = {
     **scope_body(SCOPE_FIELDS),
     "dry_run": ({"type": "boolean"}, "Only list what would be expired (default false)."),
 }
-SESSION_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
+SESSION_FIELDS: dict[str, tuple[JsonObject, str]] = {
     "session_id": (_STR, "The Checkout Session id (cs_...)."),
     "outcome": ({"enum": values(Outcome)}, "What the sweep did with it."),
     "error": (_OPT_STR, "Stripe's message, for a failure; the status, for already_closed."),
@@ -113,13 +113,13 @@ SESSION_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
-def _object(fields: dict[str, tuple[dict[str, Any], str]], **extra: Any) -> dict[str, Any]:
+def _object(fields: dict[str, tuple[JsonObject, str]], **extra: Any) -> JsonObject:
     properties = {name: {**schema, "description": text} for name, (schema, text) in fields.items()}
     properties.update(extra)
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
-def _success(data: dict[str, Any], code: int = 200) -> dict[str, Any]:
+def _success(data: JsonObject, code: int = 200) -> JsonObject:
     return {
         "type": "object",
         "required": ["status", "code", "data"],
@@ -127,7 +127,7 @@ def _success(data: dict[str, Any], code: int = 200) -> dict[str, Any]:
     }
 
 
-def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+def _list_of(item: JsonObject) -> JsonObject:
     return {
         "type": "object",
         "required": ["object", "data", "has_more", "url"],
@@ -140,7 +140,7 @@ def _list_of(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def schemas() -> dict[str, Any]:
+def schemas() -> JsonObject:
     run = _object(RUN_FIELDS)
     shown = _object(
         RUN_FIELDS,
@@ -202,9 +202,7 @@ def schemas() -> dict[str, Any]:
     }
 
 
-def header(
-    description: str, schema: dict[str, Any] | None = None, required: bool = True
-) -> JsonObject:
+def header(description: str, schema: JsonObject | None = None, required: bool = True) -> JsonObject:
     return {"schema": schema or _INT, "description": description, "required": required}
 
 

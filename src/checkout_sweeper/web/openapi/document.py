@@ -41,8 +41,8 @@ RESOURCE_STATUSES = {
 }
 
 
-def _answer(text: str, schema: dict[str, Any] = ERROR, **headers: Any) -> dict[str, Any]:
-    answer: dict[str, Any] = {
+def _answer(text: str, schema: JsonObject = ERROR, **headers: Any) -> JsonObject:
+    answer: JsonObject = {
         "description": text,
         "content": {"application/json": {"schema": schema}},
     }
@@ -51,7 +51,7 @@ def _answer(text: str, schema: dict[str, Any] = ERROR, **headers: Any) -> dict[s
     return answer
 
 
-def _sweep_responses() -> dict[str, Any]:
+def _sweep_responses() -> JsonObject:
     responses = {code: _answer(text) for code, text in STATUSES}
     responses["200"] = _answer(STATUSES[0][1], {"$ref": "#/components/schemas/SweepSuccess"})
     responses["200"]["headers"] = dict(QUOTA)
@@ -68,7 +68,7 @@ def _sweep_responses() -> dict[str, Any]:
     return responses
 
 
-def _resource_responses(ok: str, schema: str) -> dict[str, Any]:
+def _resource_responses(ok: str, schema: str) -> JsonObject:
     responses = {code: _answer(text) for code, text in RESOURCE_STATUSES.items()}
     responses["200"] = _answer(ok, {"$ref": f"#/components/schemas/{schema}"})
     responses["429"]["headers"] = {"Retry-After": RETRY_AFTER}
@@ -76,7 +76,7 @@ def _resource_responses(ok: str, schema: str) -> dict[str, Any]:
     return responses
 
 
-def _query(name: str, text: str, schema: dict[str, Any], example: Any) -> dict[str, Any]:
+def _query(name: str, text: str, schema: JsonObject, example: Any) -> JsonObject:
     return {"name": name, "in": "query", "description": text, "schema": schema, "example": example}
 
 
@@ -117,7 +117,7 @@ def _operation(
     }
 
 
-def _paths(prefix: str) -> dict[str, Any]:
+def _paths(prefix: str) -> JsonObject:
     outcome = _query(
         "outcome",
         "Only this outcome.",
@@ -179,7 +179,7 @@ IDEMPOTENCY_KEY = {
 }
 
 
-def _create_operation() -> dict[str, Any]:
+def _create_operation() -> JsonObject:
     responses = {code: _answer(text) for code, text in STATUSES if code not in ("200", "202")}
     responses["400"] = _answer("The body is not a JSON object, or fields are bad (all named).")
     responses["202"] = _answer(
@@ -205,7 +205,7 @@ def _create_operation() -> dict[str, Any]:
     return operation
 
 
-def _cancel_operation() -> dict[str, Any]:
+def _cancel_operation() -> JsonObject:
     responses = _resource_responses("Canceled: nothing more is sent to Stripe.", "SweepShown")
     responses["202"] = _answer(
         "Cancel asked; the sweep stops within seconds (follow it at the same URL).",
@@ -221,7 +221,7 @@ def _cancel_operation() -> dict[str, Any]:
     return operation["get"]
 
 
-def _health_paths() -> dict[str, Any]:
+def _health_paths() -> JsonObject:
     health = _answer("Alive.", {"$ref": "#/components/schemas/Health"})
     ready = _answer("Ready.", {"$ref": "#/components/schemas/Ready"})
     return {
@@ -245,7 +245,7 @@ def _health_paths() -> dict[str, Any]:
     }
 
 
-def openapi_spec(prefix: str) -> dict[str, Any]:
+def openapi_spec(prefix: str) -> JsonObject:
     return {
         "openapi": "3.1.0",
         "info": {

@@ -8,7 +8,9 @@ import types
 import typing
 from typing import Any
 
-_SCALARS: dict[Any, dict[str, Any]] = {
+from checkout_sweeper.vocabulary import JsonObject
+
+_SCALARS: dict[Any, JsonObject] = {
     str: {"type": "string"},
     int: {"type": "integer"},
     bool: {"type": "boolean"},
@@ -17,7 +19,7 @@ _SCALARS: dict[Any, dict[str, Any]] = {
 }
 
 
-def type_schema(hint: Any) -> dict[str, Any]:
+def type_schema(hint: Any) -> JsonObject:
     """The JSON Schema of one Python type hint (scalars, lists, dicts, optionals)."""
     if hint in _SCALARS:
         return dict(_SCALARS[hint])
@@ -32,11 +34,11 @@ def type_schema(hint: Any) -> dict[str, Any]:
     raise TypeError(f"no JSON Schema for {hint!r}")
 
 
-def dataclass_schema(cls: type, *, optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+def dataclass_schema(cls: type, *, optional: frozenset[str] = frozenset()) -> JsonObject:
     """An object schema with every field of ``cls``, described by its ``description`` metadata;
     fields not in ``optional`` are required."""
     hints = typing.get_type_hints(cls)
-    properties: dict[str, Any] = {}
+    properties: JsonObject = {}
     for item in dataclasses.fields(cls):
         schema = type_schema(hints[item.name])
         if "description" in item.metadata:

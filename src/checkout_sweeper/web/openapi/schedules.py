@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from checkout_sweeper.engine.scope import AGE
 from checkout_sweeper.runs.quota import READS_PER_MINUTE
+from checkout_sweeper.vocabulary import JsonObject
 from checkout_sweeper.web.openapi.components import ERROR, RETRY_AFTER, SCOPE_BODY, header
 
 _OPT_STR = {"type": ["string", "null"]}
-SCHEDULE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
+SCHEDULE_FIELDS: dict[str, tuple[JsonObject, str]] = {
     "id": ({"type": "string"}, "The schedule id (sch_...)."),
     "user_id": ({"type": ["integer", "null"]}, "Its owner (null: added on the command line)."),
     "every": ({"type": ["integer", "null"]}, "The period in seconds, or null for a cron one."),
@@ -19,7 +18,7 @@ SCHEDULE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "created_at": ({"type": "string"}, "ISO 8601, UTC; periods count from here."),
     "last_slot_at": (_OPT_STR, "The last slot a worker claimed and started, ISO 8601 UTC."),
 }
-CADENCE: dict[str, tuple[dict[str, Any], str]] = {
+CADENCE: dict[str, tuple[JsonObject, str]] = {
     "every": (
         {"type": ["string", "null"], "pattern": f"^{AGE.pattern}$"},
         "A period of at least 1m (15m, 1h, 1d); give this or cron.",
@@ -44,11 +43,11 @@ REFUSALS = {  # what adding a schedule is refused for, as a sweep is on every do
 }
 
 
-def _fields(fields: dict[str, tuple[dict[str, Any], str]]) -> dict[str, Any]:
+def _fields(fields: dict[str, tuple[JsonObject, str]]) -> JsonObject:
     return {name: {**schema, "description": text} for name, (schema, text) in fields.items()}
 
 
-def _wrapped(data: dict[str, Any], code: int) -> dict[str, Any]:
+def _wrapped(data: JsonObject, code: int) -> JsonObject:
     return {
         "type": "object",
         "required": ["status", "code", "data"],
@@ -56,7 +55,7 @@ def _wrapped(data: dict[str, Any], code: int) -> dict[str, Any]:
     }
 
 
-def schedule_schemas() -> dict[str, Any]:
+def schedule_schemas() -> JsonObject:
     schedule = {
         "type": "object",
         "required": list(SCHEDULE_FIELDS),
@@ -91,8 +90,8 @@ def schedule_schemas() -> dict[str, Any]:
     }
 
 
-def _responses(code: str, text: str, schema: str) -> dict[str, Any]:
-    def answer(description: str, ref: dict[str, Any] = ERROR) -> dict[str, Any]:
+def _responses(code: str, text: str, schema: str) -> JsonObject:
+    def answer(description: str, ref: JsonObject = ERROR) -> JsonObject:
         return {"description": description, "content": {"application/json": {"schema": ref}}}
 
     responses = {status: answer(description) for status, description in STATUSES.items()}
@@ -102,11 +101,11 @@ def _responses(code: str, text: str, schema: str) -> dict[str, Any]:
     return responses
 
 
-def schedule_paths(prefix: str) -> dict[str, Any]:
+def schedule_paths(prefix: str) -> JsonObject:
     created = _responses("201", "The schedule; workers start its sweeps.", "ScheduleCreated")
     created["201"]["headers"] = {"Location": header("The schedule.", {"type": "string"})}
     created.update(REFUSALS)
-    secured: dict[str, Any] = {"security": [{"bearer": []}]}
+    secured: JsonObject = {"security": [{"bearer": []}]}
     schedule_id = {
         "name": "schedule_id",
         "in": "path",
