@@ -5,7 +5,9 @@ status, whether its message may be shown to an HTTP caller (else the answer says
 ``An unexpected error occurred.`` and the log says the rest) and the command line's exit code.
 One Flask error handler (``web.envelopes``) and one click wrapper (``cli``) read them, so no
 view or command maps errors by hand. The SDK's exceptions never leave ``stripe_api``: the
-adapter translates them into the ``StripeProblem`` branch at that one boundary.
+adapter translates them into the ``StripeProblem`` branch at that one boundary. SQLAlchemy's
+never leave ``store``: ``store.database.translated`` turns them into ``DatabaseUnavailable``,
+``StatementRefused`` and ``DuplicateRow``.
 
 Each line gives a class's HTTP status and exit code; ``any`` (or ``401/400``) is set per
 instance. ``tests/test_structure.py`` holds the drawing to the classes.
@@ -15,6 +17,7 @@ instance. ``tests/test_structure.py`` holds the drawing to the classes.
                                                                                          HTTP  exit
     SweeperError                                                                          500     3
     ├── ConfigError             a setting is missing, malformed or contradictory          500     2
+    │   └── DatabaseUrlInvalid  DATABASE_URL names no database that can be opened         500     2
     ├── ScopeInvalid            a scope with bad fields (every one of them named)         400     2
     ├── ScheduleInvalid         a period or cron expression that cannot be a schedule     400     2
     ├── AuthError               a request cannot be attributed to a user              401/400     2
@@ -37,6 +40,8 @@ instance. ``tests/test_structure.py`` holds the drawing to the classes.
     ├── LeaseError              the one-sweep-per-account lease                           409     4
     │   └── SweepInProgress     another sweep holds the account's lease                   409     4
     ├── AuditError              the audit trail could not be written                      500     5
+    ├── StatementRefused        the database refused a statement (schema, permission)     500     3
+    │   └── DuplicateRow        a row with the same unique key is there already           500     3
     ├── QuotaExceeded           the caller spent the calls of the window                  429     4
     ├── DependencyDown          a dependency cannot be used now (Retry-After)             503     3
     │   ├── DatabaseUnavailable  cannot be reached, or answered too late                  503     3
@@ -84,6 +89,12 @@ class SweeperError(Exception):
         """HTTP headers that go with the answer."""
         return {}
 
+    @property
+    def public_message(self) -> str:
+        """What an HTTP caller reads when ``public``: the message, unless the class says less
+        (where the database lives is not the caller's to know)."""
+        return str(self)
+
 
 # configuration and requests ---------------------------------------------------------------------
 class ConfigError(SweeperError, ValueError):
@@ -91,6 +102,16 @@ class ConfigError(SweeperError, ValueError):
 
     exit_code = ExitCode.USAGE
     headline = "configuration"
+
+
+class DatabaseUrlInvalid(ConfigError):
+    """DATABASE_URL passed the settings' checks but names no database SQLAlchemy can open (a
+    port that is not a number, a dialect it cannot load); the message names the variable."""
+
+    headline = ""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"DATABASE_URL is not a database URL: {cause}")
 
 
 class ScopeInvalid(SweeperError, ValueError):
@@ -298,6 +319,20 @@ class AuditError(SweeperError):
     exit_code = ExitCode.AUDIT
 
 
+class StatementRefused(SweeperError):
+    """The database answered, and refused a statement: a schema or a permission that is not
+    as expected, a constraint broken. Server-side: the caller reads only that it failed."""
+
+    def __init__(self, where: str, cause: str) -> None:
+        super().__init__(f"the database at {where} (DATABASE_URL) cannot be used: {cause}")
+        self.cause = cause
+
+
+class DuplicateRow(StatementRefused):
+    """A row with the same unique key is there already: another process stored it first
+    (a lease, an account, a user, a sweep under the same Idempotency-Key)."""
+
+
 class DependencyDown(SweeperError):
     """A dependency of the service cannot be used now: nothing was started, nothing spent;
     callers may try again shortly."""
@@ -316,7 +351,22 @@ class QueueUnavailable(DependencyDown):
 
 
 class DatabaseUnavailable(DependencyDown):
-    """The database cannot be reached, or did not answer within the deadline."""
+    """The database cannot be reached, or did not answer within ``late_s`` seconds. The
+    command line names it (password masked) and the driver's ``cause``; an HTTP caller reads
+    only that nothing was started."""
+
+    def __init__(self, where: str, cause: str, *, late_s: int | None = None) -> None:
+        said = cause if late_s is None else f"no answer within {late_s} s"
+        super().__init__(f"the database at {where} (DATABASE_URL) cannot be used: {said}")
+        self.cause = cause
+        self.late_s = late_s
+
+    @property
+    def public_message(self) -> str:
+        if self.late_s is not None:
+            late = f"The database did not answer within {self.late_s} s"
+            return f"{late}, so nothing was started; try again."
+        return "The database cannot be reached, so nothing was started; try again shortly."
 
 
 class QuotaExceeded(SweeperError):

@@ -20,12 +20,10 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
 from checkout_sweeper.api_keys import key_problem
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import (
-    database_failure,
     load_settings,
     open_database,
     print_json,
@@ -271,10 +269,7 @@ def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
         raise CommandFailure(NO_TERMINAL, ExitCode.USAGE)
     db = open_database(settings)
     console = Console(stderr=True, quiet=quiet() and not plan.asking)
-    try:
-        gateway = identified_gateway(settings, db, dry_run=plan.dry_run)
-    except SQLAlchemyError as err:
-        raise database_failure(db, err) from err
+    gateway = identified_gateway(settings, db, dry_run=plan.dry_run)
     total = None
     plan = dataclasses.replace(plan, scope=plan.scope.resolved(time.time()))  # one cutoff
     if plan.asking or console.is_terminal:
@@ -364,8 +359,6 @@ def _leased(
             on_progress=live.update if live else None,
             gateway=gateway,
         )
-    except SQLAlchemyError as err:
-        raise database_failure(db, err) from err
     finally:
         db.deadlines.disarm()
 

@@ -22,9 +22,8 @@ from typing import Any
 
 from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError
 
-from checkout_sweeper.errors import ApiError
+from checkout_sweeper.errors import ApiError, DuplicateRow
 from checkout_sweeper.metrics import SWEEPS_CANCELED
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.fleet.local import FleetSweep
@@ -199,7 +198,7 @@ def create_sweep() -> ResponseReturnValue:
         keyed = dataclasses.replace(asked, row=row)
         try:
             return _started(user, keyed, accounts)
-        except IntegrityError:  # the same key, at the same moment: the other one won
+        except DuplicateRow:  # the same key, at the same moment: the other one won
             earlier = run_by_idempotency_key(app_state().db, user.id, key)
             if earlier is None:
                 raise
