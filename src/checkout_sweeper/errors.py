@@ -10,7 +10,8 @@ never leave ``store``: ``store.database.translated`` turns them into ``DatabaseU
 ``StatementRefused`` and ``DuplicateRow``.
 
 Each line gives a class's HTTP status and exit code; ``any`` (or ``401/400``) is set per
-instance. ``tests/test_structure.py`` holds the drawing to the classes.
+instance: a raise site picks a class, never a number. ``tests/test_structure.py`` holds the
+drawing to the classes.
 
 ::
 
@@ -22,6 +23,8 @@ instance. ``tests/test_structure.py`` holds the drawing to the classes.
     ├── ScheduleInvalid         a period or cron expression that cannot be a schedule     400     2
     ├── AuthError               a request cannot be attributed to a user              401/400     2
     ├── UserError               a user cannot be added as asked                           400     2
+    ├── NotFound                no such user, sweep, session or schedule (or not theirs)  404     2
+    ├── AlreadyEnded            the sweep ended already: nothing to cancel                409     2
     ├── CommandFailure          a command refuses or fails for its own reason             500   any
     ├── StripeProblem           what the adapter reports about one Stripe call            500     3
     │   ├── RetryableError      429, 5xx, 409 on a busy idempotency key, lost connection  500     3
@@ -47,7 +50,12 @@ instance. ``tests/test_structure.py`` holds the drawing to the classes.
     │   ├── DatabaseUnavailable  cannot be reached, or answered too late                  503     3
     │   ├── QueueUnavailable    the job queue's Redis cannot be reached                   503     3
     │   └── QuotaUnavailable    the per-user limits' storage cannot be reached            503     3
-    └── ApiError                a view's own answer in the error envelope                 any     2
+    └── ApiError                a view's own refusal of a request, in the error envelope  400     2
+        ├── RequestInvalid      a query parameter, header or body that cannot be used     400     2
+        ├── IdempotencyKeyReused  the key started a sweep with another body               422     2
+        ├── UserHasCustomer     the cleanup endpoint is for users without a customer      409     2
+        ├── MetricsTokenRequired  /metrics without its METRICS_TOKEN                      401     2
+        └── MetricsLoopbackOnly  /metrics from off this host, with no METRICS_TOKEN set   403     2
 """
 
 from __future__ import annotations
@@ -164,6 +172,23 @@ class UserError(SweeperError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class NotFound(SweeperError):
+    """What the caller named (a user, a sweep, a session, a schedule) is not there, or is not
+    theirs to see: the same answer either way, so ids cannot be probed."""
+
+    http_status = 404
+    public = True
+    exit_code = ExitCode.USAGE
+
+
+class AlreadyEnded(SweeperError):
+    """A sweep asked to stop that has ended already: there is nothing to cancel."""
+
+    http_status = 409
+    public = True
+    exit_code = ExitCode.USAGE
 
 
 class CommandFailure(SweeperError):
@@ -390,17 +415,39 @@ class QuotaUnavailable(DependencyDown):
 
 
 class ApiError(SweeperError):
-    """Raised by a view to answer with the error envelope: ``code``, ``message``, headers."""
+    """Base of a view's own refusals of a request, answered in the error envelope with the
+    message as written."""
 
+    http_status = 400
     public = True
     exit_code = ExitCode.USAGE
 
-    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.http_status = code
-        self.message = message
-        self._headers = headers or {}
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return self._headers
+class RequestInvalid(ApiError):
+    """A query parameter, header or body the view cannot use as given; the message says
+    which, and what it takes."""
+
+
+class IdempotencyKeyReused(ApiError):
+    """The Idempotency-Key already started a sweep with another body (Stripe's own rule)."""
+
+    http_status = 422
+
+
+class UserHasCustomer(ApiError):
+    """The cleanup endpoint is for users without a Stripe customer, and this one has one."""
+
+    http_status = 409
+
+
+class MetricsTokenRequired(ApiError):
+    """``/metrics`` asked for without the Bearer token METRICS_TOKEN opens it with."""
+
+    http_status = 401
+
+
+class MetricsLoopbackOnly(ApiError):
+    """``/metrics`` asked for from another host (or through a proxy) while no METRICS_TOKEN
+    is set: without a token it answers this host alone."""
+
+    http_status = 403

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, g, has_request_context, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import MethodNotAllowed
 
-from checkout_sweeper.errors import ApiError, SweepAborted
+from checkout_sweeper.errors import RequestInvalid, SweepAborted, UserHasCustomer
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.launch import SEED, Asked, refuse_early, start_configured_sweep
 from checkout_sweeper.runs.queue.producer import queue_run
@@ -51,11 +51,10 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
     g.user_id = authenticated_user_id()
     if request.args:
         names = ", ".join(sorted(request.args))
-        raise ApiError(400, f"This endpoint accepts no query parameters; got: {names}.")
+        raise RequestInvalid(f"This endpoint accepts no query parameters; got: {names}.")
     user = load_user(g.user_id)
     if user.stripe_customer_id:
-        raise ApiError(
-            409,
+        raise UserHasCustomer(
             "This user already has a Stripe customer "
             f"({user.stripe_customer_id}); this cleanup endpoint is only for users without one.",
         )

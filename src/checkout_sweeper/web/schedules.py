@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, url_for
 from flask.typing import ResponseReturnValue
 
-from checkout_sweeper.errors import ApiError, ScheduleInvalid
+from checkout_sweeper.errors import NotFound, ScheduleInvalid
 from checkout_sweeper.runs.schedules import (
     Cadence,
     add_schedule,
@@ -55,7 +55,7 @@ def add() -> ResponseReturnValue:
 def remove(schedule_id: str) -> ResponseReturnValue:
     """Remove one of the caller's schedules; sweeps it started stay in the history."""
     if not remove_schedule(app_state().db, schedule_id, reading_user_id()):
-        raise ApiError(404, "Schedule not found.")
+        raise NotFound("Schedule not found.")
     return success({"id": schedule_id, "deleted": True})
 
 

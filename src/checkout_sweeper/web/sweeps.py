@@ -23,7 +23,13 @@ from typing import Any
 from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
 
-from checkout_sweeper.errors import ApiError, DuplicateRow
+from checkout_sweeper.errors import (
+    AlreadyEnded,
+    DuplicateRow,
+    IdempotencyKeyReused,
+    NotFound,
+    RequestInvalid,
+)
 from checkout_sweeper.metrics import SWEEPS_CANCELED
 from checkout_sweeper.runs import background
 from checkout_sweeper.runs.fleet.local import FleetSweep
@@ -75,7 +81,7 @@ def reading_user_id() -> int:
 def _params(allowed: set[str]) -> dict[str, str]:
     unknown = sorted(set(request.args) - allowed)
     if unknown:
-        raise ApiError(400, f"Unknown query parameter(s): {', '.join(unknown)}.")
+        raise RequestInvalid(f"Unknown query parameter(s): {', '.join(unknown)}.")
     return {name: request.args[name] for name in request.args}
 
 
@@ -88,7 +94,7 @@ def _page_size(raw: str | None, default: int = 10) -> int:
     if raw is None:
         return default
     if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= 100:
-        raise ApiError(400, f"limit must be a whole number from 1 to 100, got {raw!r}.")
+        raise RequestInvalid(f"limit must be a whole number from 1 to 100, got {raw!r}.")
     return int(raw)
 
 
@@ -96,7 +102,7 @@ def _known_sweep(sweep_id: str, user_id: int) -> dict[str, Any]:
     """The caller's run, or 404 for anyone else's, a missing one or an id no run can have."""
     run = run_of_user(app_state().db, sweep_id, user_id) if SWEEP_ID.fullmatch(sweep_id) else None
     if run is None:
-        raise ApiError(404, NOT_FOUND)
+        raise NotFound(NOT_FOUND)
     return run
 
 
@@ -130,7 +136,7 @@ def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
     _params(set())
     run = _known_sweep(sweep_id, user_id)
     if run["status"] in ENDED:
-        raise ApiError(409, f"This sweep already ended ({run['status']}); nothing to cancel.")
+        raise AlreadyEnded(f"This sweep already ended ({run['status']}); nothing to cancel.")
     db = app_state().db
     request_cancel(db, sweep_id)
     SWEEPS_CANCELED.labels("api").inc()
@@ -161,11 +167,11 @@ def sweep_sessions(sweep_id: str) -> ResponseReturnValue:
     limit = _page_size(params.get("limit"))
     outcome = params.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
-        raise ApiError(400, f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}.")
+        raise RequestInvalid(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}.")
     after = params.get("starting_after")
     if after is not None and not SESSION_ID.fullmatch(after):
-        raise ApiError(
-            400, f"starting_after must be a Checkout Session id (cs_...), got {after!r}."
+        raise RequestInvalid(
+            f"starting_after must be a Checkout Session id (cs_...), got {after!r}."
         )
     _known_sweep(sweep_id, user_id)
     try:
@@ -177,7 +183,7 @@ def sweep_sessions(sweep_id: str) -> ResponseReturnValue:
             starting_after=params.get("starting_after"),
         )
     except LookupError:
-        raise ApiError(404, f"No session {params.get('starting_after')!r} in this sweep.") from None
+        raise NotFound(f"No session {params.get('starting_after')!r} in this sweep.") from None
     url = url_for("sweeps.sweep_sessions", sweep_id=sweep_id)
     return success(_listed(rows, limit, url))
 
@@ -240,7 +246,7 @@ def _fleet_started(user: User, asked: Asked, accounts: str | list[str]) -> Respo
 
 def _replayed(earlier: dict[str, Any], fingerprint: str) -> ResponseReturnValue:
     if earlier["request_fingerprint"] != fingerprint:
-        raise ApiError(422, KEY_REUSED.format(sweep_id=earlier["id"]))
+        raise IdempotencyKeyReused(KEY_REUSED.format(sweep_id=earlier["id"]))
     response = accepted(earlier["id"], earlier["status"], preferred=False)
     response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -273,5 +279,5 @@ def _accounts(value: Any, problems: dict[str, str]) -> Accounts:
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise ApiError(400, "Idempotency-Key must be 1 to 255 printable ASCII characters.")
+        raise RequestInvalid("Idempotency-Key must be 1 to 255 printable ASCII characters.")
     return key
