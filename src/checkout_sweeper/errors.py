@@ -9,8 +9,8 @@ adapter translates them into the ``StripeProblem`` branch at that one boundary. 
 never leave ``store``: ``store.database.translated`` turns them into ``DatabaseUnavailable``,
 ``StatementRefused`` and ``DuplicateRow``.
 
-Each line gives a class's HTTP status and exit code; ``any`` (or ``401/400``) is set per
-instance: a raise site picks a class, never a number. ``tests/test_structure.py`` holds the
+Each line gives a class's HTTP status and exit code; ``any`` (or ``401/400``, ``2/3``) is set
+per instance: a raise site picks a class, never a number. ``tests/test_structure.py`` holds the
 drawing to the classes.
 
 ::
@@ -25,7 +25,9 @@ drawing to the classes.
     ├── UserError               a user cannot be added as asked                           400     2
     ├── NotFound                no such user, sweep, session or schedule (or not theirs)  404     2
     ├── AlreadyEnded            the sweep ended already: nothing to cancel                409     2
-    ├── CommandFailure          a command refuses or fails for its own reason             500   any
+    ├── CommandFailure          a command refuses or fails for its own reason             500     2
+    │   ├── UsageRefused        cannot run as asked: an argument, a setting, no terminal  500     2
+    │   └── FolderUnusable      the data folder cannot be made (2) or written (3)         500   2/3
     ├── StripeProblem           what the adapter reports about one Stripe call            500     3
     │   ├── RetryableError      429, 5xx, 409 on a busy idempotency key, lost connection  500     3
     │   ├── FatalStripeError    key rejected, or an answer no retry can change            500     3
@@ -194,9 +196,24 @@ class AlreadyEnded(SweeperError):
 class CommandFailure(SweeperError):
     """A command refuses or fails for a reason of its own; the message is said in one line."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = ExitCode.USAGE
+
+
+class UsageRefused(CommandFailure):
+    """The command cannot run as asked: an argument it cannot use, a setting it needs, no
+    terminal to ask its question on."""
+
+
+class FolderUnusable(CommandFailure):
+    """The data folder cannot be used. One that cannot be made is a setting to fix (exit 2);
+    one that exists but cannot be written is the machine's state (exit 3)."""
+
+    def __init__(self, folder: str, reason: str, *, exists: bool) -> None:
+        super().__init__(
+            f"the data folder {folder} cannot be used ({reason}); set SWEEPER_INSTANCE_PATH "
+            "or DATABASE_URL to a place this user can write"
+        )
+        self.exit_code = ExitCode.UNAVAILABLE if exists else ExitCode.USAGE
 
 
 # Stripe ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 
 from checkout_sweeper.cli.options import asked
-from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
+from checkout_sweeper.errors import FolderUnusable, SweeperError
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.runs.recovery import import_journals
 from checkout_sweeper.settings import (
@@ -82,16 +82,9 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
-def _folder_unusable(err: OSError) -> CommandFailure:
-    """A data folder that cannot be made is a setting to fix (2); one that exists but cannot
-    be written is the machine's state (3)."""
+def _folder_unusable(err: OSError) -> FolderUnusable:
     where = Path(err.filename or "?")
-    code = ExitCode.UNAVAILABLE if where.exists() else ExitCode.USAGE
-    return CommandFailure(
-        f"the data folder {where} cannot be used ({err.strerror}); set SWEEPER_INSTANCE_PATH "
-        "or DATABASE_URL to a place this user can write",
-        code,
-    )
+    return FolderUnusable(str(where), str(err.strerror), exists=where.exists())
 
 
 def print_json(payload: Any) -> None:

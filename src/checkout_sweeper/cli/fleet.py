@@ -18,7 +18,7 @@ from rich.table import Table
 
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import open_database, print_json, quiet, table_console
-from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
+from checkout_sweeper.errors import SweeperError, UsageRefused
 from checkout_sweeper.runs.fleet.local import FleetSweep
 from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
 from checkout_sweeper.runs.fleet.rows import FleetPlan
@@ -45,7 +45,7 @@ class FleetAsk:
 
 def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> NoReturn:
     if ask.asking and not sys.stdin.isatty():
-        raise CommandFailure(no_terminal, ExitCode.USAGE)
+        raise UsageRefused(no_terminal)
     db = open_database(settings)
     console = Console(stderr=True, quiet=quiet() and not ask.asking)
     platform = identified_gateway(settings, db, dry_run=ask.asked.dry_run)

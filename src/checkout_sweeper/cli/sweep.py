@@ -37,12 +37,12 @@ from checkout_sweeper.cli.scopes import scope_options
 from checkout_sweeper.engine.scope import Scope
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 from checkout_sweeper.errors import (
-    CommandFailure,
     ExitCode,
     LeaseLost,
     SweepAborted,
     SweeperError,
     SweepInterrupted,
+    UsageRefused,
 )
 from checkout_sweeper.runs.fleet.rows import FLEET_PARALLEL
 from checkout_sweeper.runs.launch import (
@@ -266,7 +266,7 @@ class Plan:
 def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
     _require_key(settings)
     if plan.asking and not sys.stdin.isatty():
-        raise CommandFailure(NO_TERMINAL, ExitCode.USAGE)
+        raise UsageRefused(NO_TERMINAL)
     db = open_database(settings)
     console = Console(stderr=True, quiet=quiet() and not plan.asking)
     gateway = identified_gateway(settings, db, dry_run=plan.dry_run)
@@ -307,16 +307,14 @@ def _read_key(given: str) -> str:
         try:
             return Path(given[1:]).read_text().strip()
         except OSError as err:
-            raise CommandFailure(
-                f"--api-key: {err.strerror}: {given[1:]}", ExitCode.USAGE
-            ) from None
+            raise UsageRefused(f"--api-key: {err.strerror}: {given[1:]}") from None
     return given
 
 
 def _require_key(settings: Settings) -> None:
     problem = key_problem(settings.stripe_api_key)
     if problem is not None:
-        raise CommandFailure(problem, ExitCode.USAGE)
+        raise UsageRefused(problem)
 
 
 def _expire_confirmed(
