@@ -27,7 +27,13 @@ drawing to the classes.
     ├── AlreadyEnded            the sweep ended already: nothing to cancel                409     2
     ├── CommandFailure          a command refuses or fails for its own reason             500     2
     │   ├── UsageRefused        cannot run as asked: an argument, a setting, no terminal  500     2
-    │   └── FolderUnusable      the data folder cannot be made (2) or written (3)         500   2/3
+    │   ├── FolderUnusable      the data folder cannot be made (2) or written (3)         500   2/3
+    │   └── AlreadySaid         said in the command's own words: the door only exits      500     1
+    │       ├── Declined        the question before a sweep was answered no               500     1
+    │       ├── SessionsLeftOpen  sessions failed or remain open                          500     1
+    │       ├── InterruptedBeforeStart  Ctrl-C or SIGTERM before any session was expired  500   130
+    │       ├── StillStopping   a canceled sweep had not stopped when the wait ended      500     3
+    │       └── OutcomeShown    a stopped sweep or a fleet: the code of how it ended      500   any
     ├── StripeProblem           what the adapter reports about one Stripe call            500     3
     │   ├── RetryableError      429, 5xx, 409 on a busy idempotency key, lost connection  500     3
     │   ├── FatalStripeError    key rejected, or an answer no retry can change            500     3
@@ -63,7 +69,7 @@ drawing to the classes.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from checkout_sweeper.engine.tally import SweepResult
@@ -214,6 +220,49 @@ class FolderUnusable(CommandFailure):
             "or DATABASE_URL to a place this user can write"
         )
         self.exit_code = ExitCode.UNAVAILABLE if exists else ExitCode.USAGE
+
+
+class AlreadySaid(CommandFailure):
+    """The command has told the user what happened in its own words (a summary, JSON, a
+    line): the door says nothing more and ends it with the class's exit code."""
+
+    exit_code = ExitCode.FAILED
+
+
+class Declined(AlreadySaid):
+    """The question before a sweep was answered no: nothing was expired."""
+
+
+class SessionsLeftOpen(AlreadySaid):
+    """The sweep ran to its end, and sessions failed or remain open (the summary says which)."""
+
+
+class InterruptedBeforeStart(AlreadySaid):
+    """Ctrl-C or SIGTERM while listing or at the question, before any session was expired."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class StillStopping(AlreadySaid):
+    """A canceled sweep had not said it stopped when the command stopped waiting for it."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class Ending(Protocol):
+    """What ends a command with a code of its own: an error of this tree, a fleet's result."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+
+class OutcomeShown(AlreadySaid):
+    """A sweep that stopped early, or a fleet sweep, shown with what it did: the command ends
+    with the code of how it ended (interrupted, lease lost, Stripe, some accounts failed)."""
+
+    def __init__(self, message: str, ended: Ending) -> None:
+        super().__init__(message)
+        self.exit_code = ExitCode(ended.exit_code)
 
 
 # Stripe ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import click
 
 from checkout_sweeper.cli.context import load_settings, open_database, print_json
 from checkout_sweeper.cli.history import the_run
-from checkout_sweeper.errors import AlreadyEnded, ExitCode
+from checkout_sweeper.errors import AlreadyEnded, StillStopping
 from checkout_sweeper.runs.rows import ENDED, request_cancel, wait_while_pending
 from checkout_sweeper.vocabulary import RunStatus
 
@@ -38,4 +38,4 @@ def cancel_command(sweep_id: str, as_json: bool) -> None:
     else:
         click.echo(f"sweep {run['id']} asked to cancel; it is still stopping ({status})")
     if status != RunStatus.CANCELED:
-        raise SystemExit(ExitCode.UNAVAILABLE)
+        raise StillStopping(f"sweep {run['id']} is still stopping ({status})")

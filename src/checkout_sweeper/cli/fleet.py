@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable
-from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -18,7 +17,7 @@ from rich.table import Table
 
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import open_database, print_json, quiet, table_console
-from checkout_sweeper.errors import SweeperError, UsageRefused
+from checkout_sweeper.errors import OutcomeShown, SweeperError, UsageRefused
 from checkout_sweeper.runs.fleet.local import FleetSweep
 from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
 from checkout_sweeper.runs.fleet.rows import FleetPlan
@@ -43,7 +42,7 @@ class FleetAsk:
         return not self.asked.dry_run and not self.yes
 
 
-def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> NoReturn:
+def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> None:
     if ask.asking and not sys.stdin.isatty():
         raise UsageRefused(no_terminal)
     db = open_database(settings)
@@ -61,7 +60,8 @@ def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> NoReturn
         print_json(result.as_data())
     elif not quiet():
         _summary(result)
-    sys.exit(result.exit_code)
+    if result.exit_code:
+        raise OutcomeShown(f"fleet sweep {result.sweep_id} ended {result.status}", result)
 
 
 def _show_counts(

@@ -37,8 +37,11 @@ from checkout_sweeper.cli.scopes import scope_options
 from checkout_sweeper.engine.scope import Scope
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 from checkout_sweeper.errors import (
-    ExitCode,
+    AlreadySaid,
+    InterruptedBeforeStart,
     LeaseLost,
+    OutcomeShown,
+    SessionsLeftOpen,
     SweepAborted,
     SweeperError,
     SweepInterrupted,
@@ -188,7 +191,10 @@ def sweep_command(
                 asked = Asked(scope, dry_run)
                 fleet = FleetAsk(_fleet_of(all_accounts, accounts), asked, yes, as_json, parallel)
                 sweep_fleet(settings, fleet, NO_TERMINAL)
+                return
             _sweep(settings, Plan(dry_run, yes, as_json, scope, full), watch)
+        except AlreadySaid:
+            raise  # the command said how it ended, --json included
         except SweeperError as err:  # nothing could start: --json still says so, in one object
             if as_json:
                 print_json(_not_started(dry_run, str(err)))
@@ -197,7 +203,7 @@ def sweep_command(
             click.echo("stopping: interrupted before any session was expired", err=True)
             if as_json:
                 print_json(_not_started(dry_run, "interrupted"))
-            sys.exit(ExitCode.INTERRUPTED)
+            raise InterruptedBeforeStart("interrupted before any session was expired") from None
 
 
 def _fleet_of(all_accounts: bool, accounts: tuple[str, ...]) -> tuple[str, ...]:
@@ -286,7 +292,8 @@ def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
         print_json(_answer(result, whole=plan.full))
     elif not quiet():
         show_summary(table_console(), console, result, db.safe_url)
-    sys.exit(0 if result.succeeded else ExitCode.FAILED)
+    if not result.succeeded:
+        raise SessionsLeftOpen(f"sweep {result.sweep_id} left sessions failed or open")
 
 
 def _count(console: Console, settings: Settings, gateway: StripeGateway, scope: Scope) -> int:
@@ -362,7 +369,7 @@ def _leased(
 
 
 def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> NoReturn:
-    """Say what was done before the sweep stopped, then exit with the code of the reason."""
+    """Say what was done before the sweep stopped; the command ends with the reason's code."""
     if isinstance(stopped, SweepInterrupted):
         headline = "[yellow]interrupted:[/yellow] the run is recorded as interrupted"
     elif isinstance(stopped, LeaseLost):
@@ -372,4 +379,4 @@ def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> No
     show_stopped(console, headline, stopped.result)
     if as_json and stopped.result is not None:
         print_json({**stopped.result.as_data(), "error": str(stopped)})
-    sys.exit(stopped.exit_code)
+    raise OutcomeShown(str(stopped), stopped) from stopped
