@@ -9,8 +9,8 @@ adapter translates them into the ``StripeProblem`` branch at that one boundary. 
 never leave ``store``: ``store.database.translated`` turns them into ``DatabaseUnavailable``,
 ``StatementRefused`` and ``DuplicateRow``.
 
-Each line gives a class's HTTP status and exit code; ``any`` (or ``401/400``, ``2/3``) is set
-per instance: a raise site picks a class, never a number. ``tests/test_structure.py`` holds the
+Each line gives a class's HTTP status and exit code; ``any`` (or ``2/3``) is set per
+instance: a raise site picks a class, never a number. ``tests/test_structure.py`` holds the
 drawing to the classes.
 
 ::
@@ -21,7 +21,8 @@ drawing to the classes.
     │   └── DatabaseUrlInvalid  DATABASE_URL names no database that can be opened         500     2
     ├── ScopeInvalid            a scope with bad fields (every one of them named)         400     2
     ├── ScheduleInvalid         a period or cron expression that cannot be a schedule     400     2
-    ├── AuthError               a request cannot be attributed to a user              401/400     2
+    ├── AuthError               a request cannot be attributed to a user                  401     2
+    │   └── UserIdClaimInvalid  the token's user id claim is missing or not an id         400     2
     ├── UserError               a user cannot be added as asked                           400     2
     ├── NotFound                no such user, sweep, session or schedule (or not theirs)  404     2
     ├── AlreadyEnded            the sweep ended already: nothing to cancel                409     2
@@ -151,14 +152,14 @@ class ScheduleInvalid(SweeperError, ValueError):
 
 
 class AuthError(SweeperError):
-    """A request that cannot be attributed to a user: ``status`` is 401 or 400."""
+    """A request that cannot be attributed to a user: no token, or one that does not verify."""
 
+    http_status = 401
     public = True
     exit_code = ExitCode.USAGE
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.http_status = status
         self.message = message
 
     @property
@@ -168,6 +169,13 @@ class AuthError(SweeperError):
             if self.http_status == 401
             else {}
         )
+
+
+class UserIdClaimInvalid(AuthError):
+    """A token that verifies but names no user id: its claim is missing, or of another type
+    (the spec's missing or malformed field, so a 400 rather than a challenge)."""
+
+    http_status = 400
 
 
 class UserError(SweeperError):
