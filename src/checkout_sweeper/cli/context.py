@@ -83,6 +83,7 @@ def open_database(settings: Settings) -> Database:
 
 
 def _folder_unusable(err: OSError) -> FolderUnusable:
+    """The folder the OS named; whether it exists decides the exit code."""
     where = Path(err.filename or "?")
     return FolderUnusable(str(where), str(err.strerror), exists=where.exists())
 

@@ -193,6 +193,8 @@ class Database:
 
 
 def _engine(url: str, **options: Any) -> Engine:
+    """The engine; a URL that passed the settings' checks but that SQLAlchemy cannot use (a
+    port that is not a number) is the setting's fault, said as such."""
     try:
         return create_engine(url, **options)
     except (exc.ArgumentError, ValueError) as err:  # NoSuchModuleError is an ArgumentError
