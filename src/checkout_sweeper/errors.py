@@ -5,21 +5,36 @@ status, whether its message may be shown to an HTTP caller (else the answer says
 ``An unexpected error occurred.`` and the log says the rest) and the command line's exit code.
 One Flask error handler (``web.envelopes``) and one click wrapper (``cli``) read them, so no
 view or command maps errors by hand. The SDK's exceptions never leave ``stripe_api``: the
-adapter translates them into the ``StripeProblem`` branch at that one boundary.
+adapter translates them into the ``StripeProblem`` branch at that one boundary. SQLAlchemy's
+never leave ``store``: ``store.database.translated`` turns them into ``DatabaseUnavailable``,
+``StatementRefused`` and ``DuplicateRow``.
 
-Each line gives a class's HTTP status and exit code; ``any`` (or ``401/400``) is set per
-instance. ``tests/test_structure.py`` holds the drawing to the classes.
+Each line gives a class's HTTP status and exit code; ``any`` (or ``2/3``) is set per
+instance: a raise site picks a class, never a number. ``tests/test_structure.py`` holds the
+drawing to the classes.
 
 ::
 
                                                                                          HTTP  exit
     SweeperError                                                                          500     3
     ├── ConfigError             a setting is missing, malformed or contradictory          500     2
+    │   └── DatabaseUrlInvalid  DATABASE_URL names no database that can be opened         500     2
     ├── ScopeInvalid            a scope with bad fields (every one of them named)         400     2
     ├── ScheduleInvalid         a period or cron expression that cannot be a schedule     400     2
-    ├── AuthError               a request cannot be attributed to a user              401/400     2
+    ├── AuthError               a request cannot be attributed to a user                  401     2
+    │   └── UserIdClaimInvalid  the token's user id claim is missing or not an id         400     2
     ├── UserError               a user cannot be added as asked                           400     2
-    ├── CommandFailure          a command refuses or fails for its own reason             500   any
+    ├── NotFound                no such user, sweep, session or schedule (or not theirs)  404     2
+    ├── AlreadyEnded            the sweep ended already: nothing to cancel                409     2
+    ├── CommandFailure          a command refuses or fails for its own reason             500     2
+    │   ├── UsageRefused        cannot run as asked: an argument, a setting, no terminal  500     2
+    │   ├── FolderUnusable      the data folder cannot be made (2) or written (3)         500   2/3
+    │   └── AlreadySaid         said in the command's own words: the door only exits      500     1
+    │       ├── Declined        the question before a sweep was answered no               500     1
+    │       ├── SessionsLeftOpen  sessions failed or remain open                          500     1
+    │       ├── InterruptedBeforeStart  Ctrl-C or SIGTERM before any session was expired  500   130
+    │       ├── StillStopping   a canceled sweep had not stopped when the wait ended      500     3
+    │       └── OutcomeShown    a stopped sweep or a fleet: the code of how it ended      500   any
     ├── StripeProblem           what the adapter reports about one Stripe call            500     3
     │   ├── RetryableError      429, 5xx, 409 on a busy idempotency key, lost connection  500     3
     │   ├── FatalStripeError    key rejected, or an answer no retry can change            500     3
@@ -40,18 +55,24 @@ instance. ``tests/test_structure.py`` holds the drawing to the classes.
     ├── LeaseError              the one-sweep-per-account lease                           409     4
     │   └── SweepInProgress     another sweep holds the account's lease                   409     4
     ├── AuditError              the audit trail could not be written                      500     5
+    ├── StatementRefused        the database refused a statement (schema, permission)     500     3
+    │   └── DuplicateRow        a row with the same unique key is there already           500     3
     ├── QuotaExceeded           the caller spent the calls of the window                  429     4
     ├── DependencyDown          a dependency cannot be used now (Retry-After)             503     3
     │   ├── DatabaseUnavailable  cannot be reached, or answered too late                  503     3
     │   ├── QueueUnavailable    the job queue's Redis cannot be reached                   503     3
     │   └── QuotaUnavailable    the per-user limits' storage cannot be reached            503     3
-    └── ApiError                a view's own answer in the error envelope                 any     2
+    └── ApiError                a view's own refusal of a request, in the error envelope  400     2
+        ├── RequestInvalid      a query parameter, header or body that cannot be used     400     2
+        ├── IdempotencyKeyReused  the key started a sweep with another body               422     2
+        ├── MetricsTokenRequired  /metrics without its METRICS_TOKEN                      401     2
+        └── MetricsLoopbackOnly  /metrics from off this host, with no METRICS_TOKEN set   403     2
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from checkout_sweeper.engine.tally import SweepResult
@@ -87,6 +108,12 @@ class SweeperError(Exception):
         """HTTP headers that go with the answer."""
         return {}
 
+    @property
+    def public_message(self) -> str:
+        """What an HTTP caller reads when ``public``: the message, unless the class says less
+        (where the database lives is not the caller's to know)."""
+        return str(self)
+
 
 # configuration and requests ---------------------------------------------------------------------
 class ConfigError(SweeperError, ValueError):
@@ -94,6 +121,16 @@ class ConfigError(SweeperError, ValueError):
 
     exit_code = ExitCode.USAGE
     headline = "configuration"
+
+
+class DatabaseUrlInvalid(ConfigError):
+    """DATABASE_URL passed the settings' checks but names no database SQLAlchemy can open (a
+    port that is not a number, a dialect it cannot load); the message names the variable."""
+
+    headline = ""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"DATABASE_URL is not a database URL: {cause}")
 
 
 class ScopeInvalid(SweeperError, ValueError):
@@ -117,14 +154,14 @@ class ScheduleInvalid(SweeperError, ValueError):
 
 
 class AuthError(SweeperError):
-    """A request that cannot be attributed to a user: ``status`` is 401 or 400."""
+    """A request that cannot be attributed to a user: no token, or one that does not verify."""
 
+    http_status = 401
     public = True
     exit_code = ExitCode.USAGE
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.http_status = status
         self.message = message
 
     @property
@@ -134,6 +171,13 @@ class AuthError(SweeperError):
             if self.http_status == 401
             else {}
         )
+
+
+class UserIdClaimInvalid(AuthError):
+    """A token that verifies but names no user id: its claim is missing, or of another type
+    (the spec's missing or malformed field, so a 400 rather than a challenge)."""
+
+    http_status = 400
 
 
 class UserError(SweeperError):
@@ -148,12 +192,87 @@ class UserError(SweeperError):
         self.field = field
 
 
+class NotFound(SweeperError):
+    """What the caller named (a user, a sweep, a session, a schedule) is not there, or is not
+    theirs to see: the same answer either way, so ids cannot be probed."""
+
+    http_status = 404
+    public = True
+    exit_code = ExitCode.USAGE
+
+
+class AlreadyEnded(SweeperError):
+    """A sweep asked to stop that has ended already: there is nothing to cancel."""
+
+    http_status = 409
+    public = True
+    exit_code = ExitCode.USAGE
+
+
 class CommandFailure(SweeperError):
     """A command refuses or fails for a reason of its own; the message is said in one line."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    exit_code = ExitCode.USAGE
+
+
+class UsageRefused(CommandFailure):
+    """The command cannot run as asked: an argument it cannot use, a setting it needs, no
+    terminal to ask its question on."""
+
+
+class FolderUnusable(CommandFailure):
+    """The data folder cannot be used. One that cannot be made is a setting to fix (exit 2);
+    one that exists but cannot be written is the machine's state (exit 3)."""
+
+    def __init__(self, folder: str, reason: str, *, exists: bool) -> None:
+        super().__init__(
+            f"the data folder {folder} cannot be used ({reason}); set SWEEPER_INSTANCE_PATH "
+            "or DATABASE_URL to a place this user can write"
+        )
+        self.exit_code = ExitCode.UNAVAILABLE if exists else ExitCode.USAGE
+
+
+class AlreadySaid(CommandFailure):
+    """The command has told the user what happened in its own words (a summary, JSON, a
+    line): the door says nothing more and ends it with the class's exit code."""
+
+    exit_code = ExitCode.FAILED
+
+
+class Declined(AlreadySaid):
+    """The question before a sweep was answered no: nothing was expired."""
+
+
+class SessionsLeftOpen(AlreadySaid):
+    """The sweep ran to its end, and sessions failed or remain open (the summary says which)."""
+
+
+class InterruptedBeforeStart(AlreadySaid):
+    """Ctrl-C or SIGTERM while listing or at the question, before any session was expired."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class StillStopping(AlreadySaid):
+    """A canceled sweep had not said it stopped when the command stopped waiting for it."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class Ending(Protocol):
+    """What ends a command with a code of its own: an error of this tree, a fleet's result."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+
+class OutcomeShown(AlreadySaid):
+    """A sweep that stopped early, or a fleet sweep, shown with what it did: the command ends
+    with the code of how it ended (interrupted, lease lost, Stripe, some accounts failed)."""
+
+    def __init__(self, message: str, ended: Ending) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = ExitCode(ended.exit_code)
 
 
 # Stripe ---------------------------------------------------------------------------------------
@@ -343,6 +462,20 @@ class AuditError(SweeperError):
     exit_code = ExitCode.AUDIT
 
 
+class StatementRefused(SweeperError):
+    """The database answered, and refused a statement: a schema or a permission that is not
+    as expected, a constraint broken. Server-side: the caller reads only that it failed."""
+
+    def __init__(self, where: str, cause: str) -> None:
+        super().__init__(f"the database at {where} (DATABASE_URL) cannot be used: {cause}")
+        self.cause = cause
+
+
+class DuplicateRow(StatementRefused):
+    """A row with the same unique key is there already: another process stored it first
+    (a lease, an account, a user, a sweep under the same Idempotency-Key)."""
+
+
 class DependencyDown(SweeperError):
     """A dependency of the service cannot be used now: nothing was started, nothing spent;
     callers may try again shortly."""
@@ -361,7 +494,22 @@ class QueueUnavailable(DependencyDown):
 
 
 class DatabaseUnavailable(DependencyDown):
-    """The database cannot be reached, or did not answer within the deadline."""
+    """The database cannot be reached, or did not answer within ``late_s`` seconds. The
+    command line names it (password masked) and the driver's ``cause``; an HTTP caller reads
+    only that nothing was started."""
+
+    def __init__(self, where: str, cause: str, *, late_s: int | None = None) -> None:
+        said = cause if late_s is None else f"no answer within {late_s} s"
+        super().__init__(f"the database at {where} (DATABASE_URL) cannot be used: {said}")
+        self.cause = cause
+        self.late_s = late_s
+
+    @property
+    def public_message(self) -> str:
+        if self.late_s is not None:
+            late = f"The database did not answer within {self.late_s} s"
+            return f"{late}, so nothing was started; try again."
+        return "The database cannot be reached, so nothing was started; try again shortly."
 
 
 class QuotaExceeded(SweeperError):
@@ -385,17 +533,33 @@ class QuotaUnavailable(DependencyDown):
 
 
 class ApiError(SweeperError):
-    """Raised by a view to answer with the error envelope: ``code``, ``message``, headers."""
+    """Base of a view's own refusals of a request, answered in the error envelope with the
+    message as written."""
 
+    http_status = 400
     public = True
     exit_code = ExitCode.USAGE
 
-    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.http_status = code
-        self.message = message
-        self._headers = headers or {}
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return self._headers
+class RequestInvalid(ApiError):
+    """A query parameter, header or body the view cannot use as given; the message says
+    which, and what it takes."""
+
+
+class IdempotencyKeyReused(ApiError):
+    """The Idempotency-Key already started a sweep with another body (Stripe's own rule)."""
+
+    http_status = 422
+
+
+class MetricsTokenRequired(ApiError):
+    """``/metrics`` asked for without the Bearer token METRICS_TOKEN opens it with."""
+
+    http_status = 401
+
+
+class MetricsLoopbackOnly(ApiError):
+    """``/metrics`` asked for from another host (or through a proxy) while no METRICS_TOKEN
+    is set: without a token it answers this host alone."""
+
+    http_status = 403

@@ -13,7 +13,7 @@ import time
 import jwt
 from jwt.exceptions import InvalidIssuedAtError
 
-from checkout_sweeper.errors import AuthError
+from checkout_sweeper.errors import AuthError, ConfigError, UserIdClaimInvalid
 from checkout_sweeper.settings import JwtSettings
 from checkout_sweeper.vocabulary import JsonObject
 
@@ -26,11 +26,11 @@ CANONICAL_ID = re.compile(r"0|[1-9][0-9]*")  # [0-9], not \d: ASCII digits only
 
 def bearer_token(header: str | None) -> str:
     if not header:
-        raise AuthError(401, "Missing Authorization header: send 'Authorization: Bearer <JWT>'.")
+        raise AuthError("Missing Authorization header: send 'Authorization: Bearer <JWT>'.")
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
-        raise AuthError(401, "Malformed Authorization header: expected 'Bearer <JWT>'.")
+        raise AuthError("Malformed Authorization header: expected 'Bearer <JWT>'.")
     return token
 
 
@@ -49,7 +49,7 @@ _MESSAGES: list[tuple[type[Exception], str]] = [
 def verify(token: str, settings: JwtSettings) -> JsonObject:
     """Check signature, algorithm, ``exp`` (required), ``nbf``, ``aud`` and ``iss`` if set."""
     if settings.key is None:  # Settings.check_for_api refuses to serve without one
-        raise AuthError(401, "No key to verify tokens with is configured.")
+        raise AuthError("No key to verify tokens with is configured.")
     required = ["exp"]
     if settings.audience:
         required.append("aud")
@@ -71,12 +71,12 @@ def verify(token: str, settings: JwtSettings) -> JsonObject:
             },
         )
     except jwt.MissingRequiredClaimError as err:
-        raise AuthError(401, f"Token is missing the required '{err.claim}' claim.") from None
+        raise AuthError(f"Token is missing the required '{err.claim}' claim.") from None
     except jwt.InvalidTokenError as err:
         for kind, message in _MESSAGES:
             if isinstance(err, kind):
-                raise AuthError(401, message) from None
-        raise AuthError(401, "Token is invalid.") from None
+                raise AuthError(message) from None
+        raise AuthError("Token is invalid.") from None
     _times_are_numbers(claims)
     return claims
 
@@ -86,7 +86,7 @@ def _times_are_numbers(claims: JsonObject) -> None:
     for name in ("exp", "nbf", "iat"):
         value = claims.get(name)
         if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise AuthError(401, f"Token claim '{name}' must be a number (seconds since 1970).")
+            raise AuthError(f"Token claim '{name}' must be a number (seconds since 1970).")
 
 
 def user_id_from(claims: JsonObject, claim: str) -> int | None:
@@ -100,9 +100,9 @@ def user_id_from(claims: JsonObject, claim: str) -> int | None:
     """
     value = claims.get(claim)
     if value is None or value == "":
-        raise AuthError(400, f"Token has no user id: the '{claim}' claim is required.")
+        raise UserIdClaimInvalid(f"Token has no user id: the '{claim}' claim is required.")
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise AuthError(400, f"Token claim '{claim}' must be a string or an integer user id.")
+        raise UserIdClaimInvalid(f"Token claim '{claim}' must be a string or an integer user id.")
     if isinstance(value, str):
         if len(value) > MAX_ID_DIGITS or not CANONICAL_ID.fullmatch(value):
             return None
@@ -123,5 +123,5 @@ def mint_token(
         claims["iss"] = settings.issuer
     key = private_key or settings.key
     if key is None:
-        raise AuthError(400, "No signing key: set JWT_SECRET (or pass a private key).")
+        raise ConfigError("No signing key: set JWT_SECRET (or pass a private key).")
     return jwt.encode(claims, key, algorithm=settings.algorithms[0])

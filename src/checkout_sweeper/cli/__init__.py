@@ -14,7 +14,7 @@ import click
 from dotenv import load_dotenv
 
 from checkout_sweeper.cli.options import adopt_global_options
-from checkout_sweeper.errors import SweeperError
+from checkout_sweeper.errors import AlreadySaid, SweeperError
 
 COMMANDS = {
     "serve": "checkout_sweeper.cli.serve:serve_command",
@@ -47,9 +47,13 @@ class LazyGroup(click.Group):
         return adopt_global_options(command)
 
     def invoke(self, ctx: click.Context) -> Any:
-        """The one place a command's ``SweeperError`` becomes a line on stderr and an exit."""
+        """The one place a command's ``SweeperError`` becomes a line on stderr and an exit
+        (no line for ``AlreadySaid``: the command said it), and the one place a command ends
+        with a code other than 0 (its ``SweeperError``'s)."""
         try:
             return super().invoke(ctx)
+        except AlreadySaid as said:
+            ctx.exit(said.exit_code)
         except SweeperError as err:
             from checkout_sweeper.cli.context import say_error  # loads the database layer
 

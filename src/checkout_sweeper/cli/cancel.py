@@ -7,7 +7,7 @@ import click
 
 from checkout_sweeper.cli.context import load_settings, open_database, print_json
 from checkout_sweeper.cli.history import the_run
-from checkout_sweeper.errors import CommandFailure, ExitCode
+from checkout_sweeper.errors import AlreadyEnded, StillStopping
 from checkout_sweeper.runs.cancel import cancel_run
 from checkout_sweeper.runs.rows import ENDED, wait_while_pending
 from checkout_sweeper.vocabulary import RunStatus
@@ -29,10 +29,7 @@ def cancel_command(sweep_id: str, as_json: bool) -> None:
     db = open_database(load_settings())
     run = the_run(db, sweep_id.strip())
     if run.status in (*ENDED, RunStatus.CANCELED):
-        raise CommandFailure(
-            f"sweep {run.id} already ended ({run.status}): nothing to cancel",
-            ExitCode.USAGE,
-        )
+        raise AlreadyEnded(f"sweep {run.id} already ended ({run.status}): nothing to cancel")
     cancel_run(db, run.id)
     status = wait_while_pending(db, run.id, WAIT_S)
     if as_json:
@@ -42,4 +39,4 @@ def cancel_command(sweep_id: str, as_json: bool) -> None:
     else:
         click.echo(f"sweep {run.id} asked to cancel; it is still stopping ({status})")
     if status != RunStatus.CANCELED:
-        raise SystemExit(ExitCode.UNAVAILABLE)
+        raise StillStopping(f"sweep {run.id} is still stopping ({status})")

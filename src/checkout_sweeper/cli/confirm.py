@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from checkout_sweeper.errors import ExitCode
+from checkout_sweeper.errors import Declined
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 
 
 def confirm_or_exit(gateway: StripeGateway, what: str) -> None:
     """Ask "``what``?"; in LIVE mode the account id must be typed, as destructive tools ask,
-    so a reflexive "y" cannot close customers' checkouts. A no is exit 1."""
+    so a reflexive "y" cannot close customers' checkouts. A no is ``Declined`` (exit 1)."""
     if gateway.livemode:
         account_id = gateway.account.rpartition(":")[2]  # live:acct_... -> acct_...
         typed = click.prompt(
@@ -27,4 +25,4 @@ def confirm_or_exit(gateway: StripeGateway, what: str) -> None:
         agreed = click.confirm(f"{what}?", err=True)
     if not agreed:
         click.echo("nothing was expired", err=True)
-        sys.exit(ExitCode.FAILED)
+        raise Declined("nothing was expired")

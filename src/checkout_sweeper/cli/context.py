@@ -16,10 +16,9 @@ from typing import Any
 
 import click
 from rich.console import Console
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from checkout_sweeper.cli.options import asked
-from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
+from checkout_sweeper.errors import FolderUnusable, SweeperError
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.runs.recovery import import_journals
 from checkout_sweeper.settings import (
@@ -28,7 +27,7 @@ from checkout_sweeper.settings import (
     database_url_note,
     default_instance_path,
 )
-from checkout_sweeper.store.database import DEADLINE_S, Database, database_cause
+from checkout_sweeper.store.database import DEADLINE_S, Database
 
 
 def say_error(err: SweeperError) -> None:
@@ -68,43 +67,25 @@ def _log_level(settings: Settings) -> str:
 
 def open_database(settings: Settings) -> Database:
     """The configured database, migrated on the spot (idempotent, and safe when concurrent),
-    with any journal a dead sweep left imported; one clear line if it cannot be used."""
+    with any journal a dead sweep left imported. One that cannot be used is the store's
+    ``DatabaseUnavailable`` (or ``DatabaseUrlInvalid``): one line naming DATABASE_URL."""
     try:
         db = Database(settings.database_url)
-    except (ArgumentError, NoSuchModuleError, ValueError) as err:
-        raise CommandFailure(f"DATABASE_URL is not a database URL: {err}", ExitCode.USAGE) from err
     except OSError as err:
         raise _folder_unusable(err) from err
     db.deadlines.arm(DEADLINE_S)  # the command's database work; a sweep disarms it to run
     try:
         db.upgrade()
         import_journals(db, settings.journal_dir)
-    except SQLAlchemyError as err:
-        raise database_failure(db, err) from err
     except OSError as err:
         raise _folder_unusable(err) from err
     return db
 
 
-def database_failure(db: Database, err: SQLAlchemyError) -> CommandFailure:
-    """One line naming DATABASE_URL (password masked) and the cause; exit 3."""
-    cause = f"no answer within {DEADLINE_S} s" if db.deadlines.passed() else database_cause(err)
-    return CommandFailure(
-        f"the database at {db.safe_url} (DATABASE_URL) cannot be used: {cause}",
-        ExitCode.UNAVAILABLE,
-    )
-
-
-def _folder_unusable(err: OSError) -> CommandFailure:
-    """A data folder that cannot be made is a setting to fix (2); one that exists but cannot
-    be written is the machine's state (3)."""
+def _folder_unusable(err: OSError) -> FolderUnusable:
+    """The folder the OS named; whether it exists decides the exit code."""
     where = Path(err.filename or "?")
-    code = ExitCode.UNAVAILABLE if where.exists() else ExitCode.USAGE
-    return CommandFailure(
-        f"the data folder {where} cannot be used ({err.strerror}); set SWEEPER_INSTANCE_PATH "
-        "or DATABASE_URL to a place this user can write",
-        code,
-    )
+    return FolderUnusable(str(where), str(err.strerror), exists=where.exists())
 
 
 def print_json(payload: Any) -> None:

@@ -25,6 +25,7 @@ from rich.table import Table
 from werkzeug.serving import make_server
 
 from checkout_sweeper.engine.pacing import STRIPE_TEST_LIMIT
+from checkout_sweeper.errors import SessionsLeftOpen
 from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.fake_stripe.server import QuietRequestHandler
 from checkout_sweeper.logs import setup_logging
@@ -86,8 +87,8 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
         final = _scoped_call_and_follow(console, api, token, _open_in_channel(fake, "ci"))
         server.shutdown()
         ok = ok and final.get("status") == RunStatus.SUCCEEDED
-    if not ok:
-        raise SystemExit(1)
+    if not ok:  # the report above says what went wrong
+        raise SessionsLeftOpen("the demo's sweeps left sessions failed or open")
 
 
 def _open_in_channel(fake: FakeStripeServer, channel: str) -> int:

@@ -11,7 +11,6 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable
-from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -19,7 +18,7 @@ from rich.table import Table
 
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import open_database, print_json, quiet, table_console
-from checkout_sweeper.errors import CommandFailure, ExitCode, SweeperError
+from checkout_sweeper.errors import OutcomeShown, SweeperError, UsageRefused
 from checkout_sweeper.runs.checks import OPERATOR, Services
 from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
 from checkout_sweeper.runs.fleet.rows import ended_children, fleet_of, settle_parent
@@ -51,9 +50,9 @@ class FleetAsk:
         return not self.asked.dry_run and not self.yes
 
 
-def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> NoReturn:
+def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> None:
     if ask.asking and not sys.stdin.isatty():
-        raise CommandFailure(no_terminal, ExitCode.USAGE)
+        raise UsageRefused(no_terminal)
     db = open_database(settings)
     console = Console(stderr=True, quiet=quiet() and not ask.asking)
     platform = identified_gateway(settings, db, dry_run=ask.asked.dry_run)
@@ -71,7 +70,8 @@ def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> NoReturn
         print_json(result.as_data())
     elif not quiet():
         _summary(result)
-    sys.exit(result.exit_code)
+    if result.exit_code:
+        raise OutcomeShown(f"fleet sweep {result.sweep_id} ended {result.status}", result)
 
 
 def _followed(

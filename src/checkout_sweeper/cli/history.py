@@ -11,7 +11,7 @@ from rich.table import Table
 
 from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
 from checkout_sweeper.cli.moments import parse_since
-from checkout_sweeper.errors import CommandFailure, ExitCode
+from checkout_sweeper.errors import NotFound, UsageRefused
 from checkout_sweeper.runs.rows import MIN_PREFIX, recent_runs, run_sessions, runs_matching
 from checkout_sweeper.runs.run import CountedRun, RunView
 from checkout_sweeper.store.database import Database
@@ -155,7 +155,7 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
 def the_run(db: Database, wanted: str) -> RunView:
     """The one run an id or prefix names; exit 2 saying why not (too short, none, several)."""
     if not re.fullmatch(r"[0-9a-f]{1,32}", wanted):
-        raise CommandFailure(f"{wanted!r} is not a sweep id (32 hex digits)", ExitCode.USAGE)
+        raise UsageRefused(f"{wanted!r} is not a sweep id (32 hex digits)")
     matches = runs_matching(db, wanted, MATCHES_SHOWN)
     if len(matches) == 1:
         return matches[0]
@@ -167,4 +167,4 @@ def the_run(db: Database, wanted: str) -> RunView:
         reason = f"{len(matches)}{more} sweeps start so: {candidates}"
     else:
         reason = "see `checkout-sweeper history`"
-    raise CommandFailure(f"no single sweep {wanted!r} on record: {reason}", ExitCode.USAGE)
+    raise NotFound(f"no single sweep {wanted!r} on record: {reason}")

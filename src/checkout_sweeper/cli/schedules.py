@@ -10,7 +10,7 @@ from checkout_sweeper.cli.context import load_settings, open_database, print_jso
 from checkout_sweeper.cli.display import scope_text
 from checkout_sweeper.cli.scopes import scope_options
 from checkout_sweeper.engine.scope import Scope, parse_scope
-from checkout_sweeper.errors import CommandFailure, ExitCode, ScheduleInvalid
+from checkout_sweeper.errors import NotFound, ScheduleInvalid
 from checkout_sweeper.runs.schedules import (
     Cadence,
     ScheduleJson,
@@ -86,7 +86,7 @@ def list_command(as_json: bool) -> None:
 def remove_command(schedule_id: str) -> None:
     """Remove a schedule; sweeps it started stay in the history."""
     if not remove_schedule(open_database(load_settings()), schedule_id.strip()):
-        raise CommandFailure(f"no schedule {schedule_id!r} (see `schedules list`)", ExitCode.USAGE)
+        raise NotFound(f"no schedule {schedule_id!r} (see `schedules list`)")
     click.echo(f"schedule {schedule_id} removed")
 
 

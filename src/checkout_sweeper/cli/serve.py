@@ -14,7 +14,7 @@ from gunicorn.app.base import BaseApplication
 
 from checkout_sweeper.api_keys import is_live_key
 from checkout_sweeper.cli.context import load_settings, open_database
-from checkout_sweeper.errors import CommandFailure, ExitCode
+from checkout_sweeper.errors import ConfigError, UsageRefused
 from checkout_sweeper.runs.quota import SWEEPS, SWEEPS_PER_HOUR
 from checkout_sweeper.settings import METRICS_DIR, masked
 
@@ -80,12 +80,11 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings.check_for_api()
     workers = workers or settings.server.workers
     if workers > 1 and settings.ratelimit_storage_uri.startswith("memory://"):
-        raise CommandFailure(
-            f"configuration: {workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
+        raise ConfigError(
+            f"{workers} workers with RATELIMIT_STORAGE_URI=memory:// would "
             f"count the {SWEEPS.per} limit in each process "
             f"({SWEEPS_PER_HOUR * workers} per hour in all); "
-            "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1",
-            ExitCode.USAGE,
+            "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1"
         )
     open_database(settings).dispose()  # migrate once here, before gunicorn forks its workers
     if is_live_key(settings.stripe_api_key or "") and not settings.allow_live_mode:
@@ -106,9 +105,8 @@ def _refuse_a_busy_address(host: str, port: int) -> None:
         try:
             probe.bind((host.strip("[]"), port))
         except OSError as err:
-            raise CommandFailure(
-                f"cannot listen on {host}:{port} ({err.strerror}); choose another --port",
-                ExitCode.USAGE,
+            raise UsageRefused(
+                f"cannot listen on {host}:{port} ({err.strerror}); choose another --port"
             ) from None
 
 

@@ -20,12 +20,10 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
 from checkout_sweeper.api_keys import key_problem
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import (
-    database_failure,
     load_settings,
     open_database,
     print_json,
@@ -39,12 +37,15 @@ from checkout_sweeper.cli.scopes import scope_options
 from checkout_sweeper.engine.scope import Scope
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 from checkout_sweeper.errors import (
-    CommandFailure,
-    ExitCode,
+    AlreadySaid,
+    InterruptedBeforeStart,
     LeaseLost,
+    OutcomeShown,
+    SessionsLeftOpen,
     SweepAborted,
     SweeperError,
     SweepInterrupted,
+    UsageRefused,
 )
 from checkout_sweeper.runs.checks import OPERATOR, Services
 from checkout_sweeper.runs.fleet.rows import FLEET_PARALLEL
@@ -190,7 +191,10 @@ def sweep_command(
                 asked = Asked(scope, dry_run)
                 fleet = FleetAsk(_fleet_of(all_accounts, accounts), asked, yes, as_json, parallel)
                 sweep_fleet(settings, fleet, NO_TERMINAL)
+                return
             _sweep(settings, Plan(dry_run, yes, as_json, scope, full), watch)
+        except AlreadySaid:
+            raise  # the command said how it ended, --json included
         except SweeperError as err:  # nothing could start: --json still says so, in one object
             if as_json:
                 print_json(_not_started(dry_run, str(err)))
@@ -199,7 +203,7 @@ def sweep_command(
             click.echo("stopping: interrupted before any session was expired", err=True)
             if as_json:
                 print_json(_not_started(dry_run, "interrupted"))
-            sys.exit(ExitCode.INTERRUPTED)
+            raise InterruptedBeforeStart("interrupted before any session was expired") from None
 
 
 def _fleet_of(all_accounts: bool, accounts: tuple[str, ...]) -> tuple[str, ...]:
@@ -268,13 +272,10 @@ class Plan:
 def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
     _require_key(settings)
     if plan.asking and not sys.stdin.isatty():
-        raise CommandFailure(NO_TERMINAL, ExitCode.USAGE)
+        raise UsageRefused(NO_TERMINAL)
     db = open_database(settings)
     console = Console(stderr=True, quiet=quiet() and not plan.asking)
-    try:
-        gateway = identified_gateway(settings, db, dry_run=plan.dry_run)
-    except SQLAlchemyError as err:
-        raise database_failure(db, err) from err
+    gateway = identified_gateway(settings, db, dry_run=plan.dry_run)
     total = None
     plan = dataclasses.replace(plan, scope=plan.scope.resolved(time.time()))  # one cutoff
     if plan.asking or console.is_terminal:
@@ -291,7 +292,8 @@ def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
         print_json(_answer(result, whole=plan.full))
     elif not quiet():
         show_summary(table_console(), console, result, db.safe_url)
-    sys.exit(0 if result.succeeded else ExitCode.FAILED)
+    if not result.succeeded:
+        raise SessionsLeftOpen(f"sweep {result.sweep_id} left sessions failed or open")
 
 
 def _count(console: Console, settings: Settings, gateway: StripeGateway, scope: Scope) -> int:
@@ -312,16 +314,14 @@ def _read_key(given: str) -> str:
         try:
             return Path(given[1:]).read_text().strip()
         except OSError as err:
-            raise CommandFailure(
-                f"--api-key: {err.strerror}: {given[1:]}", ExitCode.USAGE
-            ) from None
+            raise UsageRefused(f"--api-key: {err.strerror}: {given[1:]}") from None
     return given
 
 
 def _require_key(settings: Settings) -> None:
     problem = key_problem(settings.stripe_api_key)
     if problem is not None:
-        raise CommandFailure(problem, ExitCode.USAGE)
+        raise UsageRefused(problem)
 
 
 def _expire_confirmed(
@@ -364,8 +364,6 @@ def _leased(
             on_progress=live.update if live else None,
             gateway=gateway,
         )
-    except SQLAlchemyError as err:
-        raise database_failure(db, err) from err
     finally:
         db.deadlines.disarm()
     assert submitted.sweep is not None  # asked to run in this thread
@@ -373,7 +371,7 @@ def _leased(
 
 
 def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> NoReturn:
-    """Say what was done before the sweep stopped, then exit with the code of the reason."""
+    """Say what was done before the sweep stopped; the command ends with the reason's code."""
     if isinstance(stopped, SweepInterrupted):
         headline = "[yellow]interrupted:[/yellow] the run is recorded as interrupted"
     elif isinstance(stopped, LeaseLost):
@@ -383,4 +381,4 @@ def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> No
     show_stopped(console, headline, stopped.result)
     if as_json and stopped.result is not None:
         print_json({**stopped.result.as_data(), "error": str(stopped)})
-    sys.exit(stopped.exit_code)
+    raise OutcomeShown(str(stopped), stopped) from stopped

@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
-from checkout_sweeper.errors import CommandFailure, ExitCode, UserError
+from checkout_sweeper.errors import NotFound, UsageRefused, UserError
 from checkout_sweeper.store.users import (
     add_user,
     check_customer_id,
@@ -80,10 +80,9 @@ def token_command(user_id: int, ttl: int, any_id: bool) -> None:
     """Print a signed JWT for USER_ID (development helper; needs JWT_SECRET)."""
     settings = load_settings()
     if not settings.jwt.algorithms[0].startswith("HS") or not settings.jwt.key:
-        raise CommandFailure("token needs JWT_SECRET with an HS* algorithm", ExitCode.USAGE)
+        raise UsageRefused("token needs JWT_SECRET with an HS* algorithm")
     if not any_id and find_user(open_database(settings), user_id) is None:
-        raise CommandFailure(
-            f"no user {user_id}: add one with `users add`, or pass --any-id to mint anyway",
-            ExitCode.USAGE,
+        raise NotFound(
+            f"no user {user_id}: add one with `users add`, or pass --any-id to mint anyway"
         )
     click.echo(mint_token(settings.jwt, str(user_id), ttl_s=ttl))

@@ -19,7 +19,7 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from checkout_sweeper.cli.context import load_settings, open_database
-from checkout_sweeper.errors import CommandFailure, ConfigError, ExitCode
+from checkout_sweeper.errors import ConfigError, UsageRefused
 from checkout_sweeper.logs import adopt_library_logs, setup_logging
 from checkout_sweeper.runs.queue.pool import ConsumerPool, local_pool
 from checkout_sweeper.runs.queue.producer import QUEUE_NAME, make_broker
@@ -56,7 +56,7 @@ def worker_command(concurrency: int, metrics_port: int | None, metrics_host: str
         try:
             settings.check_queue()
         except ConfigError as err:
-            raise CommandFailure(str(err), ExitCode.USAGE) from err
+            raise UsageRefused(str(err)) from err
     db = open_database(settings)
     if metrics_port is not None:
         start_http_server(metrics_port, addr=metrics_host)

@@ -11,10 +11,8 @@ import logging
 import random
 import time
 
-from sqlalchemy.exc import IntegrityError
-
 from checkout_sweeper.engine.retry import RetryPolicy
-from checkout_sweeper.errors import RetryableError, StripeProblem, SweepAborted
+from checkout_sweeper.errors import DuplicateRow, RetryableError, StripeProblem, SweepAborted
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import StripeAccount
 from checkout_sweeper.stripe_api.adapter import StripeGateway
@@ -40,7 +38,7 @@ def identify(db: Database, gateway: StripeGateway) -> str:
     try:
         with db.session() as session:
             session.add(StripeAccount(key_fingerprint=gateway.key_fingerprint, account=account))
-    except IntegrityError:  # another process stored the same answer first
+    except DuplicateRow:  # another process stored the same answer first
         log.debug("the account of key %s was stored by another process", gateway.key_fingerprint)
     return account
 

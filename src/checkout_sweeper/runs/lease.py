@@ -9,20 +9,22 @@ block an account forever.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
 
 from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from checkout_sweeper.errors import SweepInProgress
+from checkout_sweeper.errors import DuplicateRow, SweepInProgress
 from checkout_sweeper.settings import LEASE_TTL_S
 from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import SweepLock, SweepRun
 
 __all__ = ["AccountLease", "SweepInProgress"]
+
+log = logging.getLogger("checkout_sweeper.service")
 
 
 def this_host_owner() -> str:
@@ -87,8 +89,8 @@ class AccountLease:
                     )
                 )
             return
-        except IntegrityError:
-            pass
+        except DuplicateRow:  # a lease row is there: taken over below if it lapsed
+            log.debug("the lease of %s is held; checking whether it lapsed", self.account)
         with self.db.session() as session:
             holder = session.get(SweepLock, self.account)
             lapsed = SweepLock.expires_at < time.time()

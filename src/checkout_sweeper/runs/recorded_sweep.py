@@ -23,15 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from checkout_sweeper.engine.gateway import Gateway
 from checkout_sweeper.engine.scope import EVERYTHING
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.sweeper import Sweeper, SweepOptions, SweepProgress, SweepResult
 from checkout_sweeper.engine.tally import SessionOutcome
 from checkout_sweeper.errors import (
+    DatabaseUnavailable,
     LeaseLost,
+    StatementRefused,
     SweepAborted,
     SweepCanceled,
     SweepInterrupted,
@@ -213,7 +213,7 @@ class RecordedSweep:
         """Under the lease, before this sweep lists: what stopped sweeps left unknown."""
         try:
             self._settle()
-        except SQLAlchemyError as err:  # the audit of this sweep matters more: go on
+        except (DatabaseUnavailable, StatementRefused) as err:  # this sweep's audit matters more
             log.warning("unknown outcomes of earlier sweeps not settled yet: %s", err)
 
 

@@ -3,6 +3,10 @@
 Plain SQLAlchemy (no Flask extension) so that the command line, the sweep's audit writer and the
 web app share one way in. SQLite gets WAL and a busy timeout so the API and a CLI sweep can use
 the same file; PostgreSQL serialises concurrent migrations with an advisory lock.
+
+SQLAlchemy's errors stop here: ``translated`` turns them into the error tree's (the database
+out of reach or late, a statement refused, a duplicate row) for every way into the database,
+so no caller needs to know the driver to decide what to do.
 """
 
 from __future__ import annotations
@@ -22,11 +26,19 @@ from sqlalchemy import (
     Executable,
     create_engine,
     event,
+    exc,
     inspect,
     text,
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from checkout_sweeper.errors import (
+    DatabaseUnavailable,
+    DatabaseUrlInvalid,
+    DuplicateRow,
+    StatementRefused,
+    SweeperError,
+)
 from checkout_sweeper.settings import masked
 from checkout_sweeper.store.deadlines import Deadlines
 
@@ -46,6 +58,11 @@ POSTGRES_CONNECT_ARGS = {
     "tcp_user_timeout": 5000,
     "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout=3000",
 }
+# The server, not the statement: it cannot be reached, dropped the connection, or the pool
+# waited too long for one.
+OUT_OF_REACH = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)
+UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
+SQLITE_DUPLICATES = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
 
 
 @functools.cache
@@ -68,6 +85,8 @@ class Database:
     """One per process: ``session()`` for units of work, ``upgrade()`` for migrations."""
 
     def __init__(self, url: str) -> None:
+        """``DatabaseUrlInvalid`` for a URL SQLAlchemy cannot use; ``OSError`` for a SQLite
+        file whose folder cannot be made."""
         self.url = url
         self.deadlines = Deadlines()
         self.sqlite_file: Path | None = None  # the database file, for SQLite on disk
@@ -76,12 +95,12 @@ class Database:
             if path and path != ":memory:":
                 self.sqlite_file = Path(path)
                 _private_file(self.sqlite_file)
-            self.engine: Engine = create_engine(
+            self.engine: Engine = _engine(
                 url, connect_args={"check_same_thread": False, "timeout": 10}
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(
+            self.engine = _engine(
                 url,
                 pool_timeout=CONNECT_TIMEOUT_S * 2,
                 connect_args=POSTGRES_CONNECT_ARGS if url.startswith("postgresql") else {},
@@ -95,19 +114,20 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
-        with self._sessions() as session, session.begin():
+        """A session that commits on success and rolls back on error; its errors translated."""
+        with translated(self), self._sessions() as session, session.begin():
             yield session
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration; safe to run from many processes at once.
         A schema already there is the common case: it is checked with one query, so that a
         command does not pay for loading the migration tooling (half a second) on every run."""
-        if self.schema_is_current():
-            return
-        with self._sqlite_migration_lock():
-            if not self.schema_is_current():  # another process may have done it meanwhile
-                self._migrate()
+        with translated(self):
+            if self.schema_is_current():
+                return
+            with self._sqlite_migration_lock():
+                if not self.schema_is_current():  # another process may have done it meanwhile
+                    self._migrate()
 
     @contextmanager
     def _sqlite_migration_lock(self) -> Iterator[None]:
@@ -157,7 +177,7 @@ class Database:
                     connection.commit()
 
     def schema_is_current(self) -> bool:
-        with self.engine.connect() as connection:
+        with translated(self), self.engine.connect() as connection:
             if not inspect(connection).has_table("alembic_version"):
                 return False
             found = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
@@ -170,6 +190,46 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _engine(url: str, **options: Any) -> Engine:
+    """The engine; a URL that passed the settings' checks but that SQLAlchemy cannot use (a
+    port that is not a number) is the setting's fault, said as such."""
+    try:
+        return create_engine(url, **options)
+    except (exc.ArgumentError, ValueError) as err:  # NoSuchModuleError is an ArgumentError
+        raise DatabaseUrlInvalid(str(err)) from err
+
+
+@contextmanager
+def translated(db: Database) -> Iterator[None]:
+    """SQLAlchemy's errors become the error tree's here, once for every way into the
+    database, as the Stripe adapter does for the SDK: callers catch what they can act on
+    (``DatabaseUnavailable``, ``DuplicateRow``) and never the driver's classes."""
+    try:
+        yield
+    except exc.SQLAlchemyError as err:
+        raise _translation(db, err) from err
+
+
+def _translation(db: Database, err: exc.SQLAlchemyError) -> SweeperError:
+    """Past this thread's deadline any error is the database answering too late: the
+    dropped connection's error says nothing more."""
+    if db.deadlines.passed():
+        return DatabaseUnavailable(db.safe_url, database_cause(err), late_s=DEADLINE_S)
+    if isinstance(err, OUT_OF_REACH):
+        return DatabaseUnavailable(db.safe_url, database_cause(err))
+    if isinstance(err, exc.IntegrityError) and _duplicate(err):
+        return DuplicateRow(db.safe_url, database_cause(err))
+    return StatementRefused(db.safe_url, database_cause(err))
+
+
+def _duplicate(err: exc.IntegrityError) -> bool:
+    """A unique key's violation (not a foreign key's or a NOT NULL's), in either dialect."""
+    code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+    if code is not None:
+        return bool(code == UNIQUE_VIOLATION)
+    return getattr(err.orig, "sqlite_errorname", None) in SQLITE_DUPLICATES
 
 
 def _private_file(path: Path) -> None:

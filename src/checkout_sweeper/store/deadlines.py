@@ -5,8 +5,9 @@ The server's ``statement_timeout`` cannot help there, and TCP keepalives never f
 peer's kernel still acknowledges. So each thread's checked-out connections are known here, and
 ``arm(seconds)`` starts a timer that, when it fires, shuts the sockets of that thread's
 connections: the blocked read returns at once, the driver raises, the pool discards the
-connection, and the caller turns the error into ``DatabaseTimeout``. Pooled connections are
-pinged on checkout *after* they are tracked, so a ping that hangs is dropped too.
+connection, and ``database.translated`` turns the error into ``DatabaseUnavailable``. Pooled
+connections are pinged on checkout *after* they are tracked, so a ping that hangs is dropped
+too.
 """
 
 from __future__ import annotations

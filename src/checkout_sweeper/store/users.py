@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
-from checkout_sweeper.errors import UserError
+from checkout_sweeper.errors import DuplicateRow, UserError
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, User, UserShown
 
@@ -45,7 +44,7 @@ def add_user(db: Database, email: str, stripe_customer_id: str | None = None) ->
             session.add(user)
             session.flush()
             return user.as_dict()
-    except IntegrityError:
+    except DuplicateRow:
         raise UserError(
             "a user with that e-mail or Stripe customer id already exists; nothing was added"
         ) from None

@@ -8,14 +8,14 @@ from collections.abc import Mapping
 from flask import request
 
 from checkout_sweeper.engine.scope import EVERYTHING, parse_scope
-from checkout_sweeper.errors import ApiError, ScopeInvalid
+from checkout_sweeper.errors import RequestInvalid, ScopeInvalid
 from checkout_sweeper.runs.launch import Asked
 
 
 def json_body() -> dict[str, object]:
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict):
-        raise ApiError(400, "The body must be a JSON object (Content-Type: application/json).")
+        raise RequestInvalid("The body must be a JSON object (Content-Type: application/json).")
     return body
 
 
@@ -41,4 +41,4 @@ def refuse_problems(problems: dict[str, str], what: str) -> None:
     """400 naming every bad field, when there are any."""
     if problems:
         named = "; ".join(f"{name}: {why}" for name, why in sorted(problems.items()))
-        raise ApiError(400, f"Invalid {what}: {named}.")
+        raise RequestInvalid(f"Invalid {what}: {named}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import g, has_request_context, request
 
-from checkout_sweeper.errors import ApiError
+from checkout_sweeper.errors import NotFound
 from checkout_sweeper.runs.checks import Caller, Services, api_caller
 from checkout_sweeper.store.models import User
 from checkout_sweeper.store.users import find_user
@@ -24,7 +24,7 @@ def authenticated_user_id() -> int | None:
 def load_user(user_id: int | None) -> User:
     user = find_user(app_state().db, user_id) if user_id is not None else None
     if user is None:
-        raise ApiError(404, "User not found.")
+        raise NotFound("User not found.")
     return user
 
 

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, g, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import MethodNotAllowed
 
-from checkout_sweeper.errors import ApiError, SweepAborted
+from checkout_sweeper.errors import RequestInvalid, SweepAborted
 from checkout_sweeper.runs.launch import SEED
 from checkout_sweeper.runs.rows import run_of_user, wait_while_pending
 from checkout_sweeper.runs.submit import Submitted, submit_sweep
@@ -54,7 +54,7 @@ def active_checkout_sessions_and_expire_all() -> ResponseReturnValue:
     g.user_id = authenticated_user_id()
     if request.args:
         names = ", ".join(sorted(request.args))
-        raise ApiError(400, f"This endpoint accepts no query parameters; got: {names}.")
+        raise RequestInvalid(f"This endpoint accepts no query parameters; got: {names}.")
     state = app_state()
     awaits_worker = state.settings.queue_url is not None and state.settings.sync_wait_s > 0
     in_thread = not wants_async() and not awaits_worker

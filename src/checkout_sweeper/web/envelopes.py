@@ -39,9 +39,12 @@ def error(code: int, message: str, headers: dict[str, str] | None = None) -> Res
 
 def answer(err: SweeperError) -> Response:
     """Every error of the tree answers with its own status; a server-side one (not ``public``)
-    is logged and answered with the spec's one sentence."""
+    is logged and answered with the spec's one sentence. A dependency that is down (5xx) is
+    logged with what its public message leaves out (which database, the driver's words)."""
     if err.public:
-        return error(err.http_status, str(err), err.headers)
+        if err.http_status >= 500:
+            log.warning("%s: %s", type(err).__name__, err)
+        return error(err.http_status, err.public_message, err.headers)
     log.error("%s: %s", type(err).__name__, err)
     return error(err.http_status, UNEXPECTED, err.headers)
 

@@ -9,11 +9,8 @@ from pathlib import Path
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
-from sqlalchemy import exc
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from checkout_sweeper.errors import DatabaseUnavailable
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.metrics import HTTP_REQUESTS, HTTP_SECONDS, method_label
 from checkout_sweeper.runs.queue.producer import make_broker
@@ -22,7 +19,7 @@ from checkout_sweeper.runs.recovery import import_journals
 from checkout_sweeper.settings import Settings, default_instance_path
 from checkout_sweeper.store.database import DEADLINE_S, Database
 from checkout_sweeper.web.endpoint import bp as v1_bp
-from checkout_sweeper.web.envelopes import UNEXPECTED, answer, error, register_error_handlers
+from checkout_sweeper.web.envelopes import register_error_handlers
 from checkout_sweeper.web.health import bp as health_bp
 from checkout_sweeper.web.openapi.ui import bp as docs_bp
 from checkout_sweeper.web.schedules import bp as schedules_bp
@@ -95,7 +92,8 @@ def _import_left_journals(db: Database, settings: Settings) -> None:
 
 def _bound_database_work(app: Flask, db: Database) -> None:
     """Every request's database work ends within ``DEADLINE_S``, or the request answers 503
-    and starts nothing (a sweep that runs in the request disarms it first)."""
+    and starts nothing (a sweep that runs in the request disarms it first): the store raises
+    ``DatabaseUnavailable``, answered as every error of the tree is."""
 
     @app.before_request
     def arm() -> None:
@@ -104,17 +102,6 @@ def _bound_database_work(app: Flask, db: Database) -> None:
     @app.teardown_request
     def disarm(_: BaseException | None) -> None:
         db.deadlines.disarm()
-
-    @app.errorhandler(SQLAlchemyError)
-    def database_error(err: SQLAlchemyError) -> Response:
-        logging.getLogger("checkout_sweeper.api").error("database error: %s", err)
-        if db.deadlines.passed():
-            late = f"The database did not answer within {DEADLINE_S} s"
-            return answer(DatabaseUnavailable(f"{late}, so nothing was started; try again."))
-        if isinstance(err, OperationalError | exc.TimeoutError):  # cannot connect, or dropped
-            down = "The database cannot be reached, so nothing was started; try again shortly."
-            return answer(DatabaseUnavailable(down))
-        return error(500, UNEXPECTED)
 
 
 def _log_requests(app: Flask) -> None:

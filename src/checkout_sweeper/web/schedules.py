@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from flask import Blueprint, url_for
 from flask.typing import ResponseReturnValue
 
-from checkout_sweeper.errors import ApiError, ScheduleInvalid
+from checkout_sweeper.errors import NotFound, ScheduleInvalid
 from checkout_sweeper.runs.checks import refuse
 from checkout_sweeper.runs.schedules import (
     Cadence,
@@ -60,7 +60,7 @@ def add() -> ResponseReturnValue:
 def remove(schedule_id: str) -> ResponseReturnValue:
     """Remove one of the caller's schedules; sweeps it started stay in the history."""
     if not remove_schedule(app_state().db, schedule_id, reading_user_id()):
-        raise ApiError(404, "Schedule not found.")
+        raise NotFound("Schedule not found.")
     return success({"id": schedule_id, "deleted": True})
 
 

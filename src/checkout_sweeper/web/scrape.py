@@ -10,7 +10,7 @@ import logging
 from flask import Blueprint, Response, request
 from redis.exceptions import RedisError
 
-from checkout_sweeper.errors import ApiError
+from checkout_sweeper.errors import MetricsLoopbackOnly, MetricsTokenRequired
 from checkout_sweeper.metrics import QUEUE_DEPTH, exposition
 from checkout_sweeper.runs.queue.producer import queue_depth
 from checkout_sweeper.web.state import app_state
@@ -25,7 +25,7 @@ def _allowed() -> None:
     if token is not None:
         scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
-            raise ApiError(401, "/metrics needs 'Authorization: Bearer <METRICS_TOKEN>'.")
+            raise MetricsTokenRequired("/metrics needs 'Authorization: Bearer <METRICS_TOKEN>'.")
         return
     try:
         loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
@@ -35,7 +35,9 @@ def _allowed() -> None:
     # else, unless the proxy is trusted (TRUSTED_PROXY_COUNT: then remote_addr is the client).
     proxied = "X-Forwarded-For" in request.headers and not app_state().settings.trusted_proxy_count
     if not loopback or proxied:
-        raise ApiError(403, "/metrics answers loopback callers only; set METRICS_TOKEN to open it.")
+        raise MetricsLoopbackOnly(
+            "/metrics answers loopback callers only; set METRICS_TOKEN to open it."
+        )
 
 
 @bp.get("/metrics")

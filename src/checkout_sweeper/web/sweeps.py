@@ -22,9 +22,14 @@ from typing import Any
 
 from flask import Blueprint, g, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError
 
-from checkout_sweeper.errors import ApiError
+from checkout_sweeper.errors import (
+    AlreadyEnded,
+    DuplicateRow,
+    IdempotencyKeyReused,
+    NotFound,
+    RequestInvalid,
+)
 from checkout_sweeper.metrics import SWEEPS_CANCELED
 from checkout_sweeper.runs.cancel import cancel_run
 from checkout_sweeper.runs.launch import Asked
@@ -77,7 +82,7 @@ def reading_user_id() -> int:
 def _params(allowed: set[str]) -> dict[str, str]:
     unknown = sorted(set(request.args) - allowed)
     if unknown:
-        raise ApiError(400, f"Unknown query parameter(s): {', '.join(unknown)}.")
+        raise RequestInvalid(f"Unknown query parameter(s): {', '.join(unknown)}.")
     return {name: request.args[name] for name in request.args}
 
 
@@ -90,7 +95,7 @@ def _page_size(raw: str | None, default: int = 10) -> int:
     if raw is None:
         return default
     if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= 100:
-        raise ApiError(400, f"limit must be a whole number from 1 to 100, got {raw!r}.")
+        raise RequestInvalid(f"limit must be a whole number from 1 to 100, got {raw!r}.")
     return int(raw)
 
 
@@ -98,7 +103,7 @@ def _known_sweep(sweep_id: str, user_id: int) -> RunView:
     """The caller's run, or 404 for anyone else's, a missing one or an id no run can have."""
     run = run_of_user(app_state().db, sweep_id, user_id) if SWEEP_ID.fullmatch(sweep_id) else None
     if run is None:
-        raise ApiError(404, NOT_FOUND)
+        raise NotFound(NOT_FOUND)
     return run
 
 
@@ -132,7 +137,7 @@ def cancel_sweep(sweep_id: str) -> ResponseReturnValue:
     _params(set())
     run = _known_sweep(sweep_id, user_id)
     if run.status in (*ENDED, RunStatus.CANCELED):
-        raise ApiError(409, f"This sweep already ended ({run.status}); nothing to cancel.")
+        raise AlreadyEnded(f"This sweep already ended ({run.status}); nothing to cancel.")
     db = app_state().db
     cancel_run(db, sweep_id)
     SWEEPS_CANCELED.labels("api").inc()
@@ -155,11 +160,11 @@ def sweep_sessions(sweep_id: str) -> ResponseReturnValue:
     limit = _page_size(params.get("limit"))
     outcome = params.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
-        raise ApiError(400, f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}.")
+        raise RequestInvalid(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}.")
     after = params.get("starting_after")
     if after is not None and not SESSION_ID.fullmatch(after):
-        raise ApiError(
-            400, f"starting_after must be a Checkout Session id (cs_...), got {after!r}."
+        raise RequestInvalid(
+            f"starting_after must be a Checkout Session id (cs_...), got {after!r}."
         )
     _known_sweep(sweep_id, user_id)
     try:
@@ -171,7 +176,7 @@ def sweep_sessions(sweep_id: str) -> ResponseReturnValue:
             starting_after=params.get("starting_after"),
         )
     except LookupError:
-        raise ApiError(404, f"No session {params.get('starting_after')!r} in this sweep.") from None
+        raise NotFound(f"No session {params.get('starting_after')!r} in this sweep.") from None
     url = url_for("sweeps.sweep_sessions", sweep_id=sweep_id)
     return success(_listed(rows, limit, url))
 
@@ -192,7 +197,7 @@ def create_sweep() -> ResponseReturnValue:
         keyed = dataclasses.replace(asked, row=row)
         try:
             return _started(user, keyed, accounts)
-        except IntegrityError:  # the same key, at the same moment: the other one won
+        except DuplicateRow:  # the same key, at the same moment: the other one won
             earlier = run_by_idempotency_key(app_state().db, user.id, key)
             if earlier is None:
                 raise
@@ -211,7 +216,7 @@ def _started(user: User, asked: Asked, accounts: Accounts) -> ResponseReturnValu
 
 def _replayed(earlier: RunView, fingerprint: str) -> ResponseReturnValue:
     if earlier.request_fingerprint != fingerprint:
-        raise ApiError(422, KEY_REUSED.format(sweep_id=earlier.id))
+        raise IdempotencyKeyReused(KEY_REUSED.format(sweep_id=earlier.id))
     response = accepted(earlier.id, earlier.status, preferred=False)
     response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -246,5 +251,5 @@ def _accounts(value: Any, problems: dict[str, str]) -> Accounts:
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise ApiError(400, "Idempotency-Key must be 1 to 255 printable ASCII characters.")
+        raise RequestInvalid("Idempotency-Key must be 1 to 255 printable ASCII characters.")
     return key

@@ -15,10 +15,15 @@ from typing import Any
 import dramatiq
 from dramatiq import Broker, Retry
 from limits.strategies import RateLimiter
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from checkout_sweeper.engine.scope import parse_scope
-from checkout_sweeper.errors import LeaseError, SweepAborted, SweepCanceled, SweeperError
+from checkout_sweeper.errors import (
+    DatabaseUnavailable,
+    LeaseError,
+    SweepAborted,
+    SweepCanceled,
+    SweeperError,
+)
 from checkout_sweeper.metrics import QUEUE_EVENTS
 from checkout_sweeper.runs.checks import Services, did_nothing, give_back_call, queued_caller
 from checkout_sweeper.runs.fleet.rows import settle_parent
@@ -38,13 +43,12 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.rows import end_abandoned_run, queued_run
 from checkout_sweeper.runs.run import RunView
 from checkout_sweeper.settings import BUSY_WAIT_S, Settings
-from checkout_sweeper.store.database import Database, database_cause
+from checkout_sweeper.store.database import Database
 from checkout_sweeper.vocabulary import RunStatus
 
 log = logging.getLogger("checkout_sweeper.worker")
 HANDED_BACK = "the worker is stopping: handed back to the queue"
 STOPPED_FIRST = "the process stopped before the sweep started; ask for it again"
-DATABASE_OUT_OF_REACH = (OperationalError, InterfaceError)  # the server, not the statement
 DATABASE_RETRIES = 10  # backoff from 1 s doubling to 15 s: about two minutes of tries
 
 
@@ -73,10 +77,9 @@ class SweepRunner:
             return
         try:
             self._take(sweep_id)
-        except DATABASE_OUT_OF_REACH as err:
-            cause = database_cause(err)
-            log.warning("sweep %s waits: the database cannot be reached (%s)", sweep_id, cause)
-            raise Retry(cause) from err  # tried again with backoff, without a traceback
+        except DatabaseUnavailable as err:
+            log.warning("sweep %s waits: the database cannot be reached (%s)", sweep_id, err.cause)
+            raise Retry(err.cause) from err  # tried again with backoff, without a traceback
 
     def _take(self, sweep_id: str) -> None:
         run = queued_run(self.db, sweep_id)
@@ -106,6 +109,8 @@ class SweepRunner:
         except SweepCanceled:
             log.info("sweep %s was canceled before it started", sweep_id)
             return
+        except DatabaseUnavailable:
+            raise  # the run waits for the database: tried again, not ended
         except SweeperError as err:  # cannot start (live mode refused, Stripe out of reach)
             end_queued_run(self.db, sweep_id, str(err))
             log.warning("sweep %s could not start: %s", sweep_id, err)
@@ -220,7 +225,7 @@ def _worth_retrying(retries: int, error: Exception) -> bool:
     """The account is busy (its lease held): later, until ``SWEEPER_BUSY_WAIT`` has passed.
     The database out of reach: later, about two minutes' worth of tries. Anything else is
     recorded on the run."""
-    if isinstance(error.__cause__, DATABASE_OUT_OF_REACH):
+    if isinstance(error.__cause__, DatabaseUnavailable):
         return retries < DATABASE_RETRIES
     return isinstance(error, Retry)
 
