@@ -6,6 +6,7 @@ from typing import Any
 
 from checkout_sweeper.engine.scope import AGE
 from checkout_sweeper.runs.quota import READS_PER_MINUTE
+from checkout_sweeper.web.body import MAX_BODY_BYTES, MAX_DEPTH
 from checkout_sweeper.web.openapi.components import ERROR, RETRY_AFTER, SCOPE_BODY, header
 
 _OPT_STR = {"type": ["string", "null"]}
@@ -26,8 +27,13 @@ CADENCE: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "cron": (_OPT_STR, 'Five cron fields in UTC ("0 3 * * *"); give this or every.'),
 }
+BAD_BODY = (
+    "The body is not one JSON object (a key twice, NaN, nested more than "
+    f"{MAX_DEPTH} levels), or fields are bad (all named)."
+)
+TOO_LARGE = f"The body is larger than {MAX_BODY_BYTES // 1024} KB."
 STATUSES = {
-    "400": "The body is not a JSON object, or fields are bad (all named).",
+    "400": BAD_BODY,
     "401": "No or malformed Bearer header, or the token is invalid.",
     "404": "No such user, or no such schedule of this user.",
     "429": f"More than {READS_PER_MINUTE} requests by this user in a minute.",
@@ -106,6 +112,7 @@ def schedule_paths(prefix: str) -> dict[str, Any]:
     created = _responses("201", "The schedule; workers start its sweeps.", "ScheduleCreated")
     created["201"]["headers"] = {"Location": header("The schedule.", {"type": "string"})}
     created.update(REFUSALS)
+    created["413"] = {"description": TOO_LARGE, "content": {"application/json": {"schema": ERROR}}}
     secured: dict[str, Any] = {"security": [{"bearer": []}]}
     schedule_id = {
         "name": "schedule_id",
