@@ -96,6 +96,21 @@ def test_a_body_that_is_not_one_json_object_is_400_saying_so(api, fake_stripe, b
     _nothing_started(api, token, fake_stripe)
 
 
+def test_values_beyond_their_bounds_are_400_naming_the_bounds(api, fake_stripe):
+    token = api.token(api.add_user())
+    body = {"created_before": 1e300, "limit": 1e300, "older_than": "99999999999999999w"}
+    message = _refused(
+        _post(api, token, json.dumps(body).encode()),
+        400,
+        "created_before: expected a Unix time in seconds from 946684800 (2000-01-01) to "
+        "4102444800 (2100-01-01)",
+        "limit: expected a whole number of sessions from 1 to 1,000,000",
+        "older_than: expected a duration from 1s to 30d",
+    )
+    assert "99999999999999999w" in message
+    _nothing_started(api, token, fake_stripe)
+
+
 # a chunked body, through gunicorn ----------------------------------------------------------
 def _chunked(body: dict[str, object]) -> Iterator[bytes]:
     """A body with no Content-Length: requests sends a generator chunked."""
