@@ -111,6 +111,21 @@ def test_values_beyond_their_bounds_are_400_naming_the_bounds(api, fake_stripe):
     _nothing_started(api, token, fake_stripe)
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_a_doubled_slash_is_a_json_404_not_a_redirect(api, method):
+    token = api.token(api.add_user())
+    response = requests.request(
+        method,
+        f"{api.url}/v1//sweeps",
+        json={"dry_run": True},
+        headers={"Authorization": f"Bearer {token}"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code == 404 and "Location" not in response.headers
+    assert response.json()["status"] == "error" and response.json()["code"] == 404
+
+
 # a chunked body, through gunicorn ----------------------------------------------------------
 def _chunked(body: dict[str, object]) -> Iterator[bytes]:
     """A body with no Content-Length: requests sends a generator chunked."""
