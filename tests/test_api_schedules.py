@@ -55,6 +55,11 @@ def test_a_bad_schedule_is_400_naming_every_bad_field(api):
         assert field in bad.json()["message"]
     both = _call(api, "POST", "", token, {"every": "1h", "cron": "0 3 * * *"})
     assert both.status_code == 400 and "not both" in both.json()["message"]
+    neither = _call(api, "POST", "", token, {"older_than": "2h"})
+    assert neither.status_code == 400
+    assert neither.json()["message"] == (
+        "Invalid schedule: every: give a period (every) or a cron expression (cron)."
+    )
     assert _call(api, "GET", "", token).json()["data"]["data"] == []
 
 

@@ -30,7 +30,7 @@ T0 = datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("every", "cron", "problem"),
     [
-        (None, None, "either"),
+        (None, None, r"give a period \(every\) or a cron expression \(cron\)$"),
         ("15m", "0 3 * * *", "not both"),
         ("10s", None, "at least 60s"),
         ("soon", None, "15m"),
@@ -101,6 +101,9 @@ def test_schedules_add_list_and_remove_from_the_command_line(tmp_path):
     assert "older than 2h" in listed.stdout
     bad = run_command(env, "schedules", "add", "--cron", "every night")
     assert bad.returncode == 2 and "five fields" in bad.stderr
+    neither = run_command(env, "schedules", "add", "--older-than", "2h")
+    assert neither.returncode == 2
+    assert "give a period (every) or a cron expression" in neither.stderr
     assert run_command(env, "schedules", "remove", schedule["id"]).returncode == 0
     assert json.loads(run_command(env, "schedules", "list", "--json").stdout) == []
     missing = run_command(env, "schedules", "remove", schedule["id"])

@@ -51,7 +51,9 @@ class Cadence:
 
     @classmethod
     def read(cls, every: str | None, cron: str | None) -> Cadence:
-        if (every is None) == (cron is None):
+        if every is None and cron is None:
+            raise ScheduleInvalid("give a period (every) or a cron expression (cron)")
+        if every is not None and cron is not None:
             raise ScheduleInvalid("give either a period (every) or a cron expression, not both")
         if every is not None:
             if not AGE.fullmatch(every):
