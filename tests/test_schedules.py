@@ -32,15 +32,29 @@ T0 = datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
     [
         (None, None, r"give a period \(every\) or a cron expression \(cron\)$"),
         ("15m", "0 3 * * *", "not both"),
-        ("10s", None, "at least 60s"),
+        ("10s", None, r"from 60s \(1m\) to 365d, got '10s'"),
+        ("25000d", None, r"from 60s \(1m\) to 365d, got '25000d'"),
+        ("99999999999999999w", None, "to 365d"),
         ("soon", None, "15m"),
         (None, "0 3 * *", "five fields"),
         (None, "61 * * * *", "cron"),
+        (None, "0 0 31 2 *", r"'0 0 31 2 \*' names no date that exists .* never run"),
+        (None, "0 0 30 2 *", "never run"),
+        (None, "0 0 * * *" + " " * 120, "at most 120 printable ASCII characters"),
+        (None, "\u0663 * * * *", "printable ASCII"),  # an Arabic-Indic 3
+        (None, "0 0 * * *\x00", "printable ASCII"),
     ],
 )
-def test_a_cadence_is_a_period_of_a_minute_or_more_or_five_cron_fields(every, cron, problem):
+def test_a_cadence_is_a_period_of_a_minute_to_a_year_or_five_cron_fields_that_come(
+    every, cron, problem
+):
     with pytest.raises(ScheduleInvalid, match=problem):
         Cadence.read(every, cron)
+
+
+def test_a_cron_of_a_rare_date_that_exists_is_a_cadence():
+    assert Cadence.read(None, "0 0 29 2 *").cron == "0 0 29 2 *"  # leap years
+    assert Cadence.read("365d", None).every_s == 365 * 86400
 
 
 def test_the_latest_slot_of_a_period_counts_from_the_schedules_creation():
@@ -101,9 +115,13 @@ def test_schedules_add_list_and_remove_from_the_command_line(tmp_path):
     assert "older than 2h" in listed.stdout
     bad = run_command(env, "schedules", "add", "--cron", "every night")
     assert bad.returncode == 2 and "five fields" in bad.stderr
+    never = run_command(env, "schedules", "add", "--cron", "0 0 31 2 *")
+    assert never.returncode == 2 and "never run" in never.stderr
     neither = run_command(env, "schedules", "add", "--older-than", "2h")
     assert neither.returncode == 2
     assert "give a period (every) or a cron expression" in neither.stderr
+    too_long = run_command(env, "schedules", "add", "--every", "25000d")
+    assert too_long.returncode == 2 and "to 365d" in too_long.stderr
     assert run_command(env, "schedules", "remove", schedule["id"]).returncode == 0
     assert json.loads(run_command(env, "schedules", "list", "--json").stdout) == []
     missing = run_command(env, "schedules", "remove", schedule["id"])

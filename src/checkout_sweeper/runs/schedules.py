@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -36,10 +37,12 @@ from checkout_sweeper.runs.launch import Asked
 from checkout_sweeper.runs.submit import submit_sweep
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database, rows_changed
-from checkout_sweeper.store.models import Schedule, utcnow
+from checkout_sweeper.store.models import CRON_MAX, Schedule, utcnow
 
 log = logging.getLogger("checkout_sweeper.scheduler")
 MIN_EVERY_S = 60  # a sweep lists the whole scope: more often than a minute only costs quota
+MAX_EVERY_S = 365 * 86400  # longer periods are calendar dates: a cron expression says them
+SCHEDULE_ID = re.compile(r"sch_[0-9a-f]{20}")  # what schedules are named: see add_schedule
 
 
 @dataclass(frozen=True)
@@ -56,18 +59,9 @@ class Cadence:
         if every is not None and cron is not None:
             raise ScheduleInvalid("give either a period (every) or a cron expression, not both")
         if every is not None:
-            if not AGE.fullmatch(every):
-                raise ScheduleInvalid(f"expected a period such as 15m, 1h or 1d, got {every!r}")
-            seconds = parse_duration(every)
-            if seconds < MIN_EVERY_S:
-                raise ScheduleInvalid(f"the period must be at least {MIN_EVERY_S}s")
-            return cls(every_s=seconds)
+            return cls(every_s=_period(every))
         assert cron is not None
-        if not croniter.is_valid(cron) or len(cron.split()) != 5:
-            raise ScheduleInvalid(
-                f"not a cron expression of five fields (minute hour day month weekday): {cron!r}"
-            )
-        return cls(cron=cron)
+        return cls(cron=_cron(cron))
 
     def latest_slot(self, created_at: datetime, now: datetime) -> datetime | None:
         """The latest slot at or before ``now`` (none before the first one)."""
@@ -77,6 +71,41 @@ class Cadence:
         assert self.cron is not None
         slot: datetime = croniter(self.cron, now + timedelta(microseconds=1)).get_prev(datetime)
         return slot if slot > created_at else None
+
+
+def _period(every: str) -> int:
+    if not AGE.fullmatch(every):
+        raise ScheduleInvalid(f"expected a period such as 15m, 1h or 1d, got {every[:40]!r}")
+    seconds = parse_duration(every)
+    if not MIN_EVERY_S <= seconds <= MAX_EVERY_S:
+        raise ScheduleInvalid(
+            f"the period must be from {MIN_EVERY_S}s (1m) to {MAX_EVERY_S // 86400}d, "
+            f"got {every!r}; a cron expression says calendar dates"
+        )
+    return seconds
+
+
+def _cron(cron: str) -> str:
+    """Five cron fields that name a moment that comes: ``0 0 31 2 *`` (31 February) is
+    refused here, or every tick of every worker would fail on it."""
+    if len(cron) > CRON_MAX or not all(" " <= char <= "~" for char in cron):
+        raise ScheduleInvalid(
+            f"a cron expression is at most {CRON_MAX} printable ASCII characters and spaces"
+        )
+    if not croniter.is_valid(cron) or len(cron.split()) != 5:
+        raise ScheduleInvalid(
+            f"not a cron expression of five fields (minute hour day month weekday): {cron!r}"
+        )
+    now = datetime.now(UTC)
+    try:
+        croniter(cron, now).get_next(datetime)
+        croniter(cron, now).get_prev(datetime)
+    except Exception:  # CroniterBadDateError, or what else croniter raises on a field
+        raise ScheduleInvalid(
+            f"the cron expression {cron!r} names no date that exists (such as 31 February), "
+            "so it would never run"
+        ) from None
+    return cron
 
 
 def _aware(moment: datetime) -> datetime:
@@ -112,7 +141,10 @@ def list_schedules(db: Database, user_id: int | None = None) -> list[dict[str, A
 
 
 def remove_schedule(db: Database, schedule_id: str, user_id: int | None = None) -> bool:
-    """Remove it (only its owner's, when ``user_id`` is given); False if there was none."""
+    """Remove it (only its owner's, when ``user_id`` is given); False if there was none (an id
+    no schedule can have is not looked up: a NUL byte is no text PostgreSQL takes)."""
+    if not SCHEDULE_ID.fullmatch(schedule_id):
+        return False
     with db.session() as session:
         schedule = session.get(Schedule, schedule_id)
         if schedule is None or (user_id is not None and schedule.user_id != user_id):

@@ -6,6 +6,8 @@ from typing import Any
 
 from checkout_sweeper.engine.scope import AGE
 from checkout_sweeper.runs.quota import READS_PER_MINUTE
+from checkout_sweeper.runs.schedules import MAX_EVERY_S, SCHEDULE_ID
+from checkout_sweeper.store.models import CRON_MAX
 from checkout_sweeper.web.body import MAX_BODY_BYTES, MAX_DEPTH
 from checkout_sweeper.web.openapi.components import ERROR, RETRY_AFTER, SCOPE_BODY, header
 
@@ -23,9 +25,12 @@ SCHEDULE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
 CADENCE: dict[str, tuple[dict[str, Any], str]] = {
     "every": (
         {"type": ["string", "null"], "pattern": f"^{AGE.pattern}$"},
-        "A period of at least 1m (15m, 1h, 1d); give this or cron.",
+        f"A period from 1m to {MAX_EVERY_S // 86400}d (15m, 1h, 1d); give this or cron.",
     ),
-    "cron": (_OPT_STR, 'Five cron fields in UTC ("0 3 * * *"); give this or every.'),
+    "cron": (
+        {"type": ["string", "null"], "maxLength": CRON_MAX},
+        'Five cron fields in UTC ("0 3 * * *") that name a date that exists; give this or every.',
+    ),
 }
 BAD_BODY = (
     "The body is not one JSON object (a key twice, NaN, nested more than "
@@ -118,7 +123,7 @@ def schedule_paths(prefix: str) -> dict[str, Any]:
         "name": "schedule_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": f"^{SCHEDULE_ID.pattern}$"},
         "example": "sch_0a1b2c3d4e5f60718293",
     }
     return {
