@@ -9,16 +9,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.errors import ScheduleInvalid
 from checkout_sweeper.fake_stripe import FakeStripeServer
+from checkout_sweeper.runs.queue.pool import stop_local_pools
 from checkout_sweeper.runs.queue.producer import in_process_broker
-from checkout_sweeper.runs.schedules import Cadence, ScheduleLoop, add_schedule, claim_due_slots
+from checkout_sweeper.runs.schedules import (
+    Cadence,
+    ScheduleLoop,
+    add_schedule,
+    claim_due_slots,
+    list_schedules,
+)
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
-from checkout_sweeper.store.models import Schedule, User
+from checkout_sweeper.store.models import Schedule, SweepRun, User
 from checkout_sweeper.store.users import add_user
 
 from harness import queued_env, sweeper_env, wait_until, working
@@ -210,3 +217,47 @@ def test_a_slot_whose_owner_has_since_become_a_stripe_customer_is_not_started(
     loop = ScheduleLoop(settings, db, in_process_broker(), clock=lambda: T0 + timedelta(seconds=61))
     assert loop.tick() == []
     assert fake_stripe.state.snapshot()["open_total"] == 5
+
+
+def test_a_schedule_no_door_would_write_is_skipped_and_the_others_still_fire(
+    tmp_path, db, fake_stripe, caplog
+):
+    """Rows written behind the doors' backs (a cron that names no date, a scope no parser
+    reads, no cadence at all): each is logged and skipped, every tick, and the good
+    schedule's slot still starts."""
+    fake_stripe.state.seed(open_=3)
+    with db.session() as session:
+        for number, (every_s, cron, scope) in enumerate(
+            [(None, "0 0 31 2 *", "{}"), (60, None, '{"colour": "red"}'), (None, None, "{}")]
+        ):
+            session.add(
+                Schedule(
+                    id=f"sch_{number:020x}",
+                    every_s=every_s,
+                    cron=cron,
+                    scope=scope,
+                    created_at=T0,
+                )
+            )
+    good = _backdated(db, "1m", T0)
+    with db.session() as session:
+        session.execute(update(Schedule).where(Schedule.id == good).values(dry_run=True))
+    settings = Settings.from_env(sweeper_env(tmp_path, fake_stripe.url), instance_path=tmp_path)
+    clock = T0 + timedelta(seconds=61)
+    loop = ScheduleLoop(settings, db, in_process_broker(), clock=lambda: clock)
+    try:
+        started = loop.tick()
+        assert len(started) == 1
+        wait_until(lambda: _run_status(db, started[0]) == "succeeded", what="the dry run")
+    finally:
+        stop_local_pools(timeout_s=10)
+    skipped = [r.getMessage() for r in caplog.records if "cannot be worked out" in r.getMessage()]
+    assert len(skipped) == 3
+    assert fake_stripe.state.snapshot()["open_total"] == 3
+    claimed = {s["id"]: s["last_slot_at"] for s in list_schedules(db)}
+    assert claimed.pop(good) is not None and set(claimed.values()) == {None}
+
+
+def _run_status(db: Database, sweep_id: str) -> str:
+    with db.session() as session:
+        return str(session.scalar(select(SweepRun.status).where(SweepRun.id == sweep_id)))

@@ -9,7 +9,8 @@ not made up one by one: the latest one due runs, once.
 ``ScheduleLoop`` is the loop in ``checkout-sweeper worker``: every few seconds it claims the
 slots that are due and starts each one's sweep as an ordinary run with ``trigger: schedule``.
 A slot whose sweep cannot start (the account already being swept, Stripe refusing the key) is
-logged and counted; the next slot tries again.
+logged and counted; the next slot tries again. A schedule that cannot be worked out (a row no
+door would write) is logged and skipped, and never stops the others.
 """
 
 from __future__ import annotations
@@ -165,28 +166,36 @@ class DueSlot:
 
 
 def claim_due_slots(db: Database, now: datetime) -> list[DueSlot]:
-    """The slots due at ``now`` that this caller won; each is won by exactly one caller."""
-    claimed = []
+    """The slots due at ``now`` that this caller won; each is won by exactly one caller. A
+    schedule that cannot be worked out (a row no door would write, such as a cron expression
+    that names no date) is logged and skipped: the others' slots are claimed all the same."""
     with db.session() as session:
-        schedules = list(session.scalars(select(Schedule)))
-        due = [(s, _due_slot(s, now)) for s in schedules]
-        wanted = [(s.as_dict(), slot) for s, slot in due if slot is not None]
-    for schedule, slot in wanted:
-        if _claim(db, schedule["id"], slot):
-            scope = parse_scope(schedule["scope"])
-            claimed.append(
-                DueSlot(schedule["id"], slot, schedule["user_id"], scope, schedule["dry_run"])
-            )
-    return claimed
+        candidates = [
+            _readable_due(schedule, now) for schedule in session.scalars(select(Schedule))
+        ]
+    return [due for due in candidates if due is not None and _claim(db, due.schedule_id, due.slot)]
 
 
-def _due_slot(schedule: Schedule, now: datetime) -> datetime | None:
+def _readable_due(schedule: Schedule, now: datetime) -> DueSlot | None:
+    try:
+        return _due(schedule, now)
+    except Exception:
+        log.exception("schedule %s cannot be worked out, so it is skipped", schedule.id)
+        SCHEDULED_SLOTS.labels("error").inc()
+        return None
+
+
+def _due(schedule: Schedule, now: datetime) -> DueSlot | None:
+    """The schedule's latest slot due at ``now``, unless it has run already."""
     cadence = Cadence(schedule.every_s, schedule.cron)
+    if (cadence.every_s is None) == (cadence.cron is None):
+        raise ScheduleInvalid("a schedule has a period or a cron expression, one of them")
     slot = cadence.latest_slot(_aware(schedule.created_at), now)
     last = schedule.last_slot_at
     if slot is None or (last is not None and slot <= _aware(last)):
         return None
-    return slot
+    scope = parse_scope(json.loads(schedule.scope))
+    return DueSlot(schedule.id, slot, schedule.user_id, scope, schedule.dry_run)
 
 
 def _claim(db: Database, schedule_id: str, slot: datetime) -> bool:
@@ -240,6 +249,13 @@ class ScheduleLoop:
                     err,
                 )
                 SCHEDULED_SLOTS.labels("not_started").inc()
+            except Exception:  # this slot's alone: the other slots still start
+                log.exception(
+                    "schedule %s: the sweep of slot %s failed to start",
+                    slot.schedule_id,
+                    slot.slot.isoformat(),
+                )
+                SCHEDULED_SLOTS.labels("error").inc()
         return started
 
     def _start(self, slot: DueSlot) -> str:
