@@ -15,7 +15,7 @@ import stripe
 
 from checkout_sweeper.fake_stripe import FakeStripeServer, FakeStripeState
 
-from helpers import RunningApi, make_client, serve_api, service_missing
+from helpers import RunningApi, fresh_postgres, make_client, serve_api, service_missing
 
 FAULT_SEED = 20261202
 
@@ -81,30 +81,10 @@ def api(start_api: Callable[..., RunningApi]) -> RunningApi:
 
 # real services: PostgreSQL and Redis --------------------------------------------------------------
 @pytest.fixture
-def postgres_url():
+def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
-    import os
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
-
-    base = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    engine = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        connection = engine.connect()
-    except OperationalError:
-        service_missing(
-            "PostgreSQL",
-            "start it (pg_ctlcluster 15 main start) on 127.0.0.1:5432 with trust auth and a "
-            "database 'test', or set TEST_POSTGRES_URL",
-        )
-    name = f"sweeper_{uuid.uuid4().hex[:12]}"
-    connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield base.rsplit("/", 1)[0] + "/" + name
-    connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    connection.close()
-    engine.dispose()
+    with fresh_postgres() as url:
+        yield url
 
 
 REDIS_TEST_DATABASE = 15  # the README names it; tests add and remove only keys of their own

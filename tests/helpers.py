@@ -114,6 +114,34 @@ def service_missing(what: str, how: str) -> NoReturn:
     pytest.skip(message)
 
 
+@contextlib.contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database of the caller's own, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    base = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        connection = engine.connect()
+    except OperationalError:
+        service_missing(
+            "PostgreSQL",
+            "start it (pg_ctlcluster 15 main start) on 127.0.0.1:5432 with trust auth and a "
+            "database 'test', or set TEST_POSTGRES_URL",
+        )
+    name = f"sweeper_{uuid.uuid4().hex[:12]}"
+    connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.rsplit("/", 1)[0] + "/" + name
+    finally:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        connection.close()
+        engine.dispose()
+
+
 class FakeClock:
     """A clock that only moves when someone sleeps: pacing tests run in no time."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
+from checkout_sweeper.store.database import Database
 from checkout_sweeper.web.openapi.document import openapi_spec
 
 from helpers import RunningApi, conforms
@@ -55,7 +57,35 @@ def test_a_bad_schedule_is_400_naming_every_bad_field(api):
         assert field in bad.json()["message"]
     both = _call(api, "POST", "", token, {"every": "1h", "cron": "0 3 * * *"})
     assert both.status_code == 400 and "not both" in both.json()["message"]
+    neither = _call(api, "POST", "", token, {"older_than": "2h"})
+    assert neither.status_code == 400
+    assert neither.json()["message"] == (
+        "Invalid schedule: every: give a period (every) or a cron expression (cron)."
+    )
     assert _call(api, "GET", "", token).json()["data"]["data"] == []
+
+
+@pytest.mark.services
+def test_what_postgresql_would_refuse_is_a_400_or_404_naming_it(start_api, postgres_url):
+    """Values SQLite stores and PostgreSQL refuses (an integer past its column, a string past
+    its length, a NUL byte), and a cron that names no date: each a 4xx saying what is wrong."""
+    Database(postgres_url).upgrade()
+    api = start_api(DATABASE_URL=postgres_url)
+    token = api.token(api.add_user())
+    for body, words in [
+        ({"every": "25000d"}, "every: the period must be from 60s (1m) to 365d, got '25000d'"),
+        ({"every": "99999999999999999w"}, "to 365d"),
+        ({"cron": "0 0 * * *" + " " * 120}, "cron: a cron expression is at most 120 printable"),
+        ({"cron": "0 0 31 2 *"}, "cron: the cron expression '0 0 31 2 *' names no date"),
+        ({"cron": "0 0 * * *\u0000"}, "cron: a cron expression is at most 120 printable"),
+    ]:
+        refused = _call(api, "POST", "", token, body)
+        assert refused.status_code == 400 and words in refused.json()["message"], refused.text
+    for odd in ("%00", "sch_%00", "sch_0a1b2c3d4e5f6071829%00"):
+        assert _call(api, "DELETE", f"/{odd}", token).status_code == 404
+    added = _call(api, "POST", "", token, {"cron": "0 0 29 2 *", "every": None})
+    assert added.status_code == 201, added.text
+    assert _call(api, "DELETE", f"/{added.json()['data']['id']}", token).status_code == 200
 
 
 def test_a_user_with_a_stripe_customer_cannot_add_a_schedule(api):

@@ -42,6 +42,13 @@ def test_a_bad_scope_names_every_bad_field_at_once():
         {"limit": True},
         {"limit": "5"},
         {"created_before": -1},
+        {"created_before": 1e300},
+        {"created_before": 1_000},  # 1970: before any session
+        {"created_before": 5_000_000_000},  # 2128
+        {"limit": 1e300},
+        {"limit": float("inf")},
+        {"older_than": "99999999999999999w"},
+        {"older_than": "31d"},
         {"metadata": ["k=v"]},
         {"metadata": {"k": 1}},
         {"older_than": "0s"},
@@ -50,6 +57,18 @@ def test_a_bad_scope_names_every_bad_field_at_once():
 def test_values_of_the_wrong_kind_are_refused(bad):
     with pytest.raises(ScopeInvalid):
         parse_scope(bad)
+
+
+def test_bounds_are_named_in_the_message():
+    with pytest.raises(ScopeInvalid) as caught:
+        parse_scope({"older_than": "5w", "created_before": 1e300, "limit": 10**7})
+    problems = caught.value.problems
+    assert "from 1s to 30d" in problems["older_than"] and "'5w'" in problems["older_than"]
+    assert "946684800 (2000-01-01)" in problems["created_before"]
+    assert "4102444800 (2100-01-01)" in problems["created_before"]
+    assert "from 1 to 1,000,000" in problems["limit"]
+    bounds = parse_scope({"older_than": "30d", "created_before": 4_102_444_800, "limit": 10**6})
+    assert bounds.limit == 10**6
 
 
 def test_a_good_scope_reads_as_written():
@@ -65,8 +84,9 @@ def test_older_than_becomes_one_cutoff_that_a_later_resolve_keeps():
     scope = parse_scope({"older_than": "30m"}).resolved(10_000)
     assert scope.created_before == 10_000 - 1800
     assert scope.resolved(20_000).created_before == 10_000 - 1800
-    both = parse_scope({"older_than": "30m", "created_before": 5_000}).resolved(10_000)
-    assert both.created_before == 5_000
+    now = 1_700_010_000
+    both = parse_scope({"older_than": "30m", "created_before": now - 5_000}).resolved(now)
+    assert both.created_before == now - 5_000
 
 
 def test_metadata_is_matched_on_each_listed_session_and_the_rest_is_counted_out_of_scope():

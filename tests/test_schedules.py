@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
 from checkout_sweeper.errors import ScheduleInvalid
 from checkout_sweeper.fake_stripe import FakeStripeServer
+from checkout_sweeper.runs.queue.pool import stop_local_pools
 from checkout_sweeper.runs.queue.producer import in_process_broker
 from checkout_sweeper.runs.schedules import (
     Cadence,
@@ -25,7 +26,7 @@ from checkout_sweeper.runs.schedules import (
 )
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
-from checkout_sweeper.store.models import Schedule, User
+from checkout_sweeper.store.models import Schedule, SweepRun, User
 from checkout_sweeper.store.users import add_user
 
 from harness import queued_env, sweeper_env, wait_until, working
@@ -37,17 +38,31 @@ T0 = datetime(2026, 12, 3, 0, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("every", "cron", "problem"),
     [
-        (None, None, "either"),
+        (None, None, r"give a period \(every\) or a cron expression \(cron\)$"),
         ("15m", "0 3 * * *", "not both"),
-        ("10s", None, "at least 60s"),
+        ("10s", None, r"from 60s \(1m\) to 365d, got '10s'"),
+        ("25000d", None, r"from 60s \(1m\) to 365d, got '25000d'"),
+        ("99999999999999999w", None, "to 365d"),
         ("soon", None, "15m"),
         (None, "0 3 * *", "five fields"),
         (None, "61 * * * *", "cron"),
+        (None, "0 0 31 2 *", r"'0 0 31 2 \*' names no date that exists .* never run"),
+        (None, "0 0 30 2 *", "never run"),
+        (None, "0 0 * * *" + " " * 120, "at most 120 printable ASCII characters"),
+        (None, "\u0663 * * * *", "printable ASCII"),  # an Arabic-Indic 3
+        (None, "0 0 * * *\x00", "printable ASCII"),
     ],
 )
-def test_a_cadence_is_a_period_of_a_minute_or_more_or_five_cron_fields(every, cron, problem):
+def test_a_cadence_is_a_period_of_a_minute_to_a_year_or_five_cron_fields_that_come(
+    every, cron, problem
+):
     with pytest.raises(ScheduleInvalid, match=problem):
         Cadence.read(every, cron)
+
+
+def test_a_cron_of_a_rare_date_that_exists_is_a_cadence():
+    assert Cadence.read(None, "0 0 29 2 *").cron == "0 0 29 2 *"  # leap years
+    assert Cadence.read("365d", None).every_s == 365 * 86400
 
 
 def test_the_latest_slot_of_a_period_counts_from_the_schedules_creation():
@@ -119,6 +134,13 @@ def test_schedules_add_list_and_remove_from_the_command_line(tmp_path):
     assert "older than 2h" in listed.stdout
     bad = run_command(env, "schedules", "add", "--cron", "every night")
     assert bad.returncode == 2 and "five fields" in bad.stderr
+    never = run_command(env, "schedules", "add", "--cron", "0 0 31 2 *")
+    assert never.returncode == 2 and "never run" in never.stderr
+    neither = run_command(env, "schedules", "add", "--older-than", "2h")
+    assert neither.returncode == 2
+    assert "give a period (every) or a cron expression" in neither.stderr
+    too_long = run_command(env, "schedules", "add", "--every", "25000d")
+    assert too_long.returncode == 2 and "to 365d" in too_long.stderr
     assert run_command(env, "schedules", "remove", schedule["id"]).returncode == 0
     assert json.loads(run_command(env, "schedules", "list", "--json").stdout) == []
     missing = run_command(env, "schedules", "remove", schedule["id"])
@@ -207,3 +229,47 @@ def test_a_slot_whose_owner_has_since_become_a_stripe_customer_is_not_started(
     loop = ScheduleLoop(settings, db, in_process_broker(), clock=lambda: T0 + timedelta(seconds=61))
     assert loop.tick() == []
     assert fake_stripe.state.snapshot()["open_total"] == 5
+
+
+def test_a_schedule_no_door_would_write_is_skipped_and_the_others_still_fire(
+    tmp_path, db, fake_stripe, caplog
+):
+    """Rows written behind the doors' backs (a cron that names no date, a scope no parser
+    reads, no cadence at all): each is logged and skipped, every tick, and the good
+    schedule's slot still starts."""
+    fake_stripe.state.seed(open_=3)
+    with db.session() as session:
+        for number, (every_s, cron, scope) in enumerate(
+            [(None, "0 0 31 2 *", "{}"), (60, None, '{"colour": "red"}'), (None, None, "{}")]
+        ):
+            session.add(
+                Schedule(
+                    id=f"sch_{number:020x}",
+                    every_s=every_s,
+                    cron=cron,
+                    scope=scope,
+                    created_at=T0,
+                )
+            )
+    good = _backdated(db, "1m", T0)
+    with db.session() as session:
+        session.execute(update(Schedule).where(Schedule.id == good).values(dry_run=True))
+    settings = Settings.from_env(sweeper_env(tmp_path, fake_stripe.url), instance_path=tmp_path)
+    clock = T0 + timedelta(seconds=61)
+    loop = ScheduleLoop(settings, db, in_process_broker(), clock=lambda: clock)
+    try:
+        started = loop.tick()
+        assert len(started) == 1
+        wait_until(lambda: _run_status(db, started[0]) == "succeeded", what="the dry run")
+    finally:
+        stop_local_pools(timeout_s=10)
+    skipped = [r.getMessage() for r in caplog.records if "cannot be worked out" in r.getMessage()]
+    assert len(skipped) == 3
+    assert fake_stripe.state.snapshot()["open_total"] == 3
+    claimed = {s["id"]: s["last_slot_at"] for s in list_schedules(db)}
+    assert claimed.pop(good) is not None and set(claimed.values()) == {None}
+
+
+def _run_status(db: Database, sweep_id: str) -> str:
+    with db.session() as session:
+        return str(session.scalar(select(SweepRun.status).where(SweepRun.id == sweep_id)))

@@ -64,6 +64,7 @@ drawing to the classes.
     │   └── QuotaUnavailable    the per-user limits' storage cannot be reached            503     3
     └── ApiError                a view's own refusal of a request, in the error envelope  400     2
         ├── RequestInvalid      a query parameter, header or body that cannot be used     400     2
+        ├── BodyTooLarge        a request body over the size the service reads            413     2
         ├── IdempotencyKeyReused  the key started a sweep with another body               422     2
         ├── MetricsTokenRequired  /metrics without its METRICS_TOKEN                      401     2
         └── MetricsLoopbackOnly  /metrics from off this host, with no METRICS_TOKEN set   403     2
@@ -544,6 +545,13 @@ class ApiError(SweeperError):
 class RequestInvalid(ApiError):
     """A query parameter, header or body the view cannot use as given; the message says
     which, and what it takes."""
+
+
+class BodyTooLarge(ApiError):
+    """A request body over the size the service reads (a bound on what a caller can make it
+    parse)."""
+
+    http_status = 413
 
 
 class IdempotencyKeyReused(ApiError):

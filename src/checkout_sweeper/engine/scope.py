@@ -34,6 +34,12 @@ METADATA_VALUE_MAX = 500
 CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9_]{1,250}")
 PAYMENT_LINK_ID = re.compile(r"plink_[A-Za-z0-9_]{1,250}")
 AGE = re.compile(r"[0-9]{0,8}[1-9][0-9]{0,8}[smhdw]")  # as documented: more than 0, lower case
+# Bounds that keep every value a sane number for Stripe and the database. Stripe keeps a
+# session open for 24 hours at most, so an older_than beyond a day matches nothing.
+OLDER_THAN_MAX_S = 30 * 86400
+CREATED_BEFORE_MIN = 946_684_800  # 2000-01-01T00:00:00Z, before any Checkout Session
+CREATED_BEFORE_MAX = 4_102_444_800  # 2100-01-01T00:00:00Z
+LIMIT_MAX = 1_000_000  # sessions one sweep may expire (hours at Stripe's pace)
 
 
 class Form(StrEnum):
@@ -77,8 +83,15 @@ class ScopeField:
 
 
 def _older_than(value: Any) -> str:
-    if not isinstance(value, str) or not AGE.fullmatch(value):
-        raise ValueError(f"expected a duration longer than 0s such as {EXAMPLES}, got {value!r}")
+    if (
+        not isinstance(value, str)
+        or not AGE.fullmatch(value)
+        or parse_duration(value) > OLDER_THAN_MAX_S
+    ):
+        most = f"{OLDER_THAN_MAX_S // 86400}d"
+        raise ValueError(
+            f"expected a duration from 1s to {most} such as {EXAMPLES}, got {repr(value)[:40]}"
+        )
     return value
 
 
@@ -93,8 +106,11 @@ def _whole(value: Any) -> int | None:
 
 def _created_before(value: Any) -> int:
     whole = _whole(value)
-    if whole is None or whole <= 0:
-        raise ValueError("expected a positive Unix time in seconds")
+    if whole is None or not CREATED_BEFORE_MIN <= whole <= CREATED_BEFORE_MAX:
+        raise ValueError(
+            f"expected a Unix time in seconds from {CREATED_BEFORE_MIN} (2000-01-01) to "
+            f"{CREATED_BEFORE_MAX} (2100-01-01)"
+        )
     return whole
 
 
@@ -121,8 +137,8 @@ def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
 
 def _session_cap(value: Any) -> int:
     whole = _whole(value)
-    if whole is None or whole < 1:
-        raise ValueError("expected a whole number of sessions, 1 or more")
+    if whole is None or not 1 <= whole <= LIMIT_MAX:
+        raise ValueError(f"expected a whole number of sessions from 1 to {LIMIT_MAX:,}")
     return whole
 
 
@@ -142,7 +158,7 @@ SCOPE_FIELDS = (
         "created_before",
         Form.MOMENT,
         metavar="ISO|EPOCH",
-        schema={"type": "integer", "minimum": 1},
+        schema={"type": "integer", "minimum": CREATED_BEFORE_MIN, "maximum": CREATED_BEFORE_MAX},
         meaning="Only sessions created before this Unix time (seconds).",
         option_help="Only sessions created before this moment (ISO 8601 or epoch seconds).",
         parse=_created_before,
@@ -190,7 +206,7 @@ SCOPE_FIELDS = (
         "limit",
         Form.COUNT,
         metavar="N",
-        schema={"type": "integer", "minimum": 1},
+        schema={"type": "integer", "minimum": 1, "maximum": LIMIT_MAX},
         meaning="Expire at most this many, newest first (the order of Stripe's list).",
         option_help="Expire at most N sessions, newest first (the order of Stripe's list).",
         parse=_session_cap,

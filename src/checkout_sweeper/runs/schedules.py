@@ -9,13 +9,15 @@ not made up one by one: the latest one due runs, once.
 ``ScheduleLoop`` is the loop in ``checkout-sweeper worker``: every few seconds it claims the
 slots that are due and starts each one's sweep as an ordinary run with ``trigger: schedule``.
 A slot whose sweep cannot start (the account already being swept, Stripe refusing the key) is
-logged and counted; the next slot tries again.
+logged and counted; the next slot tries again. A schedule that cannot be worked out (a row no
+door would write) is logged and skipped, and never stops the others.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -36,10 +38,12 @@ from checkout_sweeper.runs.launch import Asked
 from checkout_sweeper.runs.submit import submit_sweep
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database, rows_changed
-from checkout_sweeper.store.models import Schedule, utc_iso, utcnow
+from checkout_sweeper.store.models import CRON_MAX, Schedule, utc_iso, utcnow
 
 log = logging.getLogger("checkout_sweeper.scheduler")
 MIN_EVERY_S = 60  # a sweep lists the whole scope: more often than a minute only costs quota
+MAX_EVERY_S = 365 * 86400  # longer periods are calendar dates: a cron expression says them
+SCHEDULE_ID = re.compile(r"sch_[0-9a-f]{20}")  # what schedules are named: see add_schedule
 
 
 @dataclass(frozen=True)
@@ -51,21 +55,14 @@ class Cadence:
 
     @classmethod
     def read(cls, every: str | None, cron: str | None) -> Cadence:
-        if (every is None) == (cron is None):
+        if every is None and cron is None:
+            raise ScheduleInvalid("give a period (every) or a cron expression (cron)")
+        if every is not None and cron is not None:
             raise ScheduleInvalid("give either a period (every) or a cron expression, not both")
         if every is not None:
-            if not AGE.fullmatch(every):
-                raise ScheduleInvalid(f"expected a period such as 15m, 1h or 1d, got {every!r}")
-            seconds = parse_duration(every)
-            if seconds < MIN_EVERY_S:
-                raise ScheduleInvalid(f"the period must be at least {MIN_EVERY_S}s")
-            return cls(every_s=seconds)
+            return cls(every_s=_period(every))
         assert cron is not None
-        if not croniter.is_valid(cron) or len(cron.split()) != 5:
-            raise ScheduleInvalid(
-                f"not a cron expression of five fields (minute hour day month weekday): {cron!r}"
-            )
-        return cls(cron=cron)
+        return cls(cron=_cron(cron))
 
     def latest_slot(self, created_at: datetime, now: datetime) -> datetime | None:
         """The latest slot at or before ``now`` (none before the first one)."""
@@ -75,6 +72,41 @@ class Cadence:
         assert self.cron is not None
         slot: datetime = croniter(self.cron, now + timedelta(microseconds=1)).get_prev(datetime)
         return slot if slot > created_at else None
+
+
+def _period(every: str) -> int:
+    if not AGE.fullmatch(every):
+        raise ScheduleInvalid(f"expected a period such as 15m, 1h or 1d, got {every[:40]!r}")
+    seconds = parse_duration(every)
+    if not MIN_EVERY_S <= seconds <= MAX_EVERY_S:
+        raise ScheduleInvalid(
+            f"the period must be from {MIN_EVERY_S}s (1m) to {MAX_EVERY_S // 86400}d, "
+            f"got {every!r}; a cron expression says calendar dates"
+        )
+    return seconds
+
+
+def _cron(cron: str) -> str:
+    """Five cron fields that name a moment that comes: ``0 0 31 2 *`` (31 February) is
+    refused here, or every tick of every worker would fail on it."""
+    if len(cron) > CRON_MAX or not all(" " <= char <= "~" for char in cron):
+        raise ScheduleInvalid(
+            f"a cron expression is at most {CRON_MAX} printable ASCII characters and spaces"
+        )
+    if not croniter.is_valid(cron) or len(cron.split()) != 5:
+        raise ScheduleInvalid(
+            f"not a cron expression of five fields (minute hour day month weekday): {cron!r}"
+        )
+    now = datetime.now(UTC)
+    try:
+        croniter(cron, now).get_next(datetime)
+        croniter(cron, now).get_prev(datetime)
+    except Exception:  # CroniterBadDateError, or what else croniter raises on a field
+        raise ScheduleInvalid(
+            f"the cron expression {cron!r} names no date that exists (such as 31 February), "
+            "so it would never run"
+        ) from None
+    return cron
 
 
 def _aware(moment: datetime) -> datetime:
@@ -136,7 +168,10 @@ def list_schedules(db: Database, user_id: int | None = None) -> list[ScheduleJso
 
 
 def remove_schedule(db: Database, schedule_id: str, user_id: int | None = None) -> bool:
-    """Remove it (only its owner's, when ``user_id`` is given); False if there was none."""
+    """Remove it (only its owner's, when ``user_id`` is given); False if there was none (an id
+    no schedule can have is not looked up: a NUL byte is no text PostgreSQL takes)."""
+    if not SCHEDULE_ID.fullmatch(schedule_id):
+        return False
     with db.session() as session:
         schedule = session.get(Schedule, schedule_id)
         if schedule is None or (user_id is not None and schedule.user_id != user_id):
@@ -157,28 +192,36 @@ class DueSlot:
 
 
 def claim_due_slots(db: Database, now: datetime) -> list[DueSlot]:
-    """The slots due at ``now`` that this caller won; each is won by exactly one caller."""
-    claimed = []
+    """The slots due at ``now`` that this caller won; each is won by exactly one caller. A
+    schedule that cannot be worked out (a row no door would write, such as a cron expression
+    that names no date) is logged and skipped: the others' slots are claimed all the same."""
     with db.session() as session:
-        schedules = list(session.scalars(select(Schedule)))
-        due = [(s, _due_slot(s, now)) for s in schedules]
-        wanted = [(schedule_json(s), slot) for s, slot in due if slot is not None]
-    for schedule, slot in wanted:
-        if _claim(db, schedule["id"], slot):
-            scope = parse_scope(schedule["scope"])
-            claimed.append(
-                DueSlot(schedule["id"], slot, schedule["user_id"], scope, schedule["dry_run"])
-            )
-    return claimed
+        candidates = [
+            _readable_due(schedule, now) for schedule in session.scalars(select(Schedule))
+        ]
+    return [due for due in candidates if due is not None and _claim(db, due.schedule_id, due.slot)]
 
 
-def _due_slot(schedule: Schedule, now: datetime) -> datetime | None:
+def _readable_due(schedule: Schedule, now: datetime) -> DueSlot | None:
+    try:
+        return _due(schedule, now)
+    except Exception:
+        log.exception("schedule %s cannot be worked out, so it is skipped", schedule.id)
+        SCHEDULED_SLOTS.labels("error").inc()
+        return None
+
+
+def _due(schedule: Schedule, now: datetime) -> DueSlot | None:
+    """The schedule's latest slot due at ``now``, unless it has run already."""
     cadence = Cadence(schedule.every_s, schedule.cron)
+    if (cadence.every_s is None) == (cadence.cron is None):
+        raise ScheduleInvalid("a schedule has a period or a cron expression, one of them")
     slot = cadence.latest_slot(_aware(schedule.created_at), now)
     last = schedule.last_slot_at
     if slot is None or (last is not None and slot <= _aware(last)):
         return None
-    return slot
+    scope = parse_scope(json.loads(schedule.scope))
+    return DueSlot(schedule.id, slot, schedule.user_id, scope, schedule.dry_run)
 
 
 def _claim(db: Database, schedule_id: str, slot: datetime) -> bool:
@@ -232,6 +275,13 @@ class ScheduleLoop:
                     err,
                 )
                 SCHEDULED_SLOTS.labels("not_started").inc()
+            except Exception:  # this slot's alone: the other slots still start
+                log.exception(
+                    "schedule %s: the sweep of slot %s failed to start",
+                    slot.schedule_id,
+                    slot.slot.isoformat(),
+                )
+                SCHEDULED_SLOTS.labels("error").inc()
         return started
 
     def _start(self, slot: DueSlot) -> str:

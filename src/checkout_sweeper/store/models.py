@@ -222,6 +222,9 @@ class StripeAccount(Base):
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+CRON_MAX = 120  # characters of a schedule's cron expression
+
+
 class Schedule(Base):
     """A recurring scoped sweep: every ``every_s`` seconds or on a cron expression. Workers
     claim each slot by moving ``last_slot_at`` forward, which only one of them can do."""
@@ -231,7 +234,7 @@ class Schedule(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     every_s: Mapped[int | None] = mapped_column(Integer)
-    cron: Mapped[str | None] = mapped_column(String(120))
+    cron: Mapped[str | None] = mapped_column(String(CRON_MAX))
     scope: Mapped[str] = mapped_column(Text, default="{}")
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -42,6 +42,8 @@ def create_app(
 ) -> Flask:
     """Build the service from ``env`` (default: ``os.environ``); bad settings raise ConfigError."""
     app = Flask(__name__, instance_path=str(instance_path or default_instance_path(env)))
+    # /v1//sweeps is no path of ours: a JSON 404, not werkzeug's HTML 308 to /v1/sweeps
+    app.url_map.merge_slashes = False
     settings = Settings.from_env(env, instance_path=Path(app.instance_path))
     setup_logging(settings.server.log_level)
     settings.check_for_api()

@@ -41,10 +41,11 @@ def add() -> ResponseReturnValue:
     body = json_body()
     asked, problems = read_asked(body, besides=("every", "cron"))
     cadence = None
+    every, cron = _text(body, "every", problems), _text(body, "cron", problems)
     try:
-        cadence = Cadence.read(_text(body, "every", problems), _text(body, "cron", problems))
+        cadence = Cadence.read(every, cron)
     except ScheduleInvalid as err:
-        problems.setdefault("every" if "every" in body else "cron", str(err))
+        problems.setdefault("cron" if every is None and cron is not None else "every", str(err))
     refuse_problems(problems, "schedule")
     assert cadence is not None
     refuse(as_submitter(user), services(), dry_run=asked.dry_run, busy=False)

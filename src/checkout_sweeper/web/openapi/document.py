@@ -8,7 +8,12 @@ from typing import Any
 from checkout_sweeper.runs.quota import READS_PER_MINUTE, SWEEPS_PER_HOUR
 from checkout_sweeper.vocabulary import JsonObject, Outcome, values
 from checkout_sweeper.web.openapi.components import ERROR, QUOTA, RETRY_AFTER, header, schemas
-from checkout_sweeper.web.openapi.schedules import schedule_paths, schedule_schemas
+from checkout_sweeper.web.openapi.schedules import (
+    BAD_BODY,
+    TOO_LARGE,
+    schedule_paths,
+    schedule_schemas,
+)
 from checkout_sweeper.web.sweeps import SESSION_ID
 
 STATUSES: list[tuple[str, str]] = [
@@ -181,7 +186,8 @@ IDEMPOTENCY_KEY = {
 
 def _create_operation() -> JsonObject:
     responses = {code: _answer(text) for code, text in STATUSES if code not in ("200", "202")}
-    responses["400"] = _answer("The body is not a JSON object, or fields are bad (all named).")
+    responses["400"] = _answer(BAD_BODY)
+    responses["413"] = _answer(TOO_LARGE)
     responses["202"] = _answer(
         "The sweep is queued or running; follow the Location header.",
         {"$ref": "#/components/schemas/SweepAccepted"},

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from checkout_sweeper.engine.scope import AGE
 from checkout_sweeper.runs.quota import READS_PER_MINUTE
+from checkout_sweeper.runs.schedules import MAX_EVERY_S, SCHEDULE_ID
+from checkout_sweeper.store.models import CRON_MAX
 from checkout_sweeper.vocabulary import JsonObject
+from checkout_sweeper.web.body import MAX_BODY_BYTES, MAX_DEPTH
 from checkout_sweeper.web.openapi.components import ERROR, RETRY_AFTER, SCOPE_BODY, header
 
 _OPT_STR = {"type": ["string", "null"]}
@@ -21,12 +24,20 @@ SCHEDULE_FIELDS: dict[str, tuple[JsonObject, str]] = {
 CADENCE: dict[str, tuple[JsonObject, str]] = {
     "every": (
         {"type": ["string", "null"], "pattern": f"^{AGE.pattern}$"},
-        "A period of at least 1m (15m, 1h, 1d); give this or cron.",
+        f"A period from 1m to {MAX_EVERY_S // 86400}d (15m, 1h, 1d); give this or cron.",
     ),
-    "cron": (_OPT_STR, 'Five cron fields in UTC ("0 3 * * *"); give this or every.'),
+    "cron": (
+        {"type": ["string", "null"], "maxLength": CRON_MAX},
+        'Five cron fields in UTC ("0 3 * * *") that name a date that exists; give this or every.',
+    ),
 }
+BAD_BODY = (
+    "The body is not one JSON object (a key twice, NaN, nested more than "
+    f"{MAX_DEPTH} levels), or fields are bad (all named)."
+)
+TOO_LARGE = f"The body is larger than {MAX_BODY_BYTES // 1024} KB."
 STATUSES = {
-    "400": "The body is not a JSON object, or fields are bad (all named).",
+    "400": BAD_BODY,
     "401": "No or malformed Bearer header, or the token is invalid.",
     "404": "No such user, or no such schedule of this user.",
     "429": f"More than {READS_PER_MINUTE} requests by this user in a minute.",
@@ -105,12 +116,13 @@ def schedule_paths(prefix: str) -> JsonObject:
     created = _responses("201", "The schedule; workers start its sweeps.", "ScheduleCreated")
     created["201"]["headers"] = {"Location": header("The schedule.", {"type": "string"})}
     created.update(REFUSALS)
+    created["413"] = {"description": TOO_LARGE, "content": {"application/json": {"schema": ERROR}}}
     secured: JsonObject = {"security": [{"bearer": []}]}
     schedule_id = {
         "name": "schedule_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": f"^{SCHEDULE_ID.pattern}$"},
         "example": "sch_0a1b2c3d4e5f60718293",
     }
     return {
