@@ -66,6 +66,7 @@ def serve_api(folder: Path, stripe_url: str, **overrides: str) -> Iterator[Runni
         "SWEEPER_CONCURRENCY": "8",
         **overrides,
     }
+    Database(env["DATABASE_URL"]).upgrade()  # as serve does before it builds the app
     app = create_app({k: v for k, v in env.items() if v is not None}, instance_path=folder)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -18,7 +18,7 @@ from checkout_sweeper.store.models import SweepRun, SweptSession
 from checkout_sweeper.web.openapi.document import openapi_spec
 
 from harness import wait_for_expires
-from helpers import JWT_SECRET, LIVE_KEY
+from helpers import JWT_SECRET, LIVE_KEY, TEST_KEY
 from helpers import conforms as check_conforms
 
 UNEXPECTED = "An unexpected error occurred."
@@ -343,3 +343,22 @@ def test_metrics_need_the_token_when_one_is_set(start_api, fake_stripe):
     assert {"checkout_sweeper_http_requests", "checkout_sweeper_sessions"} <= names
     open_api = start_api()
     assert requests.get(f"{open_api.url}/metrics", timeout=5).status_code == 200  # loopback
+
+
+def test_building_the_app_touches_no_database(tmp_path):
+    """Migrations and journal imports are steps of ``serve``, not of building the app: an app
+    built against a database no server answers for still builds, and a SQLite file gets no
+    schema (only the empty private file the store makes before SQLite would, with its mode)."""
+    from checkout_sweeper.web.factory import create_app
+
+    database = tmp_path / "later" / "runs.sqlite3"
+    env = {
+        "JWT_SECRET": JWT_SECRET,
+        "STRIPE_API_KEY": TEST_KEY,
+        "DATABASE_URL": f"sqlite:///{database}",
+    }
+    app = create_app(env, instance_path=tmp_path)
+    assert app.extensions["checkout_sweeper"].db.dialect == "sqlite"
+    assert database.stat().st_size == 0  # no migration ran
+    unreachable = {**env, "DATABASE_URL": "postgresql://u@127.0.0.1:9/x"}
+    assert create_app(unreachable, instance_path=tmp_path) is not None

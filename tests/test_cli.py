@@ -502,3 +502,20 @@ def test_a_worker_whose_redis_is_unreachable_says_so_in_json_lines_and_waits(tmp
     warning = next(line for line in lines if "cannot be reached" in line["message"])
     assert "redis://:***@127.0.0.1:9/0" in warning["message"] and "secret" not in out
     assert process.returncode == 0 and lines[-1]["message"] == "worker stopped"
+
+
+def test_the_database_url_option_leaves_the_environment_alone(tmp_path, monkeypatch):
+    """``--database-url`` is laid over the environment for this command; the process's own
+    environment (which a server's workers would inherit) stays as it was."""
+    import os
+
+    from click.testing import CliRunner
+
+    from checkout_sweeper.cli import main
+
+    monkeypatch.setenv("SWEEPER_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    ran = CliRunner().invoke(main, ["--database-url", other, "users", "list", "--json"])
+    assert ran.exit_code == 0, ran.output
+    assert (tmp_path / "other.sqlite3").exists() and "DATABASE_URL" not in os.environ

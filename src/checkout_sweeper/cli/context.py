@@ -22,6 +22,7 @@ from checkout_sweeper.errors import FolderUnusable, SweeperError
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.runs.recovery import import_journals
 from checkout_sweeper.settings import (
+    DATABASE_URL,
     LOG_LEVEL,
     Settings,
     database_url_note,
@@ -46,10 +47,20 @@ def quiet() -> bool:
     return bool(asked("quiet")) and not verbose()
 
 
+def command_env() -> dict[str, str]:
+    """The environment as this command sees it: the process's, with what the global options
+    put in place of a variable (``--database-url``)."""
+    env = dict(os.environ)
+    if asked("database_url"):
+        env[DATABASE_URL.env] = str(asked("database_url"))
+    return env
+
+
 def load_settings() -> Settings:
-    settings = Settings.from_env(instance_path=default_instance_path())
+    env = command_env()
+    settings = Settings.from_env(env, instance_path=default_instance_path(env))
     setup_logging(_log_level(settings), plain=asked("log_format") != "json")
-    note = database_url_note()
+    note = database_url_note(env)
     if note is not None and not quiet():
         click.echo(note, err=True)
     return settings

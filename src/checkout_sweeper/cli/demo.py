@@ -30,6 +30,7 @@ from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.fake_stripe.server import QuietRequestHandler
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.settings import MAX_RPS
+from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.users import add_user
 from checkout_sweeper.tokens import mint_token
 from checkout_sweeper.vocabulary import JsonObject, RunStatus
@@ -147,6 +148,7 @@ def _demo_app(stripe_url: str, max_rps: float, folder: str) -> Flask:
         "LOG_LEVEL": "WARNING",  # the tables tell the story; request logs would interleave
         "DATABASE_URL": f"sqlite:///{Path(folder) / 'demo.sqlite3'}",
     }
+    Database(env["DATABASE_URL"]).upgrade()  # the app itself does no I/O when it is built
     return create_app(env, instance_path=folder)
 
 

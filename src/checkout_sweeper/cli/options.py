@@ -1,13 +1,12 @@
 """The options every command takes, before or after its name (``checkout-sweeper -v sweep``
 and ``checkout-sweeper sweep -v`` alike), kept in the context's shared ``meta``.
 
-``--database-url`` is written to the environment, so the settings, the migrations and a
-server's worker processes all read the one value.
+``--database-url`` is kept with the others; ``cli.context.command_env`` lays it over the
+environment, for the settings and for the app ``serve`` builds.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,11 +27,6 @@ def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], None
             context.meta[name] = value
 
     return keep
-
-
-def _use_database(context: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value:
-        os.environ[DATABASE_URL.env] = value
 
 
 def _flag(name: str, short: str, text: str) -> click.Option:
@@ -63,7 +57,7 @@ def global_options() -> list[click.Option]:
             default=None,
             metavar="URL",
             expose_value=False,
-            callback=_use_database,
+            callback=_remember("database_url"),
             help=f"The database instead of {DATABASE_URL.env} (never printed unmasked).",
         ),
     ]

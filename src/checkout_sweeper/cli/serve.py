@@ -13,7 +13,7 @@ import click
 from gunicorn.app.base import BaseApplication
 
 from checkout_sweeper.api_keys import is_live_key
-from checkout_sweeper.cli.context import load_settings, open_database
+from checkout_sweeper.cli.context import command_env, load_settings, open_database
 from checkout_sweeper.errors import ConfigError, UsageRefused
 from checkout_sweeper.runs.quota import SWEEPS, SWEEPS_PER_HOUR
 from checkout_sweeper.settings import METRICS_DIR, masked
@@ -40,7 +40,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
     def load(self) -> Any:
         from checkout_sweeper.web.factory import create_app
 
-        return create_app(upgrade_sqlite=False)
+        return create_app(command_env())
 
 
 @click.command("serve")
@@ -86,7 +86,8 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
             f"({SWEEPS_PER_HOUR * workers} per hour in all); "
             "set RATELIMIT_STORAGE_URI=redis://... or serve with --workers 1"
         )
-    open_database(settings).dispose()  # migrate once here, before gunicorn forks its workers
+    # the schema and the journals left on disk, once here, before gunicorn forks its workers
+    open_database(settings).dispose()
     if is_live_key(settings.stripe_api_key or "") and not settings.allow_live_mode:
         click.echo(
             "note: live-mode key without SWEEPER_ALLOW_LIVE_MODE; sweeps answer 403", err=True

@@ -15,7 +15,6 @@ from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.metrics import HTTP_REQUESTS, HTTP_SECONDS, method_label
 from checkout_sweeper.runs.queue.producer import make_broker
 from checkout_sweeper.runs.quota import storage_options
-from checkout_sweeper.runs.recovery import import_journals
 from checkout_sweeper.settings import Settings, default_instance_path
 from checkout_sweeper.store.database import DEADLINE_S, Database
 from checkout_sweeper.web.endpoint import bp as v1_bp
@@ -38,9 +37,10 @@ def create_app(
     env: Mapping[str, str] | None = None,
     *,
     instance_path: str | Path | None = None,
-    upgrade_sqlite: bool = True,
 ) -> Flask:
-    """Build the service from ``env`` (default: ``os.environ``); bad settings raise ConfigError."""
+    """Build the service from ``env`` (default: ``os.environ``); bad settings raise ConfigError.
+    It does no I/O: the schema is brought up to date and the journals left on disk imported
+    by ``serve`` (or ``checkout-sweeper db upgrade``) before any app is built."""
     app = Flask(__name__, instance_path=str(instance_path or default_instance_path(env)))
     # /v1//sweeps is no path of ours: a JSON 404, not werkzeug's HTML 308 to /v1/sweeps
     app.url_map.merge_slashes = False
@@ -48,9 +48,6 @@ def create_app(
     setup_logging(settings.server.log_level)
     settings.check_for_api()
     db = Database(settings.database_url)
-    if upgrade_sqlite and db.dialect == "sqlite":
-        db.upgrade()
-    _import_left_journals(db, settings)
     app.config.update(
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
         RATELIMIT_STORAGE_OPTIONS=storage_options(settings.ratelimit_storage_uri),
@@ -82,14 +79,6 @@ def create_app(
     app.register_blueprint(docs_bp)
     app.register_blueprint(metrics_bp)
     return app
-
-
-def _import_left_journals(db: Database, settings: Settings) -> None:
-    """Outcomes a dead sweep left on disk reach the database when a worker starts."""
-    try:
-        import_journals(db, settings.journal_dir)
-    except Exception as err:  # the next start tries again; the files stay
-        logging.getLogger("checkout_sweeper.audit").warning("journal import skipped: %s", err)
 
 
 def _bound_database_work(app: Flask, db: Database) -> None:
