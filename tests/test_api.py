@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 from sqlalchemy import func, select
 
 from checkout_sweeper.settings import ConfigError
-from checkout_sweeper.store.models import SweepRun, SweptSession
+from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession
 from checkout_sweeper.web.openapi.document import openapi_spec
 
 from harness import wait_for_expires
@@ -198,10 +198,15 @@ def test_second_sweep_of_the_same_account_is_409_at_once(api, fake_stripe):
     )
     runner.start()
     wait_for_expires(fake_stripe, 1, 10)
+    with api.state.db.session() as session:  # the first sweep's id and host, as leased
+        lease = session.scalars(select(SweepLock)).one()
     started = time.monotonic()
     second = api.sweep(api.token(second_user))
-    assert "already running" in _error(second, 409)
+    message = _error(second, 409)
     assert time.monotonic() - started < 2
+    assert "already running" in message and re.search(r"since \d\d:\d\d:\d\d UTC", message)
+    # another user reads that the account is busy and since when, not whose sweep nor where
+    assert lease.run_id[:8] not in message and lease.owner.split(":")[0] not in message
     runner.join()
     assert first["response"].status_code == 200
     assert first["response"].json()["data"]["expired_count"] == 40

@@ -94,3 +94,14 @@ def test_a_user_with_a_stripe_customer_cannot_add_a_schedule(api):
     assert refused.status_code == 409, refused.text
     assert "Stripe customer" in refused.json()["message"]
     assert _call(api, "GET", "", token).json()["data"]["data"] == []
+
+
+def test_a_user_keeps_at_most_the_allowed_number_of_schedules(start_api):
+    api = start_api(SWEEPER_MAX_SCHEDULES="3")
+    token = api.token(api.add_user())
+    for _ in range(3):
+        assert _call(api, "POST", "", token, {"every": "1h"}).status_code == 201
+    refused = _call(api, "POST", "", token, {"every": "1h"})
+    assert refused.status_code == 409 and "SWEEPER_MAX_SCHEDULES" in refused.json()["message"]
+    other = api.token(api.add_user("other@example.com"))
+    assert _call(api, "POST", "", other, {"every": "1h"}).status_code == 201  # their own count

@@ -244,3 +244,17 @@ def test_docs_with_a_slash_leads_to_the_docs(api):
     response = requests.get(f"{api.url}/docs/", timeout=5, allow_redirects=False)
     assert response.status_code == 301 and response.headers["Location"].endswith("/docs")
     assert requests.get(f"{api.url}/docs/", timeout=5).status_code == 200
+
+
+@pytest.mark.services
+def test_the_data_folder_is_private_with_postgresql_too(tmp_path, fake_stripe, postgres_url):
+    from harness import sweeper_env
+    from helpers import run_command
+
+    fake_stripe.state.seed(open_=3)
+    folder = tmp_path / "fresh" / "data"
+    env = sweeper_env(folder, fake_stripe.url, DATABASE_URL=postgres_url)
+    ran = run_command(env, "sweep", "--yes", "--json")
+    assert ran.returncode == 0, ran.stderr
+    for made in (folder, folder.parent, folder / "journal"):
+        assert made.stat().st_mode & 0o777 == 0o700, made

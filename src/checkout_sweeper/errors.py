@@ -20,6 +20,7 @@ drawing to the classes.
     ├── ConfigError             a setting is missing, malformed or contradictory          500     2
     │   └── DatabaseUrlInvalid  DATABASE_URL names no database that can be opened         500     2
     ├── ScopeInvalid            a scope with bad fields (every one of them named)         400     2
+    ├── TooManySchedules        a user keeps the most schedules allowed                   409     2
     ├── ScheduleInvalid         a period or cron expression that cannot be a schedule     400     2
     ├── AuthError               a request cannot be attributed to a user                  401     2
     │   └── UserIdClaimInvalid  the token's user id claim is missing or not an id         400     2
@@ -144,6 +145,20 @@ class ScopeInvalid(SweeperError, ValueError):
     def __init__(self, problems: dict[str, str]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{name}: {why}" for name, why in problems.items()))
+
+
+class TooManySchedules(SweeperError):
+    """A user keeps as many schedules as ``SWEEPER_MAX_SCHEDULES`` allows."""
+
+    http_status = 409
+    public = True
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, most: int) -> None:
+        super().__init__(
+            f"This user keeps {most} schedules already, the most allowed "
+            "(SWEEPER_MAX_SCHEDULES); remove one first."
+        )
 
 
 class ScheduleInvalid(SweeperError, ValueError):
@@ -448,13 +463,19 @@ BUSY = "A sweep of this Stripe account is already running; try again when it end
 
 
 class SweepInProgress(LeaseError):
-    """Another sweep holds this account's lease."""
+    """Another sweep holds this account's lease. The operator reads which one (its id, host
+    and process); an HTTP caller, who may not own it, reads only since when."""
 
     public = True
 
-    def __init__(self, account: str = "", holder: str = "") -> None:
+    def __init__(self, account: str = "", holder: str = "", since: str = "") -> None:
         super().__init__(BUSY.replace(";", f" ({holder});", 1) if holder else BUSY)
         self.account = account
+        self.since = since
+
+    @property
+    def public_message(self) -> str:
+        return BUSY.replace(";", f" (since {self.since});", 1) if self.since else BUSY
 
 
 class AuditError(SweeperError):

@@ -330,6 +330,12 @@ BUSY_WAIT_S = Setting[float](
     "with a queue: seconds a sweep waits for its account while another sweep holds it, tried "
     "again with backoff; then it ends failed, saying so",
 )
+MAX_SCHEDULES = Setting[int](
+    "SWEEPER_MAX_SCHEDULES",
+    20,
+    whole(1, 10_000),
+    "schedules one API user may keep (each slot is a sweep of their scope; more is a 409)",
+)
 QUEUE_NAMESPACE = Setting[str](
     "SWEEPER_QUEUE_NAMESPACE",
     "checkout-sweeper",
@@ -475,6 +481,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     QUEUE_NAMESPACE,
     SYNC_WAIT_S,
     BUSY_WAIT_S,
+    MAX_SCHEDULES,
     ALLOW_LIVE_MODE,
     MAX_RPS,
     RESERVE,
@@ -606,6 +613,7 @@ class Settings:
     queue_namespace: str = QUEUE_NAMESPACE.default
     sync_wait_s: float = SYNC_WAIT_S.default
     busy_wait_s: float = BUSY_WAIT_S.default
+    max_schedules: int = MAX_SCHEDULES.default
     platform_max_rps: float | None = PLATFORM_MAX_RPS.default
 
     def check_queue(self) -> None:
@@ -656,5 +664,6 @@ class Settings:
             queue_namespace=QUEUE_NAMESPACE.read(env),
             sync_wait_s=SYNC_WAIT_S.read(env),
             busy_wait_s=BUSY_WAIT_S.read(env),
+            max_schedules=MAX_SCHEDULES.read(env),
             platform_max_rps=PLATFORM_MAX_RPS.read(env),
         )

@@ -21,6 +21,14 @@ SUFFIX = ".jsonl"
 Entry = dict[str, object]  # a line as read back: ``kind`` says which it is
 
 
+def private_folder(folder: Path) -> None:
+    """``folder``, and any folder above it that is missing (the data folder, whatever the
+    database), made this user's alone: 0700."""
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+
+
 class OutcomeEntry(TypedDict):
     """One session's outcome: its journal line, and the values of its row."""
 
@@ -36,7 +44,7 @@ class Journal:
     """Append-only JSON lines for one run, in ``folder/<run_id>.jsonl``."""
 
     def __init__(self, folder: Path, run_id: str) -> None:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(folder)
         self.path = journal_path(folder, run_id)
         self._lock = threading.Lock()
         # outcomes name the account and its sessions: this user's alone

@@ -52,14 +52,20 @@ def refuse_if_held(db: Database, account: str) -> None:
         holder = session.get(SweepLock, account)
         if holder is None or holder.expires_at < time.time() or holder_is_dead(holder.owner):
             return
-        raise SweepInProgress(account, _described(session, holder))
+        raise SweepInProgress(account, _described(session, holder), _since(session, holder))
 
 
 def _described(session: Session, holder: SweepLock) -> str:
     """``sweep 1a2b3c4d on host:pid since 12:00:01 UTC``: who to wait for, or to look into."""
+    since = _since(session, holder)
+    return f"sweep {holder.run_id[:8]} on {holder.owner}" + (f" since {since}" if since else "")
+
+
+def _since(session: Session, holder: SweepLock) -> str:
+    """``12:00:01 UTC``: when the sweep holding the account started (all another caller may
+    know of it)."""
     run = session.get(SweepRun, holder.run_id)
-    since = f" since {run.started_at:%H:%M:%S} UTC" if run is not None else ""
-    return f"sweep {holder.run_id[:8]} on {holder.owner}{since}"
+    return f"{run.started_at:%H:%M:%S} UTC" if run is not None else ""
 
 
 class AccountLease:
@@ -104,8 +110,11 @@ class AccountLease:
             )
             if taken != 1:
                 current = session.get(SweepLock, self.account)
-                held_by = _described(session, current) if current is not None else ""
-                raise SweepInProgress(self.account, held_by)
+                if current is None:
+                    raise SweepInProgress(self.account)
+                raise SweepInProgress(
+                    self.account, _described(session, current), _since(session, current)
+                )
 
     def renew(self) -> bool:
         """Push the lease forward; False if it was lost (expired and taken by someone else)."""

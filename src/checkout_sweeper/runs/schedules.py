@@ -27,11 +27,11 @@ from typing import TypedDict
 
 from croniter import croniter
 from dramatiq import Broker
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from checkout_sweeper.engine.durations import parse_duration
 from checkout_sweeper.engine.scope import AGE, Scope, parse_scope
-from checkout_sweeper.errors import ScheduleInvalid, SweeperError
+from checkout_sweeper.errors import ScheduleInvalid, SweeperError, TooManySchedules
 from checkout_sweeper.metrics import SCHEDULED_SLOTS
 from checkout_sweeper.runs.checks import Services, schedule_caller
 from checkout_sweeper.runs.launch import Asked
@@ -141,9 +141,20 @@ def schedule_json(schedule: Schedule) -> ScheduleJson:
 
 
 def add_schedule(
-    db: Database, cadence: Cadence, scope: Scope, *, dry_run: bool, user_id: int | None
+    db: Database,
+    cadence: Cadence,
+    scope: Scope,
+    *,
+    dry_run: bool,
+    user_id: int | None,
+    most: int | None = None,
 ) -> ScheduleJson:
+    """A new schedule; ``TooManySchedules`` when its owner keeps ``most`` already."""
     with db.session() as session:
+        if most is not None and user_id is not None:
+            kept = select(func.count()).select_from(Schedule).where(Schedule.user_id == user_id)
+            if (session.scalar(kept) or 0) >= most:
+                raise TooManySchedules(most)
         schedule = Schedule(
             id="sch_" + uuid.uuid4().hex[:20],
             user_id=user_id,

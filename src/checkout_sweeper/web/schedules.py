@@ -50,7 +50,12 @@ def add() -> ResponseReturnValue:
     assert cadence is not None
     refuse(as_submitter(user), services(), dry_run=asked.dry_run, busy=False)
     schedule = add_schedule(
-        app_state().db, cadence, asked.scope, dry_run=asked.dry_run, user_id=user.id
+        app_state().db,
+        cadence,
+        asked.scope,
+        dry_run=asked.dry_run,
+        user_id=user.id,
+        most=app_state().settings.max_schedules,
     )
     response = success(schedule, 201)
     response.headers["Location"] = url_for("schedules.list_own") + "/" + schedule["id"]
