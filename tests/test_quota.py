@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from harness import expires_seen, sweep_when_ended, wait_until
@@ -89,3 +90,17 @@ def test_a_fleet_of_no_connected_accounts_is_409_and_spends_nothing(api, fake_st
     assert refused.status_code == 409 and "no connected accounts" in refused.json()["message"]
     assert _ran(api, token) == []
     assert _post(api, token, {"dry_run": True}).headers["X-RateLimit-Remaining"] == "2"
+
+
+@pytest.mark.services
+def test_the_quota_kept_in_redis_is_as_honest(start_api, fake_stripe, redis_url):
+    """Taken atomically in Redis, and given back there, as in memory."""
+    api = start_api(RATELIMIT_STORAGE_URI=redis_url)
+    fake_stripe.state.seed(open_=5)
+    token = api.token(api.add_user())
+    fake_stripe.state.faults.update({"fail_rate": 1})
+    assert api.sweep(token).status_code == 500  # nothing done: its call comes back
+    fake_stripe.state.faults.update({"fail_rate": 0})
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: _post(api, token, {"dry_run": True}), range(8)))
+    assert sorted(answer.status_code for answer in answers) == [202] * 3 + [429] * 5
