@@ -347,3 +347,36 @@ def test_a_frozen_postgres_is_one_line_and_exit_3_for_the_sweep_command(
     assert time.monotonic() - started < 15
     assert result.stderr.count("\n") == 1 and "DATABASE_URL" in result.stderr
     assert expires_seen(fake_stripe) == 0
+
+
+def test_a_redis_blip_that_healed_costs_no_request_a_503(
+    tmp_path, fake_stripe, postgres_url, redis_url
+):
+    """Connections the blip killed stay in the pools (the quota's, the job queue's); the next
+    call finds them out and uses a fresh one instead of answering 503."""
+    target = make_url(redis_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 6379)
+    through = f"redis://127.0.0.1:{proxy.port}/{target.database or 0}"
+    env = _env(
+        tmp_path,
+        fake_stripe.url,
+        postgres_url,
+        RATELIMIT_STORAGE_URI=through,
+        SWEEPER_QUEUE_URL=through,
+    )
+    fake_stripe.state.seed(open_=3)
+    try:
+        with serving(env, tmp_path / "serve.log") as web:
+            headers = {"Authorization": f"Bearer {mint(_user(postgres_url, tmp_path))}"}
+            reads = f"{web.url}/v1/sweeps"
+            assert requests.get(reads, headers=headers, timeout=10).status_code == 200
+            proxy.cut()  # every pooled connection dies
+            proxy.passing()  # and Redis is back at once
+            answers = [requests.get(reads, headers=headers, timeout=10) for _ in range(3)]
+            assert [answer.status_code for answer in answers] == [200] * 3
+            queued = requests.post(
+                f"{web.url}/v1/sweeps", json={"dry_run": True}, headers=headers, timeout=10
+            )
+            assert queued.status_code == 202, queued.text
+    finally:
+        proxy.close()

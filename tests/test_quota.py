@@ -95,7 +95,10 @@ def test_a_fleet_of_no_connected_accounts_is_409_and_spends_nothing(api, fake_st
 @pytest.mark.services
 def test_the_quota_kept_in_redis_is_as_honest(start_api, fake_stripe, redis_url):
     """Taken atomically in Redis, and given back there, as in memory."""
-    api = start_api(RATELIMIT_STORAGE_URI=redis_url)
+    import os
+
+    prefix = os.environ["RATELIMIT_KEY_PREFIX"]  # this test's keys, removed after it
+    api = start_api(RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_KEY_PREFIX=prefix)
     fake_stripe.state.seed(open_=5)
     token = api.token(api.add_user())
     fake_stripe.state.faults.update({"fail_rate": 1})

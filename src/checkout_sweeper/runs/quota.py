@@ -13,29 +13,51 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+from redis.retry import Retry
 
 from checkout_sweeper.errors import QuotaExceeded, QuotaUnavailable
 
 log = logging.getLogger("checkout_sweeper.api")
 SWEEPS_PER_HOUR = 3  # the spec's per-user quota on the endpoint
 READS_PER_MINUTE = 120  # reads of a user's sweeps, every read endpoint together
+HEALTH_CHECK_S = 5  # a pooled connection idle this long is checked before it is used
 REDIS_TIMEOUT_S = 2.0  # the storage answers within seconds or the call fails: never a hang
 
 
-def storage_options(uri: str) -> dict[str, float]:
+def storage_options(uri: str) -> dict[str, object]:
     if uri.startswith("memory://"):
         return {}
-    return {"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S}
+    return redis_options(REDIS_TIMEOUT_S)
+
+
+def redis_options(timeout_s: float) -> dict[str, object]:
+    """Options for every Redis client of the project (the quota, the platform's budget, the
+    job queue): each call answers within ``timeout_s`` or fails, and a pooled connection that
+    died meanwhile (a Redis restarted, a network blip that healed) is found out and replaced
+    before it fails a call: checked when it was idle a while, and a call that meets a dead
+    one is tried once more on a fresh connection."""
+    return {
+        "socket_connect_timeout": timeout_s,
+        "socket_timeout": timeout_s,
+        "health_check_interval": HEALTH_CHECK_S,
+        "retry": Retry(NoBackoff(), 1),
+        "retry_on_error": [ConnectionError, TimeoutError],
+    }
 
 
 def counter_for(storage_uri: str) -> RateLimiter:
     """Moving-window counts in ``storage_uri`` (memory, or Redis shared by every process):
     the per-user quota and the platform's request budget count there."""
-    storage = storage_from_string(storage_uri, **storage_options(storage_uri))
+    # limits passes the options to redis-py as they are; its hint knows only scalars
+    options: dict[str, Any] = storage_options(storage_uri)
+    storage = storage_from_string(storage_uri, **options)
     return MovingWindowRateLimiter(storage)
 
 

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from checkout_sweeper.errors import QueueUnavailable
 from checkout_sweeper.metrics import QUEUE_EVENTS
 from checkout_sweeper.runs.launch import Asked, identified_gateway
+from checkout_sweeper.runs.quota import redis_options
 from checkout_sweeper.runs.rows import update_run
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
@@ -48,8 +49,7 @@ def make_broker(settings: Settings) -> Broker:
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=MAINTENANCE_CHANCE,
         middleware=_middleware(),
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
+        **redis_options(REDIS_TIMEOUT_S),
     )
     broker.declare_queue(QUEUE_NAME)
     return broker
