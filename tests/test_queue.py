@@ -355,3 +355,37 @@ def test_the_web_process_is_ready_with_no_worker_running(env, tmp_path):
     with serving(env, tmp_path / "serve.log") as web:
         ready = requests.get(f"{web.url}/readyz", timeout=10)
     assert ready.status_code == 200, ready.text  # queued sweeps wait; the web answers
+
+
+def test_a_queued_sweep_whose_message_was_lost_is_sent_again(env, postgres_url, tmp_path):
+    """A Redis that lost a message (a restart, a blip during a delayed retry) loses no sweep:
+    a run queued a while with no message anywhere in the queue is sent again, once; one whose
+    message is there is left alone."""
+    from datetime import timedelta
+
+    from dramatiq.brokers.redis import RedisBroker
+    from sqlalchemy import update
+
+    from checkout_sweeper.runs.queue.producer import _carried, enqueue_sweep, requeue_lost
+    from checkout_sweeper.store.models import utcnow
+
+    settings = Settings.from_env(env, instance_path=tmp_path)
+    db = Database(postgres_url)
+    db.upgrade()
+    broker = make_broker(settings)
+    assert isinstance(broker, RedisBroker)
+    lost, carried = "a" * 32, "b" * 32
+    for sweep_id in (lost, carried):
+        record_queued(db, {"id": sweep_id, "trigger": "api", "account": "acct_1"})
+    with db.session() as session:
+        long_ago = utcnow() - timedelta(minutes=2)
+        session.execute(update(SweepRun).values(queued_at=long_ago))
+    enqueue_sweep(broker, carried)
+    try:
+        assert requeue_lost(db, broker) == [lost]
+        assert _carried(broker) == {lost, carried}
+        assert requeue_lost(db, broker) == []  # one look at a time, and it is carried now
+    finally:
+        for key in broker.client.scan_iter(match=f"{broker.namespace}:*"):
+            broker.client.delete(key)
+        broker.close()

@@ -64,9 +64,12 @@ class RunRecorder:
         self.write_failures = 0
         self.status: str = RunStatus.RUNNING
         self.on_cancel: Callable[[], None] | None = None  # its owner asked to cancel it
+        self.superseded = False  # another attempt took the run up: this one writes no row
         with db.session() as session:  # the database must answer for a sweep to start
             # what earlier attempts of a run taken up again did: its counters only grow
-            self.earlier = take_up_run(session, run, host=socket.gethostname(), pid=os.getpid())
+            self.attempt, self.earlier = take_up_run(
+                session, run, host=socket.gethostname(), pid=os.getpid()
+            )
         self.journal = Journal(journal_dir, self.run_id)
         self.journal.append({"kind": "run", **run})
         self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
@@ -156,12 +159,13 @@ class RunRecorder:
             with self._lock:
                 batch = list(self._pending)
             with self.db.session() as session:
-                insert_outcomes(session, self.run_id, batch)
+                insert_outcomes(session, self.run_id, batch)  # facts, whoever runs it now
                 if final is not None:
-                    close_run(session, self.run_id, final)
+                    mine = close_run(session, self.run_id, final, self.attempt)
                 else:
-                    update_run(session, self.run_id, self._counters())
+                    mine = update_run(session, self.run_id, self._counters(), self.attempt)
                     canceled = cancel_requested(session, self.run_id)
+                self.superseded = self.superseded or _superseded(self.run_id, mine)
             with self._lock:
                 del self._pending[: len(batch)]
         if canceled and self.on_cancel is not None:
@@ -175,15 +179,20 @@ class RunRecorder:
 
     def _note_failure(self, err: Exception) -> None:
         self.write_failures += 1
+        waiting = f"{self.write_failures} in a row; {self.pending} outcomes wait in"
         log.warning(
-            "audit write for sweep %s failed (%d in a row; %d outcomes wait in %s): %s",
-            self.run_id,
-            self.write_failures,
-            self.pending,
-            self.journal.path,
-            err,
+            "audit write for sweep %s failed (%s %s): %s",
+            *(self.run_id, waiting, self.journal.path, err),
             extra={"fields": {"sweep_id": self.run_id, "pending": self.pending}},
         )
+
+
+def _superseded(run_id: str, written: bool) -> bool:
+    """Whether another attempt of the run took it up (this one's row write matched nothing):
+    said once; this attempt then writes no row, only its sessions' outcomes."""
+    if not written:
+        log.warning("sweep %s was taken up by another attempt", run_id)
+    return not written
 
 
 def counters_of(progress: SweepProgress | None, earlier: dict[str, int]) -> dict[str, object]:
@@ -205,20 +214,23 @@ def counters_of(progress: SweepProgress | None, earlier: dict[str, int]) -> dict
 
 def take_up_run(
     session: Session, run: Mapping[str, object], *, host: str, pid: int
-) -> dict[str, int]:
+) -> tuple[int, dict[str, int]]:
     """A new run row, or a queued (or resumed) one taken up by this process: running here,
-    one attempt more. What earlier attempts did, from the run's session rows."""
+    one attempt more. This attempt's number, and what earlier attempts did (from the run's
+    session rows)."""
     known = session.get(SweepRun, run["id"])
     if known is None:
-        session.add(SweepRun(**run, host=host, pid=pid))
-        return {}
+        session.add(SweepRun(**run, host=host, pid=pid, attempts=1))
+        return 1, {}
     if known.status == RunStatus.CANCELED:
         raise SweepCanceled("the sweep was canceled before a worker took it up")
     if known.attempts == 0:  # it starts now; until now it waited (``queued_at``)
         known.started_at = utcnow()
     known.status, known.host, known.pid = RunStatus.RUNNING, host, pid
     known.finished_at = known.error = None  # what a reader marked on the dead attempt
-    scope = run.get("scope", known.scope)  # its cutoff fixed when it first ran
-    known.scope = None if scope is None else str(scope)
+    scope = run.get("scope")
+    if isinstance(scope, str):  # its cutoff fixed when it first ran
+        known.scope = scope
     known.attempts, known.heartbeat_at = known.attempts + 1, utcnow()
-    return recount(session, known.id) if known.attempts > 1 else {}
+    earlier = recount(session, known.id) if known.attempts > 1 else {}
+    return known.attempts, earlier

@@ -174,6 +174,11 @@ class RecordedSweep:
         self._observer.pending = lambda: self._recorder.pending
         self._keeper = LeaseKeeper(self._lease, self.sweeper.stop, recording.lease_ttl_s)
 
+    @property
+    def attempt(self) -> int:
+        """Which attempt of its run this is (a run the queue carries may take several)."""
+        return self._recorder.attempt
+
     def keep_lease_from(self, acquired_at: float) -> None:
         """The sweeper's deadline from the moment the lease was taken; the sweep is live."""
         self._keeper.start_deadline(acquired_at)

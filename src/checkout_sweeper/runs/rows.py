@@ -76,13 +76,23 @@ def recount(session: Session, run_id: str) -> dict[str, int]:
     return counts
 
 
-def update_run(session: Session, run_id: str, values: Mapping[str, object]) -> None:
-    session.execute(update(SweepRun).where(SweepRun.id == run_id).values(values))
+def update_run(
+    session: Session, run_id: str, values: Mapping[str, object], attempt: int | None = None
+) -> bool:
+    """Write the run's values; with ``attempt``, only while that attempt is the run's last
+    (a process frozen past its lease, whose run another took up, writes nothing). Whether
+    the row was written."""
+    statement = update(SweepRun).where(SweepRun.id == run_id)
+    if attempt is not None:
+        statement = statement.where(SweepRun.attempts == attempt)
+    return rows_changed(session, statement.values(values)) == 1
 
 
-def close_run(session: Session, run_id: str, values: Mapping[str, object]) -> None:
-    """Final status and times, with counts recounted from the rows."""
-    update_run(session, run_id, {**values, **recount(session, run_id)})
+def close_run(
+    session: Session, run_id: str, values: Mapping[str, object], attempt: int | None = None
+) -> bool:
+    """Final status and times, with counts recounted from the rows (see ``update_run``)."""
+    return update_run(session, run_id, {**values, **recount(session, run_id)}, attempt)
 
 
 def live_run_ids(db: Database) -> set[str]:

@@ -18,8 +18,10 @@ from limits.strategies import RateLimiter
 
 from checkout_sweeper.engine.scope import parse_scope
 from checkout_sweeper.errors import (
+    AuditError,
     DatabaseUnavailable,
     LeaseError,
+    LeaseLost,
     SweepAborted,
     SweepCanceled,
     SweeperError,
@@ -73,7 +75,7 @@ class SweepRunner:
 
     def __call__(self, sweep_id: str) -> None:
         if self.stopping.is_set():  # a message taken while stopping goes back at once
-            self.left_behind(sweep_id)
+            left_behind(self, sweep_id)
             return
         try:
             self._take(sweep_id)
@@ -121,17 +123,25 @@ class SweepRunner:
         try:
             sweep.run()
         except SweepAborted as stopped:
-            self._stopped(run, stopped)
+            self._stopped(run, sweep, stopped)
+        except AuditError as unwritten:  # the database went away: the journal keeps all
+            if not self.durable:
+                raise
+            log.warning("sweep %s waits for the database: %s", sweep_id, unwritten)
+            raise Retry(str(unwritten)) from unwritten  # taken up again, journal first
         finally:
             with self._lock:
                 self.running.pop(sweep_id, None)
 
-    def _stopped(self, run: RunView, stopped: SweepAborted) -> None:
-        """A sweep that stopped early: handed back when this worker is stopping and the
-        queue outlives it; else it ended (and gives its caller's call back if it could do
-        nothing, for a reason of the server's)."""
-        if self.stopping.is_set() and self.durable and not isinstance(stopped, SweepCanceled):
-            mark_queued_again(self.db, run.id)
+    def _stopped(self, run: RunView, sweep: RecordedSweep, stopped: SweepAborted) -> None:
+        """A sweep that stopped early: handed back when the queue outlives this worker and
+        the worker is stopping, or lost its lease (frozen, or the database away) and no
+        other attempt took the run up; else it ended (and gives its caller's call back if it
+        could do nothing, for a reason of the server's)."""
+        goes_back = isinstance(stopped, LeaseLost) or (
+            self.stopping.is_set() and not isinstance(stopped, SweepCanceled)
+        )
+        if self.durable and goes_back and mark_queued_again(self.db, run.id, sweep.attempt):
             enqueue_sweep(self.broker, run.id)
             QUEUE_EVENTS.labels("handed_back").inc()
             log.info("sweep %s handed back to the queue", run.id)
@@ -191,15 +201,16 @@ class SweepRunner:
         with self._lock:
             return dict(self.running)
 
-    def left_behind(self, sweep_id: str) -> None:
-        """A message this stopping process will not run: back to a durable queue for another
-        worker, or its run ends ``interrupted`` (an in-process queue ends with the process)."""
-        if self.durable:
-            enqueue_sweep(self.broker, sweep_id)
-            log.info("sweep %s left to another worker: this one is stopping", sweep_id)
-        else:
-            end_queued_run(self.db, sweep_id, STOPPED_FIRST, RunStatus.INTERRUPTED)
-            log.info("sweep %s not started: %s", sweep_id, STOPPED_FIRST)
+
+def left_behind(runner: SweepRunner, sweep_id: str) -> None:
+    """A message a stopping process will not run: back to a durable queue for another
+    worker, or its run ends ``interrupted`` (an in-process queue ends with the process)."""
+    if runner.durable:
+        enqueue_sweep(runner.broker, sweep_id)
+        log.info("sweep %s left to another worker: this one is stopping", sweep_id)
+    else:
+        end_queued_run(runner.db, sweep_id, STOPPED_FIRST, RunStatus.INTERRUPTED)
+        log.info("sweep %s not started: %s", sweep_id, STOPPED_FIRST)
 
 
 def declare_actors(runner: SweepRunner) -> None:

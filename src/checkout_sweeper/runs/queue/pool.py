@@ -18,8 +18,8 @@ from dramatiq.brokers.stub import StubBroker
 from limits.strategies import RateLimiter
 
 from checkout_sweeper.errors import SweepCanceled
-from checkout_sweeper.runs.queue.consumer import SweepRunner, declare_actors
-from checkout_sweeper.runs.queue.producer import QUEUE_NAME
+from checkout_sweeper.runs.queue.consumer import SweepRunner, declare_actors, left_behind
+from checkout_sweeper.runs.queue.producer import QUEUE_NAME, requeue_lost
 from checkout_sweeper.runs.rows import cancel_asked
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
@@ -28,6 +28,7 @@ log = logging.getLogger("checkout_sweeper.worker")
 WORKER_TIMEOUT_MS = 500  # how often an idle thread looks at the queue again
 STOP_REASON = "the server is stopping"
 CANCEL_POLL_S = 0.2  # how often the run rows are read for cancels of this process's sweeps
+REQUEUE_EVERY = 50  # polls between looks for queued runs whose message was lost (10 s)
 
 
 class ConsumerPool:
@@ -60,11 +61,15 @@ class ConsumerPool:
     def _watch_cancels(self) -> None:
         """A cancel asked through another process reaches this one's sweeps within
         ``CANCEL_POLL_S``, not at their next audit write."""
+        polls = 0
         while not self._stopped.wait(CANCEL_POLL_S):
+            polls += 1
             try:
                 stop_canceled(self.runner)
-            except Exception as err:  # the database away: the audit writes see it later
-                log.warning("cancels not read: %s", err)
+                if polls % REQUEUE_EVERY == 0:
+                    requeue_lost(self.runner.db, self.broker)
+            except Exception as err:  # the database or Redis away: the next poll tries again
+                log.warning("cancels or lost messages not read: %s", err)
 
     def stop(self, timeout_s: float, reason: str = STOP_REASON) -> None:
         """Every sweep of this process stops dispatching and records what it did; then the
@@ -83,7 +88,7 @@ class ConsumerPool:
             waiting = self.broker.queues.get(name)
             while waiting is not None and not waiting.empty():
                 message = dramatiq.Message.decode(waiting.get_nowait())
-                self.runner.left_behind(message.args[0])
+                left_behind(self.runner, message.args[0])
 
 
 _local: dict[int, ConsumerPool] = {}  # the in-process pool of each broker, by its id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from typing import cast
 
 from dramatiq import Broker, Message, Middleware
@@ -18,6 +19,7 @@ from dramatiq.middleware import (
     ShutdownNotifications,
 )
 from redis.exceptions import RedisError
+from sqlalchemy import select, update
 
 from checkout_sweeper.errors import QueueUnavailable
 from checkout_sweeper.metrics import QUEUE_EVENTS
@@ -25,7 +27,7 @@ from checkout_sweeper.runs.launch import Asked, identified_gateway
 from checkout_sweeper.runs.quota import redis_options
 from checkout_sweeper.runs.rows import update_run
 from checkout_sweeper.settings import Settings
-from checkout_sweeper.store.database import Database
+from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import SweepRun, utcnow
 from checkout_sweeper.vocabulary import RunStatus
 
@@ -35,6 +37,7 @@ GIVEN_UP_ACTOR = "sweep_given_up"  # told of a sweep's message the queue stopped
 HEARTBEAT_TIMEOUT_MS = 15_000  # a worker silent this long is dead: its messages go back
 MAINTENANCE_CHANCE = 50_000  # per million broker calls: a worker polls often, so within seconds
 REDIS_TIMEOUT_S = 5.0  # every Redis call of the broker (it polls; it never blocks on a pop)
+LOST_AFTER_S = 20.0  # a queued run with no message this long after it was queued: sent again
 
 
 def make_broker(settings: Settings) -> Broker:
@@ -118,9 +121,18 @@ def end_queued_run(db: Database, sweep_id: str, error: str, status: str = RunSta
     _set_run(db, sweep_id, status=status, error=error, finished_at=utcnow())
 
 
-def mark_queued_again(db: Database, sweep_id: str) -> None:
-    """A sweep handed back (its worker is stopping): waiting for the next worker."""
-    _set_run(db, sweep_id, status=RunStatus.QUEUED, finished_at=None, error=None)
+def mark_queued_again(db: Database, sweep_id: str, attempt: int) -> bool:
+    """A sweep handed back (its worker is stopping, or lost its lease while the database was
+    away): waiting for the next worker, unless another attempt took it up meanwhile or its
+    owner canceled it. Whether it was."""
+    with db.session() as session:
+        statement = (
+            update(SweepRun)
+            .where(SweepRun.id == sweep_id, SweepRun.attempts == attempt)
+            .where(SweepRun.status != RunStatus.CANCELED)
+            .values(status=RunStatus.QUEUED, finished_at=None, error=None)
+        )
+        return rows_changed(session, statement) == 1
 
 
 def _set_run(db: Database, sweep_id: str, **values: object) -> None:
@@ -148,3 +160,36 @@ def queue_run(
     record_queued(db, run, durable=is_durable(broker))
     send_or_fail(db, broker, sweep_id)
     return sweep_id
+
+
+def requeue_lost(db: Database, broker: Broker, older_than_s: float = LOST_AFTER_S) -> list[str]:
+    """Runs that read ``queued`` on the Redis queue for a while but have no message anywhere
+    in it (not waiting, not delayed for a retry, not held by a worker: a Redis restart or a
+    blip lost it) are sent again, so every accepted sweep ends. One worker at a time does
+    this (a short lock in Redis); the runs sent again, by id."""
+    if not isinstance(broker, RedisBroker) or not broker.client.set(
+        f"{broker.namespace}:requeue-lock", "1", nx=True, ex=int(older_than_s)
+    ):
+        return []
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with db.session() as session:
+        waiting = select(SweepRun.id).where(
+            SweepRun.status == RunStatus.QUEUED, SweepRun.queued_at < cutoff
+        )
+        candidates = set(session.scalars(waiting))
+    lost = sorted(candidates - _carried(broker))
+    for sweep_id in lost:
+        enqueue_sweep(broker, sweep_id)
+        QUEUE_EVENTS.labels("requeued").inc()
+    return lost
+
+
+def _carried(broker: RedisBroker) -> set[str]:
+    """The sweep ids of every message the queue holds: waiting, delayed, or in a worker's
+    hands until it acknowledges it."""
+    carried: set[str] = set()
+    for name in (QUEUE_NAME, f"{QUEUE_NAME}.DQ"):
+        held = cast(list[bytes], broker.client.hvals(f"{broker.namespace}:{name}.msgs"))
+        for raw in held:
+            carried.add(str(Message.decode(raw).args[0]))
+    return carried
