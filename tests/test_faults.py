@@ -88,6 +88,20 @@ def _recorded(postgres_url: str) -> tuple[SweepRun, dict[str, str]]:
     return run, rows
 
 
+def _recorded_first(postgres_url: str, run_id: str) -> tuple[SweepRun, dict[str, str]]:
+    """One run of several, and its session rows (session id: outcome)."""
+    engine = create_engine(postgres_url)
+    with Session(engine) as session:
+        run = session.get(SweepRun, run_id)
+        chosen = select(SweptSession.session_id, SweptSession.outcome).where(
+            SweptSession.run_id == run_id
+        )
+        rows = dict(session.execute(chosen).all())
+    engine.dispose()
+    assert run is not None
+    return run, rows
+
+
 def _counts_match_rows(run: SweepRun, rows: dict[str, str]) -> None:
     outcomes = list(rows.values())
     assert run.expired_count == outcomes.count("expired")
@@ -179,10 +193,15 @@ def test_a_killed_sweep_is_imported_by_the_next_command(
     assert history.returncode == 0, history.stderr
     run, rows = _recorded(postgres_url)
     expired = _expired_by_stripe(fake_stripe)
-    assert run.status == "interrupted" and set(rows) <= expired
-    assert len(expired - set(rows)) <= 4  # at most the expires in flight at the kill
+    assert run.status == "interrupted"
+    assert expired <= set(rows)  # every expire was journaled before it left: none is lost
+    unknown = {sid for sid, outcome in rows.items() if outcome == "unknown"}
+    assert set(rows) - unknown <= expired and len(unknown) <= 4  # those in flight at the kill
     _counts_match_rows(run, rows)
     assert _run(env, "sweep", "--yes", "--json").returncode == 0  # the account is free at once
+    run, rows = _recorded_first(postgres_url, run.id)
+    assert "unknown" not in rows.values()  # the next sweep settled them from Stripe
+    assert {sid for sid, outcome in rows.items() if outcome == "expired"} <= expired
 
 
 # Stripe ----------------------------------------------------------------------------------------

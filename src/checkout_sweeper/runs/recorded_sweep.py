@@ -41,6 +41,7 @@ from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.observer import SweepObserver
 from checkout_sweeper.runs.recovery import import_journal_of
 from checkout_sweeper.runs.settlement import settle_unknown
+from checkout_sweeper.runs.write_ahead import WriteAheadGateway
 from checkout_sweeper.settings import AUDIT_GRACE_S, LEASE_TTL_S
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.vocabulary import RunStatus
@@ -161,7 +162,7 @@ class RecordedSweep:
             recording.db, gateway, gateway.account
         )
         self.sweeper = Sweeper(
-            gateway,
+            WriteAheadGateway(gateway, recorder.journal),
             options,
             sweep_id=self.sweep_id,
             on_outcome=self._outcome,

@@ -22,11 +22,13 @@ from checkout_sweeper.runs.journal import (
     read_entries,
     run_id_of,
 )
-from checkout_sweeper.runs.rows import close_run, insert_outcomes, live_run_ids
+from checkout_sweeper.runs.rows import close_run, insert_outcomes, live_run_ids, outcome_entry
+from checkout_sweeper.runs.write_ahead import SENT
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, utcnow
-from checkout_sweeper.vocabulary import RunStatus
+from checkout_sweeper.vocabulary import Outcome, RunStatus
 
+IN_FLIGHT = "sent when the process stopped, its answer lost: the next sweep settles it"
 log = logging.getLogger("checkout_sweeper.audit")
 DIED = "the process stopped mid-sweep; its outcomes were imported from its journal"
 
@@ -69,6 +71,7 @@ def _import(db: Database, path: Path, *, close: bool = True) -> None:
     finish = next((e for e in reversed(entries) if e.get("kind") == "finish"), None)
     # a line of kind "outcome" is one ``outcome_entry`` wrote
     outcomes = [cast(OutcomeEntry, e) for e in entries if e.get("kind") == "outcome"]
+    outcomes += _unanswered(entries, {entry["session_id"] for entry in outcomes})
     with db.session() as session:
         row = session.get(SweepRun, run_id)
         if row is None and run is not None:
@@ -83,6 +86,13 @@ def _import(db: Database, path: Path, *, close: bool = True) -> None:
         path,
         extra={"fields": {"sweep_id": run_id, "outcomes": len(outcomes)}},
     )
+
+
+def _unanswered(entries: list[Entry], answered: set[str]) -> list[OutcomeEntry]:
+    """The expires that were sent and never answered (the process died with them in
+    flight): ``unknown``, for the next sweep of the account to settle from Stripe."""
+    sent = {str(e["session_id"]) for e in entries if e.get("kind") == SENT} - answered
+    return [outcome_entry(session_id, Outcome.UNKNOWN, IN_FLIGHT, 1) for session_id in sorted(sent)]
 
 
 def _run_columns(run: Entry) -> Entry:

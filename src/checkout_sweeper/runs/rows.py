@@ -43,6 +43,9 @@ def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: in
     }
 
 
+STILL_OPEN = "still open after the sweep stopped: a later sweep expired it"
+
+
 def insert_outcomes(session: Session, run_id: str, entries: Sequence[OutcomeEntry]) -> None:
     if not entries:
         return
@@ -58,7 +61,13 @@ def insert_outcomes(session: Session, run_id: str, entries: Sequence[OutcomeEntr
         }
         for e in entries
     ]
-    statement = insert(SweptSession).on_conflict_do_nothing(index_elements=["run_id", "session_id"])
+    statement = insert(SweptSession)
+    undecided = (SweptSession.outcome == Outcome.UNKNOWN) | (SweptSession.error == STILL_OPEN)
+    statement = statement.on_conflict_do_update(  # a row written twice is one row; an
+        index_elements=["run_id", "session_id"],  # undecided one takes what is known now
+        set_={"outcome": statement.excluded.outcome, "error": statement.excluded.error},
+        where=undecided & (statement.excluded.outcome != Outcome.UNKNOWN),
+    )
     session.execute(statement, rows)
 
 

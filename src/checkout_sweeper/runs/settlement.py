@@ -10,14 +10,13 @@ from sqlalchemy import select, update
 
 from checkout_sweeper.engine.gateway import Gateway
 from checkout_sweeper.errors import StripeProblem
-from checkout_sweeper.runs.rows import recount, update_run
+from checkout_sweeper.runs.rows import STILL_OPEN, recount, update_run
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.store.models import SweepRun, SweptSession
 from checkout_sweeper.vocabulary import Outcome
 
 log = logging.getLogger("checkout_sweeper.audit")
 MOST_AT_ONCE = 100  # a stop leaves at most the pool's in-flight expires; this bounds the GETs
-STILL_OPEN = "still open after the sweep stopped: a later sweep expired it"
 
 
 def settle_unknown(db: Database, gateway: Gateway, account: str) -> int:
