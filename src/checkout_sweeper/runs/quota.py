@@ -19,7 +19,7 @@ from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError
 from redis.retry import Retry
 
 from checkout_sweeper.errors import QuotaExceeded, QuotaUnavailable
@@ -47,8 +47,9 @@ def redis_options(timeout_s: float) -> dict[str, object]:
         "socket_connect_timeout": timeout_s,
         "socket_timeout": timeout_s,
         "health_check_interval": HEALTH_CHECK_S,
-        "retry": Retry(NoBackoff(), 1),
-        "retry_on_error": [ConnectionError, TimeoutError],
+        # a dead connection is tried once more; a silent Redis is not (its timeout would double)
+        "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+        "retry_on_error": [ConnectionError],
     }
 
 
