@@ -102,7 +102,6 @@ class Database:
         else:
             self.engine = _engine(
                 url,
-                pool_pre_ping=True,  # a connection the server dropped is replaced, not used
                 pool_timeout=CONNECT_TIMEOUT_S * 2,
                 connect_args=POSTGRES_CONNECT_ARGS if url.startswith("postgresql") else {},
             )
