@@ -239,7 +239,7 @@ def _follow(url: str, location: str, token: str) -> list[dict]:
         )
         assert reply.status_code == 200, reply.text
         answers.append(reply.json()["data"])
-        return answers[-1]["status"] != "running"
+        return answers[-1]["status"] not in ("queued", "running")
 
     wait_until(ended, 90, interval=0.1, what="the sweep to end")
     return answers

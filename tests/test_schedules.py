@@ -177,7 +177,7 @@ def _two_slots_by_two_workers(
     with working(env, tmp_path / "w1.log"), working(env, tmp_path / "w2.log"):
         wait_until(lambda: len(_schedule_runs(env)) >= 2, 40, interval=1, what="two slots")
         wait_until(
-            lambda: all(run["status"] != "running" for run in _schedule_runs(env)),
+            lambda: all(run["status"] not in ("queued", "running") for run in _schedule_runs(env)),
             30,
             what="the runs to end",
         )
