@@ -126,16 +126,14 @@ def test_the_endpoint_async_sweeps_and_metrics_work_through_nginx(topology, fake
     )
     assert accepted.status_code == 202
     location = url + accepted.headers["Location"]
-    done = wait_until(
-        lambda: (
-            (run := requests.get(location, headers=headers, timeout=10).json()["data"])["status"]
-            not in ("queued", "running")
-            and run
-        ),
-        60,
-        interval=0.2,
-        what="the async sweep to end",
-    )
+    seen: list[dict] = []
+
+    def ended() -> bool:
+        seen.append(requests.get(location, headers=headers, timeout=10).json()["data"])
+        return seen[-1]["status"] not in ("queued", "running")
+
+    wait_until(ended, 60, interval=0.2, what="the async sweep to end")
+    done = seen[-1]
     assert done["status"] == "succeeded" and done["expired_count"] == 4
     assert requests.get(f"{url}/metrics", timeout=10).status_code == 200  # loopback via nginx
     requests_logged = [
