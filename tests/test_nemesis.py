@@ -130,11 +130,12 @@ def _audit(postgres_url: str) -> tuple[list[SweepRun], dict[str, set[str]]]:
 def test_a_seeded_schedule_of_faults_loses_nothing(shape, fake_stripe, postgres_url, tmp_path):
     chooser = random.Random(SEED)
     faults = _faults(shape, fake_stripe)
-    added = run_command(shape.env, "users", "add", "--email", "n@example.com", "--json")
-    headers = {"Authorization": f"Bearer {mint(json.loads(added.stdout)['id'])}"}
     fake_stripe.state.faults.update({"latency_ms": 20})
     with serving(shape.env, tmp_path / "serve.log") as web:
-        for _ in range(ROUNDS):
+        for round_ in range(ROUNDS):  # a user a round: the quota is 3 sweeps an hour
+            email = f"n{round_}@example.com"
+            added = run_command(shape.env, "users", "add", "--email", email, "--json")
+            headers = {"Authorization": f"Bearer {mint(json.loads(added.stdout)['id'])}"}
             fake_stripe.state.seed(open_=150)
             started = requests.post(f"{web.url}/v1/sweeps", json={}, headers=headers, timeout=30)
             assert started.status_code == 202, started.text
@@ -144,7 +145,9 @@ def test_a_seeded_schedule_of_faults_loses_nothing(shape, fake_stripe, postgres_
                 faults[name]()
             seen: list[str] = []
 
-            def ended(sweep_id: str = sweep_id, seen: list[str] = seen) -> bool:
+            def ended(
+                sweep_id: str = sweep_id, seen: list[str] = seen, headers: dict = headers
+            ) -> bool:
                 answer = requests.get(
                     f"{web.url}/v1/sweeps/{sweep_id}", headers=headers, timeout=10
                 )
