@@ -3,10 +3,13 @@ processes, Redis for the queue and the quota, the fake Stripe over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -169,7 +172,12 @@ def _sessions(url: str, auth: dict[str, str], sweep_id: str) -> set[str]:
         after = ids[-1]
 
 
-def test_when_the_worker_running_a_sweep_dies_the_other_finishes_it(env, fake_stripe, tmp_path):
+@contextlib.contextmanager
+def _sweep_in_one_of_two_workers(
+    env: dict[str, str], fake_stripe: FakeStripeServer, tmp_path: Path, expires: int
+) -> Iterator[tuple[str, str, dict[str, str], subprocess.Popen, subprocess.Popen]]:
+    """A sweep of 400 sessions under way in one of two workers: the web URL, the sweep id,
+    the caller's headers, the worker running it and the other one."""
     fake_stripe.state.seed(open_=400)
     fake_stripe.state.faults.update({"latency_ms": 20})
     auth = _user_token(env)
@@ -180,13 +188,19 @@ def test_when_the_worker_running_a_sweep_dies_the_other_finishes_it(env, fake_st
         working(slow, tmp_path / "b.log") as second,
     ):
         sweep_id = _sweep(web.url, auth)["sweep_id"]
-        wait_for_expires(fake_stripe, 60, alive=web.process)
+        wait_for_expires(fake_stripe, expires, alive=web.process)
         running = _state(web.url, auth, sweep_id)["worker"]["pid"]
-        victim, survivor = (first, second) if running == first.pid else (second, first)
+        busy, other = (first, second) if running == first.pid else (second, first)
+        yield web.url, sweep_id, auth, busy, other
+
+
+def test_when_the_worker_running_a_sweep_dies_the_other_finishes_it(env, fake_stripe, tmp_path):
+    with _sweep_in_one_of_two_workers(env, fake_stripe, tmp_path, 60) as under_way:
+        url, sweep_id, auth, victim, survivor = under_way
         victim.kill()  # kill -9: no chance to record or hand anything back
         victim.wait(timeout=10)
-        final = _ended(web.url, auth, sweep_id)
-        listed = _sessions(web.url, auth, sweep_id)
+        final = _ended(url, auth, sweep_id)
+        listed = _sessions(url, auth, sweep_id)
     assert final["status"] == "succeeded" and final["attempts"] == 2, final
     assert final["worker"]["pid"] == survivor.pid
     assert fake_stripe.state.snapshot()["open_total"] == 0
@@ -199,32 +213,21 @@ def test_a_worker_frozen_past_its_lease_loses_the_sweep_to_another(env, fake_str
     """SIGSTOP past the lease (a long pause, a VM frozen): another worker takes the sweep up
     under the same id and finishes it; the frozen one, woken, writes nothing over it, and
     the sweep never reads interrupted."""
-    fake_stripe.state.seed(open_=400)
-    fake_stripe.state.faults.update({"latency_ms": 20})
-    auth = _user_token(env)
-    slow = {**env, "SWEEPER_MAX_RPS": "40"}
-    with (
-        serving(env, tmp_path / "serve.log") as web,
-        working(slow, tmp_path / "a.log") as first,
-        working(slow, tmp_path / "b.log") as second,
-    ):
-        sweep_id = _sweep(web.url, auth)["sweep_id"]
-        wait_for_expires(fake_stripe, 40, alive=web.process)
-        running = _state(web.url, auth, sweep_id)["worker"]["pid"]
-        frozen, other = (first, second) if running == first.pid else (second, first)
+    with _sweep_in_one_of_two_workers(env, fake_stripe, tmp_path, 40) as under_way:
+        url, sweep_id, auth, frozen, other = under_way
         frozen.send_signal(signal.SIGSTOP)
+        seen: list[str] = []
+
+        def taken_over() -> bool:
+            state = _state(url, auth, sweep_id)
+            seen.append(state["status"])
+            return state["worker"] is not None and state["worker"]["pid"] == other.pid
+
         try:
-            seen: list[str] = []
-
-            def taken_over() -> bool:
-                state = _state(web.url, auth, sweep_id)
-                seen.append(state["status"])
-                return state["worker"] is not None and state["worker"]["pid"] == other.pid
-
             wait_until(taken_over, 60, interval=1.0, what="the other worker to take it up")
         finally:
             frozen.send_signal(signal.SIGCONT)
-        final = _ended(web.url, auth, sweep_id)
+        final = _ended(url, auth, sweep_id)
     assert "interrupted" not in seen
     assert final["status"] == "succeeded" and final["worker"]["pid"] == other.pid, final
     assert fake_stripe.state.snapshot()["open_total"] == 0
@@ -382,9 +385,10 @@ def test_a_synchronous_call_can_be_run_by_a_worker_and_awaited(env, fake_stripe,
     with serving({**env, "SWEEPER_SYNC_WAIT": "2"}, tmp_path / "serve2.log") as web:
         started = time.monotonic()
         waited = requests.get(f"{web.url}{url}", headers=auth, timeout=90)  # no worker now
+        took = time.monotonic() - started
     assert waited.status_code == 202 and "Location" in waited.headers
     assert "Preference-Applied" not in waited.headers  # the client did not ask for it
-    assert 2 <= time.monotonic() - started < 10
+    assert 2 <= took < 10
 
 
 def test_the_web_process_is_ready_with_no_worker_running(env, tmp_path):

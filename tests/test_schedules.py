@@ -119,8 +119,14 @@ def test_a_schedule_shows_its_row_s_own_dict(db):
     claim_due_slots(db, T0 + timedelta(minutes=16))
     with db.session() as session:
         row = session.scalars(select(Schedule)).one()
-        assert list(schedule_json(row).items()) == list(row.as_dict().items())
-        assert list_schedules(db) == [row.as_dict()]
+        shown = schedule_json(row)
+        keys = ["id", "user_id", "every", "cron", "scope", "dry_run", "created_at", "last_slot_at"]
+        assert list(shown) == keys
+        assert (shown["id"], shown["every"], shown["cron"]) == (row.id, 900, None)
+        assert shown["scope"]["older_than"] == "2h"
+        assert shown["scope"]["metadata"] == {"channel": "ci"}
+        assert shown["last_slot_at"] is not None
+    assert list_schedules(db) == [shown]
 
 
 def test_schedules_add_list_and_remove_from_the_command_line(tmp_path):

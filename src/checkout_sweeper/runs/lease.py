@@ -117,12 +117,15 @@ class AccountLease:
                 )
 
     def renew(self) -> bool:
-        """Push the lease forward; False if it was lost (expired and taken by someone else)."""
+        """Push the lease forward; False if it was lost (expired and taken by someone else,
+        another attempt of the same run included: a process frozen past its lease, woken,
+        finds it held by the worker that took its run up)."""
         with self.db.session() as session:
             kept = rows_changed(
                 session,
                 update(SweepLock)
                 .where(SweepLock.account == self.account, SweepLock.run_id == self.run_id)
+                .where(SweepLock.owner == self.owner)
                 .values(expires_at=time.time() + self.ttl_s),
             )
             return kept == 1
@@ -131,6 +134,8 @@ class AccountLease:
         with self.db.session() as session:
             session.execute(
                 delete(SweepLock).where(
-                    SweepLock.account == self.account, SweepLock.run_id == self.run_id
+                    SweepLock.account == self.account,
+                    SweepLock.run_id == self.run_id,
+                    SweepLock.owner == self.owner,
                 )
             )

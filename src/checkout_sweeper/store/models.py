@@ -6,7 +6,6 @@ in ``migrations/``, which must be kept in step with these classes.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import TypedDict
 
@@ -22,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from checkout_sweeper.vocabulary import JsonObject, RunStatus
+from checkout_sweeper.vocabulary import RunStatus
 
 
 def utcnow() -> datetime:
@@ -132,40 +131,6 @@ class SweepRun(Base):
             return None
         return round((aware(self.finished_at) - aware(self.started_at)).total_seconds(), 3)
 
-    def as_dict(self) -> JsonObject:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "trigger": self.trigger,
-            "user_id": self.user_id,
-            "removed_user_id": self.removed_user_id,
-            "removed_user_email": self.removed_user_email,
-            "account": self.account,
-            "livemode": self.livemode,
-            "dry_run": self.dry_run,
-            "started_at": utc_iso(self.started_at),
-            "finished_at": utc_iso(self.finished_at),
-            "duration_s": self.duration_s,
-            "expired_count": self.expired_count,
-            "already_closed_count": self.already_closed_count,
-            "failed_count": self.failed_count,
-            "remaining_count": self.remaining_count,
-            "found_count": self.found_count,
-            "listing_complete": self.listing_complete,
-            "stripe_requests": self.stripe_requests,
-            "error": self.error,
-            "host": self.host,
-            "pid": self.pid,
-            "worker": self.worker,
-            "attempts": self.attempts,
-            "queued_at": utc_iso(self.queued_at),
-            "scope": json.loads(self.scope) if self.scope else {},
-            "schedule_id": self.schedule_id,
-            "parent_id": self.parent_id,
-            "fleet": self.fleet,
-            "stripe_account": self.stripe_account,
-        }
-
     @property
     def worker(self) -> WorkerShown | None:
         """The process running it now (or that ran it last); null while it waits in a queue."""
@@ -189,15 +154,6 @@ class SweptSession(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-    def as_dict(self) -> JsonObject:
-        return {
-            "session_id": self.session_id,
-            "outcome": self.outcome,
-            "error": self.error,
-            "attempts": self.attempts,
-            "recorded_at": utc_iso(self.recorded_at),
-        }
 
 
 class SweepLock(Base):
@@ -239,15 +195,3 @@ class Schedule(Base):
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_slot_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    def as_dict(self) -> JsonObject:
-        return {
-            "id": self.id,
-            "user_id": self.user_id,
-            "every": self.every_s,
-            "cron": self.cron,
-            "scope": json.loads(self.scope),
-            "dry_run": self.dry_run,
-            "created_at": utc_iso(self.created_at),
-            "last_slot_at": utc_iso(self.last_slot_at),
-        }
