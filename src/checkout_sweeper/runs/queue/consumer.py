@@ -51,7 +51,7 @@ from checkout_sweeper.vocabulary import RunStatus
 log = logging.getLogger("checkout_sweeper.worker")
 HANDED_BACK = "the worker is stopping: handed back to the queue"
 STOPPED_FIRST = "the process stopped before the sweep started; ask for it again"
-DATABASE_RETRIES = 10  # backoff from 1 s doubling to 15 s: about two minutes of tries
+DATABASE_RETRIES = 30  # backoff from 1 s doubling to 5 s: about two and a half minutes of tries
 
 
 class SweepRunner:
@@ -215,13 +215,13 @@ def left_behind(runner: SweepRunner, sweep_id: str) -> None:
 
 def declare_actors(runner: SweepRunner) -> None:
     """The sweep actor and the one told of a message the queue gave up on, on ``runner``'s
-    broker: retried with backoff from 1 s to 15 s while ``_worth_retrying`` says so."""
+    broker: retried with backoff from 1 s to 5 s while ``_worth_retrying`` says so."""
     declare = dramatiq.actor(
         broker=runner.broker,
         actor_name=SWEEP_ACTOR,
         queue_name=QUEUE_NAME,
         min_backoff=1_000,
-        max_backoff=15_000,
+        max_backoff=5_000,  # a sweep behind a busy account starts within 5 s of it being free
         retry_when=_worth_retrying,
         on_retry_exhausted=GIVEN_UP_ACTOR,
     )
