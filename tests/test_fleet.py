@@ -105,6 +105,17 @@ def test_a_bad_choice_of_accounts_is_exit_2(cli, fake_stripe, platform, args, sa
     assert fake_stripe.state.snapshot()["open_total"] == 120
 
 
+def test_an_account_that_is_not_connected_is_a_failure_not_a_quiet_success(cli, fake_stripe):
+    fake_stripe.state.seed(open_=5)  # the platform's own sessions; no account is connected
+    ran = cli("sweep", "--account", "acct_notconnected", "--yes", "--json")
+    assert ran.returncode != 0
+    data = json.loads(ran.stdout)
+    assert data["status"] == "failed" and "403" in data["failed_accounts"][0]["error"]
+    empty = cli("sweep", "--all-accounts", "--yes", "--json")
+    assert empty.returncode == 2 and "no connected accounts" in json.loads(empty.stdout)["error"]
+    assert fake_stripe.state.snapshot()["open_total"] == 5
+
+
 # over the API -------------------------------------------------------------------------------
 def _post_fleet(url: str, token: str, body: dict) -> dict:
     import requests
