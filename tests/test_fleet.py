@@ -116,6 +116,35 @@ def test_an_account_that_is_not_connected_is_a_failure_not_a_quiet_success(cli, 
     assert fake_stripe.state.snapshot()["open_total"] == 5
 
 
+def test_ctrl_c_in_a_fleet_exits_130_with_what_stripe_expired(cli, fake_stripe):
+    """The parent settles ``interrupted`` with its children's sums: what Stripe expired."""
+    import signal
+    import subprocess
+
+    from harness import COMMAND, wait_for_expires
+
+    accounts = fake_stripe.state.connect_accounts(4, open_=300)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    with subprocess.Popen(
+        [*COMMAND, "sweep", "--all-accounts", "--yes", "--json"],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        wait_for_expires(fake_stripe, 40)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    data = json.loads(out)
+    expired = 4 * 300 - sum(_open(fake_stripe, account) for account in accounts)
+    assert data["status"] == "interrupted" and data["expired_count"] == expired > 0
+    assert sum(a["expired_count"] for a in data["accounts"]) == expired
+    runs = json.loads(cli("history", "--json", "--limit", "10").stdout)
+    parent = next(run for run in runs if run["id"] == data["sweep_id"])
+    assert parent["status"] == "interrupted" and parent["expired_count"] == expired
+
+
 # over the API -------------------------------------------------------------------------------
 def _post_fleet(url: str, token: str, body: dict) -> dict:
     import requests
