@@ -148,6 +148,7 @@ def test_delete_cancels_a_running_sweep_within_seconds_and_nothing_is_sent_after
     assert canceled.status_code == 200 and time.monotonic() - started < 3.5, canceled.text
     data = canceled.json()["data"]
     assert data["status"] == "canceled" and data["finished_at"] is not None
+    assert data["error"] == "the sweep was canceled by its owner"
     sent = expires_seen(fake_stripe)
     time.sleep(1.5)
     assert expires_seen(fake_stripe) == sent  # nothing reaches Stripe once canceled

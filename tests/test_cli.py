@@ -469,9 +469,10 @@ def test_sweeps_cancel_stops_a_sweep_running_in_another_process(cli, fake_stripe
     assert canceled.returncode == 0 and f"sweep {sweep_id} canceled" in canceled.stdout
     out, err = running.communicate(timeout=30)
     assert running.returncode == 1 and "canceled" in err, err
-    assert json.loads(out)["error"] == "the sweep was canceled by its owner"
+    assert json.loads(out)["error"] == "the sweep was canceled by an operator"
     shown = json.loads(cli("history", "show", sweep_id, "--json").stdout)
-    assert shown["status"] == "canceled" and shown["sessions"]  # what it did stays on record
+    assert shown["status"] == "canceled" and shown["sessions"]
+    assert shown["error"] == "the sweep was canceled by an operator"  # what it did stays on record
     again = cli("sweeps", "cancel", sweep_id)  # a sweep that ended, canceled included
     assert again.returncode == 2 and "already ended (canceled)" in again.stderr
 

@@ -111,6 +111,7 @@ class SweepRun(Base):
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=1)  # runs of it: resumed ones add
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    canceled_by: Mapped[str | None] = mapped_column(String(16))  # "owner" or "operator"
     found_count: Mapped[int] = mapped_column(Integer, default=0)
     listing_complete: Mapped[bool] = mapped_column(Boolean, default=False)
     stripe_requests: Mapped[int] = mapped_column(Integer, default=0)
