@@ -282,6 +282,21 @@ def test_serve_refuses_several_workers_with_per_process_rate_limits(cli):
     assert "RATELIMIT_STORAGE_URI" in result.stderr and "9 per hour" in result.stderr
 
 
+def test_two_servers_of_one_user_open_no_shared_control_socket(cli, tmp_path):
+    """gunicorn 25.1+ opens ``~/.gunicorn/gunicorn.ctl`` (or under ``XDG_RUNTIME_DIR``) by
+    default: one path per user, taken over by a second server and removed when it stops."""
+    home, runtime = tmp_path / "home", tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {**cli.env, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
+    with (
+        serving(env, tmp_path / "one.log") as one,
+        serving(env, tmp_path / "two.log") as two,
+    ):
+        assert requests.get(f"{one.url}/healthz", timeout=10).ok
+        assert requests.get(f"{two.url}/healthz", timeout=10).ok
+        assert not list(runtime.rglob("*.ctl")) and not list(home.rglob("*.ctl"))
+
+
 def test_default_serve_holds_the_limit_in_one_process_and_logs_only_json(cli, tmp_path):
     user = json.loads(cli("users", "add", "--email", "s@example.com", "--json", check=True).stdout)
     with serving(cli.env, tmp_path / "serve.log") as served:
