@@ -83,3 +83,10 @@ def test_an_unreachable_stripe_is_a_json_line_and_verbose_shows_the_traceback(en
     loud = run_command(down, "-v", "sweep", "--dry-run")
     assert loud.returncode == 3 and "Traceback (most recent call last)" in loud.stderr
     assert "error: Stripe could not be used" in loud.stderr
+
+
+def test_a_publishable_api_key_is_named_as_the_option_given(env):
+    ran = run_command(env, "sweep", "--dry-run", "--api-key", "pk_test_notasecret")
+    assert ran.returncode == 2
+    assert "error: --api-key is a publishable key" in ran.stderr
+    assert "STRIPE_API_KEY" not in ran.stderr and "notasecret" not in ran.stderr

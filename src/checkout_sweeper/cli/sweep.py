@@ -248,7 +248,11 @@ def _asked_settings(max_rps: str | None, concurrency: int | None, api_key: str |
     """The settings, with what the command line asked for in place of the variables."""
     settings = load_settings()
     if api_key is not None:
-        settings = dataclasses.replace(settings, stripe_api_key=_read_key(api_key))
+        key = _read_key(api_key)
+        problem = key_problem(key, "--api-key")
+        if problem is not None:
+            raise UsageRefused(problem)
+        settings = dataclasses.replace(settings, stripe_api_key=key)
     if concurrency is not None:
         settings = dataclasses.replace(settings, concurrency=concurrency)
     if max_rps is not None:
