@@ -86,6 +86,8 @@ def test_named_accounts_only_and_a_dry_run_expires_nothing(cli, fake_stripe, pla
     dry = cli("sweep", "--account", platform[0], "--account", platform[2], "--dry-run", "--json")
     data = json.loads(dry.stdout)
     assert dry.returncode == 0 and data["would_expire_count"] == 60
+    assert f"{platform[0]}  succeeded  would expire 30" in dry.stderr
+    assert "expired 0" not in dry.stderr
     assert fake_stripe.state.snapshot()["open_total"] == 120
     ran = cli("sweep", "--account", platform[0], "--yes", "--json", "--limit", "10")
     assert json.loads(ran.stdout)["expired_count"] == 10
@@ -311,3 +313,26 @@ def test_canceling_a_fleet_stops_its_children_and_it_stays_canceled(api, fake_st
     assert all(child["status"] in ("canceled", "succeeded") for child in ended["children"])
     assert ended["expired_count"] == sum(c["expired_count"] for c in ended["children"]) > 0
     assert sum(_open(fake_stripe, account) for account in accounts) == 8 * 200 - sent
+
+
+def test_a_running_fleet_shows_its_childrens_counters_so_far(api, fake_stripe):
+    import requests
+
+    from harness import expires_seen, wait_until
+
+    fake_stripe.state.connect_accounts(3, open_=200)
+    fake_stripe.state.faults.update({"latency_ms": 40})
+    token = api.token(api.add_user())
+    parent = _post_fleet(api.url, token, {"accounts": "all"})
+
+    def shown() -> dict:
+        url, headers = f"{api.url}{parent['location']}", {"Authorization": f"Bearer {token}"}
+        return requests.get(url, headers=headers, timeout=30).json()["data"]
+
+    wait_until(lambda: shown()["expired_count"] > 0, 30, what="the parent to count some")
+    seen = expires_seen(fake_stripe)
+    now = shown()
+    assert now["status"] == "running" and seen < 3 * 200, now
+    assert now["expired_count"] == sum(c["expired_count"] for c in now["children"]) > 0
+    assert now["found_count"] > 0 and now["rate"] > 0
+    sweep_when_ended(api.url, parent["sweep_id"], token)

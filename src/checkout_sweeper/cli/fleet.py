@@ -65,11 +65,11 @@ def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> None:
     settings = dataclasses.replace(settings, busy_wait_s=0)
     services = Services(settings, db, in_process_broker(), threads=ask.parallel)
     submitted = submit_fleet(OPERATOR, services, ask.asked, accounts)
-    result = _followed(services, submitted.sweep_id, _reporter(console))
+    result = _followed(services, submitted.sweep_id, _reporter(console, ask.asked.dry_run))
     if ask.as_json:
         print_json(result.as_data())
     elif not quiet():
-        _summary(result)
+        _summary(result, ask.asked.dry_run)
     if result.exit_code:
         raise OutcomeShown(f"fleet sweep {result.sweep_id} ended {result.status}", result)
 
@@ -133,10 +133,12 @@ def _show_counts(
     )
 
 
-def _reporter(console: Console) -> Callable[[AccountOutcome], None]:
+def _reporter(console: Console, dry_run: bool) -> Callable[[AccountOutcome], None]:
     def report(outcome: AccountOutcome) -> None:
         shown = outcome.as_dict()
-        line = f"{outcome.account}  {outcome.status}  expired {shown['expired_count']}"
+        done = "would expire" if dry_run else "expired"
+        count = shown["would_expire_count" if dry_run else "expired_count"]
+        line = f"{outcome.account}  {outcome.status}  {done} {count}"
         if outcome.error:
             line += f"  ({outcome.error})"
         console.print(line, soft_wrap=True, highlight=False, markup=False)
@@ -144,15 +146,16 @@ def _reporter(console: Console) -> Callable[[AccountOutcome], None]:
     return report
 
 
-def _summary(result: FleetResult) -> None:
-    table = Table("account", "status", "expired", "already closed", "failed", "still open")
+def _summary(result: FleetResult, dry_run: bool) -> None:
+    done = "would expire" if dry_run else "expired"
+    table = Table("account", "status", done, "already closed", "failed", "still open")
     for outcome in result.accounts:
         row = outcome.as_dict()
         remaining = row["remaining_open_count"]
         table.add_row(
             outcome.account,
             outcome.status,
-            str(row["expired_count"]),
+            str(row["would_expire_count"] if dry_run else row["expired_count"]),
             str(row["already_closed_count"]),
             str(row["failed_count"]),
             "unknown" if remaining is None else str(remaining),
@@ -161,7 +164,7 @@ def _summary(result: FleetResult) -> None:
     table.add_row(
         "all",
         result.status,
-        str(data["expired_count"]),
+        str(data["would_expire_count"] if dry_run else data["expired_count"]),
         str(data["already_closed_count"]),
         str(len(data["failed"])),
         str(data["remaining_open_count"]),
