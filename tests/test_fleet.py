@@ -336,3 +336,41 @@ def test_a_running_fleet_shows_its_childrens_counters_so_far(api, fake_stripe):
     assert now["expired_count"] == sum(c["expired_count"] for c in now["children"]) > 0
     assert now["found_count"] > 0 and now["rate"] > 0
     sweep_when_ended(api.url, parent["sweep_id"], token)
+
+
+def test_a_fleet_on_a_terminal_shows_a_bar_per_account_while_it_runs(cli, fake_stripe):
+    import os
+    import pty
+    import re
+    import select
+    import subprocess
+    import time
+
+    from harness import COMMAND
+
+    accounts = fake_stripe.state.connect_accounts(2, open_=150)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [*COMMAND, "sweep", "--all-accounts", "--yes"],
+        env={**cli.env, "COLUMNS": "120"},
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        close_fds=True,
+    )
+    os.close(terminal)
+    screen, deadline = b"", time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if select.select([controller], [], [], 0.1)[0]:
+            try:
+                screen += os.read(controller, 65536)
+            except OSError:
+                break
+    process.wait(timeout=30)
+    os.close(controller)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))
+    assert process.returncode == 0, text[-2000:]
+    for account in accounts:  # a bar while it ran, then its line
+        assert re.search(rf"{account} .*\d+/150 +running +expired \d+", text), text[-2000:]
+        assert f"{account}  succeeded  expired 150" in text

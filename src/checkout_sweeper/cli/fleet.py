@@ -7,6 +7,7 @@ prints one object. A line per account as each one ends, on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from checkout_sweeper.cli.confirm import confirm_or_exit
@@ -25,9 +27,10 @@ from checkout_sweeper.runs.fleet.rows import ended_children, fleet_of, settle_pa
 from checkout_sweeper.runs.launch import Asked, count_open, identified_gateway
 from checkout_sweeper.runs.queue.pool import stop_local_pools
 from checkout_sweeper.runs.queue.producer import in_process_broker
-from checkout_sweeper.runs.rows import run_status
+from checkout_sweeper.runs.rows import children_of, run_status
 from checkout_sweeper.runs.submit import submit_fleet
 from checkout_sweeper.settings import Settings
+from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.vocabulary import RunStatus
 
@@ -65,7 +68,11 @@ def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> None:
     settings = dataclasses.replace(settings, busy_wait_s=0)
     services = Services(settings, db, in_process_broker(), threads=ask.parallel)
     submitted = submit_fleet(OPERATOR, services, ask.asked, accounts)
-    result = _followed(services, submitted.sweep_id, _reporter(console, ask.asked.dry_run))
+    bars = FleetBars(console, ask.asked.dry_run, services.db, submitted.sweep_id)
+    with bars.shown():
+        result = _followed(
+            services, submitted.sweep_id, _reporter(console, ask.asked.dry_run), bars
+        )
     if ask.as_json:
         print_json(result.as_data())
     elif not quiet():
@@ -74,14 +81,54 @@ def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> None:
         raise OutcomeShown(f"fleet sweep {result.sweep_id} ended {result.status}", result)
 
 
+class FleetBars:
+    """On a terminal, a bar per account while the fleet runs, read from its sweep's row
+    (handled of found, expired so far; found so far in a dry run); nothing elsewhere."""
+
+    def __init__(self, console: Console, dry_run: bool, db: Database, parent_id: str) -> None:
+        self.on = console.is_terminal and not console.quiet
+        self.dry_run, self.db, self.parent_id = dry_run, db, parent_id
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            console=console,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def shown(self) -> contextlib.AbstractContextManager[object]:
+        return self.bar if self.on else contextlib.nullcontext()
+
+    def update(self) -> None:
+        if not self.on:
+            return
+        for child in children_of(self.db, self.parent_id):
+            name = child.stripe_account or child.account
+            if name not in self.tasks:
+                self.tasks[name] = self.bar.add_task(name, total=None, detail="")
+            handled = child.expired_count + child.already_closed_count + child.failed_count
+            total = None if self.dry_run else max(child.found_count, handled) or None
+            done = child.found_count if self.dry_run else handled
+            said = "found" if self.dry_run else f"expired {child.expired_count}"
+            detail = f"{child.status}  {said}"
+            self.bar.update(self.tasks[name], total=total, completed=done, detail=detail)
+
+
 def _followed(
-    services: Services, parent_id: str, report: Callable[[AccountOutcome], None]
+    services: Services,
+    parent_id: str,
+    report: Callable[[AccountOutcome], None],
+    bars: FleetBars | None = None,
 ) -> FleetResult:
-    """The fleet to its end, a line per account as each ends; Ctrl-C or SIGTERM stops every
-    account's sweep (each records what it did) and the fleet ends ``interrupted``."""
+    """The fleet to its end, a line per account as each ends (and its bars on a terminal);
+    Ctrl-C or SIGTERM stops every account's sweep (each records what it did) and the fleet
+    ends ``interrupted``."""
     reported: set[str] = set()
     try:
         while not _report_ended(services, parent_id, reported, report):
+            if bars is not None:
+                bars.update()
             time.sleep(FOLLOW_EVERY_S)
     except KeyboardInterrupt:
         click.echo("stopping: every account's sweep records what it did", err=True)
