@@ -83,7 +83,27 @@ def test_users_add_rejects_bad_input_and_duplicates(cli):
     cli("users", "add", "--email", "a@example.com", check=True)
     duplicate = cli("users", "add", "--email", "a@example.com")
     assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
+    other_case = cli("users", "add", "--email", "A@Example.COM")  # the same mailbox
+    assert other_case.returncode == 2 and "already exists" in other_case.stderr
     assert len(json.loads(cli("users", "list", "--json", check=True).stdout)) == 1
+
+
+def test_emails_that_differ_only_by_case_are_one_user_for_the_database_too(tmp_path):
+    """The unique index on lower(email) holds even for a writer that skips the check."""
+    import pytest
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from checkout_sweeper.store.database import Database
+    from checkout_sweeper.store.models import User
+
+    db = Database(f"sqlite:///{tmp_path / 'u.db'}")
+    db.upgrade()
+    engine = db.engine
+    with engine.begin() as connection:
+        connection.execute(insert(User).values(email="b@example.com"))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(insert(User).values(email="B@example.com"))
 
 
 def test_db_upgrade_is_idempotent(cli):

@@ -15,10 +15,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -67,7 +69,10 @@ class User(Base):
     """Someone allowed to call the endpoint; one with a Stripe customer is refused (409)."""
 
     __tablename__ = "users"
-    __table_args__ = {"sqlite_autoincrement": True}  # an id is never given out twice
+    __table_args__ = (
+        Index("ix_users_email_lower", text("lower(email)"), unique=True),  # any case: one user
+        {"sqlite_autoincrement": True},  # an id is never given out twice
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
