@@ -272,6 +272,8 @@ def test_demo_runs_offline_to_success(cli):
     assert "HTTP 200" in result.stdout and "open sessions left" in result.stdout
     assert "HTTP 202  Location: /v1/sweeps/" in result.stdout  # then the async way
     assert "status succeeded" in result.stdout
+    said = re.findall(r"handled: expired \d+, already closed \d+, failed \d+", result.stdout)
+    assert len(said) >= 2 and len(set(said)) == 1, said  # the bar's last words, the final line's
     assert '"level": "info"' not in result.stdout + result.stderr  # no log lines in between
 
 
