@@ -90,3 +90,11 @@ def test_a_publishable_api_key_is_named_as_the_option_given(env):
     assert ran.returncode == 2
     assert "error: --api-key is a publishable key" in ran.stderr
     assert "STRIPE_API_KEY" not in ran.stderr and "notasecret" not in ran.stderr
+
+
+@pytest.mark.parametrize("command", ["fake-stripe", "demo"])
+def test_commands_that_keep_nothing_offer_no_database_url(env, command):
+    assert "--database-url" not in run_command(env, command, "--help").stdout
+    ran = run_command(env, command, "--database-url", "sqlite:///x.db")
+    assert ran.returncode == 2 and "No such option '--database-url'" in ran.stderr
+    assert "--database-url" in run_command(env, "history", "--help").stdout

@@ -31,6 +31,9 @@ COMMANDS = {
 }
 
 
+NO_DATABASE = ("fake-stripe", "demo")  # the demo's database is a temporary one of its own
+
+
 class LazyGroup(click.Group):
     """A group whose commands live in ``COMMANDS`` as ``module:attribute``."""
 
@@ -44,7 +47,10 @@ class LazyGroup(click.Group):
         module, _, attribute = target.partition(":")
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
-        return adopt_global_options(command)
+        adopt_global_options(command)
+        if cmd_name in NO_DATABASE:  # they keep nothing: --database-url would mean nothing
+            command.params = [p for p in command.params if p.name != "database_url"]
+        return command
 
     def make_context(
         self,
