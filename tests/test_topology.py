@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -126,16 +127,18 @@ def test_the_endpoint_async_sweeps_and_metrics_work_through_nginx(topology, fake
     )
     assert accepted.status_code == 202
     location = url + accepted.headers["Location"]
+
+    def ended() -> dict[str, Any] | None:
+        run: dict[str, Any] = requests.get(location, headers=headers, timeout=10).json()["data"]
+        return run if run["status"] not in ("queued", "running") else None  # queued: its turn
+
     done = wait_until(
-        lambda: (
-            (run := requests.get(location, headers=headers, timeout=10).json()["data"])["status"]
-            not in ("queued", "running")  # a sweep waits its turn in the queue first
-            and run
-        ),
+        ended,
         60,
         interval=0.2,
         what="the async sweep to end",
     )
+    assert done is not None
     assert done["status"] == "succeeded" and done["expired_count"] == 4
     assert requests.get(f"{url}/metrics", timeout=10).status_code == 200  # loopback via nginx
     requests_logged = [
