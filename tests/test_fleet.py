@@ -4,6 +4,7 @@ under its own lease, one that refuses fails alone, a rerun finishes the job."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -139,6 +140,8 @@ def test_ctrl_c_in_a_fleet_exits_130_with_what_stripe_expired(cli, fake_stripe):
         out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     data = json.loads(out)
+    assert f"then fleet sweep {data['sweep_id']} is recorded as interrupted" in err
+    assert re.search(r"stopping: [1-4] accounts' sweeps in flight", err), err
     expired = 4 * 300 - sum(_open(fake_stripe, account) for account in accounts)
     assert data["status"] == "interrupted" and data["expired_count"] == expired > 0
     assert sum(a["expired_count"] for a in data["accounts"]) == expired

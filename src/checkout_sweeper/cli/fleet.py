@@ -23,7 +23,7 @@ from checkout_sweeper.cli.context import open_database, print_json, quiet, table
 from checkout_sweeper.errors import OutcomeShown, SweeperError, UsageRefused
 from checkout_sweeper.runs.checks import OPERATOR, Services
 from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
-from checkout_sweeper.runs.fleet.rows import ended_children, fleet_of, settle_parent
+from checkout_sweeper.runs.fleet.rows import PENDING, ended_children, fleet_of, settle_parent
 from checkout_sweeper.runs.launch import Asked, count_open, identified_gateway
 from checkout_sweeper.runs.queue.pool import stop_local_pools
 from checkout_sweeper.runs.queue.producer import in_process_broker
@@ -131,7 +131,12 @@ def _followed(
                 bars.update()
             time.sleep(FOLLOW_EVERY_S)
     except KeyboardInterrupt:
-        click.echo("stopping: every account's sweep records what it did", err=True)
+        running = [c for c in children_of(services.db, parent_id) if c.status in PENDING]
+        click.echo(
+            f"stopping: {len(running)} accounts' sweeps in flight record what they did, then "
+            f"fleet sweep {parent_id} is recorded as interrupted",
+            err=True,
+        )
         stop_local_pools(STOP_TIMEOUT_S, "interrupted (Ctrl-C or SIGTERM)")
         settle_parent(services.db, parent_id)
         _report_ended(services, parent_id, reported, report)
