@@ -56,6 +56,14 @@ def test_a_key_given_twice_is_refused_not_the_last_one_taken(api, fake_stripe):
     _nothing_started(api, token, fake_stripe)
 
 
+def test_an_unknown_field_is_a_400_naming_every_field_the_body_takes(api, fake_stripe):
+    token = api.token(api.add_user())
+    answer = _post(api, token, b'{"dryrun": true}')
+    message = _refused(answer, 400, "dryrun: unknown field", "dry_run", "accounts", "older_than")
+    assert "metadata" in message
+    _nothing_started(api, token, fake_stripe)
+
+
 def test_a_body_over_64_kb_is_413(api, fake_stripe):
     token = api.token(api.add_user())
     big = json.dumps({"dry_run": True, "metadata": {"k": "x" * MAX_BODY_BYTES}}).encode()

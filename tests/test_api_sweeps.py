@@ -143,11 +143,13 @@ def test_delete_cancels_a_running_sweep_within_seconds_and_nothing_is_sent_after
     location = api.sweep(owner, headers=ASYNC).headers["Location"]
     wait_until(lambda: expires_seen(fake_stripe) >= 20, 30, what="the sweep to expire some")
     assert _delete(api, location, other).status_code == 404  # the owner's alone
+    counted = _cancels_counted()
     started = time.monotonic()
     canceled = _delete(api, location, owner)
     assert canceled.status_code == 200 and time.monotonic() - started < 3.5, canceled.text
     data = canceled.json()["data"]
     assert data["status"] == "canceled" and data["finished_at"] is not None
+    assert data["error"] == "the sweep was canceled by its owner"
     sent = expires_seen(fake_stripe)
     time.sleep(1.5)
     assert expires_seen(fake_stripe) == sent  # nothing reaches Stripe once canceled
@@ -156,6 +158,14 @@ def test_delete_cancels_a_running_sweep_within_seconds_and_nothing_is_sent_after
     assert len(recorded) == min(100, data["expired_count"] + data["already_closed_count"])
     again = _delete(api, location, owner)  # an ended sweep, canceled included: nothing to do
     assert again.status_code == 409 and "already ended (canceled)" in again.json()["message"]
+    assert _cancels_counted() == counted + 1  # the one cancel, not the refused second
+
+
+def _cancels_counted() -> float:
+    from prometheus_client import REGISTRY
+
+    name = "checkout_sweeper_sweeps_canceled_total"
+    return REGISTRY.get_sample_value(name, {"door": "api"}) or 0.0
 
 
 def test_delete_of_a_sweep_that_ended_is_a_409(api, fake_stripe):

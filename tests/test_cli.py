@@ -83,7 +83,27 @@ def test_users_add_rejects_bad_input_and_duplicates(cli):
     cli("users", "add", "--email", "a@example.com", check=True)
     duplicate = cli("users", "add", "--email", "a@example.com")
     assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
+    other_case = cli("users", "add", "--email", "A@Example.COM")  # the same mailbox
+    assert other_case.returncode == 2 and "already exists" in other_case.stderr
     assert len(json.loads(cli("users", "list", "--json", check=True).stdout)) == 1
+
+
+def test_emails_that_differ_only_by_case_are_one_user_for_the_database_too(tmp_path):
+    """The unique index on lower(email) holds even for a writer that skips the check."""
+    import pytest
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from checkout_sweeper.store.database import Database
+    from checkout_sweeper.store.models import User
+
+    db = Database(f"sqlite:///{tmp_path / 'u.db'}")
+    db.upgrade()
+    engine = db.engine
+    with engine.begin() as connection:
+        connection.execute(insert(User).values(email="b@example.com"))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(insert(User).values(email="B@example.com"))
 
 
 def test_db_upgrade_is_idempotent(cli):
@@ -252,6 +272,8 @@ def test_demo_runs_offline_to_success(cli):
     assert "HTTP 200" in result.stdout and "open sessions left" in result.stdout
     assert "HTTP 202  Location: /v1/sweeps/" in result.stdout  # then the async way
     assert "status succeeded" in result.stdout
+    said = re.findall(r"handled: expired \d+, already closed \d+, failed \d+", result.stdout)
+    assert len(said) >= 2 and len(set(said)) == 1, said  # the bar's last words, the final line's
     assert '"level": "info"' not in result.stdout + result.stderr  # no log lines in between
 
 
@@ -280,6 +302,21 @@ def test_serve_refuses_several_workers_with_per_process_rate_limits(cli):
     result = cli("serve", "--workers", "3", RATELIMIT_STORAGE_URI="memory://")
     assert result.returncode == 2
     assert "RATELIMIT_STORAGE_URI" in result.stderr and "9 per hour" in result.stderr
+
+
+def test_two_servers_of_one_user_open_no_shared_control_socket(cli, tmp_path):
+    """gunicorn 25.1+ opens ``~/.gunicorn/gunicorn.ctl`` (or under ``XDG_RUNTIME_DIR``) by
+    default: one path per user, taken over by a second server and removed when it stops."""
+    home, runtime = tmp_path / "home", tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {**cli.env, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
+    with (
+        serving(env, tmp_path / "one.log") as one,
+        serving(env, tmp_path / "two.log") as two,
+    ):
+        assert requests.get(f"{one.url}/healthz", timeout=10).ok
+        assert requests.get(f"{two.url}/healthz", timeout=10).ok
+        assert not list(runtime.rglob("*.ctl")) and not list(home.rglob("*.ctl"))
 
 
 def test_default_serve_holds_the_limit_in_one_process_and_logs_only_json(cli, tmp_path):
@@ -469,9 +506,10 @@ def test_sweeps_cancel_stops_a_sweep_running_in_another_process(cli, fake_stripe
     assert canceled.returncode == 0 and f"sweep {sweep_id} canceled" in canceled.stdout
     out, err = running.communicate(timeout=30)
     assert running.returncode == 1 and "canceled" in err, err
-    assert json.loads(out)["error"] == "the sweep was canceled by its owner"
+    assert json.loads(out)["error"] == "the sweep was canceled by an operator"
     shown = json.loads(cli("history", "show", sweep_id, "--json").stdout)
-    assert shown["status"] == "canceled" and shown["sessions"]  # what it did stays on record
+    assert shown["status"] == "canceled" and shown["sessions"]
+    assert shown["error"] == "the sweep was canceled by an operator"  # what it did stays on record
     again = cli("sweeps", "cancel", sweep_id)  # a sweep that ended, canceled included
     assert again.returncode == 2 and "already ended (canceled)" in again.stderr
 

@@ -288,3 +288,4 @@ def test_processes_starting_together_on_a_fresh_sqlite_file_migrate_one_at_a_tim
         _, err = process.communicate(timeout=120)
         assert process.returncode == 0, err  # no "table users already exists"
     assert _run(env, "users", "list", "--json").stdout.strip() == "[]"
+    assert not (tmp_path / "fresh.sqlite3.migrating").exists()  # the lock file is gone too

@@ -51,6 +51,18 @@ def test_prometheus_scrapes_the_port_the_workers_serve_metrics_on():
     assert str(worker_job["dns_sd_configs"][0]["port"]) == port
 
 
+def test_prometheus_scrapes_web_with_the_token_web_checks_and_there_is_no_default_one():
+    token = COMPOSE["x-sweeper"]["environment"]["METRICS_TOKEN"]
+    assert token.startswith("${METRICS_TOKEN:?"), token  # required: no public default
+    scrape = yaml.safe_load((DEPLOY / "compose-prometheus.yml").read_text())
+    web_job = next(j for j in scrape["scrape_configs"] if "web" in j["job_name"])
+    path = web_job["authorization"]["credentials_file"]
+    assert "credentials" not in web_job["authorization"]  # nothing to edit by hand
+    [secret] = COMPOSE["services"]["prometheus"]["secrets"]
+    assert path == f"/run/secrets/{secret}"
+    assert COMPOSE["secrets"][secret] == {"environment": "METRICS_TOKEN"}
+
+
 def test_the_systemd_unit_starts_a_worker_that_stops_with_sigterm():
     unit = (DEPLOY / "checkout-sweeper-worker@.service").read_text()
     exec_start = re.search(r"^ExecStart=(.+)$", unit, re.MULTILINE)

@@ -225,7 +225,16 @@ def test_malformed_key_is_401(fake_stripe):
     assert "notasecret" not in str(err.value)
 
 
+def test_an_account_not_connected_is_a_403_even_with_none_connected(fake_stripe):
+    """Stripe refuses a ``Stripe-Account`` the key has no access to, connected accounts or not."""
+    stranger = make_client(fake_stripe, stripe_account="acct_notconnected")
+    with pytest.raises(stripe.PermissionError) as err:
+        stranger.v1.checkout.sessions.list()
+    assert "does not have access to account 'acct_notconnected'" in str(err.value)
+
+
 def test_connected_accounts_are_isolated(fake_stripe):
+    fake_stripe.state.platform.adopt("acct_1Connected")
     platform = make_client(fake_stripe)
     connected = make_client(fake_stripe, stripe_account="acct_1Connected")
     session = _new(connected)

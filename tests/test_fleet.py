@@ -4,6 +4,7 @@ under its own lease, one that refuses fails alone, a rerun finishes the job."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -86,6 +87,8 @@ def test_named_accounts_only_and_a_dry_run_expires_nothing(cli, fake_stripe, pla
     dry = cli("sweep", "--account", platform[0], "--account", platform[2], "--dry-run", "--json")
     data = json.loads(dry.stdout)
     assert dry.returncode == 0 and data["would_expire_count"] == 60
+    assert f"{platform[0]}  succeeded  would expire 30" in dry.stderr
+    assert "expired 0" not in dry.stderr
     assert fake_stripe.state.snapshot()["open_total"] == 120
     ran = cli("sweep", "--account", platform[0], "--yes", "--json", "--limit", "10")
     assert json.loads(ran.stdout)["expired_count"] == 10
@@ -103,6 +106,48 @@ def test_a_bad_choice_of_accounts_is_exit_2(cli, fake_stripe, platform, args, sa
     ran = cli("sweep", "--yes", *args)
     assert ran.returncode == 2 and said in ran.stderr
     assert fake_stripe.state.snapshot()["open_total"] == 120
+
+
+def test_an_account_that_is_not_connected_is_a_failure_not_a_quiet_success(cli, fake_stripe):
+    fake_stripe.state.seed(open_=5)  # the platform's own sessions; no account is connected
+    ran = cli("sweep", "--account", "acct_notconnected", "--yes", "--json")
+    assert ran.returncode != 0
+    data = json.loads(ran.stdout)
+    assert data["status"] == "failed" and "403" in data["failed_accounts"][0]["error"]
+    empty = cli("sweep", "--all-accounts", "--yes", "--json")
+    assert empty.returncode == 2 and "no connected accounts" in json.loads(empty.stdout)["error"]
+    assert fake_stripe.state.snapshot()["open_total"] == 5
+
+
+def test_ctrl_c_in_a_fleet_exits_130_with_what_stripe_expired(cli, fake_stripe):
+    """The parent settles ``interrupted`` with its children's sums: what Stripe expired."""
+    import signal
+    import subprocess
+
+    from harness import COMMAND, wait_for_expires
+
+    accounts = fake_stripe.state.connect_accounts(4, open_=300)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    with subprocess.Popen(
+        [*COMMAND, "sweep", "--all-accounts", "--yes", "--json"],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        wait_for_expires(fake_stripe, 40)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    data = json.loads(out)
+    assert f"then fleet sweep {data['sweep_id']} is recorded as interrupted" in err
+    assert re.search(r"stopping: [1-4] accounts' sweeps in flight", err), err
+    expired = 4 * 300 - sum(_open(fake_stripe, account) for account in accounts)
+    assert data["status"] == "interrupted" and data["expired_count"] == expired > 0
+    assert sum(a["expired_count"] for a in data["accounts"]) == expired
+    runs = json.loads(cli("history", "--json", "--limit", "10").stdout)
+    parent = next(run for run in runs if run["id"] == data["sweep_id"])
+    assert parent["status"] == "interrupted" and parent["expired_count"] == expired
 
 
 # over the API -------------------------------------------------------------------------------
@@ -271,3 +316,64 @@ def test_canceling_a_fleet_stops_its_children_and_it_stays_canceled(api, fake_st
     assert all(child["status"] in ("canceled", "succeeded") for child in ended["children"])
     assert ended["expired_count"] == sum(c["expired_count"] for c in ended["children"]) > 0
     assert sum(_open(fake_stripe, account) for account in accounts) == 8 * 200 - sent
+
+
+def test_a_running_fleet_shows_its_childrens_counters_so_far(api, fake_stripe):
+    import requests
+
+    from harness import expires_seen, wait_until
+
+    fake_stripe.state.connect_accounts(3, open_=200)
+    fake_stripe.state.faults.update({"latency_ms": 40})
+    token = api.token(api.add_user())
+    parent = _post_fleet(api.url, token, {"accounts": "all"})
+
+    def shown() -> dict:
+        url, headers = f"{api.url}{parent['location']}", {"Authorization": f"Bearer {token}"}
+        return requests.get(url, headers=headers, timeout=30).json()["data"]
+
+    wait_until(lambda: shown()["expired_count"] > 0, 30, what="the parent to count some")
+    seen = expires_seen(fake_stripe)
+    now = shown()
+    assert now["status"] == "running" and seen < 3 * 200, now
+    assert now["expired_count"] == sum(c["expired_count"] for c in now["children"]) > 0
+    assert now["found_count"] > 0 and now["rate"] > 0
+    sweep_when_ended(api.url, parent["sweep_id"], token)
+
+
+def test_a_fleet_on_a_terminal_shows_a_bar_per_account_while_it_runs(cli, fake_stripe):
+    import os
+    import pty
+    import re
+    import select
+    import subprocess
+    import time
+
+    from harness import COMMAND
+
+    accounts = fake_stripe.state.connect_accounts(2, open_=150)
+    fake_stripe.state.faults.update({"latency_ms": 30})
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [*COMMAND, "sweep", "--all-accounts", "--yes"],
+        env={**cli.env, "COLUMNS": "120"},
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        close_fds=True,
+    )
+    os.close(terminal)
+    screen, deadline = b"", time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if select.select([controller], [], [], 0.1)[0]:
+            try:
+                screen += os.read(controller, 65536)
+            except OSError:
+                break
+    process.wait(timeout=30)
+    os.close(controller)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))
+    assert process.returncode == 0, text[-2000:]
+    for account in accounts:  # a bar while it ran, then its line
+        assert re.search(rf"{account} .*\d+/150 +running +expired \d+", text), text[-2000:]
+        assert f"{account}  succeeded  expired 150" in text

@@ -3,6 +3,7 @@ it may act, spend, grow the service's state or answer 5xx."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import string
 from typing import Any
@@ -194,50 +195,132 @@ def test_the_quota_counts_in_redis_under_the_tests_own_prefix(start_api, redis_u
     client.close()
 
 
+SERVICES_TESTS = [
+    "tests/test_hostile.py::test_the_quota_counts_in_redis_under_the_tests_own_prefix",
+    "tests/test_faults.py::test_refused_postgres_gives_bounded_answers",
+    "tests/test_fleet.py::test_a_fleet_on_the_queue_is_spread_over_two_workers",
+]
+
+
 @pytest.mark.services
-def test_the_services_tests_leave_data_they_did_not_create_alone(postgres_url, tmp_path):
-    """A canary key in the test Redis database and in database 0, and a canary table in the
-    PostgreSQL database `test`, survive a run of the services tests that use them."""
+def test_the_services_tests_stay_in_their_databases(postgres_url, tmp_path):
+    """Services tests run with ``TEST_REDIS_URL`` on database 14 of a Redis of their own (so
+    every command it sees is theirs) and ``TEST_POSTGRES_URL`` on a database of their own:
+    Redis sees no command on another database, a canary key there survives, and the
+    PostgreSQL database they were given (and ``test``) gains no table."""
     import os
+    import shutil
     import subprocess
     import sys
-    import uuid
 
     import redis
-    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy import create_engine, inspect
 
-    from conftest import REDIS_TEST_DATABASE
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server to start a Redis of the test's own")
+    with _private_redis(tmp_path) as port:
+        client = redis.Redis(port=port, db=14)
+        client.set("canary", "alive")
+        with _monitored(port) as seen:
+            ran = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-n0",
+                    "-p",
+                    "no:cacheprovider",
+                    *SERVICES_TESTS,
+                ],
+                env={
+                    **os.environ,
+                    "TEST_REDIS_URL": f"redis://127.0.0.1:{port}/14",
+                    "TEST_POSTGRES_URL": postgres_url,
+                },
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        assert ran.returncode == 0, ran.stdout[-3000:]
+        assert client.get("canary") == b"alive"
+        client.close()
+    databases = {line.split(" [", 1)[1].split(" ", 1)[0] for line in seen if " [" in line}
+    assert databases == {"14"}, [line for line in seen if " [14 " not in line][:5]
+    engine = create_engine(postgres_url)
+    assert inspect(engine).get_table_names() == []  # only databases of their own, made there
+    engine.dispose()
 
-    canary = f"canary-{uuid.uuid4().hex[:8]}"
-    test_db = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_TEST_DATABASE}")
-    clients = [redis.Redis.from_url(test_db), redis.Redis.from_url("redis://127.0.0.1:6379/0")]
-    base = postgres_url.rsplit("/", 1)[0] + "/test"
-    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+
+@contextlib.contextmanager
+def _private_redis(tmp_path):
+    """A throwaway redis-server on a free port, no persistence, stopped afterwards."""
+    import socket
+    import subprocess
+    import time
+
+    import redis
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
-        for client in clients:
-            client.set(canary, "alive")
-        with engine.connect() as connection:
-            connection.execute(text(f'CREATE TABLE "{canary}" (x int)'))
-        tests = [
-            "tests/test_hostile.py::test_the_quota_counts_in_redis_under_the_tests_own_prefix",
-            "tests/test_faults.py::test_refused_postgres_gives_bounded_answers",
-        ]
-        ran = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider", *tests],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert ran.returncode == 0, ran.stdout[-2000:]
-        assert all(client.get(canary) == b"alive" for client in clients)
-        assert canary in inspect(engine).get_table_names()
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+        yield port
     finally:
-        for client in clients:
-            client.delete(canary)
-            client.close()
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP TABLE IF EXISTS "{canary}"'))
-        engine.dispose()
+        server.terminate()
+        server.wait(10)
+
+
+@contextlib.contextmanager
+def _monitored(port):
+    """Every command the server at ``port`` runs meanwhile, as MONITOR prints them."""
+    import socket
+    import threading
+
+    lines: list[str] = []
+    watcher = socket.create_connection(("127.0.0.1", port))
+    watcher.sendall(b"MONITOR\r\n")
+
+    def read() -> None:
+        buffered = b""
+        while chunk := watcher.recv(65536):
+            buffered += chunk
+            *whole, buffered = buffered.split(b"\r\n")
+            lines.extend(line.decode(errors="replace") for line in whole)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield lines
+    finally:
+        watcher.shutdown(socket.SHUT_RDWR)
+        reader.join(10)
+        watcher.close()
+    lines[:] = [line for line in lines if line.startswith("+") and line != "+OK"]
 
 
 def test_docs_with_a_slash_leads_to_the_docs(api):

@@ -52,3 +52,29 @@ def test_every_command_in_the_reference_exists():
             assert set(re.findall(r"--[a-z-]+", line)) <= global_options, line
             continue
         assert any(path == known or path.startswith(known + " ") for known in known_paths), line
+
+
+def _json_example(after: str) -> str:
+    """The first ```json block after the line that starts with ``after``."""
+    rest = README[README.index(after) :]
+    start = rest.index("```json") + len("```json")
+    return rest[start : rest.index("```", start)]
+
+
+def test_the_json_examples_show_every_field_of_the_answers():
+    from checkout_sweeper.engine.tally import SweepResult
+    from checkout_sweeper.runs.fleet.result import AccountAnswer, FleetAnswer
+
+    one = _json_example("## The API")
+    for name in SweepResult(sweep_id="x", dry_run=False).as_data():
+        assert f'"{name}":' in one, f"the endpoint's example lacks {name}"
+    fleet = _json_example("## Fleet sweeps")
+    for name in [*FleetAnswer.__annotations__, *AccountAnswer.__annotations__]:
+        assert f'"{name}":' in fleet, f"the fleet example lacks {name}"
+
+
+def test_the_metrics_table_names_every_trigger():
+    from checkout_sweeper.vocabulary import Trigger, values
+
+    [row] = [line for line in README.splitlines() if "_sweeps_started_total`" in line]
+    assert all(f"`{trigger}`" in row for trigger in values(Trigger)), row

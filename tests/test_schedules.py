@@ -147,7 +147,10 @@ def test_schedules_add_list_and_remove_from_the_command_line(tmp_path):
     assert "give a period (every) or a cron expression" in neither.stderr
     too_long = run_command(env, "schedules", "add", "--every", "25000d")
     assert too_long.returncode == 2 and "to 365d" in too_long.stderr
-    assert run_command(env, "schedules", "remove", schedule["id"]).returncode == 0
+    short = run_command(env, "schedules", "remove", schedule["id"][:6])
+    assert short.returncode == 2 and "at least 4 characters" in short.stderr
+    prefix = run_command(env, "schedules", "remove", schedule["id"][:8])  # sch_ and 4 digits
+    assert prefix.returncode == 0 and f"schedule {schedule['id']} removed" in prefix.stdout
     assert json.loads(run_command(env, "schedules", "list", "--json").stdout) == []
     missing = run_command(env, "schedules", "remove", schedule["id"])
     assert missing.returncode == 2 and "no schedule" in missing.stderr

@@ -13,30 +13,31 @@ KEY_PATTERN = re.compile(r"^(sk|rk)_(test|live)_\w+$")
 KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
 
 
-def key_problem(api_key: str | None) -> str | None:
-    """What is wrong with ``STRIPE_API_KEY`` as a key that can expire sessions, in one
-    sentence a user can act on; None when it looks right."""
+def key_problem(api_key: str | None, given_as: str = "STRIPE_API_KEY") -> str | None:
+    """What is wrong with the key (``given_as``: where it came from, ``STRIPE_API_KEY`` or
+    ``--api-key``) as a key that can expire sessions, in one sentence a user can act on; None
+    when it looks right."""
     if api_key is None:
-        return "STRIPE_API_KEY is not set: export the secret key of the account to sweep"
+        return f"{given_as} is not set: export the secret key of the account to sweep"
     if not api_key.strip():
-        return "STRIPE_API_KEY is empty: export the secret key of the account to sweep"
+        return f"{given_as} is empty: export the secret key of the account to sweep"
     if api_key != api_key.strip():
-        return "STRIPE_API_KEY has spaces or a line break around it: remove them"
+        return f"{given_as} has spaces or a line break around it: remove them"
     if api_key.startswith(("pk_test_", "pk_live_")):
         return (
-            "STRIPE_API_KEY is a publishable key (pk_): it cannot expire sessions; use the "
+            f"{given_as} is a publishable key (pk_): it cannot expire sessions; use the "
             "secret (sk_) or a restricted (rk_) key"
         )
     prefix = next((p for p in KEY_PREFIXES if api_key.startswith(p)), None)
     if prefix is None:
         return (
-            "STRIPE_API_KEY does not look like a Stripe secret key: it should start with "
+            f"{given_as} does not look like a Stripe secret key: it should start with "
             f"{', '.join(KEY_PREFIXES)}"
         )
     if not KEY_PATTERN.match(api_key):
         if api_key == prefix:
-            return f"STRIPE_API_KEY is only the prefix {prefix}: the rest of the key is missing"
-        return f"STRIPE_API_KEY has characters a Stripe key never has after {prefix}"
+            return f"{given_as} is only the prefix {prefix}: the rest of the key is missing"
+        return f"{given_as} has characters a Stripe key never has after {prefix}"
     return None
 
 

@@ -9,7 +9,7 @@ from checkout_sweeper.cli.context import load_settings, open_database, print_jso
 from checkout_sweeper.cli.history import the_run
 from checkout_sweeper.errors import AlreadyEnded, StillStopping
 from checkout_sweeper.runs.cancel import cancel_run
-from checkout_sweeper.runs.rows import ENDED, wait_while_pending
+from checkout_sweeper.runs.rows import ENDED, OPERATOR, wait_while_pending
 from checkout_sweeper.vocabulary import RunStatus
 
 WAIT_S = 5.0  # how long the command waits for the sweep to say it is canceled
@@ -30,7 +30,7 @@ def cancel_command(sweep_id: str, as_json: bool) -> None:
     run = the_run(db, sweep_id.strip())
     if run.status in (*ENDED, RunStatus.CANCELED):
         raise AlreadyEnded(f"sweep {run.id} already ended ({run.status}): nothing to cancel")
-    cancel_run(db, run.id)
+    cancel_run(db, run.id, OPERATOR)
     status = wait_while_pending(db, run.id, WAIT_S)
     if as_json:
         print_json({"sweep_id": run.id, "status": status})

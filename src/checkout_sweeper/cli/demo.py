@@ -119,24 +119,34 @@ def _scoped_call_and_follow(console: Console, api: str, token: str, in_scope: in
     if accepted.status_code != 202:
         return {}
     run: JsonObject = {"status": RunStatus.RUNNING}
-    columns: tuple[ProgressColumn, ...] = (TextColumn("[bold]polling the sweep"), BarColumn())
-    columns += (TextColumn("{task.completed}/{task.total} expired"), TimeElapsedColumn())
+    columns: tuple[ProgressColumn, ...] = (TextColumn("[bold]polling"), BarColumn(bar_width=10))
+    columns += (TextColumn("{task.completed}/{task.total} {task.fields[split]}"),)
+    columns += (TimeElapsedColumn(),)
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task("poll", total=in_scope)
+        task = bar.add_task("poll", total=in_scope, split="handled")
         while run["status"] in (RunStatus.QUEUED, RunStatus.RUNNING):
             time.sleep(0.3)
             run = requests.get(api + location, headers=headers, timeout=30).json()["data"]
             handled = run["expired_count"] + run["already_closed_count"] + run["failed_count"]
-            bar.update(task, completed=min(in_scope, handled))
+            split = _split(run)  # the bar's words are the final line's: handled is not expired
+            bar.update(task, completed=min(in_scope, handled), split=split)
     result = run.get("result") or {}
     console.print(
-        f"status {run['status']}: expired {run['expired_count']}, "
+        f"status {run['status']}: {_split(run)}, "
         f"in scope still open {result.get('remaining_open_count', '-')}, "
         f"took {run['duration_s']} s\n"
         f"left alone (out of scope): {result.get('out_of_scope_open_count', '-')} open",
         highlight=False,
     )
     return run
+
+
+def _split(run: JsonObject) -> str:
+    """What the handled sessions became, in the same words on the bar and the last line."""
+    return (
+        f"handled: expired {run['expired_count']}, already closed "
+        f"{run['already_closed_count']}, failed {run['failed_count']}"
+    )
 
 
 def _demo_app(stripe_url: str, max_rps: float, folder: str) -> Flask:

@@ -130,8 +130,10 @@ def show_summary(out: Console, note: Console, result: SweepResult, database: str
 
 
 def show_stopped(console: Console, headline: str, result: SweepResult | None) -> None:
-    """What an early stop leaves behind: the reason, the sweep id and the counts so far."""
-    console.print(headline, soft_wrap=True, highlight=False)
+    """What an early stop leaves behind: the reason (unless said already), the sweep id and
+    the counts so far."""
+    if headline:
+        console.print(headline, soft_wrap=True, highlight=False)
     if result is not None:
         console.print(f"sweep {result.sweep_id}", soft_wrap=True, highlight=False)
         console.print(

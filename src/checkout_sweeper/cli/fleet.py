@@ -7,6 +7,7 @@ prints one object. A line per account as each one ends, on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from checkout_sweeper.cli.confirm import confirm_or_exit
@@ -21,13 +23,14 @@ from checkout_sweeper.cli.context import open_database, print_json, quiet, table
 from checkout_sweeper.errors import OutcomeShown, SweeperError, UsageRefused
 from checkout_sweeper.runs.checks import OPERATOR, Services
 from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
-from checkout_sweeper.runs.fleet.rows import ended_children, fleet_of, settle_parent
+from checkout_sweeper.runs.fleet.rows import PENDING, ended_children, fleet_of, settle_parent
 from checkout_sweeper.runs.launch import Asked, count_open, identified_gateway
 from checkout_sweeper.runs.queue.pool import stop_local_pools
 from checkout_sweeper.runs.queue.producer import in_process_broker
-from checkout_sweeper.runs.rows import run_status
+from checkout_sweeper.runs.rows import children_of, run_status
 from checkout_sweeper.runs.submit import submit_fleet
 from checkout_sweeper.settings import Settings
+from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.vocabulary import RunStatus
 
@@ -65,26 +68,75 @@ def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> None:
     settings = dataclasses.replace(settings, busy_wait_s=0)
     services = Services(settings, db, in_process_broker(), threads=ask.parallel)
     submitted = submit_fleet(OPERATOR, services, ask.asked, accounts)
-    result = _followed(services, submitted.sweep_id, _reporter(console))
+    bars = FleetBars(console, ask.asked.dry_run, services.db, submitted.sweep_id)
+    with bars.shown():
+        result = _followed(
+            services, submitted.sweep_id, _reporter(console, ask.asked.dry_run), bars
+        )
     if ask.as_json:
         print_json(result.as_data())
     elif not quiet():
-        _summary(result)
+        _summary(result, ask.asked.dry_run)
     if result.exit_code:
         raise OutcomeShown(f"fleet sweep {result.sweep_id} ended {result.status}", result)
 
 
+class FleetBars:
+    """On a terminal, a bar per account while the fleet runs, read from its sweep's row
+    (handled of found, expired so far; found so far in a dry run); nothing elsewhere."""
+
+    def __init__(self, console: Console, dry_run: bool, db: Database, parent_id: str) -> None:
+        self.on = console.is_terminal and not console.quiet
+        self.dry_run, self.db, self.parent_id = dry_run, db, parent_id
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            console=console,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def shown(self) -> contextlib.AbstractContextManager[object]:
+        return self.bar if self.on else contextlib.nullcontext()
+
+    def update(self) -> None:
+        if not self.on:
+            return
+        for child in children_of(self.db, self.parent_id):
+            name = child.stripe_account or child.account
+            if name not in self.tasks:
+                self.tasks[name] = self.bar.add_task(name, total=None, detail="")
+            handled = child.expired_count + child.already_closed_count + child.failed_count
+            total = None if self.dry_run else max(child.found_count, handled) or None
+            done = child.found_count if self.dry_run else handled
+            said = "found" if self.dry_run else f"expired {child.expired_count}"
+            detail = f"{child.status}  {said}"
+            self.bar.update(self.tasks[name], total=total, completed=done, detail=detail)
+
+
 def _followed(
-    services: Services, parent_id: str, report: Callable[[AccountOutcome], None]
+    services: Services,
+    parent_id: str,
+    report: Callable[[AccountOutcome], None],
+    bars: FleetBars | None = None,
 ) -> FleetResult:
-    """The fleet to its end, a line per account as each ends; Ctrl-C or SIGTERM stops every
-    account's sweep (each records what it did) and the fleet ends ``interrupted``."""
+    """The fleet to its end, a line per account as each ends (and its bars on a terminal);
+    Ctrl-C or SIGTERM stops every account's sweep (each records what it did) and the fleet
+    ends ``interrupted``."""
     reported: set[str] = set()
     try:
         while not _report_ended(services, parent_id, reported, report):
+            if bars is not None:
+                bars.update()
             time.sleep(FOLLOW_EVERY_S)
     except KeyboardInterrupt:
-        click.echo("stopping: every account's sweep records what it did", err=True)
+        running = [c for c in children_of(services.db, parent_id) if c.status in PENDING]
+        click.echo(
+            f"stopping: {len(running)} accounts' sweeps in flight record what they did, then "
+            f"fleet sweep {parent_id} is recorded as interrupted",
+            err=True,
+        )
         stop_local_pools(STOP_TIMEOUT_S, "interrupted (Ctrl-C or SIGTERM)")
         settle_parent(services.db, parent_id)
         _report_ended(services, parent_id, reported, report)
@@ -133,10 +185,12 @@ def _show_counts(
     )
 
 
-def _reporter(console: Console) -> Callable[[AccountOutcome], None]:
+def _reporter(console: Console, dry_run: bool) -> Callable[[AccountOutcome], None]:
     def report(outcome: AccountOutcome) -> None:
         shown = outcome.as_dict()
-        line = f"{outcome.account}  {outcome.status}  expired {shown['expired_count']}"
+        done = "would expire" if dry_run else "expired"
+        count = shown["would_expire_count" if dry_run else "expired_count"]
+        line = f"{outcome.account}  {outcome.status}  {done} {count}"
         if outcome.error:
             line += f"  ({outcome.error})"
         console.print(line, soft_wrap=True, highlight=False, markup=False)
@@ -144,15 +198,16 @@ def _reporter(console: Console) -> Callable[[AccountOutcome], None]:
     return report
 
 
-def _summary(result: FleetResult) -> None:
-    table = Table("account", "status", "expired", "already closed", "failed", "still open")
+def _summary(result: FleetResult, dry_run: bool) -> None:
+    done = "would expire" if dry_run else "expired"
+    table = Table("account", "status", done, "already closed", "failed", "still open")
     for outcome in result.accounts:
         row = outcome.as_dict()
         remaining = row["remaining_open_count"]
         table.add_row(
             outcome.account,
             outcome.status,
-            str(row["expired_count"]),
+            str(row["would_expire_count"] if dry_run else row["expired_count"]),
             str(row["already_closed_count"]),
             str(row["failed_count"]),
             "unknown" if remaining is None else str(remaining),
@@ -161,7 +216,7 @@ def _summary(result: FleetResult) -> None:
     table.add_row(
         "all",
         result.status,
-        str(data["expired_count"]),
+        str(data["would_expire_count"] if dry_run else data["expired_count"]),
         str(data["already_closed_count"]),
         str(len(data["failed"])),
         str(data["remaining_open_count"]),

@@ -18,6 +18,7 @@ from checkout_sweeper.runs.schedules import (
     list_schedules,
     remove_schedule,
 )
+from checkout_sweeper.store.database import Database
 
 
 @click.group("schedules")
@@ -84,10 +85,31 @@ def list_command(as_json: bool) -> None:
 @schedules_group.command("remove")
 @click.argument("schedule_id")
 def remove_command(schedule_id: str) -> None:
-    """Remove a schedule; sweeps it started stay in the history."""
-    if not remove_schedule(open_database(load_settings()), schedule_id.strip()):
+    """Remove a schedule (SCHEDULE_ID, or sch_ and 4+ of its first characters when only one
+    schedule starts so); sweeps it started stay in the history."""
+    db = open_database(load_settings())
+    chosen = _the_schedule(db, schedule_id.strip())
+    if not remove_schedule(db, chosen):
         raise NotFound(f"no schedule {schedule_id!r} (see `schedules list`)")
-    click.echo(f"schedule {schedule_id} removed")
+    click.echo(f"schedule {chosen} removed")
+
+
+MIN_PREFIX = 4  # hex digits after sch_, as `history show` asks of a sweep id
+
+
+def _the_schedule(db: Database, wanted: str) -> str:
+    """The one schedule an id or prefix (with or without ``sch_``) names; why not, if not."""
+    digits = wanted.removeprefix("sch_")
+    matches = [s["id"] for s in list_schedules(db) if s["id"].startswith(f"sch_{digits}")]
+    if len(matches) == 1 and (len(digits) >= MIN_PREFIX or matches[0] == wanted):
+        return matches[0]
+    if len(digits) < MIN_PREFIX:
+        reason = f"give sch_ and at least {MIN_PREFIX} characters of the id"
+    elif matches:
+        reason = f"{len(matches)} schedules start so: {', '.join(matches[:5])}"
+    else:
+        reason = "see `schedules list`"
+    raise NotFound(f"no schedule {wanted!r}: {reason}")
 
 
 def _when(schedule: ScheduleJson) -> str:

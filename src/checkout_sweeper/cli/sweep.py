@@ -239,11 +239,20 @@ def _not_started(dry_run: bool, error: str) -> dict[str, object]:
     return {**data, **dict.fromkeys(unknown), "error": error}
 
 
+def json_failure(argv: list[str], error: str) -> dict[str, object]:
+    """``--json``'s one object when the command line itself was refused (a bad option)."""
+    return _not_started("--dry-run" in argv, error)
+
+
 def _asked_settings(max_rps: str | None, concurrency: int | None, api_key: str | None) -> Settings:
     """The settings, with what the command line asked for in place of the variables."""
     settings = load_settings()
     if api_key is not None:
-        settings = dataclasses.replace(settings, stripe_api_key=_read_key(api_key))
+        key = _read_key(api_key)
+        problem = key_problem(key, "--api-key")
+        if problem is not None:
+            raise UsageRefused(problem)
+        settings = dataclasses.replace(settings, stripe_api_key=key)
     if concurrency is not None:
         settings = dataclasses.replace(settings, concurrency=concurrency)
     if max_rps is not None:
@@ -376,8 +385,11 @@ def _stopped_early(console: Console, stopped: SweepAborted, as_json: bool) -> No
         headline = "[yellow]interrupted:[/yellow] the run is recorded as interrupted"
     elif isinstance(stopped, LeaseLost):
         headline = f"[red]stopped:[/red] {stopped}"
-    else:
-        headline = f"[red]error:[/red] {stopped.headline}: {stopped}"
+    else:  # an error: the one line every error is (JSON with --log-format json; -v: traceback)
+        from checkout_sweeper.cli import say_error
+
+        headline = ""
+        say_error(stopped)
     show_stopped(console, headline, stopped.result)
     if as_json and stopped.result is not None:
         print_json({**stopped.result.as_data(), "error": str(stopped)})

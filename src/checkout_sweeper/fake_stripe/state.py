@@ -106,6 +106,7 @@ class FakeStripeState:
     ) -> StripeObject:
         with self.lock:
             record = new_record(livemode, params or {}, status, created)
+            self.platform.adopt(account)
             self.ledger(livemode, account).add(record)
             return render(record)
 
@@ -125,6 +126,7 @@ class FakeStripeState:
         self.random.shuffle(statuses)
         now = int(time.time())
         with self.lock:
+            self.platform.adopt(account)
             ledger = self.ledger(livemode, account)
             for i, status in enumerate(statuses):
                 created = now - (len(statuses) - i) * 86400 // max(len(statuses), 1) - 1

@@ -40,6 +40,7 @@ from checkout_sweeper.runs.audit_trail import RunRecorder
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.runs.observer import SweepObserver
 from checkout_sweeper.runs.recovery import import_journal_of
+from checkout_sweeper.runs.rows import canceled_reason
 from checkout_sweeper.runs.settlement import settle_unknown
 from checkout_sweeper.runs.write_ahead import WriteAheadGateway
 from checkout_sweeper.settings import AUDIT_GRACE_S, LEASE_TTL_S
@@ -169,7 +170,7 @@ class RecordedSweep:
             on_progress=self._progress(on_progress),
         )
         self._recorder.on_cancel = lambda: self.sweeper.abort(
-            SweepCanceled("the sweep was canceled by its owner")
+            SweepCanceled(canceled_reason(recording.db, self.sweep_id))
         )
         self._observer = SweepObserver(self.sweep_id, trigger, self.sweeper.bucket)
         self._observer.pending = lambda: self._recorder.pending

@@ -207,6 +207,7 @@ def queued_run(db: Database, sweep_id: str) -> RunView | None:
             return None
         if run.cancel_requested_at is not None:  # canceled while no process ran it
             run.status, run.finished_at = RunStatus.CANCELED, utcnow()
+            run.error = run.error or cancel_reason(run.canceled_by)
             return None
         return RunView.of(run)
 
@@ -233,19 +234,36 @@ def end_abandoned_run(db: Database, sweep_id: str, error: str) -> RunView | None
         return RunView.of(run)
 
 
-def request_cancel(db: Database, sweep_id: str) -> str:
+OWNER, OPERATOR = "owner", "operator"  # who canceled: the API user, or `sweeps cancel`
+
+
+def cancel_reason(canceled_by: str | None) -> str:
+    """The run's error once canceled, naming who canceled it."""
+    who = "an operator" if canceled_by == OPERATOR else "its owner"
+    return f"the sweep was canceled by {who}"
+
+
+def canceled_reason(db: Database, run_id: str) -> str:
+    with db.session() as session:
+        by = session.scalar(select(SweepRun.canceled_by).where(SweepRun.id == run_id))
+    return cancel_reason(by)
+
+
+def request_cancel(db: Database, sweep_id: str, by: str = OWNER) -> str:
     """Cancel a run: a queued one at once (no worker will take it), a running one by a flag
     its process reads within a second (one whose process died is canceled at once). Returns
-    the status it has now; an ended run is left as it is."""
+    the status it has now; an ended run is left as it is. The first to cancel is recorded
+    (``by``: ``OWNER`` or ``OPERATOR``) and named in the run's error."""
     alive = live_run_ids(db)
     with db.session() as session:
         run = session.get(SweepRun, sweep_id, with_for_update=True)
         if run is None or run.status in (*ENDED, RunStatus.CANCELED):
             return run.status if run is not None else ""
+        if run.cancel_requested_at is None:
+            run.cancel_requested_at, run.canceled_by = utcnow(), by
         if run.status == RunStatus.QUEUED or run.id not in alive:
             run.status, run.finished_at = RunStatus.CANCELED, utcnow()
-        if run.cancel_requested_at is None:
-            run.cancel_requested_at = utcnow()
+            run.error = run.error or cancel_reason(run.canceled_by)
         return run.status
 
 

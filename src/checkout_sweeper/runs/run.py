@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 
@@ -168,13 +168,26 @@ class RunView:
 
     def shown(self, children: Sequence[RunView], now: float) -> JsonObject:
         """As ``GET /v1/sweeps/{id}`` shows it: with its answer, its rate so far and a
-        fleet's children."""
+        fleet's children. A fleet's parent that has not ended counts what its children have
+        done so far (its own row is written when the last one ends)."""
+        view = summed(self, children) if self.fleet and self.status in LIVE else self
         return {
-            **self.as_json(),
+            **view.as_json(),
             "result": self.result,
-            "rate": self.rate(now),
+            "rate": view.rate(now),
             "children": [child.as_json() for child in children],
         }
+
+
+LIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+SUMMED = ("expired_count", "already_closed_count", "failed_count", "found_count")
+
+
+def summed(parent: RunView, children: Sequence[RunView]) -> RunView:
+    """The parent with its children's counters added up (Stripe requests too)."""
+    sums = {name: sum(getattr(child, name) for child in children) for name in SUMMED}
+    requests = sum(child.stripe_requests for child in children)
+    return replace(parent, **sums, stripe_requests=requests)
 
 
 @dataclass(frozen=True)

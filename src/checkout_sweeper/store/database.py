@@ -15,7 +15,7 @@ import fcntl
 import functools
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -133,15 +133,26 @@ class Database:
     def _sqlite_migration_lock(self) -> Iterator[None]:
         """Processes starting together on one SQLite file (``serve`` and ``worker``) migrate
         one at a time: a lock file beside the database. PostgreSQL takes an advisory lock in
-        ``_migrate`` instead."""
+        ``_migrate`` instead. The holder removes the file before letting go, so none is left in
+        the data folder; a waiter that then locked a removed file tries again."""
         if self.sqlite_file is None:
             yield
             return
-        descriptor = os.open(f"{self.sqlite_file}.migrating", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
+        path = f"{self.sqlite_file}.migrating"
+        while True:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(descriptor, fcntl.LOCK_EX)
+            try:
+                if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                    break  # the file others lock too
+            except FileNotFoundError:
+                pass
+            os.close(descriptor)
+        try:
             yield
         finally:
+            with suppress(OSError):
+                os.unlink(path)
             os.close(descriptor)  # closing releases the lock
 
     def _migrate(self) -> None:

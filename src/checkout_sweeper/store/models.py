@@ -14,10 +14,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -66,7 +68,10 @@ class User(Base):
     """Someone allowed to call the endpoint; one with a Stripe customer is refused (409)."""
 
     __tablename__ = "users"
-    __table_args__ = {"sqlite_autoincrement": True}  # an id is never given out twice
+    __table_args__ = (
+        Index("ix_users_email_lower", text("lower(email)"), unique=True),  # any case: one user
+        {"sqlite_autoincrement": True},  # an id is never given out twice
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -110,6 +115,7 @@ class SweepRun(Base):
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=1)  # runs of it: resumed ones add
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    canceled_by: Mapped[str | None] = mapped_column(String(16))  # "owner" or "operator"
     found_count: Mapped[int] = mapped_column(Integer, default=0)
     listing_complete: Mapped[bool] = mapped_column(Boolean, default=False)
     stripe_requests: Mapped[int] = mapped_column(Integer, default=0)

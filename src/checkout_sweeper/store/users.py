@@ -16,6 +16,9 @@ from checkout_sweeper.store.models import SweepRun, User, UserShown
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CUSTOMER_ID = re.compile(r"^cus_\w+$")
+TAKEN = (
+    "a user with that e-mail (in any case) or Stripe customer id already exists; nothing was added"
+)
 
 
 def check_email(email: str) -> str:
@@ -40,14 +43,15 @@ def add_user(db: Database, email: str, stripe_customer_id: str | None = None) ->
     stripe_customer_id = check_customer_id(stripe_customer_id)
     try:
         with db.session() as session:
+            same = select(User.id).where(func.lower(User.email) == email.lower())
+            if session.scalar(same) is not None:  # the index says so too, at the same moment
+                raise UserError(TAKEN)
             user = User(email=email, stripe_customer_id=stripe_customer_id)
             session.add(user)
             session.flush()
             return user.as_dict()
     except DuplicateRow:
-        raise UserError(
-            "a user with that e-mail or Stripe customer id already exists; nothing was added"
-        ) from None
+        raise UserError(TAKEN) from None
 
 
 def find_user(db: Database, user_id: int) -> User | None:

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from checkout_sweeper.engine.scope import EVERYTHING, parse_scope
+from checkout_sweeper.engine.scope import EVERYTHING, FIELDS, parse_scope
 from checkout_sweeper.errors import BodyTooLarge, RequestInvalid, ScopeInvalid
 from checkout_sweeper.runs.launch import Asked
 
@@ -116,7 +116,9 @@ def read_asked(
     try:
         scope = parse_scope(fields)
     except ScopeInvalid as err:
-        problems.update(err.problems)
+        known = ", ".join((*besides, "dry_run", *FIELDS))
+        for name, why in err.problems.items():  # an unknown field: every field the body takes
+            problems[name] = f"unknown field; the body takes {known}" if name not in FIELDS else why
     return Asked(scope, dry_run is True), problems
 
 

@@ -23,6 +23,9 @@ keepalive = 5
 # JWTs with many claims exceed gunicorn's default 8,190-byte header field: allow a 16 KB token
 # after "Authorization: Bearer " (a header over this gets a JSON 431 from gunicorn itself).
 limit_request_field_size = 16 * 1024 + 1024
+# No control socket (gunicorn 25.1+): its default path is one per user, so a second server
+# would take it over and remove it when it stops; nothing here uses gunicornc.
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 # Every line gunicorn writes is one JSON object with the app's keys and timestamp format.

@@ -20,7 +20,7 @@ from limits.strategies import RateLimiter
 from checkout_sweeper.errors import SweepCanceled
 from checkout_sweeper.runs.queue.consumer import SweepRunner, declare_actors, left_behind
 from checkout_sweeper.runs.queue.producer import QUEUE_NAME, requeue_lost
-from checkout_sweeper.runs.rows import cancel_asked
+from checkout_sweeper.runs.rows import cancel_asked, canceled_reason
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 
@@ -141,4 +141,4 @@ def stop_canceled(runner: SweepRunner, sweep_ids: set[str] | None = None) -> Non
         return
     canceled = (sweep_ids or set()) & set(running) or cancel_asked(runner.db, set(running))
     for sweep_id in canceled:
-        running[sweep_id].sweeper.abort(SweepCanceled("the sweep was canceled by its owner"))
+        running[sweep_id].sweeper.abort(SweepCanceled(canceled_reason(runner.db, sweep_id)))
