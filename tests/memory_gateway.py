@@ -36,6 +36,7 @@ class MemoryGateway:
         self.events: list[tuple[str, str | None]] = []  # ("list", cursor) / ("expire", id)
         self.after_list: Callable[[SessionPage], object] | None = None
         self.expire_delay_s = 0.0  # how long Stripe takes to answer an expire
+        self.empty_pages = 0  # pages to come that are empty and yet say has_more
         self.fields: dict[str, dict[str, Any]] = {}  # customer, payment_link, metadata, created
         for _ in range(closed):
             self.add("complete")
@@ -88,6 +89,9 @@ class MemoryGateway:
             self.events.append(("list", starting_after))
             if self._list_faults:
                 raise self._list_faults.popleft()
+            if self.empty_pages:
+                self.empty_pages -= 1
+                return SessionPage([], True)
             newest_first = list(reversed(self._order))
             if starting_after is not None:
                 if self.status.get(starting_after) != "open":

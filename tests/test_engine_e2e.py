@@ -208,9 +208,10 @@ class _OtherStripe:
         forget_keys: bool = False,
         no_cursors: bool = False,
         final_500s: bool = False,
+        final_429s: bool = False,
     ) -> None:
         self.app, self.reword_400, self.forget_keys = app, reword_400, forget_keys
-        self.no_cursors, self.final_500s = no_cursors, final_500s
+        self.no_cursors, self.final_500s, self.final_429s = no_cursors, final_500s, final_429s
 
     def __call__(self, environ, start_response):
         from werkzeug.wrappers import Request, Response
@@ -223,6 +224,10 @@ class _OtherStripe:
         if self.final_500s and environ["PATH_INFO"].endswith("/expire"):
             body = {"error": {"type": "api_error", "message": "Cannot be retried."}}
             response = Response(json.dumps(body), 500, {"Stripe-Should-Retry": "false"})
+            return response(environ, start_response)
+        if self.final_429s and environ["PATH_INFO"].endswith("/expire"):
+            body = {"error": {"type": "invalid_request_error", "message": "Too many."}}
+            response = Response(json.dumps(body), 429, {"Stripe-Should-Retry": "false"})
             return response(environ, start_response)
         response = self.app.dispatch(Request(environ))
         if self.reword_400 and response.status_code == 400:
@@ -299,3 +304,23 @@ def test_should_retry_false_fails_that_session_at_once_and_the_sweep_goes_on(oth
     result, outcomes = sweep(stripe_)
     assert len(result.failed) == 5 and [o.attempts for o in outcomes] == [1] * 5
     assert result.remaining_open_count == 5 and not result.succeeded
+
+
+def test_a_429_that_says_should_retry_false_is_not_retried(other_stripe):
+    stripe_ = other_stripe(final_429s=True)
+    stripe_.state.seed(open_=3)
+    result, outcomes = sweep(stripe_)
+    assert len(result.failed) == 3 and [o.attempts for o in outcomes] == [1] * 3
+    assert stripe_.state.snapshot()["open_total"] == 3
+
+
+def test_a_500_replayed_for_the_same_key_is_not_retried_with_it(fake_stripe):
+    fake_stripe.state.seed(open_=6)
+    fake_stripe.state.faults.update({"saved_fail_rate": 1})
+    result, outcomes = sweep(fake_stripe)
+    assert len(result.failed) == 6 and result.expired_count == 0
+    assert {o.attempts for o in outcomes} == {2}  # the first 500, then its replay
+    assert all("replayed" in str(f["error"]) for f in result.failed)
+    fake_stripe.state.faults.update({"saved_fail_rate": 0})
+    again, _ = sweep(fake_stripe)  # a new sweep, new keys
+    assert again.expired_count == 6

@@ -399,3 +399,15 @@ def test_command_line_rejects_bad_latency():
         timeout=30,
     )
     assert result.returncode == 2 and "latency" in result.stderr
+
+
+def test_any_well_formed_key_is_accepted_and_a_revoked_one_is_401(fake_stripe):
+    import stripe
+
+    fake_stripe.state.seed(open_=2)
+    for key in ("sk_test_my_key", "rk_test_51Abc_def", "sk_test_abc123"):
+        client = stripe.StripeClient(key, base_addresses={"api": fake_stripe.url})
+        assert len(client.v1.checkout.sessions.list({"status": "open"}).data) == 2
+    revoked = stripe.StripeClient("sk_test_revoked_key", base_addresses={"api": fake_stripe.url})
+    with pytest.raises(stripe.AuthenticationError):
+        revoked.v1.checkout.sessions.list()

@@ -30,7 +30,7 @@ from checkout_sweeper.fake_stripe.state import FakeStripeState
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
+_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
 _URL_MAP = Map(
     [
         Rule("/v1/account", methods=["GET"], endpoint="account"),
@@ -75,7 +75,9 @@ def authenticate(request: Request) -> Caller:
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
             "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details.",
         )
-    if not _KEY.match(key):  # real keys are letters and digits after the prefix
+    # Letters, digits and underscores after the prefix; a key with ``revoked`` in it stands for
+    # one that was rolled or deleted.
+    if not _KEY.match(key) or "revoked" in key:
         masked = key[:8] + "*" * max(len(key) - 12, 0) + key[-4:]  # as Stripe masks it
         raise StripeFault(401, f"Invalid API Key provided: {masked}")
     return Caller(key, request.headers.get("Stripe-Account", ""))
@@ -137,6 +139,8 @@ class FakeStripeApp:
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
 
         def execute() -> Answer:
+            if key:
+                state.gate.midway()
             return 200, perform(state, operation, caller, params, session_id)
 
         if key:

@@ -58,16 +58,21 @@ def _translate(err: stripe.StripeError, where: str = "api.stripe.com") -> Stripe
     if isinstance(err, stripe.APIConnectionError):
         return RetryableError(f"could not reach Stripe at {where}: {_network_cause(err)}")
     status = err.http_status or 0
-    should_retry = (err.headers or {}).get("stripe-should-retry")
+    headers = err.headers or {}
+    should_retry = headers.get("stripe-should-retry")
     summary = f"Stripe {status or 'connection'} error: {err.user_message or type(err).__name__}"
+    if headers.get("idempotent-replayed") == "true" and status >= 500:
+        # Stripe saved this answer for the idempotency key (the request had started) and will
+        # give it back to every retry with that key: the next sweep tries with a new key.
+        return SessionRejected(f"{summary} (replayed for this idempotency key)", status)
+    if should_retry == "false" and status >= 409:
+        return SessionRejected(summary, status)  # Stripe says a retry cannot help this call
     if isinstance(err, stripe.RateLimitError):
         # The SDK leaves ``code`` unset on its RateLimitError; the error object carries it.
         code = err.error.code if err.error else err.code
         if code == "lock_timeout":  # another request holds the object: not the rate
             return RetryableError(summary, lock_contention=True)
         return RetryableError(summary, rate_limited=True, retry_after_s=_retry_after(err.headers))
-    if should_retry == "false" and status >= 409:
-        return SessionRejected(summary, status)  # Stripe says a retry cannot help this call
     if should_retry == "true" or status >= 500 or status == 409:
         return RetryableError(summary, retry_after_s=_retry_after(err.headers))
     if isinstance(err, stripe.AuthenticationError | stripe.PermissionError):
