@@ -124,16 +124,25 @@ def test_dry_run_lists_without_expiring(cli, fake_stripe):
 
 def test_created_before_accepts_iso_and_epoch_and_rejects_junk(cli, fake_stripe):
     fake_stripe.state.seed(open_=5)
-    assert (
-        cli("sweep", "--yes", "--json", "--created-before", "2000-01-01T00:00:00Z").returncode == 0
-    )
+    past = cli("sweep", "--yes", "--json", "--created-before", "2000-01-01T00:00:00Z")
+    assert past.returncode == 2 and "sessions live at most 24 hours" in past.stderr
     assert fake_stripe.state.snapshot()["open_total"] == 5
+    assert fake_stripe.state.snapshot()["requests"].get("list", 0) == 0
+    hour_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    assert cli("sweep", "--yes", "--json", "--created-before", hour_ago).returncode == 0
     assert (
         cli("sweep", "--yes", "--json", "--created-before", str(int(time.time()))).returncode == 0
     )
     assert fake_stripe.state.snapshot()["open_total"] == 0
     junk = cli("sweep", "--created-before", "yesterday-ish")
     assert junk.returncode == 2 and "ISO 8601" in junk.stderr
+
+
+def test_an_older_than_past_the_24_hour_lifetime_is_exit_2_and_sends_nothing(cli, fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    result = cli("sweep", "--yes", "--older-than", "2d")
+    assert result.returncode == 2 and "sessions live at most 24 hours" in result.stderr
+    assert sum(fake_stripe.state.snapshot()["requests"].values()) == 0
 
 
 def test_live_key_is_refused_unless_allowed(cli, fake_stripe):
