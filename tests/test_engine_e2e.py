@@ -324,3 +324,18 @@ def test_a_500_replayed_for_the_same_key_is_not_retried_with_it(fake_stripe):
     fake_stripe.state.faults.update({"saved_fail_rate": 0})
     again, _ = sweep(fake_stripe)  # a new sweep, new keys
     assert again.expired_count == 6
+
+
+def test_sessions_lapsing_during_a_sweep_with_429s_are_never_claimed(fake_stripe):
+    fake_stripe.state.policy.update({"lifetime_s": 4})
+    fake_stripe.state.seed(open_=240)
+    fake_stripe.state.faults.update({"rps": 60, "lock_rate": 0.1})
+    result, outcomes = sweep(fake_stripe, max_rps=200.0)
+    stats = fake_stripe.state.snapshot()
+    assert stats["rate_limited"] > 0 and stats["lapsed"] > 0 and stats["open_total"] == 0
+    by_request = set(fake_stripe.state.stats.expired_by_request)
+    claimed = {o.session_id for o in outcomes if o.outcome == "expired"}
+    assert claimed == by_request and result.expired_count == len(by_request)
+    lapsed = [o for o in outcomes if o.outcome == "already_closed"]
+    assert lapsed and {o.error for o in lapsed} == {"expired"}
+    assert not {o.session_id for o in lapsed} & by_request

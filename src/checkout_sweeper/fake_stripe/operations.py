@@ -122,15 +122,7 @@ PLATFORM_ACCOUNT_ID = "acct_1FakeStripePlatform"
 
 
 def account(caller: Caller) -> StripeObject:
-    """``GET /v1/account``: the account the key acts on. Restricted keys here lack the
-    "Account: read" permission, as many real restricted keys do, and get Stripe's 403."""
-    if caller.key.startswith("rk_"):
-        raise StripeFault(
-            403,
-            "The provided key does not have the required permissions for this endpoint. "
-            "Having the 'rak_accounts_kyc_basic_read' permission would allow this request.",
-            type_="invalid_request_error",
-        )
+    """``GET /v1/account``: the account the key acts on."""
     account_id = caller.account or PLATFORM_ACCOUNT_ID
     return {"id": account_id, "object": "account", "type": "standard", "country": "US"}
 
@@ -158,6 +150,7 @@ def perform(
 ) -> StripeObject:
     """Carry out one operation: ``account``, ``list``, ``create``, ``retrieve`` or ``expire``."""
     live, account_id = caller.livemode, caller.account
+    state.policy.check(caller.key, caller.account, operation)
     if operation == "account":
         reject_unknown(params, {"expand"})
         return account(caller)

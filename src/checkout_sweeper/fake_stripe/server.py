@@ -45,6 +45,7 @@ _URL_MAP = Map(
         Rule("/_admin/seed", methods=["POST"], endpoint="admin_seed"),
         Rule("/_admin/reset", methods=["POST"], endpoint="admin_reset"),
         Rule("/_admin/accounts", methods=["POST"], endpoint="admin_accounts"),
+        Rule("/_admin/settings", methods=["GET", "POST"], endpoint="admin_settings"),
     ]
 )
 
@@ -201,6 +202,14 @@ class FakeStripeApp:
         except (ValueError, TypeError) as err:
             return _json(400, {"error": str(err)})
         return _json(200, {"created": made, "connected": self.state.platform.connected})
+
+    def admin_settings(self, request: Request) -> Response:
+        """``lifetime_s`` of new sessions and ``restricted_lacks`` of restricted keys."""
+        try:
+            body = request.get_json(force=True) or {} if request.method == "POST" else {}
+            return _json(200, self.state.policy.update(body))
+        except (ValueError, TypeError) as err:
+            return _json(400, {"error": str(err)})
 
     def admin_reset(self, request: Request) -> Response:
         body = request.get_json(silent=True) or {}

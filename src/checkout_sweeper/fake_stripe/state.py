@@ -19,6 +19,7 @@ from checkout_sweeper.fake_stripe.idempotency import Answer, IdempotencyStore, S
 from checkout_sweeper.fake_stripe.ledger import Ledger, ListQuery, new_record, render
 from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.platform import Platform
+from checkout_sweeper.fake_stripe.policy import Policy
 from checkout_sweeper.fake_stripe.variety import varied_params
 
 NOT_OPEN = (
@@ -44,6 +45,7 @@ class Stats:
     races: int = 0
     lock_timeouts: int = 0
     spawned: int = 0
+    lapsed: int = 0  # open sessions that reached their expires_at (expired by nobody's request)
     senders: dict[str, list[float]] = field(default_factory=dict)  # key tail: [first, last]
     started_at: float = field(default_factory=time.monotonic)
 
@@ -67,8 +69,10 @@ class Stats:
             "expire_calls_sessions": len(calls),
             "expire_calls_max_per_session": max(calls.values(), default=0),
             "sessions_expired_twice": sum(1 for n in self.expired_by_request.values() if n > 1),
+            "expired_by_request": len(self.expired_by_request),
             "races": self.races,
             "spawned": self.spawned,
+            "lapsed": self.lapsed,
             "senders": {tail: list(times) for tail, times in self.senders.items()},
             "uptime_s": round(time.monotonic() - self.started_at, 3),
         }
@@ -89,10 +93,13 @@ class FakeStripeState:
         self._idempotency = IdempotencyStore()
         self.platform = Platform()
         self.gate = RequestGate(self)
+        self.policy = Policy()  # sessions' lifetime, restricted keys' missing permissions
 
     def ledger(self, livemode: bool, account: str) -> Ledger:
-        """The sessions of one account and mode; callers hold the lock."""
-        return self.ledgers.setdefault((livemode, account), Ledger(livemode))
+        """One account's sessions, those past ``expires_at`` expired first; callers lock."""
+        ledger = self.ledgers.setdefault((livemode, account), Ledger(livemode))
+        self.stats.lapsed += ledger.lapse(time.time())
+        return ledger
 
     # sessions -------------------------------------------------------------------------------
     def create_session(
@@ -105,7 +112,7 @@ class FakeStripeState:
         created: int | None = None,
     ) -> StripeObject:
         with self.lock:
-            record = new_record(livemode, params or {}, status, created)
+            record = new_record(livemode, params or {}, status, created, self.policy.lifetime_s)
             self.ledger(livemode, account).add(record)
             return render(record)
 
@@ -119,17 +126,18 @@ class FakeStripeState:
         account: str = "",
         varied: bool = False,
     ) -> None:
-        """Add sessions created over the last day, statuses shuffled together; ``varied``
-        gives them customers, payment links and metadata (see ``variety``)."""
+        """Add sessions created over the last day (``Policy.seed_span_s``), statuses shuffled
+        together; ``varied`` gives them customers, payment links and metadata (``variety``)."""
         statuses = ["open"] * open_ + ["complete"] * complete + ["expired"] * expired
         self.random.shuffle(statuses)
         now = int(time.time())
+        lifetime, span = self.policy.lifetime_s, self.policy.seed_span_s
         with self.lock:
             ledger = self.ledger(livemode, account)
             for i, status in enumerate(statuses):
-                created = now - (len(statuses) - i) * 86400 // max(len(statuses), 1) - 1
+                created = now - (len(statuses) - i) * span // max(len(statuses), 1)
                 params = varied_params(self.random, i) if varied else {}
-                ledger.add(new_record(livemode, params, status, created))
+                ledger.add(new_record(livemode, params, status, created, lifetime))
 
     def connect_accounts(self, count: int, *, open_: int = 0, varied: bool = False) -> list[str]:
         """Connect ``count`` accounts to the platform, each with ``open_`` sessions of its own."""
@@ -176,7 +184,7 @@ class FakeStripeState:
         rate = self.faults.spawn_rate
         count = int(rate) + (1 if self.random.random() < rate - int(rate) else 0)
         for _ in range(count):
-            ledger.add(new_record(livemode, {}, "open", None))
+            ledger.add(new_record(livemode, {}, "open", None, self.policy.lifetime_s))
             self.stats.spawned += 1
 
     def idempotent(
@@ -192,9 +200,10 @@ class FakeStripeState:
     # admin ------------------------------------------------------------------------------------
     def snapshot(self) -> StripeObject:
         with self.lock:
+            counts = {key: self.ledger(*key).count("open") for key in list(self.ledgers)}
             open_left = {
-                f"{'live' if live else 'test'}:{account or 'platform'}": ledger.count("open")
-                for (live, account), ledger in self.ledgers.items()
+                f"{'live' if live else 'test'}:{account or 'platform'}": count
+                for (live, account), count in counts.items()
             }
             return {
                 **self.stats.as_dict(),

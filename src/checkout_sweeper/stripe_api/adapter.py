@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
@@ -34,6 +35,9 @@ log = logging.getLogger("checkout_sweeper.stripe")
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")\]]*")
 CONNECT_TIMEOUT_S = 2.0  # Stripe answers a connection in well under a second
+_NO_ACCESS = "does not have access to account"  # Stripe's 403 for revoked Connect access
+_WARNED: set[str] = set()  # keys whose account could not be read, said once per process
+_WARNED_LOCK = threading.Lock()
 
 
 def _retry_after(headers: dict[str, str] | None) -> float | None:
@@ -97,6 +101,21 @@ def _metered(operation: str) -> Iterator[None]:
     STRIPE_REQUESTS.labels(operation, "ok").inc()
 
 
+def _warn_once(api_key: str, status: int | None, *, connected: bool) -> None:
+    """Say once per key and process that the lease is not keyed on the account read."""
+    key_alone = account_fingerprint(api_key, None)
+    with _WARNED_LOCK:
+        first = key_alone not in _WARNED
+        _WARNED.add(key_alone)
+    if first:
+        log.warning(
+            "this key may not read its Stripe account (%s: a restricted key without the "
+            "Account read permission); the one-sweep lease is keyed on %s instead",
+            status,
+            "each Stripe-Account id" if connected else "the key",
+        )
+
+
 class StripeGateway:
     """Checkout Session calls for one API key (and optional connected account)."""
 
@@ -126,25 +145,29 @@ class StripeGateway:
 
     def identify(self) -> str:
         """Key the lease on the Stripe account itself (``test:acct_...``), read once, so that
-        every key of one account shares one lease; a key that may not read the account (a
-        restricted key without that permission) keeps the key's fingerprint, and it is logged.
+        every key of one account shares one lease. A key that may not read the account (a
+        restricted key without that permission: 403) keys it on the ``Stripe-Account`` id, for
+        a connected account, or else on the key's fingerprint; the first such fallback of each
+        key is logged once, so a fleet of restricted access says it once, not per account. A
+        connected account whose access was revoked (Stripe's ``does not have access to
+        account``) is refused here, as before any sweep of it.
         """
         try:
             with _metered("account"):
                 account = self._client.v1.accounts.retrieve_current()
         except (stripe.PermissionError, stripe.InvalidRequestError) as err:
-            if err.http_status not in (403, 404) or self.stripe_account:
+            if err.http_status not in (403, 404) or _NO_ACCESS in (err.user_message or ""):
                 raise _translate(err, self.where) from None  # a connected account refuses
-            log.warning(
-                "this key may not read its Stripe account (%s); the one-sweep lease is keyed on "
-                "the key instead, so another key of the same account is not kept out",
-                err.http_status,
-            )
-            return self.account
+            return self._unread_account(err.http_status)
         except stripe.StripeError as err:
             raise _translate(err, self.where) from None
-        mode = "live" if self.livemode else "test"
-        self.account = f"{mode}:{account.id}"
+        self.account = f"{'live' if self.livemode else 'test'}:{account.id}"
+        return self.account
+
+    def _unread_account(self, status: int | None) -> str:
+        if self.stripe_account:
+            self.account = f"{'live' if self.livemode else 'test'}:{self.stripe_account}"
+        _warn_once(self._settings[0], status, connected=bool(self.stripe_account))
         return self.account
 
     def for_account(self, account_id: str) -> StripeGateway:
