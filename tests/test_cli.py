@@ -145,6 +145,33 @@ def test_an_older_than_past_the_24_hour_lifetime_is_exit_2_and_sends_nothing(cli
     assert sum(fake_stripe.state.snapshot()["requests"].values()) == 0
 
 
+def test_a_dry_run_names_the_endpoints_an_expiry_notifies(cli, fake_stripe):
+    from checkout_sweeper.fake_stripe.webhooks import new_endpoint
+
+    fake_stripe.state.seed(open_=6, recovery=4)
+    wanted = new_endpoint(False, {"url": "https://shop.example/hook"})
+    others = [
+        new_endpoint(False, {"url": "https://shop.example/paid", "enabled_events": ["x.y"]}),
+        new_endpoint(False, {"url": "https://old.example/hook", "status": "disabled"}),
+    ]
+    fake_stripe.state.webhook_endpoints[(False, "")] = [wanted, *others]
+    data = json.loads(cli("sweep", "--dry-run", "--json", check=True).stdout)
+    assert data["side_effects"] == {
+        "expired_events": 6,
+        "webhook_endpoints": [{"id": wanted["id"], "url": "https://shop.example/hook"}],
+        "recovery_sessions": 4,
+    }
+    restricted = cli(
+        "sweep", "--dry-run", "--json", STRIPE_API_KEY="rk_test_51NoEndpoints", check=True
+    )
+    fake_stripe.state.policy.update({"restricted_lacks": ["account", "webhook_endpoints"]})
+    refused = cli("sweep", "--dry-run", "--json", STRIPE_API_KEY="rk_test_51NoEndpointsB")
+    assert refused.returncode == 0, refused.stderr
+    effects = json.loads(refused.stdout)["side_effects"]
+    assert effects["webhook_endpoints"] is None and "Webhook Endpoints read" in effects["note"]
+    assert len(json.loads(restricted.stdout)["would_expire"]) == 6
+
+
 def test_live_key_is_refused_unless_allowed(cli, fake_stripe):
     fake_stripe.state.seed(open_=2, livemode=True)
     refused = cli("sweep", "--yes", "--json", STRIPE_API_KEY=LIVE_KEY)

@@ -339,3 +339,47 @@ def test_sessions_lapsing_during_a_sweep_with_429s_are_never_claimed(fake_stripe
     lapsed = [o for o in outcomes if o.outcome == "already_closed"]
     assert lapsed and {o.error for o in lapsed} == {"expired"}
     assert not {o.session_id for o in lapsed} & by_request
+
+
+def _endpoint(
+    server: FakeStripeServer, url: str, events: list[str], status: str = "enabled"
+) -> dict[str, Any]:
+    import requests
+
+    body = {"url": url, "enabled_events": events, "status": status}
+    answer = requests.post(f"{server.url}/_admin/webhook_endpoints", json=body, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_dry_run_names_what_the_expiries_would_set_off(fake_stripe):
+    fake_stripe.state.seed(open_=12, recovery=5)
+    listening = _endpoint(fake_stripe, "https://shop.example/hook", ["checkout.session.expired"])
+    everything = _endpoint(fake_stripe, "https://audit.example/all", ["*"])
+    _endpoint(fake_stripe, "https://shop.example/paid", ["checkout.session.completed"])
+    _endpoint(fake_stripe, "https://old.example/hook", ["checkout.session.expired"], "disabled")
+    for n in range(120):  # more than a page of endpoints
+        _endpoint(fake_stripe, f"https://other.example/{n}", ["charge.succeeded"])
+    result, _ = sweep(fake_stripe, dry_run=True)
+    effects = result.as_data()["side_effects"]
+    assert effects["expired_events"] == 12 and effects["recovery_sessions"] == 5
+    assert sorted(e["url"] for e in effects["webhook_endpoints"]) == [
+        everything["url"],
+        listening["url"],
+    ]
+    assert {e["id"] for e in effects["webhook_endpoints"]} == {listening["id"], everything["id"]}
+    assert fake_stripe.state.snapshot()["requests"]["webhook_endpoints"] == 2
+    done, _ = sweep(fake_stripe)
+    assert done.side_effects is not None
+    assert done.side_effects["expired_events"] == 12 and done.side_effects["recovery_sessions"] == 5
+
+
+def test_a_key_that_may_not_read_endpoints_still_gets_its_dry_run(fake_stripe):
+    fake_stripe.state.seed(open_=4)
+    fake_stripe.state.policy.update({"restricted_lacks": ["account", "webhook_endpoints"]})
+    _endpoint(fake_stripe, "https://shop.example/hook", ["checkout.session.expired"])
+    result, _ = sweep(fake_stripe, key="rk_test_51NoWebhookRead", dry_run=True)
+    assert len(result.would_expire) == 4
+    effects = result.as_data()["side_effects"]
+    assert effects["webhook_endpoints"] is None and effects["expired_events"] == 4
+    assert "rak_webhook_read" in effects["note"] and "Webhook Endpoints read" in effects["note"]

@@ -17,6 +17,7 @@ from typing import Protocol
 from checkout_sweeper.engine.gateway import NO_FILTERS, Gateway, SessionPage
 from checkout_sweeper.engine.retry import PacedCalls
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
+from checkout_sweeper.engine.side_effects import recovery_enabled
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.errors import FatalStripeError, StaleCursor, StripeProblem, SweepStopped
 from checkout_sweeper.vocabulary import JsonObject
@@ -35,6 +36,8 @@ class SessionSink(Protocol):
     def dispatch(self, session_id: str) -> None: ...
 
     def forget(self, session_id: str) -> None: ...
+
+    def recovery_enabled(self, session_id: str) -> None: ...
 
     def drain(self) -> None: ...
 
@@ -163,6 +166,8 @@ class ListWalker:
             if new:
                 fresh.append(session["id"])
                 self._handed += 1
+                if recovery_enabled(session):
+                    self._sink.recovery_enabled(session["id"])
             if not new or options.dry_run:  # a dry run leaves every session open
                 listing.still_open(session, options.remaining_cap)
         cursor = page.sessions[-1]["id"] if page.has_more and page.sessions else None

@@ -76,6 +76,23 @@ def new_record(
         "payment_intent": params.get("payment_intent") or new_id("pi_")[:27],
         "payment_link": params.get("payment_link"),
         "subscription": params.get("subscription"),
+        "after_expiration": _after_expiration(params.get("after_expiration")),
+    }
+
+
+def _after_expiration(asked: object) -> StripeObject | None:
+    """``after_expiration`` as Stripe shows it: recovery enabled or not (form values are text)."""
+    recovery = asked.get("recovery") if isinstance(asked, dict) else None
+    if not isinstance(recovery, dict):
+        return None
+    enabled = recovery.get("enabled") in (True, "true")
+    return {
+        "recovery": {
+            "allow_promotion_codes": False,
+            "enabled": enabled,
+            "expires_at": None,
+            "url": None,
+        }
     }
 
 

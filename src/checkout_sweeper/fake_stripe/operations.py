@@ -11,6 +11,7 @@ from checkout_sweeper.fake_stripe.faults import StripeFault
 from checkout_sweeper.fake_stripe.ledger import LIST_FILTERS, STATUSES, ListQuery
 from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.state import FakeStripeState
+from checkout_sweeper.fake_stripe.webhooks import endpoint_page
 
 CREATED_OPS = ("gt", "gte", "lt", "lte")
 LIST_PARAMS = {
@@ -40,6 +41,7 @@ CREATE_PARAMS = {
     "allow_promotion_codes",
     "subscription_data",
     "payment_intent_data",
+    "after_expiration",
 }
 
 
@@ -156,6 +158,14 @@ def perform(
         return account(caller)
     if operation == "accounts":
         return connected_accounts(state, caller, params)
+    if operation == "webhook_endpoints":
+        reject_unknown(params, {"limit", "starting_after", "ending_before", "expand"})
+        limit = integer("limit", params.get("limit", 10))
+        if not 1 <= limit <= 100:
+            raise StripeFault(400, "This value must be between 1 and 100.", param="limit")
+        with state.lock:
+            endpoints = state.webhook_endpoints.get((live, account_id), [])
+            return endpoint_page(endpoints, limit, params.get("starting_after") or None)
     if operation == "list":
         data, has_more = state.list_sessions(live, account_id, list_query(params))
         return {

@@ -26,6 +26,7 @@ from checkout_sweeper.fake_stripe.idempotency import Answer
 from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.operations import Caller, perform
 from checkout_sweeper.fake_stripe.state import FakeStripeState
+from checkout_sweeper.fake_stripe.webhooks import new_endpoint
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -36,6 +37,7 @@ _URL_MAP = Map(
         Rule("/v1/account", methods=["GET"], endpoint="account"),
         Rule("/v1/accounts", methods=["GET"], endpoint="accounts"),
         Rule("/v1/checkout/sessions", methods=["GET"], endpoint="list"),
+        Rule("/v1/webhook_endpoints", methods=["GET"], endpoint="webhook_endpoints"),
         Rule("/v1/checkout/sessions", methods=["POST"], endpoint="create"),
         Rule("/v1/checkout/sessions/<session_id>", methods=["GET"], endpoint="retrieve"),
         Rule("/v1/checkout/sessions/<session_id>/expire", methods=["POST"], endpoint="expire"),
@@ -46,6 +48,7 @@ _URL_MAP = Map(
         Rule("/_admin/reset", methods=["POST"], endpoint="admin_reset"),
         Rule("/_admin/accounts", methods=["POST"], endpoint="admin_accounts"),
         Rule("/_admin/settings", methods=["GET", "POST"], endpoint="admin_settings"),
+        Rule("/_admin/webhook_endpoints", methods=["POST"], endpoint="admin_webhook_endpoints"),
     ]
 )
 
@@ -183,6 +186,7 @@ class FakeStripeApp:
                 livemode=bool(body.get("livemode", False)),
                 account=str(body.get("account", "")),
                 varied=bool(body.get("varied", False)),
+                recovery=int(body.get("recovery", 0)),
             )
         except (ValueError, TypeError) as err:
             return _json(400, {"error": str(err)})
@@ -210,6 +214,19 @@ class FakeStripeApp:
             return _json(200, self.state.policy.update(body))
         except (ValueError, TypeError) as err:
             return _json(400, {"error": str(err)})
+
+    def admin_webhook_endpoints(self, request: Request) -> Response:
+        """Add a webhook endpoint: ``url``, ``enabled_events``, ``status``, and the
+        ``account`` and ``livemode`` it belongs to; answers it with its ``secret``."""
+        body = request.get_json(force=True) or {}
+        try:
+            endpoint = new_endpoint(bool(body.get("livemode", False)), body)
+        except (ValueError, TypeError, AttributeError) as err:
+            return _json(400, {"error": str(err)})
+        slot = (endpoint["livemode"], str(body.get("account", "")))
+        with self.state.lock:
+            self.state.webhook_endpoints.setdefault(slot, []).append(endpoint)
+        return _json(200, endpoint)
 
     def admin_reset(self, request: Request) -> Response:
         body = request.get_json(silent=True) or {}

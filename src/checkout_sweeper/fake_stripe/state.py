@@ -94,6 +94,7 @@ class FakeStripeState:
         self.platform = Platform()
         self.gate = RequestGate(self)
         self.policy = Policy()  # sessions' lifetime, restricted keys' missing permissions
+        self.webhook_endpoints: dict[tuple[bool, str], list[StripeObject]] = {}  # oldest first
 
     def ledger(self, livemode: bool, account: str) -> Ledger:
         """One account's sessions, those past ``expires_at`` expired first; callers lock."""
@@ -125,9 +126,11 @@ class FakeStripeState:
         livemode: bool = False,
         account: str = "",
         varied: bool = False,
+        recovery: int = 0,
     ) -> None:
         """Add sessions created over the last day (``Policy.seed_span_s``), statuses shuffled
-        together; ``varied`` gives them customers, payment links and metadata (``variety``)."""
+        together; ``varied`` gives them customers, payment links and metadata (``variety``);
+        ``recovery`` open ones have ``after_expiration.recovery.enabled``."""
         statuses = ["open"] * open_ + ["complete"] * complete + ["expired"] * expired
         self.random.shuffle(statuses)
         now = int(time.time())
@@ -137,6 +140,9 @@ class FakeStripeState:
             for i, status in enumerate(statuses):
                 created = now - (len(statuses) - i) * span // max(len(statuses), 1)
                 params = varied_params(self.random, i) if varied else {}
+                if status == "open" and recovery > 0:
+                    recovery -= 1
+                    params = {**params, "after_expiration": {"recovery": {"enabled": True}}}
                 ledger.add(new_record(livemode, params, status, created, lifetime))
 
     def connect_accounts(self, count: int, *, open_: int = 0, varied: bool = False) -> list[str]:
@@ -173,19 +179,12 @@ class FakeStripeState:
             if record["status"] == "open" and self.random.random() < self.faults.race_rate:
                 record.update(status="complete", payment_status="paid", url=None)
                 self.stats.races += 1
-            self._spawn(ledger, livemode)
+            _spawn(self, ledger, livemode)
             if record["status"] != "open":
                 raise StripeFault(400, NOT_OPEN.format(status=record["status"]))
             record.update(status="expired", url=None, expires_at=int(time.time()))
             self.stats.expired_by_request[session_id] += 1
             return render(record)
-
-    def _spawn(self, ledger: Ledger, livemode: bool) -> None:
-        rate = self.faults.spawn_rate
-        count = int(rate) + (1 if self.random.random() < rate - int(rate) else 0)
-        for _ in range(count):
-            ledger.add(new_record(livemode, {}, "open", None, self.policy.lifetime_s))
-            self.stats.spawned += 1
 
     def idempotent(
         self, slot: Slot, fingerprint: str, execute: Callable[[], Answer]
@@ -225,6 +224,16 @@ class FakeStripeState:
         """Forget every session and idempotency record as well as the counters."""
         with self.lock:
             self.ledgers.clear()
+            self.webhook_endpoints.clear()
             self._idempotency.clear()
             self.platform = Platform()
         self.reset_counters()
+
+
+def _spawn(state: FakeStripeState, ledger: Ledger, livemode: bool) -> None:
+    """New open sessions as customers arrive (``spawn_rate`` per expire call)."""
+    rate = state.faults.spawn_rate
+    count = int(rate) + (1 if state.random.random() < rate - int(rate) else 0)
+    for _ in range(count):
+        ledger.add(new_record(livemode, {}, "open", None, state.policy.lifetime_s))
+        state.stats.spawned += 1

@@ -180,21 +180,26 @@ class StripeGateway:
     def connected_accounts(self) -> list[str]:
         """Every connected account of the platform key, oldest last (``GET /v1/accounts``,
         every page)."""
-        found: list[str] = []
-        cursor: str | None = None
+        return [str(account["id"]) for account in self._every("accounts", "/v1/accounts")]
+
+    def webhook_endpoints(self) -> list[JsonObject]:
+        """Every webhook endpoint of the account (``GET /v1/webhook_endpoints``, every page)."""
+        return self._every("webhook_endpoints", "/v1/webhook_endpoints")
+
+    def _every(self, operation: str, path: str) -> list[JsonObject]:
+        """Every object of a Stripe list, page after page (an empty page ends it)."""
+        found: list[JsonObject] = []
+        params: dict[str, object] = {"limit": 100}
         while True:
-            params: dict[str, object] = {"limit": 100}
-            if cursor:
-                params["starting_after"] = cursor
             try:
-                with _metered("accounts"):
-                    page = self._request("get", "/v1/accounts", params)
+                with _metered(operation):
+                    page = self._request("get", path, params)
             except stripe.StripeError as err:
                 raise _translate(err, self.where) from None
-            found.extend(str(account["id"]) for account in page["data"])
+            found.extend(page["data"])
             if not page["has_more"] or not page["data"]:
                 return found
-            cursor = found[-1]
+            params["starting_after"] = found[-1]["id"]
 
     def _request(
         self, method: str, path: str, params: dict[str, object] | None = None
