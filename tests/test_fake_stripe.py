@@ -467,3 +467,45 @@ def test_a_500_saved_for_an_idempotency_key_is_replayed(fake_stripe, stripe_clie
     new_key = {"idempotency_key": "k-2"}
     expired = stripe_client.v1.checkout.sessions.expire(session_id, options=new_key)
     assert expired.status == "expired"
+
+
+def test_expired_events_reach_listening_endpoints_signed_and_retried(fake_stripe, stripe_client):
+    import http.server
+    import threading
+
+    from checkout_sweeper.fake_stripe.webhooks import new_endpoint
+
+    received: list[stripe.Event] = []
+    refusals = [2]  # the receiver's first two answers are 500s: Stripe retries
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            payload = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            if refusals[0]:
+                refusals[0] -= 1
+                self.send_response(500)
+            else:
+                signature = self.headers["Stripe-Signature"]
+                received.append(stripe.Webhook.construct_event(payload, signature, secret))
+                self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_port}/hook"
+    hook = new_endpoint(False, {"url": url, "enabled_events": ["checkout.session.expired"]})
+    other = new_endpoint(False, {"url": url, "enabled_events": ["charge.succeeded"]})
+    secret = hook["secret"]
+    fake_stripe.state.webhook_endpoints[(False, "")] = [hook, other]
+    fake_stripe.state.seed(open_=3)
+    for session in stripe_client.v1.checkout.sessions.list({"status": "open"}).data:
+        stripe_client.v1.checkout.sessions.expire(session.id)
+    assert fake_stripe.state.deliveries.idle(timeout_s=15)
+    receiver.shutdown()
+    assert len(received) == 3 and {e.type for e in received} == {"checkout.session.expired"}
+    assert all(e.data.object.status == "expired" for e in received)
+    stats = fake_stripe.state.snapshot()["webhook_deliveries"]
+    assert stats == {"delivered": 3, "failed_attempts": 2, "given_up": 0}

@@ -123,16 +123,16 @@ class Ledger:
         self.seq = 0
         self._deadlines: list[tuple[int, str]] = []  # (expires_at, id) of open sessions
 
-    def lapse(self, now: float) -> int:
+    def lapse(self, now: float) -> list[StripeObject]:
         """Expire, as Stripe does by itself, every open session whose ``expires_at`` has come;
-        return how many."""
-        lapsed = 0
+        return them."""
+        lapsed = []
         while self._deadlines and self._deadlines[0][0] <= now:
             _, session_id = heapq.heappop(self._deadlines)
             record = self.records[session_id]
             if record["status"] == "open" and record["expires_at"] <= now:
                 record.update(status="expired", url=None)
-                lapsed += 1
+                lapsed.append(record)
         return lapsed
 
     def add(self, record: StripeObject) -> None:

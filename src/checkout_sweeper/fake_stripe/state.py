@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from checkout_sweeper.fake_stripe.deliveries import Deliveries
 from checkout_sweeper.fake_stripe.faults import Faults, StripeFault
 from checkout_sweeper.fake_stripe.gate import RequestGate
 from checkout_sweeper.fake_stripe.idempotency import Answer, IdempotencyStore, Slot, run_once
@@ -95,12 +96,20 @@ class FakeStripeState:
         self.gate = RequestGate(self)
         self.policy = Policy()  # sessions' lifetime, restricted keys' missing permissions
         self.webhook_endpoints: dict[tuple[bool, str], list[StripeObject]] = {}  # oldest first
+        self.deliveries = Deliveries()  # checkout.session.expired events to those endpoints
 
     def ledger(self, livemode: bool, account: str) -> Ledger:
         """One account's sessions, those past ``expires_at`` expired first; callers lock."""
         ledger = self.ledgers.setdefault((livemode, account), Ledger(livemode))
-        self.stats.lapsed += ledger.lapse(time.time())
+        for record in ledger.lapse(time.time()):
+            self.stats.lapsed += 1
+            self._expired(livemode, account, record)
         return ledger
+
+    def _expired(self, livemode: bool, account: str, record: StripeObject) -> None:
+        """Stripe's ``checkout.session.expired`` to the account's endpoints listening for it."""
+        endpoints = self.webhook_endpoints.get((livemode, account), [])
+        self.deliveries.send(endpoints, render(record), livemode)
 
     # sessions -------------------------------------------------------------------------------
     def create_session(
@@ -184,6 +193,7 @@ class FakeStripeState:
                 raise StripeFault(400, NOT_OPEN.format(status=record["status"]))
             record.update(status="expired", url=None, expires_at=int(time.time()))
             self.stats.expired_by_request[session_id] += 1
+            self._expired(livemode, account, record)
             return render(record)
 
     def idempotent(
@@ -199,17 +209,7 @@ class FakeStripeState:
     # admin ------------------------------------------------------------------------------------
     def snapshot(self) -> StripeObject:
         with self.lock:
-            counts = {key: self.ledger(*key).count("open") for key in list(self.ledgers)}
-            open_left = {
-                f"{'live' if live else 'test'}:{account or 'platform'}": count
-                for (live, account), count in counts.items()
-            }
-            return {
-                **self.stats.as_dict(),
-                "open_sessions": open_left,
-                "open_total": sum(open_left.values()),
-                "faults": asdict(self.faults),
-            }
+            return _snapshot(self)
 
     def expire_calls(self) -> dict[str, int]:
         with self.lock:
@@ -237,3 +237,19 @@ def _spawn(state: FakeStripeState, ledger: Ledger, livemode: bool) -> None:
     for _ in range(count):
         ledger.add(new_record(livemode, {}, "open", None, state.policy.lifetime_s))
         state.stats.spawned += 1
+
+
+def _snapshot(state: FakeStripeState) -> StripeObject:
+    """What ``/_admin/stats`` answers; the caller holds the lock."""
+    counts = {key: state.ledger(*key).count("open") for key in list(state.ledgers)}
+    open_left = {
+        f"{'live' if live else 'test'}:{account or 'platform'}": count
+        for (live, account), count in counts.items()
+    }
+    return {
+        **state.stats.as_dict(),
+        "open_sessions": open_left,
+        "open_total": sum(open_left.values()),
+        "faults": asdict(state.faults),
+        "webhook_deliveries": asdict(state.deliveries.stats),
+    }
