@@ -288,6 +288,10 @@ def test_demo_runs_offline_to_success(cli):
     assert "HTTP 200" in result.stdout and "open sessions left" in result.stdout
     assert "HTTP 202  Location: /v1/sweeps/" in result.stdout  # then the async way
     assert "status succeeded" in result.stdout
+    verified = re.search(
+        r"(\d+) checkout.session.expired events verified, 0 refused", result.stdout
+    )
+    assert verified and int(verified.group(1)) > 0, result.stdout
     assert '"level": "info"' not in result.stdout + result.stderr  # no log lines in between
 
 

@@ -116,6 +116,17 @@ def _warn_once(api_key: str, status: int | None, *, connected: bool) -> None:
         )
 
 
+def verified_event(payload: str, signature: str, secret: str) -> JsonObject:
+    """A webhook event whose ``Stripe-Signature`` the SDK verified with the endpoint's secret;
+    ``ValueError`` when it does not verify (or is not an event)."""
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret)
+    except stripe.SignatureVerificationError as err:
+        raise ValueError(f"signature does not verify: {err.user_message or err}") from None
+    verified: JsonObject = event.to_dict()
+    return verified
+
+
 class StripeGateway:
     """Checkout Session calls for one API key (and optional connected account)."""
 
