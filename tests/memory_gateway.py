@@ -36,6 +36,9 @@ class MemoryGateway:
         self.events: list[tuple[str, str | None]] = []  # ("list", cursor) / ("expire", id)
         self.after_list: Callable[[SessionPage], object] | None = None
         self.expire_delay_s = 0.0  # how long Stripe takes to answer an expire
+        self.empty_pages = 0  # pages to come that are empty and yet say has_more
+        self.endpoints: list[dict[str, Any]] = []  # webhook endpoints, as Stripe shows them
+        self.endpoints_refused: StripeProblem | None = None  # a key that may not read them
         self.fields: dict[str, dict[str, Any]] = {}  # customer, payment_link, metadata, created
         for _ in range(closed):
             self.add("complete")
@@ -88,6 +91,9 @@ class MemoryGateway:
             self.events.append(("list", starting_after))
             if self._list_faults:
                 raise self._list_faults.popleft()
+            if self.empty_pages:
+                self.empty_pages -= 1
+                return SessionPage([], True)
             newest_first = list(reversed(self._order))
             if starting_after is not None:
                 if self.status.get(starting_after) != "open":
@@ -116,6 +122,13 @@ class MemoryGateway:
             if session_id in self._lost:
                 self._lost.discard(session_id)
                 raise RetryableError("Stripe 500 error: answer lost")
+
+    def webhook_endpoints(self) -> list[dict[str, Any]]:
+        with self._lock:
+            self.calls["webhook_endpoints"] += 1
+            if self.endpoints_refused is not None:
+                raise self.endpoints_refused
+            return list(self.endpoints)
 
     def session_status(self, session_id: str) -> str:
         with self._lock:

@@ -113,7 +113,8 @@ def test_values_beyond_their_bounds_are_400_naming_the_bounds(api, fake_stripe):
         "created_before: expected a Unix time in seconds from 946684800 (2000-01-01) to "
         "4102444800 (2100-01-01)",
         "limit: expected a whole number of sessions from 1 to 1,000,000",
-        "older_than: expected a duration from 1s to 30d",
+        "older_than: sessions live at most 24 hours",
+        "expected a duration from 1s to 24h",
     )
     assert "99999999999999999w" in message
     _nothing_started(api, token, fake_stripe)
@@ -169,3 +170,14 @@ def test_a_chunked_body_is_read_through_serve(
         too_big = requests.post(f"{served.url}/v1/sweeps", data=big, headers=headers, timeout=30)
         _refused(too_big, 413, "64 KB")
     assert fake_stripe.state.snapshot()["open_total"] == 5 and expires_seen(fake_stripe) == 0
+
+
+@pytest.mark.parametrize(
+    "body", [{"older_than": "2d"}, {"created_before": 1_700_000_000, "dry_run": True}]
+)
+def test_a_cutoff_past_the_24_hour_lifetime_is_a_400_and_nothing_is_sent(api, fake_stripe, body):
+    token = api.token(api.add_user())
+    fake_stripe.state.seed(open_=2)
+    _refused(_post(api, token, json.dumps(body).encode()), 400, "sessions live at most 24 hours")
+    _nothing_started(api, token, fake_stripe)
+    assert fake_stripe.state.snapshot()["requests"].get("list", 0) == 0

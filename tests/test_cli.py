@@ -144,16 +144,52 @@ def test_dry_run_lists_without_expiring(cli, fake_stripe):
 
 def test_created_before_accepts_iso_and_epoch_and_rejects_junk(cli, fake_stripe):
     fake_stripe.state.seed(open_=5)
-    assert (
-        cli("sweep", "--yes", "--json", "--created-before", "2000-01-01T00:00:00Z").returncode == 0
-    )
+    past = cli("sweep", "--yes", "--json", "--created-before", "2000-01-01T00:00:00Z")
+    assert past.returncode == 2 and "sessions live at most 24 hours" in past.stderr
     assert fake_stripe.state.snapshot()["open_total"] == 5
+    assert fake_stripe.state.snapshot()["requests"].get("list", 0) == 0
+    hour_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    assert cli("sweep", "--yes", "--json", "--created-before", hour_ago).returncode == 0
     assert (
         cli("sweep", "--yes", "--json", "--created-before", str(int(time.time()))).returncode == 0
     )
     assert fake_stripe.state.snapshot()["open_total"] == 0
     junk = cli("sweep", "--created-before", "yesterday-ish")
     assert junk.returncode == 2 and "ISO 8601" in junk.stderr
+
+
+def test_an_older_than_past_the_24_hour_lifetime_is_exit_2_and_sends_nothing(cli, fake_stripe):
+    fake_stripe.state.seed(open_=3)
+    result = cli("sweep", "--yes", "--older-than", "2d")
+    assert result.returncode == 2 and "sessions live at most 24 hours" in result.stderr
+    assert sum(fake_stripe.state.snapshot()["requests"].values()) == 0
+
+
+def test_a_dry_run_names_the_endpoints_an_expiry_notifies(cli, fake_stripe):
+    from checkout_sweeper.fake_stripe.webhooks import new_endpoint
+
+    fake_stripe.state.seed(open_=6, recovery=4)
+    wanted = new_endpoint(False, {"url": "https://shop.example/hook"})
+    others = [
+        new_endpoint(False, {"url": "https://shop.example/paid", "enabled_events": ["x.y"]}),
+        new_endpoint(False, {"url": "https://old.example/hook", "status": "disabled"}),
+    ]
+    fake_stripe.state.webhook_endpoints[(False, "")] = [wanted, *others]
+    data = json.loads(cli("sweep", "--dry-run", "--json", check=True).stdout)
+    assert data["side_effects"] == {
+        "expired_events": 6,
+        "webhook_endpoints": [{"id": wanted["id"], "url": "https://shop.example/hook"}],
+        "recovery_sessions": 4,
+    }
+    restricted = cli(
+        "sweep", "--dry-run", "--json", STRIPE_API_KEY="rk_test_51NoEndpoints", check=True
+    )
+    fake_stripe.state.policy.update({"restricted_lacks": ["account", "webhook_endpoints"]})
+    refused = cli("sweep", "--dry-run", "--json", STRIPE_API_KEY="rk_test_51NoEndpointsB")
+    assert refused.returncode == 0, refused.stderr
+    effects = json.loads(refused.stdout)["side_effects"]
+    assert effects["webhook_endpoints"] is None and "Webhook Endpoints read" in effects["note"]
+    assert len(json.loads(restricted.stdout)["would_expire"]) == 6
 
 
 def test_live_key_is_refused_unless_allowed(cli, fake_stripe):
@@ -274,6 +310,10 @@ def test_demo_runs_offline_to_success(cli):
     assert "status succeeded" in result.stdout
     said = re.findall(r"handled: expired \d+, already closed \d+, failed \d+", result.stdout)
     assert len(said) >= 2 and len(set(said)) == 1, said  # the bar's last words, the final line's
+    verified = re.search(
+        r"(\d+) checkout.session.expired events verified, 0 refused", result.stdout
+    )
+    assert verified and int(verified.group(1)) > 0, result.stdout
     assert '"level": "info"' not in result.stdout + result.stderr  # no log lines in between
 
 

@@ -199,3 +199,16 @@ def test_a_fleet_with_a_live_key_is_refused_unless_allowed(env, fake_stripe):
         timeout=60,
     )
     assert result.returncode == 2 and "SWEEPER_ALLOW_LIVE_MODE" in result.stderr
+
+
+def test_the_question_says_what_the_expiries_set_off(env, fake_stripe):
+    from checkout_sweeper.fake_stripe.webhooks import new_endpoint
+
+    fake_stripe.state.seed(open_=7, recovery=2)
+    hook = new_endpoint(False, {"url": "https://shop.example/hooks/stripe"})
+    fake_stripe.state.webhook_endpoints[(False, "")] = [hook]
+    code, screen = _on_a_terminal(env, "n")
+    flat = " ".join(screen.split())
+    assert "checkout.session.expired (7 events) to https://shop.example/hooks/stripe" in flat
+    assert "2 of the sessions have recovery enabled" in flat
+    assert code == 1 and fake_stripe.state.snapshot()["open_total"] == 7

@@ -208,9 +208,10 @@ class _OtherStripe:
         forget_keys: bool = False,
         no_cursors: bool = False,
         final_500s: bool = False,
+        final_429s: bool = False,
     ) -> None:
         self.app, self.reword_400, self.forget_keys = app, reword_400, forget_keys
-        self.no_cursors, self.final_500s = no_cursors, final_500s
+        self.no_cursors, self.final_500s, self.final_429s = no_cursors, final_500s, final_429s
 
     def __call__(self, environ, start_response):
         from werkzeug.wrappers import Request, Response
@@ -223,6 +224,10 @@ class _OtherStripe:
         if self.final_500s and environ["PATH_INFO"].endswith("/expire"):
             body = {"error": {"type": "api_error", "message": "Cannot be retried."}}
             response = Response(json.dumps(body), 500, {"Stripe-Should-Retry": "false"})
+            return response(environ, start_response)
+        if self.final_429s and environ["PATH_INFO"].endswith("/expire"):
+            body = {"error": {"type": "invalid_request_error", "message": "Too many."}}
+            response = Response(json.dumps(body), 429, {"Stripe-Should-Retry": "false"})
             return response(environ, start_response)
         response = self.app.dispatch(Request(environ))
         if self.reword_400 and response.status_code == 400:
@@ -299,3 +304,82 @@ def test_should_retry_false_fails_that_session_at_once_and_the_sweep_goes_on(oth
     result, outcomes = sweep(stripe_)
     assert len(result.failed) == 5 and [o.attempts for o in outcomes] == [1] * 5
     assert result.remaining_open_count == 5 and not result.succeeded
+
+
+def test_a_429_that_says_should_retry_false_is_not_retried(other_stripe):
+    stripe_ = other_stripe(final_429s=True)
+    stripe_.state.seed(open_=3)
+    result, outcomes = sweep(stripe_)
+    assert len(result.failed) == 3 and [o.attempts for o in outcomes] == [1] * 3
+    assert stripe_.state.snapshot()["open_total"] == 3
+
+
+def test_a_500_replayed_for_the_same_key_is_not_retried_with_it(fake_stripe):
+    fake_stripe.state.seed(open_=6)
+    fake_stripe.state.faults.update({"saved_fail_rate": 1})
+    result, outcomes = sweep(fake_stripe)
+    assert len(result.failed) == 6 and result.expired_count == 0
+    assert {o.attempts for o in outcomes} == {2}  # the first 500, then its replay
+    assert all("replayed" in str(f["error"]) for f in result.failed)
+    fake_stripe.state.faults.update({"saved_fail_rate": 0})
+    again, _ = sweep(fake_stripe)  # a new sweep, new keys
+    assert again.expired_count == 6
+
+
+def test_sessions_lapsing_during_a_sweep_with_429s_are_never_claimed(fake_stripe):
+    fake_stripe.state.policy.update({"lifetime_s": 4})
+    fake_stripe.state.seed(open_=240)
+    fake_stripe.state.faults.update({"rps": 60, "lock_rate": 0.1})
+    result, outcomes = sweep(fake_stripe, max_rps=200.0)
+    stats = fake_stripe.state.snapshot()
+    assert stats["rate_limited"] > 0 and stats["lapsed"] > 0 and stats["open_total"] == 0
+    by_request = set(fake_stripe.state.stats.expired_by_request)
+    claimed = {o.session_id for o in outcomes if o.outcome == "expired"}
+    assert claimed == by_request and result.expired_count == len(by_request)
+    lapsed = [o for o in outcomes if o.outcome == "already_closed"]
+    assert lapsed and {o.error for o in lapsed} == {"expired"}
+    assert not {o.session_id for o in lapsed} & by_request
+
+
+def _endpoint(
+    server: FakeStripeServer, url: str, events: list[str], status: str = "enabled"
+) -> dict[str, Any]:
+    import requests
+
+    body = {"url": url, "enabled_events": events, "status": status}
+    answer = requests.post(f"{server.url}/_admin/webhook_endpoints", json=body, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_a_dry_run_names_what_the_expiries_would_set_off(fake_stripe):
+    fake_stripe.state.seed(open_=12, recovery=5)
+    listening = _endpoint(fake_stripe, "https://shop.example/hook", ["checkout.session.expired"])
+    everything = _endpoint(fake_stripe, "https://audit.example/all", ["*"])
+    _endpoint(fake_stripe, "https://shop.example/paid", ["checkout.session.completed"])
+    _endpoint(fake_stripe, "https://old.example/hook", ["checkout.session.expired"], "disabled")
+    for n in range(120):  # more than a page of endpoints
+        _endpoint(fake_stripe, f"https://other.example/{n}", ["charge.succeeded"])
+    result, _ = sweep(fake_stripe, dry_run=True)
+    effects = result.as_data()["side_effects"]
+    assert effects["expired_events"] == 12 and effects["recovery_sessions"] == 5
+    assert sorted(e["url"] for e in effects["webhook_endpoints"]) == [
+        everything["url"],
+        listening["url"],
+    ]
+    assert {e["id"] for e in effects["webhook_endpoints"]} == {listening["id"], everything["id"]}
+    assert fake_stripe.state.snapshot()["requests"]["webhook_endpoints"] == 2
+    done, _ = sweep(fake_stripe)
+    assert done.side_effects is not None
+    assert done.side_effects["expired_events"] == 12 and done.side_effects["recovery_sessions"] == 5
+
+
+def test_a_key_that_may_not_read_endpoints_still_gets_its_dry_run(fake_stripe):
+    fake_stripe.state.seed(open_=4)
+    fake_stripe.state.policy.update({"restricted_lacks": ["account", "webhook_endpoints"]})
+    _endpoint(fake_stripe, "https://shop.example/hook", ["checkout.session.expired"])
+    result, _ = sweep(fake_stripe, key="rk_test_51NoWebhookRead", dry_run=True)
+    assert len(result.would_expire) == 4
+    effects = result.as_data()["side_effects"]
+    assert effects["webhook_endpoints"] is None and effects["expired_events"] == 4
+    assert "rak_webhook_read" in effects["note"] and "Webhook Endpoints read" in effects["note"]

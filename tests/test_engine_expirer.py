@@ -136,13 +136,31 @@ def test_an_expire_whose_answer_is_lost_as_the_sweep_stops_is_recorded_unknown()
     assert stopped.value.result is not None and stopped.value.result.unknown_count == 1
 
 
-def test_a_session_gone_by_its_expire_is_already_closed_not_failed():
+def test_a_404_on_expire_is_a_failure_naming_the_key_or_account():
     gateway = MemoryGateway(open_=3)
     gone = gateway.open_ids()[1]
     gateway.fail_expire(gone, SessionRejected("Stripe 404 error: No such checkout.session", 404))
+    result, _ = sweep_in_memory(gateway)
+    assert result.already_closed_count == 0 and [f["id"] for f in result.failed] == [gone]
+    reason = str(result.failed[0]["error"])
+    assert "test:memory" in reason and "key" in reason and "account" in reason
+
+
+def test_a_session_that_lapsed_while_its_expire_waited_on_429s_is_not_claimed():
+    gateway = MemoryGateway(open_=4)
+    lapsing = gateway.open_ids()[2]
+    gateway.fail_expire(lapsing, *[RetryableError("Stripe 429", rate_limited=True)] * 2)
+    gateway.fail_expire(gateway.open_ids()[0], RetryableError("Stripe 429", lock_contention=True))
+
+    def lapse(page: SessionPage) -> None:  # its expires_at passes while the 429s go on
+        gateway.status[lapsing] = "expired"
+
+    gateway.after_list = lapse
     result, outcomes = sweep_in_memory(gateway)
-    assert result.failed == [] and result.already_closed_count == 1
-    assert [o.error for o in outcomes if o.session_id == gone] == ["gone"]
+    by_id = {o.session_id: o for o in outcomes}
+    assert (by_id[lapsing].outcome, by_id[lapsing].error) == ("already_closed", "expired")
+    assert by_id[lapsing].attempts == 3
+    assert result.expired_count == 3 and result.already_closed_count == 1
 
 
 def test_a_session_listed_again_after_it_was_expired_is_counted_once():

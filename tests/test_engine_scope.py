@@ -49,6 +49,8 @@ def test_a_bad_scope_names_every_bad_field_at_once():
         {"limit": float("inf")},
         {"older_than": "99999999999999999w"},
         {"older_than": "31d"},
+        {"older_than": "2d"},
+        {"older_than": "25h"},
         {"metadata": ["k=v"]},
         {"metadata": {"k": 1}},
         {"older_than": "0s"},
@@ -63,11 +65,12 @@ def test_bounds_are_named_in_the_message():
     with pytest.raises(ScopeInvalid) as caught:
         parse_scope({"older_than": "5w", "created_before": 1e300, "limit": 10**7})
     problems = caught.value.problems
-    assert "from 1s to 30d" in problems["older_than"] and "'5w'" in problems["older_than"]
+    assert "from 1s to 24h" in problems["older_than"] and "'5w'" in problems["older_than"]
+    assert "sessions live at most 24 hours" in problems["older_than"]
     assert "946684800 (2000-01-01)" in problems["created_before"]
     assert "4102444800 (2100-01-01)" in problems["created_before"]
     assert "from 1 to 1,000,000" in problems["limit"]
-    bounds = parse_scope({"older_than": "30d", "created_before": 4_102_444_800, "limit": 10**6})
+    bounds = parse_scope({"older_than": "24h", "created_before": 4_102_444_800, "limit": 10**6})
     assert bounds.limit == 10**6
 
 
@@ -130,3 +133,13 @@ def test_a_dry_run_with_a_limit_names_only_that_many():
 def test_a_sweep_of_everything_has_nothing_out_of_scope_and_shows_no_scope():
     result, _ = sweep_in_memory(MemoryGateway(open_=3))
     assert result.out_of_scope_open_count == 0 and result.scope == {}
+
+
+def test_a_created_before_more_than_a_day_ago_is_refused_at_the_door_only():
+    now = 1_800_000_000
+    with pytest.raises(ScopeInvalid) as caught:
+        parse_scope({"created_before": now - 86_401}, now=now)
+    assert "sessions live at most 24 hours" in caught.value.problems["created_before"]
+    assert parse_scope({"created_before": now - 86_400}, now=now).created_before == now - 86_400
+    # read back later (a stored schedule, a queued run): no clock, no refusal
+    assert parse_scope({"created_before": now - 10 * 86_400}).created_before == now - 10 * 86_400

@@ -75,3 +75,13 @@ def test_a_listing_that_fails_for_good_aborts_the_sweep():
     with pytest.raises(SweepAborted, match="Invalid API Key"):
         sweep_in_memory(gateway)
     assert gateway.calls["expire"] == 0
+
+
+def test_an_empty_page_that_says_has_more_does_not_end_the_listing():
+    gateway = MemoryGateway(open_=12)
+    gateway.empty_pages = 2
+    result, _ = sweep_in_memory(gateway, page_size=5, dry_run=True)
+    assert result.remaining_open_count == 12
+    gateway.empty_pages = 3
+    result, _ = sweep_in_memory(gateway, page_size=5)
+    assert result.expired_count == 12 and result.remaining_open_count == 0

@@ -408,3 +408,113 @@ def test_command_line_rejects_bad_latency():
         timeout=30,
     )
     assert result.returncode == 2 and "latency" in result.stderr
+
+
+def test_any_well_formed_key_is_accepted_and_a_revoked_one_is_401(fake_stripe):
+    import stripe
+
+    fake_stripe.state.seed(open_=2)
+    for key in ("sk_test_my_key", "rk_test_51Abc_def", "sk_test_abc123"):
+        client = stripe.StripeClient(key, base_addresses={"api": fake_stripe.url})
+        assert len(client.v1.checkout.sessions.list({"status": "open"}).data) == 2
+    revoked = stripe.StripeClient("sk_test_revoked_key", base_addresses={"api": fake_stripe.url})
+    with pytest.raises(stripe.AuthenticationError):
+        revoked.v1.checkout.sessions.list()
+
+
+def test_sessions_expire_by_themselves_at_expires_at(fake_stripe, stripe_client):
+    import time
+
+    import requests
+
+    answer = requests.post(f"{fake_stripe.url}/_admin/settings", json={"lifetime_s": 4}, timeout=5)
+    assert answer.json()["lifetime_s"] == 4
+    fake_stripe.state.seed(open_=4)
+    listed = stripe_client.v1.checkout.sessions.list({"status": "open"}).data
+    assert len(listed) == 4  # seeding never holds an open session past its expires_at
+    assert all(s.expires_at - s.created <= 4 and s.expires_at > time.time() for s in listed)
+    time.sleep(4.2)
+    assert stripe_client.v1.checkout.sessions.list({"status": "open"}).data == []
+    lapsed = stripe_client.v1.checkout.sessions.retrieve(listed[0].id)
+    assert lapsed.status == "expired" and lapsed.url is None
+    with pytest.raises(stripe.InvalidRequestError, match="status of `expired`"):
+        stripe_client.v1.checkout.sessions.expire(listed[1].id)
+    assert fake_stripe.state.snapshot()["lapsed"] == 4
+    assert fake_stripe.state.stats.expired_by_request == {}
+
+
+def test_a_restricted_key_gets_stripes_403_for_what_it_lacks(fake_stripe):
+    import requests
+
+    fake_stripe.state.seed(open_=2)
+    client = stripe.StripeClient("rk_test_51Restricted", base_addresses={"api": fake_stripe.url})
+    with pytest.raises(stripe.PermissionError, match="rak_accounts_kyc_basic_read"):
+        client.v1.accounts.retrieve_current()
+    assert len(client.v1.checkout.sessions.list({"status": "open"}).data) == 2
+    settings = {"restricted_lacks": ["account", "webhook_endpoints", "expire"]}
+    requests.post(f"{fake_stripe.url}/_admin/settings", json=settings, timeout=5)
+    session_id = client.v1.checkout.sessions.list({"status": "open"}).data[0].id
+    with pytest.raises(stripe.PermissionError, match="rak_checkout_session_write"):
+        client.v1.checkout.sessions.expire(session_id)
+    secret = stripe.StripeClient("sk_test_51Secret", base_addresses={"api": fake_stripe.url})
+    assert secret.v1.accounts.retrieve_current().id.startswith("acct_")
+
+
+def test_a_500_saved_for_an_idempotency_key_is_replayed(fake_stripe, stripe_client):
+    fake_stripe.state.seed(open_=1)
+    fake_stripe.state.faults.update({"saved_fail_rate": 1})
+    session_id = stripe_client.v1.checkout.sessions.list({"status": "open"}).data[0].id
+    options = {"idempotency_key": "k-1"}
+    with pytest.raises(stripe.APIError) as first:
+        stripe_client.v1.checkout.sessions.expire(session_id, options=options)
+    fake_stripe.state.faults.update({"saved_fail_rate": 0})
+    with pytest.raises(stripe.APIError) as again:
+        stripe_client.v1.checkout.sessions.expire(session_id, options=options)
+    assert first.value.http_status == again.value.http_status == 500
+    assert (again.value.headers or {}).get("idempotent-replayed") == "true"
+    assert "idempotent-replayed" not in (first.value.headers or {})
+    new_key = {"idempotency_key": "k-2"}
+    expired = stripe_client.v1.checkout.sessions.expire(session_id, options=new_key)
+    assert expired.status == "expired"
+
+
+def test_expired_events_reach_listening_endpoints_signed_and_retried(fake_stripe, stripe_client):
+    import http.server
+    import threading
+
+    from checkout_sweeper.fake_stripe.webhooks import new_endpoint
+
+    received: list[stripe.Event] = []
+    refusals = [2]  # the receiver's first two answers are 500s: Stripe retries
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            payload = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            if refusals[0]:
+                refusals[0] -= 1
+                self.send_response(500)
+            else:
+                signature = self.headers["Stripe-Signature"]
+                received.append(stripe.Webhook.construct_event(payload, signature, secret))
+                self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_port}/hook"
+    hook = new_endpoint(False, {"url": url, "enabled_events": ["checkout.session.expired"]})
+    other = new_endpoint(False, {"url": url, "enabled_events": ["charge.succeeded"]})
+    secret = hook["secret"]
+    fake_stripe.state.webhook_endpoints[(False, "")] = [hook, other]
+    fake_stripe.state.seed(open_=3)
+    for session in stripe_client.v1.checkout.sessions.list({"status": "open"}).data:
+        stripe_client.v1.checkout.sessions.expire(session.id)
+    assert fake_stripe.state.deliveries.idle(timeout_s=15)
+    receiver.shutdown()
+    assert len(received) == 3 and {e.type for e in received} == {"checkout.session.expired"}
+    assert all(e.data.object.status == "expired" for e in received)
+    stats = fake_stripe.state.snapshot()["webhook_deliveries"]
+    assert stats == {"delivered": 3, "failed_attempts": 2, "given_up": 0}

@@ -377,3 +377,27 @@ def test_a_fleet_on_a_terminal_shows_a_bar_per_account_while_it_runs(cli, fake_s
     for account in accounts:  # a bar while it ran, then its line
         assert re.search(rf"{account} .*\d+/150 +running +expired \d+", text), text[-2000:]
         assert f"{account}  succeeded  expired 150" in text
+
+
+def test_a_restricted_key_sweeps_the_fleet_though_it_may_not_read_accounts(
+    cli, fake_stripe, platform
+):
+    key = "rk_test_51RestrictedFleetKey"
+    ran = cli("sweep", "--all-accounts", "--yes", "--json", STRIPE_API_KEY=key)
+    assert ran.returncode == 0, ran.stderr
+    data = json.loads(ran.stdout)
+    assert data["status"] == "succeeded" and data["expired_count"] == 120
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+    assert ran.stderr.count("may not read its Stripe account") == 1, ran.stderr
+    runs = json.loads(cli("history", "--json", "--limit", "10", STRIPE_API_KEY=key).stdout)
+    children = [run for run in runs if run["parent_id"] == data["sweep_id"]]
+    assert sorted(run["account"] for run in children) == sorted(f"test:{a}" for a in platform)
+
+
+def test_a_restricted_key_sweeps_a_fleet_asked_over_the_api(start_api, fake_stripe, platform):
+    api = start_api(STRIPE_API_KEY="rk_test_51RestrictedApiKey")
+    token = api.token(api.add_user())
+    accepted = _post_fleet(api.url, token, {"accounts": "all"})
+    parent = sweep_when_ended(api.url, accepted["sweep_id"], token)
+    assert parent["status"] == "succeeded" and parent["expired_count"] == 120, parent
+    assert fake_stripe.state.snapshot()["open_total"] == 0

@@ -111,7 +111,8 @@ def test_a_sweep_that_stripe_stops_is_recorded_failed_with_what_it_did(db):
         _run(db, gateway, max_attempts=2)
     run = _only_run(db)
     assert (run.status, run.error) == ("failed", "Stripe 500 error")
-    assert aborted.value.result is not None and aborted.value.result.stripe_requests == 2
+    # the webhook endpoints read (for side_effects), then the two listing attempts
+    assert aborted.value.result is not None and aborted.value.result.stripe_requests == 1 + 2
 
 
 def test_the_next_sweep_settles_what_a_stopped_one_left_unknown(db):

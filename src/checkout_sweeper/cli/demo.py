@@ -24,10 +24,12 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeE
 from rich.table import Table
 from werkzeug.serving import make_server
 
+from checkout_sweeper.cli.webhook_receiver import WebhookReceiver
 from checkout_sweeper.engine.pacing import STRIPE_TEST_LIMIT
 from checkout_sweeper.errors import SessionsLeftOpen
 from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.fake_stripe.server import QuietRequestHandler
+from checkout_sweeper.fake_stripe.webhooks import new_endpoint
 from checkout_sweeper.logs import setup_logging
 from checkout_sweeper.settings import MAX_RPS
 from checkout_sweeper.store.database import Database
@@ -38,6 +40,18 @@ from checkout_sweeper.web.factory import create_app
 
 DEMO_KEY = "sk_test_demo0000000000000000"
 DEMO_SECRET = "demo-secret-" + "0" * 32
+DEMO_WEBHOOK_SECRET = "whsec_demo" + "0" * 22
+
+
+def _received(receiver: WebhookReceiver) -> str:
+    """What the app's webhook endpoint saw: each expiry's event, its signature verified."""
+    verified = receiver.counts["checkout.session.expired"]
+    refused = receiver.counts["refused"]
+    return (
+        f"webhook receiver  {receiver.url}\n"
+        f"                  {verified} checkout.session.expired events verified, "
+        f"{refused} refused"
+    )
 
 
 @click.command("demo")
@@ -59,7 +73,10 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
     with (
         tempfile.TemporaryDirectory(prefix="checkout-sweeper-demo-") as tmp,
         FakeStripeServer() as fake,
+        WebhookReceiver(DEMO_WEBHOOK_SECRET) as receiver,
     ):
+        hook = {"url": receiver.url, "secret": DEMO_WEBHOOK_SECRET}
+        fake.state.webhook_endpoints[(False, "")] = [new_endpoint(False, hook)]
         fake.state.seed(open_=open_, complete=complete, expired=complete // 2)
         faults = {"rps": stripe_rps, "latency_ms": 40, "jitter_ms": 80}
         fake.state.faults.update({**faults, "fail_rate": 0.02, "race_rate": 0.02})
@@ -83,6 +100,8 @@ def demo_command(open_: int, complete: int, stripe_rps: float, max_rps: float) -
         started = time.monotonic()
         answer = _call_and_watch(console, api, token, fake, open_)
         _report(console, answer, fake.state.snapshot(), time.monotonic() - started, max_rps)
+        fake.state.deliveries.idle(timeout_s=10)
+        console.print(_received(receiver), highlight=False)
         ok = answer.get("status") == 200 and not answer["body"]["data"]["remaining_open_sessions"]
         fake.state.seed(open_=open_, varied=True)  # shoppers and a CI run open more
         final = _scoped_call_and_follow(console, api, token, _open_in_channel(fake, "ci"))

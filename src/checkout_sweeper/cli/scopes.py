@@ -5,6 +5,7 @@ gives, under the option's name."""
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -44,7 +45,7 @@ def scope_from_options(written: dict[str, Any]) -> Scope:
     """The scope the options ask for; ``click.BadParameter`` names the first bad option."""
     read = {field.name: _read(field, written[field.name]) for field in SCOPE_FIELDS}
     try:
-        return parse_scope(read)
+        return parse_scope(read, now=time.time())
     except ScopeInvalid as err:
         name, problem = next(iter(err.problems.items()))
         option = next(field.option for field in SCOPE_FIELDS if field.name == name)

@@ -35,6 +35,7 @@ from checkout_sweeper.cli.fleet import FleetAsk, sweep_fleet
 from checkout_sweeper.cli.pushing import push_metrics
 from checkout_sweeper.cli.scopes import scope_options
 from checkout_sweeper.engine.scope import Scope
+from checkout_sweeper.engine.side_effects import said
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
 from checkout_sweeper.errors import (
     AlreadySaid,
@@ -51,14 +52,15 @@ from checkout_sweeper.runs.checks import OPERATOR, Services
 from checkout_sweeper.runs.fleet.rows import FLEET_PARALLEL
 from checkout_sweeper.runs.launch import (
     Asked,
-    count_open,
     identified_gateway,
+    preview_open,
 )
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.runs.submit import submit_sweep
 from checkout_sweeper.settings import CONCURRENCY, MAX_RPS, ConfigError, Settings, budget
 from checkout_sweeper.store.database import DEADLINE_S, Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
+from checkout_sweeper.vocabulary import JsonObject
 
 ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
 INTERRUPTED = "the sweep was interrupted"
@@ -288,8 +290,10 @@ def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
     total = None
     plan = dataclasses.replace(plan, scope=plan.scope.resolved(time.time()))  # one cutoff
     if plan.asking or console.is_terminal:
-        total = _count(console, settings, gateway, plan.scope)
+        total, effects = _count(console, settings, gateway, plan.scope)
         show_plan(console, gateway.account, gateway.livemode, db.safe_url, total, plan.scope)
+        if total:
+            console.print(said(effects), markup=False, highlight=False)
     if plan.asking and total:
         confirm_or_exit(gateway, f"Expire all {total}")
     console.quiet = quiet()
@@ -305,14 +309,17 @@ def _sweep(settings: Settings, plan: Plan, watch: SignalWatch) -> None:
         raise SessionsLeftOpen(f"sweep {result.sweep_id} left sessions failed or open")
 
 
-def _count(console: Console, settings: Settings, gateway: StripeGateway, scope: Scope) -> int:
-    """The open sessions in scope, with a spinner and the count so far while Stripe lists."""
+def _count(
+    console: Console, settings: Settings, gateway: StripeGateway, scope: Scope
+) -> tuple[int, JsonObject]:
+    """The open sessions in scope, with a spinner and the count so far while Stripe lists,
+    and what expiring them sets off."""
     with console.status("listing open Checkout Sessions") as status:
 
         def found(progress: SweepProgress) -> None:
             status.update(f"listing open Checkout Sessions: {progress.found} found")
 
-        return count_open(settings, gateway, scope, on_progress=found)
+        return preview_open(settings, gateway, scope, on_progress=found)
 
 
 def _read_key(given: str) -> str:

@@ -35,10 +35,14 @@ def idempotency_key(sweep_id: str, session_id: str) -> str:
     return f"checkout-sweeper:{sweep_id}:{session_id}"
 
 
-def _closed(session_id: str, closed: SessionNotOpen, attempts: int) -> SessionOutcome:
-    if closed.status == "expired" and attempts > 1:
-        # An earlier attempt whose answer was lost did the work (a 5xx or a dropped connection
-        # after Stripe acted, on a Stripe that did not replay the key).
+def _closed(
+    session_id: str, closed: SessionNotOpen, attempts: int, maybe_acted: bool
+) -> SessionOutcome:
+    """A session found closed. ``expired`` is claimed only when an earlier attempt of ours may
+    have acted (its answer was lost after it reached Stripe, on a Stripe that did not replay
+    the key); after 429s alone, which Stripe refuses before acting, the session expired by
+    itself (``expires_at``) or by another's request: ``already_closed``."""
+    if closed.status == "expired" and maybe_acted:
         return SessionOutcome(session_id, Outcome.EXPIRED, attempts=attempts)
     return SessionOutcome(session_id, Outcome.ALREADY_CLOSED, closed.status, attempts=attempts)
 
@@ -123,7 +127,7 @@ class ExpirePool:
             self._calls.call(attempt)
             return SessionOutcome(session_id, Outcome.EXPIRED, attempts=attempts)
         except SessionNotOpen as closed:
-            return _closed(session_id, closed, attempts)
+            return _closed(session_id, closed, attempts, maybe_acted)
         except SessionRejected as problem:
             return self._explain_refusal(session_id, problem, attempts)
         except (RetryableError, SweepStopped) as problem:
@@ -144,11 +148,17 @@ class ExpirePool:
     def _explain_refusal(
         self, session_id: str, problem: SessionRejected, attempts: int
     ) -> SessionOutcome:
-        """A 404 is a session that is gone (no longer open: not a failure). A 400 without
-        Stripe's usual wording: ask for the session's status before calling it a failure,
-        since a session that is no longer open is not one."""
+        """A 404 is a failure: Stripe never deletes a session, so one just listed that the
+        expire cannot find means another key or account answered. A 400 without Stripe's usual
+        wording: ask for the session's status before calling it a failure, since a session
+        that is no longer open is not one."""
         if problem.http_status == 404:
-            return SessionOutcome(session_id, Outcome.ALREADY_CLOSED, "gone", attempts=attempts)
+            reason = (
+                f"Stripe answered 404 (no such session) for the key and account "
+                f"{self._gateway.account}: Stripe never deletes sessions, so the expire went to "
+                f"another key or account than the listing ({problem})"
+            )
+            return SessionOutcome(session_id, Outcome.FAILED, reason, attempts=attempts)
         if problem.http_status == 400:
             try:
                 status = self._calls.call(lambda: self._gateway.session_status(session_id))

@@ -35,8 +35,11 @@ CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9_]{1,250}")
 PAYMENT_LINK_ID = re.compile(r"plink_[A-Za-z0-9_]{1,250}")
 AGE = re.compile(r"[0-9]{0,8}[1-9][0-9]{0,8}[smhdw]")  # as documented: more than 0, lower case
 # Bounds that keep every value a sane number for Stripe and the database. Stripe keeps a
-# session open for 24 hours at most, so an older_than beyond a day matches nothing.
-OLDER_THAN_MAX_S = 30 * 86400
+# session open for 24 hours at most (``expires_at`` is 30 minutes to 24 hours after
+# ``created``), so a cutoff further back than that matches nothing and is refused.
+SESSION_LIFETIME_MAX_S = 86400
+OLDER_THAN_MAX_S = SESSION_LIFETIME_MAX_S
+LIFETIME = "sessions live at most 24 hours (Stripe expires them by then)"
 CREATED_BEFORE_MIN = 946_684_800  # 2000-01-01T00:00:00Z, before any Checkout Session
 CREATED_BEFORE_MAX = 4_102_444_800  # 2100-01-01T00:00:00Z
 LIMIT_MAX = 1_000_000  # sessions one sweep may expire (hours at Stripe's pace)
@@ -88,9 +91,9 @@ def _older_than(value: Any) -> str:
         or not AGE.fullmatch(value)
         or parse_duration(value) > OLDER_THAN_MAX_S
     ):
-        most = f"{OLDER_THAN_MAX_S // 86400}d"
         raise ValueError(
-            f"expected a duration from 1s to {most} such as {EXAMPLES}, got {repr(value)[:40]}"
+            f"{LIFETIME}, so an older_than past 24h matches no open session: expected a "
+            f"duration from 1s to 24h such as {EXAMPLES}, got {repr(value)[:40]}"
         )
     return value
 
@@ -148,7 +151,8 @@ SCOPE_FIELDS = (
         Form.DURATION,
         metavar="DURATION",
         schema={"type": "string", "pattern": f"^{AGE.pattern}$"},
-        meaning="Only sessions older than this when the sweep starts: 90s, 30m, 2h, 1d, 1w.",
+        meaning="Only sessions older than this when the sweep starts: 90s, 30m, 2h, up to 24h "
+        "(sessions live at most 24 hours).",
         parse=_older_than,
         shown="older than {}",
         applied="fixed to a cutoff when the sweep starts (a resumed run keeps it), "
@@ -159,8 +163,10 @@ SCOPE_FIELDS = (
         Form.MOMENT,
         metavar="ISO|EPOCH",
         schema={"type": "integer", "minimum": CREATED_BEFORE_MIN, "maximum": CREATED_BEFORE_MAX},
-        meaning="Only sessions created before this Unix time (seconds).",
-        option_help="Only sessions created before this moment (ISO 8601 or epoch seconds).",
+        meaning="Only sessions created before this Unix time (seconds), at most 24 hours ago "
+        "when asked (sessions live at most 24 hours).",
+        option_help="Only sessions created before this moment (ISO 8601 or epoch seconds), at "
+        "most 24 hours ago.",
         parse=_created_before,
         shown="created before {}",
         hidden_by="older_than",
@@ -276,9 +282,12 @@ class Scope:
 EVERYTHING = Scope()
 
 
-def parse_scope(raw: Mapping[str, Any]) -> Scope:
+def parse_scope(raw: Mapping[str, Any], *, now: float | None = None) -> Scope:
     """A scope from its written form (API body, stored schedule, command-line options);
-    ``ScopeInvalid`` names every bad or unknown field."""
+    ``ScopeInvalid`` names every bad or unknown field. The doors pass ``now``: a
+    ``created_before`` more than 24 hours before it can match no open session and is refused
+    there; a stored schedule or queued run, read back later, is parsed without it (its cutoff
+    was checked when it was written, and a slot that matches nothing just expires nothing)."""
     problems: dict[str, str] = {}
     values: dict[str, Any] = {}  # checked, by field: Scope(**values)
     for name, value in raw.items():
@@ -292,6 +301,12 @@ def parse_scope(raw: Mapping[str, Any]) -> Scope:
             values[name] = field.parse(value)
         except ValueError as err:
             problems[name] = str(err)
+    cutoff = values.get("created_before")
+    if now is not None and cutoff is not None and cutoff < now - SESSION_LIFETIME_MAX_S:
+        problems["created_before"] = (
+            f"{LIFETIME}, so a created_before more than 24 hours ago ({cutoff}) matches no "
+            "open session"
+        )
     if problems:
         raise ScopeInvalid(problems)
     return Scope(**values)

@@ -35,6 +35,7 @@ from checkout_sweeper.engine.headroom import PoolReading, concurrency_hint
 from checkout_sweeper.engine.pacing import STRIPE_LIVE_LIMIT, STRIPE_TEST_LIMIT, AdaptiveTokenBucket
 from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
+from checkout_sweeper.engine.side_effects import read_endpoints
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress, SweepResult, Tally
 from checkout_sweeper.engine.walker import ListWalker, PassListing, WalkOptions
@@ -169,6 +170,9 @@ class Sweeper:
         """Sweep until clean, stopped or out of passes; raises ``SweepAborted`` when stopped."""
         self._started = started = time.monotonic()
         walker = ListWalker(self.gateway, self.calls, self.stop, self, self.options.walk_options())
+        self.tally.endpoints = read_endpoints(
+            lambda: self.calls.call(self.gateway.webhook_endpoints)
+        )
         self._pool = self._new_pool()
         try:
             self._passes(walker)
@@ -181,7 +185,7 @@ class Sweeper:
             self.drain()
             self._pool.close()
         result = self.tally.finish(self._passes_made, time.monotonic() - started)
-        self._hint_at_pool(result)
+        _hint_at_pool(self.options, self.bucket, self.progress, result)
         reason = self.stop.reason
         if isinstance(reason, SweepAborted):
             raise type(reason)(str(reason), result) from reason
@@ -192,19 +196,6 @@ class Sweeper:
     def partial_result(self) -> SweepResult:
         """What was done so far: for a sweep that was interrupted."""
         return self.tally.finish(self._passes_made, time.monotonic() - self._started)
-
-    def _hint_at_pool(self, result: SweepResult) -> None:
-        """Say so when the pool, not the budget, set the pace (Stripe slower than usual)."""
-        reading = PoolReading(
-            concurrency=self.options.concurrency,
-            requests=result.stripe_requests,
-            waiting_s=self.progress.waiting_s,
-            elapsed_s=result.duration_ms / 1000,
-            budget_rps=self.bucket.rate,
-        )
-        hint = concurrency_hint(reading)
-        if hint:
-            log.warning(hint)
 
     def _new_pool(self) -> ExpirePool:
         return ExpirePool(
@@ -255,6 +246,9 @@ class Sweeper:
             self._seen.add(session_id)
             return True
 
+    def recovery_enabled(self, session_id: str) -> None:
+        self.tally.recovery_enabled(session_id)
+
     def forget(self, session_id: str) -> None:
         with self._seen_lock:
             self._seen.discard(session_id)
@@ -269,3 +263,19 @@ class Sweeper:
     def drain(self) -> None:
         if self._pool is not None:
             self._pool.drain()
+
+
+def _hint_at_pool(
+    options: SweepOptions, bucket: AdaptiveTokenBucket, progress: SweepProgress, result: SweepResult
+) -> None:
+    """Say so when the pool, not the budget, set the pace (Stripe slower than usual)."""
+    reading = PoolReading(
+        concurrency=options.concurrency,
+        requests=result.stripe_requests,
+        waiting_s=progress.waiting_s,
+        elapsed_s=result.duration_ms / 1000,
+        budget_rps=bucket.rate,
+    )
+    hint = concurrency_hint(reading)
+    if hint:
+        log.warning(hint)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
+from checkout_sweeper.engine.side_effects import side_effects
 from checkout_sweeper.vocabulary import JsonObject, Outcome
 
 
@@ -122,6 +123,15 @@ class SweepResult:
     )
     rate_limited: int = field(default=0, metadata=_doc("Of those, how many Stripe answered 429."))
     duration_ms: int = field(default=0, metadata=_doc("Wall time of the sweep in milliseconds."))
+    side_effects: JsonObject | None = field(
+        default=None,
+        metadata=_doc(
+            "What the expiries set off at Stripe: expired_events (checkout.session.expired "
+            "events sent, or a dry run's to be sent), webhook_endpoints (the enabled endpoints "
+            "listening for them, {id, url}; null, with a note, when the key may not read them) "
+            "and recovery_sessions (of the sessions, those with recovery enabled)."
+        ),
+    )
 
     @property
     def succeeded(self) -> bool:
@@ -160,6 +170,13 @@ class Tally:
         self._lock = threading.Lock()
         self._failed_ids: set[str] = set()
         self._recorded: set[int] = set()  # hashes of the ids with an outcome: counted once
+        self._recovery: set[str] = set()  # handed-on sessions with recovery enabled
+        self._recovered = 0  # of those, expired (or, in a dry run, to be)
+        self.endpoints: tuple[list[JsonObject] | None, str | None] = ([], None)
+
+    def recovery_enabled(self, session_id: str) -> None:
+        with self._lock:
+            self._recovery.add(session_id)
 
     def found(self) -> None:
         with self._lock:
@@ -199,6 +216,8 @@ class Tally:
                 return
             self._recorded.add(hash(outcome.session_id))
             progress = self.progress
+            if outcome.outcome in (Outcome.EXPIRED, Outcome.WOULD_EXPIRE):
+                self._recovered += outcome.session_id in self._recovery
             if outcome.outcome == Outcome.EXPIRED:
                 progress.expired += 1
             elif outcome.outcome == Outcome.ALREADY_CLOSED:
@@ -229,4 +248,7 @@ class Tally:
         result.rate_limited = progress.rate_limited
         result.passes = passes
         result.duration_ms = int(duration_s * 1000)
+        events = len(result.would_expire) if result.dry_run else progress.expired
+        endpoints, note = self.endpoints
+        result.side_effects = side_effects(events, endpoints, self._recovered, note)
         return result

@@ -17,12 +17,15 @@ from typing import Protocol
 from checkout_sweeper.engine.gateway import NO_FILTERS, Gateway, SessionPage
 from checkout_sweeper.engine.retry import PacedCalls
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
+from checkout_sweeper.engine.side_effects import recovery_enabled
 from checkout_sweeper.engine.stop import StopSignal
-from checkout_sweeper.errors import StaleCursor, StripeProblem, SweepStopped
+from checkout_sweeper.errors import FatalStripeError, StaleCursor, StripeProblem, SweepStopped
 from checkout_sweeper.vocabulary import JsonObject
 
 REMAINING_CAP = 100  # full session objects kept in an answer; the count beside them is exact
 MAX_RESTARTS_PER_PASS = 50  # a Stripe that refuses every cursor must not loop a dry run forever
+MAX_EMPTY_PAGES = 50  # empty pages that still say ``has_more``, in a row, before giving up
+EMPTY_PAGES = f"Stripe answered {MAX_EMPTY_PAGES} empty pages in a row that said has_more"
 
 
 class SessionSink(Protocol):
@@ -33,6 +36,8 @@ class SessionSink(Protocol):
     def dispatch(self, session_id: str) -> None: ...
 
     def forget(self, session_id: str) -> None: ...
+
+    def recovery_enabled(self, session_id: str) -> None: ...
 
     def drain(self) -> None: ...
 
@@ -98,7 +103,7 @@ class ListWalker:
         listing = PassListing()
         cursor: str | None = None
         held: str | None = None
-        restarts = 0
+        restarts = empty = 0
         while not self._stop.stopped:
             try:
                 page = self._calls.call(functools.partial(self._fetch, cursor))
@@ -117,6 +122,14 @@ class ListWalker:
                 break
             if held is not None:
                 self._sink.dispatch(held)
+                held = None
+            if page.has_more and not page.sessions:  # not the end: ask again from the cursor
+                empty += 1
+                if empty > MAX_EMPTY_PAGES:
+                    self._stop.abort(FatalStripeError(EMPTY_PAGES))
+                    break
+                continue
+            empty = 0
             cursor, held = self._take(page, listing, verify_only)
             if cursor is None:
                 break
@@ -153,6 +166,8 @@ class ListWalker:
             if new:
                 fresh.append(session["id"])
                 self._handed += 1
+                if recovery_enabled(session):
+                    self._sink.recovery_enabled(session["id"])
             if not new or options.dry_run:  # a dry run leaves every session open
                 listing.still_open(session, options.remaining_cap)
         cursor = page.sessions[-1]["id"] if page.has_more and page.sessions else None

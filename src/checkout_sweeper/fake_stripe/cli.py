@@ -101,6 +101,20 @@ def _amount_option(flag: str, help_text: str) -> Callable[[_Command], _Command]:
     is_flag=True,
     help="Seed sessions with customers, payment links and metadata (for scoped sweeps).",
 )
+@click.option(
+    "--lifetime",
+    default=86400,
+    show_default=True,
+    type=click.IntRange(1, 86400),
+    help="Seconds a session stays open before it expires by itself (Stripe: 1800 to 86400).",
+)
+@click.option(
+    "--restricted-lacks",
+    default="account",
+    show_default=True,
+    help="What restricted keys (rk_...) may not do, comma-separated operations: account, "
+    "accounts, list, retrieve, expire, webhook_endpoints.",
+)
 @click.option("--seed", default=None, type=int, help="Random seed for repeatable faults.")
 def fake_stripe_command(
     host: str,
@@ -122,11 +136,14 @@ def fake_stripe_command(
     spawn_rate: float,
     accounts: int,
     varied: bool,
+    lifetime: int,
+    restricted_lacks: str,
     seed: int | None,
 ) -> None:
     """Serve a stateful fake of Stripe's Checkout Sessions API on HOST:PORT."""
     base, jitter = parse_latency(latency_ms)
     state = FakeStripeState(seed=seed)
+    state.policy.update({"lifetime_s": lifetime, "restricted_lacks": restricted_lacks.split(",")})
     state.faults.update(
         {
             "rps": rps,

@@ -80,6 +80,7 @@ class Faults:
     fail_rate: float = 0.0  # share of requests answered 500 with Stripe-Should-Retry: true
     expire_fail_rate: float = 0.0  # extra share of expires alone answered 500
     lost_rate: float = 0.0  # share of POSTs carried out whose answer is lost (a 500 instead)
+    saved_fail_rate: float = 0.0  # share of keyed POSTs failing 500 once started: saved, replayed
     race_rate: float = 0.0  # share of expires that find the session just paid (complete)
     lock_rate: float = 0.0  # share of expires answered 429 lock_timeout (object busy)
     spawn_rate: float = 0.0  # new open sessions created per expire call (customers arriving)

@@ -82,6 +82,14 @@ class RequestGate:
                 self._state.stats.lock_timeouts += 1
             raise lock_timeout()
 
+    def midway(self) -> None:
+        """Perhaps fail a keyed request once it started executing: Stripe saves that 500 under
+        the idempotency key and replays it (``Idempotent-Replayed: true``) for the same key."""
+        if self._chance(self._state.faults.saved_fail_rate):
+            with self._state.lock:
+                self._state.stats.server_errors += 1
+            raise server_error()
+
     def after_work(self, method: str) -> None:
         """Perhaps lose the answer of a POST that was carried out."""
         if method == "POST" and self._chance(self._state.faults.lost_rate):

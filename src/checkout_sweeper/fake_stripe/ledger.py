@@ -8,6 +8,7 @@ cursor that no longer matches the filter is a 404 ``resource_missing``.
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 import secrets
 import string
@@ -42,17 +43,25 @@ def render(record: StripeObject) -> StripeObject:
     return {**TEMPLATE, **{k: v for k, v in record.items() if not k.startswith("_")}}
 
 
+LIFETIME_S = 24 * 3600  # Stripe's longest (and default) session lifetime
+
+
 def new_record(
-    livemode: bool, params: StripeObject, status: str, created: int | None
+    livemode: bool,
+    params: StripeObject,
+    status: str,
+    created: int | None,
+    lifetime_s: int = LIFETIME_S,
 ) -> StripeObject:
-    """A session record from create parameters, shaped like Stripe's fixture."""
+    """A session record from create parameters, shaped like Stripe's fixture; it expires by
+    itself ``lifetime_s`` after ``created`` (or at the ``expires_at`` asked for)."""
     session_id = new_id("cs_live_" if livemode else "cs_test_")
     created = created if created is not None else int(time.time())
     return {
         "id": session_id,
         "object": "checkout.session",
         "created": created,
-        "expires_at": created + 24 * 3600,
+        "expires_at": int(params.get("expires_at") or created + lifetime_s),
         "livemode": livemode,
         "status": status,
         "payment_status": "paid" if status == "complete" else "unpaid",
@@ -67,6 +76,23 @@ def new_record(
         "payment_intent": params.get("payment_intent") or new_id("pi_")[:27],
         "payment_link": params.get("payment_link"),
         "subscription": params.get("subscription"),
+        "after_expiration": _after_expiration(params.get("after_expiration")),
+    }
+
+
+def _after_expiration(asked: object) -> StripeObject | None:
+    """``after_expiration`` as Stripe shows it: recovery enabled or not (form values are text)."""
+    recovery = asked.get("recovery") if isinstance(asked, dict) else None
+    if not isinstance(recovery, dict):
+        return None
+    enabled = recovery.get("enabled") in (True, "true")
+    return {
+        "recovery": {
+            "allow_promotion_codes": False,
+            "enabled": enabled,
+            "expires_at": None,
+            "url": None,
+        }
     }
 
 
@@ -95,6 +121,19 @@ class Ledger:
         self.ids: list[str] = []  # parallel to keys
         self.records: dict[str, StripeObject] = {}
         self.seq = 0
+        self._deadlines: list[tuple[int, str]] = []  # (expires_at, id) of open sessions
+
+    def lapse(self, now: float) -> list[StripeObject]:
+        """Expire, as Stripe does by itself, every open session whose ``expires_at`` has come;
+        return them."""
+        lapsed = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, session_id = heapq.heappop(self._deadlines)
+            record = self.records[session_id]
+            if record["status"] == "open" and record["expires_at"] <= now:
+                record.update(status="expired", url=None)
+                lapsed.append(record)
+        return lapsed
 
     def add(self, record: StripeObject) -> None:
         self.seq += 1
@@ -104,6 +143,8 @@ class Ledger:
         self.keys.insert(index, key)
         self.ids.insert(index, record["id"])
         self.records[record["id"]] = record
+        if record["status"] == "open":
+            heapq.heappush(self._deadlines, (record["expires_at"], record["id"]))
 
     def get(self, session_id: str) -> StripeObject:
         record = self.records.get(session_id)

@@ -11,6 +11,7 @@ from checkout_sweeper.fake_stripe.faults import StripeFault
 from checkout_sweeper.fake_stripe.ledger import LIST_FILTERS, STATUSES, ListQuery
 from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.state import FakeStripeState
+from checkout_sweeper.fake_stripe.webhooks import endpoint_page
 
 CREATED_OPS = ("gt", "gte", "lt", "lte")
 LIST_PARAMS = {
@@ -40,6 +41,7 @@ CREATE_PARAMS = {
     "allow_promotion_codes",
     "subscription_data",
     "payment_intent_data",
+    "after_expiration",
 }
 
 
@@ -122,15 +124,7 @@ PLATFORM_ACCOUNT_ID = "acct_1FakeStripePlatform"
 
 
 def account(caller: Caller) -> StripeObject:
-    """``GET /v1/account``: the account the key acts on. Restricted keys here lack the
-    "Account: read" permission, as many real restricted keys do, and get Stripe's 403."""
-    if caller.key.startswith("rk_"):
-        raise StripeFault(
-            403,
-            "The provided key does not have the required permissions for this endpoint. "
-            "Having the 'rak_accounts_kyc_basic_read' permission would allow this request.",
-            type_="invalid_request_error",
-        )
+    """``GET /v1/account``: the account the key acts on."""
     account_id = caller.account or PLATFORM_ACCOUNT_ID
     return {"id": account_id, "object": "account", "type": "standard", "country": "US"}
 
@@ -158,11 +152,20 @@ def perform(
 ) -> StripeObject:
     """Carry out one operation: ``account``, ``list``, ``create``, ``retrieve`` or ``expire``."""
     live, account_id = caller.livemode, caller.account
+    state.policy.check(caller.key, caller.account, operation)
     if operation == "account":
         reject_unknown(params, {"expand"})
         return account(caller)
     if operation == "accounts":
         return connected_accounts(state, caller, params)
+    if operation == "webhook_endpoints":
+        reject_unknown(params, {"limit", "starting_after", "ending_before", "expand"})
+        limit = integer("limit", params.get("limit", 10))
+        if not 1 <= limit <= 100:
+            raise StripeFault(400, "This value must be between 1 and 100.", param="limit")
+        with state.lock:
+            endpoints = state.webhook_endpoints.get((live, account_id), [])
+            return endpoint_page(endpoints, limit, params.get("starting_after") or None)
     if operation == "list":
         data, has_more = state.list_sessions(live, account_id, list_query(params))
         return {

@@ -26,16 +26,18 @@ from checkout_sweeper.fake_stripe.idempotency import Answer
 from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.operations import Caller, perform
 from checkout_sweeper.fake_stripe.state import FakeStripeState
+from checkout_sweeper.fake_stripe.webhooks import new_endpoint
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
+_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
 _URL_MAP = Map(
     [
         Rule("/v1/account", methods=["GET"], endpoint="account"),
         Rule("/v1/accounts", methods=["GET"], endpoint="accounts"),
         Rule("/v1/checkout/sessions", methods=["GET"], endpoint="list"),
+        Rule("/v1/webhook_endpoints", methods=["GET"], endpoint="webhook_endpoints"),
         Rule("/v1/checkout/sessions", methods=["POST"], endpoint="create"),
         Rule("/v1/checkout/sessions/<session_id>", methods=["GET"], endpoint="retrieve"),
         Rule("/v1/checkout/sessions/<session_id>/expire", methods=["POST"], endpoint="expire"),
@@ -45,6 +47,8 @@ _URL_MAP = Map(
         Rule("/_admin/seed", methods=["POST"], endpoint="admin_seed"),
         Rule("/_admin/reset", methods=["POST"], endpoint="admin_reset"),
         Rule("/_admin/accounts", methods=["POST"], endpoint="admin_accounts"),
+        Rule("/_admin/settings", methods=["GET", "POST"], endpoint="admin_settings"),
+        Rule("/_admin/webhook_endpoints", methods=["POST"], endpoint="admin_webhook_endpoints"),
     ]
 )
 
@@ -75,7 +79,9 @@ def authenticate(request: Request) -> Caller:
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
             "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details.",
         )
-    if not _KEY.match(key):  # real keys are letters and digits after the prefix
+    # Letters, digits and underscores after the prefix; a key with ``revoked`` in it stands for
+    # one that was rolled or deleted.
+    if not _KEY.match(key) or "revoked" in key:
         masked = key[:8] + "*" * max(len(key) - 12, 0) + key[-4:]  # as Stripe masks it
         raise StripeFault(401, f"Invalid API Key provided: {masked}")
     return Caller(key, request.headers.get("Stripe-Account", ""))
@@ -137,6 +143,8 @@ class FakeStripeApp:
         key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
 
         def execute() -> Answer:
+            if key:
+                state.gate.midway()
             return 200, perform(state, operation, caller, params, session_id)
 
         if key:
@@ -178,6 +186,7 @@ class FakeStripeApp:
                 livemode=bool(body.get("livemode", False)),
                 account=str(body.get("account", "")),
                 varied=bool(body.get("varied", False)),
+                recovery=int(body.get("recovery", 0)),
             )
         except (ValueError, TypeError) as err:
             return _json(400, {"error": str(err)})
@@ -197,6 +206,27 @@ class FakeStripeApp:
         except (ValueError, TypeError) as err:
             return _json(400, {"error": str(err)})
         return _json(200, {"created": made, "connected": self.state.platform.connected})
+
+    def admin_settings(self, request: Request) -> Response:
+        """``lifetime_s`` of new sessions and ``restricted_lacks`` of restricted keys."""
+        try:
+            body = request.get_json(force=True) or {} if request.method == "POST" else {}
+            return _json(200, self.state.policy.update(body))
+        except (ValueError, TypeError) as err:
+            return _json(400, {"error": str(err)})
+
+    def admin_webhook_endpoints(self, request: Request) -> Response:
+        """Add a webhook endpoint: ``url``, ``enabled_events``, ``status``, and the
+        ``account`` and ``livemode`` it belongs to; answers it with its ``secret``."""
+        body = request.get_json(force=True) or {}
+        try:
+            endpoint = new_endpoint(bool(body.get("livemode", False)), body)
+        except (ValueError, TypeError, AttributeError) as err:
+            return _json(400, {"error": str(err)})
+        slot = (endpoint["livemode"], str(body.get("account", "")))
+        with self.state.lock:
+            self.state.webhook_endpoints.setdefault(slot, []).append(endpoint)
+        return _json(200, endpoint)
 
     def admin_reset(self, request: Request) -> Response:
         body = request.get_json(silent=True) or {}

@@ -13,12 +13,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from checkout_sweeper.fake_stripe.deliveries import Deliveries
 from checkout_sweeper.fake_stripe.faults import Faults, StripeFault
 from checkout_sweeper.fake_stripe.gate import RequestGate
 from checkout_sweeper.fake_stripe.idempotency import Answer, IdempotencyStore, Slot, run_once
 from checkout_sweeper.fake_stripe.ledger import Ledger, ListQuery, new_record, render
 from checkout_sweeper.fake_stripe.objects import StripeObject
 from checkout_sweeper.fake_stripe.platform import Platform
+from checkout_sweeper.fake_stripe.policy import Policy
 from checkout_sweeper.fake_stripe.variety import varied_params
 
 NOT_OPEN = (
@@ -44,6 +46,7 @@ class Stats:
     races: int = 0
     lock_timeouts: int = 0
     spawned: int = 0
+    lapsed: int = 0  # open sessions that reached their expires_at (expired by nobody's request)
     senders: dict[str, list[float]] = field(default_factory=dict)  # key tail: [first, last]
     started_at: float = field(default_factory=time.monotonic)
 
@@ -67,8 +70,10 @@ class Stats:
             "expire_calls_sessions": len(calls),
             "expire_calls_max_per_session": max(calls.values(), default=0),
             "sessions_expired_twice": sum(1 for n in self.expired_by_request.values() if n > 1),
+            "expired_by_request": len(self.expired_by_request),
             "races": self.races,
             "spawned": self.spawned,
+            "lapsed": self.lapsed,
             "senders": {tail: list(times) for tail, times in self.senders.items()},
             "uptime_s": round(time.monotonic() - self.started_at, 3),
         }
@@ -89,10 +94,22 @@ class FakeStripeState:
         self._idempotency = IdempotencyStore()
         self.platform = Platform()
         self.gate = RequestGate(self)
+        self.policy = Policy()  # sessions' lifetime, restricted keys' missing permissions
+        self.webhook_endpoints: dict[tuple[bool, str], list[StripeObject]] = {}  # oldest first
+        self.deliveries = Deliveries()  # checkout.session.expired events to those endpoints
 
     def ledger(self, livemode: bool, account: str) -> Ledger:
-        """The sessions of one account and mode; callers hold the lock."""
-        return self.ledgers.setdefault((livemode, account), Ledger(livemode))
+        """One account's sessions, those past ``expires_at`` expired first; callers lock."""
+        ledger = self.ledgers.setdefault((livemode, account), Ledger(livemode))
+        for record in ledger.lapse(time.time()):
+            self.stats.lapsed += 1
+            self._expired(livemode, account, record)
+        return ledger
+
+    def _expired(self, livemode: bool, account: str, record: StripeObject) -> None:
+        """Stripe's ``checkout.session.expired`` to the account's endpoints listening for it."""
+        endpoints = self.webhook_endpoints.get((livemode, account), [])
+        self.deliveries.send(endpoints, render(record), livemode)
 
     # sessions -------------------------------------------------------------------------------
     def create_session(
@@ -105,7 +122,7 @@ class FakeStripeState:
         created: int | None = None,
     ) -> StripeObject:
         with self.lock:
-            record = new_record(livemode, params or {}, status, created)
+            record = new_record(livemode, params or {}, status, created, self.policy.lifetime_s)
             self.platform.adopt(account)
             self.ledger(livemode, account).add(record)
             return render(record)
@@ -119,19 +136,25 @@ class FakeStripeState:
         livemode: bool = False,
         account: str = "",
         varied: bool = False,
+        recovery: int = 0,
     ) -> None:
-        """Add sessions created over the last day, statuses shuffled together; ``varied``
-        gives them customers, payment links and metadata (see ``variety``)."""
+        """Add sessions created over the last day (``Policy.seed_span_s``), statuses shuffled
+        together; ``varied`` gives them customers, payment links and metadata (``variety``);
+        ``recovery`` open ones have ``after_expiration.recovery.enabled``."""
         statuses = ["open"] * open_ + ["complete"] * complete + ["expired"] * expired
         self.random.shuffle(statuses)
         now = int(time.time())
+        lifetime, span = self.policy.lifetime_s, self.policy.seed_span_s
         with self.lock:
             self.platform.adopt(account)
             ledger = self.ledger(livemode, account)
             for i, status in enumerate(statuses):
-                created = now - (len(statuses) - i) * 86400 // max(len(statuses), 1) - 1
+                created = now - (len(statuses) - i) * span // max(len(statuses), 1)
                 params = varied_params(self.random, i) if varied else {}
-                ledger.add(new_record(livemode, params, status, created))
+                if status == "open" and recovery > 0:
+                    recovery -= 1
+                    params = {**params, "after_expiration": {"recovery": {"enabled": True}}}
+                ledger.add(new_record(livemode, params, status, created, lifetime))
 
     def connect_accounts(self, count: int, *, open_: int = 0, varied: bool = False) -> list[str]:
         """Connect ``count`` accounts to the platform, each with ``open_`` sessions of its own."""
@@ -167,19 +190,13 @@ class FakeStripeState:
             if record["status"] == "open" and self.random.random() < self.faults.race_rate:
                 record.update(status="complete", payment_status="paid", url=None)
                 self.stats.races += 1
-            self._spawn(ledger, livemode)
+            _spawn(self, ledger, livemode)
             if record["status"] != "open":
                 raise StripeFault(400, NOT_OPEN.format(status=record["status"]))
             record.update(status="expired", url=None, expires_at=int(time.time()))
             self.stats.expired_by_request[session_id] += 1
+            self._expired(livemode, account, record)
             return render(record)
-
-    def _spawn(self, ledger: Ledger, livemode: bool) -> None:
-        rate = self.faults.spawn_rate
-        count = int(rate) + (1 if self.random.random() < rate - int(rate) else 0)
-        for _ in range(count):
-            ledger.add(new_record(livemode, {}, "open", None))
-            self.stats.spawned += 1
 
     def idempotent(
         self, slot: Slot, fingerprint: str, execute: Callable[[], Answer]
@@ -191,19 +208,9 @@ class FakeStripeState:
         with self.lock:
             return self._idempotency.keys()
 
-    # admin ------------------------------------------------------------------------------------
     def snapshot(self) -> StripeObject:
         with self.lock:
-            open_left = {
-                f"{'live' if live else 'test'}:{account or 'platform'}": ledger.count("open")
-                for (live, account), ledger in self.ledgers.items()
-            }
-            return {
-                **self.stats.as_dict(),
-                "open_sessions": open_left,
-                "open_total": sum(open_left.values()),
-                "faults": asdict(self.faults),
-            }
+            return _snapshot(self)
 
     def expire_calls(self) -> dict[str, int]:
         with self.lock:
@@ -218,6 +225,32 @@ class FakeStripeState:
         """Forget every session and idempotency record as well as the counters."""
         with self.lock:
             self.ledgers.clear()
+            self.webhook_endpoints.clear()
             self._idempotency.clear()
             self.platform = Platform()
         self.reset_counters()
+
+
+def _spawn(state: FakeStripeState, ledger: Ledger, livemode: bool) -> None:
+    """New open sessions as customers arrive (``spawn_rate`` per expire call)."""
+    rate = state.faults.spawn_rate
+    count = int(rate) + (1 if state.random.random() < rate - int(rate) else 0)
+    for _ in range(count):
+        ledger.add(new_record(livemode, {}, "open", None, state.policy.lifetime_s))
+        state.stats.spawned += 1
+
+
+def _snapshot(state: FakeStripeState) -> StripeObject:
+    """What ``/_admin/stats`` answers; the caller holds the lock."""
+    counts = {key: state.ledger(*key).count("open") for key in list(state.ledgers)}
+    open_left = {
+        f"{'live' if live else 'test'}:{account or 'platform'}": count
+        for (live, account), count in counts.items()
+    }
+    return {
+        **state.stats.as_dict(),
+        "open_sessions": open_left,
+        "open_total": sum(open_left.values()),
+        "faults": asdict(state.faults),
+        "webhook_deliveries": asdict(state.deliveries.stats),
+    }

@@ -18,6 +18,7 @@ from checkout_sweeper.runs.recorded_sweep import RecordedSweep, Recording, begin
 from checkout_sweeper.settings import Settings
 from checkout_sweeper.store.database import Database
 from checkout_sweeper.stripe_api.adapter import StripeGateway
+from checkout_sweeper.vocabulary import JsonObject
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,26 @@ def count_open(
 ) -> int:
     """How many open sessions are in ``scope`` (at most its limit), by a listing that records
     nothing and expires nothing; ``on_progress`` sees the count grow."""
+    return preview_open(settings, gateway, scope, on_progress)[0]
+
+
+def preview_open(
+    settings: Settings,
+    gateway: StripeGateway,
+    scope: Scope,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+) -> tuple[int, JsonObject]:
+    """``count_open``, and the ``side_effects`` expiring them would have."""
     options = dataclasses.replace(
         sweep_options(settings, in_request=False), dry_run=True, scope=scope, remaining_cap=0
     )
     result = Sweeper(gateway, options, on_progress=on_progress).run()
     assert result.remaining_open_count is not None  # a listing that ran to its end counted them
-    if scope.limit is None:
-        return result.remaining_open_count
-    return min(scope.limit, result.remaining_open_count)
+    assert result.side_effects is not None  # every finished sweep says them
+    total = result.remaining_open_count
+    if scope.limit is not None:
+        total = min(scope.limit, total)
+    return total, {**result.side_effects, "expired_events": total}
 
 
 def start_configured_sweep(

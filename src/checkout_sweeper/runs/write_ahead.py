@@ -10,6 +10,7 @@ import time
 
 from checkout_sweeper.engine.gateway import Gateway, ListFilters, SessionPage
 from checkout_sweeper.runs.journal import Journal
+from checkout_sweeper.vocabulary import JsonObject
 
 SENT = "sent"  # the journal line of an expire about to leave
 
@@ -32,3 +33,6 @@ class WriteAheadGateway:
 
     def session_status(self, session_id: str) -> str:
         return self._gateway.session_status(session_id)
+
+    def webhook_endpoints(self) -> list[JsonObject]:
+        return self._gateway.webhook_endpoints()

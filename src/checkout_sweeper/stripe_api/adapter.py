@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
@@ -34,6 +35,9 @@ log = logging.getLogger("checkout_sweeper.stripe")
 _NOT_OPEN_STATUS = re.compile(r"status of `(\w+)`")
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")\]]*")
 CONNECT_TIMEOUT_S = 2.0  # Stripe answers a connection in well under a second
+_NO_ACCESS = "does not have access to account"  # Stripe's 403 for revoked Connect access
+_WARNED: set[str] = set()  # keys whose account could not be read, said once per process
+_WARNED_LOCK = threading.Lock()
 
 
 def _retry_after(headers: dict[str, str] | None) -> float | None:
@@ -58,16 +62,21 @@ def _translate(err: stripe.StripeError, where: str = "api.stripe.com") -> Stripe
     if isinstance(err, stripe.APIConnectionError):
         return RetryableError(f"could not reach Stripe at {where}: {_network_cause(err)}")
     status = err.http_status or 0
-    should_retry = (err.headers or {}).get("stripe-should-retry")
+    headers = err.headers or {}
+    should_retry = headers.get("stripe-should-retry")
     summary = f"Stripe {status or 'connection'} error: {err.user_message or type(err).__name__}"
+    if headers.get("idempotent-replayed") == "true" and status >= 500:
+        # Stripe saved this answer for the idempotency key (the request had started) and will
+        # give it back to every retry with that key: the next sweep tries with a new key.
+        return SessionRejected(f"{summary} (replayed for this idempotency key)", status)
+    if should_retry == "false" and status >= 409:
+        return SessionRejected(summary, status)  # Stripe says a retry cannot help this call
     if isinstance(err, stripe.RateLimitError):
         # The SDK leaves ``code`` unset on its RateLimitError; the error object carries it.
         code = err.error.code if err.error else err.code
         if code == "lock_timeout":  # another request holds the object: not the rate
             return RetryableError(summary, lock_contention=True)
         return RetryableError(summary, rate_limited=True, retry_after_s=_retry_after(err.headers))
-    if should_retry == "false" and status >= 409:
-        return SessionRejected(summary, status)  # Stripe says a retry cannot help this call
     if should_retry == "true" or status >= 500 or status == 409:
         return RetryableError(summary, retry_after_s=_retry_after(err.headers))
     if isinstance(err, stripe.AuthenticationError | stripe.PermissionError):
@@ -90,6 +99,32 @@ def _metered(operation: str) -> Iterator[None]:
         STRIPE_REQUESTS.labels(operation, result_class(status, limited)).inc()
         raise
     STRIPE_REQUESTS.labels(operation, "ok").inc()
+
+
+def _warn_once(api_key: str, status: int | None, *, connected: bool) -> None:
+    """Say once per key and process that the lease is not keyed on the account read."""
+    key_alone = account_fingerprint(api_key, None)
+    with _WARNED_LOCK:
+        first = key_alone not in _WARNED
+        _WARNED.add(key_alone)
+    if first:
+        log.warning(
+            "this key may not read its Stripe account (%s: a restricted key without the "
+            "Account read permission); the one-sweep lease is keyed on %s instead",
+            status,
+            "each Stripe-Account id" if connected else "the key",
+        )
+
+
+def verified_event(payload: str, signature: str, secret: str) -> JsonObject:
+    """A webhook event whose ``Stripe-Signature`` the SDK verified with the endpoint's secret;
+    ``ValueError`` when it does not verify (or is not an event)."""
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret)
+    except stripe.SignatureVerificationError as err:
+        raise ValueError(f"signature does not verify: {err.user_message or err}") from None
+    verified: JsonObject = event.to_dict()
+    return verified
 
 
 class StripeGateway:
@@ -121,25 +156,29 @@ class StripeGateway:
 
     def identify(self) -> str:
         """Key the lease on the Stripe account itself (``test:acct_...``), read once, so that
-        every key of one account shares one lease; a key that may not read the account (a
-        restricted key without that permission) keeps the key's fingerprint, and it is logged.
+        every key of one account shares one lease. A key that may not read the account (a
+        restricted key without that permission: 403) keys it on the ``Stripe-Account`` id, for
+        a connected account, or else on the key's fingerprint; the first such fallback of each
+        key is logged once, so a fleet of restricted access says it once, not per account. A
+        connected account whose access was revoked (Stripe's ``does not have access to
+        account``) is refused here, as before any sweep of it.
         """
         try:
             with _metered("account"):
                 account = self._client.v1.accounts.retrieve_current()
         except (stripe.PermissionError, stripe.InvalidRequestError) as err:
-            if err.http_status not in (403, 404) or self.stripe_account:
+            if err.http_status not in (403, 404) or _NO_ACCESS in (err.user_message or ""):
                 raise _translate(err, self.where) from None  # a connected account refuses
-            log.warning(
-                "this key may not read its Stripe account (%s); the one-sweep lease is keyed on "
-                "the key instead, so another key of the same account is not kept out",
-                err.http_status,
-            )
-            return self.account
+            return self._unread_account(err.http_status)
         except stripe.StripeError as err:
             raise _translate(err, self.where) from None
-        mode = "live" if self.livemode else "test"
-        self.account = f"{mode}:{account.id}"
+        self.account = f"{'live' if self.livemode else 'test'}:{account.id}"
+        return self.account
+
+    def _unread_account(self, status: int | None) -> str:
+        if self.stripe_account:
+            self.account = f"{'live' if self.livemode else 'test'}:{self.stripe_account}"
+        _warn_once(self._settings[0], status, connected=bool(self.stripe_account))
         return self.account
 
     def for_account(self, account_id: str) -> StripeGateway:
@@ -152,21 +191,26 @@ class StripeGateway:
     def connected_accounts(self) -> list[str]:
         """Every connected account of the platform key, oldest last (``GET /v1/accounts``,
         every page)."""
-        found: list[str] = []
-        cursor: str | None = None
+        return [str(account["id"]) for account in self._every("accounts", "/v1/accounts")]
+
+    def webhook_endpoints(self) -> list[JsonObject]:
+        """Every webhook endpoint of the account (``GET /v1/webhook_endpoints``, every page)."""
+        return self._every("webhook_endpoints", "/v1/webhook_endpoints")
+
+    def _every(self, operation: str, path: str) -> list[JsonObject]:
+        """Every object of a Stripe list, page after page (an empty page ends it)."""
+        found: list[JsonObject] = []
+        params: dict[str, object] = {"limit": 100}
         while True:
-            params: dict[str, object] = {"limit": 100}
-            if cursor:
-                params["starting_after"] = cursor
             try:
-                with _metered("accounts"):
-                    page = self._request("get", "/v1/accounts", params)
+                with _metered(operation):
+                    page = self._request("get", path, params)
             except stripe.StripeError as err:
                 raise _translate(err, self.where) from None
-            found.extend(str(account["id"]) for account in page["data"])
+            found.extend(page["data"])
             if not page["has_more"] or not page["data"]:
                 return found
-            cursor = found[-1]
+            params["starting_after"] = found[-1]["id"]
 
     def _request(
         self, method: str, path: str, params: dict[str, object] | None = None

@@ -8,6 +8,7 @@ or ``Infinity``, nested at most ``MAX_DEPTH`` levels. No body at all is ``{}``."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -114,7 +115,7 @@ def read_asked(
     scope = EVERYTHING
     fields = {name: value for name, value in body.items() if name not in ("dry_run", *besides)}
     try:
-        scope = parse_scope(fields)
+        scope = parse_scope(fields, now=time.time())
     except ScopeInvalid as err:
         known = ", ".join((*besides, "dry_run", *FIELDS))
         for name, why in err.problems.items():  # an unknown field: every field the body takes

@@ -151,6 +151,22 @@ def queue_run(
 ) -> str:
     """A queued run of the configured account, and its message; the sweep id. Raises what
     identifying the account raises, or ``QueueUnavailable``."""
+    sweep_id = record_run(settings, db, broker, trigger=trigger, user_id=user_id, asked=asked)
+    send_or_fail(db, broker, sweep_id)
+    return sweep_id
+
+
+def record_run(
+    settings: Settings,
+    db: Database,
+    broker: Broker,
+    *,
+    trigger: str,
+    user_id: int | None,
+    asked: Asked,
+) -> str:
+    """The queued row of a run of the configured account, its message not sent yet (a
+    fleet records every child before any can run and settle the fleet); the sweep id."""
     gateway = identified_gateway(settings, db, dry_run=asked.dry_run)
     sweep_id = uuid.uuid4().hex
     run: dict[str, object] = {"id": sweep_id, "trigger": trigger, "user_id": user_id}
@@ -158,7 +174,6 @@ def queue_run(
     run.update(asked.row)
     run["scope"] = asked.scope.stored()
     record_queued(db, run, durable=is_durable(broker))
-    send_or_fail(db, broker, sweep_id)
     return sweep_id
 
 
