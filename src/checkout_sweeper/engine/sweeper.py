@@ -5,7 +5,9 @@ both reach ``Sweeper.run`` through ``runs.recorded_sweep``. ``Sweeper`` only orc
 each job has its own collaborator:
 
 * ``walker.ListWalker``: one pass over the open list (pages, held cursor, restarts);
-* ``expirer.ExpirePool``: a bounded pool that expires while the next page loads;
+* ``expirer.ExpirePool``: a pool that expires while the next page loads, as many at once as
+  ``latency.pool_size`` says: the bucket's rate times the latency measured, with headroom,
+  within the ceiling (``concurrency``);
 * ``retry.PacedCalls``: every Stripe request under one ``pacing.AdaptiveTokenBucket`` at
   ``max_rps``, retried with backoff and full jitter when worth it;
 * ``tally.Tally``: outcomes and counters, and the ``SweepResult``.
@@ -31,7 +33,8 @@ from dataclasses import dataclass
 
 from checkout_sweeper.engine.expirer import ExpirePool
 from checkout_sweeper.engine.gateway import Gateway
-from checkout_sweeper.engine.headroom import PoolReading, concurrency_hint
+from checkout_sweeper.engine.headroom import PoolReading, log_ceiling_cost
+from checkout_sweeper.engine.latency import AUTO_CEILING
 from checkout_sweeper.engine.pacing import STRIPE_LIVE_LIMIT, STRIPE_TEST_LIMIT, AdaptiveTokenBucket
 from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
@@ -57,7 +60,7 @@ __all__ = [
 @dataclass(frozen=True)
 class SweepOptions:
     max_rps: float | None = MAX_RPS.default  # None: auto (see ``ceiling``)
-    concurrency: int = CONCURRENCY.default
+    concurrency: int | None = CONCURRENCY.default  # the most in flight; None: auto
     dry_run: bool = False
     scope: Scope = EVERYTHING  # which open sessions: every one by default
     page_size: int = WalkOptions.page_size
@@ -77,6 +80,10 @@ class SweepOptions:
         budget = documented if self.max_rps is None else self.max_rps
         reserve = self.reserve_share(livemode)
         return budget if reserve == 0 else min(budget, documented * (1.0 - reserve))
+
+    @property
+    def ceiling_in_flight(self) -> int:
+        return AUTO_CEILING if self.concurrency is None else self.concurrency
 
     def reserve_share(self, livemode: bool) -> float:
         if self.reserve is not None:
@@ -180,8 +187,12 @@ class Sweeper:
         finally:
             self.drain()
             self._pool.close()
-        result = self.tally.finish(self._passes_made, time.monotonic() - started)
-        self._hint_at_pool(result)
+        result = self._finish(time.monotonic() - started)
+        ceiling, most = self.options.concurrency, self._pool.most_threads
+        waited, took = self.progress.waiting_s, result.duration_ms / 1000
+        log_ceiling_cost(
+            PoolReading(ceiling, most, result.stripe_requests, waited, took, self.bucket.rate)
+        )
         reason = self.stop.reason
         if isinstance(reason, SweepAborted):
             raise type(reason)(str(reason), result) from reason
@@ -191,20 +202,13 @@ class Sweeper:
 
     def partial_result(self) -> SweepResult:
         """What was done so far: for a sweep that was interrupted."""
-        return self.tally.finish(self._passes_made, time.monotonic() - self._started)
+        return self._finish(time.monotonic() - self._started)
 
-    def _hint_at_pool(self, result: SweepResult) -> None:
-        """Say so when the pool, not the budget, set the pace (Stripe slower than usual)."""
-        reading = PoolReading(
-            concurrency=self.options.concurrency,
-            requests=result.stripe_requests,
-            waiting_s=self.progress.waiting_s,
-            elapsed_s=result.duration_ms / 1000,
-            budget_rps=self.bucket.rate,
-        )
-        hint = concurrency_hint(reading)
-        if hint:
-            log.warning(hint)
+    def _finish(self, duration_s: float) -> SweepResult:
+        result = self.tally.finish(self._passes_made, duration_s)
+        if self._pool is not None:
+            self._pool.measured(result)
+        return result
 
     def _new_pool(self) -> ExpirePool:
         return ExpirePool(
@@ -213,7 +217,7 @@ class Sweeper:
             self.tally,
             self.stop,
             sweep_id=self.sweep_id,
-            concurrency=self.options.concurrency,
+            ceiling=self.options.ceiling_in_flight,
             backlog=self.options.page_size,
         )
 

@@ -38,6 +38,8 @@ class SweepProgress:
     rate_limited: int = 0
     retries: int = 0
     waiting_s: float = 0.0  # summed over requests: time from sending to Stripe's answer
+    pool_size: int = 0  # expire threads running now
+    in_flight: int = 0  # expires sent and not answered yet
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -122,6 +124,23 @@ class SweepResult:
     )
     rate_limited: int = field(default=0, metadata=_doc("Of those, how many Stripe answered 429."))
     duration_ms: int = field(default=0, metadata=_doc("Wall time of the sweep in milliseconds."))
+    latency_ms: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Stripe's answer time the sweep measured (a running mean of its last answers, 429s "
+            "left out), in milliseconds; null before any answer."
+        ),
+    )
+    concurrency: int = field(
+        default=0,
+        metadata=_doc(
+            "Expires in flight the sweep settled on: the budget's rate times the latency "
+            "measured, with headroom, within SWEEPER_CONCURRENCY (auto: at most 128)."
+        ),
+    )
+    most_in_flight: int = field(
+        default=0, metadata=_doc("The most expires the sweep had in flight at once.")
+    )
 
     @property
     def succeeded(self) -> bool:
@@ -172,6 +191,12 @@ class Tally:
     def waited(self, seconds: float) -> None:
         with self._lock:
             self.progress.waiting_s += seconds
+
+    def pool(self, size: int, in_flight: int) -> None:
+        """The expire pool's threads and expires in flight now (for the gauges)."""
+        with self._lock:
+            self.progress.pool_size = size
+            self.progress.in_flight = in_flight
 
     def retried(self) -> None:
         with self._lock:

@@ -80,6 +80,17 @@ def _amount_option(flag: str, help_text: str) -> Callable[[_Command], _Command]:
     show_default=True,
     help="Latency per answer: MS, or MIN-MAX for a uniform spread.",
 )
+@_rate_option(
+    "--tail-rate",
+    "Share of answers in the latency's tail, --tail-factor times slower (Stripe's heavy tail).",
+)
+@click.option(
+    "--tail-factor",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="How many times slower an answer in the tail is.",
+)
 @_rate_option("--fail-rate", "Share of requests answered 500 (Stripe-Should-Retry: true).")
 @_rate_option("--expire-fail-rate", "Extra share of expire calls alone answered 500.")
 @_rate_option("--lost-rate", "Share of POSTs carried out whose answer is lost (500 instead).")
@@ -114,6 +125,8 @@ def fake_stripe_command(
     operation_rps: float,
     burst: float,
     latency_ms: str,
+    tail_rate: float,
+    tail_factor: float,
     fail_rate: float,
     expire_fail_rate: float,
     lost_rate: float,
@@ -134,6 +147,8 @@ def fake_stripe_command(
             "burst": burst,
             "latency_ms": base,
             "jitter_ms": jitter,
+            "tail_rate": tail_rate,
+            "tail_factor": tail_factor,
             "fail_rate": fail_rate,
             "expire_fail_rate": expire_fail_rate,
             "lost_rate": lost_rate,
