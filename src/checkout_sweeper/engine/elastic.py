@@ -3,8 +3,8 @@
 ``size`` is read again at every ``put`` and after every item, so the pool grows as soon as
 there is work and room for another thread, and a thread beyond the size ends after its item.
 ``put`` blocks while the size plus ``backlog`` items are queued or being worked on; ``drain``
-waits until none is; ``close`` lets the queue empty and ends every thread, so a pool's threads
-end with the sweep that made it.
+waits until none is, ``settle`` until none is queued; ``close`` lets the queue empty and ends
+every thread, so a pool's threads end with the sweep that made it.
 """
 
 from __future__ import annotations
@@ -76,6 +76,11 @@ class ElasticThreads:
     def drain(self) -> None:
         with self._lock:
             self._lock.wait_for(lambda: not self._held)
+
+    def settle(self) -> None:
+        """Wait until no item is queued (those being worked on may go on)."""
+        with self._lock:
+            self._lock.wait_for(lambda: not self._queue)
 
     def close(self) -> None:
         with self._lock:

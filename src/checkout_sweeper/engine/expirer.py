@@ -15,7 +15,8 @@ import logging
 
 from checkout_sweeper.engine.elastic import ElasticThreads
 from checkout_sweeper.engine.gateway import Gateway
-from checkout_sweeper.engine.latency import pool_size
+from checkout_sweeper.engine.headroom import PoolReading, log_ceiling_cost
+from checkout_sweeper.engine.latency import AUTO_CEILING, pool_size
 from checkout_sweeper.engine.retry import PacedCalls
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import SessionOutcome, SweepResult, Tally
@@ -57,7 +58,7 @@ class ExpirePool:
         stop: StopSignal,
         *,
         sweep_id: str,
-        ceiling: int,
+        ceiling: int | None,
         backlog: int,
     ) -> None:
         self._gateway = gateway
@@ -65,7 +66,8 @@ class ExpirePool:
         self._tally = tally
         self._stop = stop
         self._sweep_id = sweep_id
-        self.ceiling = ceiling
+        self._asked_ceiling = ceiling  # SWEEPER_CONCURRENCY; None: auto
+        self.ceiling = AUTO_CEILING if ceiling is None else ceiling
         self._threads = ElasticThreads(
             self._expire,
             self.size,
@@ -84,6 +86,13 @@ class ExpirePool:
             result.latency_ms = round(self._calls.latency.mean_s * 1000)
         result.concurrency = self.size()
         result.most_in_flight = self._threads.most_busy
+
+    def log_ceiling_cost(self, result: SweepResult) -> None:
+        """Warn when a ceiling held the sweep under its budget (``headroom``)."""
+        waited, took = self._tally.progress.waiting_s, result.duration_ms / 1000
+        most, rate = self._threads.most_threads, self._calls.bucket.rate
+        reading = PoolReading(self._asked_ceiling, most, result.stripe_requests, waited, took, rate)
+        log_ceiling_cost(reading)
 
     @property
     def sending(self) -> int:
@@ -108,6 +117,10 @@ class ExpirePool:
     def drain(self) -> None:
         """Wait until no expire is queued or in flight."""
         self._threads.drain()
+
+    def settle(self) -> None:
+        """Wait until no expire is queued; those in flight go on."""
+        self._threads.settle()
 
     def close(self) -> None:
         """Let the queue empty, then end every thread (they end with the sweep)."""

@@ -10,9 +10,9 @@ spread of a mean over few answers; the spare covers the listing and retries. The
 makes room: the bucket alone decides when a request goes, so a larger pool never sends faster.
 
 Bounds: at least ``FLOOR``, at most the ceiling (``SWEEPER_CONCURRENCY``, or ``AUTO_CEILING``
-for ``auto``): 100 requests a second at 800 ms. Before the first answer, Stripe's usual
-``START_LATENCY_S`` is assumed. A 429 answers at once, before Stripe does any work, so it says
-nothing of the latency and is not counted.
+for ``auto``): 100 requests a second at 800 ms. Before the first answer, ``START_LATENCY_S``
+is assumed (too high costs a few idle threads, too low a slow start). A 429 answers at once,
+before Stripe does any work, so it says nothing of the latency and is not counted.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ AUTO_CEILING = 128  # requests in flight at most when SWEEPER_CONCURRENCY is aut
 FLOOR = 4  # requests in flight at least
 HEADROOM = 1.5  # in flight for 150% of the rate times the mean latency
 SPARE = 4  # and this many more: the listing, retries, a slow answer or two
-START_LATENCY_S = 0.5  # assumed before the first answer
+START_LATENCY_S = 1.0  # assumed before the first answer: on the slow side, threads are cheap
 WEIGHT = 0.05  # each answer's weight in the mean: about the last 20 answers (a second at 25/s)
 
 

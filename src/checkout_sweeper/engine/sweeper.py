@@ -33,8 +33,6 @@ from dataclasses import dataclass
 
 from checkout_sweeper.engine.expirer import ExpirePool
 from checkout_sweeper.engine.gateway import Gateway
-from checkout_sweeper.engine.headroom import PoolReading, log_ceiling_cost
-from checkout_sweeper.engine.latency import AUTO_CEILING
 from checkout_sweeper.engine.pacing import STRIPE_LIVE_LIMIT, STRIPE_TEST_LIMIT, AdaptiveTokenBucket
 from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
@@ -80,10 +78,6 @@ class SweepOptions:
         budget = documented if self.max_rps is None else self.max_rps
         reserve = self.reserve_share(livemode)
         return budget if reserve == 0 else min(budget, documented * (1.0 - reserve))
-
-    @property
-    def ceiling_in_flight(self) -> int:
-        return AUTO_CEILING if self.concurrency is None else self.concurrency
 
     def reserve_share(self, livemode: bool) -> float:
         if self.reserve is not None:
@@ -188,11 +182,7 @@ class Sweeper:
             self.drain()
             self._pool.close()
         result = self._finish(time.monotonic() - started)
-        ceiling, most = self.options.concurrency, self._pool.most_threads
-        waited, took = self.progress.waiting_s, result.duration_ms / 1000
-        log_ceiling_cost(
-            PoolReading(ceiling, most, result.stripe_requests, waited, took, self.bucket.rate)
-        )
+        self._pool.log_ceiling_cost(result)
         reason = self.stop.reason
         if isinstance(reason, SweepAborted):
             raise type(reason)(str(reason), result) from reason
@@ -217,7 +207,7 @@ class Sweeper:
             self.tally,
             self.stop,
             sweep_id=self.sweep_id,
-            ceiling=self.options.ceiling_in_flight,
+            ceiling=self.options.concurrency,
             backlog=self.options.page_size,
         )
 
@@ -230,7 +220,8 @@ class Sweeper:
             listing = walker.walk()
             if not self.stop.stopped:
                 self.tally.listed_to_end()
-            self.drain()
+            if self._pool is not None:  # the next pass lists while the last expires go on
+                self._pool.settle()
             if self.stop.stopped:
                 return
             if listing.dispatched == 0 or self.options.dry_run:
@@ -238,10 +229,12 @@ class Sweeper:
                 break
             if walker.limit_reached:
                 break
+        self.drain()
         if not self.options.scope.everything:
             last = walker.walk(verify_only=True, whole_account=True)
         elif last is None:
             last = walker.walk(verify_only=True)
+        last.settle(self.tally.has_failed, self.options.remaining_cap)
         self.tally.result.limit_reached = walker.limit_reached
         self.tally.still_open(last.count, last.sample, last.out_of_scope)
 
@@ -258,6 +251,11 @@ class Sweeper:
                 return False
             self._seen.add(session_id)
             return True
+
+    def handled(self, session_id: str) -> bool:
+        """Its expire is queued, in flight or done (a listing may lag behind it)."""
+        busy = self._pool is not None and self._pool.busy_with(session_id)
+        return busy or self.tally.settled(session_id)
 
     def forget(self, session_id: str) -> None:
         with self._seen_lock:

@@ -216,6 +216,11 @@ class Tally:
         with self._lock:
             return session_id in self._failed_ids
 
+    def settled(self, session_id: str) -> bool:
+        """The session has an outcome other than failed: expired or found closed."""
+        with self._lock:
+            return hash(session_id) in self._recorded and session_id not in self._failed_ids
+
     def record(self, outcome: SessionOutcome) -> None:
         """Count one outcome, then tell the audit writer and the progress display. A session
         handed out again (a stale page listed it after it was expired) is counted once."""
