@@ -9,7 +9,7 @@ import pytest
 
 from checkout_sweeper.engine.elastic import ElasticThreads
 from checkout_sweeper.engine.latency import AUTO_CEILING, FLOOR, LatencyEstimate, pool_size
-from checkout_sweeper.errors import ConfigError
+from checkout_sweeper.errors import ConfigError, SessionRejected
 from checkout_sweeper.settings import CONCURRENCY
 
 from memory_gateway import MemoryGateway, sweep_in_memory
@@ -144,3 +144,16 @@ def test_the_bucket_not_the_pool_sets_the_rate():
     most = max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent)
     assert most <= 21  # the rate's worth, and the place the bucket leaves a neighbour
     assert len(sent) / (sent[-1] - sent[0]) <= 20.5
+
+
+def test_the_last_pass_lists_while_the_last_expires_are_in_flight_and_counts_them_right():
+    gateway = MemoryGateway(open_=5)
+    gateway.expire_delay_s = 0.3  # still open when the next pass lists them
+    failing = gateway.open_ids()[0]
+    gateway.fail_expire(failing, SessionRejected("No such thing.", 400))
+    result, outcomes = sweep_in_memory(gateway, max_attempts=1)
+    assert gateway.calls["expire"] == 5  # none sent twice
+    assert result.expired_count == 4 and [f["id"] for f in result.failed] == [failing]
+    assert result.remaining_open_count == 1  # the failed one, listed while in flight
+    assert [s["id"] for s in result.remaining_open_sessions] == [failing]
+    assert len(outcomes) == 5
