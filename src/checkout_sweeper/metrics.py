@@ -74,7 +74,7 @@ POOL_THREADS = Gauge(
 )
 IN_FLIGHT = Gauge(
     f"{PREFIX}_stripe_in_flight",
-    "Expires of the running sweeps sent to Stripe and not answered yet.",
+    "Expires of the running sweeps under way: waiting for the pacing or sent to Stripe.",
     multiprocess_mode="livesum",
 )
 AUDIT_PENDING = Gauge(

@@ -117,7 +117,10 @@ class ElasticThreads:
                 return None
             self._busy += 1
             self.most_busy = max(self.most_busy, self._busy)
-            return self._queue.popleft()
+            item = self._queue.popleft()
+            if not self._queue:
+                self._lock.notify_all()  # ``settle`` waits for this
+            return item
 
     def _loop(self) -> None:
         while (item := self._next()) is not None:

@@ -39,7 +39,7 @@ class SweepProgress:
     retries: int = 0
     waiting_s: float = 0.0  # summed over requests: time from sending to Stripe's answer
     pool_size: int = 0  # expire threads running now
-    in_flight: int = 0  # expires sent and not answered yet
+    in_flight: int = 0  # expires under way: waiting for the pacing or sent to Stripe
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -139,7 +139,11 @@ class SweepResult:
         ),
     )
     most_in_flight: int = field(
-        default=0, metadata=_doc("The most expires the sweep had in flight at once.")
+        default=0,
+        metadata=_doc(
+            "The most expires the sweep had under way at once (sent to Stripe or waiting for "
+            "the pacing)."
+        ),
     )
 
     @property
