@@ -8,6 +8,7 @@ trail included), and report its peak RSS.
 
     python bench/sweep_benchmark.py            # the full table (about 40 minutes)
     python bench/sweep_benchmark.py --quick    # smaller counts, same rows
+    python bench/sweep_benchmark.py --only latency --only =auto   # some rows
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Scenario:
     stripe_rps: float
     latency_ms: str
     max_rps: float | None  # None: SWEEPER_MAX_RPS=auto
-    concurrency: int = 8
+    concurrency: int | None = None  # SWEEPER_CONCURRENCY, a ceiling (None: auto)
     fail_rate: float = 0.0
     race_rate: float = 0.0
     live: bool = False  # a live-mode key (auto then starts at 100)
@@ -56,11 +57,14 @@ class Scenario:
     storm_at_s: float = 0.0  # seconds in, every request is refused (429) for ``storm_s``
     storm_s: float = 0.0
     reserve: float | None = None  # SWEEPER_RESERVE (None: by mode, half of a live limit)
+    tail_rate: float = 0.0  # share of answers ``tail_factor`` times slower (a heavy tail)
+    tail_factor: float = 5.0
 
 
 def scenarios(quick: bool) -> list[Scenario]:
     big = 600 if quick else 2000
     base = 100 if quick else 300
+    slow = 400 if quick else 1200  # the latency rows: the issue's 1,200 sessions
     return [
         Scenario("stripe-like", "engine", big, 25, "150-400", 20),
         Scenario("stripe-like", "sequential", base, 25, "150-400", 20),
@@ -120,8 +124,13 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario(
             "budget over the limit, the sweep command", "cli", big * 3 // 4, 25, "175-325", 60
         ),
+        Scenario("latency 150 ms", "engine", slow, 25, "150", None),
+        Scenario("latency 600 ms, 5% 5x slower", "engine", slow, 25, "600", None, tail_rate=0.05),
+        Scenario("latency 1200 ms", "engine", slow, 25, "1200", None),
+        Scenario("latency 300 ms, live-like limit", "engine", slow * 5 // 2, 100, "300", 100),
         Scenario("memory, 1k sessions", "cli", 1000, 0, "0", 400),
         Scenario("memory, 20k sessions", "cli", 5000 if quick else 20000, 0, "0", 400),
+        Scenario("memory, 50k sessions", "cli", 10000 if quick else 50000, 0, "0", 400),
         Scenario("memory, 100k sessions", "cli", 20000 if quick else 100000, 0, "0", 400),
     ]
 
@@ -140,6 +149,7 @@ def run_engine(url: str, s: Scenario) -> dict:
         "remaining": result.remaining_open_count,
         "requests": result.stripe_requests,
         "rate_limited": result.rate_limited,
+        "most_in_flight": result.most_in_flight,
     }
 
 
@@ -174,7 +184,7 @@ def run_cli(url: str, s: Scenario) -> dict:
             "STRIPE_API_KEY": LIVE_KEY if s.live else KEY,
             "STRIPE_API_BASE": url,
             "SWEEPER_MAX_RPS": "auto" if s.max_rps is None else str(s.max_rps),
-            "SWEEPER_CONCURRENCY": str(s.concurrency),
+            "SWEEPER_CONCURRENCY": "auto" if s.concurrency is None else str(s.concurrency),
             "SWEEPER_INSTANCE_PATH": instance,
             "SWEEPER_RESERVE": "auto" if s.reserve is None else str(s.reserve),
         }
@@ -187,6 +197,7 @@ def run_cli(url: str, s: Scenario) -> dict:
         "remaining": result["remaining_open_count"],
         "requests": result["stripe_requests"],
         "rate_limited": result["rate_limited"],
+        "most_in_flight": result["most_in_flight"],
     }
 
 
@@ -196,6 +207,8 @@ RUNNERS = {"engine": run_engine, "sequential": run_sequential, "cli": run_cli}
 def worker(payload: str) -> None:
     url, fields = json.loads(payload)
     s = Scenario(**fields)
+    import checkout_sweeper.stripe_api.adapter  # noqa: F401  (the SDK's import is not the sweep)
+
     started = time.perf_counter()
     outcome = RUNNERS[s.engine](url, s)
     outcome["seconds"] = time.perf_counter() - started
@@ -296,6 +309,8 @@ def measure(s: Scenario) -> tuple:
         fake_args.append("--live")
     if s.burst:
         fake_args += ["--burst", str(s.burst)]
+    if s.tail_rate:
+        fake_args += ["--tail-rate", str(s.tail_rate), "--tail-factor", str(s.tail_factor)]
     with running_fake(*fake_args, open_=s.sessions, complete=s.sessions // 10) as url:
         with (
             other_client(url, s.other_rps, s.poisson) as neighbour,
@@ -313,6 +328,7 @@ def measure(s: Scenario) -> tuple:
     limited = outcome.get("rate_limited", stats["rate_limited"])
     rate = (total - limited) / outcome["seconds"]
     budget = "auto" if s.max_rps is None else f"{s.max_rps:g}"
+    most = outcome.get("most_in_flight", stats["max_in_flight"])
     return (
         s.name,
         s.engine,
@@ -327,15 +343,24 @@ def measure(s: Scenario) -> tuple:
         outcome["failed"],
         stats["open_total"],
         f"{neighbour.refused}/{neighbour.sent}" if neighbour.sent else "-",
+        most,
         f"{outcome['seconds']:.1f}",
         f"{outcome['peak_rss_mb']:.0f}",
     )
 
 
+def picks(name: str, only: str) -> bool:
+    return name == only[1:] if only.startswith("=") else only in name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default=None, help="run the rows whose name contains this")
+    parser.add_argument(
+        "--only",
+        action="append",
+        help="run the rows whose name contains this (=NAME: is exactly this); repeatable",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -343,7 +368,7 @@ def main() -> None:
         return
     rows = []
     for scenario in scenarios(args.quick):
-        if args.only and args.only not in scenario.name:
+        if args.only and not any(picks(scenario.name, only) for only in args.only):
             continue
         rows.append(measure(scenario))
         print(f"done: {scenario.name} / {scenario.engine}", file=sys.stderr)
@@ -362,6 +387,7 @@ def main() -> None:
             "failed",
             "left open",
             "app's 429s/requests",
+            "most in flight",
             "seconds",
             "peak RSS MB",
         ),

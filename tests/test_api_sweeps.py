@@ -58,6 +58,9 @@ def test_respond_async_answers_202_and_the_sweep_goes_on(api, fake_stripe):
     assert final["status"] == "succeeded" and final["result"]["remaining_open_count"] == 0
     assert final["result"]["expired_count"] == 60 == final["expired_count"]
     assert fake_stripe.state.snapshot()["open_total"] == 0
+    measured = final["result"]  # what the sweep measured of Stripe, and the pool it settled on
+    assert 30 <= measured["latency_ms"] < 1000 and measured["concurrency"] >= 4
+    assert 1 <= measured["most_in_flight"] <= 128
 
 
 def test_the_sessions_of_a_sweep_page_through_every_outcome(api, fake_stripe):

@@ -50,6 +50,8 @@ def _settings(env: dict[str, str], tmp_path: Path) -> Settings:
         ({**BASE, "SWEEPER_RESERVE": "half"}, "SWEEPER_RESERVE must be a share from 0 to 0.95"),
         ({**BASE, "SWEEPER_RESERVE": "1"}, "SWEEPER_RESERVE must be from 0 to 0.95"),
         ({**BASE, "SWEEPER_STORM_PATIENCE": "0"}, "SWEEPER_STORM_PATIENCE must be from 1"),
+        ({**BASE, "SWEEPER_CONCURRENCY": "many"}, "SWEEPER_CONCURRENCY must be a number"),
+        ({**BASE, "SWEEPER_CONCURRENCY": "300"}, "SWEEPER_CONCURRENCY must be from 1 to 256"),
         ({**BASE, "DATABASE_URL": "mysql://u:p@db/x"}, "DATABASE_URL is mysql://"),
         ({**BASE, "DATABASE_URL": "not a url"}, "DATABASE_URL is a value that is not a URL"),
     ],
@@ -61,7 +63,7 @@ def test_a_bad_setting_is_refused_with_the_variable_named(env, needle, tmp_path)
 
 def test_defaults_when_nothing_but_the_keys_is_set(tmp_path):
     settings = _settings(BASE, tmp_path)
-    assert (settings.max_rps, settings.concurrency, settings.lease_ttl_s) == (20, 8, 30)
+    assert (settings.max_rps, settings.concurrency, settings.lease_ttl_s) == (20, None, 30)
     assert settings.jwt.algorithms == ("HS256",) and settings.jwt.leeway_s == 30
     assert settings.server == ServerSettings()
     assert settings.database_url.endswith("checkout_sweeper.sqlite3")

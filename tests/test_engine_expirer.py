@@ -81,7 +81,7 @@ def test_a_rejected_key_stops_the_sweep_and_keeps_what_was_done():
     assert gateway.calls["expire"] < 40  # nothing new is dispatched once the key is refused
 
 
-def test_no_more_expires_in_flight_than_the_concurrency():
+def test_no_more_expires_in_flight_than_the_concurrency_ceiling():
     gateway = MemoryGateway(open_=60)
     in_flight, most = [0], [0]
     lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
@@ -518,3 +519,32 @@ def test_expired_events_reach_listening_endpoints_signed_and_retried(fake_stripe
     assert all(e.data.object.status == "expired" for e in received)
     stats = fake_stripe.state.snapshot()["webhook_deliveries"]
     assert stats == {"delivered": 3, "failed_attempts": 2, "given_up": 0}
+
+
+def test_the_latency_has_a_tail_a_user_can_set():
+    from checkout_sweeper.fake_stripe.faults import Faults
+
+    faults = Faults()
+    faults.update({"latency_ms": 600, "tail_rate": 0.05, "tail_factor": 5})
+    assert faults.latency_s(lambda: 0.5) == pytest.approx(0.6)  # outside the tail
+    assert faults.latency_s(lambda: 0.01) == pytest.approx(3.0)  # in it: five times slower
+    draws = iter([0.5, 0.01])  # jitter first, then the tail
+    faults.update({"jitter_ms": 200})
+    assert faults.latency_s(lambda: next(draws)) == pytest.approx(3.5)
+    rng = random.Random(7)
+    faults.update({"jitter_ms": 0})
+    mean = sum(faults.latency_s(rng.random) for _ in range(4000)) / 4000
+    assert 0.67 < mean < 0.77  # 95% at 600 ms, 5% at 3 s: 720 ms on average
+    with pytest.raises(ValueError, match="tail_rate"):
+        faults.update({"tail_rate": 1.5})
+
+
+def test_fake_stripe_takes_a_latency_tail_on_its_command_line():
+    from click.testing import CliRunner
+
+    from checkout_sweeper.fake_stripe.cli import fake_stripe_command
+
+    outcome = CliRunner().invoke(fake_stripe_command, ["--tail-rate", "2"])
+    assert outcome.exit_code == 2 and "--tail-rate" in outcome.output
+    outcome = CliRunner().invoke(fake_stripe_command, ["--tail-factor", "0.5"])
+    assert outcome.exit_code == 2 and "--tail-factor" in outcome.output

@@ -1,4 +1,4 @@
-"""The hint to raise SWEEPER_CONCURRENCY when Stripe's latency, not the budget, set the pace."""
+"""What a ceiling on the pool cost: said when SWEEPER_CONCURRENCY, not the budget, set the pace."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def _reading(**changes: float) -> PoolReading:
     """8 in flight all along at 500 ms for 60 s: 16 a second of a budget of 25."""
     fields: dict[str, Any] = {
         "concurrency": 8,
+        "most_threads": 8,
         "requests": 960,
         "waiting_s": 480.0,
         "elapsed_s": 60.0,
@@ -24,11 +25,14 @@ def _reading(**changes: float) -> PoolReading:
     return PoolReading(**{**fields, **changes})
 
 
-def test_a_full_pool_under_the_budget_names_the_pool_that_would_reach_it():
+def test_a_full_pool_at_its_ceiling_under_the_budget_says_what_the_ceiling_cost():
     hint = concurrency_hint(_reading())
     assert hint is not None
-    assert "500 ms" in hint and "16.0 requests a second of the 25" in hint
-    assert "SWEEPER_CONCURRENCY=17" in hint  # 25 a second x 0.5 s x 1.25, plus one
+    assert "SWEEPER_CONCURRENCY=8 cost this sweep 36% of its budget" in hint
+    assert "500 ms" in hint and "16.0 requests a second of 25" in hint
+    assert (
+        "SWEEPER_CONCURRENCY=17 (sweep --concurrency 17), or auto" in hint
+    )  # 25 a second x 0.5 s x 1.25, plus one
 
 
 @pytest.mark.parametrize(
@@ -37,6 +41,8 @@ def test_a_full_pool_under_the_budget_names_the_pool_that_would_reach_it():
         {"budget_rps": 17.0},  # the budget set the pace: 16 of 17
         {"waiting_s": 240.0, "requests": 480},  # half the pool idle: backoff, not the pool
         {"requests": 40, "waiting_s": 20.0, "elapsed_s": 2.5},  # too short to say
+        {"concurrency": None},  # auto: no ceiling to blame
+        {"most_threads": 6},  # the pool never grew to its ceiling
     ],
 )
 def test_no_hint_when_the_pool_was_not_what_held_the_sweep_back(changes):

@@ -67,6 +67,16 @@ PACING_RATE = Gauge(
     "The pacing rate in force in a running sweep.",
     multiprocess_mode="livemax",
 )
+POOL_THREADS = Gauge(
+    f"{PREFIX}_expire_pool_threads",
+    "Expire threads of the running sweeps: each pool sizes itself to rate x latency.",
+    multiprocess_mode="livesum",
+)
+IN_FLIGHT = Gauge(
+    f"{PREFIX}_stripe_in_flight",
+    "Expires of the running sweeps under way: waiting for the pacing or sent to Stripe.",
+    multiprocess_mode="livesum",
+)
 AUDIT_PENDING = Gauge(
     f"{PREFIX}_audit_pending_outcomes",
     "Outcomes in the journal that have not reached the database yet.",

@@ -385,7 +385,23 @@ PLATFORM_MAX_RPS = Setting[float | None](
     "accounts, in every process (counted in `RATELIMIT_STORAGE_URI`); unset: each account "
     "is paced on its own",
 )
-CONCURRENCY = Setting[int]("SWEEPER_CONCURRENCY", 8, whole(1, 256), "requests in flight at once")
+
+
+def in_flight_ceiling(name: str, raw: str) -> int | None:
+    """A whole number of requests from 1 to 256, or ``auto`` (None: at most 128)."""
+    if raw.strip().lower() == "auto":
+        return None
+    return whole(1, 256)(name, raw)
+
+
+CONCURRENCY = Setting[int | None](
+    "SWEEPER_CONCURRENCY",
+    None,
+    in_flight_ceiling,
+    "the most expires one sweep keeps in flight; the pool sizes itself below it to the budget's "
+    "rate times Stripe's measured latency, with headroom; `auto`: at most 128",
+    shown="auto",
+)
 LEASE_TTL_S = Setting[float](
     "SWEEPER_LEASE_TTL",
     30.0,
@@ -597,7 +613,7 @@ class Settings:
     ratelimit_storage_uri: str
     allow_live_mode: bool
     max_rps: float | None  # None: auto, from the mode's documented limit down to what works
-    concurrency: int
+    concurrency: int | None  # the ceiling of the pool; None: auto
     trusted_proxy_count: int
     server: ServerSettings
     journal_dir: Path

@@ -149,7 +149,8 @@ class SignalWatch:
     "--concurrency",
     default=None,
     type=click.IntRange(1, 256),
-    help=f"Requests in flight at once (default: {CONCURRENCY.env}, else {CONCURRENCY.default}).",
+    help=f"The most expires in flight at once; below it the pool sizes itself to the budget "
+    f"and Stripe's latency (default: {CONCURRENCY.env}, else {CONCURRENCY.shown_default}).",
 )
 @click.option(
     "--api-key",

@@ -1,4 +1,5 @@
-"""The expire pool: a bounded set of threads that expire sessions while the next page loads.
+"""The expire pool: threads that expire sessions while the next page loads, as many as the
+sweep's ``size()`` says (the budget's rate times Stripe's latency: ``latency``).
 
 ``dispatch`` blocks once the pool's size plus ``backlog`` is queued: a backlog of a page lets the
 next page load while this one is expired (no gap in the pacing at each page boundary), and a
@@ -11,13 +12,14 @@ a lost answer never acts twice.
 from __future__ import annotations
 
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
+from checkout_sweeper.engine.elastic import ElasticThreads
 from checkout_sweeper.engine.gateway import Gateway
+from checkout_sweeper.engine.headroom import PoolReading, log_ceiling_cost
+from checkout_sweeper.engine.latency import AUTO_CEILING, pool_size
 from checkout_sweeper.engine.retry import PacedCalls
 from checkout_sweeper.engine.stop import StopSignal
-from checkout_sweeper.engine.tally import SessionOutcome, Tally
+from checkout_sweeper.engine.tally import SessionOutcome, SweepResult, Tally
 from checkout_sweeper.errors import (
     FatalStripeError,
     RetryableError,
@@ -48,7 +50,9 @@ def _closed(
 
 
 class ExpirePool:
-    """Dispatch, drain and stop the expires of one sweep."""
+    """Dispatch, drain and stop the expires of one sweep, on as many threads as ``size()``
+    says (``elastic.ElasticThreads``): it grows as soon as there is work and room, and
+    shrinks as the size does."""
 
     def __init__(
         self,
@@ -58,7 +62,7 @@ class ExpirePool:
         stop: StopSignal,
         *,
         sweep_id: str,
-        concurrency: int,
+        ceiling: int | None,
         backlog: int,
     ) -> None:
         self._gateway = gateway
@@ -66,50 +70,72 @@ class ExpirePool:
         self._tally = tally
         self._stop = stop
         self._sweep_id = sweep_id
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="expire")
-        self._slots = threading.BoundedSemaphore(concurrency + backlog)
-        self._idle = threading.Condition()
-        self._in_flight: set[str] = set()  # queued or sent
-        self._sending = 0
+        self._asked_ceiling = ceiling  # SWEEPER_CONCURRENCY; None: auto
+        self.ceiling = AUTO_CEILING if ceiling is None else ceiling
+        self._threads = ElasticThreads(
+            self._expire,
+            self.size,
+            backlog=backlog,
+            name=f"expire-{sweep_id[:8]}",
+            on_change=tally.pool,
+        )
+
+    def size(self) -> int:
+        """Expires in flight wanted now: the bucket's rate times the latency measured."""
+        return pool_size(self._calls.bucket.rate, self._calls.latency.mean_s, self.ceiling)
+
+    def measured(self, result: SweepResult) -> None:
+        """What the pool measured and settled on, into ``result``."""
+        if self._calls.latency.answers:
+            result.latency_ms = round(self._calls.latency.mean_s * 1000)
+        result.concurrency = self.size()
+        result.most_in_flight = self._threads.most_busy
+
+    def log_ceiling_cost(self, result: SweepResult) -> None:
+        """Warn when a ceiling held the sweep under its budget (``headroom``)."""
+        waited, took = self._tally.progress.waiting_s, result.duration_ms / 1000
+        most, rate = self._threads.most_threads, self._calls.bucket.rate
+        reading = PoolReading(self._asked_ceiling, most, result.stripe_requests, waited, took, rate)
+        log_ceiling_cost(reading)
 
     @property
     def sending(self) -> int:
         """Expires sent to Stripe and not answered yet (queued ones are not counted)."""
-        with self._idle:
-            return self._sending
+        return self._threads.busy
+
+    @property
+    def most_threads(self) -> int:
+        return self._threads.most_threads
+
+    @property
+    def workers(self) -> int:
+        return self._threads.running
 
     def busy_with(self, session_id: str) -> bool:
-        with self._idle:
-            return session_id in self._in_flight
+        return self._threads.holds(session_id)
 
     def dispatch(self, session_id: str) -> None:
-        self._slots.acquire()
-        with self._idle:
-            self._in_flight.add(session_id)
-        self._executor.submit(self._expire, session_id)
+        """Queue an expire; blocks while the pool's size plus ``backlog`` is queued or sent."""
+        self._threads.put(session_id)
 
     def drain(self) -> None:
         """Wait until no expire is queued or in flight."""
-        with self._idle:
-            self._idle.wait_for(lambda: not self._in_flight)
+        self._threads.drain()
+
+    def settle(self) -> None:
+        """Wait until no expire is queued; those in flight go on."""
+        self._threads.settle()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Let the queue empty, then end every thread (they end with the sweep)."""
+        self._threads.close()
 
     def _expire(self, session_id: str) -> None:
-        with self._idle:
-            self._sending += 1
         try:
             key = idempotency_key(self._sweep_id, session_id)
             self._tally.record(self._outcome(session_id, key))
         except SweepStopped as stopped:  # never sent: left open, for the next sweep
             log.debug("expire of %s not sent: %s", session_id, stopped)
-        finally:
-            self._slots.release()
-            with self._idle:
-                self._sending -= 1
-                self._in_flight.discard(session_id)
-                self._idle.notify_all()
 
     def _outcome(self, session_id: str, key: str) -> SessionOutcome:
         attempts, maybe_acted = 0, False

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from checkout_sweeper.engine.latency import LatencyEstimate
 from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import Tally
@@ -55,8 +56,10 @@ class PacedCalls:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         shared_gate: Callable[[], None] | None = None,
+        latency: LatencyEstimate | None = None,
     ) -> None:
         self.bucket = bucket
+        self.latency = latency or LatencyEstimate()  # what sizes the expire pool
         self._shared_gate = shared_gate  # another budget this request must also fit in
         self.policy = policy
         self._tally = tally
@@ -113,10 +116,16 @@ class PacedCalls:
         self._tally.retried()
 
     def _timed(self, request: Callable[[], T]) -> T:
-        """``request()``, its time at Stripe counted whatever the answer (it tells when the
-        pool, not the budget, set the pace)."""
-        sent = time.monotonic()
+        """``request()``, its time at Stripe counted whatever the answer, and, unless it was a
+        429 for the rate (refused before any work), in the latency that sizes the pool."""
+        sent, worked = time.monotonic(), True
         try:
             return request()
+        except RetryableError as problem:
+            worked = not problem.rate_limited
+            raise
         finally:
-            self._tally.waited(time.monotonic() - sent)
+            took = time.monotonic() - sent
+            self._tally.waited(took)
+            if worked:
+                self.latency.answered(took)

@@ -5,7 +5,9 @@ both reach ``Sweeper.run`` through ``runs.recorded_sweep``. ``Sweeper`` only orc
 each job has its own collaborator:
 
 * ``walker.ListWalker``: one pass over the open list (pages, held cursor, restarts);
-* ``expirer.ExpirePool``: a bounded pool that expires while the next page loads;
+* ``expirer.ExpirePool``: a pool that expires while the next page loads, as many at once as
+  ``latency.pool_size`` says: the bucket's rate times the latency measured, with headroom,
+  within the ceiling (``concurrency``);
 * ``retry.PacedCalls``: every Stripe request under one ``pacing.AdaptiveTokenBucket`` at
   ``max_rps``, retried with backoff and full jitter when worth it;
 * ``tally.Tally``: outcomes and counters, and the ``SweepResult``.
@@ -31,7 +33,6 @@ from dataclasses import dataclass
 
 from checkout_sweeper.engine.expirer import ExpirePool
 from checkout_sweeper.engine.gateway import Gateway
-from checkout_sweeper.engine.headroom import PoolReading, concurrency_hint
 from checkout_sweeper.engine.pacing import STRIPE_LIVE_LIMIT, STRIPE_TEST_LIMIT, AdaptiveTokenBucket
 from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
@@ -58,7 +59,7 @@ __all__ = [
 @dataclass(frozen=True)
 class SweepOptions:
     max_rps: float | None = MAX_RPS.default  # None: auto (see ``ceiling``)
-    concurrency: int = CONCURRENCY.default
+    concurrency: int | None = CONCURRENCY.default  # the most in flight; None: auto
     dry_run: bool = False
     scope: Scope = EVERYTHING  # which open sessions: every one by default
     page_size: int = WalkOptions.page_size
@@ -173,7 +174,7 @@ class Sweeper:
         self.tally.endpoints = read_endpoints(
             lambda: self.calls.call(self.gateway.webhook_endpoints)
         )
-        self._pool = self._new_pool()
+        self._pool = _new_pool(self)
         try:
             self._passes(walker)
         except BaseException:
@@ -184,8 +185,8 @@ class Sweeper:
         finally:
             self.drain()
             self._pool.close()
-        result = self.tally.finish(self._passes_made, time.monotonic() - started)
-        _hint_at_pool(self.options, self.bucket, self.progress, result)
+        result = self._finish(time.monotonic() - started)
+        self._pool.log_ceiling_cost(result)
         reason = self.stop.reason
         if isinstance(reason, SweepAborted):
             raise type(reason)(str(reason), result) from reason
@@ -195,18 +196,13 @@ class Sweeper:
 
     def partial_result(self) -> SweepResult:
         """What was done so far: for a sweep that was interrupted."""
-        return self.tally.finish(self._passes_made, time.monotonic() - self._started)
+        return self._finish(time.monotonic() - self._started)
 
-    def _new_pool(self) -> ExpirePool:
-        return ExpirePool(
-            self.gateway,
-            self.calls,
-            self.tally,
-            self.stop,
-            sweep_id=self.sweep_id,
-            concurrency=self.options.concurrency,
-            backlog=self.options.page_size,
-        )
+    def _finish(self, duration_s: float) -> SweepResult:
+        result = self.tally.finish(self._passes_made, duration_s)
+        if self._pool is not None:
+            self._pool.measured(result)
+        return result
 
     def _passes(self, walker: ListWalker) -> None:
         """Passes from the head until one hands on nothing, the scope's limit is reached or
@@ -217,7 +213,8 @@ class Sweeper:
             listing = walker.walk()
             if not self.stop.stopped:
                 self.tally.listed_to_end()
-            self.drain()
+            if self._pool is not None:  # the next pass lists while the last expires go on
+                self._pool.settle()
             if self.stop.stopped:
                 return
             if listing.dispatched == 0 or self.options.dry_run:
@@ -225,10 +222,12 @@ class Sweeper:
                 break
             if walker.limit_reached:
                 break
+        self.drain()
         if not self.options.scope.everything:
             last = walker.walk(verify_only=True, whole_account=True)
         elif last is None:
             last = walker.walk(verify_only=True)
+        last.settle(self.tally.has_failed, self.options.remaining_cap)
         self.tally.result.limit_reached = walker.limit_reached
         self.tally.still_open(last.count, last.sample, last.out_of_scope)
 
@@ -249,6 +248,11 @@ class Sweeper:
     def recovery_enabled(self, session_id: str) -> None:
         self.tally.recovery_enabled(session_id)
 
+    def handled(self, session_id: str) -> bool:
+        """Its expire is queued, in flight or done (a listing may lag behind it)."""
+        busy = self._pool is not None and self._pool.busy_with(session_id)
+        return busy or self.tally.settled(session_id)
+
     def forget(self, session_id: str) -> None:
         with self._seen_lock:
             self._seen.discard(session_id)
@@ -265,17 +269,14 @@ class Sweeper:
             self._pool.drain()
 
 
-def _hint_at_pool(
-    options: SweepOptions, bucket: AdaptiveTokenBucket, progress: SweepProgress, result: SweepResult
-) -> None:
-    """Say so when the pool, not the budget, set the pace (Stripe slower than usual)."""
-    reading = PoolReading(
-        concurrency=options.concurrency,
-        requests=result.stripe_requests,
-        waiting_s=progress.waiting_s,
-        elapsed_s=result.duration_ms / 1000,
-        budget_rps=bucket.rate,
+def _new_pool(sweeper: Sweeper) -> ExpirePool:
+    """The sweep's expire pool, sized as it runs up to the ceiling the options allow."""
+    return ExpirePool(
+        sweeper.gateway,
+        sweeper.calls,
+        sweeper.tally,
+        sweeper.stop,
+        sweep_id=sweeper.sweep_id,
+        ceiling=sweeper.options.concurrency,
+        backlog=sweeper.options.page_size,
     )
-    hint = concurrency_hint(reading)
-    if hint:
-        log.warning(hint)

@@ -39,6 +39,8 @@ class SweepProgress:
     rate_limited: int = 0
     retries: int = 0
     waiting_s: float = 0.0  # summed over requests: time from sending to Stripe's answer
+    pool_size: int = 0  # expire threads running now
+    in_flight: int = 0  # expires under way: waiting for the pacing or sent to Stripe
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -132,6 +134,27 @@ class SweepResult:
             "and recovery_sessions (of the sessions, those with recovery enabled)."
         ),
     )
+    latency_ms: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Stripe's answer time the sweep measured (a running mean of its last answers, 429s "
+            "left out), in milliseconds; null before any answer."
+        ),
+    )
+    concurrency: int = field(
+        default=0,
+        metadata=_doc(
+            "Expires in flight the sweep settled on: the budget's rate times the latency "
+            "measured, with headroom, within SWEEPER_CONCURRENCY (auto: at most 128)."
+        ),
+    )
+    most_in_flight: int = field(
+        default=0,
+        metadata=_doc(
+            "The most expires the sweep had under way at once (sent to Stripe or waiting for "
+            "the pacing)."
+        ),
+    )
 
     @property
     def succeeded(self) -> bool:
@@ -190,6 +213,12 @@ class Tally:
         with self._lock:
             self.progress.waiting_s += seconds
 
+    def pool(self, size: int, in_flight: int) -> None:
+        """The expire pool's threads and expires in flight now (for the gauges)."""
+        with self._lock:
+            self.progress.pool_size = size
+            self.progress.in_flight = in_flight
+
     def retried(self) -> None:
         with self._lock:
             self.progress.retries += 1
@@ -207,6 +236,11 @@ class Tally:
     def has_failed(self, session_id: str) -> bool:
         with self._lock:
             return session_id in self._failed_ids
+
+    def settled(self, session_id: str) -> bool:
+        """The session has an outcome other than failed: expired or found closed."""
+        with self._lock:
+            return hash(session_id) in self._recorded and session_id not in self._failed_ids
 
     def record(self, outcome: SessionOutcome) -> None:
         """Count one outcome, then tell the audit writer and the progress display. A session

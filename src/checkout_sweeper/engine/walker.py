@@ -11,6 +11,7 @@ sessions not handled yet.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,6 +34,8 @@ class SessionSink(Protocol):
 
     def is_new(self, session_id: str) -> bool: ...
 
+    def handled(self, session_id: str) -> bool: ...
+
     def dispatch(self, session_id: str) -> None: ...
 
     def forget(self, session_id: str) -> None: ...
@@ -51,6 +54,7 @@ class PassListing:
     count: int = 0
     sample: list[JsonObject] = field(default_factory=list)
     out_of_scope: int = 0
+    pending: list[JsonObject] = field(default_factory=list)  # listed while in flight or done
 
     def still_open(self, session: JsonObject, cap: int) -> None:
         self.count += 1
@@ -62,6 +66,15 @@ class PassListing:
         self.count = 0
         self.out_of_scope = 0
         self.sample.clear()
+        self.pending.clear()
+
+    def settle(self, failed: Callable[[str], bool], cap: int) -> None:
+        """Once nothing is in flight: of the sessions listed while their expire was in
+        flight (or had just ended), those whose expire failed are still open."""
+        for session in self.pending:
+            if failed(session["id"]):
+                self.still_open(session, cap)
+        self.pending.clear()
 
 
 @dataclass(frozen=True)
@@ -161,6 +174,9 @@ class ListWalker:
         for session in page.sessions:
             if not options.scope.matches(session):
                 listing.out_of_scope += 1
+                continue
+            if not options.dry_run and self._sink.handled(session["id"]):
+                listing.pending.append(session)  # its expire says whether it stays open
                 continue
             new = not verify_only and not self.limit_reached and self._sink.is_new(session["id"])
             if new:

@@ -80,6 +80,17 @@ def _amount_option(flag: str, help_text: str) -> Callable[[_Command], _Command]:
     show_default=True,
     help="Latency per answer: MS, or MIN-MAX for a uniform spread.",
 )
+@_rate_option(
+    "--tail-rate",
+    "Share of answers in the latency's tail, --tail-factor times slower (Stripe's heavy tail).",
+)
+@click.option(
+    "--tail-factor",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="How many times slower an answer in the tail is.",
+)
 @_rate_option("--fail-rate", "Share of requests answered 500 (Stripe-Should-Retry: true).")
 @_rate_option("--expire-fail-rate", "Extra share of expire calls alone answered 500.")
 @_rate_option("--lost-rate", "Share of POSTs carried out whose answer is lost (500 instead).")
@@ -124,41 +135,19 @@ def fake_stripe_command(
     expired: int,
     live: bool,
     account: str,
-    rps: float,
-    operation_rps: float,
-    burst: float,
     latency_ms: str,
-    fail_rate: float,
-    expire_fail_rate: float,
-    lost_rate: float,
-    race_rate: float,
-    lock_rate: float,
-    spawn_rate: float,
     accounts: int,
     varied: bool,
     lifetime: int,
     restricted_lacks: str,
     seed: int | None,
+    **faults: float,  # --rps ... --spawn-rate: the fault settings of the same names
 ) -> None:
     """Serve a stateful fake of Stripe's Checkout Sessions API on HOST:PORT."""
     base, jitter = parse_latency(latency_ms)
     state = FakeStripeState(seed=seed)
     state.policy.update({"lifetime_s": lifetime, "restricted_lacks": restricted_lacks.split(",")})
-    state.faults.update(
-        {
-            "rps": rps,
-            "operation_rps": operation_rps,
-            "burst": burst,
-            "latency_ms": base,
-            "jitter_ms": jitter,
-            "fail_rate": fail_rate,
-            "expire_fail_rate": expire_fail_rate,
-            "lost_rate": lost_rate,
-            "race_rate": race_rate,
-            "lock_rate": lock_rate,
-            "spawn_rate": spawn_rate,
-        }
-    )
+    state.faults.update({**faults, "latency_ms": base, "jitter_ms": jitter})
     connected = state.connect_accounts(accounts, open_=open_, varied=varied)
     state.seed(
         open_=0 if accounts else open_, complete=complete, expired=expired, livemode=live,

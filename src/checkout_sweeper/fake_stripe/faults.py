@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 from checkout_sweeper.fake_stripe.objects import StripeObject
@@ -77,6 +77,8 @@ class Faults:
     burst: float = 0.0  # a token bucket of this capacity; 0: at most rps in any one second
     latency_ms: float = 0.0  # base latency of every answer
     jitter_ms: float = 0.0  # plus a uniform random extra up to this
+    tail_rate: float = 0.0  # share of answers in the latency's tail: ``tail_factor`` times slower
+    tail_factor: float = 5.0
     fail_rate: float = 0.0  # share of requests answered 500 with Stripe-Should-Retry: true
     expire_fail_rate: float = 0.0  # extra share of expires alone answered 500
     lost_rate: float = 0.0  # share of POSTs carried out whose answer is lost (a 500 instead)
@@ -96,6 +98,16 @@ class Faults:
             if number < 0 or (name.endswith("_rate") and name != "spawn_rate" and number > 1):
                 raise ValueError(f"{name} out of range: {value}")
             setattr(self, name, number)
+
+    def latency_s(self, draw: Callable[[], float]) -> float:
+        """One answer's latency: the base, a uniform share of the jitter, and for a share of
+        answers (the tail) all of that ``tail_factor`` times over; ``draw`` gives 0 to 1."""
+        if not (self.latency_ms or self.jitter_ms):
+            return 0.0
+        ms = self.latency_ms + (draw() * self.jitter_ms if self.jitter_ms else 0.0)
+        if self.tail_rate and draw() < self.tail_rate:
+            ms *= self.tail_factor
+        return ms / 1000.0
 
     def fail_rate_for(self, operation: str) -> float:
         if operation == "expire":

@@ -70,9 +70,9 @@ class RequestGate:
         """Latency, then perhaps an injected 5xx or object lock (before the request does
         anything)."""
         faults = self._state.faults
-        if faults.latency_ms or faults.jitter_ms:
-            extra = self._state.random.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0.0
-            time.sleep((faults.latency_ms + extra) / 1000.0)
+        latency_s = faults.latency_s(self._state.random.random)
+        if latency_s:
+            time.sleep(latency_s)
         if self._chance(faults.fail_rate_for(operation)):
             with self._state.lock:
                 self._state.stats.server_errors += 1

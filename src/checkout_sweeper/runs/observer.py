@@ -11,7 +11,9 @@ from checkout_sweeper.engine.pacing import AdaptiveTokenBucket
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress
 from checkout_sweeper.metrics import (
     AUDIT_PENDING,
+    IN_FLIGHT,
     PACING_RATE,
+    POOL_THREADS,
     SESSIONS,
     STRIPE_RETRIES,
     SWEEP_SECONDS,
@@ -34,6 +36,7 @@ class SweepObserver:
         self._started = time.monotonic()
         self._logged_at = self._started
         self._retries = 0
+        self._pool = (0, 0)  # threads and expires in flight last shown: this sweep's share
         self.pending: Callable[[], int] = lambda: 0  # the recorder's count, once there is one
 
     def started(self) -> None:
@@ -49,6 +52,7 @@ class SweepObserver:
             STRIPE_RETRIES.inc(p.retries - self._retries)
             self._retries = p.retries
         PACING_RATE.set(self._bucket.rate)
+        self._show_pool(p.pool_size, p.in_flight)
         AUDIT_PENDING.set(self.pending())
         now = time.monotonic()
         if now - self._logged_at >= PROGRESS_EVERY_S:
@@ -59,8 +63,15 @@ class SweepObserver:
         SWEEPS_FINISHED.labels(self.trigger, status).inc()
         SWEEP_SECONDS.labels(self.trigger).observe(time.monotonic() - self._started)
         SWEEPS_RUNNING.dec()
+        self._show_pool(0, 0)
         AUDIT_PENDING.set(0)
         log.info("sweep ended", extra={"fields": {**self._fields(p), "status": status}})
+
+    def _show_pool(self, threads: int, in_flight: int) -> None:
+        """This sweep's share of the gauges (sweeps of one process add up)."""
+        POOL_THREADS.inc(threads - self._pool[0])
+        IN_FLIGHT.inc(in_flight - self._pool[1])
+        self._pool = (threads, in_flight)
 
     def _fields(self, p: SweepProgress) -> dict[str, object]:
         return {
@@ -73,4 +84,6 @@ class SweepObserver:
             "rate_limited": p.rate_limited,
             "expired_per_s": round(p.rate, 2),
             "pacing_rps": round(self._bucket.rate, 2),
+            "pool_threads": p.pool_size,
+            "in_flight": p.in_flight,
         }

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
+import requests
 import stripe
+from requests.adapters import HTTPAdapter
 
 from checkout_sweeper.api_keys import account_fingerprint, is_live_key
 from checkout_sweeper.engine.gateway import NO_FILTERS, ListFilters, SessionPage
@@ -38,6 +40,20 @@ CONNECT_TIMEOUT_S = 2.0  # Stripe answers a connection in well under a second
 _NO_ACCESS = "does not have access to account"  # Stripe's 403 for revoked Connect access
 _WARNED: set[str] = set()  # keys whose account could not be read, said once per process
 _WARNED_LOCK = threading.Lock()
+# Kept-alive connections to Stripe, shared by every thread of a gateway: as many as the largest
+# pool SWEEPER_CONCURRENCY allows, opened only when that many requests are in flight.
+CONNECTIONS = 256
+
+
+def _connection_pool() -> requests.Session:
+    """One session for every thread. Left to itself, the SDK's ``RequestsClient`` keeps a
+    session per thread: a pool whose threads come and go would open a new connection (a TLS
+    handshake) for each new thread and drop it when the thread ends."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=CONNECTIONS)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 def _retry_after(headers: dict[str, str] | None) -> float | None:
@@ -150,7 +166,8 @@ class StripeGateway:
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=0,  # the engine retries, with its own pacing and backoff
             http_client=stripe.RequestsClient(
-                timeout=(min(CONNECT_TIMEOUT_S, timeout_s), timeout_s)
+                timeout=(min(CONNECT_TIMEOUT_S, timeout_s), timeout_s),
+                session=_connection_pool(),
             ),
         )
 
