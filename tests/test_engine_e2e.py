@@ -383,3 +383,22 @@ def test_a_key_that_may_not_read_endpoints_still_gets_its_dry_run(fake_stripe):
     effects = result.as_data()["side_effects"]
     assert effects["webhook_endpoints"] is None and effects["expired_events"] == 4
     assert "rak_webhook_read" in effects["note"] and "Webhook Endpoints read" in effects["note"]
+
+
+def test_endpoints_that_could_not_be_read_are_explained_by_why():
+    """A key refused the endpoints is told which permission to add; a Stripe that did not
+    answer is not blamed on the key."""
+    from checkout_sweeper.engine.side_effects import read_endpoints
+    from checkout_sweeper.errors import FatalStripeError, RetryableError
+
+    def refused() -> list:
+        raise FatalStripeError("Stripe 403 error: the key lacks the permission")
+
+    def unreached() -> list:
+        raise RetryableError("could not reach Stripe: connection refused")
+
+    assert read_endpoints(refused)[0] is None
+    assert "Webhook Endpoints read" in str(read_endpoints(refused)[1])
+    endpoints, note = read_endpoints(unreached)
+    assert endpoints is None and "could not reach Stripe" in str(note)
+    assert "Webhook Endpoints read" not in str(note)

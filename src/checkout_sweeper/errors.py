@@ -419,8 +419,8 @@ class CustomerRefused(SweepProblem):
 
     def __init__(self, customer_id: str) -> None:
         super().__init__(
-            f"This user already has a Stripe customer ({customer_id}); this cleanup endpoint "
-            "is only for users without one."
+            f"This user already has a Stripe customer ({customer_id}); these cleanup sweeps "
+            "are only for users without one."
         )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from checkout_sweeper.engine.durations import EXAMPLES, parse_duration
+from checkout_sweeper.engine.durations import parse_duration
 from checkout_sweeper.engine.gateway import ListFilters
 from checkout_sweeper.errors import ScopeInvalid
 from checkout_sweeper.vocabulary import JsonObject
@@ -93,7 +93,7 @@ def _older_than(value: Any) -> str:
     ):
         raise ValueError(
             f"{LIFETIME}, so an older_than past 24h matches no open session: expected a "
-            f"duration from 1s to 24h such as {EXAMPLES}, got {repr(value)[:40]}"
+            f"duration from 1s to 24h such as 90s, 30m, 2h or 1d, got {repr(value)[:40]}"
         )
     return value
 

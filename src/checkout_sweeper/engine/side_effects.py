@@ -16,6 +16,7 @@ from checkout_sweeper.errors import StripeProblem, SweepStopped
 from checkout_sweeper.vocabulary import JsonObject
 
 EXPIRED_EVENT = "checkout.session.expired"
+UNANSWERED = "the webhook endpoints could not be read ({problem})"
 UNREAD = (
     "the webhook endpoints could not be read ({problem}); give the key Webhook Endpoints "
     "read to see which endpoints each expiry notifies"
@@ -46,7 +47,8 @@ def read_endpoints(
     try:
         return listening(read()), None
     except (StripeProblem, SweepStopped) as problem:
-        return None, UNREAD.format(problem=problem)
+        refused = "403" in str(problem) or "permission" in str(problem).lower()
+        return None, (UNREAD if refused else UNANSWERED).format(problem=problem)
 
 
 def side_effects(
