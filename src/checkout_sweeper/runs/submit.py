@@ -36,7 +36,7 @@ from checkout_sweeper.runs.launch import (
     start_configured_sweep,
 )
 from checkout_sweeper.runs.queue.pool import local_pool
-from checkout_sweeper.runs.queue.producer import is_durable, queue_run
+from checkout_sweeper.runs.queue.producer import is_durable, record_run, send_or_fail
 from checkout_sweeper.runs.recorded_sweep import RecordedSweep
 from checkout_sweeper.stripe_api.adapter import StripeGateway
 from checkout_sweeper.vocabulary import RunStatus
@@ -113,14 +113,18 @@ def submit_sweep(
 
 
 def _queued(caller: Caller, services: Services, asked: Asked) -> str:
-    return queue_run(
+    """A queued run and its message; the sweep id."""
+    broker = _queue(services)
+    sweep_id = record_run(
         services.settings,
         services.db,
-        _queue(services),
+        broker,
         trigger=caller.trigger,
         user_id=caller.user_id,
         asked=asked,
     )
+    send_or_fail(services.db, broker, sweep_id)
+    return sweep_id
 
 
 def submit_fleet(

@@ -140,22 +140,6 @@ def _set_run(db: Database, sweep_id: str, **values: object) -> None:
         update_run(session, sweep_id, values)
 
 
-def queue_run(
-    settings: Settings,
-    db: Database,
-    broker: Broker,
-    *,
-    trigger: str,
-    user_id: int | None,
-    asked: Asked,
-) -> str:
-    """A queued run of the configured account, and its message; the sweep id. Raises what
-    identifying the account raises, or ``QueueUnavailable``."""
-    sweep_id = record_run(settings, db, broker, trigger=trigger, user_id=user_id, asked=asked)
-    send_or_fail(db, broker, sweep_id)
-    return sweep_id
-
-
 def record_run(
     settings: Settings,
     db: Database,
