@@ -96,12 +96,6 @@ def reserve(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
     return _headers(quota, reset, remaining)
 
 
-def spend(counter: RateLimiter, quota: Quota, key: str) -> dict[str, str]:
-    """Count one call for ``key`` (a user's row id, never the claim text), or raise
-    ``QuotaExceeded``; the headers say what is left."""
-    return reserve(counter, quota, key)
-
-
 def give_back(counter: RateLimiter, quota: Quota, key: str, held_s: float) -> None:
     """A call taken ``held_s`` ago is given back (its sweep could do nothing, for a reason
     of the server's): a credit the next ``reserve`` uses, for as long as the call would

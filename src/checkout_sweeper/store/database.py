@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -42,6 +43,7 @@ from checkout_sweeper.errors import (
 from checkout_sweeper.settings import masked
 from checkout_sweeper.store.deadlines import Deadlines
 
+log = logging.getLogger("checkout_sweeper.store")
 _MIGRATION_LOCK_ID = 0x5EE9_C0DE  # pg_advisory_lock key for "checkout-sweeper migrations"
 CONNECT_TIMEOUT_S = 3
 DEADLINE_S = 10  # a request's (or a command's) database work before a sweep, at most
@@ -145,8 +147,8 @@ class Database:
             try:
                 if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
                     break  # the file others lock too
-            except FileNotFoundError:
-                pass
+            except FileNotFoundError:  # its last holder removed it: lock the new one
+                log.debug("migration lock %s was removed by its holder; locking anew", path)
             os.close(descriptor)
         try:
             yield

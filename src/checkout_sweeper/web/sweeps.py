@@ -33,7 +33,7 @@ from checkout_sweeper.errors import (
 from checkout_sweeper.metrics import SWEEPS_CANCELED
 from checkout_sweeper.runs.cancel import cancel_run
 from checkout_sweeper.runs.launch import Asked
-from checkout_sweeper.runs.quota import READS, spend, user_key
+from checkout_sweeper.runs.quota import READS, reserve, user_key
 from checkout_sweeper.runs.rows import (
     ENDED,
     children_of,
@@ -71,7 +71,7 @@ def reading_user() -> User:
     user = caller()
     state = app_state()
     key = user_key(state.settings.ratelimit_key_prefix, user.id)
-    g.quota_headers = spend(state.limiter.limiter, READS, key)
+    g.quota_headers = reserve(state.limiter.limiter, READS, key)
     return user
 
 

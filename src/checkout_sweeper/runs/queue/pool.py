@@ -139,6 +139,9 @@ def stop_canceled(runner: SweepRunner, sweep_ids: set[str] | None = None) -> Non
     running = runner.running_now()
     if not running:
         return
-    canceled = (sweep_ids or set()) & set(running) or cancel_asked(runner.db, set(running))
+    if sweep_ids is None:  # the watcher asks the run rows; a cancel here names its runs
+        canceled = cancel_asked(runner.db, set(running))
+    else:
+        canceled = sweep_ids & set(running)
     for sweep_id in canceled:
         running[sweep_id].sweeper.abort(SweepCanceled(canceled_reason(runner.db, sweep_id)))
