@@ -52,6 +52,9 @@ def refuse_if_held(db: Database, account: str) -> None:
         holder = session.get(SweepLock, account)
         if holder is None or holder.expires_at < time.time() or holder_is_dead(holder.owner):
             return
+        run = session.get(SweepRun, holder.run_id)
+        if run is not None and run.finished_at is not None:  # ended, its lease being let go
+            return
         raise SweepInProgress(account, _described(session, holder), _since(session, holder))
 
 
