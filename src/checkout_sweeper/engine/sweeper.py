@@ -24,11 +24,13 @@ to the ``on_outcome`` callback (the audit trail) as they happen.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from checkout_sweeper.engine.expirer import ExpirePool
@@ -171,20 +173,23 @@ class Sweeper:
         """Sweep until clean, stopped or out of passes; raises ``SweepAborted`` when stopped."""
         self._started = started = time.monotonic()
         walker = ListWalker(self.gateway, self.calls, self.stop, self, self.options.walk_options())
-        self.tally.endpoints = read_endpoints(
-            lambda: self.calls.call(self.gateway.webhook_endpoints)
-        )
         self._pool = _new_pool(self)
-        try:
-            self._passes(walker)
-        except BaseException:
-            # Interrupted (a signal, a bug): queued expires are dropped, those in flight
-            # finish and are recorded, and the caller sees the original exception.
-            self.stop.interrupt()
-            raise
-        finally:
-            self.drain()
-            self._pool.close()
+        # The endpoints are read while the first page is listed: a latency less before the
+        # first expire, and what they say is needed only in the answer.
+        with ThreadPoolExecutor(1, thread_name_prefix=f"endpoints-{self.sweep_id[:8]}") as reader:
+            read = functools.partial(self.calls.call, self.gateway.webhook_endpoints)
+            endpoints = reader.submit(read_endpoints, read)
+            try:
+                self._passes(walker)
+            except BaseException:
+                # Interrupted (a signal, a bug): queued expires are dropped, those in flight
+                # finish and are recorded, and the caller sees the original exception.
+                self.stop.interrupt()
+                raise
+            finally:
+                self.drain()
+                self._pool.close()
+                self.tally.endpoints = endpoints.result()
         result = self._finish(time.monotonic() - started)
         self._pool.log_ceiling_cost(result)
         reason = self.stop.reason
