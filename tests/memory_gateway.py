@@ -36,6 +36,7 @@ class MemoryGateway:
         self.events: list[tuple[str, str | None]] = []  # ("list", cursor) / ("expire", id)
         self.after_list: Callable[[SessionPage], object] | None = None
         self.expire_delay_s = 0.0  # how long Stripe takes to answer an expire
+        self.list_delay_s = 0.0  # and a page of the list
         self.empty_pages = 0  # pages to come that are empty and yet say has_more
         self.endpoints: list[dict[str, Any]] = []  # webhook endpoints, as Stripe shows them
         self.endpoints_refused: StripeProblem | None = None  # a key that may not read them
@@ -86,6 +87,8 @@ class MemoryGateway:
     def list_open(
         self, *, limit: int, starting_after: str | None, filters: ListFilters
     ) -> SessionPage:
+        if self.list_delay_s:
+            time.sleep(self.list_delay_s)
         with self._lock:
             self.calls["list"] += 1
             self.events.append(("list", starting_after))

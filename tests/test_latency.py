@@ -157,3 +157,41 @@ def test_the_last_pass_lists_while_the_last_expires_are_in_flight_and_counts_the
     assert result.remaining_open_count == 1  # the failed one, listed while in flight
     assert [s["id"] for s in result.remaining_open_sessions] == [failing]
     assert len(outcomes) == 5
+
+
+def test_the_next_page_is_listed_before_the_expire_threads_waiting_for_slots():
+    """Once the first page is in, about 50 expire threads ask for slots at 25 a second; the
+    listing, which they all wait for, goes first (a slot within a third of a second), or the
+    pool runs dry once the first page is expired."""
+    gateway = MemoryGateway(open_=150)
+    gateway.expire_delay_s = gateway.list_delay_s = 1.2
+    result, _ = sweep_in_memory(gateway, max_rps=25)
+    assert result.expired_count == 150
+    events = gateway.events
+    second_page = next(n for n, (kind, at) in enumerate(events) if kind == "list" and at)
+    answered_before = [kind for kind, _ in events[:second_page]].count("expire")
+    assert answered_before < 18, answered_before  # those sent within 0.7 s of the first page
+
+
+def test_the_webhook_endpoints_are_read_while_the_sweep_goes_on():
+    """Their answer is needed only in the sweep's answer: a slow one delays no expire."""
+
+    class SlowEndpoints(MemoryGateway):
+        def webhook_endpoints(self) -> list[dict]:
+            time.sleep(1.0)
+            self.events.append(("endpoints", None))
+            return [
+                {
+                    "id": "we_1",
+                    "url": "https://x.test",
+                    "status": "enabled",
+                    "enabled_events": ["*"],
+                }
+            ]
+
+    gateway = SlowEndpoints(open_=5)
+    result, _ = sweep_in_memory(gateway, max_rps=100)
+    assert result.expired_count == 5
+    assert [kind for kind, _ in gateway.events][-1] == "endpoints"  # after every expire
+    assert result.side_effects is not None
+    assert result.side_effects["webhook_endpoints"] == [{"id": "we_1", "url": "https://x.test"}]

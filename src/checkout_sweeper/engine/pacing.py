@@ -209,10 +209,10 @@ class SpacedSlots:
     def rate_at(self, now: float) -> float:
         return self.rate
 
-    def acquire(self) -> None:
-        """Block until this caller may send one request."""
+    def acquire(self, ahead: bool = False) -> None:
+        """Block until this caller may send one request; ``ahead``: before those waiting."""
         while True:
-            wait, reserved = self._reserve_slot()
+            wait, reserved = self._reserve_slot(ahead)
             if wait > 0:
                 self._sleep(wait)
             if reserved:
@@ -220,11 +220,15 @@ class SpacedSlots:
         while (wait := self._take_window_place()) > 0:
             self._sleep(wait)
 
-    def _reserve_slot(self) -> tuple[float, bool]:
+    def _reserve_slot(self, ahead: bool) -> tuple[float, bool]:
         """The wait for the next slot, and whether it was taken. A slot further off than
         ``REPLAN_S`` is not taken: the caller waits that long and asks again, since the rate
         may have changed by then (a thread that took a slot a second ahead at a storm's
-        1 req/s would sleep through the climb back)."""
+        1 req/s would sleep through the climb back). So the slot after the last one taken is
+        never further off than ``REPLAN_S`` and an interval, and a caller ``ahead`` takes it:
+        it goes before every caller still asking, however many they are (the listing, which
+        the expire threads wait for, would otherwise win one ask in as many as there are
+        threads, and leave them idle at the start of a sweep)."""
         with self._lock:
             now = self._clock()
             self.rate = self.rate_at(now)
@@ -233,7 +237,7 @@ class SpacedSlots:
             # shortens the wait of those already waiting
             earliest = max(self._last_slot + interval, self._hold_until)
             slot = max(earliest, now - (self.burst - 1) * interval)
-            if slot - now > REPLAN_S:
+            if slot - now > REPLAN_S + (interval if ahead else 0.0):
                 return REPLAN_S, False
             self._last_slot = slot
             late = self._random.uniform(0, self.jitter * interval) if self.jitter else 0.0

@@ -67,14 +67,15 @@ class PacedCalls:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    def call(self, request: Callable[[], T]) -> T:
+    def call(self, request: Callable[[], T], *, ahead: bool = False) -> T:
         """``request()`` once or more; the last ``RetryableError`` is raised when they run out,
-        ``SweepStopped`` when the sweep stopped before a request could start."""
+        ``SweepStopped`` when the sweep stopped before a request could start. ``ahead``: its
+        slots go before those of the requests waiting (the listing feeds them all)."""
         attempt = 0
         while True:
             attempt += 1
             self._stop.check()  # a stopped sweep drops its queued requests without a slot
-            self.bucket.acquire()
+            self.bucket.acquire(ahead)
             if self._shared_gate is not None:
                 self._shared_gate()
             self._stop.check()  # the wait for a slot may have outlasted the lease deadline

@@ -119,7 +119,7 @@ class ListWalker:
         restarts = empty = 0
         while not self._stop.stopped:
             try:
-                page = self._calls.call(functools.partial(self._fetch, cursor))
+                page = self._calls.call(functools.partial(self._fetch, cursor), ahead=True)
             except StaleCursor as stale:
                 restarts += 1
                 if restarts > MAX_RESTARTS_PER_PASS:
