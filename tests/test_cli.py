@@ -433,10 +433,14 @@ def test_a_warning_is_a_plain_line_and_names_the_concurrency_option(cli, fake_st
     assert not any(line.startswith("{") for line in result.stderr.splitlines())  # no JSON logs
 
 
-def test_a_reader_that_goes_away_ends_the_output_quietly(cli, fake_stripe):
+@pytest.mark.parametrize(
+    "command", [("users", "list", "--json"), ("history",), ("history", "--json")], ids=" ".join
+)
+def test_a_reader_that_goes_away_ends_the_output_quietly(cli, fake_stripe, command):
     fake_stripe.state.seed(open_=3)
+    assert cli("sweep", "--yes").returncode == 0  # a run on record: history prints a table
     process = subprocess.Popen(
-        [*COMMAND, "users", "list", "--json"],
+        [*COMMAND, *command],
         env=cli.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -107,10 +107,24 @@ def print_json(payload: Any) -> None:
         sys.stdout.write("\n")
         sys.stdout.flush()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to say
+        _reader_gone()
+
+
+def _reader_gone() -> None:
+    """Nothing more reaches stdout: the rest goes nowhere, and quietly."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+class StdoutConsole(Console):
+    """Stdout, whose reader may go away (``| head``): the rest of the output is dropped and the
+    command ends with its own exit code (rich's own console would end it with 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _reader_gone()
 
 
 def table_console() -> Console:
     """Stdout for tables: the terminal's width, or a wide page when piped so nothing is cut."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    console = StdoutConsole()
+    return console if console.is_terminal else StdoutConsole(width=160)
