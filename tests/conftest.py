@@ -14,6 +14,7 @@ import pytest
 import stripe
 
 from checkout_sweeper.fake_stripe import FakeStripeServer, FakeStripeState
+from checkout_sweeper.store.database import Database
 
 from helpers import RunningApi, fresh_postgres, make_client, serve_api, service_missing
 
@@ -25,6 +26,14 @@ def own_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test (and every command it runs) keeps its data in its own folder, never in the
     user's real data directory."""
     monkeypatch.setenv("SWEEPER_INSTANCE_PATH", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    """A fresh SQLite database, migrated, in the test's own folder."""
+    database = Database(f"sqlite:///{tmp_path / 'sweeper.sqlite3'}")
+    database.upgrade()
+    return database
 
 
 @pytest.fixture

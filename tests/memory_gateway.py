@@ -30,6 +30,7 @@ class MemoryGateway:
         self.status: dict[str, str] = {}
         self.calls: Counter[str] = Counter()
         self.expire_keys: dict[str, set[str]] = {}
+        self._done_keys: set[str] = set()  # keys of expires that succeeded
         self._expire_faults: dict[str, deque[StripeProblem]] = {}
         self._list_faults: deque[StripeProblem] = deque()
         self._lost: set[str] = set()
@@ -115,6 +116,8 @@ class MemoryGateway:
         with self._lock:
             self.calls["expire"] += 1
             self.events.append(("expire", session_id))
+            if idempotency_key in self._done_keys:  # Stripe replays the answer it saved
+                return
             self.expire_keys.setdefault(session_id, set()).add(idempotency_key)
             queued = self._expire_faults.get(session_id)
             if queued:
@@ -122,6 +125,7 @@ class MemoryGateway:
             if self.status[session_id] != "open":
                 raise SessionNotOpen(self.status[session_id])
             self.status[session_id] = "expired"
+            self._done_keys.add(idempotency_key)
             if session_id in self._lost:
                 self._lost.discard(session_id)
                 raise RetryableError("Stripe 500 error: answer lost")

@@ -79,13 +79,6 @@ def test_the_latest_slot_of_a_cron_is_the_last_moment_it_names():
     assert nightly.latest_slot(T0, T0 + timedelta(days=2)) == T0 + timedelta(days=1, hours=3)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'schedules.sqlite3'}")
-    database.upgrade()
-    return database
-
-
 def _backdated(db: Database, every: str, created: datetime, scope: Scope = EVERYTHING) -> str:
     schedule = add_schedule(db, Cadence.read(every, None), scope, dry_run=False, user_id=None)
     with db.session() as session:

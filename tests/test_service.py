@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from checkout_sweeper.engine.expirer import idempotency_key
 from checkout_sweeper.engine.sweeper import SweepOptions
 from checkout_sweeper.errors import LeaseLost, RetryableError, SweepAborted, SweepInProgress
 from checkout_sweeper.runs.audit_trail import take_up_run
@@ -25,13 +26,6 @@ from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utc
 
 from harness import wait_until
 from memory_gateway import INSTANT, MemoryGateway
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'service.sqlite3'}")
-    database.upgrade()
-    return database
 
 
 def _run(
@@ -115,13 +109,8 @@ def test_a_sweep_that_stripe_stops_is_recorded_failed_with_what_it_did(db):
     assert aborted.value.result is not None and aborted.value.result.stripe_requests == 1 + 2
 
 
-def test_the_next_sweep_settles_what_a_stopped_one_left_unknown(db):
-    """Rows left unknown (an expire sent, its answer lost at the stop) are settled by the next
-    sweep of the account from Stripe's status, and the old run's counts recounted."""
-    gateway = MemoryGateway(open_=3)
-    acted, untouched, paid = gateway.open_ids()
-    gateway.status[acted] = "expired"  # the lost answer had done its work
-    gateway.status[paid] = "complete"
+def _left_unknown(db: Database, gateway: MemoryGateway, *session_ids: str) -> None:
+    """An interrupted run whose expires of ``session_ids`` were sent and never answered."""
     with db.session() as session:
         session.add(
             SweepRun(
@@ -136,21 +125,44 @@ def test_the_next_sweep_settles_what_a_stopped_one_left_unknown(db):
         session.flush()
         session.add_all(
             SweptSession(run_id="r" * 32, session_id=sid, outcome="unknown", attempts=1)
-            for sid in (acted, untouched, paid)
+            for sid in session_ids
         )
-    _run(db, gateway)
+
+
+def _outcomes_of_the_stopped_run(db: Database) -> dict[str, str]:
     with db.session() as session:
-        rows = dict(
-            session.execute(
-                select(SweptSession.session_id, SweptSession.outcome).where(
-                    SweptSession.run_id == "r" * 32
-                )
-            ).all()
-        )
+        rows = select(SweptSession.session_id, SweptSession.outcome)
+        return dict(session.execute(rows.where(SweptSession.run_id == "r" * 32)).tuples().all())
+
+
+def test_the_next_sweep_settles_what_a_stopped_one_left_unknown(db):
+    """Rows left unknown (an expire sent, its answer lost at the stop) are settled by the next
+    sweep of the account from Stripe (the status, and the expire's answer replayed for its
+    key), and the old run's counts recounted."""
+    gateway = MemoryGateway(open_=3)
+    acted, untouched, paid = gateway.open_ids()
+    gateway.expire(acted, idempotency_key("r" * 32, acted))  # its answer was lost
+    gateway.status[paid] = "complete"
+    _left_unknown(db, gateway, acted, untouched, paid)
+    _run(db, gateway)
+    rows = _outcomes_of_the_stopped_run(db)
+    with db.session() as session:
         old = session.get(SweepRun, "r" * 32)
+        assert old is not None
         assert (old.expired_count, old.already_closed_count, old.failed_count) == (1, 1, 1)
     assert rows == {acted: "expired", untouched: "failed", paid: "already_closed"}
     assert gateway.status[untouched] == "expired"  # the new sweep expired it
+
+
+def test_a_dry_run_leaves_unknown_rows_to_the_next_sweep_and_sends_no_expire(db):
+    gateway = MemoryGateway(open_=2)
+    acted, untouched = gateway.open_ids()
+    gateway.expire(acted, idempotency_key("r" * 32, acted))
+    _left_unknown(db, gateway, acted, untouched)
+    sent = gateway.calls["expire"]
+    _run(db, gateway, dry_run=True)
+    assert _outcomes_of_the_stopped_run(db) == {acted: "unknown", untouched: "unknown"}
+    assert gateway.calls["expire"] == sent
 
 
 def test_a_run_taken_up_again_shows_running_while_its_dead_attempt_is_imported(db, tmp_path):

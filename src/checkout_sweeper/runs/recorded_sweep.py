@@ -217,7 +217,10 @@ class RecordedSweep:
             _release(self._lease)
 
     def _settle_earlier_runs(self) -> None:
-        """Under the lease, before this sweep lists: what stopped sweeps left unknown."""
+        """Under the lease, before this sweep lists: what stopped sweeps left unknown. Not in
+        a dry run, which sends no expire (settling replays some): the next sweep does it."""
+        if self.sweeper.options.dry_run:
+            return
         try:
             self._settle()
         except (DatabaseUnavailable, StatementRefused) as err:  # this sweep's audit matters more

@@ -91,8 +91,12 @@ def _import(db: Database, path: Path, *, close: bool = True) -> None:
 def _unanswered(entries: list[Entry], answered: set[str]) -> list[OutcomeEntry]:
     """The expires that were sent and never answered (the process died with them in
     flight): ``unknown``, for the next sweep of the account to settle from Stripe."""
-    sent = {str(e["session_id"]) for e in entries if e.get("kind") == SENT} - answered
-    return [outcome_entry(session_id, Outcome.UNKNOWN, IN_FLIGHT, 1) for session_id in sorted(sent)]
+    sent = {str(e["session_id"]): e.get("at") for e in entries if e.get("kind") == SENT}
+    return [
+        outcome_entry(session_id, Outcome.UNKNOWN, IN_FLIGHT, 1, at=at)  # when it was sent
+        for session_id, at in sorted(sent.items())
+        if session_id not in answered
+    ]
 
 
 def _run_columns(run: Entry) -> Entry:

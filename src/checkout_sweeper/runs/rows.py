@@ -31,15 +31,18 @@ COUNTED = {
 }
 
 
-def outcome_entry(session_id: str, outcome: str, error: str | None, attempts: int) -> OutcomeEntry:
-    """A journal line and a row's values in one shape."""
+def outcome_entry(
+    session_id: str, outcome: str, error: str | None, attempts: int, *, at: object = None
+) -> OutcomeEntry:
+    """A journal line and a row's values in one shape; ``at`` (epoch seconds) is now unless
+    given."""
     return {
         "kind": "outcome",
         "session_id": session_id,
         "outcome": outcome,
         "error": error,
         "attempts": attempts,
-        "at": time.time(),
+        "at": at if isinstance(at, (int, float)) else time.time(),
     }
 
 

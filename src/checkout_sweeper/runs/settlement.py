@@ -1,22 +1,33 @@
 """Outcomes a stopped sweep left ``unknown`` (an expire was sent, its answer lost, and the stop
-came before it could ask again), settled by the next sweep of the account: Stripe's status of
-each session says what happened, and the old run's counts are recounted from its rows."""
+came before it could ask again), settled by the next sweep of the account, and the old run's
+counts recounted from its rows.
+
+Stripe's status alone cannot tell a session our lost request expired from one that lapsed by
+itself (``expires_at``) after a request that never arrived. The expire sent again with its own
+idempotency key can: Stripe replays the saved answer of a request that reached it (ours did
+it: ``expired``), and acts afresh on a key it never saw, which a closed session refuses (ours
+never arrived: ``already_closed``). It is sent only for a session already closed, so it never
+expires anything, and only while Stripe keeps keys (about 24 h); after that the status decides.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy import select, update
 
+from checkout_sweeper.engine.expirer import idempotency_key
 from checkout_sweeper.engine.gateway import Gateway
-from checkout_sweeper.errors import StripeProblem
+from checkout_sweeper.errors import SessionNotOpen, StripeProblem
 from checkout_sweeper.runs.rows import STILL_OPEN, recount, update_run
 from checkout_sweeper.store.database import Database
-from checkout_sweeper.store.models import SweepRun, SweptSession
+from checkout_sweeper.store.models import SweepRun, SweptSession, aware
 from checkout_sweeper.vocabulary import Outcome
 
 log = logging.getLogger("checkout_sweeper.audit")
 MOST_AT_ONCE = 100  # a stop leaves at most the pool's in-flight expires; this bounds the GETs
+REPLAY_WINDOW_S = 23 * 3600  # Stripe keeps an idempotency key's answer about 24 h
 
 
 def settle_unknown(db: Database, gateway: Gateway, account: str) -> int:
@@ -24,26 +35,41 @@ def settle_unknown(db: Database, gateway: Gateway, account: str) -> int:
     about now stays unknown for the next sweep."""
     with db.session() as session:
         unknown = session.execute(
-            select(SweptSession.id, SweptSession.run_id, SweptSession.session_id)
+            select(
+                SweptSession.id,
+                SweptSession.run_id,
+                SweptSession.session_id,
+                SweptSession.recorded_at,
+            )
             .join(SweepRun, SweepRun.id == SweptSession.run_id)
             .where(SweepRun.account == account, SweptSession.outcome == Outcome.UNKNOWN)
             .limit(MOST_AT_ONCE)
         ).all()
     settled: dict[int, tuple[str, str | None]] = {}
-    for row_id, _, session_id in unknown:
+    for row_id, run_id, session_id, sent_at in unknown:
         try:
-            settled[row_id] = _settled(gateway.session_status(session_id))
+            replayable = time.time() - aware(sent_at).timestamp() < REPLAY_WINDOW_S
+            settled[row_id] = _settled(gateway, run_id, session_id, replayable)
         except StripeProblem as err:
             log.warning("unknown outcome of %s stays unknown for now: %s", session_id, err)
-    _write(db, settled, {run_id for row_id, run_id, _ in unknown if row_id in settled})
+    _write(db, settled, {run_id for row_id, run_id, *_ in unknown if row_id in settled})
     return len(settled)
 
 
-def _settled(status: str) -> tuple[str, str | None]:
-    if status == "expired":  # the attempt whose answer was lost did it
-        return Outcome.EXPIRED, None
+def _settled(
+    gateway: Gateway, run_id: str, session_id: str, replayable: bool
+) -> tuple[str, str | None]:
+    status = gateway.session_status(session_id)
     if status == "open":
         return Outcome.FAILED, STILL_OPEN
+    if status == "expired" and replayable:
+        try:
+            gateway.expire(session_id, idempotency_key(run_id, session_id))
+        except SessionNotOpen as closed:  # a key new to Stripe: ours never arrived
+            return Outcome.ALREADY_CLOSED, closed.status
+        return Outcome.EXPIRED, None  # Stripe replayed its answer to ours
+    if status == "expired":  # past the keys' lifetime: the attempt whose answer was lost
+        return Outcome.EXPIRED, None
     return Outcome.ALREADY_CLOSED, status
 
 
