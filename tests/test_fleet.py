@@ -401,3 +401,50 @@ def test_a_restricted_key_sweeps_a_fleet_asked_over_the_api(start_api, fake_stri
     parent = sweep_when_ended(api.url, accepted["sweep_id"], token)
     assert parent["status"] == "succeeded" and parent["expired_count"] == 120, parent
     assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def test_a_killed_server_leaves_no_fleet_sweep_queued_or_running(cli, tmp_path, fake_stripe):
+    """``serve`` with no queue holds a fleet's waiting accounts in memory: after a kill -9 of
+    its worker, those end ``interrupted`` as never run (their process is gone), those it was
+    sweeping end ``interrupted`` too, and the fleet is settled from them; a new sweep of the
+    same accounts starts at once."""
+    import os
+    import signal
+
+    from harness import serving, wait_for_expires, wait_until
+    from helpers import mint
+
+    fake_stripe.state.connect_accounts(8, open_=40)  # 6 swept at once, 2 wait
+    fake_stripe.state.faults.update({"latency_ms": 200})
+    added = cli("users", "add", "--email", "k@example.com", "--json")
+    token = mint(json.loads(added.stdout)["id"])
+    with serving({**cli.env, "SWEEPER_CONCURRENCY": "1"}, tmp_path / "serve.log") as web:
+        _post_fleet(web.url, token, {"accounts": "all"})
+        wait_for_expires(fake_stripe, 12)
+        running = [run for run in _history(cli) if run["worker"]]
+        pid = running[0]["worker"]["pid"]
+        os.kill(pid, signal.SIGKILL)  # the process sweeping, as the OOM killer would
+        wait_until(lambda: not _alive(pid), 10, what="the killed worker to be gone")
+        runs = _history(cli)
+    assert {run["status"] for run in runs} == {"interrupted"}, runs
+    never_ran = [run for run in runs if "stopped before it ran" in (run["error"] or "")]
+    assert len(never_ran) == 2
+    again = cli("sweep", "--all-accounts", "--yes", "--json")
+    assert again.returncode == 0, again.stderr
+    assert fake_stripe.state.snapshot()["open_total"] == 0
+
+
+def _history(cli: Callable[..., Ran]) -> list[dict]:
+    shown = cli("history", "--json", "--limit", "20")
+    assert shown.returncode == 0, shown.stderr
+    return list(json.loads(shown.stdout))
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -115,12 +115,50 @@ def live_run_ids(db: Database) -> set[str]:
 
 
 LAPSED = "the process stopped mid-sweep (lease lapsed)"
+NEVER_RAN = "the process that held it queued stopped before it ran"
 
 
 def mark_stale_runs(db: Database) -> int:
     """Runs still 'running' without a live lease belong to a process that died mid-sweep.
     One the job queue carries is waiting again (the queue hands a dead worker's message to
-    the next worker, which takes the run up under the same id); any other is interrupted."""
+    the next worker, which takes the run up under the same id); any other is interrupted, as
+    is one an in-process queue held when its process died. A fleet whose last children ended
+    so is settled (the consumer that would have settled it died with them)."""
+    ended = _mark_stale_running(db) + _mark_lost_in_memory(db)
+    if ended:
+        _settle_fleets_left_open(db)
+    return ended
+
+
+def _settle_fleets_left_open(db: Database) -> None:
+    from checkout_sweeper.runs.fleet.rows import settle_parent  # fleets' rows build on these
+
+    running = select(SweepRun.id).where(
+        SweepRun.fleet.is_(True), SweepRun.status == RunStatus.RUNNING
+    )
+    with db.session() as session:
+        parents = list(session.scalars(running))
+    for parent_id in parents:
+        settle_parent(db, parent_id)
+
+
+def _mark_lost_in_memory(db: Database) -> int:
+    """Queued runs of an in-process queue (no ``queued_at``) whose process, on this host, is
+    gone: nothing will ever run them."""
+    waiting = select(SweepRun.id, SweepRun.host, SweepRun.pid).where(
+        SweepRun.status == RunStatus.QUEUED, SweepRun.queued_at.is_(None)
+    )
+    with db.session() as session:
+        rows = session.execute(waiting).all()
+        lost = [run_id for run_id, host, pid in rows if host and holder_is_dead(f"{host}:{pid}")]
+        if not lost:
+            return 0
+        ended = update(SweepRun).where(SweepRun.id.in_(lost), SweepRun.status == RunStatus.QUEUED)
+        values = {"status": RunStatus.INTERRUPTED, "error": NEVER_RAN, "finished_at": utcnow()}
+        return rows_changed(session, ended.values(**values))
+
+
+def _mark_stale_running(db: Database) -> int:
     alive = live_run_ids(db)
     stale = update(SweepRun).where(
         SweepRun.status == RunStatus.RUNNING,

@@ -3,6 +3,8 @@ message, and the run's row when its message comes back or cannot be sent."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 from datetime import timedelta
@@ -98,12 +100,16 @@ def queue_depth(broker: Broker) -> int:
 
 
 def record_queued(db: Database, run: dict[str, object], *, durable: bool = True) -> None:
-    """The run row of a sweep waiting for a worker (no lease yet, no process). Only a queue
-    that outlives its process stamps ``queued_at``: a run it carries whose worker dies waits
-    for the next worker; one of an in-process queue ends ``interrupted`` with its process."""
-    queued_at = utcnow() if durable else None
+    """The run row of a sweep waiting for a worker (no lease yet). Only a queue that outlives
+    its process stamps ``queued_at``: a run it carries whose worker dies waits for the next
+    worker. One of an in-process queue names the process whose memory holds it, and ends
+    ``interrupted`` with it (``rows.mark_stale_runs``), even before it started."""
+    if durable:
+        where: dict[str, object] = {"queued_at": utcnow()}
+    else:
+        where = {"queued_at": None, "host": socket.gethostname(), "pid": os.getpid()}
     with db.session() as session:
-        session.add(SweepRun(**run, status=RunStatus.QUEUED, queued_at=queued_at, attempts=0))
+        session.add(SweepRun(**run, **where, status=RunStatus.QUEUED, attempts=0))
 
 
 def send_or_fail(db: Database, broker: Broker, sweep_id: str) -> None:
