@@ -183,6 +183,8 @@ def test_a_fleet_is_counted_account_by_account_and_asked_about_once(env, fake_st
     assert code == 1 and "Sweep all 3 accounts?" in screen, screen
     assert "found     12 open Checkout Sessions in 3 accounts" in screen
     assert all(f"{account}  4 open" in screen for account in accounts)
+    flat = " ".join(screen.split())  # the terminal wraps long lines
+    assert "Each expiry sends checkout.session.expired (12 events) to no webhook endpoint" in flat
     assert fake_stripe.state.snapshot()["open_total"] == 12
     code, screen = _on_a_terminal(env, "y", "--all-accounts")
     assert code == 0 and fake_stripe.state.snapshot()["open_total"] == 0, screen

@@ -39,10 +39,23 @@ def _open(fake_stripe: FakeStripeServer, account: str) -> int:
 
 
 def test_every_connected_account_is_swept_and_the_parent_sums_them(cli, fake_stripe, platform):
+    import requests
+
+    hook = {"url": "https://shop.test/hooks", "enabled_events": ["checkout.session.expired"]}
+    added = requests.post(
+        f"{fake_stripe.url}/_admin/webhook_endpoints",
+        json={**hook, "account": platform[1]},
+        timeout=5,
+    )
+    assert added.status_code == 200, added.text
     ran = cli("sweep", "--all-accounts", "--yes", "--json")
     assert ran.returncode == 0, ran.stderr
     data = json.loads(ran.stdout)
     assert data["status"] == "succeeded" and data["expired_count"] == 120
+    effects = data["side_effects"]
+    assert effects["expired_events"] == 120 and effects["recovery_sessions"] == 0
+    endpoint = {"id": added.json()["id"], "url": hook["url"], "account": platform[1]}
+    assert effects["webhook_endpoints"] == [endpoint]  # only the account it listens on
     assert sorted(a["account"] for a in data["accounts"]) == sorted(platform)
     assert all(a["status"] == "succeeded" and a["expired_count"] == 30 for a in data["accounts"])
     assert data["remaining_open_count"] == 0 and data["failed_accounts"] == []
@@ -162,6 +175,11 @@ def _post_fleet(url: str, token: str, body: dict) -> dict:
 
 
 def test_a_fleet_asked_over_the_api_runs_in_the_background(api, fake_stripe, platform):
+    import requests
+
+    from checkout_sweeper.web.openapi.document import openapi_spec
+    from helpers import conforms
+
     fake_stripe.state.platform.refusing.add(platform[3])
     token = api.token(api.add_user())
     accepted = _post_fleet(api.url, token, {"accounts": "all", "metadata": None})
@@ -171,6 +189,13 @@ def test_a_fleet_asked_over_the_api_runs_in_the_background(api, fake_stripe, pla
     refused = [c for c in parent["children"] if c["status"] == "failed"]
     assert [c["stripe_account"] for c in refused] == [platform[3]] and "403" in refused[0]["error"]
     assert parent["result"]["failed_accounts"][0]["account"] == platform[3]
+    assert parent["result"]["side_effects"]["expired_events"] == 90
+    shown = requests.get(
+        f"{api.url}/v1/sweeps/{accepted['sweep_id']}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    conforms(shown, openapi_spec("/v1"))  # a fleet's answer is the one the document gives
 
 
 def test_a_bad_accounts_field_is_a_400(api, fake_stripe, platform):

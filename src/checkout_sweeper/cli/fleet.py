@@ -20,11 +20,12 @@ from rich.table import Table
 
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import open_database, print_json, quiet, table_console
+from checkout_sweeper.engine.side_effects import said
 from checkout_sweeper.errors import OutcomeShown, SweeperError, UsageRefused
 from checkout_sweeper.runs.checks import OPERATOR, Services
-from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
+from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult, summed_side_effects
 from checkout_sweeper.runs.fleet.rows import PENDING, ended_children, fleet_of, settle_parent
-from checkout_sweeper.runs.launch import Asked, count_open, identified_gateway
+from checkout_sweeper.runs.launch import Asked, identified_gateway, preview_open
 from checkout_sweeper.runs.queue.pool import stop_local_pools
 from checkout_sweeper.runs.queue.producer import in_process_broker
 from checkout_sweeper.runs.rows import children_of, run_status
@@ -166,23 +167,29 @@ def _show_counts(
     accounts: list[str],
     ask: FleetAsk,
 ) -> None:
-    """The facts a user confirms: the platform, the mode, each account's open sessions."""
-    total = 0
+    """The facts a user confirms: the platform, the mode, each account's open sessions, and
+    what expiring them sets off."""
+    total, effects = 0, []
     mode = "[bold red]LIVE[/bold red]" if platform.livemode else "test"
     console.print(f"platform  {platform.account} ({mode} mode)", soft_wrap=True, highlight=False)
     with console.status("counting open Checkout Sessions") as status:
         for account in accounts:
             status.update(f"counting open Checkout Sessions of {account}")
             try:
-                found = count_open(settings, platform.for_account(account), ask.asked.scope)
+                found, effect = preview_open(
+                    settings, platform.for_account(account), ask.asked.scope
+                )
             except SweeperError as err:
                 console.print(f"  {account}  refused: {err}", soft_wrap=True, highlight=False)
                 continue
             total += found
+            effects.append((account, effect))
             console.print(f"  {account}  {found} open", highlight=False)
     console.print(
         f"found     {total} open Checkout Sessions in {len(accounts)} accounts", highlight=False
     )
+    if total:
+        console.print(said(summed_side_effects(effects)), markup=False, highlight=False)
 
 
 def _reporter(console: Console, dry_run: bool) -> Callable[[AccountOutcome], None]:

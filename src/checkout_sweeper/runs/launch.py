@@ -96,24 +96,15 @@ def _platform_gate(settings: Settings) -> Callable[[], None] | None:
     return platform_gate(settings.ratelimit_storage_uri, platform, settings.platform_max_rps)
 
 
-def count_open(
-    settings: Settings,
-    gateway: StripeGateway,
-    scope: Scope,
-    on_progress: Callable[[SweepProgress], None] | None = None,
-) -> int:
-    """How many open sessions are in ``scope`` (at most its limit), by a listing that records
-    nothing and expires nothing; ``on_progress`` sees the count grow."""
-    return preview_open(settings, gateway, scope, on_progress)[0]
-
-
 def preview_open(
     settings: Settings,
     gateway: StripeGateway,
     scope: Scope,
     on_progress: Callable[[SweepProgress], None] | None = None,
 ) -> tuple[int, JsonObject]:
-    """``count_open``, and the ``side_effects`` expiring them would have."""
+    """How many open sessions are in ``scope`` (at most its limit), by a listing that records
+    nothing and expires nothing (``on_progress`` sees the count grow), and the
+    ``side_effects`` expiring them would have."""
     options = dataclasses.replace(
         sweep_options(settings, in_request=False), dry_run=True, scope=scope, remaining_cap=0
     )

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from checkout_sweeper.engine.tally import SweepResult
 from checkout_sweeper.errors import ExitCode
 from checkout_sweeper.store.models import SweepRun
-from checkout_sweeper.vocabulary import RunStatus
+from checkout_sweeper.vocabulary import JsonObject, RunStatus
 
 SAMPLE_CAP = 100  # open sessions shown across the fleet, as for one account
 
@@ -48,6 +48,7 @@ class AccountAnswer(TypedDict):
     would_expire_count: int
     remaining_open_count: int | None
     out_of_scope_open_count: int | None
+    side_effects: NotRequired[JsonObject | None]  # as for one account; None: stopped early
 
 
 class FailedAccount(TypedDict):
@@ -74,6 +75,7 @@ class FleetAnswer(TypedDict):
     rate_limited: int
     scope: dict[str, object]
     duration_ms: int
+    side_effects: NotRequired[JsonObject]  # summed over the accounts; endpoints with their account
 
 
 @dataclass
@@ -99,6 +101,7 @@ class AccountOutcome:
             "would_expire_count": len(result.would_expire) if result else 0,
             "remaining_open_count": result.remaining_open_count if result else None,
             "out_of_scope_open_count": result.out_of_scope_open_count if result else None,
+            "side_effects": result.side_effects if result else None,
         }
 
 
@@ -173,7 +176,36 @@ class FleetResult:
             "rate_limited": sum(r.rate_limited for _, r in results),
             "scope": self.scope,
             "duration_ms": self.duration_ms,
+            "side_effects": _summed_side_effects(results),
         }
+
+
+def _summed_side_effects(results: list[tuple[str, SweepResult]]) -> JsonObject:
+    known = [(account, r.side_effects) for account, r in results if r.side_effects is not None]
+    unsaid = [r for _, r in results if r.side_effects is None]  # stopped early: its count
+    return summed_side_effects(known, sum(r.expired_count for r in unsaid), len(unsaid))
+
+
+def summed_side_effects(
+    known: list[tuple[str, JsonObject]], other_events: int = 0, unsaid: int = 0
+) -> JsonObject:
+    """The accounts' ``side_effects`` as one: events and recovery sessions added up, each
+    listening endpoint with its account (``null``, with a note, when any account's could not
+    be read, or ``unsaid`` accounts stopped before they said; ``other_events`` theirs)."""
+    unread = [account for account, e in known if e["webhook_endpoints"] is None]
+    summed: JsonObject = {
+        "expired_events": sum(int(e["expired_events"]) for _, e in known) + other_events,
+        "webhook_endpoints": None
+        if unread or unsaid
+        else [{**endpoint, "account": a} for a, e in known for endpoint in e["webhook_endpoints"]],
+        "recovery_sessions": sum(int(e["recovery_sessions"]) for _, e in known),
+    }
+    if unread or unsaid:
+        summed["note"] = (
+            f"the webhook endpoints of {len(unread) + unsaid} of the accounts are not known "
+            "(each account's side_effects says why)"
+        )
+    return summed
 
 
 def _sum_known(counts: list[int | None]) -> int | None:

@@ -13,10 +13,11 @@ from typing import Any
 
 from checkout_sweeper.engine.scope import SCOPE_FIELDS, ScopeField
 from checkout_sweeper.engine.tally import SweepResult
+from checkout_sweeper.runs.fleet.result import FleetAnswer
 from checkout_sweeper.runs.quota import SWEEPS_PER_HOUR
 from checkout_sweeper.runs.submit import MAX_FLEET_ACCOUNTS
 from checkout_sweeper.vocabulary import JsonObject, Outcome, RunStatus, Trigger, values
-from checkout_sweeper.web.openapi.reflect import dataclass_schema
+from checkout_sweeper.web.openapi.reflect import dataclass_schema, typed_dict_schema
 
 _INT = {"type": "integer"}
 _STR = {"type": "string"}
@@ -151,8 +152,13 @@ def schemas() -> JsonObject:
             "description": "A fleet sweep's runs, one per account (empty for any other sweep).",
         },
         result={
-            "anyOf": [{"$ref": "#/components/schemas/SweepData"}, {"type": "null"}],
-            "description": "The endpoint's answer once the sweep has finished.",
+            "anyOf": [
+                {"$ref": "#/components/schemas/SweepData"},
+                {"$ref": "#/components/schemas/FleetData"},
+                {"type": "null"},
+            ],
+            "description": "The endpoint's answer once the sweep has finished (a fleet's: "
+            "each account's, and their sums).",
         },
     )
     accepted = _object(
@@ -178,6 +184,7 @@ def schemas() -> JsonObject:
             "example": {"status": "error", "code": 404, "message": "User not found."},
         },
         "SweepData": dataclass_schema(SweepResult, optional=DRY_RUN_ONLY),
+        "FleetData": typed_dict_schema(FleetAnswer),
         "SweepSuccess": _success({"$ref": "#/components/schemas/SweepData"}),
         "SweepAccepted": _success(accepted, 202),
         "SweepRun": run,

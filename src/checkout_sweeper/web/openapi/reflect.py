@@ -1,5 +1,6 @@
-"""JSON Schemas derived from the dataclasses the endpoint returns, so the OpenAPI document
-cannot drift from the answers: a field added to ``SweepResult`` appears in ``/openapi.json``."""
+"""JSON Schemas derived from the dataclasses and TypedDicts the endpoint returns, so the OpenAPI
+document cannot drift from the answers: a field added to ``SweepResult`` (or to a fleet's
+``FleetAnswer``) appears in ``/openapi.json``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ _SCALARS: dict[Any, JsonObject] = {
     bool: {"type": "boolean"},
     float: {"type": "number"},
     Any: {},
+    object: {},
 }
 
 
@@ -23,6 +25,8 @@ def type_schema(hint: Any) -> JsonObject:
     """The JSON Schema of one Python type hint (scalars, lists, dicts, optionals)."""
     if hint in _SCALARS:
         return dict(_SCALARS[hint])
+    if typing.is_typeddict(hint):
+        return typed_dict_schema(hint)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is list:
         return {"type": "array", "items": type_schema(args[0])}
@@ -48,5 +52,17 @@ def dataclass_schema(cls: type, *, optional: frozenset[str] = frozenset()) -> Js
         "type": "object",
         "required": [name for name in properties if name not in optional],
         "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def typed_dict_schema(cls: type) -> JsonObject:
+    """An object schema with every key of the TypedDict ``cls``, its required keys required."""
+    hints = typing.get_type_hints(cls)
+    required: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
+    return {
+        "type": "object",
+        "required": [name for name in hints if name in required],
+        "properties": {name: type_schema(hint) for name, hint in hints.items()},
         "additionalProperties": False,
     }
