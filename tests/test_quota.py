@@ -70,6 +70,8 @@ def test_sweeps_canceled_after_expiring_sessions_spend_the_quota(api, fake_strip
         assert ended["status"] == "canceled" and ended["expired_count"] > 0
     fourth = _post(api, token, {})
     assert fourth.status_code == 429 and fourth.headers["X-RateLimit-Remaining"] == "0"
+    wait = fourth.headers["Retry-After"]
+    assert fourth.json()["message"].endswith(f"retry in {wait} s."), fourth.json()
 
 
 def test_a_sweep_that_could_do_nothing_gives_its_call_back(api, fake_stripe):

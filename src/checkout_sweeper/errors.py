@@ -542,7 +542,9 @@ class QuotaExceeded(SweeperError):
     exit_code = ExitCode.BUSY
 
     def __init__(self, limit: str, headers: dict[str, str]) -> None:
-        super().__init__(f"Rate limit exceeded ({limit}); retry after Retry-After seconds.")
+        wait = headers.get("Retry-After")
+        when = f"retry in {wait} s" if wait else "retry after the seconds in Retry-After"
+        super().__init__(f"Rate limit exceeded ({limit}); {when}.")
         self._headers = headers
 
     @property

@@ -9,6 +9,7 @@ failure: the endpoints only describe the sweep, they do not decide it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,6 +50,39 @@ def read_endpoints(
     except (StripeProblem, SweepStopped) as problem:
         refused = "403" in str(problem) or "permission" in str(problem).lower()
         return None, (UNREAD if refused else UNANSWERED).format(problem=problem)
+
+
+NOT_READ = "the webhook endpoints were not read: the sweep stopped first"
+Endpoints = tuple[list[JsonObject] | None, str | None]  # what ``read_endpoints`` answers
+
+
+class EndpointsReading:
+    """``read_endpoints`` on a thread of its own, so a sweep lists its first page meanwhile.
+    ``result`` waits for it and raises what it raised (a bug); a sweep interrupted does not
+    wait, and the thread, a daemon, ends with its request or with the process."""
+
+    def __init__(self, read: Callable[[], list[JsonObject]], name: str) -> None:
+        self._answer: Endpoints = (None, NOT_READ)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, args=(read,), name=name, daemon=True)
+        self._thread.start()
+
+    def _read(self, read: Callable[[], list[JsonObject]]) -> None:
+        try:
+            self._answer = read_endpoints(read)
+        except BaseException as failure:  # handed to whoever asks for the result
+            self._failure = failure
+
+    @property
+    def answer(self) -> Endpoints:
+        """The endpoints if read by now, else ``None`` and a note saying they were not."""
+        return self._answer
+
+    def result(self) -> Endpoints:
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        return self._answer
 
 
 def side_effects(

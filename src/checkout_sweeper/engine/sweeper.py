@@ -30,7 +30,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from checkout_sweeper.engine.expirer import ExpirePool
@@ -38,7 +37,7 @@ from checkout_sweeper.engine.gateway import Gateway
 from checkout_sweeper.engine.pacing import STRIPE_LIVE_LIMIT, STRIPE_TEST_LIMIT, AdaptiveTokenBucket
 from checkout_sweeper.engine.retry import PacedCalls, RetryPolicy
 from checkout_sweeper.engine.scope import EVERYTHING, Scope
-from checkout_sweeper.engine.side_effects import read_endpoints
+from checkout_sweeper.engine.side_effects import EndpointsReading
 from checkout_sweeper.engine.stop import StopSignal
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress, SweepResult, Tally
 from checkout_sweeper.engine.walker import ListWalker, PassListing, WalkOptions
@@ -152,6 +151,7 @@ class Sweeper:
         self._seen: set[str] = set()  # dry run only: nothing leaves the open list there
         self._seen_lock = threading.Lock()
         self._pool: ExpirePool | None = None
+        self._endpoints: EndpointsReading | None = None
         self._passes_made = 0
         self._started = time.monotonic()
 
@@ -176,20 +176,19 @@ class Sweeper:
         self._pool = _new_pool(self)
         # The endpoints are read while the first page is listed: a latency less before the
         # first expire, and what they say is needed only in the answer.
-        with ThreadPoolExecutor(1, thread_name_prefix=f"endpoints-{self.sweep_id[:8]}") as reader:
-            read = functools.partial(self.calls.call, self.gateway.webhook_endpoints)
-            endpoints = reader.submit(read_endpoints, read)
-            try:
-                self._passes(walker)
-            except BaseException:
-                # Interrupted (a signal, a bug): queued expires are dropped, those in flight
-                # finish and are recorded, and the caller sees the original exception.
-                self.stop.interrupt()
-                raise
-            finally:
-                self.drain()
-                self._pool.close()
-                self.tally.endpoints = endpoints.result()
+        read = functools.partial(self.calls.call, self.gateway.webhook_endpoints)
+        self._endpoints = EndpointsReading(read, name=f"endpoints-{self.sweep_id[:8]}")
+        try:
+            self._passes(walker)
+        except BaseException:
+            # Interrupted (a signal, a bug): queued expires are dropped, those in flight
+            # finish and are recorded, and the caller sees the original exception.
+            self.stop.interrupt()
+            raise
+        finally:
+            self.drain()
+            self._pool.close()
+        self._endpoints.result()
         result = self._finish(time.monotonic() - started)
         self._pool.log_ceiling_cost(result)
         reason = self.stop.reason
@@ -204,6 +203,8 @@ class Sweeper:
         return self._finish(time.monotonic() - self._started)
 
     def _finish(self, duration_s: float) -> SweepResult:
+        if self._endpoints is not None:  # read by now, or said not to be
+            self.tally.endpoints = self._endpoints.answer
         result = self.tally.finish(self._passes_made, duration_s)
         if self._pool is not None:
             self._pool.measured(result)

@@ -67,7 +67,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(err: RateLimitExceeded) -> Response:
         return error(
-            429, f"Rate limit exceeded ({err.description}); retry after Retry-After seconds."
+            429, f"Rate limit exceeded ({err.description}); retry after the seconds in Retry-After."
         )
 
     @app.errorhandler(HTTPException)
