@@ -154,6 +154,10 @@ def test_history_show_lists_each_session_of_a_sweep(home, fake_stripe):
     assert unknown.returncode == 2 and "no single sweep" in unknown.stderr
     table = _run(home, "history")
     assert "test:acct_" in table.stdout and "database sqlite" in table.stderr
+    fake_stripe.state.seed(open_=4)
+    assert _run(home, "sweep", "--dry-run").returncode == 0
+    newest = _run(home, "history").stdout.split("succeeded", 1)[1]
+    assert newest.split()[1] == "would" and newest.split()[2] == "4"  # not "0 expired"
 
 
 def test_users_remove_keeps_sweeps_on_record_and_asks_for_force(home, fake_stripe):

@@ -178,6 +178,7 @@ def test_a_fleet_asked_over_the_api_runs_in_the_background(api, fake_stripe, pla
     import requests
 
     from checkout_sweeper.web.openapi.document import openapi_spec
+
     from helpers import conforms
 
     fake_stripe.state.platform.refusing.add(platform[3])

@@ -110,7 +110,7 @@ def history_group(
             run.account,
             ("LIVE" if run.livemode else "test") + (" dry" if run.dry_run else ""),
             _status(listed),
-            str(run.expired_count),
+            f"would {run.found_count}" if run.dry_run else str(run.expired_count),
             str(run.already_closed_count),
             str(run.failed_count),
             "-" if run.remaining_count is None else str(run.remaining_count),
