@@ -68,6 +68,11 @@ def test_bounds_are_named_in_the_message():
     assert "from 1s to 24h" in problems["older_than"] and "'5w'" in problems["older_than"]
     assert "sessions live at most 24 hours" in problems["older_than"]
     assert "946684800 (2000-01-01)" in problems["created_before"]
+    for malformed in ("0s", "-5m", "x", 5):  # not a duration: no word of the lifetime
+        with pytest.raises(ScopeInvalid) as caught:
+            parse_scope({"older_than": malformed})
+        said = caught.value.problems["older_than"]
+        assert said.startswith("expected a duration from 1s to 24h") and "24 hours" not in said
     assert "4102444800 (2100-01-01)" in problems["created_before"]
     assert "from 1 to 1,000,000" in problems["limit"]
     bounds = parse_scope({"older_than": "24h", "created_before": 4_102_444_800, "limit": 10**6})

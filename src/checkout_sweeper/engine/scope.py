@@ -86,14 +86,12 @@ class ScopeField:
 
 
 def _older_than(value: Any) -> str:
-    if (
-        not isinstance(value, str)
-        or not AGE.fullmatch(value)
-        or parse_duration(value) > OLDER_THAN_MAX_S
-    ):
+    expected = f"a duration from 1s to 24h such as 90s, 30m, 2h or 1d, got {repr(value)[:40]}"
+    if not isinstance(value, str) or not AGE.fullmatch(value):
+        raise ValueError(f"expected {expected}")
+    if parse_duration(value) > OLDER_THAN_MAX_S:
         raise ValueError(
-            f"{LIFETIME}, so an older_than past 24h matches no open session: expected a "
-            f"duration from 1s to 24h such as 90s, 30m, 2h or 1d, got {repr(value)[:40]}"
+            f"{LIFETIME}, so an older_than past 24h matches no open session: expected {expected}"
         )
     return value
 
