@@ -64,6 +64,7 @@ def test_every_connected_account_is_swept_and_the_parent_sums_them(cli, fake_str
     parent = next(run for run in runs if run["fleet"])
     children = [run for run in runs if run["parent_id"] == parent["id"]]
     assert parent["id"] == data["sweep_id"] and parent["status"] == "succeeded"
+    assert parent["found_count"] == 120 and parent["listing_complete"]  # as its children say
     assert sorted(run["account"] for run in children) == sorted(f"test:{a}" for a in platform)
 
 

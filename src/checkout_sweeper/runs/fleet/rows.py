@@ -118,6 +118,8 @@ def _closed(parent: SweepRun, children: list[SweepRun]) -> dict[str, object]:
         "expired_count": data["expired_count"],
         "already_closed_count": data["already_closed_count"],
         "failed_count": sum(child.failed_count for child in children),
+        "found_count": sum(child.found_count for child in children),
+        "listing_complete": all(c.listing_complete for c in children if c.started_at),
         "remaining_count": data["remaining_open_count"],
         "stripe_requests": data["stripe_requests"],
         "result": json.dumps(data, default=str),
