@@ -293,3 +293,35 @@ def test_processes_starting_together_on_a_fresh_sqlite_file_migrate_one_at_a_tim
         assert process.returncode == 0, err  # no "table users already exists"
     assert _run(env, "users", "list", "--json").stdout.strip() == "[]"
     assert not (tmp_path / "fresh.sqlite3.migrating").exists()  # the lock file is gone too
+
+
+def test_history_fits_an_80_column_terminal_with_whole_ids(home, fake_stripe):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    fake_stripe.state.seed(open_=3)
+    swept = json.loads(_run(home, "sweep", "--yes", "--json").stdout)
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = subprocess.Popen(
+        [*COMMAND, "history"], env=home, stdin=terminal, stdout=terminal, stderr=terminal
+    )
+    os.close(terminal)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        screen += chunk
+    assert process.wait(timeout=60) == 0
+    os.close(controller)
+    lines = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", screen.decode()).splitlines()
+    table = [line for line in lines if not line.startswith("database ")]  # a path: it wraps
+    assert max(len(line) for line in table) <= 80, lines
+    row = next(line for line in lines if swept["sweep_id"][:12] in line)  # copyable for `show`
+    assert row.split()[3:6] == ["succeeded", "3", "0"], row  # status, expired, left

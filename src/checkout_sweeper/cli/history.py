@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -62,6 +63,37 @@ def _duration(seconds: float | None) -> str:
     return "-" if seconds is None else f"{float(seconds):.1f} s"
 
 
+WIDE_TABLE = 150  # columns: a narrower terminal gets the columns a run is found by and judged by
+
+
+def _runs_table(runs: list[CountedRun], *, wide: bool) -> Table:
+    """One row per run; ``wide`` adds who started it, the account, the mode and the counts of
+    closed and failed sessions (``--json`` has everything)."""
+    table = Table(box=box.HEAVY_HEAD if wide else None, pad_edge=wide)
+    table.add_column("started (UTC)" if wide else "started UTC", no_wrap=True)
+    table.add_column("id", no_wrap=True, min_width=12)
+    extra = ("by", "account", "mode") if wide else ()
+    for name in extra:
+        table.add_column(name, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    for name in ("expired", "closed", "failed") if wide else ("expired",):
+        table.add_column(name, justify="right", no_wrap=True)
+    for name in ("left", "took"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for listed in runs:
+        run = listed.run
+        done = f"would {run.found_count}" if run.dry_run else str(run.expired_count)
+        left = "-" if run.remaining_count is None else str(run.remaining_count)
+        mode = ("LIVE" if run.livemode else "test") + (" dry" if run.dry_run else "")
+        who = (_started_by(run), run.account, mode) if wide else ()
+        counts = (done, str(run.already_closed_count), str(run.failed_count)) if wide else (done,)
+        started = _time(run.started_at) if wide else _time(run.started_at)[5:16]
+        table.add_row(
+            started, run.id[:12], *who, _status(listed), *counts, left, _duration(run.duration_s)
+        )
+    return table
+
+
 @click.group("history", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as one JSON array.")
 @click.option(
@@ -88,7 +120,11 @@ def history_group(
     statuses: tuple[str, ...],
     since: str | None,
 ) -> None:
-    """Recent sweeps, newest first; a run whose process died shows as interrupted."""
+    """Recent sweeps, newest first; a run whose process died shows as interrupted.
+
+    A terminal narrower than 150 columns shows when, the id, the status and the counts that
+    judge a run; a wider one (or a pipe) adds who, the account, the mode, closed and failed;
+    --json has every field."""
     if context.invoked_subcommand is not None:
         return
     start = parse_since(since) if since is not None else None
@@ -98,28 +134,11 @@ def history_group(
         print_json([listed.as_json() for listed in runs])
         return
     Console(stderr=True).print(f"database {db.safe_url}", soft_wrap=True, highlight=False)
-    table = Table("started (UTC)", "id", "by", "account", "mode", "status", "expired")
-    for name in ("closed", "failed", "left", "took"):
-        table.add_column(name, justify="right")
-    for listed in runs:
-        run = listed.run
-        table.add_row(
-            _time(run.started_at),
-            run.id[:12],
-            _started_by(run),
-            run.account,
-            ("LIVE" if run.livemode else "test") + (" dry" if run.dry_run else ""),
-            _status(listed),
-            f"would {run.found_count}" if run.dry_run else str(run.expired_count),
-            str(run.already_closed_count),
-            str(run.failed_count),
-            "-" if run.remaining_count is None else str(run.remaining_count),
-            _duration(run.duration_s),
-        )
-    table_console().print(table)
+    out = table_console()
+    out.print(_runs_table(runs, wide=out.width >= WIDE_TABLE))
     for run in (listed.run for listed in runs):
         if run.error:
-            table_console().print(f"{run.id[:12]}: {run.error}", soft_wrap=True)
+            out.print(f"{run.id[:12]}: {run.error}", soft_wrap=True)
 
 
 @history_group.command("show")
