@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from checkout_sweeper.cli.display import SLIM_FIELDS
 from checkout_sweeper.fake_stripe import FakeStripeServer
 from checkout_sweeper.runs.lease import AccountLease
 from checkout_sweeper.store.database import Database
@@ -101,6 +102,13 @@ def test_named_accounts_only_and_a_dry_run_expires_nothing(cli, fake_stripe, pla
     dry = cli("sweep", "--account", platform[0], "--account", platform[2], "--dry-run", "--json")
     data = json.loads(dry.stdout)
     assert dry.returncode == 0 and data["would_expire_count"] == 60
+    named = {platform[0], platform[2]}  # as for one account: each id, a slim object each
+    assert len(data["would_expire"]) == 60 and {s["account"] for s in data["would_expire"]} == named
+    open_shown = data["remaining_open_sessions"]
+    assert len(open_shown) == 60 and {s["account"] for s in open_shown} == named
+    assert all(set(s) == {*SLIM_FIELDS, "account"} for s in open_shown)
+    whole = cli("sweep", "--account", platform[0], "--dry-run", "--json", "--full")
+    assert "payment_method_types" in json.loads(whole.stdout)["remaining_open_sessions"][0]
     assert f"{platform[0]}  succeeded  would expire 30" in dry.stderr
     assert "expired 0" not in dry.stderr
     assert fake_stripe.state.snapshot()["open_total"] == 120

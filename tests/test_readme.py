@@ -63,13 +63,15 @@ def _json_example(after: str) -> str:
 
 def test_the_json_examples_show_every_field_of_the_answers():
     from checkout_sweeper.engine.tally import SweepResult
-    from checkout_sweeper.runs.fleet.result import AccountAnswer, FleetAnswer
+    from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult
 
     one = _json_example("## The API")
-    for name in SweepResult(sweep_id="x", dry_run=False).as_data():
+    swept = SweepResult(sweep_id="x", dry_run=False)
+    for name in swept.as_data():
         assert f'"{name}":' in one, f"the endpoint's example lacks {name}"
     fleet = _json_example("## Fleet sweeps")
-    for name in [*FleetAnswer.__annotations__, *AccountAnswer.__annotations__]:
+    answer = FleetResult("p", False, [AccountOutcome("acct_1", "x", "succeeded", swept)]).as_data()
+    for name in [*answer, *answer["accounts"][0]]:
         assert f'"{name}":' in fleet, f"the fleet example lacks {name}"
 
 

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from checkout_sweeper.engine.scope import SCOPE_FIELDS, Form, Scope
 from checkout_sweeper.engine.tally import SweepProgress, SweepResult
+from checkout_sweeper.vocabulary import JsonObject
 
 
 def moment_text(epoch: int) -> str:
@@ -141,3 +142,16 @@ def show_stopped(console: Console, headline: str, result: SweepResult | None) ->
             f"{result.already_closed_count} already closed, {len(result.failed)} failed",
             highlight=False,
         )
+
+
+SLIM_FIELDS = ("id", "created", "amount_total", "currency", "customer", "url", "expires_at")
+
+
+def slimmed(sessions: list[JsonObject]) -> list[JsonObject]:
+    """Open sessions with the fields a person decides by (a whole Checkout Session is about
+    3 KB), and the account of each in a fleet's answer; ``--full`` keeps them whole."""
+    return [
+        {name: session.get(name) for name in SLIM_FIELDS}
+        | ({"account": session["account"]} if "account" in session else {})
+        for session in sessions
+    ]

@@ -20,10 +20,16 @@ from rich.table import Table
 
 from checkout_sweeper.cli.confirm import confirm_or_exit
 from checkout_sweeper.cli.context import open_database, print_json, quiet, table_console
+from checkout_sweeper.cli.display import slimmed
 from checkout_sweeper.engine.side_effects import said
 from checkout_sweeper.errors import OutcomeShown, SweeperError, UsageRefused
 from checkout_sweeper.runs.checks import OPERATOR, Services
-from checkout_sweeper.runs.fleet.result import AccountOutcome, FleetResult, summed_side_effects
+from checkout_sweeper.runs.fleet.result import (
+    AccountOutcome,
+    FleetAnswer,
+    FleetResult,
+    summed_side_effects,
+)
 from checkout_sweeper.runs.fleet.rows import PENDING, ended_children, fleet_of, settle_parent
 from checkout_sweeper.runs.launch import Asked, identified_gateway, preview_open
 from checkout_sweeper.runs.queue.pool import stop_local_pools
@@ -48,6 +54,7 @@ class FleetAsk:
     yes: bool
     as_json: bool
     parallel: int
+    full: bool = False  # a dry run's open sessions whole in --json
 
     @property
     def asking(self) -> bool:
@@ -75,7 +82,7 @@ def sweep_fleet(settings: Settings, ask: FleetAsk, no_terminal: str) -> None:
             services, submitted.sweep_id, _reporter(console, ask.asked.dry_run), bars
         )
     if ask.as_json:
-        print_json(result.as_data())
+        print_json(_answer(result, whole=ask.full))
     elif not quiet():
         _summary(result, ask.asked.dry_run)
     if result.exit_code:
@@ -190,6 +197,14 @@ def _show_counts(
     )
     if total:
         console.print(said(summed_side_effects(effects)), markup=False, highlight=False)
+
+
+def _answer(result: FleetResult, *, whole: bool) -> FleetAnswer:
+    """The fleet's answer; a dry run's open sessions slimmed as for one account."""
+    data = result.as_data()
+    if result.dry_run and not whole:
+        data["remaining_open_sessions"] = slimmed(data["remaining_open_sessions"])
+    return data
 
 
 def _reporter(console: Console, dry_run: bool) -> Callable[[AccountOutcome], None]:

@@ -30,7 +30,13 @@ from checkout_sweeper.cli.context import (
     quiet,
     table_console,
 )
-from checkout_sweeper.cli.display import LiveProgress, show_plan, show_stopped, show_summary
+from checkout_sweeper.cli.display import (
+    LiveProgress,
+    show_plan,
+    show_stopped,
+    show_summary,
+    slimmed,
+)
 from checkout_sweeper.cli.fleet import FleetAsk, sweep_fleet
 from checkout_sweeper.cli.pushing import push_metrics
 from checkout_sweeper.cli.scopes import scope_options
@@ -192,7 +198,9 @@ def sweep_command(
             if all_accounts or accounts:
                 _require_key(settings)
                 asked = Asked(scope, dry_run)
-                fleet = FleetAsk(_fleet_of(all_accounts, accounts), asked, yes, as_json, parallel)
+                fleet = FleetAsk(
+                    _fleet_of(all_accounts, accounts), asked, yes, as_json, parallel, full
+                )
                 sweep_fleet(settings, fleet, NO_TERMINAL)
                 return
             _sweep(settings, Plan(dry_run, yes, as_json, scope, full), watch)
@@ -219,18 +227,11 @@ def _fleet_of(all_accounts: bool, accounts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(accounts))
 
 
-SLIM_FIELDS = ("id", "created", "amount_total", "currency", "customer", "url", "expires_at")
-
-
 def _answer(result: SweepResult, *, whole: bool) -> dict[str, object]:
-    """The endpoint's data object; a dry run's open sessions slimmed to the fields a person
-    decides by (a whole Checkout Session is about 3 KB), unless ``--full``."""
+    """The endpoint's data object; a dry run's open sessions slimmed (``slimmed``)."""
     data = result.as_data()
     if result.dry_run and not whole:
-        data["remaining_open_sessions"] = [
-            {name: session.get(name) for name in SLIM_FIELDS}
-            for session in result.remaining_open_sessions
-        ]
+        data["remaining_open_sessions"] = slimmed(result.remaining_open_sessions)
     return data
 
 

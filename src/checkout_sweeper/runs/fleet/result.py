@@ -76,6 +76,7 @@ class FleetAnswer(TypedDict):
     scope: dict[str, object]
     duration_ms: int
     side_effects: NotRequired[JsonObject]  # summed over the accounts; endpoints with their account
+    would_expire: NotRequired[list[dict[str, str]]]  # a dry run's: each session, with its account
 
 
 @dataclass
@@ -155,7 +156,7 @@ class FleetResult:
             for account, r in results
             for session in r.remaining_open_sessions
         ]
-        return {
+        answer: FleetAnswer = {
             "sweep_id": self.sweep_id,
             "status": self.status,
             "dry_run": self.dry_run,
@@ -178,6 +179,13 @@ class FleetResult:
             "duration_ms": self.duration_ms,
             "side_effects": _summed_side_effects(results),
         }
+        if self.dry_run:
+            answer["would_expire"] = [
+                {"id": session_id, "account": account}
+                for account, r in results
+                for session_id in r.would_expire
+            ]
+        return answer
 
 
 def _summed_side_effects(results: list[tuple[str, SweepResult]]) -> JsonObject:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any
+from typing import Any, NotRequired
 
 from checkout_sweeper.vocabulary import JsonObject
 
@@ -57,12 +57,17 @@ def dataclass_schema(cls: type, *, optional: frozenset[str] = frozenset()) -> Js
 
 
 def typed_dict_schema(cls: type) -> JsonObject:
-    """An object schema with every key of the TypedDict ``cls``, its required keys required."""
-    hints = typing.get_type_hints(cls)
-    required: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
+    """An object schema with every key of the TypedDict ``cls``, those not marked
+    ``NotRequired`` required (read from the hints: with postponed annotations the class's own
+    ``__required_keys__`` holds every key)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    optional = {name for name, hint in hints.items() if typing.get_origin(hint) is NotRequired}
+    bare = {
+        name: typing.get_args(hint)[0] if name in optional else hint for name, hint in hints.items()
+    }
     return {
         "type": "object",
-        "required": [name for name in hints if name in required],
-        "properties": {name: type_schema(hint) for name, hint in hints.items()},
+        "required": [name for name in hints if name not in optional],
+        "properties": {name: type_schema(hint) for name, hint in bare.items()},
         "additionalProperties": False,
     }
