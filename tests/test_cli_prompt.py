@@ -179,6 +179,11 @@ def test_ctrl_c_while_expiring_names_the_sweep_and_what_is_in_flight(env, fake_s
 
 def test_a_fleet_is_counted_account_by_account_and_asked_about_once(env, fake_stripe):
     accounts = fake_stripe.state.connect_accounts(3, open_=4)
+    named = [arg for account in accounts for arg in ("--account", account)]
+    code, screen = _on_a_terminal(env, "n", *named, "--account", "acct_1NotConnected")
+    flat = " ".join(screen.split())
+    assert "found 12 open Checkout Sessions in 3 accounts (1 could not be read" in flat, screen
+    assert code == 1 and fake_stripe.state.snapshot()["open_total"] == 12
     code, screen = _on_a_terminal(env, "n", "--all-accounts")
     assert code == 1 and "Sweep all 3 accounts?" in screen, screen
     assert "found     12 open Checkout Sessions in 3 accounts" in screen

@@ -192,8 +192,11 @@ def _show_counts(
             total += found
             effects.append((account, effect))
             console.print(f"  {account}  {found} open", highlight=False)
+    unread = len(accounts) - len(effects)
+    refused = f" ({unread} could not be read: each fails alone)" if unread else ""
     console.print(
-        f"found     {total} open Checkout Sessions in {len(accounts)} accounts", highlight=False
+        f"found     {total} open Checkout Sessions in {len(effects)} accounts{refused}",
+        highlight=False,
     )
     if total:
         console.print(said(summed_side_effects(effects)), markup=False, highlight=False)
