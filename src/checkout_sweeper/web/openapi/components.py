@@ -141,9 +141,9 @@ def _list_of(item: JsonObject) -> JsonObject:
     }
 
 
-def schemas() -> JsonObject:
-    run = _object(RUN_FIELDS)
-    shown = _object(
+def _shown_run() -> JsonObject:
+    """``GET /v1/sweeps/{id}``: the run, its rate, a fleet's children and the answer."""
+    return _object(
         RUN_FIELDS,
         rate={"type": "number", "description": "Sessions expired per second."},
         children={
@@ -161,6 +161,11 @@ def schemas() -> JsonObject:
             "each account's, and their sums).",
         },
     )
+
+
+def schemas() -> JsonObject:
+    run = _object(RUN_FIELDS)
+    shown = _shown_run()
     accepted = _object(
         {
             "sweep_id": (_STR, "Follow it at /v1/sweeps/{sweep_id}."),
