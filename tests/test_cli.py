@@ -140,6 +140,10 @@ def test_dry_run_lists_without_expiring(cli, fake_stripe):
     assert fake_stripe.state.snapshot()["open_total"] == 12
     listed = cli("sweep", "--dry-run", check=True)
     assert "would expire" in listed.stdout and "(dry run)" in listed.stderr
+    said = "Each expiry sends checkout.session.expired (12 events) to no webhook endpoint"
+    assert said in " ".join(listed.stderr.split())  # piped too, what it would set off
+    swept = cli("sweep", "--yes", check=True)
+    assert "Each expiry sent checkout.session.expired (12 events)" in " ".join(swept.stderr.split())
 
 
 def test_created_before_accepts_iso_and_epoch_and_rejects_junk(cli, fake_stripe):
