@@ -154,6 +154,8 @@ def test_history_show_lists_each_session_of_a_sweep(home, fake_stripe):
     assert unknown.returncode == 2 and "no single sweep" in unknown.stderr
     table = _run(home, "history")
     assert "test:acct_" in table.stdout and "database sqlite" in table.stderr
+    shown_table = _run(home, "history", "show", swept["sweep_id"])
+    assert "Each expiry sent checkout.session.expired (25 events)" in shown_table.stdout
     fake_stripe.state.seed(open_=4)
     assert _run(home, "sweep", "--dry-run").returncode == 0
     newest = _run(home, "history").stdout.split("succeeded", 1)[1]

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from checkout_sweeper.cli.context import load_settings, open_database, print_json, table_console
 from checkout_sweeper.cli.moments import parse_since
+from checkout_sweeper.engine.side_effects import said
 from checkout_sweeper.errors import NotFound, UsageRefused
 from checkout_sweeper.runs.rows import MIN_PREFIX, recent_runs, run_sessions, runs_matching
 from checkout_sweeper.runs.run import CountedRun, RunView
@@ -165,6 +166,9 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
     shown = {**run.as_json(), "worker": _worker(run)}
     for name in SHOWN_FIELDS:
         out.print(f"{name:<12}{shown[name] if shown[name] is not None else '-'}", soft_wrap=True)
+    effects = (run.result or {}).get("side_effects")
+    if isinstance(effects, dict):  # what its expiries set off, as its answer says
+        out.print(said(effects, done=not run.dry_run), soft_wrap=True, markup=False)
     table = Table("session", "outcome", "attempts", "error")
     for row in sessions:
         table.add_row(row["session_id"], row["outcome"], str(row["attempts"]), row["error"] or "")
