@@ -9,6 +9,7 @@ failure: the endpoints only describe the sweep, they do not decide it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from checkout_sweeper.errors import StripeProblem, SweepStopped
 from checkout_sweeper.vocabulary import JsonObject
 
+log = logging.getLogger("checkout_sweeper.engine")
 EXPIRED_EVENT = "checkout.session.expired"
 UNANSWERED = "the webhook endpoints could not be read ({problem})"
 UNREAD = (
@@ -70,7 +72,8 @@ class EndpointsReading:
     def _read(self, read: Callable[[], list[JsonObject]]) -> None:
         try:
             self._answer = read_endpoints(read)
-        except BaseException as failure:  # handed to whoever asks for the result
+        except BaseException as failure:  # a bug: logged here, and raised by ``result``
+            log.error("reading the webhook endpoints failed", exc_info=failure)
             self._failure = failure
 
     @property
