@@ -149,9 +149,11 @@ def test_the_next_sweep_settles_what_a_stopped_one_left_unknown(db):
     with db.session() as session:
         old = session.get(SweepRun, "r" * 32)
         assert old is not None
-        assert (old.expired_count, old.already_closed_count, old.failed_count) == (1, 1, 1)
-    assert rows == {acted: "expired", untouched: "failed", paid: "already_closed"}
-    assert gateway.status[untouched] == "expired"  # the new sweep expired it
+        assert (old.expired_count, old.already_closed_count, old.failed_count) == (2, 1, 0)
+    # the one still open: its expire, sent again under its key, acts now, as it was asked to
+    assert rows == {acted: "expired", untouched: "expired", paid: "already_closed"}
+    assert gateway.status[untouched] == "expired"
+    assert len(gateway.expire_keys[untouched]) == 1  # once, under the stopped run's key
 
 
 def test_a_dry_run_leaves_unknown_rows_to_the_next_sweep_and_sends_no_expire(db):

@@ -210,9 +210,11 @@ class RecordedSweep:
         """Raises ``SweepAborted`` (carrying what was done) or ``AuditError`` (the database
         stayed out of reach; the journal keeps everything). The lease is released."""
         try:
+            self._keeper.start()  # settling sends requests too: under a lease kept alive
             self._settle_earlier_runs()
             return _run_recorded(self.sweeper, self._keeper, self._recorder, self._grace_s)
         finally:
+            self._keeper.stop()  # (already, unless settling failed)
             self._observer.finished(self._recorder.status, self.sweeper.progress)
             _release(self._lease)
 
@@ -230,8 +232,7 @@ class RecordedSweep:
 def _run_recorded(
     sweeper: Sweeper, keeper: LeaseKeeper, recorder: RunRecorder, grace_s: float
 ) -> SweepResult:
-    """The sweep with its lease keeper; the run row ends whatever happens."""
-    keeper.start()
+    """The sweep with its lease keeper (started); the run row ends whatever happens."""
     try:
         result = sweeper.run()
     except SweepAborted as stopped:

@@ -3,11 +3,14 @@ came before it could ask again), settled by the next sweep of the account, and t
 counts recounted from its rows.
 
 Stripe's status alone cannot tell a session our lost request expired from one that lapsed by
-itself (``expires_at``) after a request that never arrived. The expire sent again with its own
-idempotency key can: Stripe replays the saved answer of a request that reached it (ours did
-it: ``expired``), and acts afresh on a key it never saw, which a closed session refuses (ours
-never arrived: ``already_closed``). It is sent only for a session already closed, so it never
-expires anything, and only while Stripe keeps keys (about 24 h); after that the status decides.
+itself (``expires_at``) after a request that never arrived, and a session still ``open`` may
+yet be expired by a request of ours still on its way. The expire sent again with its own
+idempotency key tells: Stripe replays the saved answer of a request that reached it (ours did
+it: ``expired``), and acts afresh on a key it never saw: a closed session refuses (ours never
+arrived: ``already_closed``), an open one is expired now, as the stopped sweep was asked to
+(``expired``); one still in flight makes Stripe refuse the key for now (the row stays
+``unknown`` for the next sweep). Only while Stripe keeps keys (about 24 h); after that the
+status decides.
 """
 
 from __future__ import annotations
@@ -60,14 +63,14 @@ def _settled(
     gateway: Gateway, run_id: str, session_id: str, replayable: bool
 ) -> tuple[str, str | None]:
     status = gateway.session_status(session_id)
-    if status == "open":
-        return Outcome.FAILED, STILL_OPEN
-    if status == "expired" and replayable:
+    if status in ("open", "expired") and replayable:
         try:
             gateway.expire(session_id, idempotency_key(run_id, session_id))
         except SessionNotOpen as closed:  # a key new to Stripe: ours never arrived
             return Outcome.ALREADY_CLOSED, closed.status
-        return Outcome.EXPIRED, None  # Stripe replayed its answer to ours
+        return Outcome.EXPIRED, None  # Stripe replayed its answer to ours, or acted on it now
+    if status == "open":  # past the keys' lifetime: ours never arrived
+        return Outcome.FAILED, STILL_OPEN
     if status == "expired":  # past the keys' lifetime: the attempt whose answer was lost
         return Outcome.EXPIRED, None
     return Outcome.ALREADY_CLOSED, status
