@@ -446,6 +446,8 @@ def test_a_killed_server_leaves_no_fleet_sweep_queued_or_running(cli, tmp_path, 
     import os
     import signal
 
+    import requests
+
     from harness import serving, wait_for_expires, wait_until
     from helpers import mint
 
@@ -454,12 +456,18 @@ def test_a_killed_server_leaves_no_fleet_sweep_queued_or_running(cli, tmp_path, 
     added = cli("users", "add", "--email", "k@example.com", "--json")
     token = mint(json.loads(added.stdout)["id"])
     with serving({**cli.env, "SWEEPER_CONCURRENCY": "1"}, tmp_path / "serve.log") as web:
-        _post_fleet(web.url, token, {"accounts": "all"})
+        fleet = _post_fleet(web.url, token, {"accounts": "all"})
         wait_for_expires(fake_stripe, 12)
         running = [run for run in _history(cli) if run["worker"]]
         pid = running[0]["worker"]["pid"]
         os.kill(pid, signal.SIGKILL)  # the process sweeping, as the OOM killer would
         wait_until(lambda: not _alive(pid), 10, what="the killed worker to be gone")
+        polled = requests.get(  # a client polling the fleet sees it end
+            f"{web.url}/v1/sweeps/{fleet['sweep_id']}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert polled.json()["data"]["status"] == "interrupted", polled.text
         runs = _history(cli)
     assert {run["status"] for run in runs} == {"interrupted"}, runs
     never_ran = [run for run in runs if "stopped before it ran" in (run["error"] or "")]
@@ -483,3 +491,28 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_fleet_killed_while_every_account_runs_ends_with_its_accounts(cli, fake_stripe, platform):
+    """A kill -9 of the command while each account's sweep runs: the next command imports
+    the children's journals (interrupted) and the fleet ends with them, not running for ever."""
+    import signal
+    import subprocess
+
+    from harness import COMMAND, wait_for_expires
+
+    fake_stripe.state.faults.update({"latency_ms": 300})
+    process = subprocess.Popen(
+        [*COMMAND, "sweep", "--all-accounts", "--yes", "--json"],
+        env={**cli.env, "SWEEPER_CONCURRENCY": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_expires(fake_stripe, 12)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    runs = _history(cli)
+    assert {run["status"] for run in runs} == {"interrupted"}, runs
+    parent = next(run for run in runs if run["fleet"])
+    children = [run for run in runs if run["parent_id"] == parent["id"]]
+    assert parent["expired_count"] == sum(child["expired_count"] for child in children)
