@@ -138,7 +138,7 @@ def test_a_filtered_sweep_says_what_it_left_out(home, fake_stripe):
 def test_history_show_lists_each_session_of_a_sweep(home, fake_stripe):
     fake_stripe.state.seed(open_=25)
     swept = json.loads(_run(home, "sweep", "--yes", "--json").stdout)
-    shown = _run(home, "history", "show", swept["sweep_id"][:10], "--json")
+    shown = _run(home, "history", "show", swept["sweep_id"][:10].upper(), "--json")
     assert shown.returncode == 0, shown.stderr
     record = json.loads(shown.stdout)
     expired = [s for s in record["sessions"] if s["outcome"] == "expired"]

@@ -176,7 +176,9 @@ def show_command(sweep_id: str, as_json: bool, outcomes: tuple[str, ...]) -> Non
 
 
 def the_run(db: Database, wanted: str) -> RunView:
-    """The one run an id or prefix names; exit 2 saying why not (too short, none, several)."""
+    """The one run an id or prefix names (in any case); exit 2 saying why not (too short,
+    none, several)."""
+    wanted = wanted.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{1,32}", wanted):
         raise UsageRefused(f"{wanted!r} is not a sweep id (32 hex digits)")
     matches = runs_matching(db, wanted, MATCHES_SHOWN)
