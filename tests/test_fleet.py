@@ -462,13 +462,13 @@ def test_a_killed_server_leaves_no_fleet_sweep_queued_or_running(cli, tmp_path, 
         pid = running[0]["worker"]["pid"]
         os.kill(pid, signal.SIGKILL)  # the process sweeping, as the OOM killer would
         wait_until(lambda: not _alive(pid), 10, what="the killed worker to be gone")
-        polled = requests.get(  # a client polling the fleet sees it end
+        runs = _history(cli)
+        polled = requests.get(  # the fleet, ended by that read, as a client polling sees it
             f"{web.url}/v1/sweeps/{fleet['sweep_id']}",
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         )
         assert polled.json()["data"]["status"] == "interrupted", polled.text
-        runs = _history(cli)
     assert {run["status"] for run in runs} == {"interrupted"}, runs
     never_ran = [run for run in runs if "stopped before it ran" in (run["error"] or "")]
     assert len(never_ran) == 2
@@ -513,6 +513,16 @@ def test_a_fleet_killed_while_every_account_runs_ends_with_its_accounts(cli, fak
     process.wait(timeout=10)
     runs = _history(cli)
     assert {run["status"] for run in runs} == {"interrupted"}, runs
+    _sums_match(runs, "after the kill")
+    again = cli("sweep", "--all-accounts", "--yes", "--json")  # settles what was in flight
+    assert again.returncode == 0, again.stderr
+    killed = [run for run in _history(cli) if run["status"] == "interrupted"]
+    _sums_match(killed, "after settling")  # the fleet's sums follow its accounts' settled rows
+    assert fake_stripe.state.snapshot()["sessions_expired_twice"] == 0
+
+
+def _sums_match(runs: list[dict], when: str) -> None:
     parent = next(run for run in runs if run["fleet"])
     children = [run for run in runs if run["parent_id"] == parent["id"]]
-    assert parent["expired_count"] == sum(child["expired_count"] for child in children)
+    summed = sum(child["expired_count"] for child in children)
+    assert parent["expired_count"] == summed, (when, parent, children)

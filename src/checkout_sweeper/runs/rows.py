@@ -399,17 +399,7 @@ def user_runs(db: Database, user_id: int, limit: int) -> list[RunView]:
 
 
 def run_of_user(db: Database, run_id: str, user_id: int) -> RunView | None:
-    """One run (its stored answer too), if this user started it; one that reads queued or
-    running is first checked for a dead process, as a listing does, so that a client
-    polling it sees it end."""
-    run = _run_of_user(db, run_id, user_id)
-    if run is not None and run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
-        mark_stale_runs(db)
-        run = _run_of_user(db, run_id, user_id)
-    return run
-
-
-def _run_of_user(db: Database, run_id: str, user_id: int) -> RunView | None:
+    """One run (its stored answer too), if this user started it."""
     with db.session() as session:
         run = session.get(SweepRun, run_id)
         if run is None or run.user_id != user_id:

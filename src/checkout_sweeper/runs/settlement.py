@@ -88,4 +88,15 @@ def _write(db: Database, settled: dict[int, tuple[str, str | None]], runs: set[s
             )
         for run_id in runs:
             update_run(session, run_id, recount(session, run_id))
+        parents = set(
+            session.scalars(
+                select(SweepRun.parent_id).where(
+                    SweepRun.id.in_(runs), SweepRun.parent_id.is_not(None)
+                )
+            )
+        )
+    from checkout_sweeper.runs.fleet.rows import resum_parent  # fleets build on sweeps
+
+    for parent_id in parents:  # a fleet's sums follow its accounts'
+        resum_parent(db, str(parent_id))
     log.info("settled %d unknown outcomes of earlier sweeps", len(settled))

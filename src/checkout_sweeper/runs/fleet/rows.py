@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from checkout_sweeper.runs.fleet.result import (
     AccountOutcome,
@@ -102,6 +102,21 @@ def settle_parent(db: Database, parent_id: str) -> str | None:
         closed = _closed(parent, children)
         update_run(session, parent_id, closed)
         return str(closed["status"])
+
+
+def resum_parent(db: Database, parent_id: str) -> None:
+    """An ended fleet's counts again, from its children's rows as they stand now (a later
+    sweep settled some of their outcomes); its status, end and stored answer stay. One
+    statement that sums in the database, so that accounts settled at once by parallel
+    sweeps cannot write each other's older sums last."""
+    children = select(SweepRun).where(SweepRun.parent_id == parent_id).subquery()
+    summed = {
+        name: select(func.coalesce(func.sum(children.c[name]), 0)).scalar_subquery()
+        for name in ("expired_count", "already_closed_count", "failed_count", "found_count")
+    }
+    ended = update(SweepRun).where(SweepRun.id == parent_id, SweepRun.finished_at.is_not(None))
+    with db.session() as session:
+        session.execute(ended.values(**summed))
 
 
 def _closed(parent: SweepRun, children: list[SweepRun]) -> dict[str, object]:
