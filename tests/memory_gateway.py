@@ -38,6 +38,7 @@ class MemoryGateway:
         self.after_list: Callable[[SessionPage], object] | None = None
         self.expire_delay_s = 0.0  # how long Stripe takes to answer an expire
         self.list_delay_s = 0.0  # and a page of the list
+        self.status_delay_s = 0.0  # and a session's status
         self.empty_pages = 0  # pages to come that are empty and yet say has_more
         self.endpoints: list[dict[str, Any]] = []  # webhook endpoints, as Stripe shows them
         self.endpoints_refused: StripeProblem | None = None  # a key that may not read them
@@ -138,6 +139,8 @@ class MemoryGateway:
             return list(self.endpoints)
 
     def session_status(self, session_id: str) -> str:
+        if self.status_delay_s:
+            time.sleep(self.status_delay_s)
         with self._lock:
             self.calls["retrieve"] += 1
             return self.status[session_id]

@@ -156,6 +156,24 @@ def test_the_next_sweep_settles_what_a_stopped_one_left_unknown(db):
     assert len(gateway.expire_keys[untouched]) == 1  # once, under the stopped run's key
 
 
+def test_settling_for_longer_than_the_lease_keeps_the_lease(db):
+    """Settling sends requests too, one after another: a slow Stripe must not let the lease
+    lapse under it (the sweep would stop, saying the database did not answer)."""
+    gateway = MemoryGateway(open_=6)
+    stopped = gateway.open_ids()[:4]
+    _left_unknown(db, gateway, *stopped)
+    gateway.status_delay_s = 1.0  # 4 s of settling against a lease of 3 s
+    _run(db, gateway, ttl_s=3.0)
+    run = _only_new_run(db)
+    assert run.status == "succeeded" and run.expired_count == 2
+    assert _outcomes_of_the_stopped_run(db) == dict.fromkeys(stopped, "expired")
+
+
+def _only_new_run(db: Database) -> SweepRun:
+    with db.session() as session:
+        return session.scalars(select(SweepRun).where(SweepRun.id != "r" * 32)).one()
+
+
 def test_a_dry_run_leaves_unknown_rows_to_the_next_sweep_and_sends_no_expire(db):
     gateway = MemoryGateway(open_=2)
     acted, untouched = gateway.open_ids()
