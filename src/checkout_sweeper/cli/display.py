@@ -129,10 +129,10 @@ def show_summary(out: Console, note: Console, result: SweepResult, database: str
             out.print(f"would expire {session_id}", soft_wrap=True, highlight=False)
         if len(result.would_expire) > 50:
             out.print(f"... and {len(result.would_expire) - 50} more (use --json for all)")
-    events = len(result.would_expire) if result.dry_run else result.expired_count
-    if result.side_effects and events and not (result.dry_run and note.is_terminal):
+    effects = result.side_effects
+    if effects and effects["expired_events"] and not (result.dry_run and note.is_terminal):
         # what the expiries set off (a terminal's dry run said it before it listed them)
-        note.print(said(result.side_effects, done=not result.dry_run), markup=False)
+        note.print(said(effects, done=not result.dry_run), markup=False)
 
 
 def show_stopped(console: Console, headline: str, result: SweepResult | None) -> None:

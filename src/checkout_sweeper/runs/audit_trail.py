@@ -10,8 +10,6 @@ naming the journal, which the next command or worker imports (``recovery``).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session
 from checkout_sweeper.engine.tally import SessionOutcome, SweepProgress
 from checkout_sweeper.errors import AuditError, SweepCanceled
 from checkout_sweeper.runs.journal import Journal, OutcomeEntry
+from checkout_sweeper.runs.lease import this_process
 from checkout_sweeper.runs.rows import (
     cancel_requested,
     close_run,
@@ -65,11 +64,10 @@ class RunRecorder:
         self.status: str = RunStatus.RUNNING
         self.on_cancel: Callable[[], None] | None = None  # its owner asked to cancel it
         self.superseded = False  # another attempt took the run up: this one writes no row
+        host, pid = this_process()
         with db.session() as session:  # the database must answer for a sweep to start
             # what earlier attempts of a run taken up again did: its counters only grow
-            self.attempt, self.earlier = take_up_run(
-                session, run, host=socket.gethostname(), pid=os.getpid()
-            )
+            self.attempt, self.earlier = take_up_run(session, run, host=host, pid=pid)
         self.journal = Journal(journal_dir, self.run_id)
         self.journal.append({"kind": "run", **run})
         self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)

@@ -27,17 +27,28 @@ __all__ = ["AccountLease", "SweepInProgress"]
 log = logging.getLogger("checkout_sweeper.service")
 
 
+def this_process() -> tuple[str, int]:
+    """This process as rows name one: its host and pid."""
+    return socket.gethostname(), os.getpid()
+
+
 def this_host_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    host, pid = this_process()
+    return f"{host}:{pid}"
 
 
 def holder_is_dead(owner: str) -> bool:
     """True when ``owner`` (host:pid) is a process of this host that no longer runs."""
     host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    return pid.isdigit() and process_is_dead(host, int(pid))
+
+
+def process_is_dead(host: str, pid: int) -> bool:
+    """True when ``pid`` on ``host`` is a process of this host that no longer runs."""
+    if host != socket.gethostname():
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:  # it exists, under another user

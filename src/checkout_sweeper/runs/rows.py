@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from checkout_sweeper.runs.journal import OutcomeEntry
-from checkout_sweeper.runs.lease import holder_is_dead
+from checkout_sweeper.runs.lease import holder_is_dead, process_is_dead
 from checkout_sweeper.runs.run import CountedRun, RunView
 from checkout_sweeper.store.database import Database, rows_changed
 from checkout_sweeper.store.models import SweepLock, SweepRun, SweptSession, utc_iso, utcnow
@@ -149,7 +149,11 @@ def _mark_lost_in_memory(db: Database) -> int:
     )
     with db.session() as session:
         rows = session.execute(waiting).all()
-        lost = [run_id for run_id, host, pid in rows if host and holder_is_dead(f"{host}:{pid}")]
+        lost = [
+            run_id
+            for run_id, host, pid in rows
+            if host and pid is not None and process_is_dead(host, pid)
+        ]
         if not lost:
             return 0
         ended = update(SweepRun).where(SweepRun.id.in_(lost), SweepRun.status == RunStatus.QUEUED)

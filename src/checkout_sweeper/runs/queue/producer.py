@@ -3,8 +3,6 @@ message, and the run's row when its message comes back or cannot be sent."""
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import uuid
 from datetime import timedelta
@@ -26,6 +24,7 @@ from sqlalchemy import select, update
 from checkout_sweeper.errors import QueueUnavailable
 from checkout_sweeper.metrics import QUEUE_EVENTS
 from checkout_sweeper.runs.launch import Asked, identified_gateway
+from checkout_sweeper.runs.lease import this_process
 from checkout_sweeper.runs.quota import redis_options
 from checkout_sweeper.runs.rows import update_run
 from checkout_sweeper.settings import Settings
@@ -107,7 +106,8 @@ def record_queued(db: Database, run: dict[str, object], *, durable: bool = True)
     if durable:
         where: dict[str, object] = {"queued_at": utcnow()}
     else:
-        where = {"queued_at": None, "host": socket.gethostname(), "pid": os.getpid()}
+        host, pid = this_process()
+        where = {"queued_at": None, "host": host, "pid": pid}
     with db.session() as session:
         session.add(SweepRun(**run, **where, status=RunStatus.QUEUED, attempts=0))
 
